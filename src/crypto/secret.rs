@@ -1,0 +1,110 @@
+//! Secret key types. None of them implements `Debug` output of its bytes,
+//! `Clone` only where a key must be shared across threads, and every one
+//! zeroizes on drop. Compare them with [`ct_eq`].
+
+use secrecy::{ExposeSecret, SecretBox};
+use subtle::ConstantTimeEq;
+
+/// 32 random bytes that key one scope in one epoch (DESIGN.md "Key hierarchy").
+pub struct EpochKey(SecretBox<[u8; 32]>);
+
+impl EpochKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut b = Box::new([0u8; 32]);
+        super::fill_random(&mut b[..]);
+        EpochKey(SecretBox::new(b))
+    }
+
+    /// Builds a key from exactly 32 bytes (e.g. unwrapped from a grant).
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(EpochKey(SecretBox::new(Box::new(arr))))
+    }
+
+    /// The key bytes, for derivation and wrapping only.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for EpochKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EpochKey(<secret>)")
+    }
+}
+
+/// The raw SQLCipher database key (32 random bytes, never typed by a person).
+pub struct DbKey(SecretBox<[u8; 32]>);
+
+impl DbKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut b = Box::new([0u8; 32]);
+        super::fill_random(&mut b[..]);
+        DbKey(SecretBox::new(b))
+    }
+
+    /// From exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(DbKey(SecretBox::new(Box::new(arr))))
+    }
+
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for DbKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbKey(<secret>)")
+    }
+}
+
+/// 64-byte AES-256-SIV key (first half CMAC, second half CTR; RFC 5297).
+pub struct FieldKey(SecretBox<[u8; 64]>);
+
+impl FieldKey {
+    pub(crate) fn from_array(b: Box<[u8; 64]>) -> Self {
+        FieldKey(SecretBox::new(b))
+    }
+
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8; 64] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for FieldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldKey(<secret>)")
+    }
+}
+
+/// 32-byte HMAC-SHA256 key of one blind index. Secret; the index values it
+/// makes are public ([`crate::index::BlindIndex`]).
+pub struct IndexKey(SecretBox<[u8; 32]>);
+
+impl IndexKey {
+    pub(crate) fn from_array(b: Box<[u8; 32]>) -> Self {
+        IndexKey(SecretBox::new(b))
+    }
+
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey(<secret>)")
+    }
+}
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

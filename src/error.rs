@@ -1,0 +1,217 @@
+//! The one error type of the library.
+//!
+//! Every variant is safe to show a user: none carries a secret, a plaintext
+//! patient value or a blind index. Crypto failures say *what* failed (which
+//! table and column, which user's grant) but never *why* in a way an
+//! attacker could use as an oracle.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout medvault.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in medvault.
+///
+/// `#[non_exhaustive]`: new failure kinds will be added as features land.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- login and keys -------------------------------------------------
+    /// No user of that name in the vault (or in its keyring file).
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// The password did not unlock the user's secret key.
+    #[error("wrong password for user {0:?}")]
+    WrongPassword(String),
+    /// The user exists but an administrator disabled them.
+    #[error("user {0:?} is disabled")]
+    UserDisabled(String),
+    /// A user name that is empty, too long or has characters we do not allow.
+    #[error("invalid user name {0:?}: use 1-64 characters from a-z, 0-9, '.', '_' and '-'")]
+    InvalidUserName(String),
+    /// A user of that name exists already.
+    #[error("user {0:?} exists already")]
+    UserExists(String),
+    /// The operation needs an administrator.
+    #[error("user {0:?} is not an administrator")]
+    NotAdmin(String),
+    /// The password is unusable (empty, or the two entries differ).
+    #[error("unusable password: {0}")]
+    BadPassword(&'static str),
+    /// A key or certificate is malformed or uses an algorithm medvault does
+    /// not accept (only Curve25519 is accepted).
+    #[error("malformed or unacceptable key: {0}")]
+    BadKey(String),
+
+    // ---- keyring file (SQLCipher store) --------------------------------
+    /// The keyring file beside the database is missing.
+    #[error("keyring file {0} is missing")]
+    KeyringMissing(PathBuf),
+    /// The keyring file is damaged (bad magic, bad checksum, truncated).
+    #[error("keyring file {path} is corrupt: {reason}")]
+    KeyringCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What did not parse.
+        reason: String,
+    },
+    /// The keyring parsed, but its authentication code does not verify
+    /// under the database key: someone edited it.
+    #[error("keyring file {0} was tampered with (its authentication code does not verify)")]
+    KeyringTampered(PathBuf),
+
+    // ---- database file ---------------------------------------------------
+    /// The key does not open this database file (another vault's keyring,
+    /// or a database replaced by another one).
+    #[error("database {0} cannot be opened with this key: the keyring does not belong to it")]
+    WrongDatabaseKey(PathBuf),
+    /// The file decrypts with the right key but its pages are damaged.
+    #[error("database {0} is corrupt")]
+    DatabaseCorrupt(PathBuf),
+    /// Creating a vault where one exists already.
+    #[error("a vault exists already at {0}")]
+    VaultExists(String),
+    /// No vault at that location.
+    #[error("no vault at {0}")]
+    NoVault(String),
+    /// The store URL did not parse.
+    #[error("invalid store URL {url:?}: {reason}")]
+    BadStoreUrl {
+        /// What was given.
+        url: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The store answered with an error not covered by a more precise variant.
+    #[error("store error: {0}")]
+    Store(String),
+    /// The store's schema is newer or older than this build understands.
+    #[error("schema migration failed: {0}")]
+    Migration(String),
+
+    // ---- trust -----------------------------------------------------------
+    /// The vault's root certificate is not the one this client pins.
+    #[error("the vault's root key {found} is not the pinned root {pinned}")]
+    UntrustedRoot {
+        /// Fingerprint the client pins.
+        pinned: String,
+        /// Fingerprint the store presents.
+        found: String,
+    },
+    /// A row that must be signed by a trusted key is not. `what` names the
+    /// row (e.g. "grant of clinical to bob"), never its secret content.
+    #[error("untrusted {what}: its signature does not chain to the vault root")]
+    BadSignature {
+        /// Which row.
+        what: String,
+    },
+
+    /// A grant signed correctly but unusable: it does not unwrap with the
+    /// user's key, or the key inside is not the one its epoch commits to.
+    #[error("grant of scope {scope:?} is invalid: {reason}")]
+    GrantInvalid {
+        /// Scope name.
+        scope: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An operation medvault refuses on purpose.
+    #[error("refused: {0}")]
+    Refused(&'static str),
+
+    // ---- access ------------------------------------------------------------
+    /// The user holds no key for this scope.
+    #[error("no access to scope {0:?}")]
+    NoAccess(String),
+    /// No scope of that name.
+    #[error("unknown scope {0:?}")]
+    UnknownScope(String),
+    /// No grant of that scope to that user.
+    #[error("user {user:?} has no grant to scope {scope:?}")]
+    NoSuchGrant {
+        /// Grantee.
+        user: String,
+        /// Scope.
+        scope: String,
+    },
+
+    // ---- values -------------------------------------------------------------
+    /// A stored value failed to decrypt: flipped, truncated, extended, or
+    /// moved from another row, column or table.
+    #[error("ciphertext in {table}.{column} failed authentication (tampered or moved)")]
+    Tampered {
+        /// Table of the cell.
+        table: &'static str,
+        /// Column of the cell.
+        column: &'static str,
+    },
+    /// The envelope header cannot be parsed (wrong version, too short).
+    #[error("malformed envelope in {table}.{column}: {reason}")]
+    MalformedEnvelope {
+        /// Table of the cell.
+        table: &'static str,
+        /// Column of the cell.
+        column: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A value decrypted but is not valid UTF-8.
+    #[error("value in {table}.{column} is not valid UTF-8")]
+    NotUtf8 {
+        /// Table of the cell.
+        table: &'static str,
+        /// Column of the cell.
+        column: &'static str,
+    },
+    /// A value that must not be empty is (after canonicalisation).
+    #[error("{0} must not be empty")]
+    EmptyValue(&'static str),
+    /// A value over the policy's size limit.
+    #[error("{field} is {len} bytes; the limit is {max}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its size.
+        len: usize,
+        /// The policy's limit.
+        max: usize,
+    },
+    /// A date that is not a calendar date in `YYYY-MM-DD` form.
+    #[error("{0:?} is not a date in YYYY-MM-DD form")]
+    BadDate(String),
+    /// A sex code other than F, M, X or U.
+    #[error("{0:?} is not a sex code (F, M, X or U)")]
+    BadSex(String),
+    /// A patient or note id that does not parse.
+    #[error("{0:?} is not a medvault id (32 hex digits)")]
+    BadId(String),
+    /// No patient with that id.
+    #[error("no patient with id {0}")]
+    NoSuchPatient(String),
+    /// A query with no criterion.
+    #[error("a patient search needs at least one of family name, given names or date of birth")]
+    EmptyQuery,
+    /// The encryption policy in `schema/` is inconsistent.
+    #[error("encryption policy: {0}")]
+    Policy(String),
+    /// Recovery shares that do not combine.
+    #[error("recovery shares: {0}")]
+    BadShares(String),
+    /// An I/O error on a local file (keyring, password file).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

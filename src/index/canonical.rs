@@ -1,0 +1,111 @@
+//! Canonical forms fed to blind indexes (`schema/FORMAT.md` §4.1).
+//!
+//! Names: Unicode NFKD, combining marks removed, full case folding, then
+//! hyphens, apostrophes and runs of white space folded to one space, and
+//! trimmed — so "Hélène  Saint-Pierre", "HELENE SAINT PIERRE" and the NFD
+//! spelling of the first all give "helene saint pierre".
+//! Dates: ISO `YYYY-MM-DD` of a real calendar date.
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, Result};
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '-' | '\u{2010}' // hyphen
+                | '\u{2011}' // non-breaking hyphen
+                | '\u{2012}' // figure dash
+                | '\u{2013}' // en dash
+                | '\u{2014}' // em dash
+                | '\u{2212}' // minus sign
+                | '\'' | '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}'
+                | '_'
+        )
+}
+
+/// The canonical form of a personal name.
+pub fn name(input: &str) -> String {
+    let stripped: String = input.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+    let folded = caseless::default_case_fold_str(&stripped);
+    // Case folding can produce new decomposable characters; strip again.
+    let folded: String = folded.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+    let mut out = String::with_capacity(folded.len());
+    let mut pending_space = false;
+    for c in folded.chars() {
+        if is_separator(c) {
+            pending_space = !out.is_empty();
+        } else {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a date of birth in strict ISO `YYYY-MM-DD` form and returns it
+/// canonical (the same string). Errors name the input, which is the user's
+/// own typing, never a stored value.
+pub fn date(input: &str) -> Result<String> {
+    let bad = || Error::BadDate(input.chars().take(32).collect());
+    let b = input.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let digits = |r: std::ops::Range<usize>| -> Result<u32> {
+        let s = &input[r];
+        if !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let month = u8::try_from(m)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(bad)?;
+    let year = i32::try_from(y).map_err(|_| bad())?;
+    let day = u8::try_from(d).map_err(|_| bad())?;
+    time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
+    if year < 1800 {
+        return Err(bad());
+    }
+    Ok(input.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accents_case_hyphens_apostrophes_and_spaces_fold() {
+        assert_eq!(name("Hélène  Saint-Pierre"), "helene saint pierre");
+        assert_eq!(name("  HÉLÈNE saint pierre "), "helene saint pierre");
+        assert_eq!(name("O’Brien"), "o brien");
+        assert_eq!(name("O'Brien"), name("o brien"));
+        assert_eq!(name("Straße"), "strasse");
+        assert_eq!(name("Ångström"), "angstrom");
+    }
+
+    #[test]
+    fn nfc_and_nfd_give_the_same_form() {
+        let nfc = "Hélène Dupré";
+        let nfd: String = nfc.nfd().collect();
+        assert_ne!(nfc, nfd);
+        assert_eq!(name(nfc), name(&nfd));
+    }
+
+    #[test]
+    fn dates_are_strict_calendar_dates() {
+        assert_eq!(date("1970-03-02").unwrap(), "1970-03-02");
+        assert!(date("2000-02-29").is_ok());
+        for bad in ["1970-3-2", "1970-02-30", "1900-02-29", "02/03/1970", "1970-13-01", "abcd-ef-gh", "", "1970-03-02x", "+970-03-02"] {
+            assert!(matches!(date(bad), Err(Error::BadDate(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Blind indexes v1 (`schema/FORMAT.md` §4): equality search over encrypted
+//! fields.
+//!
+//! `HMAC-SHA256(index key(table, column, epoch), canonical parts)` truncated
+//! to the number of bits the policy names. Truncation makes different
+//! values share an index value on purpose (see [`plan`]); a lookup always
+//! decrypts the candidates and drops false positives, so results are exact.
+
+pub mod canonical;
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::crypto::secret::IndexKey;
+
+/// A blind index value. Public: it is stored in clear beside the ciphertext,
+/// and it may appear in a query. Never print it in an error message all the
+/// same: it still tells equal values apart.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BlindIndex(Vec<u8>);
+
+impl BlindIndex {
+    /// The stored bytes (`ceil(bits / 8)` bytes, unused low bits zero).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Wraps stored bytes.
+    pub fn from_bytes(b: Vec<u8>) -> Self {
+        BlindIndex(b)
+    }
+}
+
+impl std::fmt::Debug for BlindIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlindIndex({} bytes)", self.0.len())
+    }
+}
+
+/// Computes the blind index of canonical `parts` (§4.2: each part as a
+/// u32 big-endian length and its UTF-8 bytes), truncated to `bits`.
+pub fn compute(key: &IndexKey, parts: &[&str], bits: u16) -> BlindIndex {
+    // Invariant: HMAC accepts any key length.
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
+        .expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(&(p.len() as u32).to_be_bytes());
+        mac.update(p.as_bytes());
+    }
+    let full = mac.finalize().into_bytes();
+    truncate(&full, bits)
+}
+
+fn truncate(full: &[u8], bits: u16) -> BlindIndex {
+    let bits = usize::from(bits.clamp(1, 256));
+    let bytes = bits.div_ceil(8);
+    let mut out = full[..bytes].to_vec();
+    let rem = bits % 8;
+    if rem != 0 {
+        // Keep the top `rem` bits of the last byte.
+        out[bytes - 1] &= 0xffu8 << (8 - rem);
+    }
+    BlindIndex(out)
+}
+
+/// What a choice of index bits means for a planned population.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plan {
+    /// Planned number of rows R.
+    pub population: u64,
+    /// Bits the plan is for.
+    pub bits: u16,
+    /// Expected coincidences per index value, C = R / 2^bits: how many
+    /// unrelated rows share a value (the "crowd" an attacker cannot see into,
+    /// and the extra rows a lookup decrypts).
+    pub coincidences: f64,
+    /// Whether `2 <= C < sqrt(R)` (the target of DESIGN.md).
+    pub in_target: bool,
+}
+
+/// Coincidence count of `bits` for `population` rows.
+pub fn plan(population: u64, bits: u16) -> Plan {
+    let r = population.max(1) as f64;
+    let c = r / 2f64.powi(i32::from(bits));
+    Plan {
+        population,
+        bits,
+        coincidences: c,
+        in_target: c >= 2.0 && c < r.sqrt(),
+    }
+}
+
+/// The recommended bits for a planned population: the most bits that still
+/// leave at least two coincidences (C >= 2), at least 1 and at most 64.
+pub fn recommend_bits(population: u64) -> u16 {
+    let half = (population / 2).max(1);
+    // floor(log2(half))
+    let b = 63 - half.leading_zeros() as u16;
+    b.clamp(1, 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_masks_unused_bits() {
+        let full = [0xffu8; 32];
+        assert_eq!(truncate(&full, 15).as_bytes(), &[0xff, 0xfe]);
+        assert_eq!(truncate(&full, 16).as_bytes(), &[0xff, 0xff]);
+        assert_eq!(truncate(&full, 1).as_bytes(), &[0x80]);
+    }
+
+    #[test]
+    fn planner_targets_two_or_more_coincidences() {
+        for r in [1_000u64, 20_000, 100_000, 1_000_000, 10_000_000] {
+            let b = recommend_bits(r);
+            let p = plan(r, b);
+            assert!(p.coincidences >= 2.0, "{r}: {p:?}");
+            assert!(plan(r, b + 1).coincidences < 2.0, "{r}: one more bit would leave < 2");
+            assert!(p.in_target, "{r}: {p:?}");
+        }
+        assert_eq!(recommend_bits(100_000), 15);
+    }
+}

@@ -1,0 +1,186 @@
+//! Patient and note records as the application sees them (plaintext), and
+//! their ids.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::store::RowId;
+
+/// Id of a patient or a note: 16 random bytes made by the client, shown as
+/// 32 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub(crate) RowId);
+
+impl Id {
+    /// A fresh random id.
+    pub fn random() -> Id {
+        Id(crate::crypto::random_array())
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &RowId {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({self})")
+    }
+}
+
+impl FromStr for Id {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Id> {
+        let bad = || Error::BadId(s.chars().take(40).collect());
+        let s = s.trim();
+        if s.len() != 32 {
+            return Err(bad());
+        }
+        let v = hex::decode(s).map_err(|_| bad())?;
+        Ok(Id(v.try_into().map_err(|_| bad())?))
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Administrative sex, as most EMRs record it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Sex {
+    /// Female.
+    F,
+    /// Male.
+    M,
+    /// Other / indeterminate.
+    X,
+    /// Unknown.
+    U,
+}
+
+impl Sex {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Sex::F => b'F',
+            Sex::M => b'M',
+            Sex::X => b'X',
+            Sex::U => b'U',
+        }
+    }
+
+    pub(crate) fn from_code(b: &[u8]) -> Option<Sex> {
+        match b {
+            b"F" => Some(Sex::F),
+            b"M" => Some(Sex::M),
+            b"X" => Some(Sex::X),
+            b"U" => Some(Sex::U),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Sex {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Sex> {
+        Sex::from_code(s.trim().to_ascii_uppercase().as_bytes())
+            .ok_or_else(|| Error::BadSex(s.chars().take(8).collect()))
+    }
+}
+
+impl fmt::Display for Sex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code() as char)
+    }
+}
+
+/// A patient to insert, or the new content of one to update.
+#[derive(Clone, Debug)]
+pub struct NewPatient {
+    /// Family name(s).
+    pub family_name: String,
+    /// Given name(s).
+    pub given_names: String,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub born: String,
+    /// Sex.
+    pub sex: Sex,
+}
+
+/// A decrypted patient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    /// Id.
+    pub id: Id,
+    /// Family name(s).
+    pub family_name: String,
+    /// Given name(s).
+    pub given_names: String,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub born: String,
+    /// Sex.
+    pub sex: Sex,
+    /// User who created the record.
+    pub author: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A patient search: any combination of the three; all given must match.
+#[derive(Clone, Debug, Default)]
+pub struct PatientQuery {
+    /// Family name (canonical match: accents, case, hyphens ignored).
+    pub family_name: Option<String>,
+    /// Given names (the whole field, canonical match).
+    pub given_names: Option<String>,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub born: Option<String>,
+}
+
+/// One page of the patient list.
+#[derive(Clone, Debug, Serialize)]
+pub struct PatientPage {
+    /// The patients, in id order.
+    pub patients: Vec<Patient>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<Id>,
+}
+
+/// A decrypted note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// Id.
+    pub id: Id,
+    /// Patient.
+    pub patient: Id,
+    /// Scope name.
+    pub scope: String,
+    /// Text.
+    pub body: String,
+    /// Author.
+    pub author: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The notes of a patient the user may read, and how many they may not.
+#[derive(Clone, Debug, Serialize)]
+pub struct NoteList {
+    /// Readable notes, oldest first.
+    pub notes: Vec<Note>,
+    /// Notes in scopes this user holds no key for.
+    pub withheld: usize,
+}

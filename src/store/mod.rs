@@ -1,0 +1,226 @@
+//! Stores: where rows live. A store only ever sees ciphertext, blind
+//! indexes, certificates, locked keys and signed key material; all crypto
+//! happens above it, in [`crate::vault`].
+//!
+//! [`Store`] is the one interface the vault talks to. The SQLCipher store
+//! ([`sqlite`]) is the embedded default; the MySQL store plugs in behind
+//! the same trait.
+
+pub mod keyring;
+pub mod sqlite;
+pub mod url;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+pub use url::StoreUrl;
+
+/// Id of a patient or note: 16 random bytes.
+pub type RowId = [u8; 16];
+
+/// A user row (`users` table). Signed by its certifier (FORMAT.md §5.1).
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    /// Login name.
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Public certificate.
+    pub cert: Vec<u8>,
+    /// Password-locked secret key.
+    pub locked_key: Vec<u8>,
+    /// Name of the certifying admin, or `@root`.
+    pub certifier: String,
+    /// Unix seconds of the signature.
+    pub signed_at: i64,
+    /// Signature (FORMAT.md §5.1).
+    pub signature: Vec<u8>,
+}
+
+/// A scope row.
+#[derive(Clone, Debug)]
+pub struct ScopeRow {
+    /// Scope id (the envelope's scope field).
+    pub id: u32,
+    /// Name (`identity`, `clinical`, `billing`, `personal:<user>`, …).
+    pub name: String,
+    /// Owner of a personal scope.
+    pub owner: Option<String>,
+}
+
+/// An epoch row: one key generation of a scope, committed and signed.
+#[derive(Clone, Debug)]
+pub struct EpochRow {
+    /// Scope.
+    pub scope_id: u32,
+    /// Epoch number.
+    pub epoch: u32,
+    /// `current` or `retired`.
+    pub state: String,
+    /// Commitment to the key (FORMAT.md §2).
+    pub commitment: Vec<u8>,
+    /// Signer.
+    pub creator: String,
+    /// Signature (FORMAT.md §5.2).
+    pub signature: Vec<u8>,
+}
+
+/// A grant: an epoch key wrapped to one user, signed by the granter.
+#[derive(Clone, Debug)]
+pub struct GrantRow {
+    /// Scope.
+    pub scope_id: u32,
+    /// Epoch.
+    pub epoch: u32,
+    /// Grantee user name (or `@root`).
+    pub grantee: String,
+    /// `read-write`.
+    pub rights: String,
+    /// OpenPGP message holding the 32-byte epoch key.
+    pub wrapped: Vec<u8>,
+    /// Signer.
+    pub granter: String,
+    /// Unix seconds.
+    pub signed_at: i64,
+    /// Signature (FORMAT.md §5.3).
+    pub signature: Vec<u8>,
+}
+
+/// A patient row: envelopes, blind indexes and plain metadata.
+#[derive(Clone, Debug)]
+pub struct PatientRow {
+    /// Row id.
+    pub id: RowId,
+    /// Envelope.
+    pub family_name: Vec<u8>,
+    /// Envelope.
+    pub given_names: Vec<u8>,
+    /// Envelope.
+    pub born: Vec<u8>,
+    /// Envelope.
+    pub sex: Vec<u8>,
+    /// Blind index.
+    pub bi_family_name: Vec<u8>,
+    /// Blind index.
+    pub bi_given_names: Vec<u8>,
+    /// Blind index.
+    pub bi_born: Vec<u8>,
+    /// Blind index.
+    pub bi_family_born: Vec<u8>,
+    /// Creating user.
+    pub author: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A note row.
+#[derive(Clone, Debug)]
+pub struct NoteRow {
+    /// Row id.
+    pub id: RowId,
+    /// Patient.
+    pub patient_id: RowId,
+    /// Scope of the body's key.
+    pub scope_id: u32,
+    /// Envelope.
+    pub body: Vec<u8>,
+    /// Author.
+    pub author: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The blind-index columns a lookup can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexColumn {
+    /// `bi_family_name`.
+    FamilyName,
+    /// `bi_given_names`.
+    GivenNames,
+    /// `bi_born`.
+    Born,
+    /// `bi_family_born`.
+    FamilyBorn,
+}
+
+impl IndexColumn {
+    /// Column name (trusted, from this enum only: safe in SQL text).
+    pub fn column(self) -> &'static str {
+        match self {
+            IndexColumn::FamilyName => "bi_family_name",
+            IndexColumn::GivenNames => "bi_given_names",
+            IndexColumn::Born => "bi_born",
+            IndexColumn::FamilyBorn => "bi_family_born",
+        }
+    }
+}
+
+/// Everything a new vault stores at creation, written in one transaction.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// `vault_meta` rows.
+    pub meta: Vec<(String, Vec<u8>)>,
+    /// The first admin.
+    pub admin: UserRow,
+    /// Scopes.
+    pub scopes: Vec<ScopeRow>,
+    /// Their first epochs.
+    pub epochs: Vec<EpochRow>,
+    /// Grants to the admin and to the root.
+    pub grants: Vec<GrantRow>,
+}
+
+/// The store interface. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A description for messages (no credentials).
+    fn describe(&self) -> String;
+
+    /// A `vault_meta` value.
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// All user rows.
+    async fn users(&self) -> Result<Vec<UserRow>>;
+    /// Inserts a new user, with the enrollment a store needs to let them
+    /// log in (the SQLCipher store adds a keyring entry).
+    async fn insert_user(&self, row: &UserRow) -> Result<()>;
+    /// Replaces a user's row (status change); `disabled` also removes the
+    /// user's grants and login material in the same transaction.
+    async fn replace_user(&self, row: &UserRow) -> Result<()>;
+
+    /// All scopes.
+    async fn scopes(&self) -> Result<Vec<ScopeRow>>;
+    /// All epochs.
+    async fn epochs(&self) -> Result<Vec<EpochRow>>;
+    /// Grants to one grantee.
+    async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>>;
+    /// Adds a scope with its first epoch and grants.
+    async fn insert_scope(&self, scope: &ScopeRow, epoch: &EpochRow, grants: &[GrantRow]) -> Result<()>;
+    /// Inserts or replaces a grant.
+    async fn put_grant(&self, grant: &GrantRow) -> Result<()>;
+    /// Deletes the grants of `scope_id` to `grantee`; returns how many.
+    async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize>;
+
+    /// Inserts patients in one transaction.
+    async fn insert_patients(&self, rows: Vec<PatientRow>) -> Result<()>;
+    /// Replaces a patient's encrypted fields; false if there is none.
+    async fn update_patient(&self, row: PatientRow) -> Result<bool>;
+    /// Deletes a patient and their notes; false if there is none.
+    async fn delete_patient(&self, id: RowId) -> Result<bool>;
+    /// One patient.
+    async fn patient(&self, id: RowId) -> Result<Option<PatientRow>>;
+    /// Candidates whose index column holds any of `values`.
+    async fn find_patients(&self, column: IndexColumn, values: Vec<Vec<u8>>) -> Result<Vec<PatientRow>>;
+    /// A page of patients in id order, after `after`.
+    async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>>;
+
+    /// Inserts a note; false if the patient does not exist.
+    async fn insert_note(&self, row: NoteRow) -> Result<bool>;
+    /// Notes of a patient, oldest first.
+    async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>>;
+}

@@ -1,0 +1,771 @@
+//! Vaults and sessions: creating a vault, logging in, and the
+//! administrator's operations (users, scopes, grants).
+//!
+//! A [`Session`] is a logged-in user: it holds the keys of the scopes the
+//! user was granted, after checking every grant's signature chain up to the
+//! pinned root. Patient and note operations are in [`patients`].
+
+pub mod patients;
+pub mod trust;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sequoia_openpgp::crypto::Password;
+use sequoia_openpgp::Cert;
+use serde::Serialize;
+
+use crate::crypto::kdf;
+use crate::crypto::secret::{ct_eq, DbKey, EpochKey, FieldKey, IndexKey};
+use crate::error::{Error, Result};
+use crate::keys::pgp::{self, Decryptor, KdfParams, LockedKey, OpenKey, RecordSigner};
+use crate::keys::recovery;
+use crate::policy::Policy;
+use crate::store::keyring::Keyring;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{EpochRow, Genesis, GrantRow, ScopeRow, Store, StoreUrl, UserRow};
+use trust::{Directory, ROOT};
+
+/// Built-in scope: names and date of birth (whoever searches patients).
+pub const SCOPE_IDENTITY: &str = "identity";
+/// Built-in scope: clinical notes.
+pub const SCOPE_CLINICAL: &str = "clinical";
+/// Built-in scope: billing.
+pub const SCOPE_BILLING: &str = "billing";
+/// Prefix of a user's personal scope (`personal:<user>`).
+pub const PERSONAL_PREFIX: &str = "personal:";
+/// Rights recorded in a grant. Write rights are not yet separate (README).
+pub const RIGHTS_RW: &str = "read-write";
+
+/// Options for [`Vault::create`].
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// Argon2 setting for the first admin's key.
+    pub kdf: KdfParams,
+    /// Shares needed to recover the root key.
+    pub threshold: u8,
+    /// Shares printed.
+    pub shares: u8,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            kdf: KdfParams::PRODUCTION,
+            threshold: 2,
+            shares: 4,
+        }
+    }
+}
+
+/// Options for [`Vault::open`].
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Argon2 setting for keys this session creates (new users).
+    pub kdf: KdfParams,
+    /// Root fingerprint to pin. For an embedded vault, `None` pins the one
+    /// recorded in its keyring (whose MAC only a holder of the database key
+    /// can make).
+    pub pinned_root: Option<String>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            kdf: KdfParams::PRODUCTION,
+            pinned_root: None,
+        }
+    }
+}
+
+/// What `init` reports, once. The shares are printed and never stored.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// Vault id, hex.
+    pub vault_id: String,
+    /// Root fingerprint (pin it in clients' configuration).
+    pub root_fingerprint: String,
+    /// Shares needed.
+    pub threshold: u8,
+    /// Recovery shares of the root key.
+    pub shares: Vec<String>,
+}
+
+/// A user as an administrator sees them.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserInfo {
+    /// Name.
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Who certified the row.
+    pub certifier: String,
+    /// Certificate fingerprint.
+    pub fingerprint: String,
+    /// Whether the row's signature chain verified to the root.
+    pub trusted: bool,
+}
+
+/// Entry points.
+pub struct Vault;
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks a user name: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn validate_user_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidUserName(name.chars().take(70).collect()))
+    }
+}
+
+fn check_password(pw: &str) -> Result<Password> {
+    if pw.is_empty() {
+        return Err(Error::BadPassword("empty"));
+    }
+    Ok(Password::from(pw))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Store("worker stopped".into()))?
+}
+
+/// A scope key and what is derived from it.
+struct EpochKeys {
+    raw: EpochKey,
+    field: FieldKey,
+    index: HashMap<&'static str, IndexKey>,
+}
+
+/// Blind-index columns whose keys each epoch derives (FORMAT.md §2).
+const INDEX_COLUMNS: [&str; 4] = ["bi_family_name", "bi_given_names", "bi_born", "bi_family_born"];
+
+impl EpochKeys {
+    fn derive(k: EpochKey) -> EpochKeys {
+        EpochKeys {
+            field: kdf::field_key(&k),
+            index: INDEX_COLUMNS
+                .iter()
+                .map(|c| (*c, kdf::index_key(&k, "patients", c)))
+                .collect(),
+            raw: k,
+        }
+    }
+}
+
+fn sign_grant(
+    vault_id: &[u8; 16],
+    signer: &mut RecordSigner,
+    scope: &ScopeRow,
+    epoch: u32,
+    grantee: &str,
+    grantee_cert: &Cert,
+    granter: &str,
+    key: &EpochKey,
+) -> Result<GrantRow> {
+    let mut g = GrantRow {
+        scope_id: scope.id,
+        epoch,
+        grantee: grantee.to_owned(),
+        rights: RIGHTS_RW.to_owned(),
+        wrapped: pgp::wrap(&[grantee_cert], key.expose())?,
+        granter: granter.to_owned(),
+        signed_at: now(),
+        signature: Vec::new(),
+    };
+    g.signature = signer.sign(&trust::grant_record(
+        vault_id,
+        scope,
+        &g,
+        &pgp::fingerprint(grantee_cert),
+    ))?;
+    Ok(g)
+}
+
+/// A new scope's first epoch, signed, with grants to each recipient.
+fn new_scope(
+    vault_id: &[u8; 16],
+    signer: &mut RecordSigner,
+    signer_name: &str,
+    scope: &ScopeRow,
+    recipients: &[(&str, &Cert)],
+) -> Result<(EpochRow, Vec<GrantRow>)> {
+    let key = EpochKey::generate();
+    let mut epoch = EpochRow {
+        scope_id: scope.id,
+        epoch: 1,
+        state: "current".into(),
+        commitment: kdf::commitment(&key).to_vec(),
+        creator: signer_name.to_owned(),
+        signature: Vec::new(),
+    };
+    epoch.signature = signer.sign(&trust::epoch_record(vault_id, scope, &epoch))?;
+    let grants = recipients
+        .iter()
+        .map(|(name, cert)| sign_grant(vault_id, signer, scope, 1, name, cert, signer_name, &key))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((epoch, grants))
+}
+
+impl Vault {
+    /// Creates a vault with its root key and first administrator.
+    ///
+    /// The root key certifies the admin and signs the built-in scopes
+    /// (`identity`, `clinical`, `billing`, and the admin's personal scope);
+    /// then its secret is sealed under a key that exists only as the
+    /// returned recovery shares.
+    pub async fn create(url: &str, admin: &str, password: &str, opts: &CreateOptions) -> Result<InitReport> {
+        let loc = StoreUrl::parse(url)?;
+        validate_user_name(admin)?;
+        let pw = check_password(password)?;
+        let admin = admin.to_owned();
+        let opts = opts.clone();
+        blocking(move || {
+            let StoreUrl::Sqlcipher(path) = loc;
+            if path.exists() || StoreUrl::keyring_path(&path).exists() {
+                return Err(Error::VaultExists(path.display().to_string()));
+            }
+            let vault_id: [u8; 16] = crate::crypto::random_array();
+            let (root_cert, root_tsk) =
+                pgp::generate_unprotected(&format!("medvault root {}", hex::encode(vault_id)))?;
+            let split = recovery::split(&vault_id, &root_tsk, opts.threshold, opts.shares)?;
+            let mut root = OpenKey::parse(&root_tsk)?.signer()?;
+            drop(root_tsk);
+            let root_fpr = pgp::fingerprint(&root_cert);
+
+            let (admin_cert, admin_locked) = pgp::generate(&admin, &pw, opts.kdf)?;
+            let mut admin_row = UserRow {
+                name: admin.clone(),
+                role: "admin".into(),
+                status: "active".into(),
+                cert: pgp::cert_bytes(&admin_cert)?,
+                locked_key: admin_locked,
+                certifier: ROOT.into(),
+                signed_at: now(),
+                signature: Vec::new(),
+            };
+            admin_row.signature = root.sign(&trust::user_record(
+                &vault_id,
+                &admin_row,
+                &pgp::fingerprint(&admin_cert),
+            ))?;
+
+            let scopes = vec![
+                ScopeRow { id: 1, name: SCOPE_IDENTITY.into(), owner: None },
+                ScopeRow { id: 2, name: SCOPE_CLINICAL.into(), owner: None },
+                ScopeRow { id: 3, name: SCOPE_BILLING.into(), owner: None },
+                ScopeRow { id: 4, name: format!("{PERSONAL_PREFIX}{admin}"), owner: Some(admin.clone()) },
+            ];
+            let mut epochs = Vec::new();
+            let mut grants = Vec::new();
+            for s in &scopes {
+                let (e, g) = new_scope(
+                    &vault_id,
+                    &mut root,
+                    ROOT,
+                    s,
+                    &[(admin.as_str(), &admin_cert), (ROOT, &root_cert)],
+                )?;
+                epochs.push(e);
+                grants.extend(g);
+            }
+            let genesis = Genesis {
+                meta: vec![
+                    ("vault_id".into(), vault_id.to_vec()),
+                    ("format".into(), b"1".to_vec()),
+                    ("root_cert".into(), pgp::cert_bytes(&root_cert)?),
+                    ("root_sealed".into(), split.sealed.clone()),
+                    ("created_at".into(), now().to_string().into_bytes()),
+                ],
+                admin: admin_row,
+                scopes,
+                epochs,
+                grants,
+            };
+            SqliteStore::create(&path, DbKey::generate(), &genesis, vault_id, root_fpr.clone(), &admin_cert)?;
+            Ok(InitReport {
+                vault_id: hex::encode(vault_id),
+                root_fingerprint: root_fpr,
+                threshold: opts.threshold,
+                shares: split.shares,
+            })
+        })
+        .await
+    }
+
+    /// Logs `user` in with `password`.
+    pub async fn open(url: &str, user: &str, password: &str, opts: &OpenOptions) -> Result<Session> {
+        let loc = StoreUrl::parse(url)?;
+        validate_user_name(user)?;
+        let pw = check_password(password)?;
+        let user_s = user.to_owned();
+        let pw2 = pw.clone();
+        let (store, locked, dec, pinned) = blocking(move || {
+            let StoreUrl::Sqlcipher(path) = loc;
+            let kr_path = StoreUrl::keyring_path(&path);
+            if !path.exists() && !kr_path.exists() {
+                return Err(Error::NoVault(path.display().to_string()));
+            }
+            let kr = Keyring::read(&kr_path)?;
+            if kr.is_disabled(&user_s) {
+                return Err(Error::UserDisabled(user_s));
+            }
+            let entry = kr
+                .entry(&user_s)
+                .ok_or_else(|| Error::UnknownUser(user_s.clone()))?;
+            let locked = LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
+                path: kr_path.clone(),
+                reason: format!("the secret key of {user_s} does not parse"),
+            })?;
+            let dec = locked.unlock_decryptor(&user_s, &pw2)?;
+            let raw = dec
+                .unwrap(&entry.wrapped_db_key)
+                .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+            let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+            kr.verify(&key, &kr_path)?;
+            let store = SqliteStore::open(&path, key, &kr)?;
+            Ok((
+                Arc::new(store) as Arc<dyn Store>,
+                locked,
+                dec,
+                kr.root_fingerprint.clone(),
+            ))
+        })
+        .await?;
+        let pinned = opts.pinned_root.clone().unwrap_or(pinned);
+        Session::establish(store, user, locked, dec, pw, &pinned, opts.kdf).await
+    }
+}
+
+/// A logged-in user.
+pub struct Session {
+    store: Arc<dyn Store>,
+    vault_id: [u8; 16],
+    root_cert: Cert,
+    user: String,
+    admin: bool,
+    locked: Arc<LockedKey>,
+    password: Password,
+    signer: tokio::sync::Mutex<Option<RecordSigner>>,
+    kdf: KdfParams,
+    scopes: HashMap<u32, ScopeRow>,
+    scope_ids: HashMap<String, u32>,
+    keys: HashMap<(u32, u32), EpochKeys>,
+    current: HashMap<u32, u32>,
+    policy: &'static Policy,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    async fn establish(
+        store: Arc<dyn Store>,
+        user: &str,
+        locked: LockedKey,
+        dec: Decryptor,
+        password: Password,
+        pinned: &str,
+        kdf: KdfParams,
+    ) -> Result<Session> {
+        let meta = |v: Option<Vec<u8>>, what: &str| {
+            v.ok_or_else(|| Error::Store(format!("vault metadata {what} is missing")))
+        };
+        let vault_id: [u8; 16] = meta(store.meta("vault_id").await?, "vault_id")?
+            .try_into()
+            .map_err(|_| Error::Store("vault metadata vault_id is malformed".into()))?;
+        let root_cert = pgp::parse_cert(&meta(store.meta("root_cert").await?, "root_cert")?)?;
+        let found = pgp::fingerprint(&root_cert);
+        if !ct_eq(found.as_bytes(), pinned.trim().to_ascii_uppercase().as_bytes()) {
+            return Err(Error::UntrustedRoot {
+                pinned: pinned.to_owned(),
+                found,
+            });
+        }
+        let mut dir = Directory::new(vault_id, root_cert.clone(), store.users().await?);
+        let me = dir.verify(user)?;
+        if !me.active {
+            return Err(Error::UserDisabled(user.to_owned()));
+        }
+        if pgp::fingerprint(&me.cert) != pgp::fingerprint(&locked.cert()) {
+            return Err(Error::BadSignature {
+                what: format!("certificate of {user} (it does not match their secret key)"),
+            });
+        }
+        let scopes: HashMap<u32, ScopeRow> = store.scopes().await?.into_iter().map(|s| (s.id, s)).collect();
+        let epochs: HashMap<(u32, u32), EpochRow> = store
+            .epochs()
+            .await?
+            .into_iter()
+            .map(|e| ((e.scope_id, e.epoch), e))
+            .collect();
+        let my_fpr = pgp::fingerprint(&me.cert);
+        let mut keys = HashMap::new();
+        let mut current: HashMap<u32, u32> = HashMap::new();
+        for g in store.grants_to(user).await? {
+            let what = |s: &str| format!("grant of {s} to {user}");
+            let scope = scopes.get(&g.scope_id).ok_or_else(|| Error::BadSignature {
+                what: what("an unknown scope"),
+            })?;
+            let epoch = epochs
+                .get(&(g.scope_id, g.epoch))
+                .ok_or_else(|| Error::BadSignature { what: what(&scope.name) })?;
+            let creator = dir.signer_cert(&epoch.creator).map_err(|_| Error::BadSignature {
+                what: format!("key epoch {} of {}", epoch.epoch, scope.name),
+            })?;
+            if !pgp::verify(&creator, &trust::epoch_record(&vault_id, scope, epoch), &epoch.signature) {
+                return Err(Error::BadSignature {
+                    what: format!("key epoch {} of {}", epoch.epoch, scope.name),
+                });
+            }
+            let granter = dir
+                .signer_cert(&g.granter)
+                .map_err(|_| Error::BadSignature { what: what(&scope.name) })?;
+            if !pgp::verify(&granter, &trust::grant_record(&vault_id, scope, &g, &my_fpr), &g.signature) {
+                return Err(Error::BadSignature { what: what(&scope.name) });
+            }
+            let raw = dec.unwrap(&g.wrapped).ok_or_else(|| Error::GrantInvalid {
+                scope: scope.name.clone(),
+                reason: "it does not unwrap with this user's key",
+            })?;
+            let key = EpochKey::from_slice(&raw).ok_or_else(|| Error::GrantInvalid {
+                scope: scope.name.clone(),
+                reason: "the wrapped key has the wrong length",
+            })?;
+            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "the key is not the one its epoch commits to",
+                });
+            }
+            keys.insert((g.scope_id, g.epoch), EpochKeys::derive(key));
+            if epoch.state == "current" {
+                let e = current.entry(g.scope_id).or_insert(g.epoch);
+                *e = (*e).max(g.epoch);
+            }
+        }
+        Ok(Session {
+            store,
+            vault_id,
+            root_cert,
+            user: user.to_owned(),
+            admin: me.admin,
+            locked: Arc::new(locked),
+            password,
+            signer: tokio::sync::Mutex::new(None),
+            kdf,
+            scope_ids: scopes.values().map(|s| (s.name.clone(), s.id)).collect(),
+            scopes,
+            keys,
+            current,
+            policy: Policy::builtin(),
+        })
+    }
+
+    /// The logged-in user's name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether the user is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// Names of the scopes this user holds a key for, sorted.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .current
+            .keys()
+            .filter_map(|id| self.scopes.get(id).map(|s| s.name.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The store this session talks to (for diagnostics).
+    pub fn store_description(&self) -> String {
+        self.store.describe()
+    }
+
+    fn require_admin(&self) -> Result<()> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(Error::NotAdmin(self.user.clone()))
+        }
+    }
+
+    /// Resolves a scope name as a user types it: `personal` is the user's
+    /// own personal scope.
+    pub(crate) fn scope_id(&self, name: &str) -> Result<u32> {
+        let full = if name == "personal" {
+            format!("{PERSONAL_PREFIX}{}", self.user)
+        } else {
+            name.to_owned()
+        };
+        self.scope_ids
+            .get(&full)
+            .copied()
+            .ok_or_else(|| Error::UnknownScope(name.chars().take(80).collect()))
+    }
+
+    pub(crate) fn scope_name(&self, id: u32) -> String {
+        self.scopes
+            .get(&id)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Runs `f` with the user's unlocked signing key, unlocking it (one
+    /// Argon2 run) on first use. Logging in only unlocks the encryption
+    /// subkey, so a user who never signs pays for one Argon2 run, not two.
+    async fn with_signer<T>(&self, f: impl FnOnce(&mut RecordSigner) -> Result<T>) -> Result<T> {
+        let mut guard = self.signer.lock().await;
+        if guard.is_none() {
+            let locked = Arc::clone(&self.locked);
+            let pw = self.password.clone();
+            let user = self.user.clone();
+            let s = blocking(move || locked.unlock_signer(&user, &pw)).await?;
+            *guard = Some(s);
+        }
+        // Invariant: set just above when it was None.
+        let signer = guard.as_mut().expect("signer unlocked above");
+        f(signer)
+    }
+
+    async fn directory(&self) -> Result<Directory> {
+        Ok(Directory::new(self.vault_id, self.root_cert.clone(), self.store.users().await?))
+    }
+
+    /// Adds a user (admin only). `admin` makes them an administrator. Their
+    /// personal scope is created with them. Returns their fingerprint.
+    pub async fn add_user(&self, name: &str, password: &str, admin: bool) -> Result<String> {
+        self.require_admin()?;
+        validate_user_name(name)?;
+        let pw = check_password(password)?;
+        let dir = self.directory().await?;
+        if dir.row(name).is_some() {
+            return Err(Error::UserExists(name.to_owned()));
+        }
+        let kdf = self.kdf;
+        let n = name.to_owned();
+        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf)).await?;
+        let fpr = pgp::fingerprint(&cert);
+        let mut row = UserRow {
+            name: name.to_owned(),
+            role: if admin { "admin" } else { "user" }.into(),
+            status: "active".into(),
+            cert: pgp::cert_bytes(&cert)?,
+            locked_key: locked,
+            certifier: self.user.clone(),
+            signed_at: now(),
+            signature: Vec::new(),
+        };
+        let msg = trust::user_record(&self.vault_id, &row, &fpr);
+        row.signature = self.with_signer(|s| s.sign(&msg)).await?;
+        self.store.insert_user(&row).await?;
+
+        let scope = ScopeRow {
+            id: self.next_scope_id().await?,
+            name: format!("{PERSONAL_PREFIX}{name}"),
+            owner: Some(name.to_owned()),
+        };
+        let me = self.user.clone();
+        let (vault_id, root) = (self.vault_id, self.root_cert.clone());
+        let (epoch, grants) = self
+            .with_signer(|s| new_scope(&vault_id, s, &me, &scope, &[(name, &cert), (ROOT, &root)]))
+            .await?;
+        self.store.insert_scope(&scope, &epoch, &grants).await?;
+        Ok(fpr)
+    }
+
+    async fn next_scope_id(&self) -> Result<u32> {
+        let max = self.store.scopes().await?.iter().map(|s| s.id).max().unwrap_or(0);
+        max.checked_add(1)
+            .ok_or(Error::Refused("no scope ids left"))
+    }
+
+    /// Creates a restricted scope (e.g. a sensitive patient's care team),
+    /// granted to the creating admin and the root. Admin only.
+    pub async fn create_scope(&self, name: &str) -> Result<()> {
+        self.require_admin()?;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with(PERSONAL_PREFIX)
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(Error::UnknownScope(name.chars().take(80).collect()));
+        }
+        if self.store.scopes().await?.iter().any(|s| s.name == name) {
+            return Err(Error::Refused("a scope of that name exists"));
+        }
+        let mut dir = self.directory().await?;
+        let me = dir.verify(&self.user)?;
+        let scope = ScopeRow {
+            id: self.next_scope_id().await?,
+            name: name.to_owned(),
+            owner: None,
+        };
+        let (vault_id, root, user) = (self.vault_id, self.root_cert.clone(), self.user.clone());
+        let (epoch, grants) = self
+            .with_signer(|s| new_scope(&vault_id, s, &user, &scope, &[(&user, &me.cert), (ROOT, &root)]))
+            .await?;
+        self.store.insert_scope(&scope, &epoch, &grants).await
+        // The new key is held from the next login on.
+    }
+
+    /// Grants `scope` to `user` (admin only): wraps every epoch key of the
+    /// scope this admin holds to the user's verified certificate.
+    pub async fn grant(&self, user: &str, scope: &str) -> Result<()> {
+        self.require_admin()?;
+        let sid = self.scope_id(scope)?;
+        let scope_row = self
+            .scopes
+            .get(&sid)
+            .cloned()
+            .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
+        let held: Vec<u32> = self
+            .keys
+            .keys()
+            .filter(|(s, _)| *s == sid)
+            .map(|(_, e)| *e)
+            .collect();
+        if held.is_empty() {
+            return Err(Error::NoAccess(scope_row.name.clone()));
+        }
+        let mut dir = self.directory().await?;
+        let target = dir.verify(user)?;
+        if !target.active {
+            return Err(Error::UserDisabled(user.to_owned()));
+        }
+        let mut epochs: Vec<u32> = held;
+        epochs.sort_unstable();
+        let (vault_id, me) = (self.vault_id, self.user.clone());
+        let mut rows = Vec::new();
+        for e in epochs {
+            // Invariant: `epochs` lists keys of `self.keys`.
+            let key = &self.keys.get(&(sid, e)).expect("held epoch").raw;
+            let row = self
+                .with_signer(|s| sign_grant(&vault_id, s, &scope_row, e, user, &target.cert, &me, key))
+                .await?;
+            rows.push(row);
+        }
+        for r in &rows {
+            self.store.put_grant(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `user`'s grants to `scope` (admin only). They keep what they
+    /// already decrypted; key rotation (a later version) stops them reading
+    /// what is written afterwards.
+    pub async fn revoke(&self, user: &str, scope: &str) -> Result<()> {
+        self.require_admin()?;
+        validate_user_name(user)?;
+        let sid = self.scope_id(scope)?;
+        let n = self.store.delete_grants(sid, user).await?;
+        if n == 0 {
+            return Err(Error::NoSuchGrant {
+                user: user.to_owned(),
+                scope: scope.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Disables a user (admin only): a new signed row, their grants and
+    /// login material removed in one transaction.
+    pub async fn disable_user(&self, name: &str) -> Result<()> {
+        self.require_admin()?;
+        validate_user_name(name)?;
+        if name == self.user {
+            return Err(Error::Refused("an administrator cannot disable themself"));
+        }
+        let mut dir = self.directory().await?;
+        let target = dir.verify(name)?;
+        let mut row = dir
+            .row(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownUser(name.to_owned()))?;
+        row.status = "disabled".into();
+        row.certifier = self.user.clone();
+        row.signed_at = now();
+        let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&target.cert));
+        row.signature = self.with_signer(|s| s.sign(&msg)).await?;
+        self.store.replace_user(&row).await
+    }
+
+    /// All users, with whether their row verifies to the root.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        let mut dir = self.directory().await?;
+        let mut out = Vec::new();
+        for name in dir.names() {
+            let trusted = dir.verify(&name).is_ok();
+            let Some(row) = dir.row(&name).cloned() else { continue };
+            let fingerprint = pgp::parse_cert(&row.cert)
+                .map(|c| pgp::fingerprint(&c))
+                .unwrap_or_else(|_| "(malformed)".into());
+            out.push(UserInfo {
+                name,
+                role: row.role,
+                status: row.status,
+                certifier: row.certifier,
+                fingerprint,
+                trusted,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks recovery shares: combines them, opens the sealed root key,
+    /// and checks it is this vault's root (its fingerprint is the pinned
+    /// one). Returns the root fingerprint.
+    pub async fn check_recovery(&self, shares: &[String]) -> Result<String> {
+        let sealed = self
+            .store
+            .meta("root_sealed")
+            .await?
+            .ok_or_else(|| Error::Store("vault metadata root_sealed is missing".into()))?;
+        let tsk = recovery::recover(&self.vault_id, &sealed, shares)?;
+        let root = OpenKey::parse(&tsk)?;
+        let fpr = pgp::fingerprint(&root.cert());
+        if fpr != pgp::fingerprint(&self.root_cert) {
+            return Err(Error::BadShares("the recovered key is not this vault's root".into()));
+        }
+        // The root must be able to read what it was granted.
+        let dec = root.decryptor()?;
+        let grants = self.store.grants_to(ROOT).await?;
+        if grants.iter().any(|g| dec.unwrap(&g.wrapped).is_none()) {
+            return Err(Error::BadShares("the recovered key cannot unwrap the root's grants".into()));
+        }
+        Ok(fpr)
+    }
+}

@@ -1,0 +1,443 @@
+//! Patients and notes: sealing and opening fields, blind-index lookups.
+//!
+//! Every field is sealed with envelope v1 bound to its cell
+//! (FORMAT.md §1); lookups compute the blind index under every epoch key
+//! the user holds for `identity`, fetch the candidates, decrypt them and
+//! keep only exact (canonical) matches, so truncation never shows a false
+//! positive.
+
+use std::collections::HashSet;
+
+use zeroize::Zeroizing;
+
+use super::{now, Session, SCOPE_CLINICAL, SCOPE_IDENTITY};
+use crate::crypto::envelope::{self, Cell, Header};
+use crate::crypto::padding::unpad;
+use crate::error::{Error, Result};
+use crate::index::{self, canonical};
+use crate::policy::ColumnPolicy;
+use crate::records::{Id, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex};
+use crate::store::{IndexColumn, NoteRow, PatientRow};
+
+const PATIENTS: &str = "patients";
+const NOTES: &str = "notes";
+
+/// Largest page [`Session::list_patients`] returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A checked patient: trimmed values and their canonical forms.
+struct Checked {
+    family: String,
+    given: String,
+    born: String,
+    sex: Sex,
+    family_c: String,
+    given_c: String,
+}
+
+impl Session {
+    fn column(&self, table: &str, column: &str) -> Result<&ColumnPolicy> {
+        self.policy
+            .column(table, column)
+            .ok_or_else(|| Error::Policy(format!("{table}.{column} is not in the policy")))
+    }
+
+    fn index_bits(&self, column: &str) -> Result<u16> {
+        self.policy
+            .index(PATIENTS, column)
+            .map(|i| i.bits)
+            .ok_or_else(|| Error::Policy(format!("{PATIENTS}.{column} is not in the policy")))
+    }
+
+    fn check_name(&self, column: &'static str, what: &'static str, v: &str) -> Result<(String, String)> {
+        let v = v.trim();
+        let max = self.column(PATIENTS, column)?.max_bytes;
+        if v.len() > max {
+            return Err(Error::TooLong { field: what, len: v.len(), max });
+        }
+        let c = canonical::name(v);
+        if c.is_empty() {
+            return Err(Error::EmptyValue(what));
+        }
+        Ok((v.to_owned(), c))
+    }
+
+    fn check(&self, p: &NewPatient) -> Result<Checked> {
+        let (family, family_c) = self.check_name("family_name", "family name", &p.family_name)?;
+        let (given, given_c) = self.check_name("given_names", "given names", &p.given_names)?;
+        let born = canonical::date(p.born.trim())?;
+        Ok(Checked { family, given, born, sex: p.sex, family_c, given_c })
+    }
+
+    /// The current epoch of a scope and its keys, or `NoAccess`.
+    fn current_keys(&self, scope: u32) -> Result<(u32, &super::EpochKeys)> {
+        let epoch = *self
+            .current
+            .get(&scope)
+            .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
+        let keys = self
+            .keys
+            .get(&(scope, epoch))
+            .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
+        Ok((epoch, keys))
+    }
+
+    fn seal(
+        &self,
+        scope: u32,
+        column: &'static str,
+        table: &'static str,
+        row: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
+        let (epoch, keys) = self.current_keys(scope)?;
+        let padded = self.column(table, column)?.padding.pad(plain);
+        Ok(envelope::seal(
+            &keys.field,
+            Header { scope, epoch },
+            &Cell { table, column, row },
+            &padded,
+        ))
+    }
+
+    /// Opens a cell: header, key lookup, authentication, padding removal.
+    fn open_cell(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let header = envelope::Header::parse(blob, cell)?;
+        let keys = self
+            .keys
+            .get(&(header.scope, header.epoch))
+            .ok_or_else(|| Error::NoAccess(self.scope_name(header.scope)))?;
+        let mut plain = Zeroizing::new(envelope::open(&keys.field, header, cell, blob)?);
+        unpad(&mut plain).ok_or(Error::MalformedEnvelope {
+            table: cell.table,
+            column: cell.column,
+            reason: "bad padding",
+        })?;
+        Ok(plain)
+    }
+
+    fn open_string(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<String> {
+        let plain = self.open_cell(cell, blob)?;
+        String::from_utf8(plain.to_vec()).map_err(|e| {
+            let mut bytes = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            Error::NotUtf8 { table: cell.table, column: cell.column }
+        })
+    }
+
+    fn identity(&self) -> Result<u32> {
+        self.scope_id(SCOPE_IDENTITY)
+    }
+
+    fn seal_patient(&self, id: &Id, c: &Checked, author: &str, created: i64, updated: i64) -> Result<PatientRow> {
+        let scope = self.identity()?;
+        let (_, keys) = self.current_keys(scope)?;
+        let row = &id.0[..];
+        let idx = |col: &'static str, parts: &[&str]| -> Result<Vec<u8>> {
+            let key = keys
+                .index
+                .get(col)
+                .ok_or_else(|| Error::Policy(format!("no index key for {col}")))?;
+            Ok(index::compute(key, parts, self.index_bits(col)?).as_bytes().to_vec())
+        };
+        Ok(PatientRow {
+            id: id.0,
+            family_name: self.seal(scope, "family_name", PATIENTS, row, c.family.as_bytes())?,
+            given_names: self.seal(scope, "given_names", PATIENTS, row, c.given.as_bytes())?,
+            born: self.seal(scope, "born", PATIENTS, row, c.born.as_bytes())?,
+            sex: self.seal(scope, "sex", PATIENTS, row, &[c.sex.code()])?,
+            bi_family_name: idx("bi_family_name", &[&c.family_c])?,
+            bi_given_names: idx("bi_given_names", &[&c.given_c])?,
+            bi_born: idx("bi_born", &[&c.born])?,
+            bi_family_born: idx("bi_family_born", &[&c.family_c, &c.born])?,
+            author: author.to_owned(),
+            created_at: created,
+            updated_at: updated,
+        })
+    }
+
+    fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
+        let cell = |column| Cell { table: PATIENTS, column, row: &r.id[..] };
+        let sex_cell = cell("sex");
+        let sex_plain = self.open_cell(&sex_cell, &r.sex)?;
+        let sex = Sex::from_code(&sex_plain).ok_or(Error::MalformedEnvelope {
+            table: PATIENTS,
+            column: "sex",
+            reason: "not a sex code",
+        })?;
+        Ok(Patient {
+            id: Id(r.id),
+            family_name: self.open_string(&cell("family_name"), &r.family_name)?,
+            given_names: self.open_string(&cell("given_names"), &r.given_names)?,
+            born: self.open_string(&cell("born"), &r.born)?,
+            sex,
+            author: r.author.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+
+    /// Inserts one patient; returns their new id.
+    pub async fn insert_patient(&self, p: &NewPatient) -> Result<Id> {
+        let ids = self.insert_patients(std::slice::from_ref(p)).await?;
+        // Invariant: one id per patient given.
+        Ok(ids[0])
+    }
+
+    /// Inserts many patients in one transaction (all or none); returns
+    /// their ids in order. Every patient is checked before anything is
+    /// written.
+    pub async fn insert_patients(&self, patients: &[NewPatient]) -> Result<Vec<Id>> {
+        let t = now();
+        let mut rows = Vec::with_capacity(patients.len());
+        let mut ids = Vec::with_capacity(patients.len());
+        for p in patients {
+            let c = self.check(p)?;
+            let id = Id::random();
+            rows.push(self.seal_patient(&id, &c, &self.user, t, t)?);
+            ids.push(id);
+        }
+        self.store.insert_patients(rows).await?;
+        Ok(ids)
+    }
+
+    /// One patient, decrypted.
+    pub async fn get_patient(&self, id: &Id) -> Result<Patient> {
+        let row = self
+            .store
+            .patient(id.0)
+            .await?
+            .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
+        self.open_patient(&row)
+    }
+
+    /// Replaces a patient's identity fields (re-encrypted under the current
+    /// key epoch, new nonces, new blind indexes).
+    pub async fn update_patient(&self, id: &Id, p: &NewPatient) -> Result<()> {
+        let c = self.check(p)?;
+        let old = self
+            .store
+            .patient(id.0)
+            .await?
+            .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
+        let row = self.seal_patient(id, &c, &old.author, old.created_at, now())?;
+        if !self.store.update_patient(row).await? {
+            return Err(Error::NoSuchPatient(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Deletes a patient and their notes.
+    pub async fn delete_patient(&self, id: &Id) -> Result<()> {
+        if !self.store.delete_patient(id.0).await? {
+            return Err(Error::NoSuchPatient(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Finds patients; every criterion given must match exactly (after
+    /// canonicalisation: accents, case, hyphens, apostrophes and spacing do
+    /// not matter). Sorted by family name, given names, date of birth.
+    pub async fn find_patients(&self, q: &PatientQuery) -> Result<Vec<Patient>> {
+        let family = q
+            .family_name
+            .as_deref()
+            .map(|v| self.check_name("family_name", "family name", v).map(|x| x.1))
+            .transpose()?;
+        let given = q
+            .given_names
+            .as_deref()
+            .map(|v| self.check_name("given_names", "given names", v).map(|x| x.1))
+            .transpose()?;
+        let born = q.born.as_deref().map(|d| canonical::date(d.trim())).transpose()?;
+        let (column, parts): (IndexColumn, Vec<&str>) = match (&family, &given, &born) {
+            (Some(f), _, Some(b)) => (IndexColumn::FamilyBorn, vec![f, b]),
+            (Some(f), _, None) => (IndexColumn::FamilyName, vec![f]),
+            (None, Some(g), _) => (IndexColumn::GivenNames, vec![g]),
+            (None, None, Some(b)) => (IndexColumn::Born, vec![b]),
+            (None, None, None) => return Err(Error::EmptyQuery),
+        };
+        let scope = self.identity()?;
+        let bits = self.index_bits(column.column())?;
+        // Every live epoch: during a rotation rows of both epochs exist.
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        for ((s, _), keys) in self.keys.iter().filter(|((s, _), _)| *s == scope) {
+            let _ = s;
+            let key = keys
+                .index
+                .get(column.column())
+                .ok_or_else(|| Error::Policy("missing index key".into()))?;
+            let v = index::compute(key, &parts, bits).as_bytes().to_vec();
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        if values.is_empty() {
+            return Err(Error::NoAccess(self.scope_name(scope)));
+        }
+        let rows = self.store.find_patients(column, values).await?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for r in rows {
+            if !seen.insert(r.id) {
+                continue;
+            }
+            let p = self.open_patient(&r)?;
+            let matches = family.as_ref().is_none_or(|f| canonical::name(&p.family_name) == *f)
+                && given.as_ref().is_none_or(|g| canonical::name(&p.given_names) == *g)
+                && born.as_ref().is_none_or(|b| p.born == *b);
+            if matches {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| {
+            (canonical::name(&a.family_name), canonical::name(&a.given_names), &a.born, a.id)
+                .cmp(&(canonical::name(&b.family_name), canonical::name(&b.given_names), &b.born, b.id))
+        });
+        Ok(out)
+    }
+
+    /// A page of patients (in id order, which is random: names are
+    /// encrypted, so the store cannot sort by them). `limit` is clamped to
+    /// 1..=[`MAX_PAGE`].
+    pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = self.store.list_patients(after.map(|a| a.0), limit).await?;
+        let patients = rows.iter().map(|r| self.open_patient(r)).collect::<Result<Vec<_>>>()?;
+        let next = if rows.len() == limit as usize {
+            patients.last().map(|p| p.id)
+        } else {
+            None
+        };
+        Ok(PatientPage { patients, next })
+    }
+
+    fn note_cell<'a>(row: &'a [u8; 32]) -> Cell<'a> {
+        Cell { table: NOTES, column: "body", row: &row[..] }
+    }
+
+    fn note_ad(note: &Id, patient: &Id) -> [u8; 32] {
+        // FORMAT.md §1.2: a note's row component is its id then its
+        // patient's id, so it cannot be re-attached to another patient.
+        let mut ad = [0u8; 32];
+        ad[..16].copy_from_slice(&note.0);
+        ad[16..].copy_from_slice(&patient.0);
+        ad
+    }
+
+    /// Adds a note to a patient under `scope` (default `clinical`;
+    /// `personal` is the author's own). Returns the note's id.
+    pub async fn add_note(&self, patient: &Id, body: &str, scope: Option<&str>) -> Result<Id> {
+        let sid = self.scope_id(scope.unwrap_or(SCOPE_CLINICAL))?;
+        let max = self.column(NOTES, "body")?.max_bytes;
+        if body.len() > max {
+            return Err(Error::TooLong { field: "note", len: body.len(), max });
+        }
+        if body.trim().is_empty() {
+            return Err(Error::EmptyValue("note"));
+        }
+        let id = Id::random();
+        let ad = Self::note_ad(&id, patient);
+        let sealed = self.seal(sid, "body", NOTES, &ad, body.as_bytes())?;
+        let row = NoteRow {
+            id: id.0,
+            patient_id: patient.0,
+            scope_id: sid,
+            body: sealed,
+            author: self.user.clone(),
+            created_at: now(),
+        };
+        if !self.store.insert_note(row).await? {
+            return Err(Error::NoSuchPatient(patient.to_string()));
+        }
+        Ok(id)
+    }
+
+    /// The notes of a patient. With `scope`, only that scope's notes, and
+    /// `NoAccess` if the user holds no key for it; without, every note the
+    /// user can read, and a count of the others.
+    pub async fn list_notes(&self, patient: &Id, scope: Option<&str>) -> Result<NoteList> {
+        let filter = match scope {
+            Some(s) => {
+                let sid = self.scope_id(s)?;
+                if !self.current.contains_key(&sid) {
+                    return Err(Error::NoAccess(self.scope_name(sid)));
+                }
+                Some(sid)
+            }
+            None => None,
+        };
+        if self.store.patient(patient.0).await?.is_none() {
+            return Err(Error::NoSuchPatient(patient.to_string()));
+        }
+        let mut notes = Vec::new();
+        let mut withheld = 0;
+        for r in self.store.notes(patient.0).await? {
+            if filter.is_some_and(|f| f != r.scope_id) {
+                continue;
+            }
+            let id = Id(r.id);
+            let ad = Self::note_ad(&id, patient);
+            let cell = Self::note_cell(&ad);
+            let header = Header::parse(&r.body, &cell)?;
+            if header.scope != r.scope_id {
+                return Err(Error::Tampered { table: NOTES, column: "body" });
+            }
+            if !self.keys.contains_key(&(header.scope, header.epoch)) {
+                withheld += 1;
+                continue;
+            }
+            notes.push(Note {
+                id,
+                patient: *patient,
+                scope: self.scope_name(r.scope_id),
+                body: self.open_string(&cell, &r.body)?,
+                author: r.author,
+                created_at: r.created_at,
+            });
+        }
+        Ok(NoteList { notes, withheld })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::pgp::KdfParams;
+    use crate::vault::{CreateOptions, OpenOptions, Vault};
+
+    /// Invalid UTF-8 that authenticates (sealed with the right key) must
+    /// give `NotUtf8`, not garbage: only code with the key can make it, so
+    /// this test lives inside the crate.
+    #[tokio::test]
+    async fn invalid_utf8_after_decryption_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
+        let kdf = KdfParams::danger_fast_for_tests();
+        Vault::create(&url, "admin", "pw", &CreateOptions { kdf, ..Default::default() })
+            .await
+            .unwrap();
+        let s = Vault::open(&url, "admin", "pw", &OpenOptions { kdf, pinned_root: None })
+            .await
+            .unwrap();
+        let id = s
+            .insert_patient(&NewPatient {
+                family_name: "Valid".into(),
+                given_names: "Name".into(),
+                born: "1970-01-01".into(),
+                sex: Sex::F,
+            })
+            .await
+            .unwrap();
+        let mut row = s.store.patient(id.0).await.unwrap().unwrap();
+        row.family_name = s
+            .seal(s.identity().unwrap(), "family_name", PATIENTS, &id.0, &[0xff, 0xfe, 0x41])
+            .unwrap();
+        assert!(s.store.update_patient(row).await.unwrap());
+        let err = s.get_patient(&id).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NotUtf8 { table: "patients", column: "family_name" }),
+            "{err}"
+        );
+    }
+}

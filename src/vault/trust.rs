@@ -1,0 +1,186 @@
+//! Signed records and the chain of trust to the pinned root
+//! (`schema/FORMAT.md` §5).
+//!
+//! Nothing the store says about users, key epochs or grants is believed
+//! until its signature verifies under a certificate that chains to the
+//! root key whose fingerprint the client pins.
+
+use std::collections::HashMap;
+
+use sequoia_openpgp::Cert;
+
+use crate::crypto::kdf::sha256;
+use crate::error::{Error, Result};
+use crate::keys::pgp;
+use crate::store::{EpochRow, GrantRow, ScopeRow, UserRow};
+
+/// Name under which the root key signs and receives grants. User names
+/// cannot start with `@`, so it cannot collide with one.
+pub const ROOT: &str = "@root";
+
+fn record(kind: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("medvault/v1/{kind}").into_bytes();
+    out.push(0);
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// §5.1: what a user row's signature covers.
+pub fn user_record(vault_id: &[u8; 16], u: &UserRow, fingerprint: &str) -> Vec<u8> {
+    record(
+        "user",
+        &[
+            vault_id,
+            u.name.as_bytes(),
+            u.role.as_bytes(),
+            u.status.as_bytes(),
+            fingerprint.as_bytes(),
+            u.certifier.as_bytes(),
+            &u.signed_at.to_be_bytes(),
+        ],
+    )
+}
+
+/// §5.2: what an epoch row's signature covers.
+pub fn epoch_record(vault_id: &[u8; 16], s: &ScopeRow, e: &EpochRow) -> Vec<u8> {
+    record(
+        "epoch",
+        &[
+            vault_id,
+            &s.id.to_be_bytes(),
+            s.name.as_bytes(),
+            s.owner.as_deref().unwrap_or("").as_bytes(),
+            &e.epoch.to_be_bytes(),
+            &e.commitment,
+            e.creator.as_bytes(),
+        ],
+    )
+}
+
+/// §5.3: what a grant row's signature covers.
+pub fn grant_record(vault_id: &[u8; 16], s: &ScopeRow, g: &GrantRow, grantee_fpr: &str) -> Vec<u8> {
+    record(
+        "grant",
+        &[
+            vault_id,
+            &s.id.to_be_bytes(),
+            s.name.as_bytes(),
+            &g.epoch.to_be_bytes(),
+            g.grantee.as_bytes(),
+            grantee_fpr.as_bytes(),
+            g.rights.as_bytes(),
+            &sha256(&g.wrapped),
+            g.granter.as_bytes(),
+            &g.signed_at.to_be_bytes(),
+        ],
+    )
+}
+
+/// A user whose row verified up to the root.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Name.
+    pub name: String,
+    /// Whether they may certify users and grant scopes.
+    pub admin: bool,
+    /// Whether they are active.
+    pub active: bool,
+    /// Certificate.
+    pub cert: Cert,
+}
+
+/// The users table, verified on demand.
+pub struct Directory {
+    vault_id: [u8; 16],
+    root: Cert,
+    rows: HashMap<String, UserRow>,
+    done: HashMap<String, Verified>,
+}
+
+impl Directory {
+    /// Wraps the rows read from the store.
+    pub fn new(vault_id: [u8; 16], root: Cert, rows: Vec<UserRow>) -> Directory {
+        Directory {
+            vault_id,
+            root,
+            rows: rows.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            done: HashMap::new(),
+        }
+    }
+
+    /// Names of all rows, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.rows.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The raw row of `name`.
+    pub fn row(&self, name: &str) -> Option<&UserRow> {
+        self.rows.get(name)
+    }
+
+    /// The certificate that signs as `name` (`@root` or a verified admin).
+    pub fn signer_cert(&mut self, name: &str) -> Result<Cert> {
+        if name == ROOT {
+            return Ok(self.root.clone());
+        }
+        let v = self.verify(name)?;
+        if !v.admin {
+            return Err(Error::BadSignature {
+                what: format!("signature by {name}, who is not an administrator"),
+            });
+        }
+        Ok(v.cert)
+    }
+
+    /// Verifies `name`'s row and its certifier chain up to the root.
+    pub fn verify(&mut self, name: &str) -> Result<Verified> {
+        self.verify_depth(name, 0)
+    }
+
+    fn verify_depth(&mut self, name: &str, depth: usize) -> Result<Verified> {
+        if let Some(v) = self.done.get(name) {
+            return Ok(v.clone());
+        }
+        let what = || format!("user record of {name}");
+        if depth > 32 {
+            return Err(Error::BadSignature { what: what() });
+        }
+        let row = self
+            .rows
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownUser(name.to_owned()))?;
+        let cert = pgp::parse_cert(&row.cert).map_err(|_| Error::BadSignature { what: what() })?;
+        let certifier = if row.certifier == ROOT {
+            self.root.clone()
+        } else {
+            if row.certifier == name {
+                return Err(Error::BadSignature { what: what() });
+            }
+            let c = self
+                .verify_depth(&row.certifier.clone(), depth + 1)
+                .map_err(|_| Error::BadSignature { what: what() })?;
+            if !c.admin {
+                return Err(Error::BadSignature { what: what() });
+            }
+            c.cert
+        };
+        let msg = user_record(&self.vault_id, &row, &pgp::fingerprint(&cert));
+        if !pgp::verify(&certifier, &msg, &row.signature) {
+            return Err(Error::BadSignature { what: what() });
+        }
+        let v = Verified {
+            name: name.to_owned(),
+            admin: row.role == "admin",
+            active: row.status == "active",
+            cert,
+        };
+        self.done.insert(name.to_owned(), v.clone());
+        Ok(v)
+    }
+}
