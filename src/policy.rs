@@ -71,7 +71,10 @@ impl Policy {
         }
         for i in &p.indexes {
             if i.bits == 0 || i.bits > 256 {
-                return Err(Error::Policy(format!("{}.{}: bits must be 1..=256", i.table, i.column)));
+                return Err(Error::Policy(format!(
+                    "{}.{}: bits must be 1..=256",
+                    i.table, i.column
+                )));
             }
             for c in &i.over {
                 if p.column(&i.table, c).is_none() {
@@ -115,7 +118,10 @@ mod tests {
     fn policy_parses() {
         let p = Policy::builtin();
         assert!(p.column("patients", "family_name").is_some());
-        assert_eq!(p.index("patients", "bi_family_born").unwrap().over, ["family_name", "born"]);
+        assert_eq!(
+            p.index("patients", "bi_family_born").unwrap().over,
+            ["family_name", "born"]
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use medvault::PatientQuery;
 async fn create_login_insert_find() {
     let f = Fixture::new().await;
     let a = f.admin().await;
-    let id = a.insert_patient(&patient("Dupont", "Hélène", "1970-03-02")).await.unwrap();
+    let id = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
     let found = a
         .find_patients(&PatientQuery {
             family_name: Some("DUPONT".into()),

@@ -158,7 +158,10 @@ pub fn open(key: &FieldKey, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Res
 /// a 32-byte key AES-128-SIV (RFC 5297's own vectors are AES-128).
 pub fn siv_encrypt(key: &[u8], components: &[&[u8]], plaintext: &[u8]) -> Option<Vec<u8>> {
     match key.len() {
-        64 => Aes256Siv::new_from_slice(key).ok()?.encrypt(components, plaintext).ok(),
+        64 => Aes256Siv::new_from_slice(key)
+            .ok()?
+            .encrypt(components, plaintext)
+            .ok(),
         32 => aes_siv::siv::Aes128Siv::new_from_slice(key)
             .ok()?
             .encrypt(components, plaintext)
@@ -170,7 +173,10 @@ pub fn siv_encrypt(key: &[u8], components: &[&[u8]], plaintext: &[u8]) -> Option
 /// Counterpart of [`siv_encrypt`].
 pub fn siv_decrypt(key: &[u8], components: &[&[u8]], ciphertext: &[u8]) -> Option<Vec<u8>> {
     match key.len() {
-        64 => Aes256Siv::new_from_slice(key).ok()?.decrypt(components, ciphertext).ok(),
+        64 => Aes256Siv::new_from_slice(key)
+            .ok()?
+            .decrypt(components, ciphertext)
+            .ok(),
         32 => aes_siv::siv::Aes128Siv::new_from_slice(key)
             .ok()?
             .decrypt(components, ciphertext)

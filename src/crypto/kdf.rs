@@ -69,8 +69,8 @@ pub fn keyring_mac_key(k: &DbKey) -> Zeroizing<[u8; 32]> {
 pub fn hmac_parts(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     use hmac::{KeyInit, Mac};
     // Invariant: HMAC accepts keys of any length.
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .expect("HMAC takes any key length");
+    let mut mac =
+        <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(&(p.len() as u32).to_be_bytes());
         mac.update(p);

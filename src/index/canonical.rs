@@ -104,7 +104,17 @@ mod tests {
     fn dates_are_strict_calendar_dates() {
         assert_eq!(date("1970-03-02").unwrap(), "1970-03-02");
         assert!(date("2000-02-29").is_ok());
-        for bad in ["1970-3-2", "1970-02-30", "1900-02-29", "02/03/1970", "1970-13-01", "abcd-ef-gh", "", "1970-03-02x", "+970-03-02"] {
+        for bad in [
+            "1970-3-2",
+            "1970-02-30",
+            "1900-02-29",
+            "02/03/1970",
+            "1970-13-01",
+            "abcd-ef-gh",
+            "",
+            "1970-03-02x",
+            "+970-03-02",
+        ] {
             assert!(matches!(date(bad), Err(Error::BadDate(_))), "{bad}");
         }
     }

@@ -117,7 +117,10 @@ mod tests {
             let b = recommend_bits(r);
             let p = plan(r, b);
             assert!(p.coincidences >= 2.0, "{r}: {p:?}");
-            assert!(plan(r, b + 1).coincidences < 2.0, "{r}: one more bit would leave < 2");
+            assert!(
+                plan(r, b + 1).coincidences < 2.0,
+                "{r}: one more bit would leave < 2"
+            );
             assert!(p.in_target, "{r}: {p:?}");
         }
         assert_eq!(recommend_bits(100_000), 15);

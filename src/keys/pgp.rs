@@ -22,7 +22,9 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Recipient};
 use openpgp::serialize::MarshalInto;
-use openpgp::types::{AEADAlgorithm, KeyFlags, PublicKeyAlgorithm, SignatureType, SymmetricAlgorithm};
+use openpgp::types::{
+    AEADAlgorithm, KeyFlags, PublicKeyAlgorithm, SignatureType, SymmetricAlgorithm,
+};
 use openpgp::{Cert, KeyHandle, Packet};
 use zeroize::Zeroizing;
 
@@ -155,7 +157,10 @@ pub fn check_cert(cert: &Cert) -> Result<()> {
         .with_policy(POLICY, None)
         .map_err(|e| pgp_err("certificate not valid under the standard policy", e))?;
     let primary = vc.primary_key().key().pk_algo();
-    if !matches!(primary, PublicKeyAlgorithm::Ed25519 | PublicKeyAlgorithm::EdDSA) {
+    if !matches!(
+        primary,
+        PublicKeyAlgorithm::Ed25519 | PublicKeyAlgorithm::EdDSA
+    ) {
         return Err(Error::BadKey(format!(
             "primary key algorithm {primary} is not Ed25519 (medvault accepts Curve25519 only)"
         )));
@@ -340,8 +345,7 @@ pub fn wrap(recipients: &[&Cert], secret: &[u8]) -> Result<Vec<u8>> {
         let mut w = LiteralWriter::new(message)
             .build()
             .map_err(|e| pgp_err("wrap", e))?;
-        w.write_all(secret)
-            .map_err(|e| pgp_err("wrap", e.into()))?;
+        w.write_all(secret).map_err(|e| pgp_err("wrap", e.into()))?;
         w.finalize().map_err(|e| pgp_err("wrap", e))?;
     }
     Ok(sink)

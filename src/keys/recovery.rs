@@ -115,7 +115,10 @@ fn parse(text: &str, index: usize) -> Result<Parsed> {
     let kn = parts.next().ok_or_else(|| bad("missing k-of-n"))?;
     let (k, _n) = kn.split_once("OF").ok_or_else(|| bad("bad k-of-n"))?;
     let k: u8 = k.parse().map_err(|_| bad("bad k-of-n"))?;
-    let vault_prefix = parts.next().ok_or_else(|| bad("missing vault id"))?.to_owned();
+    let vault_prefix = parts
+        .next()
+        .ok_or_else(|| bad("missing vault id"))?
+        .to_owned();
     let data: String = parts.collect();
     let bytes = Zeroizing::new(hex::decode(&data).map_err(|_| bad("share data is not hex"))?);
     let share = Share::try_from(&bytes[..]).map_err(|_| bad("share data is malformed"))?;
@@ -127,7 +130,11 @@ fn parse(text: &str, index: usize) -> Result<Parsed> {
 }
 
 /// Rebuilds the root secret key from shares and the sealed copy.
-pub fn recover(vault_id: &[u8; 16], sealed: &[u8], shares: &[String]) -> Result<Zeroizing<Vec<u8>>> {
+pub fn recover(
+    vault_id: &[u8; 16],
+    sealed: &[u8],
+    shares: &[String],
+) -> Result<Zeroizing<Vec<u8>>> {
     let parsed = shares
         .iter()
         .enumerate()
@@ -188,7 +195,8 @@ mod tests {
         let s = split(&vid, &secret, 2, 4).unwrap();
         assert_eq!(s.shares.len(), 4);
         for (a, b) in [(0, 1), (1, 3), (2, 0)] {
-            let got = recover(&vid, &s.sealed, &[s.shares[a].clone(), s.shares[b].clone()]).unwrap();
+            let got =
+                recover(&vid, &s.sealed, &[s.shares[a].clone(), s.shares[b].clone()]).unwrap();
             assert_eq!(&got[..], &secret[..]);
         }
         assert!(matches!(
@@ -215,7 +223,12 @@ mod tests {
     fn shares_of_another_vault_are_refused() {
         let a = split(&[1u8; 16], b"x", 2, 3).unwrap();
         let b = split(&[2u8; 16], b"y", 2, 3).unwrap();
-        let err = recover(&[1u8; 16], &a.sealed, &[a.shares[0].clone(), b.shares[1].clone()]).unwrap_err();
+        let err = recover(
+            &[1u8; 16],
+            &a.sealed,
+            &[a.shares[0].clone(), b.shares[1].clone()],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("another vault"), "{err}");
     }
 }

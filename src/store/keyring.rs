@@ -71,7 +71,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn str8(&mut self) -> Option<String> {
         let n = self.u8()?;
@@ -273,7 +274,10 @@ mod tests {
         k.verify(&key, &p).unwrap();
         assert_eq!(k.entry("alice").unwrap().locked_key, vec![3; 50]);
         assert!(k.is_disabled("mallory"));
-        assert!(matches!(k.verify(&DbKey::generate(), &p), Err(Error::KeyringTampered(_))));
+        assert!(matches!(
+            k.verify(&DbKey::generate(), &p),
+            Err(Error::KeyringTampered(_))
+        ));
     }
 
     #[test]
@@ -284,9 +288,15 @@ mod tests {
         let mut data = std::fs::read(&p).unwrap();
         data[20] ^= 1;
         std::fs::write(&p, &data).unwrap();
-        assert!(matches!(Keyring::read(&p), Err(Error::KeyringCorrupt { .. })));
+        assert!(matches!(
+            Keyring::read(&p),
+            Err(Error::KeyringCorrupt { .. })
+        ));
         std::fs::write(&p, &data[..30]).unwrap();
-        assert!(matches!(Keyring::read(&p), Err(Error::KeyringCorrupt { .. })));
+        assert!(matches!(
+            Keyring::read(&p),
+            Err(Error::KeyringCorrupt { .. })
+        ));
         std::fs::remove_file(&p).unwrap();
         assert!(matches!(Keyring::read(&p), Err(Error::KeyringMissing(_))));
     }

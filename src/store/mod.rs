@@ -200,7 +200,12 @@ pub trait Store: Send + Sync {
     /// Grants to one grantee.
     async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>>;
     /// Adds a scope with its first epoch and grants.
-    async fn insert_scope(&self, scope: &ScopeRow, epoch: &EpochRow, grants: &[GrantRow]) -> Result<()>;
+    async fn insert_scope(
+        &self,
+        scope: &ScopeRow,
+        epoch: &EpochRow,
+        grants: &[GrantRow],
+    ) -> Result<()>;
     /// Inserts or replaces a grant.
     async fn put_grant(&self, grant: &GrantRow) -> Result<()>;
     /// Deletes the grants of `scope_id` to `grantee`; returns how many.
@@ -215,7 +220,11 @@ pub trait Store: Send + Sync {
     /// One patient.
     async fn patient(&self, id: RowId) -> Result<Option<PatientRow>>;
     /// Candidates whose index column holds any of `values`.
-    async fn find_patients(&self, column: IndexColumn, values: Vec<Vec<u8>>) -> Result<Vec<PatientRow>>;
+    async fn find_patients(
+        &self,
+        column: IndexColumn,
+        values: Vec<Vec<u8>>,
+    ) -> Result<Vec<PatientRow>>;
     /// A page of patients in id order, after `after`.
     async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>>;
 

@@ -105,9 +105,22 @@ impl SqliteStore {
         if path.exists() || keyring_path.exists() {
             return Err(Error::VaultExists(path.display().to_string()));
         }
-        let result = Self::create_inner(path, &keyring_path, key, genesis, vault_id, root_fingerprint, admin_cert);
+        let result = Self::create_inner(
+            path,
+            &keyring_path,
+            key,
+            genesis,
+            vault_id,
+            root_fingerprint,
+            admin_cert,
+        );
         if result.is_err() {
-            for p in [path.to_owned(), keyring_path.clone(), wal(path, "-wal"), wal(path, "-shm")] {
+            for p in [
+                path.to_owned(),
+                keyring_path.clone(),
+                wal(path, "-wal"),
+                wal(path, "-shm"),
+            ] {
                 let _ = std::fs::remove_file(p);
             }
         }
@@ -131,8 +144,11 @@ impl SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| sql_err(path, e))?;
             for (k, v) in &genesis.meta {
-                tx.execute("INSERT INTO vault_meta (key, value) VALUES (?1, ?2)", params![k, v])
-                    .map_err(|e| sql_err(path, e))?;
+                tx.execute(
+                    "INSERT INTO vault_meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )
+                .map_err(|e| sql_err(path, e))?;
             }
             insert_user_row(&tx, &genesis.admin).map_err(|e| sql_err(path, e))?;
             for s in &genesis.scopes {
@@ -149,7 +165,8 @@ impl SqliteStore {
         // Make sure page 1 (with the salt) is on disk before recording it.
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(|e| sql_err(path, e))?;
-        let salt = file_salt(path).ok_or_else(|| Error::Store("new database has no header".into()))?;
+        let salt =
+            file_salt(path).ok_or_else(|| Error::Store("new database has no header".into()))?;
         let mut kr = Keyring::new(vault_id, salt, root_fingerprint);
         kr.entries.push(Entry {
             name: genesis.admin.name.clone(),
@@ -191,7 +208,11 @@ impl SqliteStore {
         configure(&conn).map_err(|e| sql_err(path, e))?;
         migrate(&mut conn)?;
         let vid: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM vault_meta WHERE key = 'vault_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM vault_meta WHERE key = 'vault_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| sql_err(path, e))?;
         if vid.as_deref() != Some(&keyring.vault_id[..]) {
@@ -265,7 +286,16 @@ fn insert_user_row(c: &Connection, u: &UserRow) -> rusqlite::Result<usize> {
     c.execute(
         "INSERT INTO users (name, role, status, cert, locked_key, certifier, signed_at, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![u.name, u.role, u.status, u.cert, u.locked_key, u.certifier, u.signed_at, u.signature],
+        params![
+            u.name,
+            u.role,
+            u.status,
+            u.cert,
+            u.locked_key,
+            u.certifier,
+            u.signed_at,
+            u.signature
+        ],
     )
 }
 
@@ -280,7 +310,14 @@ fn insert_epoch_row(c: &Connection, e: &EpochRow) -> rusqlite::Result<usize> {
     c.execute(
         "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![e.scope_id, e.epoch, e.state, e.commitment, e.creator, e.signature],
+        params![
+            e.scope_id,
+            e.epoch,
+            e.state,
+            e.commitment,
+            e.creator,
+            e.signature
+        ],
     )
 }
 
@@ -289,11 +326,21 @@ fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
         "INSERT OR REPLACE INTO grants
          (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![g.scope_id, g.epoch, g.grantee, g.rights, g.wrapped, g.granter, g.signed_at, g.signature],
+        params![
+            g.scope_id,
+            g.epoch,
+            g.grantee,
+            g.rights,
+            g.wrapped,
+            g.granter,
+            g.signed_at,
+            g.signature
+        ],
     )
 }
 
-const PATIENT_COLS: &str = "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
+const PATIENT_COLS: &str =
+    "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
      bi_born, bi_family_born, author, created_at, updated_at";
 
 fn patient_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<PatientRow> {
@@ -335,9 +382,11 @@ impl Store for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_owned();
         self.run(move |c, x| {
-            c.query_row("SELECT value FROM vault_meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-                .map_err(x.e())
+            c.query_row("SELECT value FROM vault_meta WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(x.e())
         })
         .await
     }
@@ -377,7 +426,9 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
             let exists: bool = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [&row.name], |_| Ok(true))
+                .query_row("SELECT 1 FROM users WHERE name = ?1", [&row.name], |_| {
+                    Ok(true)
+                })
                 .optional()
                 .map_err(x.e())?
                 .unwrap_or(false);
@@ -414,7 +465,16 @@ impl Store for SqliteStore {
                 .execute(
                     "UPDATE users SET role = ?2, status = ?3, cert = ?4, locked_key = ?5,
                      certifier = ?6, signed_at = ?7, signature = ?8 WHERE name = ?1",
-                    params![row.name, row.role, row.status, row.cert, row.locked_key, row.certifier, row.signed_at, row.signature],
+                    params![
+                        row.name,
+                        row.role,
+                        row.status,
+                        row.cert,
+                        row.locked_key,
+                        row.certifier,
+                        row.signed_at,
+                        row.signature
+                    ],
                 )
                 .map_err(x.e())?;
             if n == 0 {
@@ -495,7 +555,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_scope(&self, scope: &ScopeRow, epoch: &EpochRow, grants: &[GrantRow]) -> Result<()> {
+    async fn insert_scope(
+        &self,
+        scope: &ScopeRow,
+        epoch: &EpochRow,
+        grants: &[GrantRow],
+    ) -> Result<()> {
         let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.to_vec());
         self.run(move |c, x| {
             let tx = c
@@ -602,16 +667,22 @@ impl Store for SqliteStore {
 
     async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
         self.run(move |c, x| {
-            c.prepare_cached(&format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"))
-                .map_err(x.e())?
-                .query_row([&id[..]], patient_from)
-                .optional()
-                .map_err(x.e())
+            c.prepare_cached(&format!(
+                "SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"
+            ))
+            .map_err(x.e())?
+            .query_row([&id[..]], patient_from)
+            .optional()
+            .map_err(x.e())
         })
         .await
     }
 
-    async fn find_patients(&self, column: IndexColumn, values: Vec<Vec<u8>>) -> Result<Vec<PatientRow>> {
+    async fn find_patients(
+        &self,
+        column: IndexColumn,
+        values: Vec<Vec<u8>>,
+    ) -> Result<Vec<PatientRow>> {
         self.run(move |c, x| {
             // `column` comes from a closed enum: safe to splice into SQL.
             let mut st = c
@@ -640,7 +711,9 @@ impl Store for SqliteStore {
                     "SELECT {PATIENT_COLS} FROM patients WHERE id > ?1 ORDER BY id LIMIT ?2"
                 ))
                 .map_err(x.e())?;
-            let rows = st.query_map(params![after, limit], patient_from).map_err(x.e())?;
+            let rows = st
+                .query_map(params![after, limit], patient_from)
+                .map_err(x.e())?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
         })
         .await
@@ -652,7 +725,11 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
             let exists = tx
-                .query_row("SELECT 1 FROM patients WHERE id = ?1", [&n.patient_id[..]], |_| Ok(()))
+                .query_row(
+                    "SELECT 1 FROM patients WHERE id = ?1",
+                    [&n.patient_id[..]],
+                    |_| Ok(()),
+                )
                 .optional()
                 .map_err(x.e())?
                 .is_some();
@@ -662,7 +739,14 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![&n.id[..], &n.patient_id[..], n.scope_id, n.body, n.author, n.created_at],
+                params![
+                    &n.id[..],
+                    &n.patient_id[..],
+                    n.scope_id,
+                    n.body,
+                    n.author,
+                    n.created_at
+                ],
             )
             .map_err(x.e())?;
             tx.commit().map_err(x.e())?;

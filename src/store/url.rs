@@ -76,7 +76,9 @@ mod tests {
             StoreUrl::Sqlcipher("/tmp/a.db".into())
         );
         assert!(StoreUrl::parse("sqlcipher:").is_err());
-        let e = StoreUrl::parse("postgres://u:secret@h/db").unwrap_err().to_string();
+        let e = StoreUrl::parse("postgres://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secret"), "{e}");
     }
 }

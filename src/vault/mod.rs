@@ -122,9 +122,9 @@ pub(crate) fn now() -> i64 {
 pub fn validate_user_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
         && name
             .bytes()
             .next()
@@ -157,7 +157,12 @@ struct EpochKeys {
 }
 
 /// Blind-index columns whose keys each epoch derives (FORMAT.md §2).
-const INDEX_COLUMNS: [&str; 4] = ["bi_family_name", "bi_given_names", "bi_born", "bi_family_born"];
+const INDEX_COLUMNS: [&str; 4] = [
+    "bi_family_name",
+    "bi_given_names",
+    "bi_born",
+    "bi_family_born",
+];
 
 impl EpochKeys {
     fn derive(k: EpochKey) -> EpochKeys {
@@ -233,7 +238,12 @@ impl Vault {
     /// (`identity`, `clinical`, `billing`, and the admin's personal scope);
     /// then its secret is sealed under a key that exists only as the
     /// returned recovery shares.
-    pub async fn create(url: &str, admin: &str, password: &str, opts: &CreateOptions) -> Result<InitReport> {
+    pub async fn create(
+        url: &str,
+        admin: &str,
+        password: &str,
+        opts: &CreateOptions,
+    ) -> Result<InitReport> {
         let loc = StoreUrl::parse(url)?;
         validate_user_name(admin)?;
         let pw = check_password(password)?;
@@ -270,10 +280,26 @@ impl Vault {
             ))?;
 
             let scopes = vec![
-                ScopeRow { id: 1, name: SCOPE_IDENTITY.into(), owner: None },
-                ScopeRow { id: 2, name: SCOPE_CLINICAL.into(), owner: None },
-                ScopeRow { id: 3, name: SCOPE_BILLING.into(), owner: None },
-                ScopeRow { id: 4, name: format!("{PERSONAL_PREFIX}{admin}"), owner: Some(admin.clone()) },
+                ScopeRow {
+                    id: 1,
+                    name: SCOPE_IDENTITY.into(),
+                    owner: None,
+                },
+                ScopeRow {
+                    id: 2,
+                    name: SCOPE_CLINICAL.into(),
+                    owner: None,
+                },
+                ScopeRow {
+                    id: 3,
+                    name: SCOPE_BILLING.into(),
+                    owner: None,
+                },
+                ScopeRow {
+                    id: 4,
+                    name: format!("{PERSONAL_PREFIX}{admin}"),
+                    owner: Some(admin.clone()),
+                },
             ];
             let mut epochs = Vec::new();
             let mut grants = Vec::new();
@@ -301,7 +327,14 @@ impl Vault {
                 epochs,
                 grants,
             };
-            SqliteStore::create(&path, DbKey::generate(), &genesis, vault_id, root_fpr.clone(), &admin_cert)?;
+            SqliteStore::create(
+                &path,
+                DbKey::generate(),
+                &genesis,
+                vault_id,
+                root_fpr.clone(),
+                &admin_cert,
+            )?;
             Ok(InitReport {
                 vault_id: hex::encode(vault_id),
                 root_fingerprint: root_fpr,
@@ -313,7 +346,12 @@ impl Vault {
     }
 
     /// Logs `user` in with `password`.
-    pub async fn open(url: &str, user: &str, password: &str, opts: &OpenOptions) -> Result<Session> {
+    pub async fn open(
+        url: &str,
+        user: &str,
+        password: &str,
+        opts: &OpenOptions,
+    ) -> Result<Session> {
         let loc = StoreUrl::parse(url)?;
         validate_user_name(user)?;
         let pw = check_password(password)?;
@@ -332,15 +370,17 @@ impl Vault {
             let entry = kr
                 .entry(&user_s)
                 .ok_or_else(|| Error::UnknownUser(user_s.clone()))?;
-            let locked = LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
-                path: kr_path.clone(),
-                reason: format!("the secret key of {user_s} does not parse"),
-            })?;
+            let locked =
+                LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
+                    path: kr_path.clone(),
+                    reason: format!("the secret key of {user_s} does not parse"),
+                })?;
             let dec = locked.unlock_decryptor(&user_s, &pw2)?;
             let raw = dec
                 .unwrap(&entry.wrapped_db_key)
                 .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
-            let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+            let key =
+                DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
             kr.verify(&key, &kr_path)?;
             let store = SqliteStore::open(&path, key, &kr)?;
             Ok((
@@ -401,7 +441,10 @@ impl Session {
             .map_err(|_| Error::Store("vault metadata vault_id is malformed".into()))?;
         let root_cert = pgp::parse_cert(&meta(store.meta("root_cert").await?, "root_cert")?)?;
         let found = pgp::fingerprint(&root_cert);
-        if !ct_eq(found.as_bytes(), pinned.trim().to_ascii_uppercase().as_bytes()) {
+        if !ct_eq(
+            found.as_bytes(),
+            pinned.trim().to_ascii_uppercase().as_bytes(),
+        ) {
             return Err(Error::UntrustedRoot {
                 pinned: pinned.to_owned(),
                 found,
@@ -417,7 +460,12 @@ impl Session {
                 what: format!("certificate of {user} (it does not match their secret key)"),
             });
         }
-        let scopes: HashMap<u32, ScopeRow> = store.scopes().await?.into_iter().map(|s| (s.id, s)).collect();
+        let scopes: HashMap<u32, ScopeRow> = store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
         let epochs: HashMap<(u32, u32), EpochRow> = store
             .epochs()
             .await?
@@ -434,20 +482,36 @@ impl Session {
             })?;
             let epoch = epochs
                 .get(&(g.scope_id, g.epoch))
-                .ok_or_else(|| Error::BadSignature { what: what(&scope.name) })?;
-            let creator = dir.signer_cert(&epoch.creator).map_err(|_| Error::BadSignature {
-                what: format!("key epoch {} of {}", epoch.epoch, scope.name),
-            })?;
-            if !pgp::verify(&creator, &trust::epoch_record(&vault_id, scope, epoch), &epoch.signature) {
+                .ok_or_else(|| Error::BadSignature {
+                    what: what(&scope.name),
+                })?;
+            let creator = dir
+                .signer_cert(&epoch.creator)
+                .map_err(|_| Error::BadSignature {
+                    what: format!("key epoch {} of {}", epoch.epoch, scope.name),
+                })?;
+            if !pgp::verify(
+                &creator,
+                &trust::epoch_record(&vault_id, scope, epoch),
+                &epoch.signature,
+            ) {
                 return Err(Error::BadSignature {
                     what: format!("key epoch {} of {}", epoch.epoch, scope.name),
                 });
             }
             let granter = dir
                 .signer_cert(&g.granter)
-                .map_err(|_| Error::BadSignature { what: what(&scope.name) })?;
-            if !pgp::verify(&granter, &trust::grant_record(&vault_id, scope, &g, &my_fpr), &g.signature) {
-                return Err(Error::BadSignature { what: what(&scope.name) });
+                .map_err(|_| Error::BadSignature {
+                    what: what(&scope.name),
+                })?;
+            if !pgp::verify(
+                &granter,
+                &trust::grant_record(&vault_id, scope, &g, &my_fpr),
+                &g.signature,
+            ) {
+                return Err(Error::BadSignature {
+                    what: what(&scope.name),
+                });
             }
             let raw = dec.unwrap(&g.wrapped).ok_or_else(|| Error::GrantInvalid {
                 scope: scope.name.clone(),
@@ -560,7 +624,11 @@ impl Session {
     }
 
     async fn directory(&self) -> Result<Directory> {
-        Ok(Directory::new(self.vault_id, self.root_cert.clone(), self.store.users().await?))
+        Ok(Directory::new(
+            self.vault_id,
+            self.root_cert.clone(),
+            self.store.users().await?,
+        ))
     }
 
     /// Adds a user (admin only). `admin` makes them an administrator. Their
@@ -606,7 +674,14 @@ impl Session {
     }
 
     async fn next_scope_id(&self) -> Result<u32> {
-        let max = self.store.scopes().await?.iter().map(|s| s.id).max().unwrap_or(0);
+        let max = self
+            .store
+            .scopes()
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .max()
+            .unwrap_or(0);
         max.checked_add(1)
             .ok_or(Error::Refused("no scope ids left"))
     }
@@ -618,9 +693,9 @@ impl Session {
         let valid = !name.is_empty()
             && name.len() <= 64
             && !name.starts_with(PERSONAL_PREFIX)
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
         if !valid {
             return Err(Error::UnknownScope(name.chars().take(80).collect()));
         }
@@ -636,7 +711,15 @@ impl Session {
         };
         let (vault_id, root, user) = (self.vault_id, self.root_cert.clone(), self.user.clone());
         let (epoch, grants) = self
-            .with_signer(|s| new_scope(&vault_id, s, &user, &scope, &[(&user, &me.cert), (ROOT, &root)]))
+            .with_signer(|s| {
+                new_scope(
+                    &vault_id,
+                    s,
+                    &user,
+                    &scope,
+                    &[(&user, &me.cert), (ROOT, &root)],
+                )
+            })
             .await?;
         self.store.insert_scope(&scope, &epoch, &grants).await
         // The new key is held from the next login on.
@@ -674,7 +757,9 @@ impl Session {
             // Invariant: `epochs` lists keys of `self.keys`.
             let key = &self.keys.get(&(sid, e)).expect("held epoch").raw;
             let row = self
-                .with_signer(|s| sign_grant(&vault_id, s, &scope_row, e, user, &target.cert, &me, key))
+                .with_signer(|s| {
+                    sign_grant(&vault_id, s, &scope_row, e, user, &target.cert, &me, key)
+                })
                 .await?;
             rows.push(row);
         }
@@ -729,7 +814,9 @@ impl Session {
         let mut out = Vec::new();
         for name in dir.names() {
             let trusted = dir.verify(&name).is_ok();
-            let Some(row) = dir.row(&name).cloned() else { continue };
+            let Some(row) = dir.row(&name).cloned() else {
+                continue;
+            };
             let fingerprint = pgp::parse_cert(&row.cert)
                 .map(|c| pgp::fingerprint(&c))
                 .unwrap_or_else(|_| "(malformed)".into());
@@ -758,13 +845,17 @@ impl Session {
         let root = OpenKey::parse(&tsk)?;
         let fpr = pgp::fingerprint(&root.cert());
         if fpr != pgp::fingerprint(&self.root_cert) {
-            return Err(Error::BadShares("the recovered key is not this vault's root".into()));
+            return Err(Error::BadShares(
+                "the recovered key is not this vault's root".into(),
+            ));
         }
         // The root must be able to read what it was granted.
         let dec = root.decryptor()?;
         let grants = self.store.grants_to(ROOT).await?;
         if grants.iter().any(|g| dec.unwrap(&g.wrapped).is_none()) {
-            return Err(Error::BadShares("the recovered key cannot unwrap the root's grants".into()));
+            return Err(Error::BadShares(
+                "the recovered key cannot unwrap the root's grants".into(),
+            ));
         }
         Ok(fpr)
     }

@@ -49,11 +49,20 @@ impl Session {
             .ok_or_else(|| Error::Policy(format!("{PATIENTS}.{column} is not in the policy")))
     }
 
-    fn check_name(&self, column: &'static str, what: &'static str, v: &str) -> Result<(String, String)> {
+    fn check_name(
+        &self,
+        column: &'static str,
+        what: &'static str,
+        v: &str,
+    ) -> Result<(String, String)> {
         let v = v.trim();
         let max = self.column(PATIENTS, column)?.max_bytes;
         if v.len() > max {
-            return Err(Error::TooLong { field: what, len: v.len(), max });
+            return Err(Error::TooLong {
+                field: what,
+                len: v.len(),
+                max,
+            });
         }
         let c = canonical::name(v);
         if c.is_empty() {
@@ -66,7 +75,14 @@ impl Session {
         let (family, family_c) = self.check_name("family_name", "family name", &p.family_name)?;
         let (given, given_c) = self.check_name("given_names", "given names", &p.given_names)?;
         let born = canonical::date(p.born.trim())?;
-        Ok(Checked { family, given, born, sex: p.sex, family_c, given_c })
+        Ok(Checked {
+            family,
+            given,
+            born,
+            sex: p.sex,
+            family_c,
+            given_c,
+        })
     }
 
     /// The current epoch of a scope and its keys, or `NoAccess`.
@@ -121,7 +137,10 @@ impl Session {
         String::from_utf8(plain.to_vec()).map_err(|e| {
             let mut bytes = e.into_bytes();
             zeroize::Zeroize::zeroize(&mut bytes);
-            Error::NotUtf8 { table: cell.table, column: cell.column }
+            Error::NotUtf8 {
+                table: cell.table,
+                column: cell.column,
+            }
         })
     }
 
@@ -129,7 +148,14 @@ impl Session {
         self.scope_id(SCOPE_IDENTITY)
     }
 
-    fn seal_patient(&self, id: &Id, c: &Checked, author: &str, created: i64, updated: i64) -> Result<PatientRow> {
+    fn seal_patient(
+        &self,
+        id: &Id,
+        c: &Checked,
+        author: &str,
+        created: i64,
+        updated: i64,
+    ) -> Result<PatientRow> {
         let scope = self.identity()?;
         let (_, keys) = self.current_keys(scope)?;
         let row = &id.0[..];
@@ -138,7 +164,9 @@ impl Session {
                 .index
                 .get(col)
                 .ok_or_else(|| Error::Policy(format!("no index key for {col}")))?;
-            Ok(index::compute(key, parts, self.index_bits(col)?).as_bytes().to_vec())
+            Ok(index::compute(key, parts, self.index_bits(col)?)
+                .as_bytes()
+                .to_vec())
         };
         Ok(PatientRow {
             id: id.0,
@@ -157,7 +185,11 @@ impl Session {
     }
 
     fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
-        let cell = |column| Cell { table: PATIENTS, column, row: &r.id[..] };
+        let cell = |column| Cell {
+            table: PATIENTS,
+            column,
+            row: &r.id[..],
+        };
         let sex_cell = cell("sex");
         let sex_plain = self.open_cell(&sex_cell, &r.sex)?;
         let sex = Sex::from_code(&sex_plain).ok_or(Error::MalformedEnvelope {
@@ -242,14 +274,24 @@ impl Session {
         let family = q
             .family_name
             .as_deref()
-            .map(|v| self.check_name("family_name", "family name", v).map(|x| x.1))
+            .map(|v| {
+                self.check_name("family_name", "family name", v)
+                    .map(|x| x.1)
+            })
             .transpose()?;
         let given = q
             .given_names
             .as_deref()
-            .map(|v| self.check_name("given_names", "given names", v).map(|x| x.1))
+            .map(|v| {
+                self.check_name("given_names", "given names", v)
+                    .map(|x| x.1)
+            })
             .transpose()?;
-        let born = q.born.as_deref().map(|d| canonical::date(d.trim())).transpose()?;
+        let born = q
+            .born
+            .as_deref()
+            .map(|d| canonical::date(d.trim()))
+            .transpose()?;
         let (column, parts): (IndexColumn, Vec<&str>) = match (&family, &given, &born) {
             (Some(f), _, Some(b)) => (IndexColumn::FamilyBorn, vec![f, b]),
             (Some(f), _, None) => (IndexColumn::FamilyName, vec![f]),
@@ -283,16 +325,30 @@ impl Session {
                 continue;
             }
             let p = self.open_patient(&r)?;
-            let matches = family.as_ref().is_none_or(|f| canonical::name(&p.family_name) == *f)
-                && given.as_ref().is_none_or(|g| canonical::name(&p.given_names) == *g)
+            let matches = family
+                .as_ref()
+                .is_none_or(|f| canonical::name(&p.family_name) == *f)
+                && given
+                    .as_ref()
+                    .is_none_or(|g| canonical::name(&p.given_names) == *g)
                 && born.as_ref().is_none_or(|b| p.born == *b);
             if matches {
                 out.push(p);
             }
         }
         out.sort_by(|a, b| {
-            (canonical::name(&a.family_name), canonical::name(&a.given_names), &a.born, a.id)
-                .cmp(&(canonical::name(&b.family_name), canonical::name(&b.given_names), &b.born, b.id))
+            (
+                canonical::name(&a.family_name),
+                canonical::name(&a.given_names),
+                &a.born,
+                a.id,
+            )
+                .cmp(&(
+                    canonical::name(&b.family_name),
+                    canonical::name(&b.given_names),
+                    &b.born,
+                    b.id,
+                ))
         });
         Ok(out)
     }
@@ -303,7 +359,10 @@ impl Session {
     pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = self.store.list_patients(after.map(|a| a.0), limit).await?;
-        let patients = rows.iter().map(|r| self.open_patient(r)).collect::<Result<Vec<_>>>()?;
+        let patients = rows
+            .iter()
+            .map(|r| self.open_patient(r))
+            .collect::<Result<Vec<_>>>()?;
         let next = if rows.len() == limit as usize {
             patients.last().map(|p| p.id)
         } else {
@@ -313,7 +372,11 @@ impl Session {
     }
 
     fn note_cell<'a>(row: &'a [u8; 32]) -> Cell<'a> {
-        Cell { table: NOTES, column: "body", row: &row[..] }
+        Cell {
+            table: NOTES,
+            column: "body",
+            row: &row[..],
+        }
     }
 
     fn note_ad(note: &Id, patient: &Id) -> [u8; 32] {
@@ -331,7 +394,11 @@ impl Session {
         let sid = self.scope_id(scope.unwrap_or(SCOPE_CLINICAL))?;
         let max = self.column(NOTES, "body")?.max_bytes;
         if body.len() > max {
-            return Err(Error::TooLong { field: "note", len: body.len(), max });
+            return Err(Error::TooLong {
+                field: "note",
+                len: body.len(),
+                max,
+            });
         }
         if body.trim().is_empty() {
             return Err(Error::EmptyValue("note"));
@@ -381,7 +448,10 @@ impl Session {
             let cell = Self::note_cell(&ad);
             let header = Header::parse(&r.body, &cell)?;
             if header.scope != r.scope_id {
-                return Err(Error::Tampered { table: NOTES, column: "body" });
+                return Err(Error::Tampered {
+                    table: NOTES,
+                    column: "body",
+                });
             }
             if !self.keys.contains_key(&(header.scope, header.epoch)) {
                 withheld += 1;
@@ -414,12 +484,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
         let kdf = KdfParams::danger_fast_for_tests();
-        Vault::create(&url, "admin", "pw", &CreateOptions { kdf, ..Default::default() })
-            .await
-            .unwrap();
-        let s = Vault::open(&url, "admin", "pw", &OpenOptions { kdf, pinned_root: None })
-            .await
-            .unwrap();
+        Vault::create(
+            &url,
+            "admin",
+            "pw",
+            &CreateOptions {
+                kdf,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let s = Vault::open(
+            &url,
+            "admin",
+            "pw",
+            &OpenOptions {
+                kdf,
+                pinned_root: None,
+            },
+        )
+        .await
+        .unwrap();
         let id = s
             .insert_patient(&NewPatient {
                 family_name: "Valid".into(),
@@ -431,12 +517,24 @@ mod tests {
             .unwrap();
         let mut row = s.store.patient(id.0).await.unwrap().unwrap();
         row.family_name = s
-            .seal(s.identity().unwrap(), "family_name", PATIENTS, &id.0, &[0xff, 0xfe, 0x41])
+            .seal(
+                s.identity().unwrap(),
+                "family_name",
+                PATIENTS,
+                &id.0,
+                &[0xff, 0xfe, 0x41],
+            )
             .unwrap();
         assert!(s.store.update_patient(row).await.unwrap());
         let err = s.get_patient(&id).await.unwrap_err();
         assert!(
-            matches!(err, Error::NotUtf8 { table: "patients", column: "family_name" }),
+            matches!(
+                err,
+                Error::NotUtf8 {
+                    table: "patients",
+                    column: "family_name"
+                }
+            ),
             "{err}"
         );
     }

@@ -1,0 +1,211 @@
+//! Command-line arguments (what each command does is in `commands.rs`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// medvault: per-field encrypted patient records with blind-index search.
+#[derive(Debug, Parser)]
+#[command(name = "medvault", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the vault lives: `sqlcipher:<path>`.
+    #[arg(long, global = true, env = "MEDVAULT_STORE")]
+    pub store: Option<String>,
+
+    /// Your user name (for `init`: the first administrator).
+    #[arg(long, global = true, env = "MEDVAULT_USER")]
+    pub user: Option<String>,
+
+    /// Read your password from this file (first line).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+
+    /// Never prompt; fail instead when a password is not given.
+    #[arg(long, global = true)]
+    pub batch: bool,
+
+    /// Machine-readable JSON output (init, find, show, list).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Pin this root fingerprint instead of the keyring's.
+    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    pub root: Option<String>,
+
+    /// Test suites only: protect new keys with a cheap KDF.
+    #[arg(long, global = true, hide = true)]
+    pub danger_fast_kdf: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a vault, its root key (printed as recovery shares) and the
+    /// first administrator (--user).
+    Init(InitArgs),
+    /// Manage users (administrators).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Grant a scope to a user (administrators).
+    Grant {
+        /// User to grant to.
+        user: String,
+        /// Scope: identity, clinical, billing, or a restricted scope.
+        scope: String,
+    },
+    /// Remove a user's grant of a scope (administrators).
+    Revoke {
+        /// User.
+        user: String,
+        /// Scope.
+        scope: String,
+    },
+    /// Manage restricted scopes (administrators).
+    #[command(subcommand)]
+    Scope(ScopeCmd),
+    /// Add, find and show patients.
+    #[command(subcommand)]
+    Patient(PatientCmd),
+    /// Add and list notes.
+    #[command(subcommand)]
+    Note(NoteCmd),
+    /// Check recovery shares against the vault's root key.
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
+    /// Walk through a whole clinic in a throwaway directory.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Shares needed to recover the root key.
+    #[arg(long, default_value_t = 2)]
+    pub threshold: u8,
+    /// Shares printed.
+    #[arg(long, default_value_t = 4)]
+    pub shares: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user; their password comes from --new-password-file,
+    /// MEDVAULT_NEW_PASSWORD, or is asked twice.
+    Add {
+        /// New user's name (a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// Make them an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// File holding the new user's password.
+        #[arg(long, value_name = "PATH")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// List users and whether their records verify.
+    List,
+    /// Disable a user: their grants and login material are removed.
+    Disable {
+        /// User.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScopeCmd {
+    /// Create a restricted scope, granted to you.
+    Create {
+        /// Name (a-z, 0-9, '-', '_', '.').
+        name: String,
+    },
+    /// List the scopes you hold keys for.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatientCmd {
+    /// Add a patient; prints the new id.
+    Add {
+        /// Family name.
+        #[arg(long)]
+        family: String,
+        /// Given names.
+        #[arg(long)]
+        given: String,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        born: String,
+        /// Sex: F, M, X or U.
+        #[arg(long, default_value = "U")]
+        sex: String,
+    },
+    /// Find patients by family name, given names and/or date of birth.
+    Find {
+        /// Family name (accents, case and hyphens do not matter).
+        #[arg(long)]
+        family: Option<String>,
+        /// Given names.
+        #[arg(long)]
+        given: Option<String>,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        born: Option<String>,
+    },
+    /// Show one patient.
+    Show {
+        /// Patient id.
+        id: String,
+    },
+    /// List patients a page at a time.
+    List {
+        /// Patients per page (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Start after this id (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoteCmd {
+    /// Add a note to a patient; prints the note id.
+    Add {
+        /// Patient id.
+        patient: String,
+        /// Note text.
+        #[arg(long)]
+        text: String,
+        /// Scope: clinical (default), personal, billing, or restricted.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// List a patient's notes you may read.
+    List {
+        /// Patient id.
+        patient: String,
+        /// Only this scope.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCmd {
+    /// Combine shares and check they rebuild this vault's root key.
+    Check {
+        /// A share (repeat); read from standard input, one per line, if none.
+        #[arg(long = "share")]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of synthetic patients.
+    #[arg(long, default_value_t = 5000)]
+    pub patients: usize,
+    /// Directory for the demo vault (default: a temporary one, removed).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

@@ -1,0 +1,363 @@
+//! What each command does.
+
+use std::fmt;
+use std::io::Read;
+
+use medvault::{
+    CreateOptions, Error, Id, KdfParams, NewPatient, OpenOptions, Patient, PatientQuery, Session,
+    Vault,
+};
+
+use crate::cli::{Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, ScopeCmd, UserCmd};
+use crate::password;
+
+/// An error for the terminal: a message and a suggested fix.
+#[derive(Debug)]
+pub enum CliError {
+    /// From the library.
+    Vault(Error),
+    /// From the command line itself.
+    Msg { msg: String, hint: String },
+}
+
+impl CliError {
+    pub fn msg(msg: impl Into<String>, hint: impl Into<String>) -> CliError {
+        CliError::Msg {
+            msg: msg.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A suggested fix.
+    pub fn hint(&self) -> Option<String> {
+        let h = match self {
+            CliError::Msg { hint, .. } => return Some(hint.clone()),
+            CliError::Vault(e) => match e {
+                Error::WrongPassword(_) => "check the password (and --password-file / MEDVAULT_PASSWORD)".into(),
+                Error::UnknownUser(_) => "check --user; an administrator can list users with `medvault user list`".into(),
+                Error::UserDisabled(_) => "ask an administrator; disabled users cannot log in".into(),
+                Error::InvalidUserName(_) => "user names are lower case: alice, dr.martin, clerk-2".into(),
+                Error::NoAccess(s) => format!("ask an administrator to run `medvault grant <you> {s}`"),
+                Error::NotAdmin(_) => "log in as an administrator (--user)".into(),
+                Error::UnknownScope(_) => "scopes: identity, clinical, billing, personal, or one made with `medvault scope create`".into(),
+                Error::KeyringMissing(p) => format!("{} must sit beside the database; restore it from your backup", p.display()),
+                Error::KeyringCorrupt { .. } | Error::KeyringTampered(_) => "restore the keyring file from your backup".into(),
+                Error::WrongDatabaseKey(_) => "the keyring beside the database belongs to another vault; restore the right one".into(),
+                Error::DatabaseCorrupt(_) => "restore the database from your backup".into(),
+                Error::NoVault(_) => "create one with `medvault init --user <name>`, or check --store".into(),
+                Error::VaultExists(_) => "choose another --store path, or log in to the existing vault".into(),
+                Error::BadStoreUrl { .. } => "use --store sqlcipher:/path/to/clinic.db (or MEDVAULT_STORE)".into(),
+                Error::BadDate(_) => "write dates as YYYY-MM-DD, e.g. 1970-03-02".into(),
+                Error::BadSex(_) => "use --sex F, M, X or U".into(),
+                Error::BadId(_) => "ids are the 32 hex digits printed by `patient add` or `patient find`".into(),
+                Error::NoSuchPatient(_) => "find the patient with `medvault patient find`".into(),
+                Error::EmptyQuery => "give --family, --given and/or --born".into(),
+                Error::TooLong { .. } | Error::EmptyValue(_) => "shorten or fill in the value".into(),
+                Error::UntrustedRoot { .. } | Error::BadSignature { .. } | Error::GrantInvalid { .. } | Error::Tampered { .. } => {
+                    "the database was modified outside medvault; do not trust it and contact your administrator".into()
+                }
+                Error::BadShares(_) => "check each share for typos; you need the threshold number of shares".into(),
+                _ => return None,
+            },
+        };
+        Some(h)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Vault(e) => write!(f, "{e}"),
+            CliError::Msg { msg, .. } => f.write_str(msg),
+        }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Vault(e)
+    }
+}
+
+type R<T = ()> = Result<T, CliError>;
+
+fn kdf(cli: &Cli) -> KdfParams {
+    if cli.danger_fast_kdf {
+        KdfParams::danger_fast_for_tests()
+    } else {
+        KdfParams::PRODUCTION
+    }
+}
+
+fn store(cli: &Cli) -> R<String> {
+    cli.store.clone().ok_or_else(|| {
+        CliError::msg(
+            "no vault given",
+            "pass --store sqlcipher:/path/to/clinic.db or set MEDVAULT_STORE",
+        )
+    })
+}
+
+fn user(cli: &Cli) -> R<String> {
+    cli.user
+        .clone()
+        .ok_or_else(|| CliError::msg("no user given", "pass --user <name> or set MEDVAULT_USER"))
+}
+
+async fn login(cli: &Cli) -> R<Session> {
+    let url = store(cli)?;
+    let name = user(cli)?;
+    let pw = password::current(cli.password_file.as_deref(), cli.batch, &name)?;
+    let opts = OpenOptions {
+        kdf: kdf(cli),
+        pinned_root: cli.root.clone(),
+    };
+    Ok(Vault::open(&url, &name, &pw, &opts).await?)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> R {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| CliError::msg(format!("JSON output failed: {e}"), "report this bug"))?;
+    println!("{s}");
+    Ok(())
+}
+
+fn print_patient(p: &Patient) {
+    println!(
+        "{}  {}, {}  born {}  sex {}",
+        p.id, p.family_name, p.given_names, p.born, p.sex
+    );
+}
+
+pub async fn run(cli: Cli) -> R {
+    match &cli.command {
+        Command::Init(a) => {
+            let url = store(&cli)?;
+            let name = user(&cli)?;
+            let pw = password::new(
+                cli.password_file.as_deref(),
+                "MEDVAULT_PASSWORD",
+                cli.batch,
+                &name,
+            )?;
+            let report = Vault::create(
+                &url,
+                &name,
+                &pw,
+                &CreateOptions {
+                    kdf: kdf(&cli),
+                    threshold: a.threshold,
+                    shares: a.shares,
+                },
+            )
+            .await?;
+            if cli.json {
+                return json(&report);
+            }
+            println!("Vault created at {url}; administrator: {name}");
+            println!("Root key fingerprint (pin it in clients' configuration):");
+            println!("  {}", report.root_fingerprint);
+            println!();
+            println!(
+                "Recovery shares: any {} of these {} rebuild the root key. Give each to a",
+                report.threshold,
+                report.shares.len()
+            );
+            println!("different person and keep it offline. They are shown only now.");
+            for (i, s) in report.shares.iter().enumerate() {
+                println!("  share {}: {s}", i + 1);
+            }
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let s = login(&cli).await?;
+            match cmd {
+                UserCmd::Add {
+                    name,
+                    admin,
+                    new_password_file,
+                } => {
+                    let pw = password::new(
+                        new_password_file.as_deref(),
+                        "MEDVAULT_NEW_PASSWORD",
+                        cli.batch,
+                        name,
+                    )?;
+                    let fpr = s.add_user(name, &pw, *admin).await?;
+                    println!(
+                        "added {} {name} (key {fpr})",
+                        if *admin { "administrator" } else { "user" }
+                    );
+                }
+                UserCmd::List => {
+                    let users = s.list_users().await?;
+                    if cli.json {
+                        return json(&users);
+                    }
+                    for u in users {
+                        println!(
+                            "{:<20} {:<6} {:<9} certified by {:<12} {}",
+                            u.name,
+                            u.role,
+                            u.status,
+                            u.certifier,
+                            if u.trusted {
+                                "verified"
+                            } else {
+                                "UNTRUSTED (signature does not verify)"
+                            }
+                        );
+                    }
+                }
+                UserCmd::Disable { name } => {
+                    s.disable_user(name).await?;
+                    println!("disabled {name}");
+                }
+            }
+            Ok(())
+        }
+        Command::Grant { user: u, scope } => {
+            login(&cli).await?.grant(u, scope).await?;
+            println!("granted {scope} to {u}");
+            Ok(())
+        }
+        Command::Revoke { user: u, scope } => {
+            login(&cli).await?.revoke(u, scope).await?;
+            println!("revoked {scope} from {u}");
+            Ok(())
+        }
+        Command::Scope(cmd) => {
+            let s = login(&cli).await?;
+            match cmd {
+                ScopeCmd::Create { name } => {
+                    s.create_scope(name).await?;
+                    println!("created scope {name}");
+                }
+                ScopeCmd::List => {
+                    let scopes = s.scopes();
+                    if cli.json {
+                        return json(&scopes);
+                    }
+                    for sc in scopes {
+                        println!("{sc}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Patient(cmd) => {
+            let s = login(&cli).await?;
+            match cmd {
+                PatientCmd::Add {
+                    family,
+                    given,
+                    born,
+                    sex,
+                } => {
+                    let id = s
+                        .insert_patient(&NewPatient {
+                            family_name: family.clone(),
+                            given_names: given.clone(),
+                            born: born.clone(),
+                            sex: sex.parse()?,
+                        })
+                        .await?;
+                    println!("{id}");
+                }
+                PatientCmd::Find {
+                    family,
+                    given,
+                    born,
+                } => {
+                    let found = s
+                        .find_patients(&PatientQuery {
+                            family_name: family.clone(),
+                            given_names: given.clone(),
+                            born: born.clone(),
+                        })
+                        .await?;
+                    if cli.json {
+                        return json(&found);
+                    }
+                    if found.is_empty() {
+                        println!("no patient found");
+                    }
+                    found.iter().for_each(print_patient);
+                }
+                PatientCmd::Show { id } => {
+                    let p = s.get_patient(&id.parse::<Id>()?).await?;
+                    if cli.json {
+                        return json(&p);
+                    }
+                    print_patient(&p);
+                    println!(
+                        "created by {} at {}, updated {}",
+                        p.author, p.created_at, p.updated_at
+                    );
+                }
+                PatientCmd::List { limit, after } => {
+                    let after = after.as_deref().map(str::parse::<Id>).transpose()?;
+                    let page = s.list_patients(after.as_ref(), *limit).await?;
+                    if cli.json {
+                        return json(&page);
+                    }
+                    page.patients.iter().for_each(print_patient);
+                    if let Some(n) = page.next {
+                        println!("(more: --after {n})");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Note(cmd) => {
+            let s = login(&cli).await?;
+            match cmd {
+                NoteCmd::Add {
+                    patient,
+                    text,
+                    scope,
+                } => {
+                    let id = s
+                        .add_note(&patient.parse::<Id>()?, text, scope.as_deref())
+                        .await?;
+                    println!("{id}");
+                }
+                NoteCmd::List { patient, scope } => {
+                    let list = s
+                        .list_notes(&patient.parse::<Id>()?, scope.as_deref())
+                        .await?;
+                    if cli.json {
+                        return json(&list);
+                    }
+                    for n in &list.notes {
+                        println!("[{}] {} ({}): {}", n.scope, n.author, n.created_at, n.body);
+                    }
+                    if list.withheld > 0 {
+                        println!("({} note(s) in scopes you hold no key for)", list.withheld);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Recovery(RecoveryCmd::Check { shares }) => {
+            let s = login(&cli).await?;
+            let mut shares = shares.clone();
+            if shares.is_empty() {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                    CliError::msg(format!("cannot read shares: {e}"), "pass --share")
+                })?;
+                shares = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+            let fpr = s.check_recovery(&shares).await?;
+            println!("the shares rebuild the root key {fpr}");
+            Ok(())
+        }
+        Command::Demo(a) => crate::demo::run(a, kdf(&cli)).await,
+    }
+}
