@@ -176,9 +176,10 @@ pub enum Error {
         /// The policy's limit.
         max: usize,
     },
-    /// A date that is not a calendar date in `YYYY-MM-DD` form.
-    #[error("{0:?} is not a date in YYYY-MM-DD form")]
-    BadDate(String),
+    /// A date that is not a calendar date in `YYYY-MM-DD` form. The value
+    /// is not repeated: a date of birth is patient data.
+    #[error("date of birth is not a calendar date in YYYY-MM-DD form")]
+    BadDate,
     /// A sex code other than F, M, X or U.
     #[error("{0:?} is not a sex code (F, M, X or U)")]
     BadSex(String),

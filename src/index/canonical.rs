@@ -52,7 +52,7 @@ pub fn name(input: &str) -> String {
 /// canonical (the same string). Errors name the input, which is the user's
 /// own typing, never a stored value.
 pub fn date(input: &str) -> Result<String> {
-    let bad = || Error::BadDate(input.chars().take(32).collect());
+    let bad = || Error::BadDate;
     let b = input.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return Err(bad());
@@ -115,7 +115,7 @@ mod tests {
             "1970-03-02x",
             "+970-03-02",
         ] {
-            assert!(matches!(date(bad), Err(Error::BadDate(_))), "{bad}");
+            assert!(matches!(date(bad), Err(Error::BadDate)), "{bad}");
         }
     }
 }

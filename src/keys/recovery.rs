@@ -64,7 +64,7 @@ pub fn split(vault_id: &[u8; 16], root_tsk: &[u8], k: u8, n: u8) -> Result<Split
     let shares = Sharks(k)
         .dealer(&rk[..])
         .take(usize::from(n))
-        .map(|s| encode(vault_id, k, n, &Zeroizing::new(Vec::from(&s))))
+        .map(|s| encode_share(vault_id, k, n, &Zeroizing::new(Vec::from(&s))))
         .collect();
     Ok(Split { sealed, shares })
 }
@@ -73,7 +73,8 @@ fn checksum(body: &str) -> String {
     hex::encode_upper(&kdf::sha256(body.as_bytes())[..4])
 }
 
-fn encode(vault_id: &[u8; 16], k: u8, n: u8, share: &[u8]) -> String {
+/// The text form of one share (`share` = blahaj's bytes: x then y).
+pub fn encode_share(vault_id: &[u8; 16], k: u8, n: u8, share: &[u8]) -> String {
     let hexed = hex::encode_upper(share);
     let groups: Vec<&str> = hexed
         .as_bytes()

@@ -199,14 +199,25 @@ impl Keyring {
         self.disabled.iter().any(|d| d == name)
     }
 
-    /// Writes the keyring atomically (temporary file, fsync, rename).
-    pub fn write(&mut self, key: &DbKey, path: &Path) -> Result<()> {
+    /// The file bytes, authenticated under `key`.
+    pub fn to_bytes(&mut self, key: &DbKey) -> Vec<u8> {
         let content = self.content();
         self.mac = kdf::hmac_parts(&kdf::keyring_mac_key(key)[..], &[&content]);
         let mut data = content;
         data.extend_from_slice(&self.mac);
         let check = kdf::sha256(&data);
         data.extend_from_slice(&check);
+        data
+    }
+
+    /// Parses file bytes (checksum checked, MAC not yet).
+    pub fn from_bytes(data: &[u8]) -> std::result::Result<Keyring, &'static str> {
+        Self::parse(data)
+    }
+
+    /// Writes the keyring atomically (temporary file, fsync, rename).
+    pub fn write(&mut self, key: &DbKey, path: &Path) -> Result<()> {
+        let data = self.to_bytes(key);
         let tmp = tmp_path(path);
         let write = || -> std::io::Result<()> {
             use std::io::Write;

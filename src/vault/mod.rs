@@ -410,6 +410,9 @@ pub struct Session {
     scopes: HashMap<u32, ScopeRow>,
     scope_ids: HashMap<String, u32>,
     keys: HashMap<(u32, u32), EpochKeys>,
+    /// Every (scope, epoch) the store lists, held or not: a ciphertext
+    /// naming any other is forged, not merely unreadable.
+    known_epochs: std::collections::HashSet<(u32, u32)>,
     current: HashMap<u32, u32>,
     policy: &'static Policy,
 }
@@ -533,7 +536,9 @@ impl Session {
                 *e = (*e).max(g.epoch);
             }
         }
+        let known_epochs = epochs.keys().copied().collect();
         Ok(Session {
+            known_epochs,
             store,
             vault_id,
             root_cert,

@@ -119,10 +119,7 @@ impl Session {
     /// Opens a cell: header, key lookup, authentication, padding removal.
     fn open_cell(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let header = envelope::Header::parse(blob, cell)?;
-        let keys = self
-            .keys
-            .get(&(header.scope, header.epoch))
-            .ok_or_else(|| Error::NoAccess(self.scope_name(header.scope)))?;
+        let keys = self.keys_for(header, cell)?;
         let mut plain = Zeroizing::new(envelope::open(&keys.field, header, cell, blob)?);
         unpad(&mut plain).ok_or(Error::MalformedEnvelope {
             table: cell.table,
@@ -130,6 +127,23 @@ impl Session {
             reason: "bad padding",
         })?;
         Ok(plain)
+    }
+
+    /// The keys of an envelope's (scope, epoch): `NoAccess` when the vault
+    /// has that epoch but this user holds no key for it, `Tampered` when no
+    /// such epoch exists.
+    fn keys_for(&self, header: Header, cell: &Cell<'_>) -> Result<&super::EpochKeys> {
+        if let Some(k) = self.keys.get(&(header.scope, header.epoch)) {
+            return Ok(k);
+        }
+        if self.known_epochs.contains(&(header.scope, header.epoch)) {
+            Err(Error::NoAccess(self.scope_name(header.scope)))
+        } else {
+            Err(Error::Tampered {
+                table: cell.table,
+                column: cell.column,
+            })
+        }
     }
 
     fn open_string(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<String> {
@@ -453,9 +467,13 @@ impl Session {
                     column: "body",
                 });
             }
-            if !self.keys.contains_key(&(header.scope, header.epoch)) {
-                withheld += 1;
-                continue;
+            match self.keys_for(header, &cell) {
+                Ok(_) => {}
+                Err(Error::NoAccess(_)) => {
+                    withheld += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             notes.push(Note {
                 id,

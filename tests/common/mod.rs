@@ -105,3 +105,30 @@ pub fn patient(family: &str, given: &str, born: &str) -> NewPatient {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
 }
+
+/// A raw SQL connection to the vault file, as an attacker who holds the
+/// database key (or a malicious database) would have: unwraps the key with
+/// the admin's login material, using only public API.
+pub fn raw(f: &Fixture) -> rusqlite::Connection {
+    use medvault::keys::pgp::LockedKey;
+    use medvault::store::keyring::Keyring;
+    let kr = Keyring::read(&f.keyring_path()).unwrap();
+    let e = kr.entry(ADMIN).unwrap();
+    let dec = LockedKey::parse(&e.locked_key)
+        .unwrap()
+        .unlock_decryptor(ADMIN, &ADMIN_PW.into())
+        .unwrap();
+    let key = dec.unwrap(&e.wrapped_db_key).unwrap();
+    let c = rusqlite::Connection::open(f.db_path()).unwrap();
+    c.execute_batch("PRAGMA cipher_log_level = NONE;").unwrap();
+    c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(&key[..])))
+        .unwrap();
+    c
+}
+
+/// Number of patient rows, read raw.
+pub fn patient_count(f: &Fixture) -> i64 {
+    raw(f)
+        .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
+        .unwrap()
+}

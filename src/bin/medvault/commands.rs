@@ -47,7 +47,7 @@ impl CliError {
                 Error::NoVault(_) => "create one with `medvault init --user <name>`, or check --store".into(),
                 Error::VaultExists(_) => "choose another --store path, or log in to the existing vault".into(),
                 Error::BadStoreUrl { .. } => "use --store sqlcipher:/path/to/clinic.db (or MEDVAULT_STORE)".into(),
-                Error::BadDate(_) => "write dates as YYYY-MM-DD, e.g. 1970-03-02".into(),
+                Error::BadDate => "write dates as YYYY-MM-DD, e.g. 1970-03-02".into(),
                 Error::BadSex(_) => "use --sex F, M, X or U".into(),
                 Error::BadId(_) => "ids are the 32 hex digits printed by `patient add` or `patient find`".into(),
                 Error::NoSuchPatient(_) => "find the patient with `medvault patient find`".into(),
