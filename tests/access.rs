@@ -1,0 +1,389 @@
+//! Logins, users, grants and the chain of trust: every bad input is a
+//! typed error and changes nothing.
+
+mod common;
+use common::*;
+use medvault::{Error, OpenOptions, PatientQuery, Vault};
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_bad_names() {
+    let f = Fixture::new().await;
+    let before = std::fs::read(f.keyring_path()).unwrap();
+    assert!(matches!(f.login(ADMIN, "not it").await, Err(Error::WrongPassword(u)) if u == ADMIN));
+    assert!(matches!(f.login("nobody", "x").await, Err(Error::UnknownUser(u)) if u == "nobody"));
+    assert!(matches!(
+        f.login("Bad Name", "x").await,
+        Err(Error::InvalidUserName(_))
+    ));
+    assert!(matches!(
+        f.login(ADMIN, "").await,
+        Err(Error::BadPassword(_))
+    ));
+    assert_eq!(
+        std::fs::read(f.keyring_path()).unwrap(),
+        before,
+        "failed logins change nothing"
+    );
+    f.admin().await;
+}
+
+#[tokio::test]
+async fn no_vault_and_bad_store_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlcipher:{}", dir.path().join("none.db").display());
+    assert!(matches!(
+        Vault::open(&url, "a", "b", &open_opts()).await,
+        Err(Error::NoVault(_))
+    ));
+    assert!(matches!(
+        Vault::open("/tmp/x.db", "a", "b", &open_opts()).await,
+        Err(Error::BadStoreUrl { .. })
+    ));
+    assert!(
+        !dir.path().join("none.db").exists(),
+        "opening must not create a file"
+    );
+}
+
+#[tokio::test]
+async fn creating_over_an_existing_vault_is_refused() {
+    let f = Fixture::new().await;
+    let before = std::fs::read(f.db_path()).unwrap();
+    let err = Vault::create(
+        &f.url,
+        "other",
+        "pw",
+        &medvault::CreateOptions {
+            kdf: kdf(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::VaultExists(_)), "{err}");
+    assert_eq!(std::fs::read(f.db_path()).unwrap(), before);
+    f.admin().await;
+}
+
+#[tokio::test]
+async fn disabled_user_cannot_log_in_and_loses_grants() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let bob = f.user(&a, "bob", &["identity", "clinical"]).await;
+    drop(bob);
+    a.disable_user("bob").await.unwrap();
+    assert!(matches!(f.login("bob", "bob pw").await, Err(Error::UserDisabled(u)) if u == "bob"));
+    let users = a.list_users().await.unwrap();
+    let b = users.iter().find(|u| u.name == "bob").unwrap();
+    assert_eq!(b.status, "disabled");
+    assert!(b.trusted);
+    let grants: i64 = raw(&f)
+        .query_row(
+            "SELECT count(*) FROM grants WHERE grantee = 'bob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(grants, 0);
+    // Granting to a disabled user is refused.
+    assert!(matches!(
+        a.grant("bob", "identity").await,
+        Err(Error::UserDisabled(_))
+    ));
+    assert!(matches!(
+        a.disable_user(ADMIN).await,
+        Err(Error::Refused(_))
+    ));
+}
+
+#[tokio::test]
+async fn only_admins_administer() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    assert!(matches!(
+        bob.add_user("eve", "pw", false).await,
+        Err(Error::NotAdmin(_))
+    ));
+    assert!(matches!(
+        bob.grant("bob", "clinical").await,
+        Err(Error::NotAdmin(_))
+    ));
+    assert!(matches!(
+        bob.revoke("bob", "identity").await,
+        Err(Error::NotAdmin(_))
+    ));
+    assert!(matches!(
+        bob.disable_user(ADMIN).await,
+        Err(Error::NotAdmin(_))
+    ));
+    assert!(matches!(
+        a.add_user("bob", "pw", false).await,
+        Err(Error::UserExists(_))
+    ));
+    assert!(matches!(
+        a.grant("bob", "no-such-scope").await,
+        Err(Error::UnknownScope(_))
+    ));
+    assert!(matches!(
+        a.grant("nobody", "identity").await,
+        Err(Error::UnknownUser(_))
+    ));
+    assert!(matches!(
+        a.revoke("bob", "clinical").await,
+        Err(Error::NoSuchGrant { .. })
+    ));
+}
+
+#[tokio::test]
+async fn scope_access_is_cryptographic() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_note(&pid, "clinical finding", Some("clinical"))
+        .await
+        .unwrap();
+    a.add_note(&pid, "invoice sent", Some("billing"))
+        .await
+        .unwrap();
+    a.add_note(&pid, "my own reminder", Some("personal"))
+        .await
+        .unwrap();
+
+    let clerk = f.user(&a, "clerk", &["identity", "billing"]).await;
+    assert_eq!(clerk.scopes(), ["billing", "identity", "personal:clerk"]);
+    assert!(
+        matches!(clerk.list_notes(&pid, Some("clinical")).await, Err(Error::NoAccess(s)) if s == "clinical")
+    );
+    let seen = clerk.list_notes(&pid, None).await.unwrap();
+    assert_eq!(seen.notes.len(), 1);
+    assert_eq!(seen.notes[0].body, "invoice sent");
+    assert_eq!(seen.withheld, 2, "clinical and the admin's personal note");
+    assert!(matches!(
+        clerk.add_note(&pid, "x", Some("clinical")).await,
+        Err(Error::NoAccess(_))
+    ));
+
+    // Without identity, patients cannot be read or searched at all.
+    let nurse = f.user(&a, "nurse", &["clinical"]).await;
+    assert!(matches!(nurse.get_patient(&pid).await, Err(Error::NoAccess(s)) if s == "identity"));
+    let q = PatientQuery {
+        family_name: Some("Dupont".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        nurse.find_patients(&q).await,
+        Err(Error::NoAccess(_))
+    ));
+    assert!(matches!(
+        nurse.insert_patient(&patient("X", "Y", "2000-01-01")).await,
+        Err(Error::NoAccess(_))
+    ));
+    // Personal notes: only their author.
+    let notes = nurse.list_notes(&pid, None).await.unwrap();
+    assert_eq!(notes.notes.len(), 1);
+    assert!(notes.notes.iter().all(|n| n.body != "my own reminder"));
+    let own = a.list_notes(&pid, Some("personal")).await.unwrap();
+    assert_eq!(own.notes[0].body, "my own reminder");
+}
+
+#[tokio::test]
+async fn revoke_removes_access_at_next_login() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    assert!(bob.get_patient(&pid).await.is_ok());
+    a.revoke("bob", "identity").await.unwrap();
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    assert!(matches!(
+        bob.get_patient(&pid).await,
+        Err(Error::NoAccess(_))
+    ));
+}
+
+#[tokio::test]
+async fn forged_grant_inserted_with_raw_sql_is_rejected() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    f.user(&a, "clerk", &["identity"]).await;
+    // The attacker copies a genuine grant (the clerk's identity grant) and
+    // relabels it as clinical: the signature no longer matches.
+    let n = raw(&f)
+        .execute(
+            "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+             SELECT 2, epoch, grantee, rights, wrapped, granter, signed_at, signature
+             FROM grants WHERE grantee = 'clerk' AND scope_id = 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let err = f.login("clerk", "clerk pw").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadSignature { what } if what.contains("clinical")),
+        "{err}"
+    );
+
+    // A grant signed by a non-admin (the clerk's own key) is refused too.
+    raw(&f)
+        .execute(
+            "DELETE FROM grants WHERE grantee = 'clerk' AND scope_id = 2",
+            [],
+        )
+        .unwrap();
+    raw(&f)
+        .execute(
+            "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+             SELECT 2, epoch, grantee, rights, wrapped, 'clerk', signed_at, signature
+             FROM grants WHERE grantee = 'clerk' AND scope_id = 1",
+            [],
+        )
+        .unwrap();
+    assert!(matches!(
+        f.login("clerk", "clerk pw").await,
+        Err(Error::BadSignature { .. })
+    ));
+}
+
+#[tokio::test]
+async fn swapped_user_cert_is_rejected() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    a.add_user("mallory", "mallory pw", false).await.unwrap();
+    // Mallory's certificate is put in Bob's row, so that grants to Bob
+    // would be wrapped to Mallory.
+    raw(&f)
+        .execute(
+            "UPDATE users SET cert = (SELECT cert FROM users WHERE name = 'mallory') WHERE name = 'bob'",
+            [],
+        )
+        .unwrap();
+    let err = a.grant("bob", "clinical").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadSignature { what } if what.contains("bob")),
+        "{err}"
+    );
+    let grants: i64 = raw(&f)
+        .query_row(
+            "SELECT count(*) FROM grants WHERE grantee = 'bob' AND scope_id = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(grants, 0, "nothing was granted");
+    assert!(matches!(
+        f.login("bob", "bob pw").await,
+        Err(Error::BadSignature { .. })
+    ));
+    let users = a.list_users().await.unwrap();
+    assert!(!users.iter().find(|u| u.name == "bob").unwrap().trusted);
+}
+
+#[tokio::test]
+async fn a_user_row_promoted_to_admin_with_raw_sql_is_rejected() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    raw(&f)
+        .execute("UPDATE users SET role = 'admin' WHERE name = 'bob'", [])
+        .unwrap();
+    assert!(matches!(
+        f.login("bob", "bob pw").await,
+        Err(Error::BadSignature { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_root_is_pinned() {
+    let f = Fixture::new().await;
+    let other = Fixture::new().await;
+    let opts = OpenOptions {
+        kdf: kdf(),
+        pinned_root: Some(other.root_fingerprint.clone()),
+    };
+    let err = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UntrustedRoot { .. }), "{err}");
+    let opts = OpenOptions {
+        kdf: kdf(),
+        pinned_root: Some(f.root_fingerprint.to_lowercase()),
+    };
+    Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
+    // Swapping the root certificate in the metadata is caught.
+    raw(&f)
+        .execute(
+            "UPDATE vault_meta SET value = ?1 WHERE key = 'root_cert'",
+            [medvault::keys::pgp::cert_bytes(
+                &medvault::keys::pgp::generate_unprotected("evil root")
+                    .unwrap()
+                    .0,
+            )
+            .unwrap()],
+        )
+        .unwrap();
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::UntrustedRoot { .. })
+    ));
+}
+
+#[tokio::test]
+async fn recovery_shares_rebuild_the_root() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    assert_eq!(f.shares.len(), 4);
+    let fpr = a
+        .check_recovery(&[f.shares[3].clone(), f.shares[1].clone()])
+        .await
+        .unwrap();
+    assert_eq!(fpr, f.root_fingerprint);
+    assert!(matches!(
+        a.check_recovery(&f.shares[..1]).await,
+        Err(Error::BadShares(_))
+    ));
+    let other = Fixture::new().await;
+    assert!(matches!(
+        a.check_recovery(&[f.shares[0].clone(), other.shares[1].clone()])
+            .await,
+        Err(Error::BadShares(_))
+    ));
+}
+
+#[tokio::test]
+async fn restricted_scope_for_a_care_team() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    a.create_scope("vip-care").await.unwrap();
+    let a = f.admin().await; // the new key is held from the next login
+    a.add_note(&pid, "sensitive", Some("vip-care"))
+        .await
+        .unwrap();
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    assert_eq!(doc.list_notes(&pid, None).await.unwrap().withheld, 1);
+    a.grant("doc", "vip-care").await.unwrap();
+    let doc = f.login("doc", "doc pw").await.unwrap();
+    assert_eq!(
+        doc.list_notes(&pid, Some("vip-care")).await.unwrap().notes[0].body,
+        "sensitive"
+    );
+    assert!(matches!(
+        a.create_scope("vip-care").await,
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        a.create_scope("personal:x").await,
+        Err(Error::UnknownScope(_))
+    ));
+}

@@ -1,0 +1,114 @@
+//! The embedded store's files: keyring missing, damaged, tampered or from
+//! another vault; database damaged or opened with the wrong key.
+
+mod common;
+use common::*;
+use medvault::keys::pgp::LockedKey;
+use medvault::store::keyring::Keyring;
+use medvault::Error;
+
+#[tokio::test]
+async fn missing_keyring() {
+    let f = Fixture::new().await;
+    std::fs::remove_file(f.keyring_path()).unwrap();
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::KeyringMissing(_))
+    ));
+}
+
+#[tokio::test]
+async fn damaged_keyring_is_corrupt() {
+    let f = Fixture::new().await;
+    let mut b = std::fs::read(f.keyring_path()).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x10;
+    std::fs::write(f.keyring_path(), &b).unwrap();
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::KeyringCorrupt { .. })
+    ));
+    std::fs::write(f.keyring_path(), &b[..40]).unwrap();
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::KeyringCorrupt { .. })
+    ));
+}
+
+/// An attacker edits the keyring and fixes up its (unkeyed) checksum; the
+/// MAC, keyed from the database key, still catches it.
+#[tokio::test]
+async fn tampered_keyring_is_detected() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    drop(a);
+    let path = f.keyring_path();
+    let mut kr = Keyring::read(&path).unwrap();
+    // Re-pin another root: an edit only a holder of the database key may
+    // make. The forger does not have it and signs with a key of its own.
+    kr.root_fingerprint = "00".repeat(32);
+    let forged = kr.to_bytes(&medvault::crypto::secret::DbKey::generate());
+    std::fs::write(&path, forged).unwrap();
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::KeyringTampered(_))
+    ));
+}
+
+#[tokio::test]
+async fn keyring_of_another_vault_is_the_wrong_key() {
+    let f = Fixture::new().await;
+    let other = Fixture::new().await;
+    std::fs::copy(other.keyring_path(), f.keyring_path()).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::WrongDatabaseKey(_)), "{err}");
+}
+
+#[tokio::test]
+async fn damaged_database_is_corrupt_not_wrong_key() {
+    let f = Fixture::new().await;
+    f.admin()
+        .await
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    let mut b = std::fs::read(f.db_path()).unwrap();
+    // Page 1, after SQLCipher's 16-byte salt.
+    for x in &mut b[100..140] {
+        *x ^= 0x5a;
+    }
+    std::fs::write(f.db_path(), &b).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::DatabaseCorrupt(_)), "{err}");
+}
+
+#[tokio::test]
+async fn database_replaced_by_garbage_is_the_wrong_key() {
+    let f = Fixture::new().await;
+    std::fs::write(f.db_path(), vec![0x42u8; 8192]).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::WrongDatabaseKey(_)), "{err}");
+}
+
+#[tokio::test]
+async fn database_key_is_only_in_wrapped_form() {
+    let f = Fixture::new().await;
+    let kr = Keyring::read(&f.keyring_path()).unwrap();
+    let e = kr.entry(ADMIN).unwrap();
+    let key = LockedKey::parse(&e.locked_key)
+        .unwrap()
+        .unlock_decryptor(ADMIN, &ADMIN_PW.into())
+        .unwrap()
+        .unwrap(&e.wrapped_db_key)
+        .unwrap();
+    assert_eq!(key.len(), 32);
+    assert!(!contains(&f.stored_bytes(), &key[..]));
+    // Without the key the file does not open.
+    let c = rusqlite::Connection::open(f.db_path()).unwrap();
+    c.execute_batch("PRAGMA cipher_log_level = NONE;").unwrap();
+    assert!(c
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r
+            .get::<_, i64>(0))
+        .is_err());
+}

@@ -1,0 +1,407 @@
+//! Patients and notes through the library API.
+
+mod common;
+use common::*;
+use medvault::{Error, Id, NewPatient, PatientQuery, Sex};
+use unicode_normalization::UnicodeNormalization;
+
+fn q(family: Option<&str>, given: Option<&str>, born: Option<&str>) -> PatientQuery {
+    PatientQuery {
+        family_name: family.map(String::from),
+        given_names: given.map(String::from),
+        born: born.map(String::from),
+    }
+}
+
+#[tokio::test]
+async fn crud() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let id = a
+        .insert_patient(&NewPatient {
+            family_name: "  Saint-Pierre ".into(),
+            given_names: "Hélène".into(),
+            born: "1970-03-02".into(),
+            sex: Sex::F,
+        })
+        .await
+        .unwrap();
+    let p = a.get_patient(&id).await.unwrap();
+    assert_eq!(
+        (
+            p.family_name.as_str(),
+            p.given_names.as_str(),
+            p.born.as_str(),
+            p.sex
+        ),
+        ("Saint-Pierre", "Hélène", "1970-03-02", Sex::F)
+    );
+    assert_eq!(p.author, ADMIN);
+
+    a.update_patient(&id, &patient("Saint-Pierre-Dubois", "Hélène", "1970-03-12"))
+        .await
+        .unwrap();
+    let p2 = a.get_patient(&id).await.unwrap();
+    assert_eq!(p2.family_name, "Saint-Pierre-Dubois");
+    assert_eq!(p2.created_at, p.created_at);
+    assert!(a
+        .find_patients(&q(Some("Saint-Pierre"), None, None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        a.find_patients(&q(Some("saint pierre dubois"), None, Some("1970-03-12")))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    a.add_note(&id, "note", None).await.unwrap();
+    a.delete_patient(&id).await.unwrap();
+    assert!(matches!(
+        a.get_patient(&id).await,
+        Err(Error::NoSuchPatient(_))
+    ));
+    assert!(matches!(
+        a.delete_patient(&id).await,
+        Err(Error::NoSuchPatient(_))
+    ));
+    assert!(matches!(
+        a.update_patient(&id, &patient("A", "B", "2000-01-01"))
+            .await,
+        Err(Error::NoSuchPatient(_))
+    ));
+    assert!(matches!(
+        a.add_note(&id, "x", None).await,
+        Err(Error::NoSuchPatient(_))
+    ));
+    let notes: i64 = raw(&f)
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(notes, 0, "notes go with their patient");
+}
+
+#[tokio::test]
+async fn find_by_each_criterion_and_canonical_forms() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let helene = a
+        .insert_patient(&patient("Dupont", "Hélène  Marie", "1970-03-02"))
+        .await
+        .unwrap();
+    let twin = a
+        .insert_patient(&patient("DUPONT", "Paul", "1970-03-02"))
+        .await
+        .unwrap();
+    let other = a
+        .insert_patient(&patient("O'Brien", "Seán", "1981-11-30"))
+        .await
+        .unwrap();
+
+    let ids = |v: Vec<medvault::Patient>| v.into_iter().map(|p| p.id).collect::<Vec<Id>>();
+    let mut both = vec![helene, twin];
+    both.sort();
+    let mut got = ids(a
+        .find_patients(&q(Some("dupont"), None, None))
+        .await
+        .unwrap());
+    got.sort();
+    assert_eq!(got, both);
+    assert_eq!(
+        ids(a
+            .find_patients(&q(None, Some("helene-marie"), None))
+            .await
+            .unwrap()),
+        vec![helene]
+    );
+    assert_eq!(
+        ids(a
+            .find_patients(&q(None, None, Some("1981-11-30")))
+            .await
+            .unwrap()),
+        vec![other]
+    );
+    assert_eq!(
+        ids(a
+            .find_patients(&q(Some("Dupont"), Some("Paul"), Some("1970-03-02")))
+            .await
+            .unwrap()),
+        vec![twin]
+    );
+    assert_eq!(
+        ids(a
+            .find_patients(&q(Some("o brien"), None, Some("1981-11-30")))
+            .await
+            .unwrap()),
+        vec![other]
+    );
+    assert_eq!(
+        ids(a
+            .find_patients(&q(Some("OBRIEN"), None, None))
+            .await
+            .unwrap()),
+        Vec::<Id>::new()
+    );
+    // NFC and NFD spellings find the same patient.
+    let nfd: String = "Seán".nfd().collect();
+    assert_ne!(nfd, "Seán");
+    assert_eq!(
+        ids(a.find_patients(&q(None, Some(&nfd), None)).await.unwrap()),
+        vec![other]
+    );
+    assert!(a
+        .find_patients(&q(Some("Durand"), None, None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        a.find_patients(&q(None, None, None)).await,
+        Err(Error::EmptyQuery)
+    ));
+    assert!(matches!(
+        a.find_patients(&q(None, None, Some("1970-02-30"))).await,
+        Err(Error::BadDate)
+    ));
+}
+
+/// With few index bits, unrelated names share index values; the lookup
+/// must still return exactly the matching patients.
+#[tokio::test]
+async fn false_positives_of_truncated_indexes_are_dropped() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let names: Vec<String> = (0..300).map(|i| format!("Family{i}")).collect();
+    let batch: Vec<NewPatient> = names
+        .iter()
+        .map(|n| patient(n, "Given", "1990-01-01"))
+        .collect();
+    a.insert_patients(&batch).await.unwrap();
+    // 300 names over 2^15 index values: check the collisions the raw
+    // table shows, and that each lookup is exact anyway.
+    let distinct: i64 = raw(&f)
+        .query_row(
+            "SELECT count(DISTINCT bi_family_name) FROM patients",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(distinct <= 300);
+    let shared_born: i64 = raw(&f)
+        .query_row("SELECT count(DISTINCT bi_born) FROM patients", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(shared_born, 1, "same date, same index value");
+    for n in names.iter().step_by(37) {
+        let found = a.find_patients(&q(Some(n), None, None)).await.unwrap();
+        assert_eq!(found.len(), 1, "{n}");
+        assert_eq!(&found[0].family_name, n);
+    }
+    assert_eq!(
+        a.find_patients(&q(None, None, Some("1990-01-01")))
+            .await
+            .unwrap()
+            .len(),
+        300
+    );
+
+    // Force a collision: give Family1 the index value of Family0. A lookup
+    // of Family0 now fetches both rows and must drop Family1.
+    let n = raw(&f)
+        .execute(
+            "UPDATE patients SET bi_family_name = (SELECT bi_family_name FROM patients WHERE id = ?1)
+             WHERE id = ?2",
+            rusqlite::params![
+                &a.find_patients(&q(Some("Family0"), None, None)).await.unwrap()[0].id.as_bytes()[..],
+                &a.find_patients(&q(Some("Family1"), None, None)).await.unwrap()[0].id.as_bytes()[..]
+            ],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let found = a
+        .find_patients(&q(Some("Family0"), None, None))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].family_name, "Family0");
+}
+
+#[tokio::test]
+async fn list_in_pages() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let batch: Vec<NewPatient> = (0..25)
+        .map(|i| patient(&format!("N{i}"), "G", "2001-02-03"))
+        .collect();
+    let mut ids = a.insert_patients(&batch).await.unwrap();
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = a.list_patients(after.as_ref(), 10).await.unwrap();
+        assert!(page.patients.len() <= 10);
+        seen.extend(page.patients.iter().map(|p| p.id));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn bad_values_change_nothing() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let good = patient("Dupont", "Hélène", "1970-03-02");
+    let cases: Vec<(NewPatient, fn(&Error) -> bool)> = vec![
+        (patient("Dupont", "Hélène", "1970-13-02"), |e| {
+            matches!(e, Error::BadDate)
+        }),
+        (patient("Dupont", "Hélène", "02/03/1970"), |e| {
+            matches!(e, Error::BadDate)
+        }),
+        (patient("", "Hélène", "1970-03-02"), |e| {
+            matches!(e, Error::EmptyValue("family name"))
+        }),
+        (patient(" - ' ", "Hélène", "1970-03-02"), |e| {
+            matches!(e, Error::EmptyValue("family name"))
+        }),
+        (patient("Dupont", "   ", "1970-03-02"), |e| {
+            matches!(e, Error::EmptyValue("given names"))
+        }),
+        (patient(&"x".repeat(201), "Hélène", "1970-03-02"), |e| {
+            matches!(
+                e,
+                Error::TooLong {
+                    field: "family name",
+                    len: 201,
+                    max: 200
+                }
+            )
+        }),
+    ];
+    for (p, check) in cases {
+        // Alone, and as the last of a batch: the whole batch is refused.
+        let err = a.insert_patient(&p).await.unwrap_err();
+        assert!(check(&err), "{err}");
+        let err = a.insert_patients(&[good.clone(), p]).await.unwrap_err();
+        assert!(check(&err), "{err}");
+    }
+    assert_eq!(patient_count(&f), 0);
+    assert!(matches!("Q".parse::<Sex>(), Err(Error::BadSex(_))));
+    assert!(matches!("xyz".parse::<Id>(), Err(Error::BadId(_))));
+
+    let id = a.insert_patient(&good).await.unwrap();
+    let before = a.get_patient(&id).await.unwrap();
+    assert!(matches!(
+        a.update_patient(&id, &patient("", "x", "1970-01-01")).await,
+        Err(Error::EmptyValue(_))
+    ));
+    assert_eq!(a.get_patient(&id).await.unwrap(), before);
+
+    let big = "é".repeat(32 * 1024 + 1);
+    assert!(matches!(
+        a.add_note(&id, &big, None).await,
+        Err(Error::TooLong {
+            field: "note",
+            max: 65536,
+            ..
+        })
+    ));
+    assert!(matches!(
+        a.add_note(&id, "  ", None).await,
+        Err(Error::EmptyValue("note"))
+    ));
+    assert!(matches!(
+        a.add_note(&id, "x", Some("nope")).await,
+        Err(Error::UnknownScope(_))
+    ));
+    assert_eq!(a.list_notes(&id, None).await.unwrap().notes.len(), 0);
+    let ok = "n".repeat(65536);
+    a.add_note(&id, &ok, None).await.unwrap();
+    assert_eq!(
+        a.list_notes(&id, None).await.unwrap().notes[0].body.len(),
+        65536
+    );
+}
+
+#[tokio::test]
+async fn padding_hides_name_length_within_a_bucket() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let short = a
+        .insert_patient(&patient("Li", "Al", "1970-03-02"))
+        .await
+        .unwrap();
+    let long = a
+        .insert_patient(&patient("Montgomery-Smithe", "Alexandrina", "1970-03-02"))
+        .await
+        .unwrap();
+    let len = |id: &Id| -> i64 {
+        raw(&f)
+            .query_row(
+                "SELECT length(family_name) FROM patients WHERE id = ?1",
+                [&id.as_bytes()[..]],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(len(&short), len(&long));
+}
+
+#[tokio::test]
+async fn no_marker_reaches_the_database_file_or_its_journals() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    let markers = [
+        "Zyxwvutsname",
+        "Qwertygiven",
+        "1933-07-21",
+        "Plaintextnotemarker",
+    ];
+    let id = a
+        .insert_patient(&patient(markers[0], markers[1], markers[2]))
+        .await
+        .unwrap();
+    a.add_note(&id, &format!("{} and more", markers[3]), None)
+        .await
+        .unwrap();
+    a.update_patient(&id, &patient(markers[0], markers[1], markers[2]))
+        .await
+        .unwrap();
+    a.find_patients(&q(Some(markers[0]), None, Some(markers[2])))
+        .await
+        .unwrap();
+    // Bytes while the session is open (WAL not yet checkpointed) …
+    let live = f.stored_bytes();
+    drop(a);
+    // … and after it closed.
+    let closed = f.stored_bytes();
+    for m in markers {
+        for (when, bytes) in [("open", &live), ("closed", &closed)] {
+            assert!(
+                !contains(bytes, m.as_bytes()),
+                "{m} found in the files ({when})"
+            );
+            assert!(
+                !contains(bytes, m.to_lowercase().as_bytes()),
+                "{m} (canonical) found ({when})"
+            );
+        }
+    }
+    // The check can fail: a marker written in clear is found.
+    raw(&f)
+        .execute("CREATE TABLE clear_control (x TEXT)", [])
+        .unwrap();
+    raw(&f)
+        .execute("INSERT INTO clear_control VALUES (?1)", [markers[0]])
+        .unwrap();
+    drop(f.admin().await);
+    assert!(
+        !contains(&f.stored_bytes(), markers[0].as_bytes()),
+        "SQLCipher encrypts even clear columns"
+    );
+    assert!(contains(b"..Zyxwvutsname..", markers[0].as_bytes()));
+}
