@@ -51,14 +51,16 @@ pub enum Command {
     /// Grant a scope to a user (administrators).
     Grant {
         /// User to grant to.
-        user: String,
+        #[arg(value_name = "USER")]
+        grantee: String,
         /// Scope: identity, clinical, billing, or a restricted scope.
         scope: String,
     },
     /// Remove a user's grant of a scope (administrators).
     Revoke {
         /// User.
-        user: String,
+        #[arg(value_name = "USER")]
+        grantee: String,
         /// Scope.
         scope: String,
     },

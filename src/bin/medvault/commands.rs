@@ -216,12 +216,12 @@ pub async fn run(cli: Cli) -> R {
             }
             Ok(())
         }
-        Command::Grant { user: u, scope } => {
+        Command::Grant { grantee: u, scope } => {
             login(&cli).await?.grant(u, scope).await?;
             println!("granted {scope} to {u}");
             Ok(())
         }
-        Command::Revoke { user: u, scope } => {
+        Command::Revoke { grantee: u, scope } => {
             login(&cli).await?.revoke(u, scope).await?;
             println!("revoked {scope} from {u}");
             Ok(())

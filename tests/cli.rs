@@ -1,0 +1,370 @@
+//! The `medvault` command: the flow of the README, errors with a hint and
+//! a non-zero status, and no secret or patient value in error output.
+
+use assert_cmd::Command;
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store(&self) -> String {
+        format!("sqlcipher:{}", self.dir.path().join("clinic.db").display())
+    }
+
+    fn run(&self, user: &str, pw: &str, args: &[&str]) -> Out {
+        let out = Command::cargo_bin("medvault")
+            .unwrap()
+            .env_clear()
+            .env("MEDVAULT_STORE", self.store())
+            .env("MEDVAULT_USER", user)
+            .env("MEDVAULT_PASSWORD", pw)
+            .arg("--danger-fast-kdf")
+            .args(args)
+            .output()
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    fn ok(&self, user: &str, pw: &str, args: &[&str]) -> String {
+        let o = self.run(user, pw, args);
+        assert!(o.ok, "{args:?} failed: {}", o.stderr);
+        o.stdout
+    }
+
+    fn fails(&self, user: &str, pw: &str, args: &[&str], msg: &str) -> Out {
+        let o = self.run(user, pw, args);
+        assert!(!o.ok, "{args:?} should fail");
+        assert!(
+            o.stderr.contains(msg),
+            "{args:?}: stderr {:?} lacks {msg:?}",
+            o.stderr
+        );
+        assert!(
+            o.stderr.contains("hint: "),
+            "{args:?}: no hint in {:?}",
+            o.stderr
+        );
+        o
+    }
+
+    fn files(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            all.extend(std::fs::read(e.unwrap().path()).unwrap_or_default());
+        }
+        all
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn readme_flow() {
+    let c = Cli::new();
+    let init = c.ok("alice", "alice pw", &["init"]);
+    let shares: Vec<&str> = init
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("share "))
+        .map(|l| l.split_once(": ").unwrap().1)
+        .collect();
+    assert_eq!(shares.len(), 4, "{init}");
+    assert!(init.contains("Root key fingerprint"));
+
+    let out = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .env("MEDVAULT_USER", "alice")
+        .env("MEDVAULT_PASSWORD", "alice pw")
+        .env("MEDVAULT_NEW_PASSWORD", "bob pw")
+        .args(["--danger-fast-kdf", "user", "add", "bob"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.ok("alice", "alice pw", &["grant", "bob", "identity"]);
+
+    let id = c.ok(
+        "alice",
+        "alice pw",
+        &[
+            "patient",
+            "add",
+            "--family",
+            "Dupont",
+            "--given",
+            "Hélène",
+            "--born",
+            "1970-03-02",
+            "--sex",
+            "F",
+        ],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 32, "{id}");
+    let found = c.ok(
+        "bob",
+        "bob pw",
+        &[
+            "--json",
+            "patient",
+            "find",
+            "--family",
+            "DUPONT",
+            "--born",
+            "1970-03-02",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(v[0]["id"], id);
+    assert_eq!(v[0]["given_names"], "Hélène");
+    let shown = c.ok("bob", "bob pw", &["patient", "show", id]);
+    assert!(
+        shown.contains("Dupont, Hélène") && shown.contains("1970-03-02"),
+        "{shown}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&c.ok(
+        "bob",
+        "bob pw",
+        &["--json", "patient", "list", "--limit", "10"],
+    ))
+    .unwrap();
+    assert_eq!(listed["patients"].as_array().unwrap().len(), 1);
+
+    c.ok(
+        "alice",
+        "alice pw",
+        &["note", "add", id, "--text", "Penicillin allergy"],
+    );
+    c.ok(
+        "alice",
+        "alice pw",
+        &[
+            "note",
+            "add",
+            id,
+            "--text",
+            "Invoice sent",
+            "--scope",
+            "billing",
+        ],
+    );
+    let notes = c.ok("alice", "alice pw", &["note", "list", id]);
+    assert!(
+        notes.contains("[clinical] alice") && notes.contains("Penicillin allergy"),
+        "{notes}"
+    );
+    let bobs = c.ok("bob", "bob pw", &["note", "list", id]);
+    assert!(
+        bobs.contains("2 note(s) in scopes you hold no key for"),
+        "{bobs}"
+    );
+    assert!(!bobs.contains("Penicillin"));
+    c.fails(
+        "bob",
+        "bob pw",
+        &["note", "list", id, "--scope", "clinical"],
+        "no access to scope \"clinical\"",
+    );
+
+    let users = c.ok("alice", "alice pw", &["user", "list"]);
+    assert!(
+        users.contains("alice") && users.contains("bob") && users.contains("verified"),
+        "{users}"
+    );
+    c.ok("alice", "alice pw", &["revoke", "bob", "identity"]);
+    c.fails(
+        "bob",
+        "bob pw",
+        &["patient", "show", id],
+        "no access to scope \"identity\"",
+    );
+    c.ok("alice", "alice pw", &["user", "disable", "bob"]);
+    c.fails(
+        "bob",
+        "bob pw",
+        &["patient", "list"],
+        "user \"bob\" is disabled",
+    );
+
+    // Recovery shares from init, through standard input.
+    let out = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .env("MEDVAULT_USER", "alice")
+        .env("MEDVAULT_PASSWORD", "alice pw")
+        .args(["recovery", "check"])
+        .write_stdin(format!("{}\n{}\n", shares[2], shares[0]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuild the root key"));
+
+    for marker in ["Dupont", "Hélène", "1970-03-02", "Penicillin"] {
+        assert!(!contains(&c.files(), marker), "{marker} in the vault files");
+    }
+}
+
+#[test]
+fn errors_are_clear_and_carry_a_hint() {
+    let c = Cli::new();
+    c.fails("alice", "pw", &["patient", "list"], "no vault at");
+    c.ok("alice", "alice pw", &["init"]);
+    c.fails(
+        "alice",
+        "wrong",
+        &["patient", "list"],
+        "wrong password for user \"alice\"",
+    );
+    c.fails(
+        "nobody",
+        "x",
+        &["patient", "list"],
+        "unknown user \"nobody\"",
+    );
+    c.fails(
+        "alice",
+        "alice pw",
+        &["patient", "show", "xyz"],
+        "is not a medvault id",
+    );
+    c.fails(
+        "alice",
+        "alice pw",
+        &["patient", "find"],
+        "needs at least one of",
+    );
+    c.fails(
+        "alice",
+        "alice pw",
+        &["grant", "alice", "nope"],
+        "unknown scope",
+    );
+    c.fails("alice", "alice pw", &["init"], "exists already");
+
+    let o = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .args(["patient", "list"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--store"));
+
+    // --batch never prompts.
+    let o = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .args(["--batch", "--user", "alice", "patient", "list"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("prompting is not possible") && err.contains("--password-file"),
+        "{err}"
+    );
+
+    // A password file works.
+    let pwf = c.dir.path().join("pw.txt");
+    std::fs::write(&pwf, "alice pw\n").unwrap();
+    let o = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .args(["--batch", "--user", "alice", "--password-file"])
+        .arg(&pwf)
+        .args(["patient", "list"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn error_output_carries_no_patient_data_and_no_sqlcipher_log() {
+    let c = Cli::new();
+    c.ok("alice", "alice pw", &["init"]);
+    let o = c.fails(
+        "alice",
+        "alice pw",
+        &[
+            "patient",
+            "add",
+            "--family",
+            "Markerfamily",
+            "--given",
+            "Markergiven",
+            "--born",
+            "1933-13-45",
+        ],
+        "date of birth is not a calendar date",
+    );
+    for m in ["Markerfamily", "Markergiven", "1933-13-45"] {
+        assert!(
+            !o.stderr.contains(m) && !o.stdout.contains(m),
+            "{m} printed"
+        );
+    }
+    let o = c.fails(
+        "alice",
+        "alice pw wrong",
+        &["patient", "list"],
+        "wrong password",
+    );
+    assert!(!o.stderr.contains("alice pw wrong"), "password echoed");
+
+    // Another vault's keyring beside this database: SQLCipher fails its
+    // page check, and prints nothing of its own.
+    let other = Cli::new();
+    other.ok("alice", "alice pw", &["init"]);
+    std::fs::copy(
+        other.dir.path().join("clinic.db.keyring"),
+        c.dir.path().join("clinic.db.keyring"),
+    )
+    .unwrap();
+    let o = c.fails(
+        "alice",
+        "alice pw",
+        &["patient", "list"],
+        "cannot be opened with this key",
+    );
+    assert!(
+        !o.stderr.to_lowercase().contains("hmac"),
+        "SQLCipher log leaked: {}",
+        o.stderr
+    );
+    assert_eq!(
+        o.stderr.lines().count(),
+        2,
+        "one error line and one hint: {}",
+        o.stderr
+    );
+}
