@@ -61,3 +61,8 @@ pub use error::{Error, Result};
 pub use keys::pgp::KdfParams;
 pub use records::{Id, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex};
 pub use vault::{CreateOptions, InitReport, OpenOptions, Session, UserInfo, Vault};
+
+/// The README's examples are compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

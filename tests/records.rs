@@ -255,7 +255,8 @@ async fn bad_values_change_nothing() {
     let f = Fixture::new().await;
     let a = f.admin().await;
     let good = patient("Dupont", "Hélène", "1970-03-02");
-    let cases: Vec<(NewPatient, fn(&Error) -> bool)> = vec![
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(NewPatient, Check)> = vec![
         (patient("Dupont", "Hélène", "1970-13-02"), |e| {
             matches!(e, Error::BadDate)
         }),

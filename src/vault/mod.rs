@@ -182,8 +182,7 @@ fn sign_grant(
     signer: &mut RecordSigner,
     scope: &ScopeRow,
     epoch: u32,
-    grantee: &str,
-    grantee_cert: &Cert,
+    (grantee, grantee_cert): (&str, &Cert),
     granter: &str,
     key: &EpochKey,
 ) -> Result<GrantRow> {
@@ -226,7 +225,7 @@ fn new_scope(
     epoch.signature = signer.sign(&trust::epoch_record(vault_id, scope, &epoch))?;
     let grants = recipients
         .iter()
-        .map(|(name, cert)| sign_grant(vault_id, signer, scope, 1, name, cert, signer_name, &key))
+        .map(|(name, cert)| sign_grant(vault_id, signer, scope, 1, (name, cert), signer_name, &key))
         .collect::<Result<Vec<_>>>()?;
     Ok((epoch, grants))
 }
@@ -763,7 +762,7 @@ impl Session {
             let key = &self.keys.get(&(sid, e)).expect("held epoch").raw;
             let row = self
                 .with_signer(|s| {
-                    sign_grant(&vault_id, s, &scope_row, e, user, &target.cert, &me, key)
+                    sign_grant(&vault_id, s, &scope_row, e, (user, &target.cert), &me, key)
                 })
                 .await?;
             rows.push(row);
