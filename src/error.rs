@@ -82,6 +82,21 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// The store cannot be reached (server down, network, TLS refused).
+    #[error("store unavailable: {store}: {reason}")]
+    StoreUnavailable {
+        /// The store, without credentials.
+        store: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
+    /// The database server refused the credentials in the store URL.
+    #[error("the database server refused the credentials for {0}")]
+    StoreAuth(String),
+    /// A shared store needs the root fingerprint from the client's
+    /// configuration; the server is never asked for it.
+    #[error("no root fingerprint is pinned for {0}")]
+    RootNotPinned(String),
     /// The store answered with an error not covered by a more precise variant.
     #[error("store error: {0}")]
     Store(String),

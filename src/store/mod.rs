@@ -7,6 +7,7 @@
 //! the same trait.
 
 pub mod keyring;
+pub mod mysql;
 pub mod sqlite;
 pub mod url;
 

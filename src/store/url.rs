@@ -10,6 +10,165 @@ use crate::error::{Error, Result};
 pub enum StoreUrl {
     /// An embedded SQLCipher file; its keyring is `<path>.keyring`.
     Sqlcipher(PathBuf),
+    /// A shared MySQL / MariaDB database.
+    Mysql(MysqlUrl),
+}
+
+/// TLS to a MySQL server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain TCP. The default only for a loopback host.
+    Off,
+    /// Encrypted, but the server certificate is not checked.
+    Required,
+    /// Encrypted, and the server certificate must be valid for the host
+    /// (built-in roots, or `ca=<path>`). The default for any other host.
+    Verify,
+}
+
+/// A parsed `mysql://user:password@host:port/database?tls=…` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MysqlUrl {
+    /// User.
+    pub user: String,
+    /// Password (never printed).
+    pub password: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database.
+    pub database: String,
+    /// TLS mode.
+    pub tls: Tls,
+    /// CA certificate file for `tls=verify`.
+    pub ca: Option<PathBuf>,
+    /// Seconds a statement waits for a row lock before the attempt is
+    /// retried (`lock_wait_timeout=`, default 10).
+    pub lock_wait_timeout: u32,
+}
+
+impl std::fmt::Debug for MysqlUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MysqlUrl({self})")
+    }
+}
+
+impl std::fmt::Display for MysqlUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mysql://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl MysqlUrl {
+    fn parse(url: &str) -> Result<MysqlUrl> {
+        let bad = |reason| Error::BadStoreUrl {
+            url: redact(url),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("mysql://")
+            .ok_or_else(|| bad("expected mysql://"))?;
+        let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (auth, hostpath) = main
+            .rsplit_once('@')
+            .ok_or_else(|| bad("expected user@host"))?;
+        let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+        let (hostport, database) = hostpath
+            .split_once('/')
+            .ok_or_else(|| bad("expected /database after the host"))?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(']') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
+            _ => (hostport, 3306),
+        };
+        let user = percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?;
+        let password =
+            percent_decode(password).ok_or_else(|| bad("bad %-escape in the password"))?;
+        if user.is_empty() || host.is_empty() {
+            return Err(bad("expected user@host"));
+        }
+        if database.is_empty()
+            || !database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$')
+        {
+            return Err(bad(
+                "the database name must be letters, digits, '_', '-' or '$'",
+            ));
+        }
+        let mut tls = if is_loopback(host) {
+            Tls::Off
+        } else {
+            Tls::Verify
+        };
+        let mut ca = None;
+        let mut lock_wait_timeout = 10;
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("tls", "off")) => tls = Tls::Off,
+                Some(("tls", "required")) => tls = Tls::Required,
+                Some(("tls", "verify")) => tls = Tls::Verify,
+                Some(("tls", _)) => return Err(bad("tls must be off, required or verify")),
+                Some(("ca", p)) => {
+                    ca = Some(PathBuf::from(
+                        percent_decode(p).ok_or_else(|| bad("bad ca path"))?,
+                    ))
+                }
+                Some(("lock_wait_timeout", n)) => {
+                    lock_wait_timeout = n
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=3600).contains(n))
+                        .ok_or_else(|| bad("lock_wait_timeout must be 1..3600 seconds"))?
+                }
+                _ => return Err(bad("unknown parameter (known: tls, ca, lock_wait_timeout)")),
+            }
+        }
+        Ok(MysqlUrl {
+            user,
+            password,
+            host: host.to_owned(),
+            port,
+            database: database.to_owned(),
+            tls,
+            ca,
+            lock_wait_timeout,
+        })
+    }
 }
 
 impl StoreUrl {
@@ -26,14 +185,11 @@ impl StoreUrl {
             return Ok(StoreUrl::Sqlcipher(PathBuf::from(path)));
         }
         if url.starts_with("mysql://") {
-            return Err(Error::BadStoreUrl {
-                url: redact(url),
-                reason: "the MySQL store is not available in this version yet",
-            });
+            return MysqlUrl::parse(url).map(StoreUrl::Mysql);
         }
         Err(Error::BadStoreUrl {
             url: redact(url),
-            reason: "expected sqlcipher:<path>",
+            reason: "expected sqlcipher:<path> or mysql://user:password@host:port/database",
         })
     }
 
@@ -49,6 +205,7 @@ impl std::fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreUrl::Sqlcipher(p) => write!(f, "sqlcipher:{}", p.display()),
+            StoreUrl::Mysql(m) => write!(f, "{m}"),
         }
     }
 }

@@ -249,7 +249,11 @@ impl Vault {
         let admin = admin.to_owned();
         let opts = opts.clone();
         blocking(move || {
-            let StoreUrl::Sqlcipher(path) = loc;
+            let StoreUrl::Sqlcipher(path) = loc else {
+                return Err(Error::Refused(
+                    "creating a MySQL vault is not available yet",
+                ));
+            };
             if path.exists() || StoreUrl::keyring_path(&path).exists() {
                 return Err(Error::VaultExists(path.display().to_string()));
             }
@@ -357,7 +361,9 @@ impl Vault {
         let user_s = user.to_owned();
         let pw2 = pw.clone();
         let (store, locked, dec, pinned) = blocking(move || {
-            let StoreUrl::Sqlcipher(path) = loc;
+            let StoreUrl::Sqlcipher(path) = loc else {
+                return Err(Error::Refused("opening a MySQL vault is not available yet"));
+            };
             let kr_path = StoreUrl::keyring_path(&path);
             if !path.exists() && !kr_path.exists() {
                 return Err(Error::NoVault(path.display().to_string()));

@@ -1,0 +1,759 @@
+//! The shared store: MySQL or MariaDB through `mysql_async`.
+//!
+//! The server is untrusted: it only sees ciphertext, blind indexes,
+//! certificates, locked secret keys and signed key material. There is no
+//! keyring file; users log in with the locked key of their `users` row, and
+//! the root fingerprint comes from the client's configuration.
+//!
+//! Writes run in transactions, retried on deadlock (1213) and lock-wait
+//! timeout (1205). Server error messages are not passed on (a duplicate-key
+//! message quotes the key); only their codes are.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts};
+
+use super::url::{MysqlUrl, Tls};
+use super::{
+    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store, UserRow,
+};
+use crate::error::{Error, Result};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/mysql");
+}
+
+/// Attempts of a write transaction that meets a deadlock or lock timeout.
+const ATTEMPTS: u32 = 5;
+
+/// The MySQL store.
+pub struct MysqlStore {
+    pool: Pool,
+    describe: String,
+}
+
+/// Driver options for a URL: TLS as asked, no LOCAL INFILE handler (a
+/// server that asks for a client file is refused), short lock waits.
+pub fn driver_opts(url: &MysqlUrl) -> Opts {
+    let ssl = match url.tls {
+        Tls::Off => None,
+        Tls::Required => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        Tls::Verify => Some(match &url.ca {
+            Some(ca) => SslOpts::default().with_root_certs(vec![ca.clone().into()]),
+            None => SslOpts::default(),
+        }),
+    };
+    OptsBuilder::default()
+        .ip_or_hostname(url.host.clone())
+        .tcp_port(url.port)
+        .user(Some(url.user.clone()))
+        .pass(Some(url.password.clone()))
+        .db_name(Some(url.database.clone()))
+        .ssl_opts(ssl)
+        .prefer_socket(false)
+        .pool_opts(
+            PoolOpts::default().with_constraints(PoolConstraints::new(0, 4).unwrap_or_default()),
+        )
+        .setup(vec![
+            "SET NAMES utf8mb4".to_owned(),
+            format!(
+                "SET SESSION innodb_lock_wait_timeout = {}",
+                url.lock_wait_timeout
+            ),
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'"
+                .to_owned(),
+        ])
+        .into()
+}
+
+fn retryable(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
+}
+
+impl MysqlStore {
+    fn err(&self, e: mysql_async::Error) -> Error {
+        classify(&self.describe, e)
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &MysqlUrl) -> Result<MysqlStore> {
+        let store = MysqlStore {
+            pool: Pool::new(driver_opts(url)),
+            describe: url.to_string(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates a vault in an empty database.
+    pub async fn create(url: &MysqlUrl, genesis: &Genesis) -> Result<MysqlStore> {
+        let store = Self::connect(url).await?;
+        let mut conn = store.conn().await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| store.err(e))?;
+        let exists: Option<Vec<u8>> = tx
+            .exec_first(
+                "SELECT value FROM vault_meta WHERE `key` = 'vault_id' FOR UPDATE",
+                (),
+            )
+            .await
+            .map_err(|e| store.err(e))?;
+        if exists.is_some() {
+            return Err(Error::VaultExists(store.describe.clone()));
+        }
+        let e = |x| store.err(x);
+        for (k, v) in &genesis.meta {
+            tx.exec_drop(
+                "INSERT INTO vault_meta (`key`, value) VALUES (?, ?)",
+                (k, v),
+            )
+            .await
+            .map_err(e)?;
+        }
+        insert_user(&mut tx, &genesis.admin).await.map_err(e)?;
+        for s in &genesis.scopes {
+            insert_scope(&mut tx, s).await.map_err(e)?;
+        }
+        for ep in &genesis.epochs {
+            insert_epoch(&mut tx, ep).await.map_err(e)?;
+        }
+        for g in &genesis.grants {
+            put_grant(&mut tx, g).await.map_err(e)?;
+        }
+        tx.commit().await.map_err(e)?;
+        drop(conn);
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        self.pool.get_conn().await.map_err(|e| self.err(e))
+    }
+
+    /// Runs the embedded migrations under `GET_LOCK`, so two clients
+    /// starting at once do not both migrate.
+    async fn migrate(&self) -> Result<()> {
+        migrate_with(&self.pool, &embedded::migrations::runner(), &self.describe).await
+    }
+
+    /// Runs `f` in a transaction, retried on deadlock or lock timeout.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'a, 'c> Fn(&'a mut mysql_async::Transaction<'c>) -> TxFuture<'a, T> + Send + Sync,
+        T: Send,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.conn().await?;
+            let outcome: Result<T, TxError> = async {
+                let mut tx = conn.start_transaction(TxOpts::default()).await?;
+                let v = f(&mut tx).await?;
+                tx.commit().await?;
+                Ok(v)
+            }
+            .await;
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(TxError::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                Err(TxError::Db(e)) => return Err(self.err(e)),
+                Err(TxError::Vault(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The future a write closure returns.
+pub type TxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, TxError>> + Send + 'a>>;
+
+/// An error inside a write transaction: the driver's (maybe retryable) or ours.
+pub enum TxError {
+    /// From the driver.
+    Db(mysql_async::Error),
+    /// From medvault (not retried).
+    Vault(Error),
+}
+
+impl From<mysql_async::Error> for TxError {
+    fn from(e: mysql_async::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+/// Maps a driver error to ours, naming the store but never quoting server
+/// messages (which can quote values).
+pub fn classify(store: &str, e: mysql_async::Error) -> Error {
+    use mysql_async::Error as E;
+    match e {
+        E::Server(s) => match s.code {
+            1045 | 1044 | 1698 => Error::StoreAuth(store.to_owned()),
+            1049 => Error::NoVault(store.to_owned()),
+            code => Error::Store(format!(
+                "{store}: server error {code} (SQLSTATE {})",
+                s.state
+            )),
+        },
+        E::Io(io) => Error::StoreUnavailable {
+            store: store.to_owned(),
+            reason: io.to_string(),
+        },
+        E::Driver(d) => Error::StoreUnavailable {
+            store: store.to_owned(),
+            reason: d.to_string(),
+        },
+        E::Url(_) => Error::BadStoreUrl {
+            url: store.to_owned(),
+            reason: "rejected by the MySQL driver",
+        },
+        other => Error::Store(format!("{store}: {other}")),
+    }
+}
+
+/// Runs `runner`'s migrations on `pool` under a named lock. A migration that
+/// fails leaves a mark, and every later start refuses to run on a schema
+/// that may be half changed (MySQL commits DDL implicitly, so a failed
+/// migration cannot be rolled back).
+pub async fn migrate_with(pool: &Pool, runner: &refinery::Runner, store: &str) -> Result<()> {
+    let e = |x| classify(store, x);
+    let mut lock = pool.get_conn().await.map_err(e)?;
+    let got: Option<Option<i64>> = lock
+        .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
+        .await
+        .map_err(e)?;
+    if got.flatten() != Some(1) {
+        return Err(Error::Migration(format!(
+            "{store}: another client has held the migration lock for 60 s"
+        )));
+    }
+    let result = migrate_locked(pool, &mut lock, runner, store).await;
+    let _ = lock.query_drop("DO RELEASE_LOCK('medvault_migrate')").await;
+    result
+}
+
+async fn migrate_locked(
+    pool: &Pool,
+    lock: &mut Conn,
+    runner: &refinery::Runner,
+    store: &str,
+) -> Result<()> {
+    let e = |x| classify(store, x);
+    lock.query_drop(
+        "CREATE TABLE IF NOT EXISTS medvault_migration_guard (
+             id INT NOT NULL PRIMARY KEY,
+             state VARCHAR(16) NOT NULL,
+             changed_at BIGINT NOT NULL,
+             detail VARCHAR(255) NOT NULL
+         ) ENGINE = InnoDB",
+    )
+    .await
+    .map_err(e)?;
+    let state: Option<(String, String)> = lock
+        .query_first("SELECT state, detail FROM medvault_migration_guard WHERE id = 1")
+        .await
+        .map_err(e)?;
+    if let Some((s, detail)) = &state {
+        if s == "failed" {
+            return Err(Error::Migration(format!(
+                "{store}: an earlier schema migration failed half-way ({detail}); the schema may be \
+                 partly changed. Restore the database from a backup, or repair it against \
+                 migrations/mysql and then delete the row of medvault_migration_guard"
+            )));
+        }
+    }
+    let mut p = pool.clone();
+    let applied = runner
+        .get_applied_migrations_async(&mut p)
+        .await
+        .map_err(|x| Error::Migration(format!("{store}: {x}")))?;
+    let pending = runner
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version() == m.version()))
+        .count();
+    if pending == 0 {
+        return Ok(());
+    }
+    let now = crate::vault::now();
+    lock.exec_drop(
+        "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'running', ?, '')",
+        (now,),
+    )
+    .await
+    .map_err(e)?;
+    match runner.run_async(&mut p).await {
+        Ok(_) => {
+            lock.exec_drop(
+                "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'done', ?, '')",
+                (now,),
+            )
+            .await
+            .map_err(e)?;
+            Ok(())
+        }
+        Err(x) => {
+            let detail: String = format!("{x}").chars().take(250).collect();
+            let _ = lock
+                .exec_drop(
+                    "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'failed', ?, ?)",
+                    (now, &detail),
+                )
+                .await;
+            Err(Error::Migration(format!(
+                "{store}: schema migration failed half-way: {detail}. The schema may be partly changed; \
+                 medvault will refuse this database until it is restored or repaired"
+            )))
+        }
+    }
+}
+
+async fn insert_user<Q: Queryable>(q: &mut Q, u: &UserRow) -> mysql_async::Result<()> {
+    q.exec_drop(
+        "INSERT INTO users (name, role, status, cert, locked_key, certifier, signed_at, signature)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            &u.name,
+            &u.role,
+            &u.status,
+            &u.cert,
+            &u.locked_key,
+            &u.certifier,
+            u.signed_at,
+            &u.signature,
+        ),
+    )
+    .await
+}
+
+async fn insert_scope<Q: Queryable>(q: &mut Q, s: &ScopeRow) -> mysql_async::Result<()> {
+    q.exec_drop(
+        "INSERT INTO scopes (id, name, owner) VALUES (?, ?, ?)",
+        (s.id, &s.name, &s.owner),
+    )
+    .await
+}
+
+async fn insert_epoch<Q: Queryable>(q: &mut Q, e: &EpochRow) -> mysql_async::Result<()> {
+    q.exec_drop(
+        "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature) VALUES (?, ?, ?, ?, ?, ?)",
+        (e.scope_id, e.epoch, &e.state, &e.commitment, &e.creator, &e.signature),
+    )
+    .await
+}
+
+async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result<()> {
+    q.exec_drop(
+        "REPLACE INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (g.scope_id, g.epoch, &g.grantee, &g.rights, &g.wrapped, &g.granter, g.signed_at, &g.signature),
+    )
+    .await
+}
+
+const PATIENT_COLS: &str =
+    "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
+     bi_born, bi_family_born, author, created_at, updated_at";
+
+type PatientTuple = (
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+);
+
+fn id16(v: Vec<u8>, store: &str) -> Result<RowId> {
+    v.try_into()
+        .map_err(|_| Error::Store(format!("{store}: a row id is not 16 bytes")))
+}
+
+fn patient_row(t: PatientTuple, store: &str) -> Result<PatientRow> {
+    Ok(PatientRow {
+        id: id16(t.0, store)?,
+        family_name: t.1,
+        given_names: t.2,
+        born: t.3,
+        sex: t.4,
+        bi_family_name: t.5,
+        bi_given_names: t.6,
+        bi_born: t.7,
+        bi_family_born: t.8,
+        author: t.9,
+        created_at: t.10,
+        updated_at: t.11,
+    })
+}
+
+fn patient_params(p: &PatientRow) -> mysql_async::Params {
+    (
+        p.id.to_vec(),
+        p.family_name.clone(),
+        p.given_names.clone(),
+        p.born.clone(),
+        p.sex.clone(),
+        p.bi_family_name.clone(),
+        p.bi_given_names.clone(),
+        p.bi_born.clone(),
+        p.bi_family_born.clone(),
+        p.author.clone(),
+        p.created_at,
+        p.updated_at,
+    )
+        .into()
+}
+
+#[async_trait]
+impl Store for MysqlStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut c = self.conn().await?;
+        c.exec_first("SELECT value FROM vault_meta WHERE `key` = ?", (key,))
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>> {
+        let mut c = self.conn().await?;
+        c.query_map(
+            "SELECT name, role, status, cert, locked_key, certifier, signed_at, signature FROM users ORDER BY name",
+            |(name, role, status, cert, locked_key, certifier, signed_at, signature)| UserRow {
+                name,
+                role,
+                status,
+                cert,
+                locked_key,
+                certifier,
+                signed_at,
+                signature,
+            },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn insert_user(&self, row: &UserRow) -> Result<()> {
+        let row = row.clone();
+        self.write(move |tx| {
+            let row = row.clone();
+            Box::pin(async move {
+                let row = &row;
+                let exists: Option<i64> = tx
+                    .exec_first(
+                        "SELECT 1 FROM users WHERE name = ? FOR UPDATE",
+                        (&row.name,),
+                    )
+                    .await?;
+                if exists.is_some() {
+                    return Err(TxError::Vault(Error::UserExists(row.name.clone())));
+                }
+                insert_user(tx, row).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn replace_user(&self, row: &UserRow) -> Result<()> {
+        let row = row.clone();
+        self.write(move |tx| {
+            let row = row.clone();
+            Box::pin(async move {
+                tx.exec_drop(
+                    "UPDATE users SET role = ?, status = ?, cert = ?, locked_key = ?, certifier = ?,
+                     signed_at = ?, signature = ? WHERE name = ?",
+                    (&row.role, &row.status, &row.cert, &row.locked_key, &row.certifier, row.signed_at, &row.signature, &row.name),
+                )
+                .await?;
+                if tx.affected_rows() == 0 {
+                    return Err(TxError::Vault(Error::UnknownUser(row.name.clone())));
+                }
+                if row.status == "disabled" {
+                    tx.exec_drop("DELETE FROM grants WHERE grantee = ?", (&row.name,)).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn scopes(&self) -> Result<Vec<ScopeRow>> {
+        let mut c = self.conn().await?;
+        c.query_map(
+            "SELECT id, name, owner FROM scopes ORDER BY id",
+            |(id, name, owner)| ScopeRow { id, name, owner },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn epochs(&self) -> Result<Vec<EpochRow>> {
+        let mut c = self.conn().await?;
+        c.query_map(
+            "SELECT scope_id, epoch, state, commitment, creator, signature FROM epochs ORDER BY scope_id, epoch",
+            |(scope_id, epoch, state, commitment, creator, signature)| EpochRow {
+                scope_id,
+                epoch,
+                state,
+                commitment,
+                creator,
+                signature,
+            },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>> {
+        let mut c = self.conn().await?;
+        c.exec_map(
+            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
+             FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
+            (grantee,),
+            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
+                scope_id,
+                epoch,
+                grantee,
+                rights,
+                wrapped,
+                granter,
+                signed_at,
+                signature,
+            },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn insert_scope(
+        &self,
+        scope: &ScopeRow,
+        epoch: &EpochRow,
+        grants: &[GrantRow],
+    ) -> Result<()> {
+        let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.to_vec());
+        self.write(move |tx| {
+            let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.clone());
+            Box::pin(async move {
+                insert_scope(tx, &scope).await?;
+                insert_epoch(tx, &epoch).await?;
+                for g in &grants {
+                    put_grant(tx, g).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn put_grant(&self, grant: &GrantRow) -> Result<()> {
+        let grant = grant.clone();
+        self.write(move |tx| {
+            let grant = grant.clone();
+            Box::pin(async move {
+                put_grant(tx, &grant).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize> {
+        let grantee = grantee.to_owned();
+        self.write(move |tx| {
+            let grantee = grantee.clone();
+            Box::pin(async move {
+                tx.exec_drop(
+                    "DELETE FROM grants WHERE scope_id = ? AND grantee = ?",
+                    (scope_id, grantee),
+                )
+                .await?;
+                Ok(tx.affected_rows() as usize)
+            })
+        })
+        .await
+    }
+
+    async fn insert_patients(&self, rows: Vec<PatientRow>) -> Result<()> {
+        let rows = std::sync::Arc::new(rows);
+        self.write(move |tx| {
+            let rows = std::sync::Arc::clone(&rows);
+            Box::pin(async move {
+                // One multi-row INSERT per chunk: a round trip per 500 rows
+                // instead of one per row.
+                for chunk in rows.chunks(500) {
+                    let placeholders =
+                        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                    let mut values: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 12);
+                    for p in chunk {
+                        if let mysql_async::Params::Positional(v) = patient_params(p) {
+                            values.extend(v);
+                        }
+                    }
+                    tx.exec_drop(
+                        format!("INSERT INTO patients ({PATIENT_COLS}) VALUES {placeholders}"),
+                        values,
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn update_patient(&self, p: PatientRow) -> Result<bool> {
+        self.write(move |tx| {
+            let p = p.clone();
+            Box::pin(async move {
+                tx.exec_drop(
+                    "UPDATE patients SET family_name = ?, given_names = ?, born = ?, sex = ?,
+                     bi_family_name = ?, bi_given_names = ?, bi_born = ?, bi_family_born = ?, updated_at = ?
+                     WHERE id = ?",
+                    mysql_async::Params::Positional(vec![
+                        p.family_name.clone().into(),
+                        p.given_names.clone().into(),
+                        p.born.clone().into(),
+                        p.sex.clone().into(),
+                        p.bi_family_name.clone().into(),
+                        p.bi_given_names.clone().into(),
+                        p.bi_born.clone().into(),
+                        p.bi_family_born.clone().into(),
+                        p.updated_at.into(),
+                        p.id.to_vec().into(),
+                    ]),
+                )
+                .await?;
+                Ok(tx.affected_rows() == 1)
+            })
+        })
+        .await
+    }
+
+    async fn delete_patient(&self, id: RowId) -> Result<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.exec_drop("DELETE FROM patients WHERE id = ?", (id.to_vec(),))
+                    .await?;
+                Ok(tx.affected_rows() == 1)
+            })
+        })
+        .await
+    }
+
+    async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
+        let mut c = self.conn().await?;
+        let t: Option<PatientTuple> = c
+            .exec_first(
+                format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?"),
+                (id.to_vec(),),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        t.map(|t| patient_row(t, &self.describe)).transpose()
+    }
+
+    async fn find_patients(
+        &self,
+        column: IndexColumn,
+        values: Vec<Vec<u8>>,
+    ) -> Result<Vec<PatientRow>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let placeholders = vec!["?"; values.len()].join(", ");
+        // `column` comes from a closed enum: safe to splice into SQL.
+        let rows: Vec<PatientTuple> = c
+            .exec(
+                format!(
+                    "SELECT {PATIENT_COLS} FROM patients WHERE {} IN ({placeholders})",
+                    column.column()
+                ),
+                values,
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|t| patient_row(t, &self.describe))
+            .collect()
+    }
+
+    async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>> {
+        let mut c = self.conn().await?;
+        let after = after.map(|a| a.to_vec()).unwrap_or_default();
+        let rows: Vec<PatientTuple> = c
+            .exec(
+                format!("SELECT {PATIENT_COLS} FROM patients WHERE id > ? ORDER BY id LIMIT ?"),
+                (after, limit),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|t| patient_row(t, &self.describe))
+            .collect()
+    }
+
+    async fn insert_note(&self, n: NoteRow) -> Result<bool> {
+        self.write(move |tx| {
+            let n = n.clone();
+            Box::pin(async move {
+                let exists: Option<i64> = tx
+                    .exec_first("SELECT 1 FROM patients WHERE id = ? FOR UPDATE", (n.patient_id.to_vec(),))
+                    .await?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                tx.exec_drop(
+                    "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (n.id.to_vec(), n.patient_id.to_vec(), n.scope_id, n.body.clone(), n.author.clone(), n.created_at),
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {
+        let mut c = self.conn().await?;
+        let rows: Vec<(Vec<u8>, Vec<u8>, u32, Vec<u8>, String, i64)> = c
+            .exec(
+                "SELECT id, patient_id, scope_id, body, author, created_at FROM notes
+                 WHERE patient_id = ? ORDER BY created_at, id",
+                (patient.to_vec(),),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|(id, pid, scope_id, body, author, created_at)| {
+                Ok(NoteRow {
+                    id: id16(id, &self.describe)?,
+                    patient_id: id16(pid, &self.describe)?,
+                    scope_id,
+                    body,
+                    author,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+}
