@@ -105,8 +105,27 @@ impl fmt::Display for Sex {
     }
 }
 
+/// Debug output of types holding patient data names no value: a `{:?}` in
+/// an application's log line must not leak a name or a note.
+macro_rules! redacted_debug {
+    ($t:ident $(, $shown:ident)*) => {
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+redacted_debug!(NewPatient);
+redacted_debug!(Patient, id, sex, author, created_at, updated_at);
+redacted_debug!(PatientQuery);
+redacted_debug!(Note, id, patient, scope, author, created_at);
+
 /// A patient to insert, or the new content of one to update.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewPatient {
     /// Family name(s).
     pub family_name: String,
@@ -119,7 +138,7 @@ pub struct NewPatient {
 }
 
 /// A decrypted patient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Patient {
     /// Id.
     pub id: Id,
@@ -140,7 +159,7 @@ pub struct Patient {
 }
 
 /// A patient search: any combination of the three; all given must match.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct PatientQuery {
     /// Family name (canonical match: accents, case, hyphens ignored).
     pub family_name: Option<String>,
@@ -160,7 +179,7 @@ pub struct PatientPage {
 }
 
 /// A decrypted note.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Note {
     /// Id.
     pub id: Id,

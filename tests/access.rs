@@ -387,3 +387,98 @@ async fn restricted_scope_for_a_care_team() {
         Err(Error::UnknownScope(_))
     ));
 }
+
+#[tokio::test]
+async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("admin2", "admin2 pw", true).await.unwrap();
+    for s in ["identity", "billing"] {
+        a.grant("admin2", s).await.unwrap();
+    }
+    let a2 = f.login("admin2", "admin2 pw").await.unwrap();
+    let pid = a2
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    let carol = f.user(&a2, "carol", &["identity", "billing"]).await;
+    drop(carol);
+    // Keep a copy of admin2's billing grant to carol, then revoke it.
+    let saved: (u32, u32, Vec<u8>, i64, Vec<u8>) = raw(&f)
+        .query_row(
+            "SELECT scope_id, epoch, wrapped, signed_at, signature FROM grants
+             WHERE grantee = 'carol' AND scope_id = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    a.revoke("carol", "billing").await.unwrap();
+
+    a.disable_user("admin2").await.unwrap();
+    assert!(matches!(
+        f.login("admin2", "admin2 pw").await,
+        Err(Error::UserDisabled(_))
+    ));
+    // What admin2 signed while active was re-signed: carol still logs in
+    // and reads.
+    let carol = f.login("carol", "carol pw").await.unwrap();
+    assert_eq!(carol.get_patient(&pid).await.unwrap().family_name, "Dupont");
+    let certifier: String = raw(&f)
+        .query_row(
+            "SELECT certifier FROM users WHERE name = 'carol'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(certifier, ADMIN);
+    // Replaying the revoked grant admin2 signed is refused: admin2 no
+    // longer signs.
+    raw(&f)
+        .execute(
+            "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+             VALUES (?1, ?2, 'carol', 'read-write', ?3, 'admin2', ?4, ?5)",
+            rusqlite::params![saved.0, saved.1, saved.2, saved.3, saved.4],
+        )
+        .unwrap();
+    let err = f.login("carol", "carol pw").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadSignature { what } if what.contains("billing")),
+        "{err}"
+    );
+}
+
+/// An insider who holds the database key (every user does) rewrites the
+/// keyring's root with a valid MAC and puts a root of their own in the
+/// database. Users pin the root named in their own certificate, so the
+/// swap is refused.
+#[tokio::test]
+async fn an_insider_cannot_swap_the_root() {
+    use medvault::crypto::secret::DbKey;
+    use medvault::keys::pgp::{self, LockedKey};
+    use medvault::store::keyring::Keyring;
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    drop(a);
+    let kr_path = f.keyring_path();
+    let mut kr = Keyring::read(&kr_path).unwrap();
+    let e = kr.entry("bob").unwrap().clone();
+    let raw_key = LockedKey::parse(&e.locked_key)
+        .unwrap()
+        .unlock_decryptor("bob", &"bob pw".into())
+        .unwrap()
+        .unwrap(&e.wrapped_db_key)
+        .unwrap();
+    let db_key = DbKey::from_slice(&raw_key).unwrap();
+    let (evil_root, _) = pgp::generate_unprotected("evil root").unwrap();
+    kr.root_fingerprint = pgp::fingerprint(&evil_root);
+    kr.write(&db_key, &kr_path).unwrap();
+    raw(&f)
+        .execute(
+            "UPDATE vault_meta SET value = ?1 WHERE key = 'root_cert'",
+            [pgp::cert_bytes(&evil_root).unwrap()],
+        )
+        .unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::UntrustedRoot { .. }), "{err}");
+}

@@ -20,7 +20,8 @@ fn production_keys_use_argon2id_128mib_with_aead() {
         }
     );
     let pw = "a long pass phrase".into();
-    let (cert, locked) = pgp::generate("carol", &pw, KdfParams::PRODUCTION).unwrap();
+    let (cert, locked) = pgp::generate("carol", &pw, KdfParams::PRODUCTION, "ROOTFPR").unwrap();
+    assert_eq!(pgp::root_pin(&cert).as_deref(), Some("ROOTFPR"));
     assert_eq!(cert.primary_key().key().version(), 6, "RFC 9580 key");
     let tsk = openpgp::Cert::from_bytes(&locked).unwrap();
     let mut salts = Vec::new();
@@ -78,4 +79,25 @@ fn only_curve25519_keys_are_accepted() {
         LockedKey::parse(b"not a key"),
         Err(Error::BadKey(_))
     ));
+}
+
+#[test]
+fn planted_keys_with_extreme_kdf_parameters_are_refused_before_unlocking() {
+    let pw = "pw".into();
+    let (_, locked) = pgp::generate(
+        "x",
+        &pw,
+        KdfParams {
+            t: 17,
+            p: 1,
+            m_log2: 3,
+        },
+        "R",
+    )
+    .unwrap();
+    let err = LockedKey::parse(&locked).err().unwrap();
+    assert!(
+        matches!(&err, Error::BadKey(m) if m.contains("out of range")),
+        "{err}"
+    );
 }

@@ -205,3 +205,48 @@ async fn a_tampered_row_fails_searches_and_lists_loudly() {
         Err(Error::Tampered { .. })
     ));
 }
+
+#[tokio::test]
+async fn note_reattributed_to_another_author_is_rejected() {
+    let f = Fixture::new().await;
+    let (a, p1, _) = two_patients(&f).await;
+    a.add_note(&p1, "Do not resuscitate", None).await.unwrap();
+    assert_eq!(
+        raw(&f)
+            .execute("UPDATE notes SET author = 'someone'", [])
+            .unwrap(),
+        1
+    );
+    let err = a.list_notes(&p1, None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Tampered {
+                table: "notes",
+                column: "body"
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn debug_output_names_no_patient_value() {
+    let f = Fixture::new().await;
+    let (a, p1, _) = two_patients(&f).await;
+    a.add_note(&p1, "Secretnote", None).await.unwrap();
+    let p = a.get_patient(&p1).await.unwrap();
+    let n = a.list_notes(&p1, None).await.unwrap();
+    let q = medvault::PatientQuery {
+        family_name: Some("Dupont".into()),
+        ..Default::default()
+    };
+    let shown = format!(
+        "{p:?} {n:?} {q:?} {:?}",
+        patient("Dupont", "Hélène", "1970-03-02")
+    );
+    for secret in ["Dupont", "Hélène", "1970-03-02", "Secretnote"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains(&p1.to_string()), "ids are shown");
+}

@@ -18,8 +18,7 @@ impl EpochKey {
 
     /// Builds a key from exactly 32 bytes (e.g. unwrapped from a grant).
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        let arr: [u8; 32] = bytes.try_into().ok()?;
-        Some(EpochKey(SecretBox::new(Box::new(arr))))
+        boxed(bytes).map(EpochKey)
     }
 
     /// The key bytes, for derivation and wrapping only.
@@ -47,8 +46,7 @@ impl DbKey {
 
     /// From exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        let arr: [u8; 32] = bytes.try_into().ok()?;
-        Some(DbKey(SecretBox::new(Box::new(arr))))
+        boxed(bytes).map(DbKey)
     }
 
     /// The key bytes.
@@ -102,6 +100,16 @@ impl std::fmt::Debug for IndexKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IndexKey(<secret>)")
     }
+}
+
+/// Copies exactly 32 bytes straight into a zeroizing box (no stack copy).
+fn boxed(bytes: &[u8]) -> Option<SecretBox<[u8; 32]>> {
+    if bytes.len() != 32 {
+        return None;
+    }
+    let mut b = Box::new([0u8; 32]);
+    b.copy_from_slice(bytes);
+    Some(SecretBox::new(b))
 }
 
 /// Constant-time equality of two byte strings (length is not secret).

@@ -14,6 +14,7 @@ use sequoia_openpgp as openpgp;
 use openpgp::cert::prelude::*;
 use openpgp::crypto::{KeyPair, Password, SessionKey, S2K};
 use openpgp::packet::prelude::*;
+use openpgp::packet::signature::subpacket::NotationDataFlags;
 use openpgp::packet::{PKESK, SKESK};
 use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
@@ -88,14 +89,34 @@ fn pgp_err(context: &str, e: anyhow::Error) -> Error {
 /// protected by `password` with Argon2id + AES-256/OCB.
 ///
 /// Returns the certificate (public) and the serialized locked secret key.
-pub fn generate(userid: &str, password: &Password, kdf: KdfParams) -> Result<(Cert, Vec<u8>)> {
+///
+/// `root` is the vault's root fingerprint: it is written into the user ID's
+/// self-signature (notation [`ROOT_NOTATION`]), made with the new key. At
+/// login the client pins the root it reads there: only someone who can
+/// unlock this key with the user's password could have put it there, so a
+/// database or keyring writer cannot swap the root under the user.
+pub fn generate(
+    userid: &str,
+    password: &Password,
+    kdf: KdfParams,
+    root: &str,
+) -> Result<(Cert, Vec<u8>)> {
+    let binding = SignatureBuilder::new(SignatureType::PositiveCertification)
+        .set_notation(
+            ROOT_NOTATION,
+            root.as_bytes(),
+            NotationDataFlags::empty().set_human_readable(),
+            false,
+        )
+        .map_err(|e| pgp_err("notation", e))?;
     let (cert, _rev) = CertBuilder::new()
         .set_profile(openpgp::Profile::RFC9580)
         .map_err(|e| pgp_err("profile", e))?
         .set_cipher_suite(CipherSuite::Cv25519)
         .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
         .set_validity_period(None)
-        .add_userid(userid)
+        .add_userid_with(userid, binding)
+        .map_err(|e| pgp_err("user id", e))?
         .add_subkey(
             KeyFlags::empty()
                 .set_storage_encryption()
@@ -141,6 +162,21 @@ fn lock(cert: &Cert, password: &Password, kdf: KdfParams) -> Result<Vec<u8>> {
         .to_vec()
         .map_err(|e| pgp_err("serialize", e))?;
     Ok(bytes)
+}
+
+/// Notation naming the vault root a user's key belongs to (FORMAT.md §8).
+pub const ROOT_NOTATION: &str = "root@medvault";
+
+/// The root fingerprint a certificate's own user ID binding names, if any.
+pub fn root_pin(cert: &Cert) -> Option<String> {
+    let vc = cert.with_policy(POLICY, None).ok()?;
+    let pin = vc.userids().find_map(|u| {
+        u.binding_signature()
+            .notation(ROOT_NOTATION)
+            .next()
+            .map(|v| v.to_vec())
+    })?;
+    String::from_utf8(pin).ok()
 }
 
 /// Parses a public certificate and checks that medvault accepts it.
@@ -210,6 +246,9 @@ impl LockedKey {
             return Err(Error::BadKey("no secret key material".into()));
         }
         check_cert(&tsk)?;
+        for ka in tsk.keys().secret() {
+            check_s2k(ka.key().optional_secret())?;
+        }
         Ok(LockedKey { tsk })
     }
 
@@ -263,6 +302,27 @@ impl LockedKey {
             .map_err(|_| Error::WrongPassword(user.to_owned()))?;
         let pair = key.into_keypair().map_err(|e| pgp_err("keypair", e))?;
         Ok(RecordSigner { pair })
+    }
+}
+
+/// A locked key comes from a file or a database: its S2K parameters are
+/// checked before any password is tried, so a planted key cannot make the
+/// client allocate terabytes or spin for hours.
+fn check_s2k(secret: Option<&openpgp::packet::key::SecretKeyMaterial>) -> Result<()> {
+    use openpgp::packet::key::SecretKeyMaterial;
+    match secret {
+        Some(SecretKeyMaterial::Encrypted(e)) => match e.s2k() {
+            S2K::Argon2 { t, p, m, .. }
+                if (1..=16).contains(t) && (1..=16).contains(p) && (3..=22).contains(m) =>
+            {
+                Ok(())
+            }
+            S2K::Argon2 { .. } => Err(Error::BadKey("Argon2 parameters out of range".into())),
+            _ => Err(Error::BadKey(
+                "secret key is not protected with Argon2".into(),
+            )),
+        },
+        _ => Err(Error::BadKey("secret key is not password protected".into())),
     }
 }
 

@@ -91,7 +91,7 @@ pub struct GrantRow {
 }
 
 /// A patient row: envelopes, blind indexes and plain metadata.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PatientRow {
     /// Row id.
     pub id: RowId,
@@ -120,7 +120,7 @@ pub struct PatientRow {
 }
 
 /// A note row.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NoteRow {
     /// Row id.
     pub id: RowId,
@@ -134,6 +134,25 @@ pub struct NoteRow {
     pub author: String,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+// Rows carry blind indexes (which tell equal values apart) and
+// ciphertexts: Debug shows only ids.
+impl std::fmt::Debug for PatientRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatientRow")
+            .field("id", &hex::encode(self.id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NoteRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoteRow")
+            .field("id", &hex::encode(self.id))
+            .field("scope_id", &self.scope_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The blind-index columns a lookup can use.
@@ -209,6 +228,10 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// Inserts or replaces a grant.
     async fn put_grant(&self, grant: &GrantRow) -> Result<()>;
+    /// Grants signed by `granter`.
+    async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>>;
+    /// Replaces an epoch's creator and signature (re-signing).
+    async fn resign_epoch(&self, epoch: &EpochRow) -> Result<()>;
     /// Deletes the grants of `scope_id` to `grantee`; returns how many.
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize>;
 

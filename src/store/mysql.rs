@@ -576,6 +576,43 @@ impl Store for MysqlStore {
         .await
     }
 
+    async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
+        let mut c = self.conn().await?;
+        c.exec_map(
+            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
+             FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
+            (granter,),
+            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
+                scope_id,
+                epoch,
+                grantee,
+                rights,
+                wrapped,
+                granter,
+                signed_at,
+                signature,
+            },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
+        let e = e.clone();
+        self.write(move |tx| {
+            let e = e.clone();
+            Box::pin(async move {
+                tx.exec_drop(
+                    "UPDATE epochs SET creator = ?, signature = ? WHERE scope_id = ? AND epoch = ?",
+                    (&e.creator, &e.signature, e.scope_id, e.epoch),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize> {
         let grantee = grantee.to_owned();
         self.write(move |tx| {

@@ -582,6 +582,34 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
+        let granter = granter.to_owned();
+        self.run(move |c, x| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
+                     FROM grants WHERE granter = ?1 ORDER BY scope_id, epoch, grantee",
+                )
+                .map_err(x.e())?;
+            let rows = st.query_map([granter], grant_from).map_err(x.e())?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+        })
+        .await
+    }
+
+    async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
+        let e = e.clone();
+        self.run(move |c, x| {
+            c.execute(
+                "UPDATE epochs SET creator = ?3, signature = ?4 WHERE scope_id = ?1 AND epoch = ?2",
+                params![e.scope_id, e.epoch, e.creator, e.signature],
+            )
+            .map(|_| ())
+            .map_err(x.e())
+        })
+        .await
+    }
+
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize> {
         let grantee = grantee.to_owned();
         self.run(move |c, x| {

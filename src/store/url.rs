@@ -238,4 +238,46 @@ mod tests {
             .to_string();
         assert!(!e.contains("secret"), "{e}");
     }
+
+    #[test]
+    fn parses_mysql_urls_with_tls_defaults() {
+        let StoreUrl::Mysql(m) = StoreUrl::parse("mysql://root@127.0.0.1:3306/test").unwrap()
+        else {
+            panic!("not mysql")
+        };
+        assert_eq!(
+            (
+                m.user.as_str(),
+                m.host.as_str(),
+                m.port,
+                m.database.as_str(),
+                m.tls
+            ),
+            ("root", "127.0.0.1", 3306, "test", Tls::Off)
+        );
+        let StoreUrl::Mysql(m) =
+            StoreUrl::parse("mysql://u:p%40ss@db.example:3307/clinic?tls=required").unwrap()
+        else {
+            panic!("not mysql")
+        };
+        assert_eq!(
+            (m.password.as_str(), m.tls, m.port),
+            ("p@ss", Tls::Required, 3307)
+        );
+        let StoreUrl::Mysql(m) = StoreUrl::parse("mysql://u:pw@db.example/clinic").unwrap() else {
+            panic!("not mysql")
+        };
+        assert_eq!(m.tls, Tls::Verify, "remote hosts verify by default");
+        assert!(!format!("{m} {m:?}").contains("pw"), "password printed");
+        for bad in [
+            "mysql://u:pw@h/db?tls=maybe",
+            "mysql://u:pw@h",
+            "mysql://u:pw@h/d;drop",
+            "mysql://u:pw@h/db?x=1",
+            "mysql://u:pw@h:port/db",
+        ] {
+            let e = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains(":pw@"), "{e}");
+        }
+    }
 }

@@ -78,8 +78,9 @@ impl Default for OpenOptions {
     }
 }
 
-/// What `init` reports, once. The shares are printed and never stored.
-#[derive(Debug, Serialize)]
+/// What `init` reports, once. The shares are printed and never stored;
+/// `Debug` does not show them.
+#[derive(Serialize)]
 pub struct InitReport {
     /// Vault id, hex.
     pub vault_id: String,
@@ -89,6 +90,17 @@ pub struct InitReport {
     pub threshold: u8,
     /// Recovery shares of the root key.
     pub shares: Vec<String>,
+}
+
+impl std::fmt::Debug for InitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitReport")
+            .field("vault_id", &self.vault_id)
+            .field("root_fingerprint", &self.root_fingerprint)
+            .field("threshold", &self.threshold)
+            .field("shares", &format_args!("<{} shares>", self.shares.len()))
+            .finish()
+    }
 }
 
 /// A user as an administrator sees them.
@@ -265,7 +277,7 @@ impl Vault {
             drop(root_tsk);
             let root_fpr = pgp::fingerprint(&root_cert);
 
-            let (admin_cert, admin_locked) = pgp::generate(&admin, &pw, opts.kdf)?;
+            let (admin_cert, admin_locked) = pgp::generate(&admin, &pw, opts.kdf, &root_fpr)?;
             let mut admin_row = UserRow {
                 name: admin.clone(),
                 role: "admin".into(),
@@ -356,6 +368,7 @@ impl Vault {
         opts: &OpenOptions,
     ) -> Result<Session> {
         let loc = StoreUrl::parse(url)?;
+        let shown = loc.to_string();
         validate_user_name(user)?;
         let pw = check_password(password)?;
         let user_s = user.to_owned();
@@ -396,7 +409,18 @@ impl Vault {
             ))
         })
         .await?;
-        let pinned = opts.pinned_root.clone().unwrap_or(pinned);
+        // The pin: the client's configuration if it gives one, else the root
+        // named in the user's own certificate (see `pgp::generate`), never
+        // the keyring's copy, which any holder of the database key can edit.
+        let _ = pinned;
+        let pinned = match opts
+            .pinned_root
+            .clone()
+            .or_else(|| pgp::root_pin(&locked.cert()))
+        {
+            Some(p) => p,
+            None => return Err(Error::RootNotPinned(shown)),
+        };
         Session::establish(store, user, locked, dec, pw, &pinned, opts.kdf).await
     }
 }
@@ -653,7 +677,8 @@ impl Session {
         }
         let kdf = self.kdf;
         let n = name.to_owned();
-        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf)).await?;
+        let root = pgp::fingerprint(&self.root_cert);
+        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &root)).await?;
         let fpr = pgp::fingerprint(&cert);
         let mut row = UserRow {
             name: name.to_owned(),
@@ -683,17 +708,18 @@ impl Session {
         Ok(fpr)
     }
 
+    /// A fresh scope id: random, so two admins creating scopes at once do
+    /// not pick the same one (ids 1–15 are reserved for built-in scopes).
+    /// The id is signed into the epoch record, so it is chosen up front.
     async fn next_scope_id(&self) -> Result<u32> {
-        let max = self
-            .store
-            .scopes()
-            .await?
-            .iter()
-            .map(|s| s.id)
-            .max()
-            .unwrap_or(0);
-        max.checked_add(1)
-            .ok_or(Error::Refused("no scope ids left"))
+        let used: std::collections::HashSet<u32> =
+            self.store.scopes().await?.iter().map(|s| s.id).collect();
+        loop {
+            let id = u32::from_be_bytes(crate::crypto::random_array());
+            if id >= 16 && !used.contains(&id) {
+                return Ok(id);
+            }
+        }
     }
 
     /// Creates a restricted scope (e.g. a sensitive patient's care team),
@@ -806,6 +832,9 @@ impl Session {
         }
         let mut dir = self.directory().await?;
         let target = dir.verify(name)?;
+        if target.admin {
+            self.resign_rows_of(&mut dir, &target).await?;
+        }
         let mut row = dir
             .row(name)
             .cloned()
@@ -816,6 +845,88 @@ impl Session {
         let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&target.cert));
         row.signature = self.with_signer(|s| s.sign(&msg)).await?;
         self.store.replace_user(&row).await
+    }
+
+    /// Before an administrator is disabled, every row it signed (users it
+    /// certified, key epochs it created, grants it made) is checked under
+    /// its key and re-signed by this administrator: a disabled key signs
+    /// nothing, so those rows would otherwise stop verifying. Rows that do
+    /// not verify under its key are not laundered: they stay as they are,
+    /// and stay untrusted. If this stops half-way, the rows not yet
+    /// re-signed still verify under the (still active) old admin; running
+    /// `disable_user` again finishes the job.
+    async fn resign_rows_of(&self, dir: &mut Directory, old: &trust::Verified) -> Result<()> {
+        let me = self.user.clone();
+        let vid = self.vault_id;
+        for name in dir.names() {
+            let Some(row) = dir.row(&name).cloned() else {
+                continue;
+            };
+            if row.certifier != old.name || dir.verify(&name).is_err() {
+                continue;
+            }
+            let cert = dir.verify(&name)?.cert;
+            let mut new = row;
+            new.certifier = me.clone();
+            new.signed_at = now();
+            let msg = trust::user_record(&vid, &new, &pgp::fingerprint(&cert));
+            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            self.store.replace_user(&new).await?;
+        }
+        let scopes: HashMap<u32, ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        for ep in self.store.epochs().await? {
+            let Some(scope) = scopes.get(&ep.scope_id) else {
+                continue;
+            };
+            if ep.creator != old.name
+                || !pgp::verify(
+                    &old.cert,
+                    &trust::epoch_record(&vid, scope, &ep),
+                    &ep.signature,
+                )
+            {
+                continue;
+            }
+            let mut new = ep;
+            new.creator = me.clone();
+            let msg = trust::epoch_record(&vid, scope, &new);
+            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            self.store.resign_epoch(&new).await?;
+        }
+        for g in self.store.grants_by(&old.name).await? {
+            let Some(scope) = scopes.get(&g.scope_id) else {
+                continue;
+            };
+            let grantee_cert = if g.grantee == ROOT {
+                self.root_cert.clone()
+            } else {
+                match dir.verify(&g.grantee) {
+                    Ok(v) => v.cert,
+                    Err(_) => continue,
+                }
+            };
+            let fpr = pgp::fingerprint(&grantee_cert);
+            if !pgp::verify(
+                &old.cert,
+                &trust::grant_record(&vid, scope, &g, &fpr),
+                &g.signature,
+            ) {
+                continue;
+            }
+            let mut new = g;
+            new.granter = me.clone();
+            new.signed_at = now();
+            let msg = trust::grant_record(&vid, scope, &new, &fpr);
+            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            self.store.put_grant(&new).await?;
+        }
+        Ok(())
     }
 
     /// All users, with whether their row verifies to the root.

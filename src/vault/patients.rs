@@ -199,6 +199,28 @@ impl Session {
     }
 
     fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
+        // FORMAT.md §1.1: every patient cell is under `identity`. A cell
+        // sealed under another scope (a writer's personal one, say) is
+        // forged, and must not turn into "no access" for everyone else.
+        let identity = self.identity()?;
+        for (column, blob) in [
+            ("family_name", &r.family_name),
+            ("given_names", &r.given_names),
+            ("born", &r.born),
+            ("sex", &r.sex),
+        ] {
+            let cell = Cell {
+                table: PATIENTS,
+                column,
+                row: &r.id[..],
+            };
+            if Header::parse(blob, &cell)?.scope != identity {
+                return Err(Error::Tampered {
+                    table: PATIENTS,
+                    column,
+                });
+            }
+        }
         let cell = |column| Cell {
             table: PATIENTS,
             column,
@@ -385,20 +407,22 @@ impl Session {
         Ok(PatientPage { patients, next })
     }
 
-    fn note_cell<'a>(row: &'a [u8; 32]) -> Cell<'a> {
+    fn note_cell(row: &[u8]) -> Cell<'_> {
         Cell {
             table: NOTES,
             column: "body",
-            row: &row[..],
+            row,
         }
     }
 
-    fn note_ad(note: &Id, patient: &Id) -> [u8; 32] {
-        // FORMAT.md §1.2: a note's row component is its id then its
-        // patient's id, so it cannot be re-attached to another patient.
-        let mut ad = [0u8; 32];
-        ad[..16].copy_from_slice(&note.0);
-        ad[16..].copy_from_slice(&patient.0);
+    fn note_ad(note: &Id, patient: &Id, author: &str) -> Vec<u8> {
+        // FORMAT.md §1.2: a note's row component is its id, its patient's
+        // id and its author, so it cannot be re-attached to another patient
+        // or re-attributed to another author.
+        let mut ad = Vec::with_capacity(32 + author.len());
+        ad.extend_from_slice(&note.0);
+        ad.extend_from_slice(&patient.0);
+        ad.extend_from_slice(author.as_bytes());
         ad
     }
 
@@ -418,7 +442,7 @@ impl Session {
             return Err(Error::EmptyValue("note"));
         }
         let id = Id::random();
-        let ad = Self::note_ad(&id, patient);
+        let ad = Self::note_ad(&id, patient, &self.user);
         let sealed = self.seal(sid, "body", NOTES, &ad, body.as_bytes())?;
         let row = NoteRow {
             id: id.0,
@@ -458,7 +482,7 @@ impl Session {
                 continue;
             }
             let id = Id(r.id);
-            let ad = Self::note_ad(&id, patient);
+            let ad = Self::note_ad(&id, patient, &r.author);
             let cell = Self::note_cell(&ad);
             let header = Header::parse(&r.body, &cell)?;
             if header.scope != r.scope_id {

@@ -129,9 +129,11 @@ impl Directory {
             return Ok(self.root.clone());
         }
         let v = self.verify(name)?;
-        if !v.admin {
+        // A disabled administrator's key signs nothing any more; the rows
+        // it signed while active were re-signed when it was disabled.
+        if !v.admin || !v.active {
             return Err(Error::BadSignature {
-                what: format!("signature by {name}, who is not an administrator"),
+                what: format!("signature by {name}, who is not an active administrator"),
             });
         }
         Ok(v.cert)
@@ -165,7 +167,7 @@ impl Directory {
             let c = self
                 .verify_depth(&row.certifier.clone(), depth + 1)
                 .map_err(|_| Error::BadSignature { what: what() })?;
-            if !c.admin {
+            if !c.admin || !c.active {
                 return Err(Error::BadSignature { what: what() });
             }
             c.cert
