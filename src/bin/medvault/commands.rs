@@ -81,6 +81,15 @@ impl From<Error> for CliError {
 
 type R<T = ()> = Result<T, CliError>;
 
+/// The KDF for keys this command creates. The hidden test-suite flag is
+/// announced loudly wherever it actually weakens a new key.
+fn new_key_kdf(cli: &Cli) -> KdfParams {
+    if cli.danger_fast_kdf {
+        eprintln!("warning: --danger-fast-kdf: the new key is cheap to guess; never use this outside tests");
+    }
+    kdf(cli)
+}
+
 fn kdf(cli: &Cli) -> KdfParams {
     if cli.danger_fast_kdf {
         KdfParams::danger_fast_for_tests()
@@ -145,7 +154,7 @@ pub async fn run(cli: Cli) -> R {
                 &name,
                 &pw,
                 &CreateOptions {
-                    kdf: kdf(&cli),
+                    kdf: new_key_kdf(&cli),
                     threshold: a.threshold,
                     shares: a.shares,
                 },
@@ -183,6 +192,7 @@ pub async fn run(cli: Cli) -> R {
                         cli.batch,
                         name,
                     )?;
+                    new_key_kdf(&cli);
                     let fpr = s.add_user(name, &pw, *admin).await?;
                     println!(
                         "added {} {name} (key {fpr})",
