@@ -2,9 +2,21 @@
 //! between rows, columns and tables; flipped, truncated or extended
 //! ciphertexts. Each is a typed error, never garbage or a panic.
 
+#[macro_use]
 mod common;
 use common::*;
 use medvault::{Error, Id};
+
+per_store!(
+    ciphertext_moved_to_another_row_is_rejected,
+    ciphertext_moved_to_another_column_is_rejected,
+    ciphertext_moved_to_another_table_is_rejected,
+    note_reattached_to_another_patient_is_rejected,
+    flipped_truncated_and_extended_ciphertexts_are_rejected,
+    a_tampered_row_fails_searches_and_lists_loudly,
+    note_reattributed_to_another_author_is_rejected,
+    debug_output_names_no_patient_value,
+);
 
 async fn two_patients(f: &Fixture) -> (medvault::Session, Id, Id) {
     let a = f.admin().await;
@@ -19,30 +31,24 @@ async fn two_patients(f: &Fixture) -> (medvault::Session, Id, Id) {
     (a, p1, p2)
 }
 
-fn set_blob(f: &Fixture, sql: &str, blob: &[u8], id: &Id) {
-    let n = raw(f)
-        .execute(sql, rusqlite::params![blob, &id.as_bytes()[..]])
-        .unwrap();
-    assert_eq!(n, 1);
+async fn set_blob(f: &Fixture, sql: &str, blob: &[u8], id: &Id) {
+    assert_eq!(f.exec(sql, vec![blob.into(), (*id).into()]).await, 1);
 }
 
-fn get_blob(f: &Fixture, sql: &str, id: &Id) -> Vec<u8> {
-    raw(f)
-        .query_row(sql, [&id.as_bytes()[..]], |r| r.get(0))
-        .unwrap()
+async fn get_blob(f: &Fixture, sql: &str, id: &Id) -> Vec<u8> {
+    f.blob(sql, vec![(*id).into()]).await
 }
 
-#[tokio::test]
-async fn ciphertext_moved_to_another_row_is_rejected() {
-    let f = Fixture::new().await;
+async fn ciphertext_moved_to_another_row_is_rejected(f: Fixture) {
     let (a, p1, p2) = two_patients(&f).await;
-    let c1 = get_blob(&f, "SELECT family_name FROM patients WHERE id = ?1", &p1);
+    let c1 = get_blob(&f, "SELECT family_name FROM patients WHERE id = ?", &p1).await;
     set_blob(
         &f,
-        "UPDATE patients SET family_name = ?1 WHERE id = ?2",
+        "UPDATE patients SET family_name = ? WHERE id = ?",
         &c1,
         &p2,
-    );
+    )
+    .await;
     let err = a.get_patient(&p2).await.unwrap_err();
     assert!(
         matches!(
@@ -58,17 +64,16 @@ async fn ciphertext_moved_to_another_row_is_rejected() {
     assert_eq!(a.get_patient(&p1).await.unwrap().family_name, "Dupont");
 }
 
-#[tokio::test]
-async fn ciphertext_moved_to_another_column_is_rejected() {
-    let f = Fixture::new().await;
+async fn ciphertext_moved_to_another_column_is_rejected(f: Fixture) {
     let (a, p1, _) = two_patients(&f).await;
-    let given = get_blob(&f, "SELECT given_names FROM patients WHERE id = ?1", &p1);
+    let given = get_blob(&f, "SELECT given_names FROM patients WHERE id = ?", &p1).await;
     set_blob(
         &f,
-        "UPDATE patients SET family_name = ?1 WHERE id = ?2",
+        "UPDATE patients SET family_name = ? WHERE id = ?",
         &given,
         &p1,
-    );
+    )
+    .await;
     let err = a.get_patient(&p1).await.unwrap_err();
     assert!(
         matches!(
@@ -82,21 +87,20 @@ async fn ciphertext_moved_to_another_column_is_rejected() {
     );
 }
 
-#[tokio::test]
-async fn ciphertext_moved_to_another_table_is_rejected() {
-    let f = Fixture::new().await;
+async fn ciphertext_moved_to_another_table_is_rejected(f: Fixture) {
     let (a, p1, _) = two_patients(&f).await;
     let note = a
         .add_note(&p1, "Allergic to penicillin", None)
         .await
         .unwrap();
-    let body = get_blob(&f, "SELECT body FROM notes WHERE id = ?1", &note);
+    let body = get_blob(&f, "SELECT body FROM notes WHERE id = ?", &note).await;
     set_blob(
         &f,
-        "UPDATE patients SET given_names = ?1 WHERE id = ?2",
+        "UPDATE patients SET given_names = ? WHERE id = ?",
         &body,
         &p1,
-    );
+    )
+    .await;
     let err = a.get_patient(&p1).await.unwrap_err();
     assert!(
         matches!(
@@ -110,20 +114,18 @@ async fn ciphertext_moved_to_another_table_is_rejected() {
     );
 }
 
-#[tokio::test]
-async fn note_reattached_to_another_patient_is_rejected() {
-    let f = Fixture::new().await;
+async fn note_reattached_to_another_patient_is_rejected(f: Fixture) {
     let (a, p1, p2) = two_patients(&f).await;
     let note = a
         .add_note(&p1, "Allergic to penicillin", None)
         .await
         .unwrap();
-    let n = raw(&f)
-        .execute(
-            "UPDATE notes SET patient_id = ?1 WHERE id = ?2",
-            rusqlite::params![&p2.as_bytes()[..], &note.as_bytes()[..]],
+    let n = f
+        .exec(
+            "UPDATE notes SET patient_id = ? WHERE id = ?",
+            vec![p2.into(), note.into()],
         )
-        .unwrap();
+        .await;
     assert_eq!(n, 1);
     let err = a.list_notes(&p2, None).await.unwrap_err();
     assert!(
@@ -138,12 +140,10 @@ async fn note_reattached_to_another_patient_is_rejected() {
     );
 }
 
-#[tokio::test]
-async fn flipped_truncated_and_extended_ciphertexts_are_rejected() {
-    let f = Fixture::new().await;
+async fn flipped_truncated_and_extended_ciphertexts_are_rejected(f: Fixture) {
     let (a, p1, _) = two_patients(&f).await;
-    let good = get_blob(&f, "SELECT born FROM patients WHERE id = ?1", &p1);
-    let sql = "UPDATE patients SET born = ?1 WHERE id = ?2";
+    let good = get_blob(&f, "SELECT born FROM patients WHERE id = ?", &p1).await;
+    let sql = "UPDATE patients SET born = ? WHERE id = ?";
 
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     for i in [9, 20, 30, good.len() - 1] {
@@ -154,7 +154,7 @@ async fn flipped_truncated_and_extended_ciphertexts_are_rejected() {
     cases.push(("truncated by one", good[..good.len() - 1].to_vec()));
     cases.push(("extended by one", [good.clone(), vec![0]].concat()));
     for (what, bad) in cases {
-        set_blob(&f, sql, &bad, &p1);
+        set_blob(&f, sql, &bad, &p1).await;
         let err = a.get_patient(&p1).await.unwrap_err();
         assert!(
             matches!(err, Error::Tampered { column: "born", .. }),
@@ -165,12 +165,12 @@ async fn flipped_truncated_and_extended_ciphertexts_are_rejected() {
     // Structurally broken: unknown version, shorter than the overhead.
     let mut v = good.clone();
     v[0] = 9;
-    set_blob(&f, sql, &v, &p1);
+    set_blob(&f, sql, &v, &p1).await;
     assert!(matches!(
         a.get_patient(&p1).await.unwrap_err(),
         Error::MalformedEnvelope { column: "born", .. }
     ));
-    set_blob(&f, sql, &good[..20], &p1);
+    set_blob(&f, sql, &good[..20], &p1).await;
     assert!(matches!(
         a.get_patient(&p1).await.unwrap_err(),
         Error::MalformedEnvelope { column: "born", .. }
@@ -178,43 +178,38 @@ async fn flipped_truncated_and_extended_ciphertexts_are_rejected() {
     // An epoch the vault never had is forgery, not "no access".
     let mut e = good.clone();
     e[8] ^= 0x40;
-    set_blob(&f, sql, &e, &p1);
+    set_blob(&f, sql, &e, &p1).await;
     assert!(matches!(
         a.get_patient(&p1).await.unwrap_err(),
         Error::Tampered { .. }
     ));
 
     // Restored, it reads again: nothing else was changed by the failures.
-    set_blob(&f, sql, &good, &p1);
+    set_blob(&f, sql, &good, &p1).await;
     assert_eq!(a.get_patient(&p1).await.unwrap().born, "1970-03-02");
 }
 
-#[tokio::test]
-async fn a_tampered_row_fails_searches_and_lists_loudly() {
-    let f = Fixture::new().await;
+async fn a_tampered_row_fails_searches_and_lists_loudly(f: Fixture) {
     let (a, p1, p2) = two_patients(&f).await;
-    let c1 = get_blob(&f, "SELECT family_name FROM patients WHERE id = ?1", &p1);
+    let c1 = get_blob(&f, "SELECT family_name FROM patients WHERE id = ?", &p1).await;
     set_blob(
         &f,
-        "UPDATE patients SET family_name = ?1 WHERE id = ?2",
+        "UPDATE patients SET family_name = ? WHERE id = ?",
         &c1,
         &p2,
-    );
+    )
+    .await;
     assert!(matches!(
         a.list_patients(None, 10).await,
         Err(Error::Tampered { .. })
     ));
 }
 
-#[tokio::test]
-async fn note_reattributed_to_another_author_is_rejected() {
-    let f = Fixture::new().await;
+async fn note_reattributed_to_another_author_is_rejected(f: Fixture) {
     let (a, p1, _) = two_patients(&f).await;
     a.add_note(&p1, "Do not resuscitate", None).await.unwrap();
     assert_eq!(
-        raw(&f)
-            .execute("UPDATE notes SET author = 'someone'", [])
-            .unwrap(),
+        f.exec("UPDATE notes SET author = 'someone'", vec![]).await,
         1
     );
     let err = a.list_notes(&p1, None).await.unwrap_err();
@@ -230,9 +225,7 @@ async fn note_reattributed_to_another_author_is_rejected() {
     );
 }
 
-#[tokio::test]
-async fn debug_output_names_no_patient_value() {
-    let f = Fixture::new().await;
+async fn debug_output_names_no_patient_value(f: Fixture) {
     let (a, p1, _) = two_patients(&f).await;
     a.add_note(&p1, "Secretnote", None).await.unwrap();
     let p = a.get_patient(&p1).await.unwrap();

@@ -271,10 +271,21 @@ async fn migrate_locked(
         }
     }
     let mut p = pool.clone();
-    let applied = runner
-        .get_applied_migrations_async(&mut p)
+    let has_history: Option<i64> = lock
+        .query_first(
+            "SELECT 1 FROM information_schema.tables
+             WHERE table_schema = DATABASE() AND table_name = 'refinery_schema_history'",
+        )
         .await
-        .map_err(|x| Error::Migration(format!("{store}: {x}")))?;
+        .map_err(e)?;
+    let applied = if has_history.is_some() {
+        runner
+            .get_applied_migrations_async(&mut p)
+            .await
+            .map_err(|x| Error::Migration(format!("{store}: {x}")))?
+    } else {
+        Vec::new()
+    };
     let pending = runner
         .get_migrations()
         .iter()

@@ -22,6 +22,7 @@ use crate::keys::pgp::{self, Decryptor, KdfParams, LockedKey, OpenKey, RecordSig
 use crate::keys::recovery;
 use crate::policy::Policy;
 use crate::store::keyring::Keyring;
+use crate::store::mysql::MysqlStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{EpochRow, Genesis, GrantRow, ScopeRow, Store, StoreUrl, UserRow};
 use trust::{Directory, ROOT};
@@ -260,15 +261,12 @@ impl Vault {
         let pw = check_password(password)?;
         let admin = admin.to_owned();
         let opts = opts.clone();
-        blocking(move || {
-            let StoreUrl::Sqlcipher(path) = loc else {
-                return Err(Error::Refused(
-                    "creating a MySQL vault is not available yet",
-                ));
-            };
-            if path.exists() || StoreUrl::keyring_path(&path).exists() {
+        if let StoreUrl::Sqlcipher(path) = &loc {
+            if path.exists() || StoreUrl::keyring_path(path).exists() {
                 return Err(Error::VaultExists(path.display().to_string()));
             }
+        }
+        let (genesis, admin_cert, vault_id, report) = blocking(move || {
             let vault_id: [u8; 16] = crate::crypto::random_array();
             let (root_cert, root_tsk) =
                 pgp::generate_unprotected(&format!("medvault root {}", hex::encode(vault_id)))?;
@@ -342,22 +340,36 @@ impl Vault {
                 epochs,
                 grants,
             };
-            SqliteStore::create(
-                &path,
-                DbKey::generate(),
-                &genesis,
-                vault_id,
-                root_fpr.clone(),
-                &admin_cert,
-            )?;
-            Ok(InitReport {
+            let report = InitReport {
                 vault_id: hex::encode(vault_id),
                 root_fingerprint: root_fpr,
                 threshold: opts.threshold,
                 shares: split.shares,
-            })
+            };
+            Ok((genesis, admin_cert, vault_id, report))
         })
-        .await
+        .await?;
+        match loc {
+            StoreUrl::Sqlcipher(path) => {
+                let fpr = report.root_fingerprint.clone();
+                blocking(move || {
+                    SqliteStore::create(
+                        &path,
+                        DbKey::generate(),
+                        &genesis,
+                        vault_id,
+                        fpr,
+                        &admin_cert,
+                    )
+                    .map(|_| ())
+                })
+                .await?;
+            }
+            StoreUrl::Mysql(u) => {
+                MysqlStore::create(&u, &genesis).await?;
+            }
+        }
+        Ok(report)
     }
 
     /// Logs `user` in with `password`.
@@ -371,12 +383,13 @@ impl Vault {
         let shown = loc.to_string();
         validate_user_name(user)?;
         let pw = check_password(password)?;
+        let path = match loc {
+            StoreUrl::Mysql(u) => return Self::open_shared(&u, user, pw, opts, shown).await,
+            StoreUrl::Sqlcipher(p) => p,
+        };
         let user_s = user.to_owned();
         let pw2 = pw.clone();
         let (store, locked, dec, pinned) = blocking(move || {
-            let StoreUrl::Sqlcipher(path) = loc else {
-                return Err(Error::Refused("opening a MySQL vault is not available yet"));
-            };
             let kr_path = StoreUrl::keyring_path(&path);
             if !path.exists() && !kr_path.exists() {
                 return Err(Error::NoVault(path.display().to_string()));
@@ -422,6 +435,52 @@ impl Vault {
             None => return Err(Error::RootNotPinned(shown)),
         };
         Session::establish(store, user, locked, dec, pw, &pinned, opts.kdf).await
+    }
+}
+
+impl Vault {
+    /// Login on a shared store: the locked key comes from the `users` row
+    /// (no keyring), and the root pin must come from the client.
+    async fn open_shared(
+        u: &crate::store::url::MysqlUrl,
+        user: &str,
+        pw: Password,
+        opts: &OpenOptions,
+        shown: String,
+    ) -> Result<Session> {
+        let store = MysqlStore::connect(u).await?;
+        let row = store
+            .users()
+            .await?
+            .into_iter()
+            .find(|r| r.name == user)
+            .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
+        if row.status != "active" {
+            return Err(Error::UserDisabled(user.to_owned()));
+        }
+        let pinned = opts
+            .pinned_root
+            .clone()
+            .ok_or_else(|| Error::RootNotPinned(shown))?;
+        let locked = LockedKey::parse(&row.locked_key)?;
+        let (user_s, pw2) = (user.to_owned(), pw.clone());
+        let (locked, dec) = blocking(move || {
+            let dec = locked.unlock_decryptor(&user_s, &pw2)?;
+            Ok((locked, dec))
+        })
+        .await?;
+        // The root named in the user's own certificate must agree with the
+        // configured one: a server that swapped the root and re-signed
+        // everything still cannot forge that.
+        if let Some(own) = pgp::root_pin(&locked.cert()) {
+            if !ct_eq(
+                own.as_bytes(),
+                pinned.trim().to_ascii_uppercase().as_bytes(),
+            ) {
+                return Err(Error::UntrustedRoot { pinned, found: own });
+            }
+        }
+        Session::establish(Arc::new(store), user, locked, dec, pw, &pinned, opts.kdf).await
     }
 }
 

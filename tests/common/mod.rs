@@ -1,11 +1,14 @@
-//! Shared fixtures. Each test gets its own vault in its own temporary
-//! directory. The store-specific part is `Fixture::new`; the MySQL store
-//! will add a second constructor and the same test bodies run on both.
+//! Shared fixtures. Each test gets its own vault: a SQLCipher file in its
+//! own temporary directory, or a fresh MySQL database on the server of
+//! `MEDVAULT_TEST_MYSQL_URL` (default the local MariaDB). `per_store!`
+//! runs the same test bodies once per store; a MySQL server that is down
+//! makes the MySQL tests fail, never skip.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
 use medvault::{CreateOptions, KdfParams, NewPatient, OpenOptions, Session, Sex, Vault};
+use mysql_async::prelude::Queryable;
 
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PW: &str = "admin password";
@@ -21,17 +24,146 @@ pub fn open_opts() -> OpenOptions {
     }
 }
 
+/// Runs each named `async fn name(f: Fixture)` once per store.
+#[macro_export]
+macro_rules! per_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlcipher {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Fixture::sqlite().await).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Fixture::mysql().await).await
+                }
+            )*
+        }
+    };
+}
+
+/// The server the MySQL tests use.
+pub fn mysql_base_url() -> String {
+    std::env::var("MEDVAULT_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// A value for raw SQL.
+#[derive(Clone, Debug)]
+pub enum Val {
+    B(Vec<u8>),
+    I(i64),
+    T(String),
+}
+
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Val {
+        Val::B(v)
+    }
+}
+impl From<&[u8]> for Val {
+    fn from(v: &[u8]) -> Val {
+        Val::B(v.to_vec())
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::T(v.into())
+    }
+}
+impl From<medvault::Id> for Val {
+    fn from(v: medvault::Id) -> Val {
+        Val::B(v.as_bytes().to_vec())
+    }
+}
+
+pub struct MysqlDb {
+    pub name: String,
+    pub base: String,
+}
+
+impl Drop for MysqlDb {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        // Drop the test database from a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = mysql_async::Conn::from_url(base.as_str()).await {
+                    let _ = c
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await;
+                    let _ = c.disconnect().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub shares: Vec<String>,
     pub root_fingerprint: String,
+    pub mysql: Option<MysqlDb>,
+}
+
+fn with_db(base: &str, db: &str) -> String {
+    let (head, _) = base
+        .rsplit_once('/')
+        .expect("MEDVAULT_TEST_MYSQL_URL ends in /database");
+    format!("{head}/{db}")
 }
 
 impl Fixture {
     pub async fn new() -> Fixture {
+        Self::sqlite().await
+    }
+
+    pub async fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlcipher:{}", dir.path().join("vault.db").display());
+        Self::create(dir, url, None).await
+    }
+
+    /// A fresh database on the test server.
+    pub async fn mysql() -> Fixture {
+        let base = mysql_base_url();
+        let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
+        let mut c = mysql_async::Conn::from_url(base.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("MySQL test server at {base} unavailable: {e}"));
+        c.query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+        let db = MysqlDb {
+            name: name.clone(),
+            base: base.clone(),
+        };
+        Self::create(
+            tempfile::tempdir().unwrap(),
+            with_db(&base, &name),
+            Some(db),
+        )
+        .await
+    }
+
+    async fn create(dir: tempfile::TempDir, url: String, mysql: Option<MysqlDb>) -> Fixture {
         let report = Vault::create(
             &url,
             ADMIN,
@@ -48,6 +180,18 @@ impl Fixture {
             url,
             shares: report.shares,
             root_fingerprint: report.root_fingerprint,
+            mysql,
+        }
+    }
+
+    pub fn is_mysql(&self) -> bool {
+        self.mysql.is_some()
+    }
+
+    pub fn opts(&self) -> OpenOptions {
+        OpenOptions {
+            kdf: kdf(),
+            pinned_root: self.mysql.as_ref().map(|_| self.root_fingerprint.clone()),
         }
     }
 
@@ -60,7 +204,7 @@ impl Fixture {
     }
 
     pub async fn login(&self, user: &str, pw: &str) -> medvault::Result<Session> {
-        Vault::open(&self.url, user, pw, &open_opts()).await
+        Vault::open(&self.url, user, pw, &self.opts()).await
     }
 
     pub async fn admin(&self) -> Session {
@@ -79,8 +223,13 @@ impl Fixture {
         self.login(name, &format!("{name} pw")).await.unwrap()
     }
 
-    /// Every byte of the database file and its journals.
+    /// Everything the store holds, as an attacker reading it would see it:
+    /// the SQLCipher file, its journals and keyring; or a MySQL dump with
+    /// binary columns as hex.
     pub fn stored_bytes(&self) -> Vec<u8> {
+        if let Some(db) = &self.mysql {
+            return mysql_dump(&db.base, &db.name);
+        }
         let mut all = Vec::new();
         for suffix in ["", "-wal", "-journal", "-shm", ".keyring"] {
             let mut p = self.db_path().into_os_string();
@@ -91,6 +240,142 @@ impl Fixture {
         }
         all
     }
+
+    /// Whether `marker` appears in what the store holds, in clear or, for
+    /// a hex dump, hex-encoded.
+    pub fn leaks(&self, marker: &str) -> bool {
+        let bytes = self.stored_bytes();
+        contains(&bytes, marker.as_bytes())
+            || contains(&bytes, hex::encode_upper(marker).as_bytes())
+            || contains(&bytes, hex::encode(marker).as_bytes())
+    }
+
+    /// Executes raw SQL (`?` placeholders) as the attacker; rows changed.
+    pub async fn exec(&self, sql: &str, params: Vec<Val>) -> u64 {
+        match &self.mysql {
+            None => {
+                let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
+                let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref()).collect();
+                raw(self).execute(sql, refs.as_slice()).unwrap() as u64
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                c.exec_drop(sql, to_my(params)).await.unwrap();
+                let n = c.affected_rows();
+                c.disconnect().await.unwrap();
+                n
+            }
+        }
+    }
+
+    /// One blob from raw SQL.
+    pub async fn blob(&self, sql: &str, params: Vec<Val>) -> Vec<u8> {
+        match &self.mysql {
+            None => {
+                let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
+                let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref()).collect();
+                raw(self)
+                    .query_row(sql, refs.as_slice(), |r| r.get(0))
+                    .unwrap()
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                let v: Option<Vec<u8>> = c.exec_first(sql, to_my(params)).await.unwrap();
+                c.disconnect().await.unwrap();
+                v.expect("a row")
+            }
+        }
+    }
+
+    /// One integer from raw SQL.
+    pub async fn int(&self, sql: &str, params: Vec<Val>) -> i64 {
+        match &self.mysql {
+            None => {
+                let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
+                let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref()).collect();
+                raw(self)
+                    .query_row(sql, refs.as_slice(), |r| r.get(0))
+                    .unwrap()
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                let v: Option<i64> = c.exec_first(sql, to_my(params)).await.unwrap();
+                c.disconnect().await.unwrap();
+                v.expect("a row")
+            }
+        }
+    }
+
+    /// Number of patient rows, read raw.
+    pub async fn patient_count(&self) -> i64 {
+        self.int("SELECT count(*) FROM patients", vec![]).await
+    }
+}
+
+fn to_sql(v: Val) -> Box<dyn rusqlite::ToSql> {
+    match v {
+        Val::B(b) => Box::new(b),
+        Val::I(i) => Box::new(i),
+        Val::T(t) => Box::new(t),
+    }
+}
+
+fn to_my(params: Vec<Val>) -> mysql_async::Params {
+    if params.is_empty() {
+        return mysql_async::Params::Empty;
+    }
+    mysql_async::Params::Positional(
+        params
+            .into_iter()
+            .map(|v| match v {
+                Val::B(b) => b.into(),
+                Val::I(i) => i.into(),
+                Val::T(t) => t.into(),
+            })
+            .collect(),
+    )
+}
+
+fn mysql_dump(base: &str, db: &str) -> Vec<u8> {
+    let rest = base.strip_prefix("mysql://").expect("mysql:// URL");
+    let (auth, hostpath) = rest.rsplit_once('@').expect("user@host");
+    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+    let hostport = hostpath.split('/').next().unwrap_or("127.0.0.1");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    let mut cmd = std::process::Command::new("mariadb-dump");
+    cmd.args([
+        "--hex-blob",
+        "--skip-comments",
+        "-h",
+        host,
+        "-P",
+        port,
+        "-u",
+        user,
+    ]);
+    if !pass.is_empty() {
+        cmd.arg(format!("-p{pass}"));
+    }
+    let out = cmd
+        .arg(db)
+        .output()
+        .expect("mariadb-dump runs (package mariadb-client)");
+    assert!(
+        out.status.success(),
+        "mariadb-dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        contains(&out.stdout, b"INSERT INTO `patients`")
+            || contains(&out.stdout, b"CREATE TABLE `patients`")
+    );
+    out.stdout
 }
 
 pub fn patient(family: &str, given: &str, born: &str) -> NewPatient {
@@ -112,6 +397,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub fn raw(f: &Fixture) -> rusqlite::Connection {
     use medvault::keys::pgp::LockedKey;
     use medvault::store::keyring::Keyring;
+    assert!(f.mysql.is_none(), "raw() is for the SQLCipher store");
     let kr = Keyring::read(&f.keyring_path()).unwrap();
     let e = kr.entry(ADMIN).unwrap();
     let dec = LockedKey::parse(&e.locked_key)
@@ -126,7 +412,7 @@ pub fn raw(f: &Fixture) -> rusqlite::Connection {
     c
 }
 
-/// Number of patient rows, read raw.
+/// Number of patient rows, read raw (SQLCipher).
 pub fn patient_count(f: &Fixture) -> i64 {
     raw(f)
         .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))

@@ -29,7 +29,7 @@ pub struct Cli {
     pub json: bool,
 
     /// Pin this root fingerprint instead of the keyring's.
-    #[arg(long, global = true, value_name = "FINGERPRINT")]
+    #[arg(long, global = true, value_name = "FINGERPRINT", env = "MEDVAULT_ROOT")]
     pub root: Option<String>,
 
     /// Test suites only: protect new keys with a cheap KDF.

@@ -56,6 +56,11 @@ impl CliError {
                 Error::UntrustedRoot { .. } | Error::BadSignature { .. } | Error::GrantInvalid { .. } | Error::Tampered { .. } => {
                     "the database was modified outside medvault; do not trust it and contact your administrator".into()
                 }
+                Error::RootNotPinned(_) => {
+                    "pass --root <the fingerprint `medvault init` printed> or set MEDVAULT_ROOT".into()
+                }
+                Error::StoreUnavailable { .. } => "check that the database server runs and the URL's host and port".into(),
+                Error::StoreAuth(_) => "check the user and password in the store URL".into(),
                 Error::BadShares(_) => "check each share for typos; you need the threshold number of shares".into(),
                 _ => return None,
             },
