@@ -1,14 +1,28 @@
 //! Logins, users, grants and the chain of trust: every bad input is a
 //! typed error and changes nothing.
 
+#[macro_use]
 mod common;
 use common::*;
 use medvault::{Error, OpenOptions, PatientQuery, Vault};
 
-#[tokio::test]
-async fn wrong_password_unknown_user_and_bad_names() {
-    let f = Fixture::new().await;
-    let before = std::fs::read(f.keyring_path()).unwrap();
+per_store!(
+    wrong_password_unknown_user_and_bad_names,
+    disabled_user_cannot_log_in_and_loses_grants,
+    only_admins_administer,
+    scope_access_is_cryptographic,
+    revoke_removes_access_at_next_login,
+    forged_grant_inserted_with_raw_sql_is_rejected,
+    swapped_user_cert_is_rejected,
+    a_user_row_promoted_to_admin_with_raw_sql_is_rejected,
+    the_root_is_pinned,
+    recovery_shares_rebuild_the_root,
+    restricted_scope_for_a_care_team,
+    a_disabled_admin_signs_nothing_but_what_it_signed_survives,
+);
+
+async fn wrong_password_unknown_user_and_bad_names(f: Fixture) {
+    let before = f.stored_bytes();
     assert!(matches!(f.login(ADMIN, "not it").await, Err(Error::WrongPassword(u)) if u == ADMIN));
     assert!(matches!(f.login("nobody", "x").await, Err(Error::UnknownUser(u)) if u == "nobody"));
     assert!(matches!(
@@ -19,11 +33,7 @@ async fn wrong_password_unknown_user_and_bad_names() {
         f.login(ADMIN, "").await,
         Err(Error::BadPassword(_))
     ));
-    assert_eq!(
-        std::fs::read(f.keyring_path()).unwrap(),
-        before,
-        "failed logins change nothing"
-    );
+    assert!(f.stored_bytes() == before, "failed logins change nothing");
     f.admin().await;
 }
 
@@ -65,9 +75,7 @@ async fn creating_over_an_existing_vault_is_refused() {
     f.admin().await;
 }
 
-#[tokio::test]
-async fn disabled_user_cannot_log_in_and_loses_grants() {
-    let f = Fixture::new().await;
+async fn disabled_user_cannot_log_in_and_loses_grants(f: Fixture) {
     let a = f.admin().await;
     let bob = f.user(&a, "bob", &["identity", "clinical"]).await;
     drop(bob);
@@ -77,13 +85,9 @@ async fn disabled_user_cannot_log_in_and_loses_grants() {
     let b = users.iter().find(|u| u.name == "bob").unwrap();
     assert_eq!(b.status, "disabled");
     assert!(b.trusted);
-    let grants: i64 = raw(&f)
-        .query_row(
-            "SELECT count(*) FROM grants WHERE grantee = 'bob'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let grants = f
+        .int("SELECT count(*) FROM grants WHERE grantee = 'bob'", vec![])
+        .await;
     assert_eq!(grants, 0);
     // Granting to a disabled user is refused.
     assert!(matches!(
@@ -96,9 +100,7 @@ async fn disabled_user_cannot_log_in_and_loses_grants() {
     ));
 }
 
-#[tokio::test]
-async fn only_admins_administer() {
-    let f = Fixture::new().await;
+async fn only_admins_administer(f: Fixture) {
     let a = f.admin().await;
     let bob = f.user(&a, "bob", &["identity"]).await;
     assert!(matches!(
@@ -135,9 +137,7 @@ async fn only_admins_administer() {
     ));
 }
 
-#[tokio::test]
-async fn scope_access_is_cryptographic() {
-    let f = Fixture::new().await;
+async fn scope_access_is_cryptographic(f: Fixture) {
     let a = f.admin().await;
     let pid = a
         .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
@@ -190,9 +190,7 @@ async fn scope_access_is_cryptographic() {
     assert_eq!(own.notes[0].body, "my own reminder");
 }
 
-#[tokio::test]
-async fn revoke_removes_access_at_next_login() {
-    let f = Fixture::new().await;
+async fn revoke_removes_access_at_next_login(f: Fixture) {
     let a = f.admin().await;
     let pid = a
         .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
@@ -208,21 +206,19 @@ async fn revoke_removes_access_at_next_login() {
     ));
 }
 
-#[tokio::test]
-async fn forged_grant_inserted_with_raw_sql_is_rejected() {
-    let f = Fixture::new().await;
+async fn forged_grant_inserted_with_raw_sql_is_rejected(f: Fixture) {
     let a = f.admin().await;
     f.user(&a, "clerk", &["identity"]).await;
     // The attacker copies a genuine grant (the clerk's identity grant) and
     // relabels it as clinical: the signature no longer matches.
-    let n = raw(&f)
-        .execute(
+    let n = f
+        .exec(
             "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
              SELECT 2, epoch, grantee, rights, wrapped, granter, signed_at, signature
              FROM grants WHERE grantee = 'clerk' AND scope_id = 1",
-            [],
+            vec![],
         )
-        .unwrap();
+        .await;
     assert_eq!(n, 1);
     let err = f.login("clerk", "clerk pw").await.unwrap_err();
     assert!(
@@ -231,52 +227,49 @@ async fn forged_grant_inserted_with_raw_sql_is_rejected() {
     );
 
     // A grant signed by a non-admin (the clerk's own key) is refused too.
-    raw(&f)
-        .execute(
-            "DELETE FROM grants WHERE grantee = 'clerk' AND scope_id = 2",
-            [],
-        )
-        .unwrap();
-    raw(&f)
-        .execute(
-            "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
-             SELECT 2, epoch, grantee, rights, wrapped, 'clerk', signed_at, signature
-             FROM grants WHERE grantee = 'clerk' AND scope_id = 1",
-            [],
-        )
-        .unwrap();
+    f.exec(
+        "DELETE FROM grants WHERE grantee = 'clerk' AND scope_id = 2",
+        vec![],
+    )
+    .await;
+    f.exec(
+        "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+         SELECT 2, epoch, grantee, rights, wrapped, 'clerk', signed_at, signature
+         FROM grants WHERE grantee = 'clerk' AND scope_id = 1",
+        vec![],
+    )
+    .await;
     assert!(matches!(
         f.login("clerk", "clerk pw").await,
         Err(Error::BadSignature { .. })
     ));
 }
 
-#[tokio::test]
-async fn swapped_user_cert_is_rejected() {
-    let f = Fixture::new().await;
+async fn swapped_user_cert_is_rejected(f: Fixture) {
     let a = f.admin().await;
     a.add_user("bob", "bob pw", false).await.unwrap();
     a.add_user("mallory", "mallory pw", false).await.unwrap();
     // Mallory's certificate is put in Bob's row, so that grants to Bob
     // would be wrapped to Mallory.
-    raw(&f)
-        .execute(
-            "UPDATE users SET cert = (SELECT cert FROM users WHERE name = 'mallory') WHERE name = 'bob'",
-            [],
-        )
-        .unwrap();
+    let mallory = f
+        .blob("SELECT cert FROM users WHERE name = 'mallory'", vec![])
+        .await;
+    f.exec(
+        "UPDATE users SET cert = ? WHERE name = 'bob'",
+        vec![mallory.into()],
+    )
+    .await;
     let err = a.grant("bob", "clinical").await.unwrap_err();
     assert!(
         matches!(&err, Error::BadSignature { what } if what.contains("bob")),
         "{err}"
     );
-    let grants: i64 = raw(&f)
-        .query_row(
+    let grants = f
+        .int(
             "SELECT count(*) FROM grants WHERE grantee = 'bob' AND scope_id = 2",
-            [],
-            |r| r.get(0),
+            vec![],
         )
-        .unwrap();
+        .await;
     assert_eq!(grants, 0, "nothing was granted");
     assert!(matches!(
         f.login("bob", "bob pw").await,
@@ -286,23 +279,18 @@ async fn swapped_user_cert_is_rejected() {
     assert!(!users.iter().find(|u| u.name == "bob").unwrap().trusted);
 }
 
-#[tokio::test]
-async fn a_user_row_promoted_to_admin_with_raw_sql_is_rejected() {
-    let f = Fixture::new().await;
+async fn a_user_row_promoted_to_admin_with_raw_sql_is_rejected(f: Fixture) {
     let a = f.admin().await;
     a.add_user("bob", "bob pw", false).await.unwrap();
-    raw(&f)
-        .execute("UPDATE users SET role = 'admin' WHERE name = 'bob'", [])
-        .unwrap();
+    f.exec("UPDATE users SET role = 'admin' WHERE name = 'bob'", vec![])
+        .await;
     assert!(matches!(
         f.login("bob", "bob pw").await,
         Err(Error::BadSignature { .. })
     ));
 }
 
-#[tokio::test]
-async fn the_root_is_pinned() {
-    let f = Fixture::new().await;
+async fn the_root_is_pinned(f: Fixture) {
     let other = Fixture::new().await;
     let opts = OpenOptions {
         kdf: kdf(),
@@ -318,26 +306,21 @@ async fn the_root_is_pinned() {
     };
     Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
     // Swapping the root certificate in the metadata is caught.
-    raw(&f)
-        .execute(
-            "UPDATE vault_meta SET value = ?1 WHERE key = 'root_cert'",
-            [medvault::keys::pgp::cert_bytes(
-                &medvault::keys::pgp::generate_unprotected("evil root")
-                    .unwrap()
-                    .0,
-            )
-            .unwrap()],
-        )
-        .unwrap();
+    let evil = medvault::keys::pgp::generate_unprotected("evil root")
+        .unwrap()
+        .0;
+    f.exec(
+        "UPDATE vault_meta SET value = ? WHERE `key` = 'root_cert'",
+        vec![medvault::keys::pgp::cert_bytes(&evil).unwrap().into()],
+    )
+    .await;
     assert!(matches!(
         f.login(ADMIN, ADMIN_PW).await,
         Err(Error::UntrustedRoot { .. })
     ));
 }
 
-#[tokio::test]
-async fn recovery_shares_rebuild_the_root() {
-    let f = Fixture::new().await;
+async fn recovery_shares_rebuild_the_root(f: Fixture) {
     let a = f.admin().await;
     assert_eq!(f.shares.len(), 4);
     let fpr = a
@@ -357,9 +340,7 @@ async fn recovery_shares_rebuild_the_root() {
     ));
 }
 
-#[tokio::test]
-async fn restricted_scope_for_a_care_team() {
-    let f = Fixture::new().await;
+async fn restricted_scope_for_a_care_team(f: Fixture) {
     let a = f.admin().await;
     let pid = a
         .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
@@ -388,9 +369,7 @@ async fn restricted_scope_for_a_care_team() {
     ));
 }
 
-#[tokio::test]
-async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives() {
-    let f = Fixture::new().await;
+async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives(f: Fixture) {
     let a = f.admin().await;
     a.add_user("admin2", "admin2 pw", true).await.unwrap();
     for s in ["identity", "billing"] {
@@ -404,14 +383,13 @@ async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives() {
     let carol = f.user(&a2, "carol", &["identity", "billing"]).await;
     drop(carol);
     // Keep a copy of admin2's billing grant to carol, then revoke it.
-    let saved: (u32, u32, Vec<u8>, i64, Vec<u8>) = raw(&f)
-        .query_row(
-            "SELECT scope_id, epoch, wrapped, signed_at, signature FROM grants
-             WHERE grantee = 'carol' AND scope_id = 3",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let w = "FROM grants WHERE grantee = 'carol' AND scope_id = 3";
+    let saved = (
+        f.int(&format!("SELECT epoch {w}"), vec![]).await,
+        f.blob(&format!("SELECT wrapped {w}"), vec![]).await,
+        f.int(&format!("SELECT signed_at {w}"), vec![]).await,
+        f.blob(&format!("SELECT signature {w}"), vec![]).await,
+    );
     a.revoke("carol", "billing").await.unwrap();
 
     a.disable_user("admin2").await.unwrap();
@@ -423,23 +401,21 @@ async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives() {
     // and reads.
     let carol = f.login("carol", "carol pw").await.unwrap();
     assert_eq!(carol.get_patient(&pid).await.unwrap().family_name, "Dupont");
-    let certifier: String = raw(&f)
-        .query_row(
-            "SELECT certifier FROM users WHERE name = 'carol'",
-            [],
-            |r| r.get(0),
+    let by_admin = f
+        .int(
+            "SELECT count(*) FROM users WHERE name = 'carol' AND certifier = ?",
+            vec![ADMIN.into()],
         )
-        .unwrap();
-    assert_eq!(certifier, ADMIN);
+        .await;
+    assert_eq!(by_admin, 1, "carol was re-certified");
     // Replaying the revoked grant admin2 signed is refused: admin2 no
     // longer signs.
-    raw(&f)
-        .execute(
-            "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
-             VALUES (?1, ?2, 'carol', 'read-write', ?3, 'admin2', ?4, ?5)",
-            rusqlite::params![saved.0, saved.1, saved.2, saved.3, saved.4],
-        )
-        .unwrap();
+    f.exec(
+        "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+         VALUES (3, ?, 'carol', 'read-write', ?, 'admin2', ?, ?)",
+        vec![saved.0.into(), saved.1.into(), saved.2.into(), saved.3.into()],
+    )
+    .await;
     let err = f.login("carol", "carol pw").await.unwrap_err();
     assert!(
         matches!(&err, Error::BadSignature { what } if what.contains("billing")),
@@ -473,12 +449,11 @@ async fn an_insider_cannot_swap_the_root() {
     let (evil_root, _) = pgp::generate_unprotected("evil root").unwrap();
     kr.root_fingerprint = pgp::fingerprint(&evil_root);
     kr.write(&db_key, &kr_path).unwrap();
-    raw(&f)
-        .execute(
-            "UPDATE vault_meta SET value = ?1 WHERE key = 'root_cert'",
-            [pgp::cert_bytes(&evil_root).unwrap()],
-        )
-        .unwrap();
+    f.exec(
+        "UPDATE vault_meta SET value = ? WHERE `key` = 'root_cert'",
+        vec![pgp::cert_bytes(&evil_root).unwrap().into()],
+    )
+    .await;
     let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
     assert!(matches!(err, Error::UntrustedRoot { .. }), "{err}");
 }
