@@ -106,3 +106,103 @@ fn migration_files_are_numbered_without_gaps() {
     versions.sort();
     assert_eq!(versions, (1..=versions.len() as u32).collect::<Vec<_>>());
 }
+
+#[test]
+fn both_dialects_hold_the_same_migration_versions() {
+    let versions = |d: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        versions("sqlite"),
+        versions("mysql"),
+        "same V<n>__<name>.sql files in both folders"
+    );
+}
+
+/// The MySQL tables agree with the policy: envelopes and blind indexes in
+/// binary columns (never a text column with a collation), and every blind
+/// index has an SQL index.
+#[tokio::test]
+async fn mysql_tables_agree_with_the_policy() {
+    use mysql_async::prelude::Queryable;
+    let f = Fixture::mysql().await;
+    let db = &f.mysql.as_ref().unwrap().name;
+    let mut c = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
+    let p = Policy::builtin();
+    let binary = ["varbinary", "binary", "blob", "mediumblob", "longblob"];
+    let col_type = |t: &str, c: &str| {
+        format!(
+            "SELECT data_type, is_nullable FROM information_schema.columns
+         WHERE table_schema = '{db}' AND table_name = '{t}' AND column_name = '{c}'"
+        )
+    };
+    for col in &p.columns {
+        let row: Option<(String, String)> = c
+            .query_first(col_type(&col.table, &col.column))
+            .await
+            .unwrap();
+        let (ty, nullable) = row.unwrap_or_else(|| panic!("{}.{} missing", col.table, col.column));
+        assert!(
+            binary.contains(&ty.as_str()) && nullable == "NO",
+            "{}.{}: {ty}",
+            col.table,
+            col.column
+        );
+    }
+    for idx in &p.indexes {
+        let row: Option<(String, String)> = c
+            .query_first(col_type(&idx.table, &idx.column))
+            .await
+            .unwrap();
+        let (ty, _) = row.unwrap_or_else(|| panic!("{}.{} missing", idx.table, idx.column));
+        assert!(
+            binary.contains(&ty.as_str()),
+            "{}.{}: {ty}",
+            idx.table,
+            idx.column
+        );
+        let first: Option<i64> = c
+            .query_first(format!(
+                "SELECT 1 FROM information_schema.statistics WHERE table_schema = '{db}'
+                 AND table_name = '{}' AND column_name = '{}' AND seq_in_index = 1",
+                idx.table, idx.column
+            ))
+            .await
+            .unwrap();
+        assert!(
+            first.is_some(),
+            "{}.{} needs an SQL index",
+            idx.table,
+            idx.column
+        );
+    }
+    for table in ["patients", "notes"] {
+        let cols: Vec<(String, String)> = c
+            .query(format!(
+                "SELECT column_name, data_type FROM information_schema.columns
+                 WHERE table_schema = '{db}' AND table_name = '{table}'"
+            ))
+            .await
+            .unwrap();
+        for (name, ty) in cols {
+            if binary.contains(&ty.as_str()) {
+                let known = ["id", "patient_id"].contains(&name.as_str())
+                    || p.column(table, &name).is_some()
+                    || p.index(table, &name).is_some();
+                assert!(known, "{table}.{name} is binary but not in the policy");
+            } else {
+                assert!(
+                    ["author", "created_at", "updated_at", "scope_id"].contains(&name.as_str()),
+                    "{table}.{name} is a clear {ty} column"
+                );
+            }
+        }
+    }
+    c.disconnect().await.unwrap();
+}

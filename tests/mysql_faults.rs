@@ -1,0 +1,274 @@
+//! Faults only a server store has: the server down or refusing us, a
+//! server that asks for a client file, lock waits and deadlocks, a
+//! connection dropped mid-transaction, concurrent and half-failed
+//! migrations. These run against the MariaDB of MEDVAULT_TEST_MYSQL_URL.
+
+mod common;
+use common::*;
+use medvault::store::mysql::{driver_opts, migrate_with, MysqlStore};
+use medvault::store::url::MysqlUrl;
+use medvault::store::StoreUrl;
+use medvault::{Error, OpenOptions, Vault};
+use mysql_async::prelude::Queryable;
+
+fn parse(url: &str) -> MysqlUrl {
+    match StoreUrl::parse(url).unwrap() {
+        StoreUrl::Mysql(m) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn server_down_is_store_unavailable_naming_the_host() {
+    let url = "mysql://root:secretpw@127.0.0.1:1/nowhere";
+    let err = Vault::open(
+        url,
+        "alice",
+        "pw",
+        &OpenOptions {
+            pinned_root: Some("AB".into()),
+            ..open_opts()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::StoreUnavailable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("127.0.0.1:1"), "{msg}");
+    assert!(!msg.contains("secretpw"), "password in {msg}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_missing_pin_are_clear() {
+    let f = Fixture::mysql().await;
+    let bad = f
+        .url
+        .replacen("mysql://root@", "mysql://root:wrong-password@", 1);
+    let err = Vault::open(&bad, ADMIN, ADMIN_PW, &f.opts())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StoreAuth(_)), "{err}");
+    assert!(!err.to_string().contains("wrong-password"));
+    let err = Vault::open(&f.url, ADMIN, ADMIN_PW, &open_opts())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RootNotPinned(_)), "{err}");
+    let err = Vault::open(&f.url, "nobody", "x", &f.opts())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownUser(_)), "{err}");
+    assert!(matches!(
+        f.login(ADMIN, "nope").await,
+        Err(Error::WrongPassword(_))
+    ));
+    // A server without TLS and a client that requires it: refused clearly.
+    let tls = format!("{}?tls=required", f.url);
+    let err = Vault::open(&tls, ADMIN, ADMIN_PW, &f.opts())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StoreUnavailable { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_vault_exists_already() {
+    let f = Fixture::mysql().await;
+    let err = Vault::create(
+        &f.url,
+        "other",
+        "pw",
+        &medvault::CreateOptions {
+            kdf: kdf(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::VaultExists(_)), "{err}");
+    assert_eq!(f.int("SELECT count(*) FROM users", vec![]).await, 1);
+}
+
+/// A server may answer any query with "send me this local file". medvault
+/// installs no LOCAL INFILE handler, so the request is refused and nothing
+/// of the client's files is sent.
+#[tokio::test]
+async fn a_server_asking_for_a_local_file_is_refused() {
+    let f = Fixture::mysql().await;
+    let pool = mysql_async::Pool::new(driver_opts(&parse(&f.url)));
+    let mut c = pool.get_conn().await.unwrap();
+    c.query_drop("CREATE TABLE stolen (line TEXT)")
+        .await
+        .unwrap();
+    let r = c
+        .query_drop("LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE stolen")
+        .await;
+    assert!(r.is_err(), "the client must not send a local file");
+    drop(c);
+    assert_eq!(f.int("SELECT count(*) FROM stolen", vec![]).await, 0);
+    pool.disconnect().await.unwrap();
+}
+
+/// A write that meets a row lock held longer than the lock-wait timeout is
+/// retried, and succeeds once the lock is released.
+#[tokio::test]
+async fn lock_wait_timeouts_are_retried() {
+    let f = Fixture::mysql().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    a.grant("bob", "identity").await.unwrap();
+    drop(a);
+    let url = format!("{}?lock_wait_timeout=1", f.url);
+    let a = Vault::open(&url, ADMIN, ADMIN_PW, &f.opts()).await.unwrap();
+
+    let mut holder = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .query_drop("SELECT * FROM grants WHERE grantee = 'bob' FOR UPDATE")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        // Longer than one lock wait (1 s), shorter than all five attempts.
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        holder.query_drop("COMMIT").await.unwrap();
+        holder.disconnect().await.unwrap();
+    });
+    a.revoke("bob", "identity")
+        .await
+        .expect("retried after the lock wait timed out");
+    release.await.unwrap();
+    assert_eq!(
+        f.int(
+            "SELECT count(*) FROM grants WHERE grantee = 'bob' AND scope_id = 1",
+            vec![]
+        )
+        .await,
+        0
+    );
+}
+
+/// The connection is killed while a large insert transaction runs: either
+/// the whole batch is there or none of it; what was committed before stays.
+#[tokio::test]
+async fn a_connection_dropped_mid_transaction_loses_nothing_committed() {
+    let f = Fixture::mysql().await;
+    let a = f.admin().await;
+    let first = a
+        .insert_patient(&patient("Committed", "Before", "1950-01-01"))
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..20_000)
+        .map(|i| patient(&format!("Bulk{i}"), "Row", "1990-01-01"))
+        .collect();
+    let db = f.mysql.as_ref().unwrap().name.clone();
+    let killer_url = f.url.clone();
+    let killer = tokio::spawn(async move {
+        let mut k = mysql_async::Conn::from_url(killer_url.as_str())
+            .await
+            .unwrap();
+        for _ in 0..400 {
+            let ids: Vec<u64> = k
+                .query(format!(
+                    "SELECT id FROM information_schema.processlist
+                     WHERE db = '{db}' AND info LIKE 'INSERT INTO patients%'"
+                ))
+                .await
+                .unwrap();
+            if let Some(id) = ids.first() {
+                let _ = k.query_drop(format!("KILL CONNECTION {id}")).await;
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        false
+    });
+    let result = a.insert_patients(&batch).await;
+    let killed = killer.await.unwrap();
+    let n = f.patient_count().await;
+    eprintln!(
+        "killed mid-transaction: {killed}; insert result ok: {}",
+        result.is_ok()
+    );
+    if killed && result.is_err() {
+        assert_eq!(n, 1, "nothing of the killed batch is half-written");
+        assert!(
+            matches!(
+                result,
+                Err(Error::StoreUnavailable { .. }) | Err(Error::Store(_))
+            ),
+            "{result:?}"
+        );
+    } else {
+        assert_eq!(n, 20_001, "the batch committed before the kill reached it");
+    }
+    assert_eq!(
+        a.get_patient(&first).await.unwrap().family_name,
+        "Committed"
+    );
+    // The pool recovers: the next write works.
+    a.insert_patient(&patient("After", "Kill", "1960-01-01"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn two_clients_migrating_at_once_is_safe() {
+    let base = mysql_base_url();
+    let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
+    let mut c = mysql_async::Conn::from_url(base.as_str()).await.unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}`"))
+        .await
+        .unwrap();
+    let _guard = MysqlDb {
+        name: name.clone(),
+        base: base.clone(),
+    };
+    let url = parse(&format!("{}/{name}", base.rsplit_once('/').unwrap().0));
+    let (a, b) = tokio::join!(MysqlStore::connect(&url), MysqlStore::connect(&url));
+    a.unwrap();
+    b.unwrap();
+    let n: Option<i64> = c
+        .query_first(format!(
+            "SELECT count(*) FROM `{name}`.refinery_schema_history"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1), "each migration applied once");
+    c.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_migration_that_fails_half_way_says_so_and_blocks_later_starts() {
+    use refinery::{Migration, Runner};
+    let base = mysql_base_url();
+    let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
+    let mut c = mysql_async::Conn::from_url(base.as_str()).await.unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}`"))
+        .await
+        .unwrap();
+    let _guard = MysqlDb {
+        name: name.clone(),
+        base: base.clone(),
+    };
+    let url = parse(&format!("{}/{name}", base.rsplit_once('/').unwrap().0));
+    let pool = mysql_async::Pool::new(driver_opts(&url));
+    let runner = Runner::new(&[
+        Migration::unapplied("V1__first", "CREATE TABLE one (x INT)").unwrap(),
+        // Its first statement commits (DDL), its second fails.
+        Migration::unapplied(
+            "V2__broken",
+            "CREATE TABLE two (x INT); CREATE TABLE one (y INT);",
+        )
+        .unwrap(),
+    ]);
+    let err = migrate_with(&pool, &runner, "test").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(m) if m.contains("failed half-way")),
+        "{err}"
+    );
+    let err = migrate_with(&pool, &runner, "test").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(m) if m.contains("earlier schema migration failed")),
+        "{err}"
+    );
+    pool.disconnect().await.unwrap();
+    c.disconnect().await.unwrap();
+}
