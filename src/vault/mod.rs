@@ -461,7 +461,7 @@ impl Vault {
         let pinned = opts
             .pinned_root
             .clone()
-            .ok_or_else(|| Error::RootNotPinned(shown))?;
+            .ok_or(Error::RootNotPinned(shown))?;
         let locked = LockedKey::parse(&row.locked_key)?;
         let (user_s, pw2) = (user.to_owned(), pw.clone());
         let (locked, dec) = blocking(move || {
