@@ -130,6 +130,13 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A long operation was stopped by its caller; it can be run again and
+    /// resumes where it stopped.
+    #[error("interrupted; run the same command again to resume")]
+    Interrupted,
+    /// `copy` finished but the two stores do not hold the same rows.
+    #[error("copy incomplete: {0}")]
+    CopyIncomplete(String),
     /// An operation medvault refuses on purpose.
     #[error("refused: {0}")]
     Refused(&'static str),

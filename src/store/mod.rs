@@ -195,6 +195,138 @@ pub struct Genesis {
     pub grants: Vec<GrantRow>,
 }
 
+/// A raw column value, for copying rows between stores as they are.
+#[derive(Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// Integer.
+    Int(i64),
+    /// Text (names, roles: never patient data).
+    Text(String),
+    /// Bytes (envelopes, blind indexes, keys, signatures).
+    Blob(Vec<u8>),
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Int(i) => write!(f, "Int({i})"),
+            Value::Text(t) => write!(f, "Text({t:?})"),
+            Value::Blob(b) => write!(f, "Blob({} bytes)", b.len()),
+        }
+    }
+}
+
+/// A table as `copy` and `verify` see it.
+#[derive(Clone, Copy, Debug)]
+pub struct TableSpec {
+    /// Name.
+    pub name: &'static str,
+    /// Columns, in order; the first is the one rows are paged by when
+    /// `paged` (a unique, client-made id).
+    pub columns: &'static [&'static str],
+    /// Copied in pages ordered by the first column (large tables), or whole.
+    pub paged: bool,
+}
+
+/// Every table of a vault, parents before children.
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "vault_meta",
+        columns: &["key", "value"],
+        paged: false,
+    },
+    TableSpec {
+        name: "users",
+        columns: &[
+            "name",
+            "role",
+            "status",
+            "cert",
+            "locked_key",
+            "certifier",
+            "signed_at",
+            "signature",
+        ],
+        paged: false,
+    },
+    TableSpec {
+        name: "scopes",
+        columns: &["id", "name", "owner"],
+        paged: false,
+    },
+    TableSpec {
+        name: "epochs",
+        columns: &[
+            "scope_id",
+            "epoch",
+            "state",
+            "commitment",
+            "creator",
+            "signature",
+        ],
+        paged: false,
+    },
+    TableSpec {
+        name: "grants",
+        columns: &[
+            "scope_id",
+            "epoch",
+            "grantee",
+            "rights",
+            "wrapped",
+            "granter",
+            "signed_at",
+            "signature",
+        ],
+        paged: false,
+    },
+    TableSpec {
+        name: "patients",
+        columns: &[
+            "id",
+            "family_name",
+            "given_names",
+            "born",
+            "sex",
+            "bi_family_name",
+            "bi_given_names",
+            "bi_born",
+            "bi_family_born",
+            "author",
+            "created_at",
+            "updated_at",
+        ],
+        paged: true,
+    },
+    TableSpec {
+        name: "notes",
+        columns: &[
+            "id",
+            "patient_id",
+            "scope_id",
+            "body",
+            "author",
+            "created_at",
+        ],
+        paged: true,
+    },
+];
+
+impl TableSpec {
+    /// `SELECT` list with every column quoted (backticks work in both
+    /// dialects).
+    pub fn select_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The store interface. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -256,4 +388,22 @@ pub trait Store: Send + Sync {
     async fn insert_note(&self, row: NoteRow) -> Result<bool>;
     /// Notes of a patient, oldest first.
     async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>>;
+
+    /// All grants (for `verify`).
+    async fn grants_all(&self) -> Result<Vec<GrantRow>>;
+    /// Rows of `table` as they are stored: all of them, or for a paged
+    /// table the next `limit` after `after` in order of its first column.
+    async fn export(
+        &self,
+        table: &TableSpec,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<Vec<Vec<Value>>>;
+    /// Inserts rows as they are, in one transaction; rows whose key exists
+    /// already are skipped (so a resumed copy is idempotent).
+    async fn import(&self, table: &TableSpec, rows: Vec<Vec<Value>>) -> Result<()>;
+    /// Number of rows of `table`.
+    async fn count(&self, table: &TableSpec) -> Result<u64>;
+    /// The largest first-column value of a paged table.
+    async fn max_id(&self, table: &TableSpec) -> Result<Option<Vec<u8>>>;
 }

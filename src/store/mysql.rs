@@ -17,7 +17,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store, UserRow,
+    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store,
+    TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
 
@@ -779,6 +780,151 @@ impl Store for MysqlStore {
             })
         })
         .await
+    }
+
+    async fn grants_all(&self) -> Result<Vec<GrantRow>> {
+        let mut c = self.conn().await?;
+        c.query_map(
+            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
+             FROM grants ORDER BY scope_id, epoch, grantee",
+            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
+                scope_id,
+                epoch,
+                grantee,
+                rights,
+                wrapped,
+                granter,
+                signed_at,
+                signature,
+            },
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn export(
+        &self,
+        t: &TableSpec,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<Vec<Vec<Value>>> {
+        let mut c = self.conn().await?;
+        let rows: Vec<mysql_async::Row> = if t.paged {
+            c.exec(
+                format!(
+                    "SELECT {} FROM {} WHERE `{}` > ? ORDER BY `{}` LIMIT ?",
+                    t.select_list(),
+                    t.name,
+                    t.columns[0],
+                    t.columns[0]
+                ),
+                (after.unwrap_or_default(), limit),
+            )
+            .await
+        } else {
+            // The binary protocol (exec), so numbers come back as numbers.
+            c.exec(format!("SELECT {} FROM {}", t.select_list(), t.name), ())
+                .await
+        }
+        .map_err(|e| self.err(e))?;
+        // Text columns come back as bytes: tell them apart by the column
+        // type, so names stay text in the other dialect.
+        rows.into_iter()
+            .map(|r| {
+                let cols = r.columns();
+                r.unwrap()
+                    .into_iter()
+                    .zip(cols.iter())
+                    .map(|(v, col)| {
+                        use mysql_async::consts::ColumnType as T;
+                        Ok(match v {
+                            mysql_async::Value::NULL => Value::Null,
+                            mysql_async::Value::Int(i) => Value::Int(i),
+                            mysql_async::Value::UInt(u) => Value::Int(
+                                i64::try_from(u)
+                                    .map_err(|_| Error::Store("integer out of range".into()))?,
+                            ),
+                            mysql_async::Value::Bytes(b) => match col.column_type() {
+                                T::MYSQL_TYPE_VAR_STRING
+                                | T::MYSQL_TYPE_STRING
+                                | T::MYSQL_TYPE_VARCHAR
+                                    if col.character_set() != 63 =>
+                                {
+                                    Value::Text(String::from_utf8(b).map_err(|_| {
+                                        Error::Store(format!(
+                                            "{}: a text column is not UTF-8",
+                                            t.name
+                                        ))
+                                    })?)
+                                }
+                                _ => Value::Blob(b),
+                            },
+                            _ => {
+                                return Err(Error::Store(format!(
+                                    "{}: unexpected column type",
+                                    t.name
+                                )))
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn import(&self, t: &TableSpec, rows: Vec<Vec<Value>>) -> Result<()> {
+        let t = *t;
+        let rows = std::sync::Arc::new(rows);
+        self.write(move |tx| {
+            let rows = std::sync::Arc::clone(&rows);
+            Box::pin(async move {
+                // Not INSERT IGNORE: it would also turn strict-mode errors
+                // into warnings. A duplicate key is a no-op update instead.
+                let first = t.columns[0];
+                let marks = vec!["?"; t.columns.len()].join(", ");
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE `{first}` = `{first}`",
+                    t.name,
+                    t.select_list()
+                );
+                let params: Vec<mysql_async::Params> = rows
+                    .iter()
+                    .map(|r| {
+                        mysql_async::Params::Positional(
+                            r.iter()
+                                .map(|v| match v {
+                                    Value::Null => mysql_async::Value::NULL,
+                                    Value::Int(i) => mysql_async::Value::Int(*i),
+                                    Value::Text(s) => mysql_async::Value::Bytes(s.clone().into_bytes()),
+                                    Value::Blob(b) => mysql_async::Value::Bytes(b.clone()),
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                tx.exec_batch(sql, params).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn count(&self, t: &TableSpec) -> Result<u64> {
+        let mut c = self.conn().await?;
+        let n: Option<u64> = c
+            .query_first(format!("SELECT count(*) FROM {}", t.name))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
+        let mut c = self.conn().await?;
+        let v: Option<Option<Vec<u8>>> = c
+            .query_first(format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(v.flatten())
     }
 
     async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {

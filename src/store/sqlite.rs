@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 
 use super::keyring::{Entry, Keyring};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store, UserRow,
+    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store,
+    TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -180,6 +181,54 @@ impl SqliteStore {
             keyring_path: keyring_path.to_owned(),
             key: Arc::new(key),
         })
+    }
+
+    /// Creates an empty vault file (schema and `vault_id` only) and its
+    /// keyring, for `copy`. The keyring lets every active user of the
+    /// source open it with their own password.
+    pub fn create_empty(
+        path: &Path,
+        key: DbKey,
+        vault_id: [u8; 16],
+        keyring: Keyring,
+    ) -> Result<SqliteStore> {
+        let keyring_path = super::StoreUrl::keyring_path(path);
+        if path.exists() || keyring_path.exists() {
+            return Err(Error::VaultExists(path.display().to_string()));
+        }
+        let result = (|| {
+            let mut conn = open_keyed(path, &key, true).map_err(|e| sql_err(path, e))?;
+            configure(&conn).map_err(|e| sql_err(path, e))?;
+            migrate(&mut conn)?;
+            conn.execute(
+                "INSERT INTO vault_meta (key, value) VALUES ('vault_id', ?1)",
+                [&vault_id[..]],
+            )
+            .map_err(|e| sql_err(path, e))?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|e| sql_err(path, e))?;
+            let mut kr = keyring;
+            kr.db_salt =
+                file_salt(path).ok_or_else(|| Error::Store("new database has no header".into()))?;
+            kr.write(&key, &keyring_path)?;
+            Ok(SqliteStore {
+                conn: Arc::new(Mutex::new(conn)),
+                path: path.to_owned(),
+                keyring_path: keyring_path.clone(),
+                key: Arc::new(key),
+            })
+        })();
+        if result.is_err() {
+            for p in [
+                path.to_owned(),
+                keyring_path.clone(),
+                wal(path, "-wal"),
+                wal(path, "-shm"),
+            ] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        result
     }
 
     /// Opens an existing vault file with a database key unwrapped from
@@ -779,6 +828,125 @@ impl Store for SqliteStore {
             .map_err(x.e())?;
             tx.commit().map_err(x.e())?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn grants_all(&self) -> Result<Vec<GrantRow>> {
+        self.run(|c, x| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
+                     FROM grants ORDER BY scope_id, epoch, grantee",
+                )
+                .map_err(x.e())?;
+            let rows = st.query_map([], grant_from).map_err(x.e())?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+        })
+        .await
+    }
+
+    async fn export(
+        &self,
+        t: &TableSpec,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<Vec<Vec<Value>>> {
+        let t = *t;
+        self.run(move |c, x| {
+            let sql = if t.paged {
+                format!(
+                    "SELECT {} FROM {} WHERE `{}` > ?1 ORDER BY `{}` LIMIT ?2",
+                    t.select_list(),
+                    t.name,
+                    t.columns[0],
+                    t.columns[0]
+                )
+            } else {
+                format!("SELECT {} FROM {}", t.select_list(), t.name)
+            };
+            let mut st = c.prepare(&sql).map_err(x.e())?;
+            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Vec<Value>> {
+                (0..t.columns.len())
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => Value::Null,
+                            rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
+                            rusqlite::types::ValueRef::Text(b) => {
+                                Value::Text(String::from_utf8_lossy(b).into_owned())
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                            rusqlite::types::ValueRef::Real(f) => Value::Int(f as i64),
+                        })
+                    })
+                    .collect()
+            };
+            let rows = if t.paged {
+                st.query_map(params![after.unwrap_or_default(), limit], map)
+            } else {
+                st.query_map([], map)
+            }
+            .map_err(x.e())?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+        })
+        .await
+    }
+
+    async fn import(&self, t: &TableSpec, rows: Vec<Vec<Value>>) -> Result<()> {
+        let t = *t;
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            {
+                let marks = vec!["?"; t.columns.len()].join(", ");
+                let mut st = tx
+                    .prepare(&format!(
+                        "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                        t.name,
+                        t.select_list()
+                    ))
+                    .map_err(x.e())?;
+                for r in &rows {
+                    let vals: Vec<rusqlite::types::Value> = r
+                        .iter()
+                        .map(|v| match v {
+                            Value::Null => rusqlite::types::Value::Null,
+                            Value::Int(i) => rusqlite::types::Value::Integer(*i),
+                            Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                            Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+                        })
+                        .collect();
+                    st.execute(rusqlite::params_from_iter(vals))
+                        .map_err(x.e())?;
+                }
+            }
+            tx.commit().map_err(x.e())
+        })
+        .await
+    }
+
+    async fn count(&self, t: &TableSpec) -> Result<u64> {
+        let name = t.name;
+        self.run(move |c, x| {
+            c.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(x.e())
+        })
+        .await
+    }
+
+    async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
+        let t = *t;
+        self.run(move |c, x| {
+            c.query_row(
+                &format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(x.e())
         })
         .await
     }

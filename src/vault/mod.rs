@@ -6,6 +6,7 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod patients;
+pub mod transfer;
 pub mod trust;
 
 use std::collections::HashMap;
@@ -389,43 +390,14 @@ impl Vault {
         };
         let user_s = user.to_owned();
         let pw2 = pw.clone();
-        let (store, locked, dec, pinned) = blocking(move || {
-            let kr_path = StoreUrl::keyring_path(&path);
-            if !path.exists() && !kr_path.exists() {
-                return Err(Error::NoVault(path.display().to_string()));
-            }
-            let kr = Keyring::read(&kr_path)?;
-            if kr.is_disabled(&user_s) {
-                return Err(Error::UserDisabled(user_s));
-            }
-            let entry = kr
-                .entry(&user_s)
-                .ok_or_else(|| Error::UnknownUser(user_s.clone()))?;
-            let locked =
-                LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
-                    path: kr_path.clone(),
-                    reason: format!("the secret key of {user_s} does not parse"),
-                })?;
-            let dec = locked.unlock_decryptor(&user_s, &pw2)?;
-            let raw = dec
-                .unwrap(&entry.wrapped_db_key)
-                .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
-            let key =
-                DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
-            kr.verify(&key, &kr_path)?;
-            let store = SqliteStore::open(&path, key, &kr)?;
-            Ok((
-                Arc::new(store) as Arc<dyn Store>,
-                locked,
-                dec,
-                kr.root_fingerprint.clone(),
-            ))
+        let (store, locked, dec) = blocking(move || {
+            let (store, locked, dec) = open_embedded(&path, &user_s, &pw2)?;
+            Ok((Arc::new(store) as Arc<dyn Store>, locked, dec))
         })
         .await?;
         // The pin: the client's configuration if it gives one, else the root
         // named in the user's own certificate (see `pgp::generate`), never
         // the keyring's copy, which any holder of the database key can edit.
-        let _ = pinned;
         let pinned = match opts
             .pinned_root
             .clone()
@@ -482,6 +454,38 @@ impl Vault {
         }
         Session::establish(Arc::new(store), user, locked, dec, pw, &pinned, opts.kdf).await
     }
+}
+
+/// Opens an embedded vault as `user`: keyring entry, one Argon2 unlock,
+/// database key, keyring MAC, SQLCipher open. Blocking.
+pub(crate) fn open_embedded(
+    path: &std::path::Path,
+    user: &str,
+    pw: &Password,
+) -> Result<(SqliteStore, LockedKey, Decryptor)> {
+    let kr_path = StoreUrl::keyring_path(path);
+    if !path.exists() && !kr_path.exists() {
+        return Err(Error::NoVault(path.display().to_string()));
+    }
+    let kr = Keyring::read(&kr_path)?;
+    if kr.is_disabled(user) {
+        return Err(Error::UserDisabled(user.to_owned()));
+    }
+    let entry = kr
+        .entry(user)
+        .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
+    let locked = LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
+        path: kr_path.clone(),
+        reason: format!("the secret key of {user} does not parse"),
+    })?;
+    let dec = locked.unlock_decryptor(user, pw)?;
+    let raw = dec
+        .unwrap(&entry.wrapped_db_key)
+        .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+    let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+    kr.verify(&key, &kr_path)?;
+    let store = SqliteStore::open(path, key, &kr)?;
+    Ok((store, locked, dec))
 }
 
 /// A logged-in user.

@@ -198,7 +198,7 @@ impl Session {
         })
     }
 
-    fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
+    pub(crate) fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
         // FORMAT.md §1.1: every patient cell is under `identity`. A cell
         // sealed under another scope (a writer's personal one, say) is
         // forged, and must not turn into "no access" for everyone else.
@@ -456,6 +456,26 @@ impl Session {
             return Err(Error::NoSuchPatient(patient.to_string()));
         }
         Ok(id)
+    }
+
+    /// Checks one stored note: header, scope column, and (if this user
+    /// holds its key) that it decrypts. `Ok(false)`: not readable by this
+    /// user, header fine.
+    pub(crate) fn check_note(&self, r: &NoteRow) -> Result<bool> {
+        let ad = Self::note_ad(&Id(r.id), &Id(r.patient_id), &r.author);
+        let cell = Self::note_cell(&ad);
+        let header = Header::parse(&r.body, &cell)?;
+        if header.scope != r.scope_id {
+            return Err(Error::Tampered {
+                table: NOTES,
+                column: "body",
+            });
+        }
+        match self.keys_for(header, &cell) {
+            Ok(_) => self.open_string(&cell, &r.body).map(|_| true),
+            Err(Error::NoAccess(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The notes of a patient. With `scope`, only that scope's notes, and

@@ -122,7 +122,19 @@ pub struct Fixture {
     pub mysql: Option<MysqlDb>,
 }
 
-fn with_db(base: &str, db: &str) -> String {
+/// An empty database on the test server, dropped with the guard.
+pub async fn empty_mysql() -> (String, MysqlDb) {
+    let base = mysql_base_url();
+    let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
+    let mut c = mysql_async::Conn::from_url(base.as_str()).await.unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}`"))
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    (with_db(&base, &name), MysqlDb { name, base })
+}
+
+pub fn with_db(base: &str, db: &str) -> String {
     let (head, _) = base
         .rsplit_once('/')
         .expect("MEDVAULT_TEST_MYSQL_URL ends in /database");

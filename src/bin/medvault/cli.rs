@@ -76,6 +76,20 @@ pub enum Command {
     /// Check recovery shares against the vault's root key.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
+    /// Copy a whole vault to another store without decrypting any field
+    /// (resumable: run it again after an interruption).
+    Copy {
+        /// Source store (you log in there with --user).
+        #[arg(long)]
+        from: String,
+        /// Destination store: a new or partly copied SQLCipher file, or a
+        /// MySQL database.
+        #[arg(long)]
+        to: String,
+    },
+    /// Check every signature, envelope header and row count of --store,
+    /// and that every field you may read decrypts.
+    Verify,
     /// Walk through a whole clinic in a throwaway directory.
     Demo(DemoArgs),
 }

@@ -118,8 +118,19 @@ fn user(cli: &Cli) -> R<String> {
         .ok_or_else(|| CliError::msg("no user given", "pass --user <name> or set MEDVAULT_USER"))
 }
 
+fn redact_url(url: &str) -> String {
+    medvault::store::StoreUrl::parse(url)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| "(store)".into())
+}
+
 async fn login(cli: &Cli) -> R<Session> {
     let url = store(cli)?;
+    login_at(cli, &url).await
+}
+
+async fn login_at(cli: &Cli, url: &str) -> R<Session> {
+    let url = url.to_owned();
     let name = user(cli)?;
     let pw = password::current(cli.password_file.as_deref(), cli.batch, &name)?;
     let opts = OpenOptions {
@@ -372,6 +383,60 @@ pub async fn run(cli: Cli) -> R {
             let fpr = s.check_recovery(&shares).await?;
             println!("the shares rebuild the root key {fpr}");
             Ok(())
+        }
+        Command::Copy { from, to } => {
+            let s = login_at(&cli, from).await?;
+            let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                indicatif::ProgressBar::new(0)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let mut progress = |table: &str, done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(table.to_owned());
+                std::ops::ControlFlow::Continue(())
+            };
+            let report = s.copy_to(to, &mut progress).await?;
+            bar.finish_and_clear();
+            if cli.json {
+                return json(&report);
+            }
+            for (t, n) in &report.tables {
+                println!("{t:<12} {n:>9} rows");
+            }
+            println!(
+                "copied {} to {} without decrypting any field",
+                redact_url(from),
+                redact_url(to)
+            );
+            Ok(())
+        }
+        Command::Verify => {
+            let s = login(&cli).await?;
+            let r = s.verify_store().await?;
+            if cli.json {
+                json(&r)?;
+            } else {
+                for (t, n) in &r.tables {
+                    println!("{t:<12} {n:>9} rows");
+                }
+                println!(
+                    "{} signatures verified, {} envelope headers checked, {} fields decrypted, {} notes not readable by you",
+                    r.signatures_verified, r.envelopes_checked, r.fields_decrypted, r.withheld
+                );
+                for p in &r.problems {
+                    println!("PROBLEM: {p}");
+                }
+            }
+            if r.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::msg(
+                    format!("{} problem(s) found", r.problems.len()),
+                    "the store was modified outside medvault; restore it from a backup made with `medvault copy`",
+                ))
+            }
         }
         Command::Demo(a) => crate::demo::run(a, kdf(&cli)).await,
     }

@@ -1,0 +1,346 @@
+//! `copy` between stores and `verify` of a store.
+//!
+//! `copy` moves rows as they are stored: ciphertexts, blind indexes,
+//! certificates, locked keys and signatures, never decrypting a field.
+//! Tables go parents first; the large ones (patients, notes) in pages of
+//! 1,000 rows ordered by their random id, one transaction per page, so a
+//! copy stopped by a crash or a dropped connection resumes after the
+//! largest id the destination holds. Rows already present are skipped, and
+//! at the end every table must hold the same number of rows on both sides.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::trust::{self, Directory, ROOT};
+use super::{blocking, open_embedded, Session};
+use crate::crypto::envelope::{Cell, Header};
+use crate::crypto::secret::DbKey;
+use crate::error::{Error, Result};
+use crate::keys::pgp;
+use crate::store::keyring::{Entry, Keyring};
+use crate::store::mysql::MysqlStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreUrl, Value, TABLES};
+
+/// Rows per transaction for the large tables.
+const PAGE: u32 = 1000;
+
+/// What `copy` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyReport {
+    /// Rows per table in the destination (equal to the source).
+    pub tables: Vec<(String, u64)>,
+}
+
+/// Progress of a copy: table, rows done, rows in the source table. Return
+/// `ControlFlow::Break` to stop (the copy resumes when run again).
+pub type Progress<'a> = &'a mut (dyn FnMut(&str, u64, u64) -> ControlFlow<()> + Send);
+
+async fn open_destination(
+    to: &str,
+    source: &Session,
+    password: &sequoia_openpgp::crypto::Password,
+) -> Result<Arc<dyn Store>> {
+    let src = &source.store;
+    let vault_id = source.vault_id;
+    match StoreUrl::parse(to)? {
+        StoreUrl::Mysql(u) => {
+            let dst = MysqlStore::connect(&u).await?;
+            match dst.meta("vault_id").await? {
+                Some(v) if v != vault_id => Err(Error::VaultExists(u.to_string())),
+                _ => Ok(Arc::new(dst)),
+            }
+        }
+        StoreUrl::Sqlcipher(path) => {
+            if path.exists() {
+                // Resume: open it as the copying user, like a login.
+                let (user, pw) = (source.user.clone(), password.clone());
+                let p = path.clone();
+                let (store, _, _) = blocking(move || open_embedded(&p, &user, &pw)).await?;
+                if store.meta("vault_id").await?.as_deref() != Some(&vault_id[..]) {
+                    return Err(Error::VaultExists(path.display().to_string()));
+                }
+                return Ok(Arc::new(store));
+            }
+            // A new file: a keyring for every active user of the source,
+            // from their rows (certificate and locked key).
+            let key = DbKey::generate();
+            let mut kr = Keyring::new(vault_id, [0; 16], pgp::fingerprint(&source.root_cert));
+            for u in src.users().await? {
+                if u.status == "active" {
+                    let cert = pgp::parse_cert(&u.cert)?;
+                    kr.entries.push(Entry {
+                        name: u.name.clone(),
+                        locked_key: u.locked_key.clone(),
+                        wrapped_db_key: pgp::wrap(&[&cert], key.expose())?,
+                    });
+                } else {
+                    kr.disabled.push(u.name.clone());
+                }
+            }
+            let store =
+                blocking(move || SqliteStore::create_empty(&path, key, vault_id, kr)).await?;
+            Ok(Arc::new(store))
+        }
+        #[allow(unreachable_patterns)]
+        _ => Err(Error::BadStoreUrl {
+            url: to.to_owned(),
+            reason: "unsupported store",
+        }),
+    }
+}
+
+impl Session {
+    /// Copies this session's whole vault to `to` without decrypting any
+    /// field. An embedded destination that exists already is reopened with
+    /// this user's login (a resumed copy).
+    pub async fn copy_to(&self, to: &str, progress: Progress<'_>) -> Result<CopyReport> {
+        let dst = open_destination(to, self, &self.password).await?;
+        let src = &self.store;
+        for t in TABLES {
+            let total = src.count(t).await?;
+            if !t.paged {
+                let rows = src.export(t, None, 0).await?;
+                dst.import(t, rows).await?;
+                if progress(t.name, total, total).is_break() {
+                    return Err(Error::Interrupted);
+                }
+                continue;
+            }
+            // Resume after the largest id already copied; if the counts
+            // still differ at the end (rows added below it meanwhile), a
+            // second full pass fills the gaps.
+            for pass in 0..2 {
+                let mut after = if pass == 0 {
+                    dst.max_id(t).await?
+                } else {
+                    None
+                };
+                let mut done = dst.count(t).await?;
+                loop {
+                    let rows = src.export(t, after.clone(), PAGE).await?;
+                    let Some(last) = rows.last() else { break };
+                    after = match last.first() {
+                        Some(Value::Blob(b)) => Some(b.clone()),
+                        _ => return Err(Error::Store(format!("{}: row id is not binary", t.name))),
+                    };
+                    let n = rows.len() as u64;
+                    dst.import(t, rows).await?;
+                    done = (done + n).min(total);
+                    if progress(t.name, done, total).is_break() {
+                        return Err(Error::Interrupted);
+                    }
+                }
+                if dst.count(t).await? == src.count(t).await? {
+                    break;
+                }
+            }
+        }
+        let mut tables = Vec::new();
+        for t in TABLES {
+            let (a, b) = (src.count(t).await?, dst.count(t).await?);
+            if a != b {
+                return Err(Error::CopyIncomplete(format!(
+                    "{}: {a} rows in the source, {b} in the destination",
+                    t.name
+                )));
+            }
+            tables.push((t.name.to_owned(), b));
+        }
+        Ok(CopyReport { tables })
+    }
+
+    /// Checks the whole store: every user, epoch and grant signature up to
+    /// the pinned root, every envelope header, row counts, and that every
+    /// field this user may read decrypts. Problems are listed, not fatal.
+    pub async fn verify_store(&self) -> Result<VerifyReport> {
+        let mut r = VerifyReport::default();
+        let s = &self.store;
+        for t in TABLES {
+            r.tables.push((t.name.to_owned(), s.count(t).await?));
+        }
+        let mut dir: Directory = self.directory().await?;
+        for name in dir.names() {
+            match dir.verify(&name) {
+                Ok(_) => r.signatures_verified += 1,
+                Err(_) => r
+                    .problems
+                    .push(format!("user {name}: signature does not chain to the root")),
+            }
+        }
+        let scopes: std::collections::HashMap<u32, crate::store::ScopeRow> =
+            s.scopes().await?.into_iter().map(|x| (x.id, x)).collect();
+        for e in s.epochs().await? {
+            let ok = scopes.get(&e.scope_id).is_some_and(|sc| {
+                dir.signer_cert(&e.creator).is_ok_and(|c| {
+                    pgp::verify(
+                        &c,
+                        &trust::epoch_record(&self.vault_id, sc, &e),
+                        &e.signature,
+                    )
+                })
+            });
+            if ok {
+                r.signatures_verified += 1;
+            } else {
+                r.problems.push(format!(
+                    "key epoch {} of scope #{}: bad signature",
+                    e.epoch, e.scope_id
+                ));
+            }
+        }
+        for g in s.grants_all().await? {
+            let grantee = if g.grantee == ROOT {
+                Some(self.root_cert.clone())
+            } else {
+                dir.verify(&g.grantee).ok().map(|v| v.cert)
+            };
+            let ok = match (scopes.get(&g.scope_id), grantee) {
+                (Some(sc), Some(cert)) => dir.signer_cert(&g.granter).is_ok_and(|c| {
+                    pgp::verify(
+                        &c,
+                        &trust::grant_record(&self.vault_id, sc, &g, &pgp::fingerprint(&cert)),
+                        &g.signature,
+                    )
+                }),
+                _ => false,
+            };
+            if ok {
+                r.signatures_verified += 1;
+            } else {
+                let scope = scopes
+                    .get(&g.scope_id)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default();
+                r.problems
+                    .push(format!("grant of {scope} to {}: bad signature", g.grantee));
+            }
+        }
+        let identity = self.scope_id(super::SCOPE_IDENTITY)?;
+        let readable = self.current.contains_key(&identity);
+        let mut after = None;
+        loop {
+            let rows = s.list_patients(after, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id);
+            for p in &rows {
+                let id = hex::encode(p.id);
+                for (column, blob) in [
+                    ("family_name", &p.family_name),
+                    ("given_names", &p.given_names),
+                    ("born", &p.born),
+                    ("sex", &p.sex),
+                ] {
+                    let cell = Cell {
+                        table: "patients",
+                        column,
+                        row: &p.id,
+                    };
+                    match Header::parse(blob, &cell) {
+                        Ok(h)
+                            if h.scope == identity
+                                && self.known_epochs.contains(&(h.scope, h.epoch)) =>
+                        {
+                            r.envelopes_checked += 1
+                        }
+                        _ => r
+                            .problems
+                            .push(format!("patient {id}: {column} has a bad envelope header")),
+                    }
+                }
+                if readable {
+                    match self.open_patient(p) {
+                        Ok(_) => r.fields_decrypted += 4,
+                        Err(e) => r.problems.push(format!("patient {id}: {e}")),
+                    }
+                }
+            }
+        }
+        let notes_t = TABLES
+            .iter()
+            .find(|t| t.name == "notes")
+            .ok_or(Error::Refused("no notes table"))?;
+        let mut after = None;
+        loop {
+            let rows = s.export(notes_t, after.clone(), PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = match last.first() {
+                Some(Value::Blob(b)) => Some(b.clone()),
+                _ => None,
+            };
+            for row in rows {
+                match note_from(row) {
+                    Some(n) => match self.check_note(&n) {
+                        Ok(true) => {
+                            r.envelopes_checked += 1;
+                            r.fields_decrypted += 1;
+                        }
+                        Ok(false) => {
+                            r.envelopes_checked += 1;
+                            r.withheld += 1;
+                        }
+                        Err(e) => r.problems.push(format!("note {}: {e}", hex::encode(n.id))),
+                    },
+                    None => r.problems.push("a note row is malformed".into()),
+                }
+            }
+            if after.is_none() {
+                break;
+            }
+        }
+        Ok(r)
+    }
+}
+
+fn note_from(row: Vec<Value>) -> Option<crate::store::NoteRow> {
+    let mut it = row.into_iter();
+    let blob16 = |v: Option<Value>| match v {
+        Some(Value::Blob(b)) => b.try_into().ok(),
+        _ => None,
+    };
+    let id = blob16(it.next())?;
+    let patient_id = blob16(it.next())?;
+    let scope_id = match it.next()? {
+        Value::Int(i) => u32::try_from(i).ok()?,
+        _ => return None,
+    };
+    let body = match it.next()? {
+        Value::Blob(b) => b,
+        _ => return None,
+    };
+    let author = match it.next()? {
+        Value::Text(t) => t,
+        _ => return None,
+    };
+    let created_at = match it.next()? {
+        Value::Int(i) => i,
+        _ => return None,
+    };
+    Some(crate::store::NoteRow {
+        id,
+        patient_id,
+        scope_id,
+        body,
+        author,
+        created_at,
+    })
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Rows per table.
+    pub tables: Vec<(String, u64)>,
+    /// Users, epochs and grants whose signature verified to the root.
+    pub signatures_verified: u64,
+    /// Envelope headers checked.
+    pub envelopes_checked: u64,
+    /// Fields this user could read, all decrypted.
+    pub fields_decrypted: u64,
+    /// Notes in scopes this user holds no key for (headers checked only).
+    pub withheld: u64,
+    /// Everything that failed, one line each (no patient values).
+    pub problems: Vec<String>,
+}
