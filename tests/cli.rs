@@ -368,3 +368,79 @@ fn error_output_carries_no_patient_data_and_no_sqlcipher_log() {
         o.stderr
     );
 }
+
+mod common;
+
+/// The shared-server flow: init prints the root to pin, clients pin it
+/// with MEDVAULT_ROOT, copy makes a backup file, verify checks it.
+#[tokio::test]
+async fn mysql_flow_with_copy_and_verify() {
+    let (url, _guard) = common::empty_mysql().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], root: Option<&str>| {
+        let mut c = Command::cargo_bin("medvault").unwrap();
+        c.env_clear()
+            .env("MEDVAULT_STORE", &url)
+            .env("MEDVAULT_USER", "alice")
+            .env("MEDVAULT_PASSWORD", "alice pw")
+            .arg("--danger-fast-kdf")
+            .args(args);
+        if let Some(r) = root {
+            c.env("MEDVAULT_ROOT", r);
+        }
+        c.output().unwrap()
+    };
+    let init = run(&["--json", "init"], None);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    let root = v["root_fingerprint"].as_str().unwrap().to_owned();
+
+    let unpinned = run(&["patient", "list"], None);
+    assert!(!unpinned.status.success());
+    assert!(String::from_utf8_lossy(&unpinned.stderr).contains("MEDVAULT_ROOT"));
+
+    let add = run(
+        &[
+            "patient",
+            "add",
+            "--family",
+            "Dupont",
+            "--given",
+            "Hélène",
+            "--born",
+            "1970-03-02",
+        ],
+        Some(&root),
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let found = run(&["patient", "find", "--family", "dupont"], Some(&root));
+    assert!(String::from_utf8_lossy(&found.stdout).contains("Dupont, Hélène"));
+
+    let backup = format!("sqlcipher:{}", dir.path().join("backup.db").display());
+    let copy = run(&["copy", "--from", &url, "--to", &backup], Some(&root));
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    assert!(String::from_utf8_lossy(&copy.stdout).contains("without decrypting any field"));
+    let verify = run(&["--store", &backup, "verify"], None);
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        out.contains("fields decrypted") && !out.contains("PROBLEM"),
+        "{out}"
+    );
+}
