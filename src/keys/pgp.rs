@@ -109,6 +109,16 @@ pub fn generate(
             false,
         )
         .map_err(|e| pgp_err("notation", e))?;
+    let cert = new_cert(userid, binding)?;
+    let locked = lock(&cert, password, kdf)?;
+    Ok((cert.strip_secret_key_material(), locked))
+}
+
+/// The one key shape medvault makes (FORMAT.md §8): RFC 9580, an Ed25519
+/// primary key that certifies and signs, an X25519 subkey for storage and
+/// transport encryption, no expiry; `binding` is the user ID's
+/// self-signature. Secrets are returned unprotected.
+fn new_cert(userid: &str, binding: SignatureBuilder) -> Result<Cert> {
     let (cert, _rev) = CertBuilder::new()
         .set_profile(openpgp::Profile::RFC9580)
         .map_err(|e| pgp_err("profile", e))?
@@ -126,8 +136,7 @@ pub fn generate(
         )
         .generate()
         .map_err(|e| pgp_err("generate", e))?;
-    let locked = lock(&cert, password, kdf)?;
-    Ok((cert.strip_secret_key_material(), locked))
+    Ok(cert)
 }
 
 /// Re-encrypts every secret key of `cert` (which must hold unencrypted
@@ -464,22 +473,10 @@ impl Decryptor {
 /// Serialized unlocked secret key (for the root key, which is then
 /// encrypted under a key that exists only as Shamir shares).
 pub fn generate_unprotected(userid: &str) -> Result<(Cert, Zeroizing<Vec<u8>>)> {
-    let (cert, _rev) = CertBuilder::new()
-        .set_profile(openpgp::Profile::RFC9580)
-        .map_err(|e| pgp_err("profile", e))?
-        .set_cipher_suite(CipherSuite::Cv25519)
-        .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
-        .set_validity_period(None)
-        .add_userid(userid)
-        .add_subkey(
-            KeyFlags::empty()
-                .set_storage_encryption()
-                .set_transport_encryption(),
-            None,
-            None,
-        )
-        .generate()
-        .map_err(|e| pgp_err("generate", e))?;
+    let cert = new_cert(
+        userid,
+        SignatureBuilder::new(SignatureType::PositiveCertification),
+    )?;
     let tsk = Zeroizing::new(
         cert.as_tsk()
             .to_vec()

@@ -371,6 +371,22 @@ async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result
     .await
 }
 
+type GrantTuple = (u32, u32, String, String, Vec<u8>, String, i64, Vec<u8>);
+
+fn grant_row(t: GrantTuple) -> GrantRow {
+    let (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature) = t;
+    GrantRow {
+        scope_id,
+        epoch,
+        grantee,
+        rights,
+        wrapped,
+        granter,
+        signed_at,
+        signature,
+    }
+}
+
 const PATIENT_COLS: &str =
     "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
      bi_born, bi_family_born, author, created_at, updated_at";
@@ -540,16 +556,7 @@ impl Store for MysqlStore {
             "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
              FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
             (grantee,),
-            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
-                scope_id,
-                epoch,
-                grantee,
-                rights,
-                wrapped,
-                granter,
-                signed_at,
-                signature,
-            },
+            grant_row,
         )
         .await
         .map_err(|e| self.err(e))
@@ -594,16 +601,7 @@ impl Store for MysqlStore {
             "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
              FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
             (granter,),
-            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
-                scope_id,
-                epoch,
-                grantee,
-                rights,
-                wrapped,
-                granter,
-                signed_at,
-                signature,
-            },
+            grant_row,
         )
         .await
         .map_err(|e| self.err(e))
@@ -787,16 +785,7 @@ impl Store for MysqlStore {
         c.query_map(
             "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
              FROM grants ORDER BY scope_id, epoch, grantee",
-            |(scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)| GrantRow {
-                scope_id,
-                epoch,
-                grantee,
-                rights,
-                wrapped,
-                granter,
-                signed_at,
-                signature,
-            },
+            grant_row,
         )
         .await
         .map_err(|e| self.err(e))
