@@ -327,6 +327,25 @@ async fn recovery_shares_rebuild_the_root(f: Fixture) {
         .check_recovery(&[f.shares[3].clone(), f.shares[1].clone()])
         .await
         .unwrap();
+    // A grant to the root planted without a trusted signature is refused
+    // as untrusted, not blamed on the shares.
+    f.exec(
+        "DELETE FROM grants WHERE grantee = '@root' AND scope_id = 2",
+        vec![],
+    )
+    .await;
+    f.exec(
+        "INSERT INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
+         SELECT scope_id, epoch, '@root', rights, wrapped, granter, signed_at, signature
+         FROM grants WHERE grantee = ? AND scope_id = 2",
+        vec![ADMIN.into()],
+    )
+    .await;
+    let err = a
+        .check_recovery(&[f.shares[0].clone(), f.shares[2].clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadSignature { .. }), "{err}");
     assert_eq!(fpr, f.root_fingerprint);
     assert!(matches!(
         a.check_recovery(&f.shares[..1]).await,

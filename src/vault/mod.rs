@@ -1033,13 +1033,52 @@ impl Session {
                 "the recovered key is not this vault's root".into(),
             ));
         }
-        // The root must be able to read what it was granted.
+        // The root must be able to read what it was granted: each grant's
+        // signature is checked first (a row the database planted is an
+        // untrusted grant, not a sign of bad shares), then its key must
+        // unwrap and match its epoch's commitment.
         let dec = root.decryptor()?;
-        let grants = self.store.grants_to(ROOT).await?;
-        if grants.iter().any(|g| dec.unwrap(&g.wrapped).is_none()) {
-            return Err(Error::BadShares(
-                "the recovered key cannot unwrap the root's grants".into(),
-            ));
+        let mut dir = self.directory().await?;
+        let scopes: HashMap<u32, ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let epochs: HashMap<(u32, u32), EpochRow> = self
+            .store
+            .epochs()
+            .await?
+            .into_iter()
+            .map(|e| ((e.scope_id, e.epoch), e))
+            .collect();
+        for g in self.store.grants_to(ROOT).await? {
+            let what = || Error::BadSignature {
+                what: format!("grant of scope #{} to the root", g.scope_id),
+            };
+            let scope = scopes.get(&g.scope_id).ok_or_else(what)?;
+            let epoch = epochs.get(&(g.scope_id, g.epoch)).ok_or_else(what)?;
+            let granter = dir.signer_cert(&g.granter).map_err(|_| what())?;
+            if !pgp::verify(
+                &granter,
+                &trust::grant_record(&self.vault_id, scope, &g, &fpr),
+                &g.signature,
+            ) {
+                return Err(what());
+            }
+            let key = dec
+                .unwrap(&g.wrapped)
+                .and_then(|raw| EpochKey::from_slice(&raw))
+                .ok_or_else(|| {
+                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
+                })?;
+            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "the key is not the one its epoch commits to",
+                });
+            }
         }
         Ok(fpr)
     }
