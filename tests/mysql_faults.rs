@@ -211,17 +211,12 @@ async fn a_connection_dropped_mid_transaction_loses_nothing_committed() {
 
 #[tokio::test]
 async fn two_clients_migrating_at_once_is_safe() {
-    let base = mysql_base_url();
-    let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
-    let mut c = mysql_async::Conn::from_url(base.as_str()).await.unwrap();
-    c.query_drop(format!("CREATE DATABASE `{name}`"))
+    let (url_text, guard) = empty_mysql().await;
+    let name = &guard.name;
+    let url = parse(&url_text);
+    let mut c = mysql_async::Conn::from_url(mysql_base_url().as_str())
         .await
         .unwrap();
-    let _guard = MysqlDb {
-        name: name.clone(),
-        base: base.clone(),
-    };
-    let url = parse(&format!("{}/{name}", base.rsplit_once('/').unwrap().0));
     let (a, b) = tokio::join!(MysqlStore::connect(&url), MysqlStore::connect(&url));
     a.unwrap();
     b.unwrap();
@@ -238,18 +233,8 @@ async fn two_clients_migrating_at_once_is_safe() {
 #[tokio::test]
 async fn a_migration_that_fails_half_way_says_so_and_blocks_later_starts() {
     use refinery::{Migration, Runner};
-    let base = mysql_base_url();
-    let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
-    let mut c = mysql_async::Conn::from_url(base.as_str()).await.unwrap();
-    c.query_drop(format!("CREATE DATABASE `{name}`"))
-        .await
-        .unwrap();
-    let _guard = MysqlDb {
-        name: name.clone(),
-        base: base.clone(),
-    };
-    let url = parse(&format!("{}/{name}", base.rsplit_once('/').unwrap().0));
-    let pool = mysql_async::Pool::new(driver_opts(&url));
+    let (url_text, _guard) = empty_mysql().await;
+    let pool = mysql_async::Pool::new(driver_opts(&parse(&url_text)));
     let runner = Runner::new(&[
         Migration::unapplied("V1__first", "CREATE TABLE one (x INT)").unwrap(),
         // Its first statement commits (DDL), its second fails.
@@ -270,5 +255,4 @@ async fn a_migration_that_fails_half_way_says_so_and_blocks_later_starts() {
         "{err}"
     );
     pool.disconnect().await.unwrap();
-    c.disconnect().await.unwrap();
 }

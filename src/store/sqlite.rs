@@ -116,14 +116,7 @@ impl SqliteStore {
             admin_cert,
         );
         if result.is_err() {
-            for p in [
-                path.to_owned(),
-                keyring_path.clone(),
-                wal(path, "-wal"),
-                wal(path, "-shm"),
-            ] {
-                let _ = std::fs::remove_file(p);
-            }
+            remove_vault_files(path, &keyring_path);
         }
         result
     }
@@ -219,14 +212,7 @@ impl SqliteStore {
             })
         })();
         if result.is_err() {
-            for p in [
-                path.to_owned(),
-                keyring_path.clone(),
-                wal(path, "-wal"),
-                wal(path, "-shm"),
-            ] {
-                let _ = std::fs::remove_file(p);
-            }
+            remove_vault_files(path, &keyring_path);
         }
         result
     }
@@ -292,6 +278,18 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| Error::Store("database worker stopped".into()))?
+    }
+}
+
+/// Removes what a failed create left behind, so nothing is half-created.
+fn remove_vault_files(path: &Path, keyring_path: &Path) {
+    for p in [
+        path.to_owned(),
+        keyring_path.to_owned(),
+        wal(path, "-wal"),
+        wal(path, "-shm"),
+    ] {
+        let _ = std::fs::remove_file(p);
     }
 }
 

@@ -458,10 +458,9 @@ impl Session {
         Ok(id)
     }
 
-    /// Checks one stored note: header, scope column, and (if this user
-    /// holds its key) that it decrypts. `Ok(false)`: not readable by this
-    /// user, header fine.
-    pub(crate) fn check_note(&self, r: &NoteRow) -> Result<bool> {
+    /// Opens one stored note: header, scope column against the header,
+    /// then the body. `Ok(None)`: a valid note this user holds no key for.
+    pub(crate) fn open_note(&self, r: &NoteRow) -> Result<Option<String>> {
         let ad = Self::note_ad(&Id(r.id), &Id(r.patient_id), &r.author);
         let cell = Self::note_cell(&ad);
         let header = Header::parse(&r.body, &cell)?;
@@ -472,8 +471,8 @@ impl Session {
             });
         }
         match self.keys_for(header, &cell) {
-            Ok(_) => self.open_string(&cell, &r.body).map(|_| true),
-            Err(Error::NoAccess(_)) => Ok(false),
+            Ok(_) => self.open_string(&cell, &r.body).map(Some),
+            Err(Error::NoAccess(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -501,29 +500,16 @@ impl Session {
             if filter.is_some_and(|f| f != r.scope_id) {
                 continue;
             }
-            let id = Id(r.id);
-            let ad = Self::note_ad(&id, patient, &r.author);
-            let cell = Self::note_cell(&ad);
-            let header = Header::parse(&r.body, &cell)?;
-            if header.scope != r.scope_id {
-                return Err(Error::Tampered {
-                    table: NOTES,
-                    column: "body",
-                });
-            }
-            match self.keys_for(header, &cell) {
-                Ok(_) => {}
-                Err(Error::NoAccess(_)) => {
-                    withheld += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
+            // Rows come from `notes(patient)`, so `r.patient_id` is `patient`.
+            let Some(body) = self.open_note(&r)? else {
+                withheld += 1;
+                continue;
+            };
             notes.push(Note {
-                id,
+                id: Id(r.id),
                 patient: *patient,
                 scope: self.scope_name(r.scope_id),
-                body: self.open_string(&cell, &r.body)?,
+                body,
                 author: r.author,
                 created_at: r.created_at,
             });

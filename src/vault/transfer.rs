@@ -84,11 +84,6 @@ async fn open_destination(
                 blocking(move || SqliteStore::create_empty(&path, key, vault_id, kr)).await?;
             Ok(Arc::new(store))
         }
-        #[allow(unreachable_patterns)]
-        _ => Err(Error::BadStoreUrl {
-            url: to.to_owned(),
-            reason: "unsupported store",
-        }),
     }
 }
 
@@ -272,7 +267,7 @@ impl Session {
             };
             for row in rows {
                 match note_from(row) {
-                    Some(n) => match self.check_note(&n) {
+                    Some(n) => match self.open_note(&n).map(|b| b.is_some()) {
                         Ok(true) => {
                             r.envelopes_checked += 1;
                             r.fields_decrypted += 1;

@@ -154,25 +154,8 @@ impl Fixture {
 
     /// A fresh database on the test server.
     pub async fn mysql() -> Fixture {
-        let base = mysql_base_url();
-        let name = format!("mvt_{}", hex::encode(medvault::crypto::random_array::<8>()));
-        let mut c = mysql_async::Conn::from_url(base.as_str())
-            .await
-            .unwrap_or_else(|e| panic!("MySQL test server at {base} unavailable: {e}"));
-        c.query_drop(format!("CREATE DATABASE `{name}`"))
-            .await
-            .unwrap();
-        c.disconnect().await.unwrap();
-        let db = MysqlDb {
-            name: name.clone(),
-            base: base.clone(),
-        };
-        Self::create(
-            tempfile::tempdir().unwrap(),
-            with_db(&base, &name),
-            Some(db),
-        )
-        .await
+        let (url, db) = empty_mysql().await;
+        Self::create(tempfile::tempdir().unwrap(), url, Some(db)).await
     }
 
     async fn create(dir: tempfile::TempDir, url: String, mysql: Option<MysqlDb>) -> Fixture {
@@ -284,27 +267,19 @@ impl Fixture {
 
     /// One blob from raw SQL.
     pub async fn blob(&self, sql: &str, params: Vec<Val>) -> Vec<u8> {
-        match &self.mysql {
-            None => {
-                let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
-                let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref()).collect();
-                raw(self)
-                    .query_row(sql, refs.as_slice(), |r| r.get(0))
-                    .unwrap()
-            }
-            Some(db) => {
-                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
-                    .await
-                    .unwrap();
-                let v: Option<Vec<u8>> = c.exec_first(sql, to_my(params)).await.unwrap();
-                c.disconnect().await.unwrap();
-                v.expect("a row")
-            }
-        }
+        self.one(sql, params).await
     }
 
     /// One integer from raw SQL.
     pub async fn int(&self, sql: &str, params: Vec<Val>) -> i64 {
+        self.one(sql, params).await
+    }
+
+    /// The first column of the first row of raw SQL.
+    async fn one<T>(&self, sql: &str, params: Vec<Val>) -> T
+    where
+        T: rusqlite::types::FromSql + mysql_async::prelude::FromValue + Send + 'static,
+    {
         match &self.mysql {
             None => {
                 let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
@@ -317,7 +292,7 @@ impl Fixture {
                 let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
                     .await
                     .unwrap();
-                let v: Option<i64> = c.exec_first(sql, to_my(params)).await.unwrap();
+                let v: Option<T> = c.exec_first(sql, to_my(params)).await.unwrap();
                 c.disconnect().await.unwrap();
                 v.expect("a row")
             }
