@@ -59,7 +59,9 @@ pub mod vault;
 
 pub use error::{Error, Result};
 pub use keys::pgp::KdfParams;
-pub use records::{Id, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex};
+pub use records::{
+    Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
+};
 pub use vault::{CreateOptions, InitReport, OpenOptions, Session, UserInfo, Vault};
 
 /// The README's examples are compiled as doctests.

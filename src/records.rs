@@ -123,6 +123,7 @@ redacted_debug!(NewPatient);
 redacted_debug!(Patient, id, sex, author, created_at, updated_at);
 redacted_debug!(PatientQuery);
 redacted_debug!(Note, id, patient, scope, author, created_at);
+redacted_debug!(NewNote, scope);
 
 /// A patient to insert, or the new content of one to update.
 #[derive(Clone)]
@@ -135,6 +136,16 @@ pub struct NewPatient {
     pub born: String,
     /// Sex.
     pub sex: Sex,
+}
+
+/// A note to store with a new patient
+/// ([`crate::Session::insert_patients_with_notes`]).
+#[derive(Clone)]
+pub struct NewNote {
+    /// Scope name; `None` is `clinical`.
+    pub scope: Option<String>,
+    /// The note's text.
+    pub body: String,
 }
 
 /// A decrypted patient.

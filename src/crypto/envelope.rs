@@ -9,10 +9,10 @@
 //! ciphertext only opens in the cell (table, column, row) and under the
 //! scope and epoch it was sealed for.
 
-use aes_siv::siv::Aes256Siv;
-use aes_siv::KeyInit;
+use aes::{Aes128Enc, Aes256Enc};
 
 use super::secret::FieldKey;
+use super::siv::{S2vState, Siv};
 use crate::error::{Error, Result};
 
 /// Version byte of this envelope format.
@@ -76,15 +76,68 @@ impl Header {
     }
 }
 
-fn cipher(key: &FieldKey) -> Aes256Siv {
-    // Invariant: FieldKey is exactly the 64 bytes AES-256-SIV takes.
-    Aes256Siv::new_from_slice(key.expose()).expect("64-byte AES-256-SIV key")
+/// A field key prepared for one column under one header: the S2V state
+/// after the components `[header, table, column]`, which every cell of the
+/// column shares. Make one per column with [`prefix`] and pass it to
+/// [`seal_prepared`] and [`open_prepared`]; it is secret and wiped on drop.
+#[derive(Debug)]
+pub struct Prefix {
+    header: Header,
+    table: &'static str,
+    column: &'static str,
+    state: S2vState,
+}
+
+impl Prefix {
+    /// Whether this prefix is the one of `(table, column)`.
+    pub fn is_for(&self, table: &str, column: &str) -> bool {
+        self.table == table && self.column == column
+    }
+
+    fn fits(&self, header: Header, cell: &Cell<'_>) -> bool {
+        self.header == header && self.table == cell.table && self.column == cell.column
+    }
+}
+
+/// Prepares `key` for the cells of `(table, column)` under `header`.
+pub fn prefix(key: &FieldKey, header: Header, table: &'static str, column: &'static str) -> Prefix {
+    let h = header.bytes();
+    // Invariant: three components is below MAX_COMPONENTS.
+    let state = key
+        .siv()
+        .start(&[&h, table.as_bytes(), column.as_bytes()])
+        .expect("three S2V components");
+    Prefix {
+        header,
+        table,
+        column,
+        state,
+    }
 }
 
 /// Seals an already padded plaintext for `cell` under `(scope, epoch)`.
 pub fn seal(key: &FieldKey, header: Header, cell: &Cell<'_>, padded: &[u8]) -> Vec<u8> {
+    seal_prepared(
+        key,
+        &prefix(key, header, cell.table, cell.column),
+        header,
+        cell,
+        padded,
+    )
+}
+
+/// [`seal`] with a column's [`Prefix`]. A prefix made for another header
+/// or column is not used (the right one is computed), so a mix-up costs
+/// time, never a wrong binding.
+pub fn seal_prepared(
+    key: &FieldKey,
+    prefix: &Prefix,
+    header: Header,
+    cell: &Cell<'_>,
+    padded: &[u8],
+) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = super::random_array();
-    seal_with_nonce(key, header, cell, padded, &nonce)
+    seal_inner(key, prefix, header, cell, padded, &nonce)
 }
 
 /// [`seal`] with a caller-chosen nonce: for known-answer tests only.
@@ -95,31 +148,67 @@ pub fn seal_with_nonce(
     padded: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Vec<u8> {
-    let h = header.bytes();
+    let p = prefix(key, header, cell.table, cell.column);
+    seal_inner(key, &p, header, cell, padded, nonce)
+}
+
+fn seal_inner(
+    key: &FieldKey,
+    p: &Prefix,
+    header: Header,
+    cell: &Cell<'_>,
+    padded: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Vec<u8> {
+    if !p.fits(header, cell) {
+        return seal_inner(
+            key,
+            &prefix(key, header, cell.table, cell.column),
+            header,
+            cell,
+            padded,
+            nonce,
+        );
+    }
     let mut out = Vec::with_capacity(OVERHEAD + padded.len());
-    out.extend_from_slice(&h);
+    out.extend_from_slice(&header.bytes());
     out.extend_from_slice(nonce);
     out.extend_from_slice(&[0u8; TAG_LEN]);
     out.extend_from_slice(padded);
     let (head, body) = out.split_at_mut(OVERHEAD);
-    let components: [&[u8]; 5] = [
-        &h,
-        cell.table.as_bytes(),
-        cell.column.as_bytes(),
-        cell.row,
-        nonce,
-    ];
-    // Invariant: five components is below aes-siv's MAX_HEADERS (126).
-    let tag = cipher(key)
-        .encrypt_inout_detached(components, body.into())
+    // Invariant: five components in all, far below MAX_COMPONENTS.
+    let tag = key
+        .siv()
+        .encrypt_in_place(&p.state, &[cell.row, nonce], body)
         .expect("S2V component count within limits");
-    head[HEADER_LEN + NONCE_LEN..].copy_from_slice(tag.as_slice());
+    head[HEADER_LEN + NONCE_LEN..].copy_from_slice(&tag);
     out
 }
 
 /// Opens `blob` for `cell`, returning the padded plaintext. The caller has
 /// parsed the header (to find the key) and passes it back.
 pub fn open(key: &FieldKey, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Result<Vec<u8>> {
+    open_prepared(
+        key,
+        &prefix(key, header, cell.table, cell.column),
+        header,
+        cell,
+        blob,
+    )
+}
+
+/// [`open`] with a column's [`Prefix`] (a prefix of another header or
+/// column is not used, as in [`seal_prepared`]).
+pub fn open_prepared(
+    key: &FieldKey,
+    p: &Prefix,
+    header: Header,
+    cell: &Cell<'_>,
+    blob: &[u8],
+) -> Result<Vec<u8>> {
+    if !p.fits(header, cell) {
+        return open(key, header, cell, blob);
+    }
     // Header::parse checked the length; check again so this function is
     // safe on its own.
     if blob.len() < OVERHEAD || blob[..HEADER_LEN] != header.bytes() {
@@ -130,26 +219,20 @@ pub fn open(key: &FieldKey, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Res
         });
     }
     let nonce = &blob[HEADER_LEN..HEADER_LEN + NONCE_LEN];
-    let tag_bytes = &blob[HEADER_LEN + NONCE_LEN..OVERHEAD];
-    let tag = aes_siv::Tag::try_from(tag_bytes).map_err(|_| Error::Tampered {
-        table: cell.table,
-        column: cell.column,
-    })?;
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&blob[HEADER_LEN + NONCE_LEN..OVERHEAD]);
     let mut body = blob[OVERHEAD..].to_vec();
-    let components: [&[u8]; 5] = [
-        &blob[..HEADER_LEN],
-        cell.table.as_bytes(),
-        cell.column.as_bytes(),
-        cell.row,
-        nonce,
-    ];
-    cipher(key)
-        .decrypt_inout_detached(components, body.as_mut_slice().into(), &tag)
-        .map_err(|_| Error::Tampered {
+    if key
+        .siv()
+        .decrypt_in_place(&p.state, &[cell.row, nonce], &mut body, &tag)
+    {
+        Ok(body)
+    } else {
+        Err(Error::Tampered {
             table: cell.table,
             column: cell.column,
-        })?;
-    Ok(body)
+        })
+    }
 }
 
 /// Raw AES-SIV with arbitrary S2V components: used only by the RFC 5297
@@ -157,30 +240,41 @@ pub fn open(key: &FieldKey, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Res
 /// and `open` make. A 64-byte key selects AES-256-SIV (what medvault uses);
 /// a 32-byte key AES-128-SIV (RFC 5297's own vectors are AES-128).
 pub fn siv_encrypt(key: &[u8], components: &[&[u8]], plaintext: &[u8]) -> Option<Vec<u8>> {
+    macro_rules! run {
+        ($C:ty) => {{
+            let siv = Siv::<$C>::new(key)?;
+            let mut buf = plaintext.to_vec();
+            let tag = siv.encrypt_in_place(&siv.start(&[])?, components, &mut buf)?;
+            let mut out = tag.to_vec();
+            out.extend_from_slice(&buf);
+            Some(out)
+        }};
+    }
     match key.len() {
-        64 => Aes256Siv::new_from_slice(key)
-            .ok()?
-            .encrypt(components, plaintext)
-            .ok(),
-        32 => aes_siv::siv::Aes128Siv::new_from_slice(key)
-            .ok()?
-            .encrypt(components, plaintext)
-            .ok(),
+        64 => run!(Aes256Enc),
+        32 => run!(Aes128Enc),
         _ => None,
     }
 }
 
-/// Counterpart of [`siv_encrypt`].
+/// Counterpart of [`siv_encrypt`]: `tag || ciphertext` in, plaintext out.
 pub fn siv_decrypt(key: &[u8], components: &[&[u8]], ciphertext: &[u8]) -> Option<Vec<u8>> {
-    match key.len() {
-        64 => Aes256Siv::new_from_slice(key)
-            .ok()?
-            .decrypt(components, ciphertext)
-            .ok(),
-        32 => aes_siv::siv::Aes128Siv::new_from_slice(key)
-            .ok()?
-            .decrypt(components, ciphertext)
-            .ok(),
-        _ => None,
+    if ciphertext.len() < TAG_LEN {
+        return None;
     }
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&ciphertext[..TAG_LEN]);
+    let mut buf = ciphertext[TAG_LEN..].to_vec();
+    macro_rules! run {
+        ($C:ty) => {{
+            let siv = Siv::<$C>::new(key)?;
+            siv.decrypt_in_place(&siv.start(&[])?, components, &mut buf, &tag)
+        }};
+    }
+    let ok = match key.len() {
+        64 => run!(Aes256Enc),
+        32 => run!(Aes128Enc),
+        _ => false,
+    };
+    ok.then_some(buf)
 }

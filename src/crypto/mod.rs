@@ -5,6 +5,7 @@ pub mod envelope;
 pub mod kdf;
 pub mod padding;
 pub mod secret;
+pub mod siv;
 
 /// Fills `buf` from the thread-local CSPRNG.
 ///

@@ -2,7 +2,10 @@
 //! `Clone` only where a key must be shared across threads, and every one
 //! zeroizes on drop. Compare them with [`ct_eq`].
 
+use aes::Aes256Enc;
 use secrecy::{ExposeSecret, SecretBox};
+
+use super::siv::Siv;
 use subtle::ConstantTimeEq;
 
 /// 32 random bytes that key one scope in one epoch (DESIGN.md "Key hierarchy").
@@ -61,17 +64,31 @@ impl std::fmt::Debug for DbKey {
     }
 }
 
-/// 64-byte AES-256-SIV key (first half CMAC, second half CTR; RFC 5297).
-pub struct FieldKey(SecretBox<[u8; 64]>);
+/// 64-byte AES-256-SIV key (first half CMAC, second half CTR; RFC 5297),
+/// kept expanded for [`super::envelope`].
+pub struct FieldKey {
+    raw: SecretBox<[u8; 64]>,
+    siv: Siv<Aes256Enc>,
+}
 
 impl FieldKey {
     pub(crate) fn from_array(b: Box<[u8; 64]>) -> Self {
-        FieldKey(SecretBox::new(b))
+        // Invariant: 64 bytes is exactly an AES-256-SIV key.
+        let siv = Siv::<Aes256Enc>::new(&b[..]).expect("64-byte AES-256-SIV key");
+        FieldKey {
+            raw: SecretBox::new(b),
+            siv,
+        }
     }
 
     /// The key bytes.
     pub fn expose(&self) -> &[u8; 64] {
-        self.0.expose_secret()
+        self.raw.expose_secret()
+    }
+
+    /// The expanded cipher.
+    pub(crate) fn siv(&self) -> &Siv<Aes256Enc> {
+        &self.siv
     }
 }
 

@@ -28,10 +28,26 @@ fn is_separator(c: char) -> bool {
 
 /// The canonical form of a personal name.
 pub fn name(input: &str) -> String {
+    // ASCII is its own NFKD, holds no combining marks, and folds case as
+    // ASCII lowercase: the same result as the Unicode path (a property
+    // test checks it), at a tenth of the cost.
+    if input.is_ascii() {
+        return fold_separators(&input.to_ascii_lowercase());
+    }
+    fold_separators(&unicode_fold(input))
+}
+
+/// NFKD, combining marks removed, full case folding, again NFKD without
+/// marks.
+fn unicode_fold(input: &str) -> String {
     let stripped: String = input.nfkd().filter(|c| !is_combining_mark(*c)).collect();
     let folded = caseless::default_case_fold_str(&stripped);
     // Case folding can produce new decomposable characters; strip again.
-    let folded: String = folded.nfkd().filter(|c| !is_combining_mark(*c)).collect();
+    folded.nfkd().filter(|c| !is_combining_mark(*c)).collect()
+}
+
+/// Separators folded to one space, trimmed.
+fn fold_separators(folded: &str) -> String {
     let mut out = String::with_capacity(folded.len());
     let mut pending_space = false;
     for c in folded.chars() {
@@ -90,6 +106,15 @@ mod tests {
         assert_eq!(name("O'Brien"), name("o brien"));
         assert_eq!(name("Straße"), "strasse");
         assert_eq!(name("Ångström"), "angstrom");
+    }
+
+    proptest::proptest! {
+        /// The ASCII fast path gives exactly what the Unicode path gives.
+        #[test]
+        fn ascii_fast_path_matches_the_unicode_path(s in "[ -~\t\n\r\x0b\x0c\x00-\x1f]{0,40}") {
+            proptest::prop_assert!(s.is_ascii());
+            proptest::prop_assert_eq!(name(&s), fold_separators(&unicode_fold(&s)));
+        }
     }
 
     #[test]

@@ -367,8 +367,9 @@ pub trait Store: Send + Sync {
     /// Deletes the grants of `scope_id` to `grantee`; returns how many.
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize>;
 
-    /// Inserts patients in one transaction.
-    async fn insert_patients(&self, rows: Vec<PatientRow>) -> Result<()>;
+    /// Inserts patients, then notes (of those patients or of patients
+    /// already stored), in one transaction: all or nothing.
+    async fn insert_patients(&self, rows: Vec<PatientRow>, notes: Vec<NoteRow>) -> Result<()>;
     /// Replaces a patient's encrypted fields; false if there is none.
     async fn update_patient(&self, row: PatientRow) -> Result<bool>;
     /// Deletes a patient and their notes; false if there is none.

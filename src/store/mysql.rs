@@ -639,10 +639,12 @@ impl Store for MysqlStore {
         .await
     }
 
-    async fn insert_patients(&self, rows: Vec<PatientRow>) -> Result<()> {
+    async fn insert_patients(&self, rows: Vec<PatientRow>, notes: Vec<NoteRow>) -> Result<()> {
         let rows = std::sync::Arc::new(rows);
+        let notes = std::sync::Arc::new(notes);
         self.write(move |tx| {
             let rows = std::sync::Arc::clone(&rows);
+            let notes = std::sync::Arc::clone(&notes);
             Box::pin(async move {
                 // One multi-row INSERT per chunk: a round trip per 500 rows
                 // instead of one per row.
@@ -657,6 +659,29 @@ impl Store for MysqlStore {
                     }
                     tx.exec_drop(
                         format!("INSERT INTO patients ({PATIENT_COLS}) VALUES {placeholders}"),
+                        values,
+                    )
+                    .await?;
+                }
+                // Notes after their patients; a note of an unknown patient
+                // fails the foreign key and the whole write rolls back.
+                for chunk in notes.chunks(500) {
+                    let placeholders = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                    let mut values: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 6);
+                    for n in chunk {
+                        values.extend([
+                            n.id.to_vec().into(),
+                            n.patient_id.to_vec().into(),
+                            n.scope_id.into(),
+                            n.body.clone().into(),
+                            n.author.clone().into(),
+                            n.created_at.into(),
+                        ]);
+                    }
+                    tx.exec_drop(
+                        format!(
+                            "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at) VALUES {placeholders}"
+                        ),
                         values,
                     )
                     .await?;
