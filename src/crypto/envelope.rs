@@ -236,8 +236,8 @@ pub fn open_prepared(
 }
 
 /// Raw AES-SIV with arbitrary S2V components: used only by the RFC 5297
-/// and Wycheproof tests, so that they run the same `aes-siv` calls `seal`
-/// and `open` make. A 64-byte key selects AES-256-SIV (what medvault uses);
+/// and Wycheproof tests, so that they run the same [`Siv`] code `seal` and
+/// `open` use (`tag || ciphertext` out). A 64-byte key selects AES-256-SIV (what medvault uses);
 /// a 32-byte key AES-128-SIV (RFC 5297's own vectors are AES-128).
 pub fn siv_encrypt(key: &[u8], components: &[&[u8]], plaintext: &[u8]) -> Option<Vec<u8>> {
     macro_rules! run {
