@@ -1,7 +1,7 @@
 //! Known-answer tests: every ```kat block of schema/FORMAT.md is
 //! recomputed here through the library's own code; RFC 5297's vectors and
-//! Wycheproof's aes_siv_cmac_test.json run through the same `aes-siv`
-//! calls the envelope makes.
+//! Wycheproof's aes_siv_cmac_test.json run through the same AES-SIV code
+//! (src/crypto/siv.rs) the envelope uses.
 
 use std::collections::BTreeMap;
 
