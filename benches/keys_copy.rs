@@ -15,32 +15,6 @@ use medvault::{CreateOptions, KdfParams, OpenOptions, Vault};
 
 const COPY_PATIENTS: usize = 20_000;
 
-fn mysql_url(db: &str) -> String {
-    let base = std::env::var("MEDVAULT_BENCH_MYSQL_URL")
-        .or_else(|_| std::env::var("MEDVAULT_TEST_MYSQL_URL"))
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let (head, _) = base
-        .rsplit_once('/')
-        .expect("the MySQL URL ends in /database");
-    format!("{head}/{db}")
-}
-
-async fn fresh_mysql(db: &str) -> String {
-    use mysql_async::prelude::Queryable;
-    let admin = mysql_url("test");
-    let mut c = mysql_async::Conn::from_url(admin.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("the copy benchmark needs a MySQL server ({admin}): {e}"));
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-        .await
-        .expect("drop");
-    c.query_drop(format!("CREATE DATABASE `{db}`"))
-        .await
-        .expect("create");
-    c.disconnect().await.expect("disconnect");
-    mysql_url(db)
-}
-
 fn login(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -106,7 +80,7 @@ fn copy(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let to = rt.block_on(fresh_mysql("medvault_bench_copy"));
+                let to = rt.block_on(fresh_mysql_db("medvault_bench_copy"));
                 let t = Instant::now();
                 rt.block_on(s.copy_to(&to, &mut no_progress)).expect("copy");
                 total += t.elapsed();

@@ -23,40 +23,7 @@ const PLAIN_DB: &str = "medvault_bench_plain";
 const VAULT_DB: &str = "medvault_bench";
 
 fn patients() -> usize {
-    std::env::var("MEDVAULT_BENCH_MYSQL_PATIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-fn base_url() -> String {
-    std::env::var("MEDVAULT_BENCH_MYSQL_URL")
-        .or_else(|_| std::env::var("MEDVAULT_TEST_MYSQL_URL"))
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn with_db(base: &str, db: &str) -> String {
-    let (head, _) = base
-        .rsplit_once('/')
-        .expect("the MySQL URL ends in /database");
-    format!("{head}/{db}")
-}
-
-/// Drops and makes `db` again, empty.
-async fn fresh_db(db: &str) {
-    let base = base_url();
-    let mut c = mysql_async::Conn::from_url(base.as_str())
-        .await
-        .unwrap_or_else(|e| {
-            panic!("the MySQL benchmark needs a server at {base} (MEDVAULT_BENCH_MYSQL_URL): {e}")
-        });
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-        .await
-        .expect("drop");
-    c.query_drop(format!("CREATE DATABASE `{db}`"))
-        .await
-        .expect("create database");
-    c.disconnect().await.expect("disconnect");
+    size_from_env("MEDVAULT_BENCH_MYSQL_PATIENTS", 20_000)
 }
 
 /// The plaintext baseline, indexed as medvault's blind indexes are.
@@ -88,8 +55,8 @@ CREATE TABLE notes (
 ";
 
 async fn plain_pool() -> mysql_async::Pool {
-    fresh_db(PLAIN_DB).await;
-    let pool = mysql_async::Pool::new(with_db(&base_url(), PLAIN_DB).as_str());
+    let url = fresh_mysql_db(PLAIN_DB).await;
+    let pool = mysql_async::Pool::new(url.as_str());
     let mut c = pool.get_conn().await.expect("connect");
     c.query_drop(PLAIN_SCHEMA).await.expect("schema");
     pool
@@ -187,8 +154,7 @@ async fn plain_list(pool: &mysql_async::Pool) -> usize {
 }
 
 async fn vault() -> medvault::Session {
-    fresh_db(VAULT_DB).await;
-    new_vault(&with_db(&base_url(), VAULT_DB)).await.0
+    new_vault(&fresh_mysql_db(VAULT_DB).await).await.0
 }
 
 fn store(c: &mut Criterion) {

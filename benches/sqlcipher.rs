@@ -18,10 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 const LOOKUPS: usize = 10_000;
 
 fn patients() -> usize {
-    std::env::var("MEDVAULT_BENCH_PATIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000)
+    size_from_env("MEDVAULT_BENCH_PATIENTS", 100_000)
 }
 
 const DB_KEY: [u8; 32] = [0x5a; 32];

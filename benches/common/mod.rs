@@ -193,6 +193,45 @@ pub async fn new_vault(url: &str) -> (Session, String) {
     (s, report.root_fingerprint)
 }
 
+/// The benchmarks' MySQL server: `MEDVAULT_BENCH_MYSQL_URL`, else
+/// `MEDVAULT_TEST_MYSQL_URL`, else the local server's `test` database.
+pub fn mysql_base_url() -> String {
+    std::env::var("MEDVAULT_BENCH_MYSQL_URL")
+        .or_else(|_| std::env::var("MEDVAULT_TEST_MYSQL_URL"))
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// Drops `db` on the benchmarks' server and makes it again, empty; returns
+/// its URL.
+pub async fn fresh_mysql_db(db: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let base = mysql_base_url();
+    let mut c = mysql_async::Conn::from_url(base.as_str())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the MySQL benchmarks need a server at {base} (MEDVAULT_BENCH_MYSQL_URL): {e}")
+        });
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await
+        .expect("drop");
+    c.query_drop(format!("CREATE DATABASE `{db}`"))
+        .await
+        .expect("create database");
+    c.disconnect().await.expect("disconnect");
+    let (head, _) = base
+        .rsplit_once('/')
+        .expect("the MySQL URL ends in /database");
+    format!("{head}/{db}")
+}
+
+/// A size from the environment, or `default`.
+pub fn size_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn sqlcipher_url(dir: &Path) -> String {
     format!("sqlcipher:{}", dir.join("vault.db").display())
 }

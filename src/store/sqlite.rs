@@ -277,6 +277,14 @@ impl SqliteStore {
         }
     }
 
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            path: self.path.clone(),
+            keyring_path: self.keyring_path.clone(),
+            key: Arc::clone(&self.key),
+        }
+    }
+
     /// Runs `f` now if the connection is free; gives it back if not.
     fn try_inline<T, F>(&self, f: F) -> std::result::Result<Result<T>, F>
     where
@@ -287,11 +295,7 @@ impl SqliteStore {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return Err(f),
         };
-        let ctx = Ctx {
-            path: self.path.clone(),
-            keyring_path: self.keyring_path.clone(),
-            key: Arc::clone(&self.key),
-        };
+        let ctx = self.ctx();
         Ok(f(&mut guard, &ctx))
     }
 
@@ -301,11 +305,7 @@ impl SqliteStore {
         F: FnOnce(&mut Connection, &Ctx) -> Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        let ctx = Ctx {
-            path: self.path.clone(),
-            keyring_path: self.keyring_path.clone(),
-            key: Arc::clone(&self.key),
-        };
+        let ctx = self.ctx();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard, &ctx)
