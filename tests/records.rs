@@ -3,7 +3,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use medvault::{Error, Id, NewPatient, PatientQuery, Sex};
+use medvault::{Error, Id, NewNote, NewPatient, PatientQuery, Sex};
 use unicode_normalization::UnicodeNormalization;
 
 per_store!(
@@ -12,6 +12,7 @@ per_store!(
     false_positives_of_truncated_indexes_are_dropped,
     list_in_pages,
     bad_values_change_nothing,
+    import_with_notes_is_one_transaction,
     padding_hides_name_length_within_a_bucket,
     no_marker_reaches_the_database_file_or_its_journals,
 );
@@ -404,4 +405,59 @@ async fn no_marker_reaches_the_database_file_or_its_journals(f: Fixture) {
     .await;
     drop(f.admin().await);
     assert_eq!(leaked(&f.stored_bytes(), markers[0]), f.is_mysql());
+}
+
+async fn import_with_notes_is_one_transaction(f: Fixture) {
+    let a = f.admin().await;
+    let note = |scope: Option<&str>, body: &str| NewNote {
+        scope: scope.map(str::to_owned),
+        body: body.to_owned(),
+    };
+    let good = (
+        patient("Dupont", "Hélène", "1970-03-02"),
+        vec![
+            note(None, "Allergic to penicillin."),
+            note(Some("billing"), "Paid."),
+        ],
+    );
+    // A bad note anywhere refuses the whole batch: no patient, no note.
+    for (bad, check) in [
+        (
+            note(None, "  "),
+            (|e: &Error| matches!(e, Error::EmptyValue("note"))) as fn(&Error) -> bool,
+        ),
+        (note(Some("nope"), "x"), |e| {
+            matches!(e, Error::UnknownScope(_))
+        }),
+    ] {
+        let batch = [
+            good.clone(),
+            (patient("Martin", "Léa", "1980-01-01"), vec![bad]),
+        ];
+        let err = a.insert_patients_with_notes(&batch).await.unwrap_err();
+        assert!(check(&err), "{err}");
+        assert_eq!(f.patient_count().await, 0);
+    }
+    let ids = a
+        .insert_patients_with_notes(&[
+            good.clone(),
+            (patient("Martin", "Léa", "1980-01-01"), vec![]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(a.get_patient(&ids[0]).await.unwrap().family_name, "Dupont");
+    assert_eq!(a.get_patient(&ids[1]).await.unwrap().family_name, "Martin");
+    let notes = a.list_notes(&ids[0], None).await.unwrap();
+    let mut bodies: Vec<(String, String)> =
+        notes.notes.into_iter().map(|n| (n.scope, n.body)).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec![
+            ("billing".to_owned(), "Paid.".to_owned()),
+            ("clinical".to_owned(), "Allergic to penicillin.".to_owned()),
+        ]
+    );
+    assert!(a.list_notes(&ids[1], None).await.unwrap().notes.is_empty());
 }
