@@ -444,3 +444,83 @@ async fn mysql_flow_with_copy_and_verify() {
         "{out}"
     );
 }
+
+impl Cli {
+    /// Runs with `input` on standard input.
+    fn run_stdin(&self, user: &str, pw: &str, args: &[&str], input: &str) -> Out {
+        let out = Command::cargo_bin("medvault")
+            .unwrap()
+            .env_clear()
+            .env("MEDVAULT_STORE", self.store())
+            .env("MEDVAULT_USER", user)
+            .env("MEDVAULT_PASSWORD", pw)
+            .arg("--danger-fast-kdf")
+            .args(args)
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
+/// Patient data need not be on the command line (shell history, `ps`):
+/// a patient and a query as JSON from standard input or a file, a note's
+/// text from standard input or a file. A bad document is an error that
+/// does not quote it.
+#[test]
+fn patient_data_from_standard_input_or_a_file() {
+    let c = Cli::new();
+    c.ok("admin", "pw", &["init"]);
+    let doc = r#"{"family_name": "Saint-Pierre", "given_names": "Hélène", "born": "1970-03-02", "sex": "F"}"#;
+    let o = c.run_stdin("admin", "pw", &["patient", "add", "--from", "-"], doc);
+    assert!(o.ok, "{}", o.stderr);
+    let id = o.stdout.trim().to_owned();
+    let q = c.dir.path().join("query.json");
+    std::fs::write(&q, r#"{"family_name": "saint pierre"}"#).unwrap();
+    let found = c.ok(
+        "admin",
+        "pw",
+        &["--json", "patient", "find", "--from", q.to_str().unwrap()],
+    );
+    assert!(found.contains(&id) && found.contains("Hélène"), "{found}");
+
+    let o = c.run_stdin(
+        "admin",
+        "pw",
+        &["note", "add", &id, "--text", "-"],
+        "Penicillin allergy.\nSecond line.",
+    );
+    assert!(o.ok, "{}", o.stderr);
+    let note = c.dir.path().join("note.txt");
+    std::fs::write(&note, "Follow-up in May.").unwrap();
+    c.ok(
+        "admin",
+        "pw",
+        &["note", "add", &id, "--text-file", note.to_str().unwrap()],
+    );
+    let notes = c.ok("admin", "pw", &["note", "list", &id]);
+    assert!(
+        notes.contains("Penicillin allergy.\nSecond line.") && notes.contains("Follow-up in May."),
+        "{notes}"
+    );
+
+    // A document with a value of the wrong type: the error names the line
+    // and column, not the value.
+    let bad = r#"{"family_name": "Quaresma", "given_names": 7, "born": "1970-03-02"}"#;
+    let o = c.run_stdin("admin", "pw", &["patient", "add", "--from", "-"], bad);
+    assert!(!o.ok);
+    assert!(o.stderr.contains("line 1"), "{}", o.stderr);
+    assert!(!o.stderr.contains("Quaresma"), "{}", o.stderr);
+    // Flags and a document together are refused by the parser.
+    let o = c.run_stdin(
+        "admin",
+        "pw",
+        &["patient", "add", "--from", "-", "--family", "X"],
+        doc,
+    );
+    assert!(!o.ok);
+}

@@ -140,20 +140,25 @@ pub enum ScopeCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum PatientCmd {
-    /// Add a patient; prints the new id.
+    /// Add a patient; prints the new id. Patient data on the command line
+    /// lands in shell history and in `ps`: prefer `--from`.
     Add {
         /// Family name.
-        #[arg(long)]
-        family: String,
+        #[arg(long, required_unless_present = "from")]
+        family: Option<String>,
         /// Given names.
-        #[arg(long)]
-        given: String,
+        #[arg(long, required_unless_present = "from")]
+        given: Option<String>,
         /// Date of birth, YYYY-MM-DD.
+        #[arg(long, required_unless_present = "from")]
+        born: Option<String>,
+        /// Sex: F, M, X or U (default U).
         #[arg(long)]
-        born: String,
-        /// Sex: F, M, X or U.
-        #[arg(long, default_value = "U")]
-        sex: String,
+        sex: Option<String>,
+        /// Read the patient from a JSON file, or from standard input with
+        /// `-`: {"family_name": …, "given_names": …, "born": "YYYY-MM-DD", "sex": "F"}.
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "sex"])]
+        from: Option<String>,
     },
     /// Find patients by family name, given names and/or date of birth.
     Find {
@@ -166,6 +171,10 @@ pub enum PatientCmd {
         /// Date of birth, YYYY-MM-DD.
         #[arg(long)]
         born: Option<String>,
+        /// Read the query from a JSON file, or from standard input with `-`:
+        /// {"family_name": …, "given_names": …, "born": …}, each optional.
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born"])]
+        from: Option<String>,
     },
     /// Show one patient.
     Show {
@@ -189,9 +198,13 @@ pub enum NoteCmd {
     Add {
         /// Patient id.
         patient: String,
-        /// Note text.
-        #[arg(long)]
-        text: String,
+        /// Note text, or `-` to read it from standard input (text on the
+        /// command line lands in shell history and in `ps`).
+        #[arg(long, required_unless_present = "text_file")]
+        text: Option<String>,
+        /// Read the note text from this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        text_file: Option<String>,
         /// Scope: clinical (default), personal, billing, or restricted.
         #[arg(long)]
         scope: Option<String>,

@@ -11,6 +11,67 @@ use medvault::{
 use crate::cli::{Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, ScopeCmd, UserCmd};
 use crate::password;
 
+/// A patient as `patient add --from` reads it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatientDoc {
+    family_name: String,
+    given_names: String,
+    born: String,
+    #[serde(default)]
+    sex: Option<String>,
+}
+
+/// A query as `patient find --from` reads it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryDoc {
+    #[serde(default)]
+    family_name: Option<String>,
+    #[serde(default)]
+    given_names: Option<String>,
+    #[serde(default)]
+    born: Option<String>,
+}
+
+/// The text of a file, or of standard input for `-`.
+fn read_input(src: &str) -> Result<String, CliError> {
+    let mut bytes = Vec::new();
+    let read = if src == "-" {
+        std::io::stdin().read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(src).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    let shown = if src == "-" { "standard input" } else { src };
+    read.map_err(|e| CliError::msg(format!("cannot read {shown}: {e}"), "check the path"))?;
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::msg(
+            format!("{shown} is not UTF-8 text"),
+            "save the file as UTF-8",
+        )
+    })
+}
+
+/// A JSON document from a file or standard input. A parse error names the
+/// line and column and the kind of mistake, never the text around it (it
+/// may be patient data).
+fn read_json<T: serde::de::DeserializeOwned>(src: &str) -> Result<T, CliError> {
+    let text = read_input(src)?;
+    serde_json::from_str(&text).map_err(|e| {
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax | Category::Eof => "is not valid JSON",
+            Category::Data => "has a field that is unknown, missing or not a string",
+            Category::Io => "could not be read",
+        };
+        let shown = if src == "-" { "standard input" } else { src };
+        CliError::msg(
+            format!("{shown} {what} (line {}, column {})", e.line(), e.column()),
+            "write {\"family_name\": \"…\", \"given_names\": \"…\", \"born\": \"YYYY-MM-DD\", \"sex\": \"F\"} (find: any of the first three)",
+        )
+    })
+}
+
 /// An error for the terminal: a message and a suggested fix.
 #[derive(Debug)]
 pub enum CliError {
@@ -279,13 +340,23 @@ pub async fn run(cli: Cli) -> R {
                     given,
                     born,
                     sex,
+                    from,
                 } => {
+                    let doc = match from {
+                        Some(src) => read_json::<PatientDoc>(src)?,
+                        None => PatientDoc {
+                            family_name: family.clone().unwrap_or_default(),
+                            given_names: given.clone().unwrap_or_default(),
+                            born: born.clone().unwrap_or_default(),
+                            sex: sex.clone(),
+                        },
+                    };
                     let id = s
                         .insert_patient(&NewPatient {
-                            family_name: family.clone(),
-                            given_names: given.clone(),
-                            born: born.clone(),
-                            sex: sex.parse()?,
+                            family_name: doc.family_name,
+                            given_names: doc.given_names,
+                            born: doc.born,
+                            sex: doc.sex.as_deref().unwrap_or("U").parse()?,
                         })
                         .await?;
                     println!("{id}");
@@ -294,12 +365,21 @@ pub async fn run(cli: Cli) -> R {
                     family,
                     given,
                     born,
+                    from,
                 } => {
-                    let found = s
-                        .find_patients(&PatientQuery {
+                    let q = match from {
+                        Some(src) => read_json::<QueryDoc>(src)?,
+                        None => QueryDoc {
                             family_name: family.clone(),
                             given_names: given.clone(),
                             born: born.clone(),
+                        },
+                    };
+                    let found = s
+                        .find_patients(&PatientQuery {
+                            family_name: q.family_name,
+                            given_names: q.given_names,
+                            born: q.born,
                         })
                         .await?;
                     if cli.json {
@@ -341,10 +421,20 @@ pub async fn run(cli: Cli) -> R {
                 NoteCmd::Add {
                     patient,
                     text,
+                    text_file,
                     scope,
                 } => {
+                    let text = match (text.as_deref(), text_file) {
+                        (Some("-"), _) => read_input("-")?,
+                        (Some(t), _) => t.to_owned(),
+                        (None, Some(path)) => read_input(path)?,
+                        // clap requires one of the two.
+                        (None, None) => {
+                            return Err(CliError::msg("no note text", "give --text or --text-file"))
+                        }
+                    };
                     let id = s
-                        .add_note(&patient.parse::<Id>()?, text, scope.as_deref())
+                        .add_note(&patient.parse::<Id>()?, &text, scope.as_deref())
                         .await?;
                     println!("{id}");
                 }
@@ -404,6 +494,12 @@ pub async fn run(cli: Cli) -> R {
             }
             for (t, n) in &report.tables {
                 println!("{t:<12} {n:>9} rows");
+            }
+            for name in &report.not_enrolled {
+                eprintln!(
+                    "warning: user {name:?} was not given the copy's database key: \
+                     their row does not verify to the vault root"
+                );
             }
             println!(
                 "copied {} to {} without decrypting any field",
