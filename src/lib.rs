@@ -7,7 +7,8 @@
 //!
 //! ## To do X, use Y
 //!
-//! - Create a vault: [`Vault::create`] (prints recovery shares once).
+//! - Create a vault: [`Vault::create`] (returns the recovery shares, once;
+//!   they are stored nowhere).
 //! - Log in: [`Vault::open`] → a [`Session`].
 //! - Store and find patients: [`Session::insert_patient`],
 //!   [`Session::find_patients`], [`Session::list_patients`].
@@ -54,6 +55,8 @@ pub mod index;
 pub mod keys;
 pub mod policy;
 pub mod records;
+mod runtime;
+pub mod sql;
 pub mod store;
 pub mod vault;
 
