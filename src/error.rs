@@ -38,6 +38,14 @@ pub enum Error {
     /// The password is unusable (empty, or the two entries differ).
     #[error("unusable password: {0}")]
     BadPassword(&'static str),
+    /// The user's secret key was tampered with: the password unlocks its
+    /// encryption subkey but not its primary key, so the certificate
+    /// around the subkey is not the user's (a subkey grafted under another
+    /// primary key).
+    #[error(
+        "the secret key of {0:?} was tampered with: its parts do not unlock with one password"
+    )]
+    LockedKeyTampered(String),
     /// A key or certificate is malformed or uses an algorithm medvault does
     /// not accept (only Curve25519 is accepted).
     #[error("malformed or unacceptable key: {0}")]
@@ -97,9 +105,25 @@ pub enum Error {
     /// configuration; the server is never asked for it.
     #[error("no root fingerprint is pinned for {0}")]
     RootNotPinned(String),
+    /// The async API was called outside a tokio runtime.
+    #[error("medvault was called outside a tokio runtime: call it from within #[tokio::main] or Runtime::block_on (with I/O and time enabled)")]
+    NoRuntime,
     /// The store answered with an error not covered by a more precise variant.
     #[error("store error: {0}")]
     Store(String),
+    /// A stored value is not of the type its column must hold (a column
+    /// altered to another type, a NULL, bytes that are not UTF-8, an
+    /// integer out of range): the database was changed outside medvault.
+    /// Never carries the value.
+    #[error("the stored value of {table}.{column} is not {expected}: the database was changed outside medvault")]
+    BadStoredValue {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// What the column must hold.
+        expected: &'static str,
+    },
     /// The store's schema is newer or older than this build understands.
     #[error("schema migration failed: {0}")]
     Migration(String),

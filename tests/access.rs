@@ -476,3 +476,37 @@ async fn an_insider_cannot_swap_the_root() {
     let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
     assert!(matches!(err, Error::UntrustedRoot { .. }), "{err}");
 }
+
+/// Polls a future to the end on this thread, with no tokio runtime.
+fn poll_without_runtime<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Called outside a tokio runtime, the API answers a typed error instead
+/// of panicking ("there is no reactor running").
+#[test]
+fn outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
+    let opts = medvault::CreateOptions {
+        kdf: kdf(),
+        ..Default::default()
+    };
+    let err = poll_without_runtime(Vault::create(&url, ADMIN, ADMIN_PW, &opts)).unwrap_err();
+    assert!(matches!(err, Error::NoRuntime), "{err}");
+    assert!(!dir.path().join("v.db").exists());
+    let my_url = mysql_base_url();
+    for url in [url.as_str(), my_url.as_str()] {
+        let mut o = open_opts();
+        o.pinned_root = Some("00".repeat(32));
+        let err = poll_without_runtime(Vault::open(url, ADMIN, ADMIN_PW, &o)).unwrap_err();
+        assert!(matches!(err, Error::NoRuntime), "{url}: {err}");
+    }
+}

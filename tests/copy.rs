@@ -213,3 +213,57 @@ async fn verify_reports_tampering_without_patient_values() {
         assert!(!all.contains(secret), "{secret} in {all}");
     }
 }
+
+/// A backup file's database key goes only to users whose rows verify to
+/// the pinned root and are active: a disabled user set back to `active` by
+/// SQL, or a planted row (someone's certificate under a new name), gets
+/// no keyring entry, and the copy names them. Both source stores.
+#[tokio::test]
+async fn copy_enrols_only_users_whose_rows_verify() {
+    for f in [Fixture::sqlite().await, Fixture::mysql().await] {
+        let a = f.admin().await;
+        a.add_user("bob", "bob pw", false).await.unwrap();
+        a.add_user("carol", "carol pw", false).await.unwrap();
+        a.disable_user("bob").await.unwrap();
+        // The operator re-activates bob, and plants "mallory" with carol's
+        // certificate and locked key (carol's password would open it).
+        f.exec(
+            "UPDATE users SET status = 'active' WHERE name = 'bob'",
+            vec![],
+        )
+        .await;
+        f.exec(
+            "INSERT INTO users (name, role, status, cert, locked_key, certifier, signed_at, \
+             signature) SELECT 'mallory', role, status, cert, locked_key, certifier, signed_at, \
+             signature FROM users WHERE name = 'carol'",
+            vec![],
+        )
+        .await;
+        let backup = f.dir.path().join("backup.db");
+        let report = a
+            .copy_to(
+                &format!("sqlcipher:{}", backup.display()),
+                &mut keep_going(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.not_enrolled, vec!["bob", "mallory"]);
+        let kr = medvault::store::keyring::Keyring::read(&medvault::store::StoreUrl::keyring_path(
+            &backup,
+        ))
+        .unwrap();
+        let mut enrolled: Vec<&str> = kr.entries.iter().map(|e| e.name.as_str()).collect();
+        enrolled.sort_unstable();
+        assert_eq!(enrolled, vec![ADMIN, "carol"]);
+        let backup_url = format!("sqlcipher:{}", backup.display());
+        for (user, pw) in [("bob", "bob pw"), ("mallory", "carol pw")] {
+            let err = Vault::open(&backup_url, user, pw, &open_opts())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::UnknownUser(_)), "{user}: {err}");
+        }
+        Vault::open(&backup_url, "carol", "carol pw", &open_opts())
+            .await
+            .unwrap();
+    }
+}

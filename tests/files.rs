@@ -56,6 +56,21 @@ async fn tampered_keyring_is_detected() {
     ));
 }
 
+/// The keyring's MAC is checked before anything it says is acted on: a
+/// forged `disabled` mark (or any other edit with a fixed-up checksum) is
+/// tampering, not a disabled user.
+#[tokio::test]
+async fn a_forged_disabled_mark_is_tampering() {
+    let f = Fixture::new().await;
+    let path = f.keyring_path();
+    let mut kr = Keyring::read(&path).unwrap();
+    kr.disabled.push(ADMIN.into());
+    let forged = kr.to_bytes(&medvault::crypto::secret::DbKey::generate());
+    std::fs::write(&path, forged).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::KeyringTampered(_)), "{err}");
+}
+
 #[tokio::test]
 async fn keyring_of_another_vault_is_the_wrong_key() {
     let f = Fixture::new().await;

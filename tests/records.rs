@@ -15,6 +15,7 @@ per_store!(
     import_with_notes_is_one_transaction,
     padding_hides_name_length_within_a_bucket,
     no_marker_reaches_the_database_file_or_its_journals,
+    notes_come_back_in_the_order_written,
 );
 
 fn q(family: Option<&str>, given: Option<&str>, born: Option<&str>) -> PatientQuery {
@@ -460,4 +461,63 @@ async fn import_with_notes_is_one_transaction(f: Fixture) {
         ]
     );
     assert!(a.list_notes(&ids[1], None).await.unwrap().notes.is_empty());
+}
+
+/// A medical chronology: notes written within one second (the resolution
+/// of `created_at`) come back in the order they were written, one at a
+/// time or in one import, and keep it through a copy to the other store.
+async fn notes_come_back_in_the_order_written(f: Fixture) {
+    let a = f.admin().await;
+    let id = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    for i in 1..=8 {
+        a.add_note(&id, &format!("note {i}"), None).await.unwrap();
+    }
+    let batch: Vec<NewNote> = (9..=16)
+        .map(|i| NewNote {
+            scope: None,
+            body: format!("note {i}"),
+        })
+        .collect();
+    let other = a
+        .insert_patients_with_notes(&[(patient("Martin", "Léa", "1980-01-01"), batch)])
+        .await
+        .unwrap()[0];
+    // Every note in the same second, whatever the clock did.
+    f.exec("UPDATE notes SET created_at = 1700000000", vec![])
+        .await;
+    let bodies =
+        |l: medvault::NoteList| -> Vec<String> { l.notes.into_iter().map(|n| n.body).collect() };
+    let want: Vec<String> = (1..=8).map(|i| format!("note {i}")).collect();
+    assert_eq!(bodies(a.list_notes(&id, None).await.unwrap()), want);
+    let want_batch: Vec<String> = (9..=16).map(|i| format!("note {i}")).collect();
+    assert_eq!(
+        bodies(a.list_notes(&other, None).await.unwrap()),
+        want_batch
+    );
+
+    // The order travels with a copy (to a file from MySQL, to MySQL from
+    // a file).
+    let (dest, _guard, dest_opts) = if f.is_mysql() {
+        let p = f.dir.path().join("copy.db");
+        (format!("sqlcipher:{}", p.display()), None, open_opts())
+    } else {
+        let (u, g) = empty_mysql().await;
+        let mut o = open_opts();
+        o.pinned_root = Some(f.root_fingerprint.clone());
+        (u, Some(g), o)
+    };
+    a.copy_to(&dest, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    let there = medvault::Vault::open(&dest, ADMIN, ADMIN_PW, &dest_opts)
+        .await
+        .unwrap();
+    assert_eq!(bodies(there.list_notes(&id, None).await.unwrap()), want);
+    assert_eq!(
+        bodies(there.list_notes(&other, None).await.unwrap()),
+        want_batch
+    );
 }

@@ -78,7 +78,7 @@ async fn sqlite_tables_agree_with_the_policy() {
                 assert!(known, "{table}.{name} is a BLOB the policy does not name");
             } else {
                 assert!(
-                    ["author", "created_at", "updated_at", "scope_id"].contains(&name.as_str()),
+                    ["author", "created_at", "updated_at", "scope_id", "seq"].contains(&name.as_str()),
                     "{table}.{name} is a clear column; add it to the policy or to this list of plain metadata"
                 );
             }
@@ -198,7 +198,8 @@ async fn mysql_tables_agree_with_the_policy() {
                 assert!(known, "{table}.{name} is binary but not in the policy");
             } else {
                 assert!(
-                    ["author", "created_at", "updated_at", "scope_id"].contains(&name.as_str()),
+                    ["author", "created_at", "updated_at", "scope_id", "seq"]
+                        .contains(&name.as_str()),
                     "{table}.{name} is a clear {ty} column"
                 );
             }

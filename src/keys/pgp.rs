@@ -266,7 +266,37 @@ impl LockedKey {
         self.tsk.clone().strip_secret_key_material()
     }
 
-    /// Unlocks the encryption subkey: one Argon2 run. `Err(WrongPassword)`
+    /// Unlocks both secret keys with `password`: the encryption subkey and
+    /// the primary key, one Argon2 run each, on two threads.
+    ///
+    /// Unlocking the subkey alone would not prove the certificate: the
+    /// secret-key encryption binds a key to its own public packet, not to
+    /// the primary key or its self-signature, so anyone who can write the
+    /// keyring could graft the user's encrypted subkey under a primary key
+    /// of their own whose self-signature names another root. Only someone
+    /// who knows the password can make a primary secret that unlocks with
+    /// it, and that primary key made the self-signature (with its root
+    /// notation) and the subkey's binding: so the password proves the
+    /// whole certificate.
+    pub fn unlock(&self, user: &str, password: &Password) -> Result<(Decryptor, RecordSigner)> {
+        std::thread::scope(|s| {
+            let signer = s.spawn(|| self.unlock_signer(user, password));
+            let dec = self.unlock_decryptor(user, password);
+            let signer = signer
+                .join()
+                .map_err(|_| Error::BadKey("the unlocking thread stopped".into()))?;
+            match (dec, signer) {
+                (Ok(dec), Ok(signer)) => Ok((dec, signer)),
+                (Ok(_), Err(Error::WrongPassword(_))) => {
+                    Err(Error::LockedKeyTampered(user.to_owned()))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        })
+    }
+
+    /// Unlocks the encryption subkey: one Argon2 run. On its own it proves
+    /// nothing about the primary key: logins use [`LockedKey::unlock`]. `Err(WrongPassword)`
     /// when the password does not decrypt it.
     pub fn unlock_decryptor(&self, user: &str, password: &Password) -> Result<Decryptor> {
         let vc = self

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub use crate::sql::{TableSpec, TABLES};
 pub use url::StoreUrl;
 
 /// Id of a patient or note: 16 random bytes.
@@ -134,6 +135,10 @@ pub struct NoteRow {
     pub author: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Order of writing, assigned by the store at insert (ignored when
+    /// inserting): notes are listed by `(created_at, seq)`, which cannot
+    /// tie.
+    pub seq: i64,
 }
 
 // Rows carry blind indexes (which tell equal values apart) and
@@ -219,114 +224,6 @@ impl std::fmt::Debug for Value {
     }
 }
 
-/// A table as `copy` and `verify` see it.
-#[derive(Clone, Copy, Debug)]
-pub struct TableSpec {
-    /// Name.
-    pub name: &'static str,
-    /// Columns, in order; the first is the one rows are paged by when
-    /// `paged` (a unique, client-made id).
-    pub columns: &'static [&'static str],
-    /// Copied in pages ordered by the first column (large tables), or whole.
-    pub paged: bool,
-}
-
-/// Every table of a vault, parents before children.
-pub const TABLES: &[TableSpec] = &[
-    TableSpec {
-        name: "vault_meta",
-        columns: &["key", "value"],
-        paged: false,
-    },
-    TableSpec {
-        name: "users",
-        columns: &[
-            "name",
-            "role",
-            "status",
-            "cert",
-            "locked_key",
-            "certifier",
-            "signed_at",
-            "signature",
-        ],
-        paged: false,
-    },
-    TableSpec {
-        name: "scopes",
-        columns: &["id", "name", "owner"],
-        paged: false,
-    },
-    TableSpec {
-        name: "epochs",
-        columns: &[
-            "scope_id",
-            "epoch",
-            "state",
-            "commitment",
-            "creator",
-            "signature",
-        ],
-        paged: false,
-    },
-    TableSpec {
-        name: "grants",
-        columns: &[
-            "scope_id",
-            "epoch",
-            "grantee",
-            "rights",
-            "wrapped",
-            "granter",
-            "signed_at",
-            "signature",
-        ],
-        paged: false,
-    },
-    TableSpec {
-        name: "patients",
-        columns: &[
-            "id",
-            "family_name",
-            "given_names",
-            "born",
-            "sex",
-            "bi_family_name",
-            "bi_given_names",
-            "bi_born",
-            "bi_family_born",
-            "author",
-            "created_at",
-            "updated_at",
-        ],
-        paged: true,
-    },
-    TableSpec {
-        name: "notes",
-        columns: &[
-            "id",
-            "patient_id",
-            "scope_id",
-            "body",
-            "author",
-            "created_at",
-        ],
-        paged: true,
-    },
-];
-
-impl TableSpec {
-    /// `SELECT` list with every column quoted (backticks work in both
-    /// dialects).
-    pub fn select_list(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 /// The store interface. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -407,4 +304,38 @@ pub trait Store: Send + Sync {
     async fn count(&self, table: &TableSpec) -> Result<u64>;
     /// The largest first-column value of a paged table.
     async fn max_id(&self, table: &TableSpec) -> Result<Option<Vec<u8>>>;
+}
+
+/// What a failed migration run is reported as: refinery's messages and the
+/// server's quote SQL text and values, so only the kind of failure, the
+/// migration version and the database's error code are kept (the MySQL
+/// store also stores this text in its migration guard row).
+pub fn migration_detail(e: &refinery::Error) -> String {
+    use refinery::error::Kind;
+    match e.kind() {
+        Kind::DivergentVersion(applied, _) => format!(
+            "migration V{} applied to this database differs from this build's",
+            applied.version()
+        ),
+        Kind::MissingVersion(m) => format!(
+            "migration V{} applied to this database is unknown to this build (a newer medvault?)",
+            m.version()
+        ),
+        Kind::InvalidName | Kind::InvalidVersion | Kind::RepeatedVersion(_) => {
+            "the migrations built into medvault are inconsistent".into()
+        }
+        Kind::Connection(_, source) => {
+            if let Some(mysql_async::Error::Server(s)) = source.downcast_ref::<mysql_async::Error>()
+            {
+                format!("server error {} (SQLSTATE {})", s.code, s.state)
+            } else if let Some(rusqlite::Error::SqliteFailure(f, _)) =
+                source.downcast_ref::<rusqlite::Error>()
+            {
+                format!("SQLite error {}", f.extended_code)
+            } else {
+                "the database refused a migration statement".into()
+            }
+        }
+        _ => "migration error".into(),
+    }
 }

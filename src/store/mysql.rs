@@ -21,6 +21,7 @@ use super::{
     TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
+use crate::sql::{self, Cell};
 
 mod embedded {
     refinery::embed_migrations!("migrations/mysql");
@@ -81,8 +82,25 @@ impl MysqlStore {
         classify(&self.describe, e)
     }
 
+    /// Runs a read (binary protocol) and decodes every row with `decode`.
+    async fn fetch<T, P>(
+        &self,
+        stmt: &str,
+        params: P,
+        decode: impl Fn(Vec<Cell>) -> Result<T>,
+    ) -> Result<Vec<T>>
+    where
+        P: Into<mysql_async::Params> + Send,
+    {
+        let mut c = self.conn().await?;
+        let rows: Vec<mysql_async::Row> = c.exec(stmt, params).await.map_err(|e| self.err(e))?;
+        rows.into_iter().map(|r| decode(cells(r))).collect()
+    }
+
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &MysqlUrl) -> Result<MysqlStore> {
+        // The driver needs tokio's reactor (it panics without one).
+        crate::runtime::handle()?;
         let store = MysqlStore {
             pool: Pool::new(driver_opts(url)),
             describe: url.to_string(),
@@ -99,9 +117,9 @@ impl MysqlStore {
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| store.err(e))?;
-        let exists: Option<Vec<u8>> = tx
+        let exists: Option<mysql_async::Row> = tx
             .exec_first(
-                "SELECT value FROM vault_meta WHERE `key` = 'vault_id' FOR UPDATE",
+                "SELECT 1 FROM vault_meta WHERE `key` = 'vault_id' FOR UPDATE",
                 (),
             )
             .await
@@ -257,16 +275,24 @@ async fn migrate_locked(
     )
     .await
     .map_err(e)?;
-    let state: Option<(String, String)> = lock
-        .query_first("SELECT state, detail FROM medvault_migration_guard WHERE id = 1")
+    // Checked like every stored value; its `detail` text is not shown: it
+    // is the server's to rewrite.
+    let rows: Vec<mysql_async::Row> = lock
+        .exec(
+            "SELECT state FROM medvault_migration_guard WHERE id = 1",
+            (),
+        )
         .await
         .map_err(e)?;
-    if let Some((s, detail)) = &state {
-        if s == "failed" {
+    for r in rows {
+        let state =
+            sql::RowDecoder::new("medvault_migration_guard", &["state"], cells(r))?.text(0)?;
+        if state == "failed" {
             return Err(Error::Migration(format!(
-                "{store}: an earlier schema migration failed half-way ({detail}); the schema may be \
-                 partly changed. Restore the database from a backup, or repair it against \
-                 migrations/mysql and then delete the row of medvault_migration_guard"
+                "{store}: an earlier schema migration failed half-way (medvault_migration_guard \
+                 says why); the schema may be partly changed. Restore the database from a \
+                 backup, or repair it against migrations/mysql and then delete the row of \
+                 medvault_migration_guard"
             )));
         }
     }
@@ -282,7 +308,7 @@ async fn migrate_locked(
         runner
             .get_applied_migrations_async(&mut p)
             .await
-            .map_err(|x| Error::Migration(format!("{store}: {x}")))?
+            .map_err(|x| Error::Migration(format!("{store}: {}", super::migration_detail(&x))))?
     } else {
         Vec::new()
     };
@@ -312,7 +338,7 @@ async fn migrate_locked(
             Ok(())
         }
         Err(x) => {
-            let detail: String = format!("{x}").chars().take(250).collect();
+            let detail: String = super::migration_detail(&x).chars().take(250).collect();
             let _ = lock
                 .exec_drop(
                     "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'failed', ?, ?)",
@@ -370,61 +396,19 @@ async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result
     .await
 }
 
-type GrantTuple = (u32, u32, String, String, Vec<u8>, String, i64, Vec<u8>);
-
-fn grant_row(t: GrantTuple) -> GrantRow {
-    let (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature) = t;
-    GrantRow {
-        scope_id,
-        epoch,
-        grantee,
-        rights,
-        wrapped,
-        granter,
-        signed_at,
-        signature,
-    }
-}
-
-const PATIENT_COLS: &str =
-    "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
-     bi_born, bi_family_born, author, created_at, updated_at";
-
-type PatientTuple = (
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    String,
-    i64,
-    i64,
-);
-
-fn id16(v: Vec<u8>, store: &str) -> Result<RowId> {
-    v.try_into()
-        .map_err(|_| Error::Store(format!("{store}: a row id is not 16 bytes")))
-}
-
-fn patient_row(t: PatientTuple, store: &str) -> Result<PatientRow> {
-    Ok(PatientRow {
-        id: id16(t.0, store)?,
-        family_name: t.1,
-        given_names: t.2,
-        born: t.3,
-        sex: t.4,
-        bi_family_name: t.5,
-        bi_given_names: t.6,
-        bi_born: t.7,
-        bi_family_born: t.8,
-        author: t.9,
-        created_at: t.10,
-        updated_at: t.11,
-    })
+/// The cells of a row, as the driver returned them: cannot fail on the
+/// value's type, which the checked decoders of [`crate::sql`] judge.
+fn cells(row: mysql_async::Row) -> Vec<Cell> {
+    row.unwrap_raw()
+        .into_iter()
+        .map(|v| match v {
+            Some(mysql_async::Value::NULL) => Cell::Null,
+            Some(mysql_async::Value::Int(n)) => Cell::Int(n),
+            Some(mysql_async::Value::UInt(n)) => Cell::UInt(n),
+            Some(mysql_async::Value::Bytes(b)) => Cell::Bytes(b),
+            _ => Cell::Other,
+        })
+        .collect()
 }
 
 fn patient_params(p: &PatientRow) -> mysql_async::Params {
@@ -452,29 +436,22 @@ impl Store for MysqlStore {
     }
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut c = self.conn().await?;
-        c.exec_first("SELECT value FROM vault_meta WHERE `key` = ?", (key,))
-            .await
-            .map_err(|e| self.err(e))
+        let rows = self
+            .fetch(
+                "SELECT value FROM vault_meta WHERE `key` = ?",
+                (key,),
+                sql::meta_value,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     async fn users(&self) -> Result<Vec<UserRow>> {
-        let mut c = self.conn().await?;
-        c.query_map(
-            "SELECT name, role, status, cert, locked_key, certifier, signed_at, signature FROM users ORDER BY name",
-            |(name, role, status, cert, locked_key, certifier, signed_at, signature)| UserRow {
-                name,
-                role,
-                status,
-                cert,
-                locked_key,
-                certifier,
-                signed_at,
-                signature,
-            },
-        )
-        .await
-        .map_err(|e| self.err(e))
+        let stmt = format!(
+            "SELECT {} FROM users ORDER BY name",
+            sql::column_list(&sql::USERS)
+        );
+        self.fetch(&stmt, (), sql::user_row).await
     }
 
     async fn insert_user(&self, row: &UserRow) -> Result<()> {
@@ -523,42 +500,28 @@ impl Store for MysqlStore {
     }
 
     async fn scopes(&self) -> Result<Vec<ScopeRow>> {
-        let mut c = self.conn().await?;
-        c.query_map(
+        self.fetch(
             "SELECT id, name, owner FROM scopes ORDER BY id",
-            |(id, name, owner)| ScopeRow { id, name, owner },
+            (),
+            sql::scope_row,
         )
         .await
-        .map_err(|e| self.err(e))
     }
 
     async fn epochs(&self) -> Result<Vec<EpochRow>> {
-        let mut c = self.conn().await?;
-        c.query_map(
-            "SELECT scope_id, epoch, state, commitment, creator, signature FROM epochs ORDER BY scope_id, epoch",
-            |(scope_id, epoch, state, commitment, creator, signature)| EpochRow {
-                scope_id,
-                epoch,
-                state,
-                commitment,
-                creator,
-                signature,
-            },
-        )
-        .await
-        .map_err(|e| self.err(e))
+        let stmt = format!(
+            "SELECT {} FROM epochs ORDER BY scope_id, epoch",
+            sql::column_list(&sql::EPOCHS)
+        );
+        self.fetch(&stmt, (), sql::epoch_row).await
     }
 
     async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>> {
-        let mut c = self.conn().await?;
-        c.exec_map(
-            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-             FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
-            (grantee,),
-            grant_row,
-        )
-        .await
-        .map_err(|e| self.err(e))
+        let stmt = format!(
+            "SELECT {} FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
+            sql::column_list(&sql::GRANTS)
+        );
+        self.fetch(&stmt, (grantee,), sql::grant_row).await
     }
 
     async fn insert_scope(
@@ -595,15 +558,11 @@ impl Store for MysqlStore {
     }
 
     async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
-        let mut c = self.conn().await?;
-        c.exec_map(
-            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-             FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
-            (granter,),
-            grant_row,
-        )
-        .await
-        .map_err(|e| self.err(e))
+        let stmt = format!(
+            "SELECT {} FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
+            sql::column_list(&sql::GRANTS)
+        );
+        self.fetch(&stmt, (granter,), sql::grant_row).await
     }
 
     async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
@@ -657,7 +616,10 @@ impl Store for MysqlStore {
                         }
                     }
                     tx.exec_drop(
-                        format!("INSERT INTO patients ({PATIENT_COLS}) VALUES {placeholders}"),
+                        format!(
+                            "INSERT INTO patients ({}) VALUES {placeholders}",
+                            sql::column_list(&sql::PATIENTS)
+                        ),
                         values,
                     )
                     .await?;
@@ -731,15 +693,12 @@ impl Store for MysqlStore {
     }
 
     async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
-        let mut c = self.conn().await?;
-        let t: Option<PatientTuple> = c
-            .exec_first(
-                format!("SELECT {PATIENT_COLS} FROM patients WHERE id = ?"),
-                (id.to_vec(),),
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        t.map(|t| patient_row(t, &self.describe)).transpose()
+        let stmt = format!(
+            "SELECT {} FROM patients WHERE id = ?",
+            sql::column_list(&sql::PATIENTS)
+        );
+        let rows = self.fetch(&stmt, (id.to_vec(),), sql::patient_row).await?;
+        Ok(rows.into_iter().next())
     }
 
     async fn find_patients(
@@ -750,37 +709,23 @@ impl Store for MysqlStore {
         if values.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.conn().await?;
         let placeholders = vec!["?"; values.len()].join(", ");
         // `column` comes from a closed enum: safe to splice into SQL.
-        let rows: Vec<PatientTuple> = c
-            .exec(
-                format!(
-                    "SELECT {PATIENT_COLS} FROM patients WHERE {} IN ({placeholders})",
-                    column.column()
-                ),
-                values,
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.into_iter()
-            .map(|t| patient_row(t, &self.describe))
-            .collect()
+        let stmt = format!(
+            "SELECT {} FROM patients WHERE {} IN ({placeholders})",
+            sql::column_list(&sql::PATIENTS),
+            column.column()
+        );
+        self.fetch(&stmt, values, sql::patient_row).await
     }
 
     async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>> {
-        let mut c = self.conn().await?;
         let after = after.map(|a| a.to_vec()).unwrap_or_default();
-        let rows: Vec<PatientTuple> = c
-            .exec(
-                format!("SELECT {PATIENT_COLS} FROM patients WHERE id > ? ORDER BY id LIMIT ?"),
-                (after, limit),
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.into_iter()
-            .map(|t| patient_row(t, &self.describe))
-            .collect()
+        let stmt = format!(
+            "SELECT {} FROM patients WHERE id > ? ORDER BY id LIMIT ?",
+            sql::column_list(&sql::PATIENTS)
+        );
+        self.fetch(&stmt, (after, limit), sql::patient_row).await
     }
 
     async fn insert_note(&self, n: NoteRow) -> Result<bool> {
@@ -805,14 +750,11 @@ impl Store for MysqlStore {
     }
 
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
-        let mut c = self.conn().await?;
-        c.query_map(
-            "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-             FROM grants ORDER BY scope_id, epoch, grantee",
-            grant_row,
-        )
-        .await
-        .map_err(|e| self.err(e))
+        let stmt = format!(
+            "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
+            sql::column_list(&sql::GRANTS)
+        );
+        self.fetch(&stmt, (), sql::grant_row).await
     }
 
     async fn export(
@@ -842,42 +784,40 @@ impl Store for MysqlStore {
         .map_err(|e| self.err(e))?;
         // Text columns come back as bytes: tell them apart by the column
         // type, so names stay text in the other dialect.
+        let t = *t;
+        let bad = |i: usize, expected: &'static str| Error::BadStoredValue {
+            table: t.name,
+            column: t.columns.get(i).copied().unwrap_or("?"),
+            expected,
+        };
         rows.into_iter()
             .map(|r| {
                 let cols = r.columns();
-                r.unwrap()
+                r.unwrap_raw()
                     .into_iter()
                     .zip(cols.iter())
-                    .map(|(v, col)| {
+                    .enumerate()
+                    .map(|(i, (v, col))| {
                         use mysql_async::consts::ColumnType as T;
                         Ok(match v {
-                            mysql_async::Value::NULL => Value::Null,
-                            mysql_async::Value::Int(i) => Value::Int(i),
-                            mysql_async::Value::UInt(u) => Value::Int(
-                                i64::try_from(u)
-                                    .map_err(|_| Error::Store("integer out of range".into()))?,
+                            Some(mysql_async::Value::NULL) => Value::Null,
+                            Some(mysql_async::Value::Int(n)) => Value::Int(n),
+                            Some(mysql_async::Value::UInt(u)) => Value::Int(
+                                i64::try_from(u).map_err(|_| bad(i, "an integer in range"))?,
                             ),
-                            mysql_async::Value::Bytes(b) => match col.column_type() {
+                            Some(mysql_async::Value::Bytes(b)) => match col.column_type() {
                                 T::MYSQL_TYPE_VAR_STRING
                                 | T::MYSQL_TYPE_STRING
                                 | T::MYSQL_TYPE_VARCHAR
                                     if col.character_set() != 63 =>
                                 {
-                                    Value::Text(String::from_utf8(b).map_err(|_| {
-                                        Error::Store(format!(
-                                            "{}: a text column is not UTF-8",
-                                            t.name
-                                        ))
-                                    })?)
+                                    Value::Text(
+                                        String::from_utf8(b).map_err(|_| bad(i, "UTF-8 text"))?,
+                                    )
                                 }
                                 _ => Value::Blob(b),
                             },
-                            _ => {
-                                return Err(Error::Store(format!(
-                                    "{}: unexpected column type",
-                                    t.name
-                                )))
-                            }
+                            _ => return Err(bad(i, "an integer, text or bytes")),
                         })
                     })
                     .collect()
@@ -923,44 +863,33 @@ impl Store for MysqlStore {
     }
 
     async fn count(&self, t: &TableSpec) -> Result<u64> {
-        let mut c = self.conn().await?;
-        let n: Option<u64> = c
-            .query_first(format!("SELECT count(*) FROM {}", t.name))
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(n.unwrap_or(0))
+        let name = t.name;
+        let stmt = format!("SELECT count(*) FROM {name}");
+        let rows = self.fetch(&stmt, (), |c| sql::single_int(name, c)).await?;
+        rows.into_iter().next().ok_or(Error::BadStoredValue {
+            table: name,
+            column: "count(*)",
+            expected: "one row",
+        })
     }
 
     async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
-        let mut c = self.conn().await?;
-        let v: Option<Option<Vec<u8>>> = c
-            .query_first(format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name))
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(v.flatten())
+        let t = *t;
+        let first: &'static [&'static str] = t.columns.get(..1).unwrap_or_default();
+        let stmt = format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name);
+        let rows = self
+            .fetch(&stmt, (), |c| {
+                sql::RowDecoder::new(t.name, first, c)?.opt_blob(0)
+            })
+            .await?;
+        Ok(rows.into_iter().next().flatten())
     }
 
     async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {
-        let mut c = self.conn().await?;
-        let rows: Vec<(Vec<u8>, Vec<u8>, u32, Vec<u8>, String, i64)> = c
-            .exec(
-                "SELECT id, patient_id, scope_id, body, author, created_at FROM notes
-                 WHERE patient_id = ? ORDER BY created_at, id",
-                (patient.to_vec(),),
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.into_iter()
-            .map(|(id, pid, scope_id, body, author, created_at)| {
-                Ok(NoteRow {
-                    id: id16(id, &self.describe)?,
-                    patient_id: id16(pid, &self.describe)?,
-                    scope_id,
-                    body,
-                    author,
-                    created_at,
-                })
-            })
-            .collect()
+        let stmt = format!(
+            "SELECT {} FROM notes WHERE patient_id = ? ORDER BY created_at, seq",
+            sql::column_list(&sql::NOTES)
+        );
+        self.fetch(&stmt, (patient.to_vec(),), sql::note_row).await
     }
 }

@@ -20,6 +20,7 @@ use super::{
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
+use crate::sql::{self, Cell};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -88,7 +89,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     embedded::migrations::runner()
         .run(conn)
         .map(|_| ())
-        .map_err(|e| Error::Migration(e.to_string()))
+        .map_err(|e| Error::Migration(super::migration_detail(&e)))
 }
 
 impl SqliteStore {
@@ -306,12 +307,11 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         let ctx = self.ctx();
-        tokio::task::spawn_blocking(move || {
+        crate::runtime::blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard, &ctx)
         })
         .await
-        .map_err(|_| Error::Store("database worker stopped".into()))?
     }
 }
 
@@ -353,14 +353,48 @@ impl Ctx {
     }
 }
 
-fn id16(v: Vec<u8>) -> rusqlite::Result<RowId> {
-    v.try_into().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Blob,
-            "row id is not 16 bytes".into(),
-        )
+/// The cells of a row, as stored: cannot fail on the value's type, which
+/// the checked decoders of [`crate::sql`] judge afterwards.
+fn cells(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
+    use rusqlite::types::ValueRef;
+    (0..r.as_ref().column_count())
+        .map(|i| {
+            Ok(match r.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(n) => Cell::Int(n),
+                ValueRef::Text(b) | ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+                ValueRef::Real(_) => Cell::Other,
+            })
+        })
+        .collect()
+}
+
+/// The `seq` of the next note (FORMAT.md §9): one more than the largest.
+/// Called inside the write transaction, which holds SQLite's write lock.
+fn next_note_seq(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM notes", [], |r| {
+        r.get(0)
     })
+}
+
+/// A value `export` cannot carry over as it is.
+fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
+    Error::BadStoredValue {
+        table: t.name,
+        column: t.columns.get(i).copied().unwrap_or("?"),
+        expected,
+    }
+}
+
+/// Runs `st` with `params`, decoding every row with `decode`.
+fn query_rows<T, P: rusqlite::Params>(
+    x: &Ctx,
+    st: &mut rusqlite::Statement<'_>,
+    params: P,
+    decode: impl Fn(Vec<Cell>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let rows = st.query_map(params, cells).map_err(x.e())?;
+    rows.map(|r| decode(r.map_err(x.e())?)).collect()
 }
 
 fn insert_user_row(c: &Connection, u: &UserRow) -> rusqlite::Result<usize> {
@@ -420,40 +454,6 @@ fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
     )
 }
 
-const PATIENT_COLS: &str =
-    "id, family_name, given_names, born, sex, bi_family_name, bi_given_names, \
-     bi_born, bi_family_born, author, created_at, updated_at";
-
-fn patient_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<PatientRow> {
-    Ok(PatientRow {
-        id: id16(r.get(0)?)?,
-        family_name: r.get(1)?,
-        given_names: r.get(2)?,
-        born: r.get(3)?,
-        sex: r.get(4)?,
-        bi_family_name: r.get(5)?,
-        bi_given_names: r.get(6)?,
-        bi_born: r.get(7)?,
-        bi_family_born: r.get(8)?,
-        author: r.get(9)?,
-        created_at: r.get(10)?,
-        updated_at: r.get(11)?,
-    })
-}
-
-fn grant_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
-    Ok(GrantRow {
-        scope_id: r.get(0)?,
-        epoch: r.get(1)?,
-        grantee: r.get(2)?,
-        rights: r.get(3)?,
-        wrapped: r.get(4)?,
-        granter: r.get(5)?,
-        signed_at: r.get(6)?,
-        signature: r.get(7)?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn describe(&self) -> String {
@@ -463,11 +463,10 @@ impl Store for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_owned();
         self.run(move |c, x| {
-            c.query_row("SELECT value FROM vault_meta WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(x.e())
+            let mut st = c
+                .prepare_cached("SELECT value FROM vault_meta WHERE key = ?1")
+                .map_err(x.e())?;
+            query_rows(x, &mut st, [key], sql::meta_value).map(|v| v.into_iter().next())
         })
         .await
     }
@@ -475,26 +474,12 @@ impl Store for SqliteStore {
     async fn users(&self) -> Result<Vec<UserRow>> {
         self.run(|c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT name, role, status, cert, locked_key, certifier, signed_at, signature
-                     FROM users ORDER BY name",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM users ORDER BY name",
+                    sql::column_list(&sql::USERS)
+                ))
                 .map_err(x.e())?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(UserRow {
-                        name: r.get(0)?,
-                        role: r.get(1)?,
-                        status: r.get(2)?,
-                        cert: r.get(3)?,
-                        locked_key: r.get(4)?,
-                        certifier: r.get(5)?,
-                        signed_at: r.get(6)?,
-                        signature: r.get(7)?,
-                    })
-                })
-                .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [], sql::user_row)
         })
         .await
     }
@@ -582,16 +567,7 @@ impl Store for SqliteStore {
             let mut st = c
                 .prepare_cached("SELECT id, name, owner FROM scopes ORDER BY id")
                 .map_err(x.e())?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(ScopeRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        owner: r.get(2)?,
-                    })
-                })
-                .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [], sql::scope_row)
         })
         .await
     }
@@ -599,24 +575,12 @@ impl Store for SqliteStore {
     async fn epochs(&self) -> Result<Vec<EpochRow>> {
         self.run(|c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT scope_id, epoch, state, commitment, creator, signature
-                     FROM epochs ORDER BY scope_id, epoch",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM epochs ORDER BY scope_id, epoch",
+                    sql::column_list(&sql::EPOCHS)
+                ))
                 .map_err(x.e())?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(EpochRow {
-                        scope_id: r.get(0)?,
-                        epoch: r.get(1)?,
-                        state: r.get(2)?,
-                        commitment: r.get(3)?,
-                        creator: r.get(4)?,
-                        signature: r.get(5)?,
-                    })
-                })
-                .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [], sql::epoch_row)
         })
         .await
     }
@@ -625,13 +589,12 @@ impl Store for SqliteStore {
         let grantee = grantee.to_owned();
         self.run(move |c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-                     FROM grants WHERE grantee = ?1 ORDER BY scope_id, epoch",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM grants WHERE grantee = ?1 ORDER BY scope_id, epoch",
+                    sql::column_list(&sql::GRANTS)
+                ))
                 .map_err(x.e())?;
-            let rows = st.query_map([grantee], grant_from).map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [grantee], sql::grant_row)
         })
         .await
     }
@@ -667,13 +630,12 @@ impl Store for SqliteStore {
         let granter = granter.to_owned();
         self.run(move |c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-                     FROM grants WHERE granter = ?1 ORDER BY scope_id, epoch, grantee",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM grants WHERE granter = ?1 ORDER BY scope_id, epoch, grantee",
+                    sql::column_list(&sql::GRANTS)
+                ))
                 .map_err(x.e())?;
-            let rows = st.query_map([granter], grant_from).map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [granter], sql::grant_row)
         })
         .await
     }
@@ -711,8 +673,9 @@ impl Store for SqliteStore {
             {
                 let mut st = tx
                     .prepare_cached(&format!(
-                        "INSERT INTO patients ({PATIENT_COLS})
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                        "INSERT INTO patients ({})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        sql::column_list(&sql::PATIENTS)
                     ))
                     .map_err(x.e())?;
                 // In id order: the id index then grows at its end instead
@@ -738,13 +701,16 @@ impl Store for SqliteStore {
                 }
                 let mut st = tx
                     .prepare_cached(
-                        "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at, seq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )
                     .map_err(x.e())?;
-                let mut notes: Vec<&NoteRow> = notes.iter().collect();
-                notes.sort_unstable_by_key(|n| n.id);
-                for n in notes {
+                // `seq` in the order given (the order of writing), rows in
+                // id order (for the id index).
+                let base = next_note_seq(&tx).map_err(x.e())?;
+                let mut notes: Vec<(i64, &NoteRow)> = (base..).zip(notes.iter()).collect();
+                notes.sort_unstable_by_key(|(_, n)| n.id);
+                for (seq, n) in notes {
                     // A note of an unknown patient fails the foreign key
                     // and rolls everything back.
                     st.execute(params![
@@ -753,7 +719,8 @@ impl Store for SqliteStore {
                         n.scope_id,
                         n.body,
                         n.author,
-                        n.created_at
+                        n.created_at,
+                        seq
                     ])
                     .map_err(x.e())?;
                 }
@@ -801,13 +768,13 @@ impl Store for SqliteStore {
 
     async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
         self.run_short(move |c, x| {
-            c.prepare_cached(&format!(
-                "SELECT {PATIENT_COLS} FROM patients WHERE id = ?1"
-            ))
-            .map_err(x.e())?
-            .query_row([&id[..]], patient_from)
-            .optional()
-            .map_err(x.e())
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM patients WHERE id = ?1",
+                    sql::column_list(&sql::PATIENTS)
+                ))
+                .map_err(x.e())?;
+            query_rows(x, &mut st, [&id[..]], sql::patient_row).map(|v| v.into_iter().next())
         })
         .await
     }
@@ -821,16 +788,14 @@ impl Store for SqliteStore {
             // `column` comes from a closed enum: safe to splice into SQL.
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT {PATIENT_COLS} FROM patients WHERE {} = ?1",
+                    "SELECT {} FROM patients WHERE {} = ?1",
+                    sql::column_list(&sql::PATIENTS),
                     column.column()
                 ))
                 .map_err(x.e())?;
             let mut out = Vec::new();
             for v in &values {
-                let rows = st.query_map([v], patient_from).map_err(x.e())?;
-                for r in rows {
-                    out.push(r.map_err(x.e())?);
-                }
+                out.extend(query_rows(x, &mut st, [v], sql::patient_row)?);
             }
             Ok(out)
         })
@@ -842,13 +807,11 @@ impl Store for SqliteStore {
             let after = after.map(|a| a.to_vec()).unwrap_or_default();
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT {PATIENT_COLS} FROM patients WHERE id > ?1 ORDER BY id LIMIT ?2"
+                    "SELECT {} FROM patients WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    sql::column_list(&sql::PATIENTS)
                 ))
                 .map_err(x.e())?;
-            let rows = st
-                .query_map(params![after, limit], patient_from)
-                .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, params![after, limit], sql::patient_row)
         })
         .await
     }
@@ -870,16 +833,18 @@ impl Store for SqliteStore {
             if !exists {
                 return Ok(false);
             }
+            let seq = next_note_seq(&tx).map_err(x.e())?;
             tx.execute(
-                "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     &n.id[..],
                     &n.patient_id[..],
                     n.scope_id,
                     n.body,
                     n.author,
-                    n.created_at
+                    n.created_at,
+                    seq
                 ],
             )
             .map_err(x.e())?;
@@ -892,13 +857,12 @@ impl Store for SqliteStore {
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
         self.run(|c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature
-                     FROM grants ORDER BY scope_id, epoch, grantee",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
+                    sql::column_list(&sql::GRANTS)
+                ))
                 .map_err(x.e())?;
-            let rows = st.query_map([], grant_from).map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [], sql::grant_row)
         })
         .await
     }
@@ -923,20 +887,24 @@ impl Store for SqliteStore {
                 format!("SELECT {} FROM {}", t.select_list(), t.name)
             };
             let mut st = c.prepare(&sql).map_err(x.e())?;
-            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Vec<Value>> {
-                (0..t.columns.len())
-                    .map(|i| {
-                        Ok(match r.get_ref(i)? {
-                            rusqlite::types::ValueRef::Null => Value::Null,
-                            rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
-                            rusqlite::types::ValueRef::Text(b) => {
-                                Value::Text(String::from_utf8_lossy(b).into_owned())
-                            }
-                            rusqlite::types::ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-                            rusqlite::types::ValueRef::Real(f) => Value::Int(f as i64),
-                        })
-                    })
-                    .collect()
+            // The outer result is the driver's, the inner one ours.
+            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Result<Vec<Value>>> {
+                let mut out = Vec::with_capacity(t.columns.len());
+                for i in 0..t.columns.len() {
+                    out.push(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
+                        rusqlite::types::ValueRef::Text(b) => match std::str::from_utf8(b) {
+                            Ok(text) => Value::Text(text.to_owned()),
+                            Err(_) => return Ok(Err(bad_export(&t, i, "UTF-8 text"))),
+                        },
+                        rusqlite::types::ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                        rusqlite::types::ValueRef::Real(_) => {
+                            return Ok(Err(bad_export(&t, i, "an integer, text or bytes")))
+                        }
+                    });
+                }
+                Ok(Ok(out))
             };
             let rows = if t.paged {
                 st.query_map(params![after.unwrap_or_default(), limit], map)
@@ -944,7 +912,7 @@ impl Store for SqliteStore {
                 st.query_map([], map)
             }
             .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            rows.map(|r| r.map_err(x.e())?).collect()
         })
         .await
     }
@@ -986,11 +954,15 @@ impl Store for SqliteStore {
     async fn count(&self, t: &TableSpec) -> Result<u64> {
         let name = t.name;
         self.run(move |c, x| {
-            c.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| {
-                r.get::<_, i64>(0)
+            let mut st = c
+                .prepare(&format!("SELECT count(*) FROM {name}"))
+                .map_err(x.e())?;
+            let mut rows = query_rows(x, &mut st, [], |c| sql::single_int(name, c))?;
+            rows.pop().ok_or(Error::BadStoredValue {
+                table: name,
+                column: "count(*)",
+                expected: "one row",
             })
-            .map(|n| n as u64)
-            .map_err(x.e())
         })
         .await
     }
@@ -998,12 +970,16 @@ impl Store for SqliteStore {
     async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
         let t = *t;
         self.run(move |c, x| {
-            c.query_row(
-                &format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(x.e())
+            let mut st = c
+                .prepare(&format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name))
+                .map_err(x.e())?;
+            let rows = st.query_map([], cells).map_err(x.e())?;
+            let mut out = None;
+            for r in rows {
+                let first: &'static [&'static str] = t.columns.get(..1).unwrap_or_default();
+                out = sql::RowDecoder::new(t.name, first, r.map_err(x.e())?)?.opt_blob(0)?;
+            }
+            Ok(out)
         })
         .await
     }
@@ -1011,24 +987,12 @@ impl Store for SqliteStore {
     async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {
         self.run(move |c, x| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT id, patient_id, scope_id, body, author, created_at
-                     FROM notes WHERE patient_id = ?1 ORDER BY created_at, id",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM notes WHERE patient_id = ?1 ORDER BY created_at, seq",
+                    sql::column_list(&sql::NOTES)
+                ))
                 .map_err(x.e())?;
-            let rows = st
-                .query_map([&patient[..]], |r| {
-                    Ok(NoteRow {
-                        id: id16(r.get(0)?)?,
-                        patient_id: id16(r.get(1)?)?,
-                        scope_id: r.get(2)?,
-                        body: r.get(3)?,
-                        author: r.get(4)?,
-                        created_at: r.get(5)?,
-                    })
-                })
-                .map_err(x.e())?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(x.e())
+            query_rows(x, &mut st, [&patient[..]], sql::note_row)
         })
         .await
     }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::keys::pgp::{self, Decryptor, KdfParams, LockedKey, OpenKey, RecordSigner};
 use crate::keys::recovery;
 use crate::policy::Policy;
+pub(crate) use crate::runtime::blocking;
 use crate::store::keyring::Keyring;
 use crate::store::mysql::MysqlStore;
 use crate::store::sqlite::SqliteStore;
@@ -65,9 +66,10 @@ impl Default for CreateOptions {
 pub struct OpenOptions {
     /// Argon2 setting for keys this session creates (new users).
     pub kdf: KdfParams,
-    /// Root fingerprint to pin. For an embedded vault, `None` pins the one
-    /// recorded in its keyring (whose MAC only a holder of the database key
-    /// can make).
+    /// Root fingerprint to pin. For an embedded vault, `None` pins the root
+    /// named in the user's own certificate (a notation made by the user's
+    /// key, which the password proves at login), never the keyring's copy.
+    /// A shared store needs it.
     pub pinned_root: Option<String>,
 }
 
@@ -155,12 +157,6 @@ fn check_password(pw: &str) -> Result<Password> {
         return Err(Error::BadPassword("empty"));
     }
     Ok(Password::from(pw))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| Error::Store("worker stopped".into()))?
 }
 
 /// A scope key and what is derived from it.
@@ -406,9 +402,9 @@ impl Vault {
         };
         let user_s = user.to_owned();
         let pw2 = pw.clone();
-        let (store, locked, dec) = blocking(move || {
-            let (store, locked, dec) = open_embedded(&path, &user_s, &pw2)?;
-            Ok((Arc::new(store) as Arc<dyn Store>, locked, dec))
+        let (store, locked, keys) = blocking(move || {
+            let (store, locked, keys) = open_embedded(&path, &user_s, &pw2)?;
+            Ok((Arc::new(store) as Arc<dyn Store>, locked, keys))
         })
         .await?;
         // The pin: the client's configuration if it gives one, else the root
@@ -422,7 +418,7 @@ impl Vault {
             Some(p) => p,
             None => return Err(Error::RootNotPinned(shown)),
         };
-        Session::establish(store, user, locked, dec, pw, &pinned, opts.kdf).await
+        Session::establish(store, user, locked, keys, pw, &pinned, opts.kdf).await
     }
 }
 
@@ -452,9 +448,9 @@ impl Vault {
             .ok_or(Error::RootNotPinned(shown))?;
         let locked = LockedKey::parse(&row.locked_key)?;
         let (user_s, pw2) = (user.to_owned(), pw.clone());
-        let (locked, dec) = blocking(move || {
-            let dec = locked.unlock_decryptor(&user_s, &pw2)?;
-            Ok((locked, dec))
+        let (locked, keys) = blocking(move || {
+            let keys = locked.unlock(&user_s, &pw2)?;
+            Ok((locked, keys))
         })
         .await?;
         // The root named in the user's own certificate must agree with the
@@ -468,40 +464,50 @@ impl Vault {
                 return Err(Error::UntrustedRoot { pinned, found: own });
             }
         }
-        Session::establish(Arc::new(store), user, locked, dec, pw, &pinned, opts.kdf).await
+        Session::establish(Arc::new(store), user, locked, keys, pw, &pinned, opts.kdf).await
     }
 }
 
-/// Opens an embedded vault as `user`: keyring entry, one Argon2 unlock,
-/// database key, keyring MAC, SQLCipher open. Blocking.
+/// Opens an embedded vault as `user`: keyring entry, the unlock of both
+/// secret keys (two Argon2 runs in parallel), database key, keyring MAC,
+/// SQLCipher open. Blocking.
+///
+/// Nothing the keyring says is acted on before its MAC verifies: a
+/// `disabled` mark or a changed entry is tampering until then. Only a
+/// missing entry cannot be checked (without it there is no key to check
+/// with), and is reported as an unknown or disabled user.
 pub(crate) fn open_embedded(
     path: &std::path::Path,
     user: &str,
     pw: &Password,
-) -> Result<(SqliteStore, LockedKey, Decryptor)> {
+) -> Result<(SqliteStore, LockedKey, (Decryptor, RecordSigner))> {
     let kr_path = StoreUrl::keyring_path(path);
     if !path.exists() && !kr_path.exists() {
         return Err(Error::NoVault(path.display().to_string()));
     }
     let kr = Keyring::read(&kr_path)?;
-    if kr.is_disabled(user) {
-        return Err(Error::UserDisabled(user.to_owned()));
-    }
-    let entry = kr
-        .entry(user)
-        .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
+    let Some(entry) = kr.entry(user) else {
+        return Err(if kr.is_disabled(user) {
+            Error::UserDisabled(user.to_owned())
+        } else {
+            Error::UnknownUser(user.to_owned())
+        });
+    };
     let locked = LockedKey::parse(&entry.locked_key).map_err(|_| Error::KeyringCorrupt {
         path: kr_path.clone(),
         reason: format!("the secret key of {user} does not parse"),
     })?;
-    let dec = locked.unlock_decryptor(user, pw)?;
+    let (dec, signer) = locked.unlock(user, pw)?;
     let raw = dec
         .unwrap(&entry.wrapped_db_key)
         .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     kr.verify(&key, &kr_path)?;
+    if kr.is_disabled(user) {
+        return Err(Error::UserDisabled(user.to_owned()));
+    }
     let store = SqliteStore::open(path, key, &kr)?;
-    Ok((store, locked, dec))
+    Ok((store, locked, (dec, signer)))
 }
 
 /// A logged-in user.
@@ -511,15 +517,14 @@ pub struct Session {
     root_cert: Cert,
     user: String,
     admin: bool,
-    locked: Arc<LockedKey>,
     password: Password,
-    signer: tokio::sync::Mutex<Option<RecordSigner>>,
+    signer: tokio::sync::Mutex<RecordSigner>,
     kdf: KdfParams,
     scopes: HashMap<u32, ScopeRow>,
     scope_ids: HashMap<String, u32>,
     keys: HashMap<(u32, u32), EpochKeys>,
-    /// Every (scope, epoch) the store lists, held or not: a ciphertext
-    /// naming any other is forged, not merely unreadable.
+    /// Every (scope, epoch) whose row is signed to the root, held or not: a
+    /// ciphertext naming any other is forged, not merely unreadable.
     known_epochs: std::collections::HashSet<(u32, u32)>,
     current: HashMap<u32, u32>,
     policy: &'static Policy,
@@ -539,7 +544,7 @@ impl Session {
         store: Arc<dyn Store>,
         user: &str,
         locked: LockedKey,
-        dec: Decryptor,
+        (dec, signer): (Decryptor, RecordSigner),
         password: Password,
         pinned: &str,
         kdf: KdfParams,
@@ -550,6 +555,12 @@ impl Session {
         let vault_id: [u8; 16] = meta(store.meta("vault_id").await?, "vault_id")?
             .try_into()
             .map_err(|_| Error::Store("vault metadata vault_id is malformed".into()))?;
+        // FORMAT.md §9.1: a vault of another format is not guessed at.
+        if meta(store.meta("format").await?, "format")? != b"1" {
+            return Err(Error::Store(
+                "the vault's format is not 1: it was written by another medvault version".into(),
+            ));
+        }
         let root_cert = pgp::parse_cert(&meta(store.meta("root_cert").await?, "root_cert")?)?;
         let found = pgp::fingerprint(&root_cert);
         if !ct_eq(
@@ -583,6 +594,18 @@ impl Session {
             .into_iter()
             .map(|e| ((e.scope_id, e.epoch), e))
             .collect();
+        // Only epochs signed by an active administrator (or the root) count
+        // as known: an envelope naming any other is forged, and is reported
+        // as tampering, not as a scope this user merely lacks.
+        let signed: std::collections::HashSet<(u32, u32)> = epochs
+            .values()
+            .filter(|e| {
+                scopes
+                    .get(&e.scope_id)
+                    .is_some_and(|scope| dir.epoch_signed(scope, e))
+            })
+            .map(|e| (e.scope_id, e.epoch))
+            .collect();
         let my_fpr = pgp::fingerprint(&me.cert);
         let mut keys = HashMap::new();
         let mut current: HashMap<u32, u32> = HashMap::new();
@@ -596,16 +619,7 @@ impl Session {
                 .ok_or_else(|| Error::BadSignature {
                     what: what(&scope.name),
                 })?;
-            let creator = dir
-                .signer_cert(&epoch.creator)
-                .map_err(|_| Error::BadSignature {
-                    what: format!("key epoch {} of {}", epoch.epoch, scope.name),
-                })?;
-            if !pgp::verify(
-                &creator,
-                &trust::epoch_record(&vault_id, scope, epoch),
-                &epoch.signature,
-            ) {
+            if !signed.contains(&(g.scope_id, g.epoch)) {
                 return Err(Error::BadSignature {
                     what: format!("key epoch {} of {}", epoch.epoch, scope.name),
                 });
@@ -647,17 +661,15 @@ impl Session {
                 *e = (*e).max(g.epoch);
             }
         }
-        let known_epochs = epochs.keys().copied().collect();
         Ok(Session {
-            known_epochs,
+            known_epochs: signed,
             store,
             vault_id,
             root_cert,
             user: user.to_owned(),
             admin: me.admin,
-            locked: Arc::new(locked),
             password,
-            signer: tokio::sync::Mutex::new(None),
+            signer: tokio::sync::Mutex::new(signer),
             kdf,
             scope_ids: scopes.values().map(|s| (s.name.clone(), s.id)).collect(),
             scopes,
@@ -722,21 +734,11 @@ impl Session {
             .unwrap_or_else(|| format!("#{id}"))
     }
 
-    /// Runs `f` with the user's unlocked signing key, unlocking it (one
-    /// Argon2 run) on first use. Logging in only unlocks the encryption
-    /// subkey, so a user who never signs pays for one Argon2 run, not two.
+    /// Runs `f` with the user's signing key (unlocked at login, where it
+    /// proves the certificate: [`LockedKey::unlock`]).
     async fn with_signer<T>(&self, f: impl FnOnce(&mut RecordSigner) -> Result<T>) -> Result<T> {
         let mut guard = self.signer.lock().await;
-        if guard.is_none() {
-            let locked = Arc::clone(&self.locked);
-            let pw = self.password.clone();
-            let user = self.user.clone();
-            let s = blocking(move || locked.unlock_signer(&user, &pw)).await?;
-            *guard = Some(s);
-        }
-        // Invariant: set just above when it was None.
-        let signer = guard.as_mut().expect("signer unlocked above");
-        f(signer)
+        f(&mut guard)
     }
 
     async fn directory(&self) -> Result<Directory> {

@@ -520,6 +520,7 @@ impl Session {
             body,
             author: self.user.clone(),
             created_at: t,
+            seq: 0,
         })
     }
 

@@ -32,18 +32,24 @@ const PAGE: u32 = 1000;
 pub struct CopyReport {
     /// Rows per table in the destination (equal to the source).
     pub tables: Vec<(String, u64)>,
+    /// Users of the source whose rows do not verify to the pinned root:
+    /// copied as rows, but given no key to a new SQLCipher destination.
+    pub not_enrolled: Vec<String>,
 }
 
 /// Progress of a copy: table, rows done, rows in the source table. Return
 /// `ControlFlow::Break` to stop (the copy resumes when run again).
 pub type Progress<'a> = &'a mut (dyn FnMut(&str, u64, u64) -> ControlFlow<()> + Send);
 
+/// Opens (or, for a new SQLCipher file, creates) the destination of a copy.
+/// Users whose rows do not verify, and so are not enrolled in a new file's
+/// keyring, are added to `not_enrolled`.
 async fn open_destination(
     to: &str,
     source: &Session,
     password: &sequoia_openpgp::crypto::Password,
+    not_enrolled: &mut Vec<String>,
 ) -> Result<Arc<dyn Store>> {
-    let src = &source.store;
     let vault_id = source.vault_id;
     match StoreUrl::parse(to)? {
         StoreUrl::Mysql(u) => {
@@ -64,20 +70,25 @@ async fn open_destination(
                 }
                 return Ok(Arc::new(store));
             }
-            // A new file: a keyring for every active user of the source,
-            // from their rows (certificate and locked key).
+            // A new file: a keyring entry (the backup's database key) for
+            // every user whose row verifies to the pinned root and is
+            // active. A row nobody signed, or a disabled user set back to
+            // `active` by SQL, gets nothing; they are reported by name.
             let key = DbKey::generate();
             let mut kr = Keyring::new(vault_id, [0; 16], pgp::fingerprint(&source.root_cert));
-            for u in src.users().await? {
-                if u.status == "active" {
-                    let cert = pgp::parse_cert(&u.cert)?;
-                    kr.entries.push(Entry {
-                        name: u.name.clone(),
-                        locked_key: u.locked_key.clone(),
-                        wrapped_db_key: pgp::wrap(&[&cert], key.expose())?,
-                    });
-                } else {
-                    kr.disabled.push(u.name.clone());
+            let mut dir = source.directory().await?;
+            for name in dir.names() {
+                let Some(row) = dir.row(&name).cloned() else {
+                    continue;
+                };
+                match dir.verify(&name) {
+                    Ok(v) if v.active => kr.entries.push(Entry {
+                        name: name.clone(),
+                        locked_key: row.locked_key,
+                        wrapped_db_key: pgp::wrap(&[&v.cert], key.expose())?,
+                    }),
+                    Ok(_) => kr.disabled.push(name),
+                    Err(_) => not_enrolled.push(name),
                 }
             }
             let store =
@@ -92,7 +103,8 @@ impl Session {
     /// field. An embedded destination that exists already is reopened with
     /// this user's login (a resumed copy).
     pub async fn copy_to(&self, to: &str, progress: Progress<'_>) -> Result<CopyReport> {
-        let dst = open_destination(to, self, &self.password).await?;
+        let mut not_enrolled = Vec::new();
+        let dst = open_destination(to, self, &self.password, &mut not_enrolled).await?;
         let src = &self.store;
         for t in TABLES {
             let total = src.count(t).await?;
@@ -144,7 +156,10 @@ impl Session {
             }
             tables.push((t.name.to_owned(), b));
         }
-        Ok(CopyReport { tables })
+        Ok(CopyReport {
+            tables,
+            not_enrolled,
+        })
     }
 
     /// Checks the whole store: every user, epoch and grant signature up to
@@ -168,15 +183,9 @@ impl Session {
         let scopes: std::collections::HashMap<u32, crate::store::ScopeRow> =
             s.scopes().await?.into_iter().map(|x| (x.id, x)).collect();
         for e in s.epochs().await? {
-            let ok = scopes.get(&e.scope_id).is_some_and(|sc| {
-                dir.signer_cert(&e.creator).is_ok_and(|c| {
-                    pgp::verify(
-                        &c,
-                        &trust::epoch_record(&self.vault_id, sc, &e),
-                        &e.signature,
-                    )
-                })
-            });
+            let ok = scopes
+                .get(&e.scope_id)
+                .is_some_and(|sc| dir.epoch_signed(sc, &e));
             if ok {
                 r.signatures_verified += 1;
             } else {
@@ -253,21 +262,18 @@ impl Session {
                 }
             }
         }
-        let notes_t = TABLES
-            .iter()
-            .find(|t| t.name == "notes")
-            .ok_or(Error::Refused("no notes table"))?;
         let mut after = None;
         loop {
-            let rows = s.export(notes_t, after.clone(), PAGE).await?;
+            let rows = s.export(&crate::sql::NOTES, after.clone(), PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = match last.first() {
                 Some(Value::Blob(b)) => Some(b.clone()),
                 _ => None,
             };
             for row in rows {
-                match note_from(row) {
-                    Some(n) => match self.open_note(&n).map(|b| b.is_some()) {
+                let cells = row.into_iter().map(crate::sql::Cell::from).collect();
+                match crate::sql::note_row(cells) {
+                    Ok(n) => match self.open_note(&n).map(|b| b.is_some()) {
                         Ok(true) => {
                             r.envelopes_checked += 1;
                             r.fields_decrypted += 1;
@@ -278,7 +284,7 @@ impl Session {
                         }
                         Err(e) => r.problems.push(format!("note {}: {e}", hex::encode(n.id))),
                     },
-                    None => r.problems.push("a note row is malformed".into()),
+                    Err(e) => r.problems.push(format!("a note row is malformed: {e}")),
                 }
             }
             if after.is_none() {
@@ -287,40 +293,6 @@ impl Session {
         }
         Ok(r)
     }
-}
-
-fn note_from(row: Vec<Value>) -> Option<crate::store::NoteRow> {
-    let mut it = row.into_iter();
-    let blob16 = |v: Option<Value>| match v {
-        Some(Value::Blob(b)) => b.try_into().ok(),
-        _ => None,
-    };
-    let id = blob16(it.next())?;
-    let patient_id = blob16(it.next())?;
-    let scope_id = match it.next()? {
-        Value::Int(i) => u32::try_from(i).ok()?,
-        _ => return None,
-    };
-    let body = match it.next()? {
-        Value::Blob(b) => b,
-        _ => return None,
-    };
-    let author = match it.next()? {
-        Value::Text(t) => t,
-        _ => return None,
-    };
-    let created_at = match it.next()? {
-        Value::Int(i) => i,
-        _ => return None,
-    };
-    Some(crate::store::NoteRow {
-        id,
-        patient_id,
-        scope_id,
-        body,
-        author,
-        created_at,
-    })
 }
 
 /// What `verify` found.

@@ -123,6 +123,14 @@ impl Directory {
         self.rows.get(name)
     }
 
+    /// Whether epoch row `e` of `scope` is signed by its creator, who must
+    /// be the root or an active administrator verified to it.
+    pub fn epoch_signed(&mut self, scope: &ScopeRow, e: &EpochRow) -> bool {
+        let msg = epoch_record(&self.vault_id, scope, e);
+        self.signer_cert(&e.creator)
+            .is_ok_and(|c| pgp::verify(&c, &msg, &e.signature))
+    }
+
     /// The certificate that signs as `name` (`@root` or a verified admin).
     pub fn signer_cert(&mut self, name: &str) -> Result<Cert> {
         if name == ROOT {

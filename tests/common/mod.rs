@@ -265,6 +265,28 @@ impl Fixture {
         }
     }
 
+    /// Runs statements without parameters on one connection, in order
+    /// (so a `SET` reaches the statements after it).
+    pub async fn exec_script(&self, stmts: &[&str]) {
+        match &self.mysql {
+            None => {
+                let c = raw(self);
+                for s in stmts {
+                    c.execute_batch(s).unwrap();
+                }
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                for s in stmts {
+                    c.query_drop(*s).await.unwrap();
+                }
+                c.disconnect().await.unwrap();
+            }
+        }
+    }
+
     /// One blob from raw SQL.
     pub async fn blob(&self, sql: &str, params: Vec<Val>) -> Vec<u8> {
         self.one(sql, params).await

@@ -1,0 +1,242 @@
+//! The SQL layer shared by both stores: which tables and columns a vault
+//! has, and the checked decoding of every row read back
+//! (schema/FORMAT.md §9 lists the tables).
+//!
+//! The stores keep what is theirs (connections, transactions, retries, the
+//! keyring); what a row *is* lives here, once.
+
+pub mod decode;
+
+use crate::error::Result;
+use crate::store::{EpochRow, GrantRow, NoteRow, PatientRow, ScopeRow, UserRow};
+pub use decode::{Cell, RowDecoder};
+
+/// A table as `copy`, `verify` and the row decoders see it.
+#[derive(Clone, Copy, Debug)]
+pub struct TableSpec {
+    /// Name.
+    pub name: &'static str,
+    /// Columns, in order; the first is the one rows are paged by when
+    /// `paged` (a unique, client-made id).
+    pub columns: &'static [&'static str],
+    /// Copied in pages ordered by the first column (large tables), or whole.
+    pub paged: bool,
+}
+
+impl TableSpec {
+    /// `SELECT` list with every column quoted (backticks work in both
+    /// dialects).
+    pub fn select_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A decoder over one row of this table's columns, in order.
+    pub fn decoder(&self, cells: Vec<Cell>) -> Result<RowDecoder> {
+        RowDecoder::new(self.name, self.columns, cells)
+    }
+}
+
+/// `vault_meta`: one value per key.
+pub const VAULT_META: TableSpec = TableSpec {
+    name: "vault_meta",
+    columns: &["key", "value"],
+    paged: false,
+};
+
+/// `users`: certificates, locked keys and their signed rows.
+pub const USERS: TableSpec = TableSpec {
+    name: "users",
+    columns: &[
+        "name",
+        "role",
+        "status",
+        "cert",
+        "locked_key",
+        "certifier",
+        "signed_at",
+        "signature",
+    ],
+    paged: false,
+};
+
+/// `scopes`.
+pub const SCOPES: TableSpec = TableSpec {
+    name: "scopes",
+    columns: &["id", "name", "owner"],
+    paged: false,
+};
+
+/// `epochs`: key generations of each scope.
+pub const EPOCHS: TableSpec = TableSpec {
+    name: "epochs",
+    columns: &[
+        "scope_id",
+        "epoch",
+        "state",
+        "commitment",
+        "creator",
+        "signature",
+    ],
+    paged: false,
+};
+
+/// `grants`: epoch keys wrapped to users.
+pub const GRANTS: TableSpec = TableSpec {
+    name: "grants",
+    columns: &[
+        "scope_id",
+        "epoch",
+        "grantee",
+        "rights",
+        "wrapped",
+        "granter",
+        "signed_at",
+        "signature",
+    ],
+    paged: false,
+};
+
+/// `patients`.
+pub const PATIENTS: TableSpec = TableSpec {
+    name: "patients",
+    columns: &[
+        "id",
+        "family_name",
+        "given_names",
+        "born",
+        "sex",
+        "bi_family_name",
+        "bi_given_names",
+        "bi_born",
+        "bi_family_born",
+        "author",
+        "created_at",
+        "updated_at",
+    ],
+    paged: true,
+};
+
+/// `notes`.
+pub const NOTES: TableSpec = TableSpec {
+    name: "notes",
+    columns: &[
+        "id",
+        "patient_id",
+        "scope_id",
+        "body",
+        "author",
+        "created_at",
+        "seq",
+    ],
+    paged: true,
+};
+
+/// Every table of a vault, parents before children.
+pub const TABLES: &[TableSpec] = &[VAULT_META, USERS, SCOPES, EPOCHS, GRANTS, PATIENTS, NOTES];
+
+/// Plain column list of a table (`a, b, c`), for statements.
+pub fn column_list(t: &TableSpec) -> String {
+    t.columns.join(", ")
+}
+
+/// A `users` row.
+pub fn user_row(cells: Vec<Cell>) -> Result<UserRow> {
+    let mut d = USERS.decoder(cells)?;
+    Ok(UserRow {
+        name: d.text(0)?,
+        role: d.text(1)?,
+        status: d.text(2)?,
+        cert: d.blob(3)?,
+        locked_key: d.blob(4)?,
+        certifier: d.text(5)?,
+        signed_at: d.int(6)?,
+        signature: d.blob(7)?,
+    })
+}
+
+/// A `scopes` row.
+pub fn scope_row(cells: Vec<Cell>) -> Result<ScopeRow> {
+    let mut d = SCOPES.decoder(cells)?;
+    Ok(ScopeRow {
+        id: d.int(0)?,
+        name: d.text(1)?,
+        owner: d.opt_text(2)?,
+    })
+}
+
+/// An `epochs` row.
+pub fn epoch_row(cells: Vec<Cell>) -> Result<EpochRow> {
+    let mut d = EPOCHS.decoder(cells)?;
+    Ok(EpochRow {
+        scope_id: d.int(0)?,
+        epoch: d.int(1)?,
+        state: d.text(2)?,
+        commitment: d.blob(3)?,
+        creator: d.text(4)?,
+        signature: d.blob(5)?,
+    })
+}
+
+/// A `grants` row.
+pub fn grant_row(cells: Vec<Cell>) -> Result<GrantRow> {
+    let mut d = GRANTS.decoder(cells)?;
+    Ok(GrantRow {
+        scope_id: d.int(0)?,
+        epoch: d.int(1)?,
+        grantee: d.text(2)?,
+        rights: d.text(3)?,
+        wrapped: d.blob(4)?,
+        granter: d.text(5)?,
+        signed_at: d.int(6)?,
+        signature: d.blob(7)?,
+    })
+}
+
+/// A `patients` row.
+pub fn patient_row(cells: Vec<Cell>) -> Result<PatientRow> {
+    let mut d = PATIENTS.decoder(cells)?;
+    Ok(PatientRow {
+        id: d.id(0)?,
+        family_name: d.blob(1)?,
+        given_names: d.blob(2)?,
+        born: d.blob(3)?,
+        sex: d.blob(4)?,
+        bi_family_name: d.blob(5)?,
+        bi_given_names: d.blob(6)?,
+        bi_born: d.blob(7)?,
+        bi_family_born: d.blob(8)?,
+        author: d.text(9)?,
+        created_at: d.int(10)?,
+        updated_at: d.int(11)?,
+    })
+}
+
+/// A `notes` row.
+pub fn note_row(cells: Vec<Cell>) -> Result<NoteRow> {
+    let mut d = NOTES.decoder(cells)?;
+    Ok(NoteRow {
+        id: d.id(0)?,
+        patient_id: d.id(1)?,
+        scope_id: d.int(2)?,
+        body: d.blob(3)?,
+        author: d.text(4)?,
+        created_at: d.int(5)?,
+        seq: d.int(6)?,
+    })
+}
+
+/// The one value column of a `vault_meta` row (`SELECT value`).
+pub fn meta_value(cells: Vec<Cell>) -> Result<Vec<u8>> {
+    let mut d = RowDecoder::new("vault_meta", &["value"], cells)?;
+    d.blob(0)
+}
+
+/// A single integer a statement returns (`count(*)`), for `what`.
+pub fn single_int<T: TryFrom<i64>>(what: &'static str, cells: Vec<Cell>) -> Result<T> {
+    let mut d = RowDecoder::new(what, &["count"], cells)?;
+    d.int(0)
+}
