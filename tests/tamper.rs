@@ -16,6 +16,7 @@ per_store!(
     a_tampered_row_fails_searches_and_lists_loudly,
     note_reattributed_to_another_author_is_rejected,
     debug_output_names_no_patient_value,
+    swapped_blind_indexes_are_found_by_verify,
 );
 
 async fn two_patients(f: &Fixture) -> (medvault::Session, Id, Id) {
@@ -242,4 +243,42 @@ async fn debug_output_names_no_patient_value(f: Fixture) {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(shown.contains(&p1.to_string()), "ids are shown");
+}
+
+/// Blind indexes swapped between two rows hide both patients from search
+/// (each row is then a "false positive" of the other's query, and dropped).
+/// `verify` recomputes every index it can read and names each mismatch,
+/// without a value or an index in the message.
+async fn swapped_blind_indexes_are_found_by_verify(f: Fixture) {
+    let (a, p1, p2) = two_patients(&f).await;
+    let clean = a.verify_store().await.unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!(clean.indexes_checked, 8);
+    for col in ["bi_family_name", "bi_family_born"] {
+        let sql = format!("SELECT {col} FROM patients WHERE id = ?");
+        let (b1, b2) = (get_blob(&f, &sql, &p1).await, get_blob(&f, &sql, &p2).await);
+        let upd = format!("UPDATE patients SET {col} = ? WHERE id = ?");
+        set_blob(&f, &upd, &b2, &p1).await;
+        set_blob(&f, &upd, &b1, &p2).await;
+    }
+    let q = medvault::PatientQuery {
+        family_name: Some("Dupont".into()),
+        ..Default::default()
+    };
+    assert!(a.find_patients(&q).await.unwrap().is_empty(), "hidden");
+    let r = a.verify_store().await.unwrap();
+    let mut want = Vec::new();
+    for id in [p1, p2] {
+        for col in ["bi_family_name", "bi_family_born"] {
+            want.push(format!(
+                "patient {id}: {col} does not match the patient's values"
+            ));
+        }
+    }
+    let mut got = r.problems.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let text = got.join("\n");
+    assert!(!text.contains("Dupont") && !text.contains("1970"), "{text}");
 }

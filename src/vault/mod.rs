@@ -169,7 +169,8 @@ struct EpochKeys {
     prefixes: Vec<envelope::Prefix>,
 }
 
-/// Blind-index columns whose keys each epoch derives (FORMAT.md §2).
+/// Blind-index columns whose keys each epoch derives (FORMAT.md §2), in
+/// the order `Session::blind_indexes` computes them.
 const INDEX_COLUMNS: [&str; 4] = [
     "bi_family_name",
     "bi_given_names",

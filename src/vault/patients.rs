@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::{now, Session, SCOPE_CLINICAL, SCOPE_IDENTITY};
 use crate::crypto::envelope::{self, Cell, Header};
 use crate::crypto::padding::unpad;
+use crate::crypto::secret::ct_eq;
 use crate::error::{Error, Result};
 use crate::index::{self, canonical};
 use crate::policy::ColumnPolicy;
@@ -178,6 +179,27 @@ impl Session {
         let scope = self.identity()?;
         let (_, keys) = self.current_keys(scope)?;
         let row = &id.0[..];
+        let [bi_family_name, bi_given_names, bi_born, bi_family_born] =
+            self.blind_indexes(keys, c)?;
+        Ok(PatientRow {
+            id: id.0,
+            family_name: self.seal(scope, "family_name", PATIENTS, row, c.family.as_bytes())?,
+            given_names: self.seal(scope, "given_names", PATIENTS, row, c.given.as_bytes())?,
+            born: self.seal(scope, "born", PATIENTS, row, c.born.as_bytes())?,
+            sex: self.seal(scope, "sex", PATIENTS, row, &[c.sex.code()])?,
+            bi_family_name,
+            bi_given_names,
+            bi_born,
+            bi_family_born,
+            author: author.to_owned(),
+            created_at: created,
+            updated_at: updated,
+        })
+    }
+
+    /// The four blind indexes of a patient's checked values under `keys`
+    /// (FORMAT.md §4.2), in the order of `INDEX_COLUMNS`.
+    fn blind_indexes(&self, keys: &super::EpochKeys, c: &Checked) -> Result<[Vec<u8>; 4]> {
         let idx = |col: &'static str, parts: &[&str]| -> Result<Vec<u8>> {
             let key = keys
                 .index
@@ -187,20 +209,47 @@ impl Session {
                 .as_bytes()
                 .to_vec())
         };
-        Ok(PatientRow {
-            id: id.0,
-            family_name: self.seal(scope, "family_name", PATIENTS, row, c.family.as_bytes())?,
-            given_names: self.seal(scope, "given_names", PATIENTS, row, c.given.as_bytes())?,
-            born: self.seal(scope, "born", PATIENTS, row, c.born.as_bytes())?,
-            sex: self.seal(scope, "sex", PATIENTS, row, &[c.sex.code()])?,
-            bi_family_name: idx("bi_family_name", &[&c.family_c])?,
-            bi_given_names: idx("bi_given_names", &[&c.given_c])?,
-            bi_born: idx("bi_born", &[&c.born])?,
-            bi_family_born: idx("bi_family_born", &[&c.family_c, &c.born])?,
-            author: author.to_owned(),
-            created_at: created,
-            updated_at: updated,
-        })
+        Ok([
+            idx("bi_family_name", &[&c.family_c])?,
+            idx("bi_given_names", &[&c.given_c])?,
+            idx("bi_born", &[&c.born])?,
+            idx("bi_family_born", &[&c.family_c, &c.born])?,
+        ])
+    }
+
+    /// `verify`: recomputes a readable patient's blind indexes from its
+    /// decrypted values, under the index keys of the epoch its cells were
+    /// sealed in, and returns the columns whose stored index differs (an
+    /// index swapped between rows hides a patient from search).
+    pub(crate) fn index_mismatches(
+        &self,
+        r: &PatientRow,
+        p: &Patient,
+    ) -> Result<Vec<&'static str>> {
+        let cell = Cell {
+            table: PATIENTS,
+            column: "family_name",
+            row: &r.id[..],
+        };
+        let keys = self.keys_for(Header::parse(&r.family_name, &cell)?, &cell)?;
+        let c = self.check(&NewPatient {
+            family_name: p.family_name.clone(),
+            given_names: p.given_names.clone(),
+            born: p.born.clone(),
+            sex: p.sex,
+        })?;
+        let stored = [
+            &r.bi_family_name,
+            &r.bi_given_names,
+            &r.bi_born,
+            &r.bi_family_born,
+        ];
+        Ok(super::INDEX_COLUMNS
+            .iter()
+            .zip(self.blind_indexes(keys, &c)?.iter().zip(stored))
+            .filter(|(_, (want, got))| !ct_eq(want, got))
+            .map(|(col, _)| *col)
+            .collect())
     }
 
     /// FORMAT.md §1.1: every patient cell is under `identity`. A cell

@@ -256,7 +256,20 @@ impl Session {
                 }
                 if readable {
                     match self.open_patient(p) {
-                        Ok(_) => r.fields_decrypted += 4,
+                        Ok(opened) => {
+                            r.fields_decrypted += 4;
+                            match self.index_mismatches(p, &opened) {
+                                Ok(cols) => {
+                                    r.indexes_checked += 4;
+                                    for col in cols {
+                                        r.problems.push(format!(
+                                            "patient {id}: {col} does not match the patient's values"
+                                        ));
+                                    }
+                                }
+                                Err(e) => r.problems.push(format!("patient {id}: {e}")),
+                            }
+                        }
                         Err(e) => r.problems.push(format!("patient {id}: {e}")),
                     }
                 }
@@ -306,6 +319,8 @@ pub struct VerifyReport {
     pub envelopes_checked: u64,
     /// Fields this user could read, all decrypted.
     pub fields_decrypted: u64,
+    /// Blind indexes recomputed from decrypted values and compared.
+    pub indexes_checked: u64,
     /// Notes in scopes this user holds no key for (headers checked only).
     pub withheld: u64,
     /// Everything that failed, one line each (no patient values).

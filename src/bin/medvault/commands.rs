@@ -518,8 +518,13 @@ pub async fn run(cli: Cli) -> R {
                     println!("{t:<12} {n:>9} rows");
                 }
                 println!(
-                    "{} signatures verified, {} envelope headers checked, {} fields decrypted, {} notes not readable by you",
-                    r.signatures_verified, r.envelopes_checked, r.fields_decrypted, r.withheld
+                    "{} signatures verified, {} envelope headers checked, {} fields decrypted, \
+                     {} blind indexes recomputed, {} notes not readable by you",
+                    r.signatures_verified,
+                    r.envelopes_checked,
+                    r.fields_decrypted,
+                    r.indexes_checked,
+                    r.withheld
                 );
                 for p in &r.problems {
                     println!("PROBLEM: {p}");
