@@ -19,6 +19,7 @@ per_store!(
     recovery_shares_rebuild_the_root,
     restricted_scope_for_a_care_team,
     a_disabled_admin_signs_nothing_but_what_it_signed_survives,
+    adding_a_user_is_all_or_nothing,
 );
 
 async fn wrong_password_unknown_user_and_bad_names(f: Fixture) {
@@ -366,7 +367,9 @@ async fn restricted_scope_for_a_care_team(f: Fixture) {
         .await
         .unwrap();
     a.create_scope("vip-care").await.unwrap();
-    let a = f.admin().await; // the new key is held from the next login
+    // The creating session holds the new key at once: it writes in the
+    // scope and grants it without logging in again.
+    assert!(a.scopes().contains(&"vip-care".to_owned()));
     a.add_note(&pid, "sensitive", Some("vip-care"))
         .await
         .unwrap();
@@ -467,7 +470,13 @@ async fn an_insider_cannot_swap_the_root() {
     let db_key = DbKey::from_slice(&raw_key).unwrap();
     let (evil_root, _) = pgp::generate_unprotected("evil root").unwrap();
     kr.root_fingerprint = pgp::fingerprint(&evil_root);
-    kr.write(&db_key, &kr_path).unwrap();
+    let digest = kr.write(&db_key, &kr_path).unwrap();
+    // The insider records the new keyring as the one in force, too.
+    f.exec(
+        "UPDATE vault_meta SET value = ? WHERE `key` = 'keyring_digest'",
+        vec![digest.to_vec().into()],
+    )
+    .await;
     f.exec(
         "UPDATE vault_meta SET value = ? WHERE `key` = 'root_cert'",
         vec![pgp::cert_bytes(&evil_root).unwrap().into()],
@@ -509,4 +518,37 @@ fn outside_a_tokio_runtime_is_an_error_not_a_panic() {
         let err = poll_without_runtime(Vault::open(url, ADMIN, ADMIN_PW, &o)).unwrap_err();
         assert!(matches!(err, Error::NoRuntime), "{url}: {err}");
     }
+}
+
+/// A user and their personal scope are written in one transaction: when
+/// the second half fails (here a planted scope takes the name
+/// `personal:bob`), no user row, no keyring entry and no grant is left.
+async fn adding_a_user_is_all_or_nothing(f: Fixture) {
+    let a = f.admin().await;
+    f.exec(
+        "INSERT INTO scopes (id, name, owner) VALUES (999, 'personal:bob', NULL)",
+        vec![],
+    )
+    .await;
+    assert!(a.add_user("bob", "bob pw", false).await.is_err());
+    assert_eq!(
+        f.int("SELECT count(*) FROM users WHERE name = 'bob'", vec![])
+            .await,
+        0
+    );
+    assert_eq!(
+        f.int("SELECT count(*) FROM grants WHERE grantee = 'bob'", vec![])
+            .await,
+        0
+    );
+    if !f.is_mysql() {
+        let kr = medvault::store::keyring::Keyring::read(&f.keyring_path()).unwrap();
+        assert!(kr.entry("bob").is_none());
+    }
+    let err = f.login("bob", "bob pw").await.unwrap_err();
+    assert!(matches!(err, Error::UnknownUser(_)), "{err}");
+    // With the planted row gone, the same call succeeds.
+    f.exec("DELETE FROM scopes WHERE id = 999", vec![]).await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    f.login("bob", "bob pw").await.unwrap();
 }

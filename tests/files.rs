@@ -127,3 +127,78 @@ async fn database_key_is_only_in_wrapped_form() {
             .get::<_, i64>(0))
         .is_err());
 }
+
+/// The database key, as any user (here the admin) can unwrap it.
+fn db_key(f: &Fixture) -> medvault::crypto::secret::DbKey {
+    let kr = Keyring::read(&f.keyring_path()).unwrap();
+    let e = kr.entry(ADMIN).unwrap();
+    let raw = LockedKey::parse(&e.locked_key)
+        .unwrap()
+        .unlock_decryptor(ADMIN, &ADMIN_PW.into())
+        .unwrap()
+        .unwrap(&e.wrapped_db_key)
+        .unwrap();
+    medvault::crypto::secret::DbKey::from_slice(&raw).unwrap()
+}
+
+fn next_path(f: &Fixture) -> std::path::PathBuf {
+    medvault::store::keyring::next_path(&f.keyring_path())
+}
+
+/// Adding a user changes the database and the keyring: the keyring edit
+/// is written as `<keyring>.next` and put in force after the commit. A
+/// crash between the two (simulated: the old keyring in place, the new one
+/// waiting) is finished at the next open, and the new user logs in.
+#[tokio::test]
+async fn a_keyring_edit_interrupted_after_its_commit_is_finished() {
+    let f = Fixture::new().await;
+    let old = std::fs::read(f.keyring_path()).unwrap();
+    f.admin()
+        .await
+        .add_user("bob", "bob pw", false)
+        .await
+        .unwrap();
+    let new = std::fs::read(f.keyring_path()).unwrap();
+    assert_ne!(old, new);
+    assert!(!next_path(&f).exists(), "installed after the commit");
+    std::fs::write(f.keyring_path(), &old).unwrap();
+    std::fs::write(next_path(&f), &new).unwrap();
+    f.login("bob", "bob pw").await.unwrap();
+    assert_eq!(std::fs::read(f.keyring_path()).unwrap(), new);
+    assert!(!next_path(&f).exists());
+}
+
+/// A keyring edit whose transaction never committed (simulated: a valid
+/// `.next` enrolling "mallory" that the database does not record) is
+/// discarded at the next open and enrols nobody.
+#[tokio::test]
+async fn a_keyring_edit_that_never_committed_is_discarded() {
+    let f = Fixture::new().await;
+    let key = db_key(&f);
+    let mut kr = Keyring::read(&f.keyring_path()).unwrap();
+    let mut mallory = kr.entry(ADMIN).unwrap().clone();
+    mallory.name = "mallory".into();
+    kr.entries.push(mallory);
+    kr.write(&key, &next_path(&f)).unwrap();
+    let err = f.login("mallory", ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownUser(_)), "{err}");
+    assert!(!next_path(&f).exists());
+    f.login(ADMIN, ADMIN_PW).await.unwrap();
+}
+
+/// An older keyring put back (it still carries a valid MAC: the database
+/// key never changed) is not the one the database records: tampering.
+#[tokio::test]
+async fn an_older_keyring_put_back_is_tampering() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    let before = std::fs::read(f.keyring_path()).unwrap();
+    a.disable_user("bob").await.unwrap();
+    drop(a);
+    std::fs::write(f.keyring_path(), &before).unwrap();
+    for (user, pw) in [(ADMIN, ADMIN_PW), ("bob", "bob pw")] {
+        let err = f.login(user, pw).await.unwrap_err();
+        assert!(matches!(err, Error::KeyringTampered(_)), "{user}: {err}");
+    }
+}

@@ -21,6 +21,10 @@ pub struct TableSpec {
     pub columns: &'static [&'static str],
     /// Copied in pages ordered by the first column (large tables), or whole.
     pub paged: bool,
+    /// The rows that belong to the vault, as an SQL condition: what `copy`
+    /// moves and counts. Rows outside it are the store's own (the
+    /// SQLCipher store's `keyring_digest`, FORMAT.md §7.1).
+    pub vault_rows: &'static str,
 }
 
 impl TableSpec {
@@ -45,6 +49,7 @@ pub const VAULT_META: TableSpec = TableSpec {
     name: "vault_meta",
     columns: &["key", "value"],
     paged: false,
+    vault_rows: "`key` <> 'keyring_digest'",
 };
 
 /// `users`: certificates, locked keys and their signed rows.
@@ -61,6 +66,7 @@ pub const USERS: TableSpec = TableSpec {
         "signature",
     ],
     paged: false,
+    vault_rows: "1 = 1",
 };
 
 /// `scopes`.
@@ -68,6 +74,7 @@ pub const SCOPES: TableSpec = TableSpec {
     name: "scopes",
     columns: &["id", "name", "owner"],
     paged: false,
+    vault_rows: "1 = 1",
 };
 
 /// `epochs`: key generations of each scope.
@@ -82,6 +89,7 @@ pub const EPOCHS: TableSpec = TableSpec {
         "signature",
     ],
     paged: false,
+    vault_rows: "1 = 1",
 };
 
 /// `grants`: epoch keys wrapped to users.
@@ -98,6 +106,7 @@ pub const GRANTS: TableSpec = TableSpec {
         "signature",
     ],
     paged: false,
+    vault_rows: "1 = 1",
 };
 
 /// `patients`.
@@ -118,6 +127,7 @@ pub const PATIENTS: TableSpec = TableSpec {
         "updated_at",
     ],
     paged: true,
+    vault_rows: "1 = 1",
 };
 
 /// `notes`.
@@ -133,6 +143,7 @@ pub const NOTES: TableSpec = TableSpec {
         "seq",
     ],
     paged: true,
+    vault_rows: "1 = 1",
 };
 
 /// Every table of a vault, parents before children.

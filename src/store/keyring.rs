@@ -215,9 +215,12 @@ impl Keyring {
         Self::parse(data)
     }
 
-    /// Writes the keyring atomically (temporary file, fsync, rename).
-    pub fn write(&mut self, key: &DbKey, path: &Path) -> Result<()> {
+    /// Writes the keyring atomically (temporary file, fsync, rename);
+    /// returns the SHA-256 of the bytes written, which the database records
+    /// as the keyring in force (FORMAT.md §7.1).
+    pub fn write(&mut self, key: &DbKey, path: &Path) -> Result<[u8; 32]> {
         let data = self.to_bytes(key);
+        let digest = kdf::sha256(&data);
         let tmp = tmp_path(path);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
@@ -225,18 +228,37 @@ impl Keyring {
             f.write_all(&data)?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // Make the rename durable; not all platforms allow this.
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
+            sync_dir(path);
             Ok(())
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(path, e)
-        })
+        })?;
+        Ok(digest)
+    }
+}
+
+/// Where a keyring edit is written before the database transaction that
+/// goes with it commits (FORMAT.md §7.1): `<keyring>.next`.
+pub fn next_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".next");
+    PathBuf::from(s)
+}
+
+/// SHA-256 of a keyring file's bytes: what `vault_meta.keyring_digest`
+/// records of the keyring in force.
+pub fn digest_of(bytes: &[u8]) -> [u8; 32] {
+    kdf::sha256(bytes)
+}
+
+/// Makes a rename in `path`'s folder durable (not all platforms allow it).
+pub(crate) fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
 }
 

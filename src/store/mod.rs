@@ -185,6 +185,18 @@ impl IndexColumn {
     }
 }
 
+/// A new scope as it is written: the scope, its first epoch and the
+/// grants of that epoch.
+#[derive(Clone, Debug)]
+pub struct NewScope {
+    /// The scope.
+    pub scope: ScopeRow,
+    /// Its first epoch.
+    pub epoch: EpochRow,
+    /// Grants of that epoch.
+    pub grants: Vec<GrantRow>,
+}
+
 /// Everything a new vault stores at creation, written in one transaction.
 #[derive(Clone, Debug)]
 pub struct Genesis {
@@ -235,9 +247,10 @@ pub trait Store: Send + Sync {
 
     /// All user rows.
     async fn users(&self) -> Result<Vec<UserRow>>;
-    /// Inserts a new user, with the enrollment a store needs to let them
-    /// log in (the SQLCipher store adds a keyring entry).
-    async fn insert_user(&self, row: &UserRow) -> Result<()>;
+    /// Inserts a new user with their personal scope, and the enrollment a
+    /// store needs to let them log in (the SQLCipher store adds a keyring
+    /// entry), in one transaction: all or nothing.
+    async fn insert_user(&self, row: &UserRow, personal: &NewScope) -> Result<()>;
     /// Replaces a user's row (status change); `disabled` also removes the
     /// user's grants and login material in the same transaction.
     async fn replace_user(&self, row: &UserRow) -> Result<()>;
@@ -248,15 +261,10 @@ pub trait Store: Send + Sync {
     async fn epochs(&self) -> Result<Vec<EpochRow>>;
     /// Grants to one grantee.
     async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>>;
-    /// Adds a scope with its first epoch and grants.
-    async fn insert_scope(
-        &self,
-        scope: &ScopeRow,
-        epoch: &EpochRow,
-        grants: &[GrantRow],
-    ) -> Result<()>;
-    /// Inserts or replaces a grant.
-    async fn put_grant(&self, grant: &GrantRow) -> Result<()>;
+    /// Adds a scope with its first epoch and grants, in one transaction.
+    async fn insert_scope(&self, scope: &NewScope) -> Result<()>;
+    /// Inserts or replaces grants, in one transaction.
+    async fn put_grants(&self, grants: &[GrantRow]) -> Result<()>;
     /// Grants signed by `granter`.
     async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>>;
     /// Replaces an epoch's creator and signature (re-signing).

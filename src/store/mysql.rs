@@ -17,8 +17,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store,
-    TableSpec, UserRow, Value,
+    EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, RowId, ScopeRow,
+    Store, TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
 use crate::sql::{self, Cell};
@@ -387,6 +387,15 @@ async fn insert_epoch<Q: Queryable>(q: &mut Q, e: &EpochRow) -> mysql_async::Res
     .await
 }
 
+async fn insert_new_scope<Q: Queryable>(q: &mut Q, s: &NewScope) -> mysql_async::Result<()> {
+    insert_scope(q, &s.scope).await?;
+    insert_epoch(q, &s.epoch).await?;
+    for g in &s.grants {
+        put_grant(q, g).await?;
+    }
+    Ok(())
+}
+
 async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result<()> {
     q.exec_drop(
         "REPLACE INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
@@ -454,10 +463,12 @@ impl Store for MysqlStore {
         self.fetch(&stmt, (), sql::user_row).await
     }
 
-    async fn insert_user(&self, row: &UserRow) -> Result<()> {
+    async fn insert_user(&self, row: &UserRow, personal: &NewScope) -> Result<()> {
         let row = row.clone();
+        let personal = personal.clone();
         self.write(move |tx| {
             let row = row.clone();
+            let personal = personal.clone();
             Box::pin(async move {
                 let row = &row;
                 let exists: Option<i64> = tx
@@ -470,6 +481,7 @@ impl Store for MysqlStore {
                     return Err(TxError::Vault(Error::UserExists(row.name.clone())));
                 }
                 insert_user(tx, row).await?;
+                insert_new_scope(tx, &personal).await?;
                 Ok(())
             })
         })
@@ -524,33 +536,26 @@ impl Store for MysqlStore {
         self.fetch(&stmt, (grantee,), sql::grant_row).await
     }
 
-    async fn insert_scope(
-        &self,
-        scope: &ScopeRow,
-        epoch: &EpochRow,
-        grants: &[GrantRow],
-    ) -> Result<()> {
-        let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.to_vec());
+    async fn insert_scope(&self, scope: &NewScope) -> Result<()> {
+        let scope = scope.clone();
         self.write(move |tx| {
-            let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.clone());
+            let scope = scope.clone();
             Box::pin(async move {
-                insert_scope(tx, &scope).await?;
-                insert_epoch(tx, &epoch).await?;
-                for g in &grants {
-                    put_grant(tx, g).await?;
-                }
+                insert_new_scope(tx, &scope).await?;
                 Ok(())
             })
         })
         .await
     }
 
-    async fn put_grant(&self, grant: &GrantRow) -> Result<()> {
-        let grant = grant.clone();
+    async fn put_grants(&self, grants: &[GrantRow]) -> Result<()> {
+        let grants = grants.to_vec();
         self.write(move |tx| {
-            let grant = grant.clone();
+            let grants = grants.clone();
             Box::pin(async move {
-                put_grant(tx, &grant).await?;
+                for g in &grants {
+                    put_grant(tx, g).await?;
+                }
                 Ok(())
             })
         })
@@ -767,9 +772,10 @@ impl Store for MysqlStore {
         let rows: Vec<mysql_async::Row> = if t.paged {
             c.exec(
                 format!(
-                    "SELECT {} FROM {} WHERE `{}` > ? ORDER BY `{}` LIMIT ?",
+                    "SELECT {} FROM {} WHERE {} AND `{}` > ? ORDER BY `{}` LIMIT ?",
                     t.select_list(),
                     t.name,
+                    t.vault_rows,
                     t.columns[0],
                     t.columns[0]
                 ),
@@ -778,8 +784,16 @@ impl Store for MysqlStore {
             .await
         } else {
             // The binary protocol (exec), so numbers come back as numbers.
-            c.exec(format!("SELECT {} FROM {}", t.select_list(), t.name), ())
-                .await
+            c.exec(
+                format!(
+                    "SELECT {} FROM {} WHERE {}",
+                    t.select_list(),
+                    t.name,
+                    t.vault_rows
+                ),
+                (),
+            )
+            .await
         }
         .map_err(|e| self.err(e))?;
         // Text columns come back as bytes: tell them apart by the column
@@ -864,7 +878,7 @@ impl Store for MysqlStore {
 
     async fn count(&self, t: &TableSpec) -> Result<u64> {
         let name = t.name;
-        let stmt = format!("SELECT count(*) FROM {name}");
+        let stmt = format!("SELECT count(*) FROM {name} WHERE {}", t.vault_rows);
         let rows = self.fetch(&stmt, (), |c| sql::single_int(name, c)).await?;
         rows.into_iter().next().ok_or(Error::BadStoredValue {
             table: name,

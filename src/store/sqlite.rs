@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use zeroize::Zeroizing;
 
-use super::keyring::{Entry, Keyring};
+use super::keyring::{self, Entry, Keyring};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NoteRow, PatientRow, RowId, ScopeRow, Store,
-    TableSpec, UserRow, Value,
+    EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, RowId, ScopeRow,
+    Store, TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -168,7 +168,8 @@ impl SqliteStore {
             locked_key: genesis.admin.locked_key.clone(),
             wrapped_db_key: pgp::wrap(&[admin_cert], key.expose())?,
         });
-        kr.write(&key, keyring_path)?;
+        let digest = kr.write(&key, keyring_path)?;
+        record_keyring_digest(&conn, &digest).map_err(|e| sql_err(path, e))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
@@ -204,7 +205,8 @@ impl SqliteStore {
             let mut kr = keyring;
             kr.db_salt =
                 file_salt(path).ok_or_else(|| Error::Store("new database has no header".into()))?;
-            kr.write(&key, &keyring_path)?;
+            let digest = kr.write(&key, &keyring_path)?;
+            record_keyring_digest(&conn, &digest).map_err(|e| sql_err(path, e))?;
             Ok(SqliteStore {
                 conn: Arc::new(Mutex::new(conn)),
                 path: path.to_owned(),
@@ -219,8 +221,10 @@ impl SqliteStore {
     }
 
     /// Opens an existing vault file with a database key unwrapped from
-    /// `keyring` (whose MAC the caller verified with that key).
-    pub fn open(path: &Path, key: DbKey, keyring: &Keyring) -> Result<SqliteStore> {
+    /// `keyring` (whose MAC the caller verified with that key), and
+    /// reconciles the keyring files with the database (FORMAT.md §7.1).
+    /// Returns the store and the keyring in force.
+    pub fn open(path: &Path, key: DbKey, keyring: &Keyring) -> Result<(SqliteStore, Keyring)> {
         if !path.exists() {
             return Err(Error::NoVault(path.display().to_string()));
         }
@@ -254,12 +258,17 @@ impl SqliteStore {
         if vid.as_deref() != Some(&keyring.vault_id[..]) {
             return Err(Error::WrongDatabaseKey(path.to_owned()));
         }
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_owned(),
-            keyring_path: super::StoreUrl::keyring_path(path),
-            key: Arc::new(key),
-        })
+        let keyring_path = super::StoreUrl::keyring_path(path);
+        let in_force = reconcile_keyring(&conn, &key, &keyring_path)?;
+        Ok((
+            SqliteStore {
+                conn: Arc::new(Mutex::new(conn)),
+                path: path.to_owned(),
+                keyring_path,
+                key: Arc::new(key),
+            },
+            in_force,
+        ))
     }
 
     /// Runs a short read (a point lookup by index) on the calling thread
@@ -344,13 +353,107 @@ impl Ctx {
         move |e| sql_err(&self.path, e)
     }
 
-    /// Re-reads the keyring, checks it, applies `edit`, writes it back.
-    fn edit_keyring(&self, edit: impl FnOnce(&mut Keyring) -> Result<()>) -> Result<()> {
+    /// Re-reads the keyring, checks it, applies `edit`, and writes the
+    /// result beside it as `<keyring>.next`, recording its digest in
+    /// `vault_meta` inside `tx` (FORMAT.md §7.1). The caller commits `tx`
+    /// and then installs the new keyring: the keyring in force changes
+    /// exactly when the database change commits. A crash between the two is
+    /// finished at the next open ([`SqliteStore::open`]); a failure before
+    /// the commit leaves the old keyring in force.
+    fn edit_keyring(
+        &self,
+        tx: &Connection,
+        edit: impl FnOnce(&mut Keyring) -> Result<()>,
+    ) -> Result<PendingKeyring> {
         let mut kr = Keyring::read(&self.keyring_path)?;
         kr.verify(&self.key, &self.keyring_path)?;
         edit(&mut kr)?;
-        kr.write(&self.key, &self.keyring_path)
+        let pending = PendingKeyring {
+            next: keyring::next_path(&self.keyring_path),
+            path: self.keyring_path.clone(),
+            installing: false,
+        };
+        let digest = kr.write(&self.key, &pending.next)?;
+        record_keyring_digest(tx, &digest).map_err(self.e())?;
+        Ok(pending)
     }
+}
+
+/// A keyring written as `<keyring>.next`, waiting for its database
+/// transaction to commit. Dropped without [`PendingKeyring::install`] (the
+/// transaction failed), it is removed.
+struct PendingKeyring {
+    next: PathBuf,
+    path: PathBuf,
+    installing: bool,
+}
+
+impl PendingKeyring {
+    /// Puts the new keyring in force (after the commit). If the rename
+    /// fails, `.next` stays: the next open installs it.
+    fn install(mut self) -> Result<()> {
+        self.installing = true;
+        std::fs::rename(&self.next, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        keyring::sync_dir(&self.path);
+        Ok(())
+    }
+}
+
+impl Drop for PendingKeyring {
+    fn drop(&mut self) {
+        if !self.installing {
+            let _ = std::fs::remove_file(&self.next);
+        }
+    }
+}
+
+/// Records the digest of the keyring in force (FORMAT.md §7.1).
+fn record_keyring_digest(c: &Connection, digest: &[u8; 32]) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT OR REPLACE INTO vault_meta (key, value) VALUES ('keyring_digest', ?1)",
+        [&digest[..]],
+    )
+}
+
+/// Brings the keyring files in line with the database at open: a
+/// `<keyring>.next` whose digest the database recorded was committed and
+/// is installed; any other is removed (its transaction never committed).
+/// Then the keyring in force must be the one the database records: an
+/// older keyring put back (one that still enrols a disabled user, say) is
+/// tampering even with a valid MAC. Vaults that record no digest yet (made
+/// before this check) are not checked.
+fn reconcile_keyring(conn: &Connection, key: &DbKey, keyring_path: &Path) -> Result<Keyring> {
+    let path_err = |e| Error::io(keyring_path, e);
+    let mut st = conn
+        .prepare("SELECT value FROM vault_meta WHERE key = 'keyring_digest'")
+        .map_err(|e| sql_err(keyring_path, e))?;
+    let recorded = st
+        .query_map([], cells)
+        .map_err(|e| sql_err(keyring_path, e))?
+        .map(|r| sql::meta_value(r.map_err(|e| sql_err(keyring_path, e))?))
+        .next()
+        .transpose()?;
+    let next = keyring::next_path(keyring_path);
+    if let Ok(bytes) = std::fs::read(&next) {
+        if recorded.as_deref() == Some(&keyring::digest_of(&bytes)[..]) {
+            std::fs::rename(&next, keyring_path).map_err(path_err)?;
+            keyring::sync_dir(keyring_path);
+        } else {
+            std::fs::remove_file(&next).map_err(path_err)?;
+        }
+    }
+    let bytes = std::fs::read(keyring_path).map_err(path_err)?;
+    if let Some(d) = &recorded {
+        if !crate::crypto::secret::ct_eq(d, &keyring::digest_of(&bytes)) {
+            return Err(Error::KeyringTampered(keyring_path.to_owned()));
+        }
+    }
+    let kr = Keyring::from_bytes(&bytes).map_err(|reason| Error::KeyringCorrupt {
+        path: keyring_path.to_owned(),
+        reason: reason.to_owned(),
+    })?;
+    kr.verify(key, keyring_path)?;
+    Ok(kr)
 }
 
 /// The cells of a row, as stored: cannot fail on the value's type, which
@@ -436,6 +539,15 @@ fn insert_epoch_row(c: &Connection, e: &EpochRow) -> rusqlite::Result<usize> {
     )
 }
 
+fn insert_new_scope(c: &Connection, s: &NewScope) -> rusqlite::Result<()> {
+    insert_scope_row(c, &s.scope)?;
+    insert_epoch_row(c, &s.epoch)?;
+    for g in &s.grants {
+        put_grant_row(c, g)?;
+    }
+    Ok(())
+}
+
 fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
     c.execute(
         "INSERT OR REPLACE INTO grants
@@ -484,8 +596,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_user(&self, row: &UserRow) -> Result<()> {
+    async fn insert_user(&self, row: &UserRow, personal: &NewScope) -> Result<()> {
         let row = row.clone();
+        let personal = personal.clone();
         let cert = pgp::parse_cert(&row.cert)?;
         self.run(move |c, x| {
             let tx = c
@@ -502,11 +615,12 @@ impl Store for SqliteStore {
                 return Err(Error::UserExists(row.name.clone()));
             }
             insert_user_row(&tx, &row).map_err(x.e())?;
+            insert_new_scope(&tx, &personal).map_err(x.e())?;
             // The keyring is edited while the write transaction holds the
             // database lock, so two admins cannot interleave edits; if the
             // keyring write fails the row is rolled back.
             let wrapped = pgp::wrap(&[&cert], x.key.expose())?;
-            x.edit_keyring(|kr| {
+            let pending = x.edit_keyring(&tx, |kr| {
                 kr.entries.retain(|e| e.name != row.name);
                 kr.disabled.retain(|d| d != &row.name);
                 kr.entries.push(Entry {
@@ -516,7 +630,8 @@ impl Store for SqliteStore {
                 });
                 Ok(())
             })?;
-            tx.commit().map_err(x.e())
+            tx.commit().map_err(x.e())?;
+            pending.install()
         })
         .await
     }
@@ -549,13 +664,15 @@ impl Store for SqliteStore {
             if row.status == "disabled" {
                 tx.execute("DELETE FROM grants WHERE grantee = ?1", [&row.name])
                     .map_err(x.e())?;
-                x.edit_keyring(|kr| {
+                let pending = x.edit_keyring(&tx, |kr| {
                     kr.entries.retain(|e| e.name != row.name);
                     if !kr.is_disabled(&row.name) {
                         kr.disabled.push(row.name.clone());
                     }
                     Ok(())
                 })?;
+                tx.commit().map_err(x.e())?;
+                return pending.install();
             }
             tx.commit().map_err(x.e())
         })
@@ -599,31 +716,30 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_scope(
-        &self,
-        scope: &ScopeRow,
-        epoch: &EpochRow,
-        grants: &[GrantRow],
-    ) -> Result<()> {
-        let (scope, epoch, grants) = (scope.clone(), epoch.clone(), grants.to_vec());
+    async fn insert_scope(&self, scope: &NewScope) -> Result<()> {
+        let scope = scope.clone();
         self.run(move |c, x| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
-            insert_scope_row(&tx, &scope).map_err(x.e())?;
-            insert_epoch_row(&tx, &epoch).map_err(x.e())?;
+            insert_new_scope(&tx, &scope).map_err(x.e())?;
+            tx.commit().map_err(x.e())
+        })
+        .await
+    }
+
+    async fn put_grants(&self, grants: &[GrantRow]) -> Result<()> {
+        let grants = grants.to_vec();
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
             for g in &grants {
                 put_grant_row(&tx, g).map_err(x.e())?;
             }
             tx.commit().map_err(x.e())
         })
         .await
-    }
-
-    async fn put_grant(&self, grant: &GrantRow) -> Result<()> {
-        let g = grant.clone();
-        self.run(move |c, x| put_grant_row(c, &g).map(|_| ()).map_err(x.e()))
-            .await
     }
 
     async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
@@ -877,14 +993,20 @@ impl Store for SqliteStore {
         self.run(move |c, x| {
             let sql = if t.paged {
                 format!(
-                    "SELECT {} FROM {} WHERE `{}` > ?1 ORDER BY `{}` LIMIT ?2",
+                    "SELECT {} FROM {} WHERE {} AND `{}` > ?1 ORDER BY `{}` LIMIT ?2",
                     t.select_list(),
                     t.name,
+                    t.vault_rows,
                     t.columns[0],
                     t.columns[0]
                 )
             } else {
-                format!("SELECT {} FROM {}", t.select_list(), t.name)
+                format!(
+                    "SELECT {} FROM {} WHERE {}",
+                    t.select_list(),
+                    t.name,
+                    t.vault_rows
+                )
             };
             let mut st = c.prepare(&sql).map_err(x.e())?;
             // The outer result is the driver's, the inner one ours.
@@ -952,10 +1074,10 @@ impl Store for SqliteStore {
     }
 
     async fn count(&self, t: &TableSpec) -> Result<u64> {
-        let name = t.name;
+        let (name, vault_rows) = (t.name, t.vault_rows);
         self.run(move |c, x| {
             let mut st = c
-                .prepare(&format!("SELECT count(*) FROM {name}"))
+                .prepare(&format!("SELECT count(*) FROM {name} WHERE {vault_rows}"))
                 .map_err(x.e())?;
             let mut rows = query_rows(x, &mut st, [], |c| sql::single_int(name, c))?;
             rows.pop().ok_or(Error::BadStoredValue {

@@ -26,7 +26,7 @@ pub(crate) use crate::runtime::blocking;
 use crate::store::keyring::Keyring;
 use crate::store::mysql::MysqlStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{EpochRow, Genesis, GrantRow, ScopeRow, Store, StoreUrl, UserRow};
+use crate::store::{EpochRow, Genesis, GrantRow, NewScope, ScopeRow, Store, StoreUrl, UserRow};
 use trust::{Directory, ROOT};
 
 /// Built-in scope: names and date of birth (whoever searches patients).
@@ -160,7 +160,7 @@ fn check_password(pw: &str) -> Result<Password> {
 }
 
 /// A scope key and what is derived from it.
-struct EpochKeys {
+pub(crate) struct EpochKeys {
     raw: EpochKey,
     field: FieldKey,
     index: HashMap<&'static str, IndexKey>,
@@ -232,14 +232,15 @@ fn sign_grant(
     Ok(g)
 }
 
-/// A new scope's first epoch, signed, with grants to each recipient.
+/// A new scope's first epoch, signed, with grants to each recipient; and
+/// its key.
 fn new_scope(
     vault_id: &[u8; 16],
     signer: &mut RecordSigner,
     signer_name: &str,
-    scope: &ScopeRow,
+    scope: ScopeRow,
     recipients: &[(&str, &Cert)],
-) -> Result<(EpochRow, Vec<GrantRow>)> {
+) -> Result<(NewScope, EpochKey)> {
     let key = EpochKey::generate();
     let mut epoch = EpochRow {
         scope_id: scope.id,
@@ -249,12 +250,21 @@ fn new_scope(
         creator: signer_name.to_owned(),
         signature: Vec::new(),
     };
-    epoch.signature = signer.sign(&trust::epoch_record(vault_id, scope, &epoch))?;
+    epoch.signature = signer.sign(&trust::epoch_record(vault_id, &scope, &epoch))?;
     let grants = recipients
         .iter()
-        .map(|(name, cert)| sign_grant(vault_id, signer, scope, 1, (name, cert), signer_name, &key))
+        .map(|(name, cert)| {
+            sign_grant(vault_id, signer, &scope, 1, (name, cert), signer_name, &key)
+        })
         .collect::<Result<Vec<_>>>()?;
-    Ok((epoch, grants))
+    Ok((
+        NewScope {
+            scope,
+            epoch,
+            grants,
+        },
+        key,
+    ))
 }
 
 impl Vault {
@@ -331,15 +341,15 @@ impl Vault {
             let mut epochs = Vec::new();
             let mut grants = Vec::new();
             for s in &scopes {
-                let (e, g) = new_scope(
+                let (made, _) = new_scope(
                     &vault_id,
                     &mut root,
                     ROOT,
-                    s,
+                    s.clone(),
                     &[(admin.as_str(), &admin_cert), (ROOT, &root_cert)],
                 )?;
-                epochs.push(e);
-                grants.extend(g);
+                epochs.push(made.epoch);
+                grants.extend(made.grants);
             }
             let genesis = Genesis {
                 meta: vec![
@@ -487,6 +497,17 @@ pub(crate) fn open_embedded(
         return Err(Error::NoVault(path.display().to_string()));
     }
     let kr = Keyring::read(&kr_path)?;
+    // A user just added whose keyring edit was interrupted after its
+    // commit has their entry only in `<keyring>.next` (FORMAT.md §7.1);
+    // the database decides below whether it is in force.
+    let next = crate::store::keyring::next_path(&kr_path);
+    let kr = match kr.entry(user) {
+        None => Keyring::read(&next)
+            .ok()
+            .filter(|n| n.entry(user).is_some())
+            .unwrap_or(kr),
+        Some(_) => kr,
+    };
     let Some(entry) = kr.entry(user) else {
         return Err(if kr.is_disabled(user) {
             Error::UserDisabled(user.to_owned())
@@ -504,10 +525,14 @@ pub(crate) fn open_embedded(
         .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     kr.verify(&key, &kr_path)?;
-    if kr.is_disabled(user) {
+    let (store, in_force) = SqliteStore::open(path, key, &kr)?;
+    // What counts is the keyring in force, the one the database records.
+    if in_force.is_disabled(user) {
         return Err(Error::UserDisabled(user.to_owned()));
     }
-    let store = SqliteStore::open(path, key, &kr)?;
+    if in_force.entry(user).is_none() {
+        return Err(Error::UnknownUser(user.to_owned()));
+    }
     Ok((store, locked, (dec, signer)))
 }
 
@@ -521,14 +546,24 @@ pub struct Session {
     password: Password,
     signer: tokio::sync::Mutex<RecordSigner>,
     kdf: KdfParams,
-    scopes: HashMap<u32, ScopeRow>,
-    scope_ids: HashMap<String, u32>,
-    keys: HashMap<(u32, u32), EpochKeys>,
+    /// What this session knows and holds of scopes and their keys. Read as
+    /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
+    /// scope this session creates), so readers never see half an update.
+    state: std::sync::RwLock<Arc<KeyState>>,
+    policy: &'static Policy,
+}
+
+/// Scopes and keys as a session knows them.
+#[derive(Clone)]
+pub(crate) struct KeyState {
+    pub(crate) scopes: HashMap<u32, ScopeRow>,
+    pub(crate) scope_ids: HashMap<String, u32>,
+    pub(crate) keys: HashMap<(u32, u32), Arc<EpochKeys>>,
     /// Every (scope, epoch) whose row is signed to the root, held or not: a
     /// ciphertext naming any other is forged, not merely unreadable.
-    known_epochs: std::collections::HashSet<(u32, u32)>,
-    current: HashMap<u32, u32>,
-    policy: &'static Policy,
+    pub(crate) known_epochs: std::collections::HashSet<(u32, u32)>,
+    /// The epoch new values of each held scope are written under.
+    pub(crate) current: HashMap<u32, u32>,
 }
 
 impl std::fmt::Debug for Session {
@@ -655,15 +690,27 @@ impl Session {
             }
             keys.insert(
                 (g.scope_id, g.epoch),
-                EpochKeys::derive(key, g.scope_id, g.epoch, Policy::builtin()),
+                Arc::new(EpochKeys::derive(
+                    key,
+                    g.scope_id,
+                    g.epoch,
+                    Policy::builtin(),
+                )),
             );
             if epoch.state == "current" {
                 let e = current.entry(g.scope_id).or_insert(g.epoch);
                 *e = (*e).max(g.epoch);
             }
         }
-        Ok(Session {
+        let state = KeyState {
+            scope_ids: scopes.values().map(|s| (s.name.clone(), s.id)).collect(),
+            scopes,
+            keys,
             known_epochs: signed,
+            current,
+        };
+        Ok(Session {
+            state: std::sync::RwLock::new(Arc::new(state)),
             store,
             vault_id,
             root_cert,
@@ -672,10 +719,6 @@ impl Session {
             password,
             signer: tokio::sync::Mutex::new(signer),
             kdf,
-            scope_ids: scopes.values().map(|s| (s.name.clone(), s.id)).collect(),
-            scopes,
-            keys,
-            current,
             policy: Policy::builtin(),
         })
     }
@@ -690,12 +733,35 @@ impl Session {
         self.admin
     }
 
+    /// A snapshot of the scopes and keys this session holds.
+    pub(crate) fn ks(&self) -> Arc<KeyState> {
+        Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Holds a scope this session just created, with its first key, as if
+    /// it had been granted at login.
+    fn hold_new_scope(&self, scope: ScopeRow, key: EpochKey) {
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = KeyState::clone(&guard);
+        let id = scope.id;
+        next.keys.insert(
+            (id, 1),
+            Arc::new(EpochKeys::derive(key, id, 1, self.policy)),
+        );
+        next.known_epochs.insert((id, 1));
+        next.current.insert(id, 1);
+        next.scope_ids.insert(scope.name.clone(), id);
+        next.scopes.insert(id, scope);
+        *guard = Arc::new(next);
+    }
+
     /// Names of the scopes this user holds a key for, sorted.
     pub fn scopes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+        let ks = self.ks();
+        let mut v: Vec<String> = ks
             .current
             .keys()
-            .filter_map(|id| self.scopes.get(id).map(|s| s.name.clone()))
+            .filter_map(|id| ks.scopes.get(id).map(|s| s.name.clone()))
             .collect();
         v.sort();
         v
@@ -722,14 +788,16 @@ impl Session {
         } else {
             name.to_owned()
         };
-        self.scope_ids
+        self.ks()
+            .scope_ids
             .get(&full)
             .copied()
             .ok_or_else(|| Error::UnknownScope(name.chars().take(80).collect()))
     }
 
     pub(crate) fn scope_name(&self, id: u32) -> String {
-        self.scopes
+        self.ks()
+            .scopes
             .get(&id)
             .map(|s| s.name.clone())
             .unwrap_or_else(|| format!("#{id}"))
@@ -777,8 +845,6 @@ impl Session {
         };
         let msg = trust::user_record(&self.vault_id, &row, &fpr);
         row.signature = self.with_signer(|s| s.sign(&msg)).await?;
-        self.store.insert_user(&row).await?;
-
         let scope = ScopeRow {
             id: self.next_scope_id().await?,
             name: format!("{PERSONAL_PREFIX}{name}"),
@@ -786,10 +852,12 @@ impl Session {
         };
         let me = self.user.clone();
         let (vault_id, root) = (self.vault_id, self.root_cert.clone());
-        let (epoch, grants) = self
-            .with_signer(|s| new_scope(&vault_id, s, &me, &scope, &[(name, &cert), (ROOT, &root)]))
+        let (personal, _) = self
+            .with_signer(|s| new_scope(&vault_id, s, &me, scope, &[(name, &cert), (ROOT, &root)]))
             .await?;
-        self.store.insert_scope(&scope, &epoch, &grants).await?;
+        // The user and their personal scope in one transaction: a user
+        // without a personal scope is never left behind.
+        self.store.insert_user(&row, &personal).await?;
         Ok(fpr)
     }
 
@@ -831,19 +899,22 @@ impl Session {
             owner: None,
         };
         let (vault_id, root, user) = (self.vault_id, self.root_cert.clone(), self.user.clone());
-        let (epoch, grants) = self
+        let (made, key) = self
             .with_signer(|s| {
                 new_scope(
                     &vault_id,
                     s,
                     &user,
-                    &scope,
+                    scope,
                     &[(&user, &me.cert), (ROOT, &root)],
                 )
             })
             .await?;
-        self.store.insert_scope(&scope, &epoch, &grants).await
-        // The new key is held from the next login on.
+        self.store.insert_scope(&made).await?;
+        // Held from now on, as if granted at login: this session can use
+        // and grant the new scope at once.
+        self.hold_new_scope(made.scope, key);
+        Ok(())
     }
 
     /// Grants `scope` to `user` (admin only): wraps every epoch key of the
@@ -851,16 +922,17 @@ impl Session {
     pub async fn grant(&self, user: &str, scope: &str) -> Result<()> {
         self.require_admin()?;
         let sid = self.scope_id(scope)?;
-        let scope_row = self
+        let ks = self.ks();
+        let scope_row = ks
             .scopes
             .get(&sid)
             .cloned()
             .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
-        let held: Vec<u32> = self
+        let held: Vec<(u32, Arc<EpochKeys>)> = ks
             .keys
-            .keys()
-            .filter(|(s, _)| *s == sid)
-            .map(|(_, e)| *e)
+            .iter()
+            .filter(|((s, _), _)| *s == sid)
+            .map(|((_, e), k)| (*e, Arc::clone(k)))
             .collect();
         if held.is_empty() {
             return Err(Error::NoAccess(scope_row.name.clone()));
@@ -870,13 +942,12 @@ impl Session {
         if !target.active {
             return Err(Error::UserDisabled(user.to_owned()));
         }
-        let mut epochs: Vec<u32> = held;
-        epochs.sort_unstable();
+        let mut epochs = held;
+        epochs.sort_unstable_by_key(|(e, _)| *e);
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut rows = Vec::new();
-        for e in epochs {
-            // Invariant: `epochs` lists keys of `self.keys`.
-            let key = &self.keys.get(&(sid, e)).expect("held epoch").raw;
+        for (e, keys) in epochs {
+            let key = &keys.raw;
             let row = self
                 .with_signer(|s| {
                     sign_grant(&vault_id, s, &scope_row, e, (user, &target.cert), &me, key)
@@ -884,10 +955,8 @@ impl Session {
                 .await?;
             rows.push(row);
         }
-        for r in &rows {
-            self.store.put_grant(r).await?;
-        }
-        Ok(())
+        // Every epoch's grant in one transaction.
+        self.store.put_grants(&rows).await
     }
 
     /// Removes `user`'s grants to `scope` (admin only). They keep what they
@@ -1009,7 +1078,7 @@ impl Session {
             new.signed_at = now();
             let msg = trust::grant_record(&vid, scope, &new, &fpr);
             new.signature = self.with_signer(|s| s.sign(&msg)).await?;
-            self.store.put_grant(&new).await?;
+            self.store.put_grants(std::slice::from_ref(&new)).await?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! positive.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -89,16 +90,17 @@ impl Session {
     }
 
     /// The current epoch of a scope and its keys, or `NoAccess`.
-    fn current_keys(&self, scope: u32) -> Result<(u32, &super::EpochKeys)> {
-        let epoch = *self
+    fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
+        let ks = self.ks();
+        let epoch = *ks
             .current
             .get(&scope)
             .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
-        let keys = self
+        let keys = ks
             .keys
             .get(&(scope, epoch))
             .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
-        Ok((epoch, keys))
+        Ok((epoch, Arc::clone(keys)))
     }
 
     fn seal(
@@ -138,11 +140,12 @@ impl Session {
     /// The keys of an envelope's (scope, epoch): `NoAccess` when the vault
     /// has that epoch but this user holds no key for it, `Tampered` when no
     /// such epoch exists.
-    fn keys_for(&self, header: Header, cell: &Cell<'_>) -> Result<&super::EpochKeys> {
-        if let Some(k) = self.keys.get(&(header.scope, header.epoch)) {
-            return Ok(k);
+    fn keys_for(&self, header: Header, cell: &Cell<'_>) -> Result<Arc<super::EpochKeys>> {
+        let ks = self.ks();
+        if let Some(k) = ks.keys.get(&(header.scope, header.epoch)) {
+            return Ok(Arc::clone(k));
         }
-        if self.known_epochs.contains(&(header.scope, header.epoch)) {
+        if ks.known_epochs.contains(&(header.scope, header.epoch)) {
             Err(Error::NoAccess(self.scope_name(header.scope)))
         } else {
             Err(Error::Tampered {
@@ -180,7 +183,7 @@ impl Session {
         let (_, keys) = self.current_keys(scope)?;
         let row = &id.0[..];
         let [bi_family_name, bi_given_names, bi_born, bi_family_born] =
-            self.blind_indexes(keys, c)?;
+            self.blind_indexes(&keys, c)?;
         Ok(PatientRow {
             id: id.0,
             family_name: self.seal(scope, "family_name", PATIENTS, row, c.family.as_bytes())?,
@@ -246,7 +249,7 @@ impl Session {
         ];
         Ok(super::INDEX_COLUMNS
             .iter()
-            .zip(self.blind_indexes(keys, &c)?.iter().zip(stored))
+            .zip(self.blind_indexes(&keys, &c)?.iter().zip(stored))
             .filter(|(_, (want, got))| !ct_eq(want, got))
             .map(|(col, _)| *col)
             .collect())
@@ -439,8 +442,8 @@ impl Session {
         let bits = self.index_bits(column.column())?;
         // Every live epoch: during a rotation rows of both epochs exist.
         let mut values: Vec<Vec<u8>> = Vec::new();
-        for ((s, _), keys) in self.keys.iter().filter(|((s, _), _)| *s == scope) {
-            let _ = s;
+        let ks = self.ks();
+        for (_, keys) in ks.keys.iter().filter(|((s, _), _)| *s == scope) {
             let key = keys
                 .index
                 .get(column.column())
@@ -599,7 +602,7 @@ impl Session {
         let filter = match scope {
             Some(s) => {
                 let sid = self.scope_id(s)?;
-                if !self.current.contains_key(&sid) {
+                if !self.ks().current.contains_key(&sid) {
                     return Err(Error::NoAccess(self.scope_name(sid)));
                 }
                 Some(sid)

@@ -223,7 +223,8 @@ impl Session {
             }
         }
         let identity = self.scope_id(super::SCOPE_IDENTITY)?;
-        let readable = self.current.contains_key(&identity);
+        let ks = self.ks();
+        let readable = ks.current.contains_key(&identity);
         let mut after = None;
         loop {
             let rows = s.list_patients(after, PAGE).await?;
@@ -245,7 +246,7 @@ impl Session {
                     match Header::parse(blob, &cell) {
                         Ok(h)
                             if h.scope == identity
-                                && self.known_epochs.contains(&(h.scope, h.epoch)) =>
+                                && ks.known_epochs.contains(&(h.scope, h.epoch)) =>
                         {
                             r.envelopes_checked += 1
                         }
