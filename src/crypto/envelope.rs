@@ -82,6 +82,7 @@ impl Header {
 /// [`seal_prepared`] and [`open_prepared`]; it is secret and wiped on drop.
 #[derive(Debug)]
 pub struct Prefix {
+    key: u64,
     header: Header,
     table: &'static str,
     column: &'static str,
@@ -94,8 +95,11 @@ impl Prefix {
         self.table == table && self.column == column
     }
 
-    fn fits(&self, header: Header, cell: &Cell<'_>) -> bool {
-        self.header == header && self.table == cell.table && self.column == cell.column
+    fn fits(&self, key: &FieldKey, header: Header, cell: &Cell<'_>) -> bool {
+        self.key == key.instance()
+            && self.header == header
+            && self.table == cell.table
+            && self.column == cell.column
     }
 }
 
@@ -108,6 +112,7 @@ pub fn prefix(key: &FieldKey, header: Header, table: &'static str, column: &'sta
         .start(&[&h, table.as_bytes(), column.as_bytes()])
         .expect("three S2V components");
     Prefix {
+        key: key.instance(),
         header,
         table,
         column,
@@ -126,9 +131,9 @@ pub fn seal(key: &FieldKey, header: Header, cell: &Cell<'_>, padded: &[u8]) -> V
     )
 }
 
-/// [`seal`] with a column's [`Prefix`]. A prefix made for another header
-/// or column is not used (the right one is computed), so a mix-up costs
-/// time, never a wrong binding.
+/// [`seal`] with a column's [`Prefix`]. A prefix made with another key,
+/// for another header or for another column is not used (the right one is
+/// computed), so a mix-up costs time, never a wrong binding.
 pub fn seal_prepared(
     key: &FieldKey,
     prefix: &Prefix,
@@ -160,7 +165,7 @@ fn seal_inner(
     padded: &[u8],
     nonce: &[u8; NONCE_LEN],
 ) -> Vec<u8> {
-    if !p.fits(header, cell) {
+    if !p.fits(key, header, cell) {
         return seal_inner(
             key,
             &prefix(key, header, cell.table, cell.column),
@@ -206,7 +211,7 @@ pub fn open_prepared(
     cell: &Cell<'_>,
     blob: &[u8],
 ) -> Result<Vec<u8>> {
-    if !p.fits(header, cell) {
+    if !p.fits(key, header, cell) {
         return open(key, header, cell, blob);
     }
     // Header::parse checked the length; check again so this function is
@@ -277,4 +282,44 @@ pub fn siv_decrypt(key: &[u8], components: &[&[u8]], ciphertext: &[u8]) -> Optio
         _ => false,
     };
     ok.then_some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::kdf;
+    use crate::crypto::secret::EpochKey;
+
+    /// A prefix prepared with one key and handed over with another is not
+    /// used: the envelope is bound to the key it is sealed with, and opens
+    /// with that key (prepared or not), not with the prefix's.
+    #[test]
+    fn a_prefix_of_another_key_is_not_used() {
+        let (a, b) = (
+            kdf::field_key(&EpochKey::generate()),
+            kdf::field_key(&EpochKey::generate()),
+        );
+        let header = Header { scope: 1, epoch: 1 };
+        let cell = Cell {
+            table: "patients",
+            column: "family_name",
+            row: &[7; 16],
+        };
+        let pa = prefix(&a, header, "patients", "family_name");
+        let pb = prefix(&b, header, "patients", "family_name");
+        let blob = seal_prepared(&b, &pa, header, &cell, b"Dupont");
+        assert_eq!(open(&b, header, &cell, &blob).unwrap(), b"Dupont");
+        assert_eq!(
+            open_prepared(&b, &pb, header, &cell, &blob).unwrap(),
+            b"Dupont"
+        );
+        assert_eq!(
+            open_prepared(&b, &pa, header, &cell, &blob).unwrap(),
+            b"Dupont"
+        );
+        assert!(matches!(
+            open(&a, header, &cell, &blob),
+            Err(Error::Tampered { .. })
+        ));
+    }
 }

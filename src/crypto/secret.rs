@@ -69,16 +69,27 @@ impl std::fmt::Debug for DbKey {
 pub struct FieldKey {
     raw: SecretBox<[u8; 64]>,
     siv: Siv<Aes256Enc>,
+    /// Which key object this is (not derived from the key): what an
+    /// [`super::envelope::Prefix`] records, so a prefix is only ever used
+    /// with the key it was made from.
+    instance: u64,
 }
 
 impl FieldKey {
     pub(crate) fn from_array(b: Box<[u8; 64]>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         // Invariant: 64 bytes is exactly an AES-256-SIV key.
         let siv = Siv::<Aes256Enc>::new(&b[..]).expect("64-byte AES-256-SIV key");
         FieldKey {
             raw: SecretBox::new(b),
             siv,
+            instance: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// This key object's instance number (see the field).
+    pub(crate) fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// The key bytes.
