@@ -219,13 +219,15 @@ impl Fixture {
     }
 
     /// Everything the store holds, as an attacker reading it would see it:
-    /// the SQLCipher file, its journals and keyring; or a MySQL dump with
-    /// binary columns as hex.
+    /// the SQLCipher file, its journals and keyring, and every cell of
+    /// every table read with the database key (page encryption alone would
+    /// hide a field stored in clear); or a MySQL dump with binary columns
+    /// as hex.
     pub fn stored_bytes(&self) -> Vec<u8> {
         if let Some(db) = &self.mysql {
             return mysql_dump(&db.base, &db.name);
         }
-        let mut all = Vec::new();
+        let mut all = sqlite_cells(self);
         for suffix in ["", "-wal", "-journal", "-shm", ".keyring"] {
             let mut p = self.db_path().into_os_string();
             p.push(suffix);
@@ -419,6 +421,39 @@ pub fn raw(f: &Fixture) -> rusqlite::Connection {
     c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(&key[..])))
         .unwrap();
     c
+}
+
+/// Every cell of every table of the SQLCipher file, opened with its key:
+/// text and blobs as they are, numbers in decimal.
+pub fn sqlite_cells(f: &Fixture) -> Vec<u8> {
+    use rusqlite::types::ValueRef;
+    let c = raw(f);
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(tables.iter().any(|t| t == "patients"), "{tables:?}");
+    let mut out = Vec::new();
+    for t in tables {
+        let mut st = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            for i in 0..n {
+                match r.get_ref(i).unwrap() {
+                    ValueRef::Text(b) | ValueRef::Blob(b) => out.extend_from_slice(b),
+                    ValueRef::Integer(v) => out.extend(v.to_string().into_bytes()),
+                    ValueRef::Real(v) => out.extend(v.to_string().into_bytes()),
+                    ValueRef::Null => {}
+                }
+                out.push(0);
+            }
+        }
+    }
+    out
 }
 
 /// Number of patient rows, read raw (SQLCipher).
