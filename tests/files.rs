@@ -186,19 +186,115 @@ async fn a_keyring_edit_that_never_committed_is_discarded() {
     f.login(ADMIN, ADMIN_PW).await.unwrap();
 }
 
-/// An older keyring put back (it still carries a valid MAC: the database
-/// key never changed) is not the one the database records: tampering.
+/// An older keyring put back (it still carries a valid MAC: adding a user
+/// does not change the database key) is not the one the database records:
+/// tampering. (After a user is disabled the key changes, and an older
+/// keyring does not open the file at all.)
 #[tokio::test]
 async fn an_older_keyring_put_back_is_tampering() {
     let f = Fixture::new().await;
     let a = f.admin().await;
     a.add_user("bob", "bob pw", false).await.unwrap();
     let before = std::fs::read(f.keyring_path()).unwrap();
-    a.disable_user("bob").await.unwrap();
+    a.add_user("carol", "carol pw", false).await.unwrap();
     drop(a);
     std::fs::write(f.keyring_path(), &before).unwrap();
     for (user, pw) in [(ADMIN, ADMIN_PW), ("bob", "bob pw")] {
         let err = f.login(user, pw).await.unwrap_err();
         assert!(matches!(err, Error::KeyringTampered(_)), "{user}: {err}");
     }
+}
+
+/// Opens the vault file raw with `key`; whether it reads.
+fn opens_with(f: &Fixture, key: &medvault::crypto::secret::DbKey) -> bool {
+    let c = rusqlite::Connection::open(f.db_path()).unwrap();
+    c.execute_batch("PRAGMA cipher_log_level = NONE;").unwrap();
+    c.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        hex::encode(key.expose())
+    ))
+    .unwrap();
+    c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+        .is_ok()
+}
+
+/// A disabled user may have kept the database key (every user can unwrap
+/// it): disabling rotates it. The old key no longer opens the file; the
+/// others log in as before.
+#[tokio::test]
+async fn disabling_a_user_rotates_the_database_key() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    a.add_user("carol", "carol pw", false).await.unwrap();
+    let old = db_key(&f);
+    assert!(
+        opens_with(&f, &old),
+        "control: the key bob holds opens the file"
+    );
+    a.disable_user("bob").await.unwrap();
+    assert!(
+        !opens_with(&f, &old),
+        "the old key no longer opens the file"
+    );
+    let new = db_key(&f);
+    assert!(opens_with(&f, &new));
+    assert!(!next_path(&f).exists());
+    // The session that rotated keeps working, and everyone else logs in.
+    a.insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    f.login("carol", "carol pw").await.unwrap();
+    f.login(ADMIN, ADMIN_PW).await.unwrap();
+    let err = f.login("bob", "bob pw").await.unwrap_err();
+    assert!(matches!(err, Error::UserDisabled(_)), "{err}");
+}
+
+/// A crash after the rekey but before the new keyring was put in force
+/// (simulated: the keyring wrapping the old key back in place, the new one
+/// waiting as `.next`, the old digest recorded) is finished at the next
+/// open: the new keyring goes in force and everyone logs in.
+#[tokio::test]
+async fn a_rotation_interrupted_after_the_rekey_is_finished() {
+    let f = Fixture::new().await;
+    let a = f.admin().await;
+    a.add_user("bob", "bob pw", false).await.unwrap();
+    a.add_user("carol", "carol pw", false).await.unwrap();
+    let old_key = db_key(&f);
+    a.disable_user("bob").await.unwrap();
+    drop(a);
+    let new_key = db_key(&f);
+    let rotated = std::fs::read(f.keyring_path()).unwrap();
+    // The keyring as it was before the rekey: the same entries, the old key.
+    let mut before = Keyring::read(&f.keyring_path()).unwrap();
+    for e in before.entries.iter_mut() {
+        let cert = LockedKey::parse(&e.locked_key).unwrap().cert();
+        e.wrapped_db_key = medvault::keys::pgp::wrap(&[&cert], old_key.expose()).unwrap();
+    }
+    let before_digest = before.write(&old_key, &f.keyring_path()).unwrap();
+    std::fs::write(next_path(&f), &rotated).unwrap();
+    {
+        let c = rusqlite::Connection::open(f.db_path()).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\";",
+            hex::encode(new_key.expose())
+        ))
+        .unwrap();
+        c.execute(
+            "UPDATE vault_meta SET value = ?1 WHERE key = 'keyring_digest'",
+            [&before_digest[..]],
+        )
+        .unwrap();
+    }
+    f.login("carol", "carol pw").await.unwrap();
+    assert_eq!(std::fs::read(f.keyring_path()).unwrap(), rotated);
+    assert!(!next_path(&f).exists());
+    f.login(ADMIN, ADMIN_PW).await.unwrap();
+    // The keyring of before the rotation, put back, opens nothing.
+    before.write(&old_key, &f.keyring_path()).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(
+        matches!(err, Error::DatabaseCorrupt(_) | Error::WrongDatabaseKey(_)),
+        "{err}"
+    );
 }

@@ -35,7 +35,16 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     keyring_path: PathBuf,
-    key: Arc<DbKey>,
+    /// The database key in force; replaced when it is rotated.
+    key: KeySlot,
+}
+
+/// The database key a store (and each of its operations) uses: replaced
+/// whole when the key is rotated (FORMAT.md §7.2).
+type KeySlot = Arc<std::sync::RwLock<Arc<DbKey>>>;
+
+fn key_slot(key: DbKey) -> KeySlot {
+    Arc::new(std::sync::RwLock::new(Arc::new(key)))
 }
 
 fn sql_err(path: &Path, e: rusqlite::Error) -> Error {
@@ -174,7 +183,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
             keyring_path: keyring_path.to_owned(),
-            key: Arc::new(key),
+            key: key_slot(key),
         })
     }
 
@@ -211,7 +220,7 @@ impl SqliteStore {
                 conn: Arc::new(Mutex::new(conn)),
                 path: path.to_owned(),
                 keyring_path: keyring_path.clone(),
-                key: Arc::new(key),
+                key: key_slot(key),
             })
         })();
         if result.is_err() {
@@ -225,6 +234,27 @@ impl SqliteStore {
     /// reconciles the keyring files with the database (FORMAT.md §7.1).
     /// Returns the store and the keyring in force.
     pub fn open(path: &Path, key: DbKey, keyring: &Keyring) -> Result<(SqliteStore, Keyring)> {
+        Self::open_inner(path, key, keyring, false)
+    }
+
+    /// Opens a vault file whose database key was rotated but whose new
+    /// keyring, `<keyring>.next`, was not yet put in force (a crash after
+    /// the rekey, FORMAT.md §7.2): `key` comes from that keyring, and
+    /// since it opens the file, that keyring is the one in force.
+    pub fn open_after_rotation(
+        path: &Path,
+        key: DbKey,
+        next: &Keyring,
+    ) -> Result<(SqliteStore, Keyring)> {
+        Self::open_inner(path, key, next, true)
+    }
+
+    fn open_inner(
+        path: &Path,
+        key: DbKey,
+        keyring: &Keyring,
+        adopt_next: bool,
+    ) -> Result<(SqliteStore, Keyring)> {
         if !path.exists() {
             return Err(Error::NoVault(path.display().to_string()));
         }
@@ -259,13 +289,19 @@ impl SqliteStore {
             return Err(Error::WrongDatabaseKey(path.to_owned()));
         }
         let keyring_path = super::StoreUrl::keyring_path(path);
+        if adopt_next {
+            let next = keyring::next_path(&keyring_path);
+            let bytes = std::fs::read(&next).map_err(|e| Error::io(&next, e))?;
+            record_keyring_digest(&conn, &keyring::digest_of(&bytes))
+                .map_err(|e| sql_err(path, e))?;
+        }
         let in_force = reconcile_keyring(&conn, &key, &keyring_path)?;
         Ok((
             SqliteStore {
                 conn: Arc::new(Mutex::new(conn)),
                 path: path.to_owned(),
                 keyring_path,
-                key: Arc::new(key),
+                key: key_slot(key),
             },
             in_force,
         ))
@@ -291,7 +327,8 @@ impl SqliteStore {
         Ctx {
             path: self.path.clone(),
             keyring_path: self.keyring_path.clone(),
-            key: Arc::clone(&self.key),
+            key: Arc::clone(&self.key.read().unwrap_or_else(|p| p.into_inner())),
+            key_slot: Arc::clone(&self.key),
         }
     }
 
@@ -345,7 +382,9 @@ fn wal(path: &Path, suffix: &str) -> PathBuf {
 struct Ctx {
     path: PathBuf,
     keyring_path: PathBuf,
+    /// The key in force when the operation started.
     key: Arc<DbKey>,
+    key_slot: KeySlot,
 }
 
 impl Ctx {
@@ -376,6 +415,44 @@ impl Ctx {
         let digest = kr.write(&self.key, &pending.next)?;
         record_keyring_digest(tx, &digest).map_err(self.e())?;
         Ok(pending)
+    }
+}
+
+impl Ctx {
+    /// Rotates the database key (FORMAT.md §7.2), after a user is disabled:
+    /// they may have kept the old one. Runs with the connection held, so no
+    /// other statement of this store runs meanwhile. Every entry of the
+    /// keyring in force is re-wrapped to a new random key and written as
+    /// `<keyring>.next` under it; `PRAGMA rekey` re-encrypts every page;
+    /// then the digest is recorded and the new keyring put in force. A
+    /// crash after the rekey is finished at the next open (the keyring's
+    /// key no longer opens the file, `.next`'s does); a crash or failure
+    /// before it leaves the old key in force, and disabling again rotates.
+    fn rotate_db_key(&self, c: &Connection) -> Result<()> {
+        let new = DbKey::generate();
+        let mut kr = Keyring::read(&self.keyring_path)?;
+        kr.verify(&self.key, &self.keyring_path)?;
+        for e in kr.entries.iter_mut() {
+            let cert = pgp::LockedKey::parse(&e.locked_key)?.cert();
+            e.wrapped_db_key = pgp::wrap(&[&cert], new.expose())?;
+        }
+        let mut pending = PendingKeyring {
+            next: keyring::next_path(&self.keyring_path),
+            path: self.keyring_path.clone(),
+            installing: false,
+        };
+        let digest = kr.write(&new, &pending.next)?;
+        let pragma = Zeroizing::new(format!(
+            "PRAGMA rekey = \"x'{}'\";",
+            hex::encode(new.expose())
+        ));
+        c.execute_batch(&pragma).map_err(self.e())?;
+        // From here on the file is under the new key: `.next` must stay
+        // (if anything below fails, the next open installs it).
+        pending.installing = true;
+        *self.key_slot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        record_keyring_digest(c, &digest).map_err(self.e())?;
+        pending.install()
     }
 }
 
@@ -672,7 +749,8 @@ impl Store for SqliteStore {
                     Ok(())
                 })?;
                 tx.commit().map_err(x.e())?;
-                return pending.install();
+                pending.install()?;
+                return x.rotate_db_key(c);
             }
             tx.commit().map_err(x.e())
         })

@@ -525,7 +525,25 @@ pub(crate) fn open_embedded(
         .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     kr.verify(&key, &kr_path)?;
-    let (store, in_force) = SqliteStore::open(path, key, &kr)?;
+    let (store, in_force) = match SqliteStore::open(path, key, &kr) {
+        // The file's key was rotated and the crash came before the new
+        // keyring was put in force (FORMAT.md §7.2): `.next` has the key.
+        // (The salt survives a rekey, so the old key reads as damage.)
+        Err(err @ (Error::WrongDatabaseKey(_) | Error::DatabaseCorrupt(_))) => {
+            let rotated = Keyring::read(&next)
+                .ok()
+                .and_then(|n| {
+                    let e = n.entry(user)?;
+                    let raw = dec.unwrap(&e.wrapped_db_key)?;
+                    let k = DbKey::from_slice(&raw)?;
+                    n.verify(&k, &kr_path).ok()?;
+                    Some((n, k))
+                })
+                .ok_or(err)?;
+            SqliteStore::open_after_rotation(path, rotated.1, &rotated.0)?
+        }
+        other => other?,
+    };
     // What counts is the keyring in force, the one the database records.
     if in_force.is_disabled(user) {
         return Err(Error::UserDisabled(user.to_owned()));
