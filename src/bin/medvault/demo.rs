@@ -161,7 +161,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     let leroy = Vault::open(&url, "dr.leroy", "leroy: tulips in april", &opts).await?;
     let unlock = t.elapsed();
     step(
-        "dr.leroy logged in (one Argon2 unlock, grants verified to the pinned root)",
+        "dr.leroy logged in (both secret keys unlocked, two Argon2 runs in parallel; grants verified to the pinned root)",
         unlock,
     );
 
@@ -340,7 +340,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     }
     println!();
     println!(
-        "Unlocking a user's key took {} (Argon2id), a search {:.3} ms.",
+        "Logging in (unlocking both secret keys, Argon2id) took {}, a search {:.3} ms.",
         ms(unlock).trim(),
         per.as_secs_f64() * 1000.0
     );
