@@ -7,7 +7,7 @@
 //! FORMAT.md §1), so half of the serial AES-CMAC blocks of a short field
 //! were the same work redone (BENCHMARKS.md: 32-byte seal 0.75 µs → see
 //! there). This module keeps both expanded keys and lets a caller resume
-//! S2V from a saved state ([`Prefix`]).
+//! S2V from a saved state ([`Prefix`](crate::crypto::envelope::Prefix)).
 //!
 //! Only the RFC 5297 composition is written here (S2V, `dbl`, the CTR IV
 //! mask); AES, CMAC and CTR are the RustCrypto crates `aes-siv` itself
