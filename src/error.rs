@@ -226,9 +226,10 @@ pub enum Error {
     /// is not repeated: a date of birth is patient data.
     #[error("date of birth is not a calendar date in YYYY-MM-DD form")]
     BadDate,
-    /// A sex code other than F, M, X or U.
-    #[error("{0:?} is not a sex code (F, M, X or U)")]
-    BadSex(String),
+    /// A sex code other than F, M, X or U. The value is not repeated: it
+    /// is patient data.
+    #[error("the sex code is not one of F, M, X or U")]
+    BadSex,
     /// A patient or note id that does not parse.
     #[error("{0:?} is not a medvault id (32 hex digits)")]
     BadId(String),

@@ -94,8 +94,7 @@ impl Sex {
 impl FromStr for Sex {
     type Err = Error;
     fn from_str(s: &str) -> Result<Sex> {
-        Sex::from_code(s.trim().to_ascii_uppercase().as_bytes())
-            .ok_or_else(|| Error::BadSex(s.chars().take(8).collect()))
+        Sex::from_code(s.trim().to_ascii_uppercase().as_bytes()).ok_or(Error::BadSex)
     }
 }
 

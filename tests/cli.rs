@@ -25,21 +25,7 @@ impl Cli {
     }
 
     fn run(&self, user: &str, pw: &str, args: &[&str]) -> Out {
-        let out = Command::cargo_bin("medvault")
-            .unwrap()
-            .env_clear()
-            .env("MEDVAULT_STORE", self.store())
-            .env("MEDVAULT_USER", user)
-            .env("MEDVAULT_PASSWORD", pw)
-            .arg("--danger-fast-kdf")
-            .args(args)
-            .output()
-            .unwrap();
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
+        self.run_stdin(user, pw, args, "")
     }
 
     fn ok(&self, user: &str, pw: &str, args: &[&str]) -> String {

@@ -351,8 +351,10 @@ fn check_s2k(secret: Option<&openpgp::packet::key::SecretKeyMaterial>) -> Result
     use openpgp::packet::key::SecretKeyMaterial;
     match secret {
         Some(SecretKeyMaterial::Encrypted(e)) => match e.s2k() {
+            // Production is t=3, p=4, m=2^17 KiB; a login unlocks two keys
+            // at once, so a planted key may cost at most 2 x 256 MiB.
             S2K::Argon2 { t, p, m, .. }
-                if (1..=16).contains(t) && (1..=16).contains(p) && (3..=22).contains(m) =>
+                if (1..=8).contains(t) && (1..=8).contains(p) && (3..=18).contains(m) =>
             {
                 Ok(())
             }

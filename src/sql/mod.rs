@@ -251,3 +251,32 @@ pub fn single_int<T: TryFrom<i64>>(what: &'static str, cells: Vec<Cell>) -> Resu
     let mut d = RowDecoder::new(what, &["count"], cells)?;
     d.int(0)
 }
+
+/// The rows of refinery's history table, for [`check_migration_history`].
+pub const MIGRATION_HISTORY: &str =
+    "SELECT version, name, applied_on, checksum FROM refinery_schema_history";
+
+/// Checks the rows of refinery's history table before refinery reads them:
+/// refinery parses them with `unwrap` (a version out of range, a time that
+/// is not RFC 3339, a checksum that is not a number would panic), and the
+/// table is the database's to change.
+pub fn check_migration_history(rows: Vec<Vec<Cell>>) -> Result<()> {
+    const COLUMNS: &[&str] = &["version", "name", "applied_on", "checksum"];
+    let bad = |column, expected| crate::error::Error::BadStoredValue {
+        table: "refinery_schema_history",
+        column,
+        expected,
+    };
+    for cells in rows {
+        let mut d = RowDecoder::new("refinery_schema_history", COLUMNS, cells)?;
+        d.int::<i32>(0)?;
+        d.text(1)?;
+        let applied_on = d.text(2)?;
+        time::OffsetDateTime::parse(&applied_on, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| bad("applied_on", "an RFC 3339 time"))?;
+        d.text(3)?
+            .parse::<u64>()
+            .map_err(|_| bad("checksum", "a decimal 64-bit checksum"))?;
+    }
+    Ok(())
+}

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"MVKEYRNG";
 const VERSION: u8 = 1;
 
-/// One user's login material.
-#[derive(Clone, Debug)]
+/// One user's login material. `Debug` shows only the name.
+#[derive(Clone)]
 pub struct Entry {
     /// User name.
     pub name: String,
@@ -37,8 +37,8 @@ pub struct Entry {
     pub wrapped_db_key: Vec<u8>,
 }
 
-/// A parsed keyring.
-#[derive(Clone, Debug)]
+/// A parsed keyring. `Debug` shows names, not keys.
+#[derive(Clone)]
 pub struct Keyring {
     /// Vault id.
     pub vault_id: [u8; 16],
@@ -53,6 +53,25 @@ pub struct Keyring {
     pub disabled: Vec<String>,
     /// The MAC read from the file (zero for a new keyring).
     mac: [u8; 32],
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("vault_id", &hex::encode(self.vault_id))
+            .field("root_fingerprint", &self.root_fingerprint)
+            .field("entries", &self.entries)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Reader<'a> {

@@ -22,7 +22,8 @@ pub use url::StoreUrl;
 pub type RowId = [u8; 16];
 
 /// A user row (`users` table). Signed by its certifier (FORMAT.md §5.1).
-#[derive(Clone, Debug)]
+/// `Debug` leaves out the locked key and the signature.
+#[derive(Clone)]
 pub struct UserRow {
     /// Login name.
     pub name: String,
@@ -71,7 +72,8 @@ pub struct EpochRow {
 }
 
 /// A grant: an epoch key wrapped to one user, signed by the granter.
-#[derive(Clone, Debug)]
+/// `Debug` leaves out the wrapped key.
+#[derive(Clone)]
 pub struct GrantRow {
     /// Scope.
     pub scope_id: u32,
@@ -139,6 +141,28 @@ pub struct NoteRow {
     /// inserting): notes are listed by `(created_at, seq)`, which cannot
     /// tie.
     pub seq: i64,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("certifier", &self.certifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for GrantRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrantRow")
+            .field("scope_id", &self.scope_id)
+            .field("epoch", &self.epoch)
+            .field("grantee", &self.grantee)
+            .field("granter", &self.granter)
+            .finish_non_exhaustive()
+    }
 }
 
 // Rows carry blind indexes (which tell equal values apart) and

@@ -244,11 +244,16 @@ pub fn classify(store: &str, e: mysql_async::Error) -> Error {
 pub async fn migrate_with(pool: &Pool, runner: &refinery::Runner, store: &str) -> Result<()> {
     let e = |x| classify(store, x);
     let mut lock = pool.get_conn().await.map_err(e)?;
-    let got: Option<Option<i64>> = lock
+    // Rows, not typed values: the driver's typed conversions panic on a
+    // value of another type.
+    let got: Option<mysql_async::Row> = lock
         .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
         .await
         .map_err(e)?;
-    if got.flatten() != Some(1) {
+    let locked = got
+        .map(cells)
+        .is_some_and(|c| sql::single_int::<i64>("GET_LOCK", c).ok() == Some(1));
+    if !locked {
         return Err(Error::Migration(format!(
             "{store}: another client has held the migration lock for 60 s"
         )));
@@ -297,7 +302,7 @@ async fn migrate_locked(
         }
     }
     let mut p = pool.clone();
-    let has_history: Option<i64> = lock
+    let has_history: Option<mysql_async::Row> = lock
         .query_first(
             "SELECT 1 FROM information_schema.tables
              WHERE table_schema = DATABASE() AND table_name = 'refinery_schema_history'",
@@ -305,6 +310,8 @@ async fn migrate_locked(
         .await
         .map_err(e)?;
     let applied = if has_history.is_some() {
+        let rows: Vec<mysql_async::Row> = lock.exec(sql::MIGRATION_HISTORY, ()).await.map_err(e)?;
+        sql::check_migration_history(rows.into_iter().map(cells).collect())?;
         runner
             .get_applied_migrations_async(&mut p)
             .await
@@ -471,7 +478,7 @@ impl Store for MysqlStore {
             let personal = personal.clone();
             Box::pin(async move {
                 let row = &row;
-                let exists: Option<i64> = tx
+                let exists: Option<mysql_async::Row> = tx
                     .exec_first(
                         "SELECT 1 FROM users WHERE name = ? FOR UPDATE",
                         (&row.name,),
@@ -737,7 +744,7 @@ impl Store for MysqlStore {
         self.write(move |tx| {
             let n = n.clone();
             Box::pin(async move {
-                let exists: Option<i64> = tx
+                let exists: Option<mysql_async::Row> = tx
                     .exec_first("SELECT 1 FROM patients WHERE id = ? FOR UPDATE", (n.patient_id.to_vec(),))
                     .await?;
                 if exists.is_none() {

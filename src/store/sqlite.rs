@@ -95,6 +95,23 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    let has_history = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'refinery_schema_history'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| Error::Migration(format!("cannot read the schema: SQLite error {e}")))?;
+    if has_history > 0 {
+        let mut st = conn
+            .prepare(sql::MIGRATION_HISTORY)
+            .map_err(|e| Error::Migration(format!("cannot read the migration history: {e}")))?;
+        let rows = st
+            .query_map([], cells)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::Migration(format!("cannot read the migration history: {e}")))?;
+        sql::check_migration_history(rows)?;
+    }
     embedded::migrations::runner()
         .run(conn)
         .map(|_| ())
@@ -551,10 +568,27 @@ fn cells(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
 
 /// The `seq` of the next note (FORMAT.md §9): one more than the largest.
 /// Called inside the write transaction, which holds SQLite's write lock.
-fn next_note_seq(c: &Connection) -> rusqlite::Result<i64> {
-    c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM notes", [], |r| {
-        r.get(0)
-    })
+///
+/// The first of `count` new `seq` values. The largest stored one is read
+/// through the checked decoder, and the new ones must fit an `i64`.
+fn next_note_seq(c: &Connection, x: &Ctx, count: usize) -> Result<i64> {
+    let mut st = c
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM notes")
+        .map_err(x.e())?;
+    let largest = query_rows(x, &mut st, [], |c| {
+        sql::RowDecoder::new("notes", &["seq"], c)?.int::<i64>(0)
+    })?
+    .pop()
+    .unwrap_or(0);
+    i64::try_from(count)
+        .ok()
+        .and_then(|n| largest.checked_add(n))
+        .map(|_| largest + 1)
+        .ok_or(Error::BadStoredValue {
+            table: "notes",
+            column: "seq",
+            expected: "a value with room for more notes after it",
+        })
 }
 
 /// A value `export` cannot carry over as it is.
@@ -901,8 +935,14 @@ impl Store for SqliteStore {
                     .map_err(x.e())?;
                 // `seq` in the order given (the order of writing), rows in
                 // id order (for the id index).
-                let base = next_note_seq(&tx).map_err(x.e())?;
-                let mut notes: Vec<(i64, &NoteRow)> = (base..).zip(notes.iter()).collect();
+                let base = next_note_seq(&tx, x, notes.len())?;
+                // Invariant: next_note_seq checked that base - 1 + len
+                // fits an i64, and i < len.
+                let mut notes: Vec<(i64, &NoteRow)> = notes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (base + i as i64, n))
+                    .collect();
                 notes.sort_unstable_by_key(|(_, n)| n.id);
                 for (seq, n) in notes {
                     // A note of an unknown patient fails the foreign key
@@ -1027,7 +1067,7 @@ impl Store for SqliteStore {
             if !exists {
                 return Ok(false);
             }
-            let seq = next_note_seq(&tx).map_err(x.e())?;
+            let seq = next_note_seq(&tx, x, 1)?;
             tx.execute(
                 "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at, seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

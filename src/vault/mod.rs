@@ -721,7 +721,13 @@ impl Session {
             }
         }
         let state = KeyState {
-            scope_ids: scopes.values().map(|s| (s.name.clone(), s.id)).collect(),
+            // Names resolve only to scopes with a signed epoch: an unsigned
+            // row cannot take a name (or shadow one).
+            scope_ids: scopes
+                .values()
+                .filter(|s| signed.iter().any(|(id, _)| *id == s.id))
+                .map(|s| (s.name.clone(), s.id))
+                .collect(),
             scopes,
             keys,
             known_epochs: signed,

@@ -235,12 +235,21 @@ impl Session {
             row: &r.id[..],
         };
         let keys = self.keys_for(Header::parse(&r.family_name, &cell)?, &cell)?;
-        let c = self.check(&NewPatient {
-            family_name: p.family_name.clone(),
-            given_names: p.given_names.clone(),
-            born: p.born.clone(),
-            sex: p.sex,
-        })?;
+        // A value that decrypts but fails the checks of a new value was
+        // written around medvault; the check's own error would tell its
+        // length.
+        let c = self
+            .check(&NewPatient {
+                family_name: p.family_name.clone(),
+                given_names: p.given_names.clone(),
+                born: p.born.clone(),
+                sex: p.sex,
+            })
+            .map_err(|_| Error::MalformedEnvelope {
+                table: PATIENTS,
+                column: "*",
+                reason: "a decrypted value fails the checks of a new value",
+            })?;
         let stored = [
             &r.bi_family_name,
             &r.bi_given_names,
@@ -374,23 +383,33 @@ impl Session {
 
     /// One patient, decrypted.
     pub async fn get_patient(&self, id: &Id) -> Result<Patient> {
+        let row = self.patient_row(id).await?;
+        self.open_patient(&row)
+    }
+
+    /// The stored row of patient `id`. The store's answer is checked: a
+    /// row of another patient (each of its cells authenticates, under its
+    /// own id) is tampering, not that patient.
+    async fn patient_row(&self, id: &Id) -> Result<PatientRow> {
         let row = self
             .store
             .patient(id.0)
             .await?
             .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
-        self.open_patient(&row)
+        if row.id != id.0 {
+            return Err(Error::Tampered {
+                table: PATIENTS,
+                column: "id",
+            });
+        }
+        Ok(row)
     }
 
     /// Replaces a patient's identity fields (re-encrypted under the current
     /// key epoch, new nonces, new blind indexes).
     pub async fn update_patient(&self, id: &Id, p: &NewPatient) -> Result<()> {
         let c = self.check(p)?;
-        let old = self
-            .store
-            .patient(id.0)
-            .await?
-            .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
+        let old = self.patient_row(id).await?;
         let row = self.seal_patient(id, &c, &old.author, old.created_at, now())?;
         if !self.store.update_patient(row).await? {
             return Err(Error::NoSuchPatient(id.to_string()));
@@ -609,16 +628,22 @@ impl Session {
             }
             None => None,
         };
-        if self.store.patient(patient.0).await?.is_none() {
-            return Err(Error::NoSuchPatient(patient.to_string()));
-        }
+        self.patient_row(patient).await?;
         let mut notes = Vec::new();
         let mut withheld = 0;
         for r in self.store.notes(patient.0).await? {
             if filter.is_some_and(|f| f != r.scope_id) {
                 continue;
             }
-            // Rows come from `notes(patient)`, so `r.patient_id` is `patient`.
+            // The store was asked for this patient's notes: a note of
+            // another patient (it authenticates, under its own patient id)
+            // is tampering, never shown as this patient's.
+            if r.patient_id != patient.0 {
+                return Err(Error::Tampered {
+                    table: NOTES,
+                    column: "patient_id",
+                });
+            }
             let Some(body) = self.open_note(&r)? else {
                 withheld += 1;
                 continue;
@@ -641,6 +666,181 @@ mod tests {
     use super::*;
     use crate::keys::pgp::KdfParams;
     use crate::vault::{CreateOptions, OpenOptions, Vault};
+
+    use crate::store::{
+        EpochRow, GrantRow, IndexColumn, NewScope, RowId, ScopeRow, Store, TableSpec, UserRow,
+        Value,
+    };
+
+    /// A server that answers for another patient than the one asked for:
+    /// `patient(x)` returns the row of `patient_of` and `notes(x)` the notes
+    /// of `notes_of` when set. Everything else is passed on.
+    struct Lying {
+        inner: Arc<dyn Store>,
+        patient_of: Option<RowId>,
+        notes_of: Option<RowId>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Lying {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
+            self.inner.meta(k).await
+        }
+        async fn users(&self) -> Result<Vec<UserRow>> {
+            self.inner.users().await
+        }
+        async fn insert_user(&self, r: &UserRow, p: &NewScope) -> Result<()> {
+            self.inner.insert_user(r, p).await
+        }
+        async fn replace_user(&self, r: &UserRow) -> Result<()> {
+            self.inner.replace_user(r).await
+        }
+        async fn scopes(&self) -> Result<Vec<ScopeRow>> {
+            self.inner.scopes().await
+        }
+        async fn epochs(&self) -> Result<Vec<EpochRow>> {
+            self.inner.epochs().await
+        }
+        async fn grants_to(&self, g: &str) -> Result<Vec<GrantRow>> {
+            self.inner.grants_to(g).await
+        }
+        async fn insert_scope(&self, s: &NewScope) -> Result<()> {
+            self.inner.insert_scope(s).await
+        }
+        async fn put_grants(&self, g: &[GrantRow]) -> Result<()> {
+            self.inner.put_grants(g).await
+        }
+        async fn grants_by(&self, g: &str) -> Result<Vec<GrantRow>> {
+            self.inner.grants_by(g).await
+        }
+        async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
+            self.inner.resign_epoch(e).await
+        }
+        async fn delete_grants(&self, s: u32, g: &str) -> Result<usize> {
+            self.inner.delete_grants(s, g).await
+        }
+        async fn insert_patients(&self, r: Vec<PatientRow>, n: Vec<NoteRow>) -> Result<()> {
+            self.inner.insert_patients(r, n).await
+        }
+        async fn update_patient(&self, r: PatientRow) -> Result<bool> {
+            self.inner.update_patient(r).await
+        }
+        async fn delete_patient(&self, id: RowId) -> Result<bool> {
+            self.inner.delete_patient(id).await
+        }
+        async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
+            self.inner.patient(self.patient_of.unwrap_or(id)).await
+        }
+        async fn find_patients(&self, c: IndexColumn, v: Vec<Vec<u8>>) -> Result<Vec<PatientRow>> {
+            self.inner.find_patients(c, v).await
+        }
+        async fn list_patients(&self, a: Option<RowId>, l: u32) -> Result<Vec<PatientRow>> {
+            self.inner.list_patients(a, l).await
+        }
+        async fn insert_note(&self, r: NoteRow) -> Result<bool> {
+            self.inner.insert_note(r).await
+        }
+        async fn notes(&self, id: RowId) -> Result<Vec<NoteRow>> {
+            self.inner.notes(self.notes_of.unwrap_or(id)).await
+        }
+        async fn grants_all(&self) -> Result<Vec<GrantRow>> {
+            self.inner.grants_all().await
+        }
+        async fn export(
+            &self,
+            t: &TableSpec,
+            a: Option<Vec<u8>>,
+            l: u32,
+        ) -> Result<Vec<Vec<Value>>> {
+            self.inner.export(t, a, l).await
+        }
+        async fn import(&self, t: &TableSpec, r: Vec<Vec<Value>>) -> Result<()> {
+            self.inner.import(t, r).await
+        }
+        async fn count(&self, t: &TableSpec) -> Result<u64> {
+            self.inner.count(t).await
+        }
+        async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
+            self.inner.max_id(t).await
+        }
+    }
+
+    async fn session(dir: &std::path::Path) -> Session {
+        let url = format!("sqlcipher:{}", dir.join("v.db").display());
+        let kdf = KdfParams::danger_fast_for_tests();
+        Vault::create(
+            &url,
+            "admin",
+            "pw",
+            &CreateOptions {
+                kdf,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let opts = OpenOptions {
+            kdf,
+            pinned_root: None,
+        };
+        Vault::open(&url, "admin", "pw", &opts).await.unwrap()
+    }
+
+    /// Asked for patient A, a lying server answers with patient B's row
+    /// and B's notes. Each authenticates (under B's id), so only the check
+    /// that the answer is for A keeps B's data from being shown as A's.
+    #[tokio::test]
+    async fn an_answer_for_another_patient_is_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = session(dir.path()).await;
+        let new = |family: &str| NewPatient {
+            family_name: family.into(),
+            given_names: "X".into(),
+            born: "1970-01-01".into(),
+            sex: Sex::F,
+        };
+        let a = s.insert_patient(&new("Asked")).await.unwrap();
+        let b = s.insert_patient(&new("Other")).await.unwrap();
+        s.add_note(&b, "B's note", None).await.unwrap();
+        let honest = Arc::clone(&s.store);
+        s.store = Arc::new(Lying {
+            inner: Arc::clone(&honest),
+            patient_of: Some(b.0),
+            notes_of: None,
+        });
+        let err = s.get_patient(&a).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Tampered {
+                    table: "patients",
+                    column: "id"
+                }
+            ),
+            "{err}"
+        );
+        assert!(s.update_patient(&a, &new("Asked")).await.is_err());
+        // The patient row answered honestly, the notes are B's.
+        s.store = Arc::new(Lying {
+            inner: honest,
+            patient_of: None,
+            notes_of: Some(b.0),
+        });
+        let err = s.list_notes(&a, None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Tampered {
+                    table: "notes",
+                    column: "patient_id"
+                }
+            ),
+            "{err}"
+        );
+    }
 
     /// Invalid UTF-8 that authenticates (sealed with the right key) must
     /// give `NotUtf8`, not garbage: only code with the key can make it, so

@@ -27,6 +27,22 @@ use crate::store::{Store, StoreUrl, Value, TABLES};
 /// Rows per transaction for the large tables.
 const PAGE: u32 = 1000;
 
+/// Where the page after one ending at `last` starts. A store must answer
+/// pages in increasing id order and no larger than asked: one that repeats
+/// or overfills a page would otherwise keep a copy or a verify going
+/// forever.
+fn advance(table: &'static str, after: Option<&[u8]>, rows: usize, last: &[u8]) -> Result<Vec<u8>> {
+    let moved = after.is_none_or(|a| last > a);
+    if rows > PAGE as usize || !moved {
+        return Err(Error::BadStoredValue {
+            table,
+            column: "id",
+            expected: "in pages of increasing ids, no larger than asked",
+        });
+    }
+    Ok(last.to_vec())
+}
+
 /// What `copy` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct CopyReport {
@@ -130,7 +146,9 @@ impl Session {
                     let rows = src.export(t, after.clone(), PAGE).await?;
                     let Some(last) = rows.last() else { break };
                     after = match last.first() {
-                        Some(Value::Blob(b)) => Some(b.clone()),
+                        Some(Value::Blob(b)) => {
+                            Some(advance(t.name, after.as_deref(), rows.len(), b)?)
+                        }
                         _ => return Err(Error::Store(format!("{}: row id is not binary", t.name))),
                     };
                     let n = rows.len() as u64;
@@ -229,6 +247,12 @@ impl Session {
         loop {
             let rows = s.list_patients(after, PAGE).await?;
             let Some(last) = rows.last() else { break };
+            advance(
+                "patients",
+                after.as_ref().map(|a| &a[..]),
+                rows.len(),
+                &last.id,
+            )?;
             after = Some(last.id);
             for p in &rows {
                 let id = hex::encode(p.id);
@@ -281,7 +305,7 @@ impl Session {
             let rows = s.export(&crate::sql::NOTES, after.clone(), PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = match last.first() {
-                Some(Value::Blob(b)) => Some(b.clone()),
+                Some(Value::Blob(b)) => Some(advance("notes", after.as_deref(), rows.len(), b)?),
                 _ => None,
             };
             for row in rows {

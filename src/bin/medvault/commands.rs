@@ -34,16 +34,28 @@ struct QueryDoc {
     born: Option<String>,
 }
 
+/// The most `read_input` reads: far above any field's limit (a note is at
+/// most 64 KiB), far below what would exhaust memory.
+const INPUT_LIMIT: u64 = 16 << 20;
+
 /// The text of a file, or of standard input for `-`.
 fn read_input(src: &str) -> Result<String, CliError> {
     let mut bytes = Vec::new();
     let read = if src == "-" {
-        std::io::stdin().read_to_end(&mut bytes)
+        std::io::stdin()
+            .take(INPUT_LIMIT + 1)
+            .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(src).and_then(|mut f| f.read_to_end(&mut bytes))
+        std::fs::File::open(src).and_then(|f| f.take(INPUT_LIMIT + 1).read_to_end(&mut bytes))
     };
     let shown = if src == "-" { "standard input" } else { src };
     read.map_err(|e| CliError::msg(format!("cannot read {shown}: {e}"), "check the path"))?;
+    if bytes.len() as u64 > INPUT_LIMIT {
+        return Err(CliError::msg(
+            format!("{shown} is larger than 16 MiB"),
+            "a note is at most 64 KiB; give one value per document",
+        ));
+    }
     String::from_utf8(bytes).map_err(|_| {
         CliError::msg(
             format!("{shown} is not UTF-8 text"),
@@ -109,7 +121,7 @@ impl CliError {
                 Error::VaultExists(_) => "choose another --store path, or log in to the existing vault".into(),
                 Error::BadStoreUrl { .. } => "use --store sqlcipher:/path/to/clinic.db (or MEDVAULT_STORE)".into(),
                 Error::BadDate => "write dates as YYYY-MM-DD, e.g. 1970-03-02".into(),
-                Error::BadSex(_) => "use --sex F, M, X or U".into(),
+                Error::BadSex => "use --sex F, M, X or U".into(),
                 Error::BadId(_) => "ids are the 32 hex digits printed by `patient add` or `patient find`".into(),
                 Error::NoSuchPatient(_) => "find the patient with `medvault patient find`".into(),
                 Error::EmptyQuery => "give --family, --given and/or --born".into(),
@@ -211,8 +223,27 @@ fn json<T: serde::Serialize>(v: &T) -> R {
 fn print_patient(p: &Patient) {
     println!(
         "{}  {}, {}  born {}  sex {}",
-        p.id, p.family_name, p.given_names, p.born, p.sex
+        p.id,
+        shown(&p.family_name),
+        shown(&p.given_names),
+        shown(&p.born),
+        p.sex
     );
+}
+
+/// A string from the store (or decrypted from it) as the terminal gets it:
+/// control characters escaped, so a value cannot move the cursor, hide
+/// text or rewrite what was printed before it.
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub async fn run(cli: Cli) -> R {
@@ -284,10 +315,10 @@ pub async fn run(cli: Cli) -> R {
                     for u in users {
                         println!(
                             "{:<20} {:<6} {:<9} certified by {:<12} {}",
-                            u.name,
-                            u.role,
-                            u.status,
-                            u.certifier,
+                            shown(&u.name),
+                            shown(&u.role),
+                            shown(&u.status),
+                            shown(&u.certifier),
                             if u.trusted {
                                 "verified"
                             } else {
@@ -446,7 +477,13 @@ pub async fn run(cli: Cli) -> R {
                         return json(&list);
                     }
                     for n in &list.notes {
-                        println!("[{}] {} ({}): {}", n.scope, n.author, n.created_at, n.body);
+                        println!(
+                            "[{}] {} ({}): {}",
+                            shown(&n.scope),
+                            shown(&n.author),
+                            n.created_at,
+                            n.body
+                        );
                     }
                     if list.withheld > 0 {
                         println!("({} note(s) in scopes you hold no key for)", list.withheld);
@@ -527,7 +564,7 @@ pub async fn run(cli: Cli) -> R {
                     r.withheld
                 );
                 for p in &r.problems {
-                    println!("PROBLEM: {p}");
+                    println!("PROBLEM: {}", shown(p));
                 }
             }
             if r.problems.is_empty() {
