@@ -848,30 +848,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_utf8_after_decryption_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
-        let kdf = KdfParams::danger_fast_for_tests();
-        Vault::create(
-            &url,
-            "admin",
-            "pw",
-            &CreateOptions {
-                kdf,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        let s = Vault::open(
-            &url,
-            "admin",
-            "pw",
-            &OpenOptions {
-                kdf,
-                pinned_root: None,
-            },
-        )
-        .await
-        .unwrap();
+        let s = session(dir.path()).await;
         let id = s
             .insert_patient(&NewPatient {
                 family_name: "Valid".into(),
