@@ -298,3 +298,13 @@ async fn a_rotation_interrupted_after_the_rekey_is_finished() {
         "{err}"
     );
 }
+
+/// A huge file in place of the keyring is refused, not read into memory.
+#[tokio::test]
+async fn a_huge_keyring_file_is_refused() {
+    let f = Fixture::new().await;
+    let file = std::fs::File::create(f.keyring_path()).unwrap();
+    file.set_len((64 << 20) + 1).unwrap();
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}

@@ -467,6 +467,9 @@ pub fn wrap(recipients: &[&Cert], secret: &[u8]) -> Result<Vec<u8>> {
     Ok(sink)
 }
 
+/// The most [`Decryptor::unwrap`] reads out of a message.
+const UNWRAP_LIMIT: u64 = 4096;
+
 struct UnwrapHelper<'a> {
     pair: &'a KeyPair,
 }
@@ -511,8 +514,17 @@ impl Decryptor {
             .ok()?
             .with_policy(POLICY, None, helper)
             .ok()?;
+        // medvault wraps 32-byte keys: a message holding more (a planted
+        // one, say) is not read past this bound.
         let mut out = Zeroizing::new(Vec::new());
-        std::io::copy(&mut dec, &mut *out).ok()?;
+        std::io::copy(
+            &mut std::io::Read::take(&mut dec, UNWRAP_LIMIT + 1),
+            &mut *out,
+        )
+        .ok()?;
+        if out.len() as u64 > UNWRAP_LIMIT {
+            return None;
+        }
         Some(out)
     }
 }
@@ -623,5 +635,15 @@ mod tests {
             !verify(&cert, msg, &ahead),
             "a signature from tomorrow is refused"
         );
+    }
+
+    #[test]
+    fn unwrap_reads_no_more_than_a_key() {
+        let (cert, tsk) = generate_unprotected("t").unwrap();
+        let dec = OpenKey::parse(&tsk).unwrap().decryptor().unwrap();
+        let key = wrap(&[&cert], &[7; 32]).unwrap();
+        assert_eq!(&dec.unwrap(&key).unwrap()[..], &[7; 32]);
+        let big = wrap(&[&cert], &[7; 5000]).unwrap();
+        assert!(dec.unwrap(&big).is_none());
     }
 }

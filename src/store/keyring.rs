@@ -118,7 +118,7 @@ impl Keyring {
 
     /// Reads and parses the keyring file (checksum checked, MAC not yet).
     pub fn read(path: &Path) -> Result<Keyring> {
-        let data = match std::fs::read(path) {
+        let data = match read_bounded(path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::KeyringMissing(path.to_owned()))
@@ -258,6 +258,26 @@ impl Keyring {
     }
 }
 
+/// The largest keyring file read: far above any real one (about 1.5 KiB a
+/// user), far below what a planted file could make a client allocate.
+const MAX_KEYRING_BYTES: u64 = 64 << 20;
+
+/// A keyring file's bytes, refused past [`MAX_KEYRING_BYTES`].
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_KEYRING_BYTES + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_KEYRING_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than 64 MiB: not a keyring",
+        ));
+    }
+    Ok(data)
+}
+
 /// Where a keyring edit is written before the database transaction that
 /// goes with it commits (FORMAT.md §7.1): `<keyring>.next`.
 pub fn next_path(path: &Path) -> PathBuf {
@@ -288,8 +308,10 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 fn push_str8(out: &mut Vec<u8>, s: &str) {
-    // Invariant: names are validated to at most 64 bytes and fingerprints
-    // are 64 hex digits, so the length fits one byte.
+    // Invariant: every name written is that of a user row that verified to
+    // the root (an administrator validated it to at most 64 bytes before
+    // signing it), and fingerprints are at most 64 hex digits, so the
+    // length fits one byte.
     let b = s.as_bytes();
     let n = u8::try_from(b.len()).expect("short string");
     out.push(n);

@@ -308,7 +308,7 @@ impl SqliteStore {
         let keyring_path = super::StoreUrl::keyring_path(path);
         if adopt_next {
             let next = keyring::next_path(&keyring_path);
-            let bytes = std::fs::read(&next).map_err(|e| Error::io(&next, e))?;
+            let bytes = keyring::read_bounded(&next).map_err(|e| Error::io(&next, e))?;
             record_keyring_digest(&conn, &keyring::digest_of(&bytes))
                 .map_err(|e| sql_err(path, e))?;
         }
@@ -528,7 +528,7 @@ fn reconcile_keyring(conn: &Connection, key: &DbKey, keyring_path: &Path) -> Res
         .next()
         .transpose()?;
     let next = keyring::next_path(keyring_path);
-    if let Ok(bytes) = std::fs::read(&next) {
+    if let Ok(bytes) = keyring::read_bounded(&next) {
         if recorded.as_deref() == Some(&keyring::digest_of(&bytes)[..]) {
             std::fs::rename(&next, keyring_path).map_err(path_err)?;
             keyring::sync_dir(keyring_path);
@@ -536,7 +536,7 @@ fn reconcile_keyring(conn: &Connection, key: &DbKey, keyring_path: &Path) -> Res
             std::fs::remove_file(&next).map_err(path_err)?;
         }
     }
-    let bytes = std::fs::read(keyring_path).map_err(path_err)?;
+    let bytes = keyring::read_bounded(keyring_path).map_err(path_err)?;
     if let Some(d) = &recorded {
         if !crate::crypto::secret::ct_eq(d, &keyring::digest_of(&bytes)) {
             return Err(Error::KeyringTampered(keyring_path.to_owned()));

@@ -525,6 +525,16 @@ impl Session {
     pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = self.store.list_patients(after.map(|a| a.0), limit).await?;
+        // A page larger than asked, or not after `after`, is the store's
+        // invention (it would make a caller's paging loop forever).
+        let after_ok = |r: &PatientRow| after.is_none_or(|a| r.id > a.0);
+        if rows.len() > limit as usize || !rows.iter().all(after_ok) {
+            return Err(Error::BadStoredValue {
+                table: PATIENTS,
+                column: "id",
+                expected: "a page of ids after the one asked for, no larger than asked",
+            });
+        }
         let patients = rows
             .iter()
             .map(|r| self.open_patient(r))
@@ -679,6 +689,8 @@ mod tests {
         inner: Arc<dyn Store>,
         patient_of: Option<RowId>,
         notes_of: Option<RowId>,
+        /// Rows added to every page of `list_patients`.
+        overfill: u32,
     }
 
     #[async_trait::async_trait]
@@ -738,7 +750,7 @@ mod tests {
             self.inner.find_patients(c, v).await
         }
         async fn list_patients(&self, a: Option<RowId>, l: u32) -> Result<Vec<PatientRow>> {
-            self.inner.list_patients(a, l).await
+            self.inner.list_patients(a, l + self.overfill).await
         }
         async fn insert_note(&self, r: NoteRow) -> Result<bool> {
             self.inner.insert_note(r).await
@@ -810,6 +822,7 @@ mod tests {
             inner: Arc::clone(&honest),
             patient_of: Some(b.0),
             notes_of: None,
+            overfill: 0,
         });
         let err = s.get_patient(&a).await.unwrap_err();
         assert!(
@@ -825,9 +838,10 @@ mod tests {
         assert!(s.update_patient(&a, &new("Asked")).await.is_err());
         // The patient row answered honestly, the notes are B's.
         s.store = Arc::new(Lying {
-            inner: honest,
+            inner: Arc::clone(&honest),
             patient_of: None,
             notes_of: Some(b.0),
+            overfill: 0,
         });
         let err = s.list_notes(&a, None).await.unwrap_err();
         assert!(
@@ -836,6 +850,24 @@ mod tests {
                 Error::Tampered {
                     table: "notes",
                     column: "patient_id"
+                }
+            ),
+            "{err}"
+        );
+        // A page larger than asked (paging on it would never end).
+        s.store = Arc::new(Lying {
+            inner: honest,
+            patient_of: None,
+            notes_of: None,
+            overfill: 1,
+        });
+        let err = s.list_patients(None, 1).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::BadStoredValue {
+                    table: "patients",
+                    ..
                 }
             ),
             "{err}"
