@@ -12,6 +12,7 @@ per_store!(
     a_bad_users_row_is_a_typed_error_for_every_login,
     non_utf8_wrong_type_and_out_of_range_values_are_typed_errors,
     an_envelope_naming_an_unsigned_epoch_is_tampering,
+    a_note_order_at_its_limit_is_an_error_not_an_overflow,
 );
 
 fn bad_stored(err: &Error, t: &str, c: &str) -> bool {
@@ -363,4 +364,23 @@ async fn a_grafted_certificate_cannot_move_a_user_to_another_root() {
             "{err}"
         ),
     }
+}
+
+/// `notes.seq` set to the largest integer: the next note cannot be
+/// numbered. A typed error (on MySQL the server's own), nothing written,
+/// no overflow.
+async fn a_note_order_at_its_limit_is_an_error_not_an_overflow(f: Fixture) {
+    let a = f.admin().await;
+    let id = a
+        .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_note(&id, "first visit", None).await.unwrap();
+    f.exec("UPDATE notes SET seq = 9223372036854775807", vec![])
+        .await;
+    let err = a.add_note(&id, "second visit", None).await.unwrap_err();
+    if !f.is_mysql() {
+        assert!(bad_stored(&err, "notes", "seq"), "{err}");
+    }
+    assert_eq!(f.int("SELECT count(*) FROM notes", vec![]).await, 1);
 }

@@ -421,21 +421,21 @@ impl Ctx {
         tx: &Connection,
         edit: impl FnOnce(&mut Keyring) -> Result<()>,
     ) -> Result<PendingKeyring> {
-        let mut kr = Keyring::read(&self.keyring_path)?;
-        kr.verify(&self.key, &self.keyring_path)?;
+        let mut kr = self.keyring_in_force()?;
         edit(&mut kr)?;
-        let pending = PendingKeyring {
-            next: keyring::next_path(&self.keyring_path),
-            path: self.keyring_path.clone(),
-            installing: false,
-        };
+        let pending = PendingKeyring::new(&self.keyring_path);
         let digest = kr.write(&self.key, &pending.next)?;
         record_keyring_digest(tx, &digest).map_err(self.e())?;
         Ok(pending)
     }
-}
 
-impl Ctx {
+    /// The keyring file, its MAC checked under this operation's key.
+    fn keyring_in_force(&self) -> Result<Keyring> {
+        let kr = Keyring::read(&self.keyring_path)?;
+        kr.verify(&self.key, &self.keyring_path)?;
+        Ok(kr)
+    }
+
     /// Rotates the database key (FORMAT.md §7.2), after a user is disabled:
     /// they may have kept the old one. Runs with the connection held, so no
     /// other statement of this store runs meanwhile. Every entry of the
@@ -447,17 +447,12 @@ impl Ctx {
     /// before it leaves the old key in force, and disabling again rotates.
     fn rotate_db_key(&self, c: &Connection) -> Result<()> {
         let new = DbKey::generate();
-        let mut kr = Keyring::read(&self.keyring_path)?;
-        kr.verify(&self.key, &self.keyring_path)?;
+        let mut kr = self.keyring_in_force()?;
         for e in kr.entries.iter_mut() {
             let cert = pgp::LockedKey::parse(&e.locked_key)?.cert();
             e.wrapped_db_key = pgp::wrap(&[&cert], new.expose())?;
         }
-        let mut pending = PendingKeyring {
-            next: keyring::next_path(&self.keyring_path),
-            path: self.keyring_path.clone(),
-            installing: false,
-        };
+        let mut pending = PendingKeyring::new(&self.keyring_path);
         let digest = kr.write(&new, &pending.next)?;
         let pragma = Zeroizing::new(format!(
             "PRAGMA rekey = \"x'{}'\";",
@@ -483,6 +478,15 @@ struct PendingKeyring {
 }
 
 impl PendingKeyring {
+    /// A pending keyring beside `path`, not yet written.
+    fn new(path: &Path) -> PendingKeyring {
+        PendingKeyring {
+            next: keyring::next_path(path),
+            path: path.to_owned(),
+            installing: false,
+        }
+    }
+
     /// Puts the new keyring in force (after the commit). If the rename
     /// fails, `.next` stays: the next open installs it.
     fn install(mut self) -> Result<()> {
@@ -566,11 +570,10 @@ fn cells(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
         .collect()
 }
 
-/// The `seq` of the next note (FORMAT.md §9): one more than the largest.
-/// Called inside the write transaction, which holds SQLite's write lock.
-///
-/// The first of `count` new `seq` values. The largest stored one is read
-/// through the checked decoder, and the new ones must fit an `i64`.
+/// The first of `count` new note `seq` values (FORMAT.md §9): one more
+/// than the largest stored, read through the checked decoder; all `count`
+/// must fit an `i64`. Called inside the write transaction, which holds
+/// SQLite's write lock.
 fn next_note_seq(c: &Connection, x: &Ctx, count: usize) -> Result<i64> {
     let mut st = c
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM notes")
@@ -580,10 +583,13 @@ fn next_note_seq(c: &Connection, x: &Ctx, count: usize) -> Result<i64> {
     })?
     .pop()
     .unwrap_or(0);
-    i64::try_from(count)
+    let fits = i64::try_from(count)
         .ok()
         .and_then(|n| largest.checked_add(n))
-        .map(|_| largest + 1)
+        .is_some();
+    largest
+        .checked_add(1)
+        .filter(|_| fits)
         .ok_or(Error::BadStoredValue {
             table: "notes",
             column: "seq",
