@@ -242,6 +242,10 @@ pub enum Error {
     /// The encryption policy in `schema/` is inconsistent.
     #[error("encryption policy: {0}")]
     Policy(String),
+    /// A schema file (`schema/LANGUAGE.md`) with problems, or a schema
+    /// change that is refused: every problem, each with its line.
+    #[error("schema: {0}")]
+    Schema(crate::schema::parse::Problems),
     /// Recovery shares that do not combine.
     #[error("recovery shares: {0}")]
     BadShares(String),

@@ -56,6 +56,7 @@ pub mod keys;
 pub mod policy;
 pub mod records;
 mod runtime;
+pub mod schema;
 pub mod sql;
 pub mod store;
 pub mod vault;

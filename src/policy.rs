@@ -1,22 +1,17 @@
-//! The encryption policy of `schema/policy.toml`, compiled in.
+//! The encryption policy: the encrypted columns and blind indexes of a
+//! [`Schema`], flattened into two lists.
 //!
-//! The file is the reviewable statement of what is encrypted and indexed;
-//! the code reads its limits, padding and bits from here rather than from
-//! constants of its own, and tests check the migrations agree with it.
+//! The schema (`schema/policy.toml`, `schema/LANGUAGE.md`) is the one
+//! source of truth; this is a view of it for code that only asks "how is
+//! this column sealed" and "how many bits has this index".
 
 use std::sync::OnceLock;
 
-use serde::Deserialize;
-
 use crate::crypto::padding::Padding;
-use crate::error::{Error, Result};
-
-/// The policy text shipped with this build.
-pub const POLICY_TOML: &str = include_str!("../schema/policy.toml");
+use crate::schema::{Kind, Schema};
 
 /// One encrypted column.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct ColumnPolicy {
     /// Table.
     pub table: String,
@@ -33,8 +28,7 @@ pub struct ColumnPolicy {
 }
 
 /// One blind index.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct IndexPolicy {
     /// Table.
     pub table: String,
@@ -47,52 +41,58 @@ pub struct IndexPolicy {
 }
 
 /// The whole policy.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     /// Policy format version.
     pub format: u32,
     /// Planned number of patients (drives the recommended index bits).
     pub planned_population: u64,
     /// Encrypted columns.
-    #[serde(rename = "column")]
     pub columns: Vec<ColumnPolicy>,
     /// Blind indexes.
-    #[serde(rename = "index")]
     pub indexes: Vec<IndexPolicy>,
 }
 
 impl Policy {
-    /// Parses and checks a policy text.
-    pub fn parse(text: &str) -> Result<Policy> {
-        let p: Policy = toml::from_str(text).map_err(|e| Error::Policy(e.to_string()))?;
-        if p.format != 1 {
-            return Err(Error::Policy(format!("unknown policy format {}", p.format)));
-        }
-        for i in &p.indexes {
-            if i.bits == 0 || i.bits > 256 {
-                return Err(Error::Policy(format!(
-                    "{}.{}: bits must be 1..=256",
-                    i.table, i.column
-                )));
+    /// The encrypted columns and blind indexes of `schema`, flattened.
+    pub fn of(schema: &Schema) -> Policy {
+        let mut columns = Vec::new();
+        let mut indexes = Vec::new();
+        for t in &schema.tables {
+            for (c, e) in t.encrypted() {
+                columns.push(ColumnPolicy {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    scope: e.scope.to_string(),
+                    kind: match e.kind {
+                        Kind::Date { .. } => "date".into(),
+                        k => k.to_string(),
+                    },
+                    max_bytes: e.max_bytes,
+                    padding: e.padding,
+                });
             }
-            for c in &i.over {
-                if p.column(&i.table, c).is_none() {
-                    return Err(Error::Policy(format!(
-                        "{}.{} indexes {c}, which is not an encrypted column",
-                        i.table, i.column
-                    )));
-                }
+            for i in &t.indexes {
+                indexes.push(IndexPolicy {
+                    table: t.name.clone(),
+                    column: i.name.clone(),
+                    over: i.over.clone(),
+                    bits: i.bits,
+                });
             }
         }
-        Ok(p)
+        Policy {
+            format: crate::schema::FORMAT as u32,
+            planned_population: schema.planned_population,
+            columns,
+            indexes,
+        }
     }
 
-    /// The policy compiled into this build.
+    /// The policy of medvault's built-in schema.
     pub fn builtin() -> &'static Policy {
         static P: OnceLock<Policy> = OnceLock::new();
-        // Invariant: the shipped policy parses; `policy_parses` tests it.
-        P.get_or_init(|| Policy::parse(POLICY_TOML).expect("schema/policy.toml is valid"))
+        P.get_or_init(|| Policy::of(Schema::builtin()))
     }
 
     /// An encrypted column.
@@ -115,29 +115,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policy_parses() {
+    fn policy_flattens_the_builtin_schema() {
         let p = Policy::builtin();
         assert!(p.column("patients", "family_name").is_some());
+        assert!(
+            p.column("patients", "author").is_none(),
+            "plain columns are not in it"
+        );
+        assert_eq!(p.column("notes", "body").unwrap().scope, "per-row");
         assert_eq!(
             p.index("patients", "bi_family_born").unwrap().over,
             ["family_name", "born"]
         );
-    }
-
-    #[test]
-    fn shipped_bits_follow_the_planner() {
-        let p = Policy::builtin();
-        let want = crate::index::recommend_bits(p.planned_population);
-        for i in &p.indexes {
-            assert_eq!(i.bits, want, "{}.{}", i.table, i.column);
-        }
-    }
-
-    #[test]
-    fn bad_policies_are_refused() {
-        let bad = POLICY_TOML.replace("over = [\"given_names\"]", "over = [\"nickname\"]");
-        assert!(matches!(Policy::parse(&bad), Err(Error::Policy(_))));
-        let bad = POLICY_TOML.replace("format = 1", "format = 9");
-        assert!(matches!(Policy::parse(&bad), Err(Error::Policy(_))));
     }
 }

@@ -510,3 +510,71 @@ fn patient_data_from_standard_input_or_a_file() {
     );
     assert!(!o.ok);
 }
+
+/// `schema check` and `schema ddl` work offline on an application's file:
+/// a valid file says what it adds, a bad one lists each problem with its
+/// line and fails, and the SQL of a declared table is printed per dialect.
+#[test]
+fn schema_check_and_ddl() {
+    let c = Cli::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/emr/schema.toml");
+    let out = c.ok("", "", &["schema", "check", example]);
+    assert!(out.contains("add table appointments"), "{out}");
+    assert!(
+        out.contains("add column patients.insurance_number"),
+        "{out}"
+    );
+
+    let text = std::fs::read_to_string(example).unwrap();
+    let bad = text
+        .replacen("scope = \"clinical\"", "scope = \"clinicl\"", 1)
+        .replace("column = \"bi_drug\"", "column = \"bi-drug\"");
+    let o = c.run_stdin("", "", &["schema", "check", "-"], &bad);
+    assert!(!o.ok);
+    let line = |needle: &str| bad.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(
+        o.stderr.contains(&format!(
+            "line {}: unknown scope \"clinicl\"",
+            line("clinicl")
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains(&format!(
+            "line {}: index column name \"bi-drug\"",
+            line("bi-drug")
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("hint: "), "{}", o.stderr);
+
+    let out = c.ok(
+        "",
+        "",
+        &[
+            "schema",
+            "ddl",
+            "appointments",
+            "--schema",
+            example,
+            "--dialect",
+            "mysql",
+        ],
+    );
+    assert!(out.contains("`scope_id` INT UNSIGNED NOT NULL"), "{out}");
+    assert!(out.contains("`reason` BLOB NULL"), "{out}");
+    assert!(!out.contains("-- sqlite"), "{out}");
+    let out = c.ok("", "", &["schema", "ddl", "patients"]);
+    assert!(
+        out.contains("-- sqlite") && out.contains("-- mysql"),
+        "{out}"
+    );
+    c.fails(
+        "",
+        "",
+        &["schema", "ddl", "allergies"],
+        "no table \"allergies\"",
+    );
+}

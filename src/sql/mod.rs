@@ -5,6 +5,7 @@
 //! The stores keep what is theirs (connections, transactions, retries, the
 //! keyring); what a row *is* lives here, once.
 
+pub mod ddl;
 pub mod decode;
 
 use crate::error::Result;

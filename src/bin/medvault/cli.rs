@@ -76,6 +76,10 @@ pub enum Command {
     /// Check recovery shares against the vault's root key.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
+    /// The schema: check an application's declarations, print the SQL of
+    /// a table (no vault or login needed).
+    #[command(subcommand)]
+    Schema(SchemaCmd),
     /// Copy a whole vault to another store without decrypting any field
     /// (resumable: run it again after an interruption).
     Copy {
@@ -102,6 +106,30 @@ pub struct InitArgs {
     /// Shares printed.
     #[arg(long, default_value_t = 4)]
     pub shares: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCmd {
+    /// Check an application's schema file (`format = 2`,
+    /// schema/LANGUAGE.md) against medvault's built-in tables, and print
+    /// what it adds. Every problem is listed with its line.
+    Check {
+        /// The file, or `-` for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+    },
+    /// Print the statements that create TABLE, for SQLite and MySQL.
+    Ddl {
+        /// A built-in table (patients, notes) or one the --schema file
+        /// declares.
+        table: String,
+        /// An application's schema file declaring the table.
+        #[arg(long, value_name = "FILE|-")]
+        schema: Option<String>,
+        /// Only this dialect.
+        #[arg(long, value_parser = ["sqlite", "mysql"])]
+        dialect: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,12 +3,14 @@
 use std::fmt;
 use std::io::Read;
 
+use medvault::schema::Schema;
+use medvault::sql::ddl::{create_table, Dialect};
 use medvault::{
     CreateOptions, Error, Id, KdfParams, NewPatient, OpenOptions, Patient, PatientQuery, Session,
     Vault,
 };
 
-use crate::cli::{Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, ScopeCmd, UserCmd};
+use crate::cli::{Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, SchemaCmd, ScopeCmd, UserCmd};
 use crate::password;
 
 /// A patient as `patient add --from` reads it.
@@ -577,5 +579,82 @@ pub async fn run(cli: Cli) -> R {
             }
         }
         Command::Demo(a) => crate::demo::run(a, kdf(&cli)).await,
+        Command::Schema(cmd) => schema_cmd(&cli, cmd),
+    }
+}
+
+/// The built-in schema extended by an application's file.
+fn app_schema(src: &str) -> R<Schema> {
+    let text = read_input(src)?;
+    Schema::builtin().extend(&text).map_err(|e| match e {
+        Error::Schema(p) => CliError::msg(
+            format!(
+                "{} has {} problem(s):\n  {}",
+                if src == "-" { "standard input" } else { src },
+                p.0.len(),
+                p.0.iter()
+                    .map(|p| shown(&p.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+            "the schema language is in schema/LANGUAGE.md",
+        ),
+        e => CliError::Vault(e),
+    })
+}
+
+fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
+    match cmd {
+        SchemaCmd::Check { file } => {
+            let s = app_schema(file)?;
+            let changes = medvault::schema::change::plan(Schema::builtin(), &s)?;
+            let said: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+            if cli.json {
+                return json(&serde_json::json!({ "valid": true, "changes": said }));
+            }
+            println!(
+                "valid: {} table(s), {} change(s) to the built-in schema",
+                s.tables.len(),
+                said.len()
+            );
+            for c in &said {
+                println!("  {c}");
+            }
+            Ok(())
+        }
+        SchemaCmd::Ddl {
+            table,
+            schema,
+            dialect,
+        } => {
+            let s = match schema {
+                Some(f) => app_schema(f)?,
+                None => Schema::builtin().clone(),
+            };
+            let t = s.table(table).ok_or_else(|| {
+                CliError::msg(
+                    format!("no table {:?} is declared", shown(table)),
+                    format!(
+                        "declared: {}; an application's tables need --schema FILE",
+                        s.tables
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            for d in Dialect::ALL {
+                if dialect.as_deref().is_some_and(|want| want != d.name()) {
+                    continue;
+                }
+                println!("-- {}", d.name());
+                for stmt in create_table(t, d) {
+                    println!("{stmt};");
+                }
+                println!();
+            }
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,395 @@
+//! The schema language: which tables a vault holds, which of their columns
+//! are encrypted (under which scope, with which limits and padding), which
+//! blind indexes exist, and which table each row belongs to.
+//!
+//! The language is written down in `schema/LANGUAGE.md`; medvault's own
+//! tables (`patients`, `notes`) are declared in it in `schema/policy.toml`,
+//! and an application adds its tables, and columns and indexes on the
+//! built-in tables, with a file of its own:
+//!
+//! ```
+//! use medvault::schema::Schema;
+//!
+//! let app = r#"
+//! format = 2
+//!
+//! [[table]]
+//! name = "allergies"
+//! parent = "patients"
+//!
+//! [[column]]
+//! table = "allergies"
+//! column = "substance"
+//! scope = "clinical"
+//! kind = "text"
+//! max_bytes = 200
+//! padding = { block = 32 }
+//!
+//! [[index]]
+//! table = "allergies"
+//! column = "bi_substance"
+//! over = ["substance"]
+//! bits = 12
+//! "#;
+//! let schema = Schema::builtin().extend(app)?;
+//! let allergies = schema.table("allergies").expect("declared");
+//! assert_eq!(allergies.parent.as_ref().map(|p| p.column.as_str()), Some("parent_id"));
+//! # Ok::<(), medvault::Error>(())
+//! ```
+//!
+//! Every rule the parser enforces is in [`parse`]; every change an
+//! application may make to the schema in force is in [`change`].
+
+pub mod change;
+pub mod parse;
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::crypto::padding::Padding;
+use crate::error::Result;
+
+/// The built-in schema text shipped with this build (`schema/policy.toml`).
+pub const BUILTIN_TOML: &str = include_str!("../../schema/policy.toml");
+
+/// The schema language's version, the `format` every file states.
+pub const FORMAT: i64 = 2;
+
+/// Scopes a column may name (`scope = "..."`), besides `per-row`.
+pub const NAMED_SCOPES: [&str; 3] = ["identity", "clinical", "billing"];
+
+/// Every table, column and index name matches `[a-z][a-z0-9_]*` and is at
+/// most this long, so `<table>_<index>` SQL index names fit MySQL's 64.
+pub const MAX_IDENT: usize = 30;
+
+/// The largest `max_bytes` an encrypted column may declare (16 MiB: the
+/// size of a MySQL `MEDIUMBLOB`, and the CLI's input cap).
+pub const MAX_FIELD_BYTES: usize = 16 * 1024 * 1024 - 1024;
+
+/// The most columns one blind index may cover.
+pub const MAX_INDEX_PARTS: usize = 4;
+
+/// A whole schema: the built-in tables and an application's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schema {
+    /// Planned number of patients: the population blind-index bits are
+    /// checked against where a table names no `planned_rows`.
+    pub planned_population: u64,
+    /// Tables, built-in first, each in declaration order.
+    pub tables: Vec<Table>,
+}
+
+/// One table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Name.
+    pub name: String,
+    /// The table each row belongs to, if any.
+    pub parent: Option<Parent>,
+    /// Planned number of rows, for the blind-index planner (defaults to
+    /// the schema's `planned_population`).
+    pub planned_rows: Option<u64>,
+    /// Declared columns, in order (the implied `id`, parent and `scope_id`
+    /// columns are not listed: see [`Table::implied_columns`]).
+    pub columns: Vec<Column>,
+    /// Blind indexes, in order.
+    pub indexes: Vec<Index>,
+    /// Declared by medvault (`schema/policy.toml`), not by an application.
+    pub builtin: bool,
+}
+
+/// A table's parent: each row belongs to one row of `table`, whose id is
+/// in `column`; deleting the parent row deletes its children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parent {
+    /// Parent table.
+    pub table: String,
+    /// Column holding the parent row's id (`parent_id` unless declared).
+    pub column: String,
+}
+
+/// One declared column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// May hold no value (SQL `NULL`).
+    pub optional: bool,
+    /// Plain or encrypted, and what it holds.
+    pub ty: ColumnType,
+    /// Declared by medvault, not by an application.
+    pub builtin: bool,
+}
+
+/// What a column holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnType {
+    /// A value stored as it is, readable by whoever reads the database.
+    Plain(PlainType),
+    /// A field envelope (FORMAT.md §1).
+    Encrypted(Encrypted),
+}
+
+/// Types of plain columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlainType {
+    /// UTF-8 text.
+    Text,
+    /// A signed 64-bit integer.
+    Integer,
+    /// A calendar date, `YYYY-MM-DD` (or `YYYY` / `YYYY-MM` if partial).
+    Date {
+        /// A year, or a year and month, are accepted too.
+        partial: bool,
+    },
+    /// Seconds since the Unix epoch.
+    Timestamp,
+    /// True or false.
+    Boolean,
+    /// Bytes.
+    Bytes,
+    /// The id of a row of the named table.
+    Ref(String),
+}
+
+/// An encrypted column's policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encrypted {
+    /// Whose key encrypts it.
+    pub scope: ScopeRule,
+    /// The value kind: its type and its canonical form for indexes.
+    pub kind: Kind,
+    /// Largest plaintext accepted, in bytes.
+    pub max_bytes: usize,
+    /// Length padding before encryption.
+    pub padding: Padding,
+}
+
+/// Which scope's key encrypts a column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// Always this scope.
+    Named(String),
+    /// Each row names its scope (in its `scope_id` column).
+    PerRow,
+}
+
+impl fmt::Display for ScopeRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScopeRule::Named(s) => f.write_str(s),
+            ScopeRule::PerRow => f.write_str("per-row"),
+        }
+    }
+}
+
+/// Value kinds of encrypted columns. The kind fixes the value's type and
+/// the canonical form a blind index is computed over (FORMAT.md §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A personal name: accents, case, hyphens and apostrophes folded.
+    Name,
+    /// Free text: case and runs of white space folded.
+    Text,
+    /// A code (insurance number, sex, ICD-10): white space, `-`, `.` and
+    /// `/` removed, upper case.
+    Code,
+    /// A calendar date (`YYYY-MM-DD`, or partial when declared so).
+    Date {
+        /// A year, or a year and month, are accepted too.
+        partial: bool,
+    },
+    /// A signed 64-bit integer, in decimal.
+    Integer,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Name => "name",
+            Kind::Text => "text",
+            Kind::Code => "code",
+            Kind::Date { partial: false } => "date",
+            Kind::Date { partial: true } => "partial date",
+            Kind::Integer => "integer",
+        })
+    }
+}
+
+impl fmt::Display for PlainType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlainType::Text => f.write_str("text"),
+            PlainType::Integer => f.write_str("integer"),
+            PlainType::Date { partial: false } => f.write_str("date"),
+            PlainType::Date { partial: true } => f.write_str("partial date"),
+            PlainType::Timestamp => f.write_str("timestamp"),
+            PlainType::Boolean => f.write_str("boolean"),
+            PlainType::Bytes => f.write_str("bytes"),
+            PlainType::Ref(t) => write!(f, "reference to {t}"),
+        }
+    }
+}
+
+/// One blind index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Index {
+    /// The column holding the index value (by convention `bi_...`).
+    pub name: String,
+    /// The encrypted columns whose canonical values it covers, in order;
+    /// all of one named scope.
+    pub over: Vec<String>,
+    /// Bits kept of the HMAC.
+    pub bits: u16,
+    /// Declared by medvault, not by an application.
+    pub builtin: bool,
+}
+
+impl Index {
+    /// Stored bytes of one index value.
+    pub fn stored_len(&self) -> usize {
+        usize::from(self.bits).div_ceil(8)
+    }
+}
+
+/// A column a table has without declaring it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Implied<'a> {
+    /// `id`: 16 random bytes made by the client (FORMAT.md §1).
+    Id,
+    /// The parent row's id.
+    Parent(&'a Parent),
+    /// `scope_id`: the scope of a row whose columns are `per-row`.
+    ScopeId,
+}
+
+impl Implied<'_> {
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Implied::Id => "id",
+            Implied::Parent(p) => &p.column,
+            Implied::ScopeId => "scope_id",
+        }
+    }
+}
+
+impl Table {
+    /// A declared column.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// A blind index.
+    pub fn index(&self, name: &str) -> Option<&Index> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// Whether some column's scope is `per-row` (the table then has a
+    /// `scope_id` column).
+    pub fn row_scoped(&self) -> bool {
+        self.columns.iter().any(|c| {
+            matches!(
+                &c.ty,
+                ColumnType::Encrypted(Encrypted {
+                    scope: ScopeRule::PerRow,
+                    ..
+                })
+            )
+        })
+    }
+
+    /// The columns every row has without declaring them, in table order:
+    /// `id`, then the parent's id, then `scope_id` if row-scoped.
+    pub fn implied_columns(&self) -> Vec<Implied<'_>> {
+        let mut v = vec![Implied::Id];
+        if let Some(p) = &self.parent {
+            v.push(Implied::Parent(p));
+        }
+        if self.row_scoped() {
+            v.push(Implied::ScopeId);
+        }
+        v
+    }
+
+    /// The population this table's blind indexes are planned for.
+    pub fn population(&self, schema: &Schema) -> u64 {
+        self.planned_rows.unwrap_or(schema.planned_population)
+    }
+
+    /// The encrypted columns, with their policy.
+    pub fn encrypted(&self) -> impl Iterator<Item = (&Column, &Encrypted)> {
+        self.columns.iter().filter_map(|c| match &c.ty {
+            ColumnType::Encrypted(e) => Some((c, e)),
+            ColumnType::Plain(_) => None,
+        })
+    }
+}
+
+impl Schema {
+    /// The schema compiled into this build: medvault's own tables.
+    pub fn builtin() -> &'static Schema {
+        static S: OnceLock<Schema> = OnceLock::new();
+        // Invariant: the shipped file parses; `builtin_parses` tests it.
+        S.get_or_init(|| {
+            parse::parse_builtin(BUILTIN_TOML).expect("schema/policy.toml is a valid schema")
+        })
+    }
+
+    /// This schema with an application's declarations (`format = 2` TOML,
+    /// `schema/LANGUAGE.md`) added. Every problem found is reported, each
+    /// with the line of the application's file it is on.
+    pub fn extend(&self, text: &str) -> Result<Schema> {
+        parse::extend(self, text)
+    }
+
+    /// A table.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The tables whose parent is `name`.
+    pub fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Table> + 'a {
+        self.tables
+            .iter()
+            .filter(move |t| t.parent.as_ref().is_some_and(|p| p.table == name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_parses() {
+        let s = Schema::builtin();
+        let p = s.table("patients").unwrap();
+        assert!(p.builtin && p.parent.is_none());
+        assert_eq!(
+            p.index("bi_family_born").unwrap().over,
+            ["family_name", "born"]
+        );
+        let n = s.table("notes").unwrap();
+        assert_eq!(n.parent.as_ref().unwrap().column, "patient_id");
+        assert!(n.row_scoped());
+        assert_eq!(
+            n.implied_columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect::<Vec<_>>(),
+            ["id", "patient_id", "scope_id"]
+        );
+        assert_eq!(s.children("patients").count(), 1);
+    }
+
+    #[test]
+    fn shipped_bits_follow_the_planner() {
+        let s = Schema::builtin();
+        let want = crate::index::recommend_bits(s.planned_population);
+        for t in &s.tables {
+            for i in &t.indexes {
+                assert_eq!(i.bits, want, "{}.{}", t.name, i.name);
+            }
+        }
+    }
+}

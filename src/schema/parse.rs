@@ -1,0 +1,1069 @@
+//! Parsing and validating schema files (`schema/LANGUAGE.md`).
+//!
+//! A file is read into "raw" declarations that keep where each value was
+//! written, then checked against the schema it extends. Every problem is
+//! collected (not only the first), each with the line it is on, so an
+//! application's developer fixes a file in one pass.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    Column, ColumnType, Encrypted, Index, Kind, Parent, PlainType, Schema, ScopeRule, Table,
+    FORMAT, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
+};
+use crate::crypto::padding::Padding;
+use crate::error::{Error, Result};
+
+/// Tables medvault keeps for itself: an application cannot declare them.
+pub const RESERVED_TABLES: [&str; 6] = [
+    "vault_meta",
+    "users",
+    "scopes",
+    "epochs",
+    "grants",
+    "refinery_schema_history",
+];
+
+/// Prefixes no declared table may start with (SQLite's own tables, and
+/// medvault's future ones).
+pub const RESERVED_TABLE_PREFIXES: [&str; 2] = ["sqlite_", "medvault_"];
+
+/// One problem in a schema file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The 1-based line it is on, when it is on one.
+    pub line: Option<usize>,
+    /// What is wrong, and what to write instead where that is clear.
+    pub message: String,
+}
+
+/// Every problem found in a schema file (never empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    format: Spanned<i64>,
+    planned_population: Option<Spanned<i64>>,
+    #[serde(default)]
+    table: Vec<Spanned<RawTable>>,
+    #[serde(default)]
+    column: Vec<Spanned<RawColumn>>,
+    #[serde(default)]
+    index: Vec<Spanned<RawIndex>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Spanned<String>,
+    parent: Option<Spanned<String>>,
+    parent_column: Option<Spanned<String>>,
+    planned_rows: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    table: Spanned<String>,
+    column: Spanned<String>,
+    plain: Option<Spanned<String>>,
+    references: Option<Spanned<String>>,
+    scope: Option<Spanned<String>>,
+    kind: Option<Spanned<String>>,
+    max_bytes: Option<Spanned<i64>>,
+    padding: Option<Spanned<Padding>>,
+    optional: Option<Spanned<bool>>,
+    partial: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    table: Spanned<String>,
+    column: Spanned<String>,
+    over: Spanned<Vec<Spanned<String>>>,
+    bits: Spanned<i64>,
+}
+
+/// Collects problems against the text they are in.
+struct Check<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+    /// Tables and columns declared with a problem already reported: what
+    /// refers to them is not reported again.
+    rejected: HashSet<(String, String)>,
+}
+
+impl Check<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let line = Some(self.line(span));
+        self.problems.push(Problem {
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// Checks an identifier; true when it is one.
+    fn ident(&mut self, what: &str, name: &Spanned<String>) -> bool {
+        let s = name.get_ref();
+        let ok = s.len() <= MAX_IDENT
+            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            self.at(
+                name.span(),
+                format!(
+                    "{what} name {s:?} must match [a-z][a-z0-9_]* and be at most {MAX_IDENT} \
+                     characters (names end up in SQL and in key-derivation labels)"
+                ),
+            );
+        }
+        ok
+    }
+}
+
+/// Parses medvault's built-in schema (its tables are marked built-in).
+pub(crate) fn parse_builtin(text: &str) -> Result<Schema> {
+    let empty = Schema {
+        planned_population: 0,
+        tables: Vec::new(),
+    };
+    build(&empty, text, true)
+}
+
+/// `base` extended by an application's file.
+pub(crate) fn extend(base: &Schema, text: &str) -> Result<Schema> {
+    build(base, text, false)
+}
+
+fn build(base: &Schema, text: &str, builtin: bool) -> Result<Schema> {
+    let mut ck = Check {
+        text,
+        problems: Vec::new(),
+        rejected: HashSet::new(),
+    };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let line = e.span().map(|s| ck.line(s));
+            return Err(Error::Schema(Problems(vec![Problem {
+                line,
+                message: e.message().trim().to_string(),
+            }])));
+        }
+    };
+    if *raw.format.get_ref() != FORMAT {
+        ck.at(
+            raw.format.span(),
+            format!(
+                "format {} is not the schema language this build reads; write `format = {FORMAT}`",
+                raw.format.get_ref()
+            ),
+        );
+    }
+    let mut schema = base.clone();
+    match (&raw.planned_population, builtin) {
+        (Some(p), true) => match u64::try_from(*p.get_ref()) {
+            Ok(n) if n >= 1 => schema.planned_population = n,
+            _ => ck.at(p.span(), "planned_population must be at least 1"),
+        },
+        (None, true) => ck.problems.push(Problem {
+            line: None,
+            message: "the built-in schema needs planned_population".into(),
+        }),
+        (Some(p), false) => ck.at(
+            p.span(),
+            "planned_population belongs to medvault's built-in schema; \
+             give your tables `planned_rows` instead",
+        ),
+        (None, false) => {}
+    }
+
+    tables(&mut ck, &mut schema, &raw.table, builtin);
+    for c in &raw.column {
+        column(&mut ck, &mut schema, c, builtin);
+    }
+    for i in &raw.index {
+        index(&mut ck, &mut schema, i, builtin);
+    }
+    if ck.problems.is_empty() {
+        Ok(schema)
+    } else {
+        Err(Error::Schema(Problems(ck.problems)))
+    }
+}
+
+fn tables(ck: &mut Check<'_>, schema: &mut Schema, raw: &[Spanned<RawTable>], builtin: bool) {
+    let first_new = schema.tables.len();
+    let mut parents: Vec<(usize, &RawTable)> = Vec::new();
+    for t in raw {
+        let t = t.get_ref();
+        let name = t.name.get_ref();
+        if !ck.ident("table", &t.name) {
+            ck.rejected.insert((name.clone(), String::new()));
+            continue;
+        }
+        if RESERVED_TABLES.contains(&name.as_str())
+            || RESERVED_TABLE_PREFIXES.iter().any(|p| name.starts_with(p))
+        {
+            ck.at(
+                t.name.span(),
+                format!("table name {name:?} is reserved for medvault's own tables"),
+            );
+            ck.rejected.insert((name.clone(), String::new()));
+            continue;
+        }
+        if schema.table(name).is_some() {
+            let whose = if schema.table(name).is_some_and(|t| t.builtin) && !builtin {
+                " (it is built in: add columns to it with [[column]] table = ... instead)"
+            } else {
+                ""
+            };
+            ck.at(
+                t.name.span(),
+                format!("table {name:?} is declared twice{whose}"),
+            );
+            continue;
+        }
+        let planned_rows = match &t.planned_rows {
+            None => None,
+            Some(p) => match u64::try_from(*p.get_ref()) {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    ck.at(p.span(), "planned_rows must be at least 1");
+                    None
+                }
+            },
+        };
+        parents.push((schema.tables.len(), t));
+        schema.tables.push(Table {
+            name: name.clone(),
+            parent: None,
+            planned_rows,
+            columns: Vec::new(),
+            indexes: Vec::new(),
+            builtin,
+        });
+    }
+    // Parents may be declared below their children: resolve after all.
+    for (at, t) in parents {
+        if let Some(col) = &t.parent_column {
+            if t.parent.is_none() {
+                ck.at(col.span(), "parent_column needs a parent table");
+            }
+        }
+        let Some(parent) = &t.parent else { continue };
+        let name = t.name.get_ref();
+        if parent.get_ref() == name {
+            ck.at(
+                parent.span(),
+                format!("table {name:?} cannot be its own parent"),
+            );
+            continue;
+        }
+        if schema.table(parent.get_ref()).is_none() {
+            ck.at(
+                parent.span(),
+                format!("parent {:?} is not a declared table", parent.get_ref()),
+            );
+            continue;
+        }
+        let column = match &t.parent_column {
+            None => "parent_id".to_string(),
+            Some(c) => {
+                if !ck.ident("parent column", c) {
+                    continue;
+                }
+                if ["id", "scope_id"].contains(&c.get_ref().as_str()) {
+                    ck.at(
+                        c.span(),
+                        format!("parent_column cannot be {:?}", c.get_ref()),
+                    );
+                    continue;
+                }
+                c.get_ref().clone()
+            }
+        };
+        schema.tables[at].parent = Some(Parent {
+            table: parent.get_ref().clone(),
+            column,
+        });
+    }
+    // A chain of parents must end: follow each new table's chain.
+    for i in first_new..schema.tables.len() {
+        let mut seen = HashSet::new();
+        let mut cur = &schema.tables[i];
+        while let Some(p) = &cur.parent {
+            if !seen.insert(cur.name.clone()) {
+                let span = raw
+                    .iter()
+                    .find(|t| t.get_ref().name.get_ref() == &schema.tables[i].name)
+                    .map(|t| t.get_ref().name.span())
+                    .unwrap_or(0..0);
+                ck.at(
+                    span,
+                    format!(
+                        "table {:?} is its own ancestor (parents form a cycle)",
+                        schema.tables[i].name
+                    ),
+                );
+                break;
+            }
+            match schema.table(&p.table) {
+                Some(t) => cur = t,
+                None => break,
+            }
+        }
+    }
+}
+
+fn column(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawColumn>, builtin: bool) {
+    let c = raw.get_ref();
+    let Some(ti) = schema
+        .tables
+        .iter()
+        .position(|t| &t.name == c.table.get_ref())
+    else {
+        if !ck
+            .rejected
+            .contains(&(c.table.get_ref().clone(), String::new()))
+        {
+            ck.at(
+                c.table.span(),
+                format!("column of unknown table {:?}", c.table.get_ref()),
+            );
+        }
+        return;
+    };
+    let name = c.column.get_ref().clone();
+    // Whatever goes wrong below was said once: an index over this column
+    // does not say it again.
+    ck.rejected
+        .insert((c.table.get_ref().clone(), name.clone()));
+    if !ck.ident("column", &c.column) {
+        return;
+    }
+    let table = &schema.tables[ti];
+    if table.implied_columns().iter().any(|i| i.name() == name)
+        || name == "id"
+        || name == "scope_id"
+        || name == "parent_id"
+    {
+        ck.at(
+            c.column.span(),
+            format!(
+                "{}.{name}: `id`, `scope_id`, `parent_id` and the parent column are \
+                 medvault's (every table has them as needed)",
+                table.name
+            ),
+        );
+        return;
+    }
+    if table.column(&name).is_some() || table.index(&name).is_some() {
+        ck.at(
+            c.column.span(),
+            format!("{}.{name} is declared twice", table.name),
+        );
+        return;
+    }
+    let optional = c.optional.as_ref().is_some_and(|o| *o.get_ref());
+    if table.builtin && !builtin && !optional {
+        ck.at(
+            c.column.span(),
+            format!(
+                "{}.{name} is added to a built-in table whose rows exist already: \
+                 declare it `optional = true`",
+                table.name
+            ),
+        );
+    }
+    let partial = c.partial.as_ref().map(|p| (*p.get_ref(), p.span()));
+    let ty = match (&c.plain, &c.scope) {
+        (Some(_), Some(s)) => {
+            ck.at(
+                s.span(),
+                "a column is either plain (`plain = ...`) or encrypted (`scope = ...`), not both",
+            );
+            return;
+        }
+        (None, None) => {
+            ck.at(
+                c.column.span(),
+                format!(
+                    "{}.{name}: say `plain = \"<type>\"` for a clear column or `scope = \"<scope>\"` \
+                     for an encrypted one",
+                    table.name
+                ),
+            );
+            return;
+        }
+        (Some(p), None) => {
+            for (field, span) in [
+                ("kind", c.kind.as_ref().map(|s| s.span())),
+                ("max_bytes", c.max_bytes.as_ref().map(|s| s.span())),
+                ("padding", c.padding.as_ref().map(|s| s.span())),
+            ] {
+                if let Some(span) = span {
+                    ck.at(
+                        span,
+                        format!("`{field}` is for encrypted columns; {name} is plain"),
+                    );
+                }
+            }
+            match plain_type(ck, schema, p, c, partial) {
+                Some(t) => ColumnType::Plain(t),
+                None => return,
+            }
+        }
+        (None, Some(scope)) => {
+            if let Some(r) = &c.references {
+                ck.at(r.span(), "`references` goes with `plain = \"ref\"`");
+            }
+            match encrypted(ck, scope, c, partial) {
+                Some(e) => ColumnType::Encrypted(e),
+                None => return,
+            }
+        }
+    };
+    ck.rejected
+        .remove(&(c.table.get_ref().clone(), name.clone()));
+    schema.tables[ti].columns.push(Column {
+        name,
+        optional,
+        ty,
+        builtin,
+    });
+}
+
+fn plain_type(
+    ck: &mut Check<'_>,
+    schema: &Schema,
+    p: &Spanned<String>,
+    c: &RawColumn,
+    partial: Option<(bool, Range<usize>)>,
+) -> Option<PlainType> {
+    let t = match p.get_ref().as_str() {
+        "text" => PlainType::Text,
+        "integer" => PlainType::Integer,
+        "date" => PlainType::Date {
+            partial: partial.as_ref().is_some_and(|p| p.0),
+        },
+        "timestamp" => PlainType::Timestamp,
+        "boolean" => PlainType::Boolean,
+        "bytes" => PlainType::Bytes,
+        "ref" => match &c.references {
+            None => {
+                ck.at(
+                    p.span(),
+                    "`plain = \"ref\"` needs `references = \"<table>\"`",
+                );
+                return None;
+            }
+            Some(r) if schema.table(r.get_ref()).is_none() => {
+                ck.at(
+                    r.span(),
+                    format!("references unknown table {:?}", r.get_ref()),
+                );
+                return None;
+            }
+            Some(r) => PlainType::Ref(r.get_ref().clone()),
+        },
+        other => {
+            ck.at(
+                p.span(),
+                format!(
+                    "unknown plain type {other:?}; one of text, integer, date, timestamp, \
+                     boolean, bytes, ref"
+                ),
+            );
+            return None;
+        }
+    };
+    if let (Some(r), false) = (&c.references, matches!(t, PlainType::Ref(_))) {
+        ck.at(r.span(), "`references` goes with `plain = \"ref\"`");
+    }
+    if let (Some((_, span)), false) = (partial, matches!(t, PlainType::Date { .. })) {
+        ck.at(span, "`partial` is for dates");
+    }
+    Some(t)
+}
+
+fn encrypted(
+    ck: &mut Check<'_>,
+    scope: &Spanned<String>,
+    c: &RawColumn,
+    partial: Option<(bool, Range<usize>)>,
+) -> Option<Encrypted> {
+    let mut ok = true;
+    let scope_rule = match scope.get_ref().as_str() {
+        "per-row" => ScopeRule::PerRow,
+        s if NAMED_SCOPES.contains(&s) => ScopeRule::Named(s.to_string()),
+        other => {
+            ck.at(
+                scope.span(),
+                format!(
+                    "unknown scope {other:?}; one of {}, or \"per-row\"",
+                    NAMED_SCOPES.join(", ")
+                ),
+            );
+            ok = false;
+            ScopeRule::PerRow
+        }
+    };
+    let kind = match &c.kind {
+        None => {
+            ck.at(
+                c.column.span(),
+                "an encrypted column needs `kind` (name, text, code, date or integer)",
+            );
+            None
+        }
+        Some(k) => match k.get_ref().as_str() {
+            "name" => Some(Kind::Name),
+            "text" => Some(Kind::Text),
+            "code" => Some(Kind::Code),
+            "date" => Some(Kind::Date {
+                partial: partial.as_ref().is_some_and(|p| p.0),
+            }),
+            "integer" => Some(Kind::Integer),
+            other => {
+                ck.at(
+                    k.span(),
+                    format!("unknown kind {other:?}; one of name, text, code, date, integer"),
+                );
+                None
+            }
+        },
+    };
+    if let (Some((_, span)), Some(k)) = (&partial, kind) {
+        if !matches!(k, Kind::Date { .. }) {
+            ck.at(span.clone(), "`partial` is for dates");
+        }
+    }
+    let max_bytes = match &c.max_bytes {
+        None => {
+            ck.at(
+                c.column.span(),
+                "an encrypted column needs `max_bytes`, the largest value it takes",
+            );
+            None
+        }
+        Some(m) => match usize::try_from(*m.get_ref()) {
+            Ok(n) if (1..=MAX_FIELD_BYTES).contains(&n) => Some(n),
+            _ => {
+                ck.at(m.span(), format!("max_bytes must be 1..={MAX_FIELD_BYTES}"));
+                None
+            }
+        },
+    };
+    let padding = match &c.padding {
+        None => Padding::Block(16),
+        Some(p) => {
+            let good = match *p.get_ref() {
+                Padding::Block(n) => (1..=65536).contains(&n),
+                Padding::PowerOfTwo(n) => n.is_power_of_two() && n <= 1 << 20,
+            };
+            if !good {
+                ck.at(
+                    p.span(),
+                    "padding is { block = 1..=65536 } or { power_of_two = a power of two up to 2^20 }",
+                );
+                ok = false;
+            }
+            *p.get_ref()
+        }
+    };
+    let (kind, max_bytes) = (kind?, max_bytes?);
+    if ok && padding.padded_len(max_bytes) > MAX_FIELD_BYTES + 1024 {
+        ck.at(
+            c.column.span(),
+            "max_bytes padded is larger than 16 MiB, the most one cell holds",
+        );
+        ok = false;
+    }
+    ok.then_some(Encrypted {
+        scope: scope_rule,
+        kind,
+        max_bytes,
+        padding,
+    })
+}
+
+fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, builtin: bool) {
+    let i = raw.get_ref();
+    let Some(ti) = schema
+        .tables
+        .iter()
+        .position(|t| &t.name == i.table.get_ref())
+    else {
+        if !ck
+            .rejected
+            .contains(&(i.table.get_ref().clone(), String::new()))
+        {
+            ck.at(
+                i.table.span(),
+                format!("index of unknown table {:?}", i.table.get_ref()),
+            );
+        }
+        return;
+    };
+    if !ck.ident("index column", &i.column) {
+        return;
+    }
+    let name = i.column.get_ref().clone();
+    let table = &schema.tables[ti];
+    if table.column(&name).is_some()
+        || table.index(&name).is_some()
+        || table.implied_columns().iter().any(|c| c.name() == name)
+    {
+        ck.at(
+            i.column.span(),
+            format!("{}.{name} is declared twice", table.name),
+        );
+        return;
+    }
+    let over = i.over.get_ref();
+    if over.is_empty() || over.len() > MAX_INDEX_PARTS {
+        ck.at(
+            i.over.span(),
+            format!("an index covers 1..={MAX_INDEX_PARTS} columns"),
+        );
+        return;
+    }
+    let mut scope: Option<&ScopeRule> = None;
+    let mut seen = HashSet::new();
+    let mut ok = true;
+    for part in over {
+        let pname = part.get_ref();
+        if !seen.insert(pname.as_str()) {
+            ck.at(part.span(), format!("{pname} is covered twice"));
+            ok = false;
+            continue;
+        }
+        match table.column(pname).map(|c| &c.ty) {
+            None if ck.rejected.contains(&(table.name.clone(), pname.clone())) => ok = false,
+            None => {
+                ck.at(
+                    part.span(),
+                    format!("{}.{pname} is not a declared column", table.name),
+                );
+                ok = false;
+            }
+            Some(ColumnType::Plain(_)) => {
+                ck.at(
+                    part.span(),
+                    format!(
+                        "{}.{pname} is plain: blind indexes cover encrypted columns \
+                         (a plain column is searched as it is)",
+                        table.name
+                    ),
+                );
+                ok = false;
+            }
+            Some(ColumnType::Encrypted(e)) => {
+                if e.scope == ScopeRule::PerRow {
+                    ck.at(
+                        part.span(),
+                        format!(
+                            "{}.{pname} is per-row: an index key belongs to one scope",
+                            table.name
+                        ),
+                    );
+                    ok = false;
+                } else if let Some(s) = scope {
+                    if *s != e.scope {
+                        ck.at(
+                            part.span(),
+                            format!(
+                                "an index covers columns of one scope: {pname} is {}, \
+                                 the columns before it {s}",
+                                e.scope
+                            ),
+                        );
+                        ok = false;
+                    }
+                } else {
+                    scope = Some(&e.scope);
+                }
+            }
+        }
+    }
+    let population = table.population(schema);
+    let bits = match u16::try_from(*i.bits.get_ref()) {
+        Ok(b) if (1..=64).contains(&b) => Some(b),
+        _ => {
+            ck.at(i.bits.span(), "bits must be 1..=64");
+            None
+        }
+    };
+    if let Some(b) = bits {
+        let plan = crate::index::plan(population, b);
+        if plan.coincidences < 2.0 {
+            ck.at(
+                i.bits.span(),
+                format!(
+                    "{b} bits leave {:.2} rows per index value for the {population} planned rows \
+                     of {}: an index value would single out a row. The planner recommends {} \
+                     (set the table's planned_rows if it will hold more rows)",
+                    plan.coincidences,
+                    table.name,
+                    crate::index::recommend_bits(population)
+                ),
+            );
+            ok = false;
+        }
+    }
+    let (Some(bits), true) = (bits, ok) else {
+        return;
+    };
+    schema.tables[ti].indexes.push(Index {
+        name,
+        over: over.iter().map(|p| p.get_ref().clone()).collect(),
+        bits,
+        builtin,
+    });
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The application file of issue #9, accepted as written.
+    pub(crate) const ALLERGIES: &str = r#"format = 2
+
+[[table]]
+name = "allergies"
+parent = "patients"        # each row carries parent_id, the id of its patient
+
+[[column]]
+table = "allergies"
+column = "substance"
+scope = "clinical"
+kind = "text"
+max_bytes = 200
+padding = { block = 32 }
+
+[[column]]
+table = "allergies"
+column = "reaction"
+scope = "clinical"
+kind = "text"
+max_bytes = 2000
+padding = { power_of_two = 64 }
+
+[[column]]
+table = "allergies"
+column = "recorded_on"
+plain = "date"
+
+[[index]]
+table = "allergies"
+column = "bi_substance"
+over = ["substance"]
+bits = 12
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Schema::builtin().extend(text) {
+            Err(Error::Schema(Problems(p))) => p,
+            other => panic!("expected schema problems, got {other:?}"),
+        }
+    }
+
+    /// The one problem `text` has: its line and message.
+    fn problem(text: &str) -> (Option<usize>, String) {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{p:?}");
+        (p[0].line, p[0].message.clone())
+    }
+
+    #[test]
+    fn the_issue_file_is_accepted_as_written() {
+        let s = Schema::builtin().extend(ALLERGIES).unwrap();
+        let t = s.table("allergies").unwrap();
+        assert!(!t.builtin);
+        assert_eq!(
+            t.parent,
+            Some(Parent {
+                table: "patients".into(),
+                column: "parent_id".into()
+            })
+        );
+        assert_eq!(t.columns.len(), 3);
+        assert_eq!(
+            t.column("recorded_on").unwrap().ty,
+            ColumnType::Plain(PlainType::Date { partial: false })
+        );
+        let ColumnType::Encrypted(e) = &t.column("reaction").unwrap().ty else {
+            panic!("reaction is encrypted")
+        };
+        assert_eq!(e.scope, ScopeRule::Named("clinical".into()));
+        assert_eq!(e.padding, Padding::PowerOfTwo(64));
+        assert_eq!(t.index("bi_substance").unwrap().bits, 12);
+        // The built-in tables are untouched and still first.
+        assert_eq!(&s.tables[..2], &Schema::builtin().tables[..]);
+    }
+
+    #[test]
+    fn a_column_can_be_added_to_a_builtin_table_when_optional() {
+        let add = r#"format = 2
+[[column]]
+table = "patients"
+column = "insurance_number"
+scope = "identity"
+kind = "code"
+max_bytes = 32
+optional = true
+
+[[index]]
+table = "patients"
+column = "bi_insurance_number"
+over = ["insurance_number"]
+bits = 15
+"#;
+        let s = Schema::builtin().extend(add).unwrap();
+        let p = s.table("patients").unwrap();
+        assert!(p.column("insurance_number").unwrap().optional);
+        assert!(!p.index("bi_insurance_number").unwrap().builtin);
+        let (line, msg) = problem(&add.replace("optional = true\n", ""));
+        assert_eq!(line, Some(4));
+        assert!(msg.contains("optional = true"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_scope_and_kind_name_their_line() {
+        let (line, msg) =
+            problem(&ALLERGIES.replacen("scope = \"clinical\"", "scope = \"clinicl\"", 1));
+        assert_eq!(line, Some(10));
+        assert!(msg.contains("unknown scope \"clinicl\""), "{msg}");
+        let (line, msg) = problem(&ALLERGIES.replacen("kind = \"text\"", "kind = \"txt\"", 1));
+        assert_eq!(line, Some(11));
+        assert!(msg.contains("unknown kind \"txt\""), "{msg}");
+        let (line, msg) = problem(&ALLERGIES.replace("plain = \"date\"", "plain = \"day\""));
+        assert_eq!(line, Some(26));
+        assert!(msg.contains("unknown plain type"), "{msg}");
+    }
+
+    #[test]
+    fn identifiers_outside_the_alphabet_are_refused() {
+        for bad in [
+            "Allergies",
+            "1allergies",
+            "allergies-x",
+            "allergies;drop",
+            "a\u{e9}",
+            "",
+        ] {
+            let text = ALLERGIES.replace("\"allergies\"", &format!("{bad:?}"));
+            let p = problems(&text);
+            assert!(
+                p.iter()
+                    .any(|p| p.line == Some(4) && p.message.contains("[a-z][a-z0-9_]*")),
+                "{bad:?}: {p:?}"
+            );
+        }
+        let long = "a".repeat(MAX_IDENT + 1);
+        let (line, msg) = problem(&ALLERGIES.replace("\"reaction\"", &format!("{long:?}")));
+        assert_eq!(line, Some(17));
+        assert!(msg.contains("at most 30"), "{msg}");
+        let (line, _) = problem(&ALLERGIES.replace("bi_substance", "bi-substance"));
+        assert_eq!(line, Some(30));
+    }
+
+    #[test]
+    fn an_index_over_two_scopes_is_refused() {
+        let text = format!(
+            "{ALLERGIES}
+[[column]]
+table = \"allergies\"
+column = \"billed_code\"
+scope = \"billing\"
+kind = \"code\"
+max_bytes = 16
+
+[[index]]
+table = \"allergies\"
+column = \"bi_mixed\"
+over = [\"substance\", \"billed_code\"]
+bits = 12
+"
+        );
+        let (line, msg) = problem(&text);
+        assert_eq!(line, Some(44));
+        assert!(msg.contains("one scope"), "{msg}");
+        // A per-row column has no one index key either.
+        let per_row = text
+            .replace("scope = \"billing\"", "scope = \"per-row\"")
+            .replace("\"substance\", \"billed_code\"", "\"billed_code\"");
+        let (_, msg) = problem(&per_row);
+        assert!(msg.contains("per-row"), "{msg}");
+        // Nor does a plain column need one.
+        let (_, msg) =
+            problem(&ALLERGIES.replace("over = [\"substance\"]", "over = [\"recorded_on\"]"));
+        assert!(msg.contains("plain"), "{msg}");
+    }
+
+    #[test]
+    fn unsafe_bits_are_refused_with_the_planners_advice() {
+        let (line, msg) = problem(&ALLERGIES.replace("bits = 12", "bits = 20"));
+        assert_eq!(line, Some(32));
+        assert!(msg.contains("single out a row"), "{msg}");
+        assert!(msg.contains("recommends 15"), "{msg}");
+        // A table planned for more rows takes more bits.
+        let big = ALLERGIES.replace(
+            "parent = \"patients\"",
+            "parent = \"patients\"\nplanned_rows = 4000000",
+        );
+        let s = Schema::builtin()
+            .extend(&big.replace("bits = 12", "bits = 20"))
+            .unwrap();
+        assert_eq!(
+            s.table("allergies")
+                .unwrap()
+                .index("bi_substance")
+                .unwrap()
+                .bits,
+            20
+        );
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let text = format!("{ALLERGIES}\n[[table]]\nname = \"allergies\"\n");
+        let (line, msg) = problem(&text);
+        assert_eq!(line, Some(35));
+        assert!(msg.contains("declared twice"), "{msg}");
+        let (_, msg) = problem(&ALLERGIES.replace("\"reaction\"", "\"substance\""));
+        assert!(
+            msg.contains("allergies.substance is declared twice"),
+            "{msg}"
+        );
+        let (_, msg) = problem(&ALLERGIES.replace("\"bi_substance\"", "\"reaction\""));
+        assert!(msg.contains("declared twice"), "{msg}");
+        let p = problems(&ALLERGIES.replace("name = \"allergies\"", "name = \"patients\""));
+        assert!(p[0].message.contains("built in"), "{p:?}");
+        let (_, msg) = problem(&ALLERGIES.replace("\"recorded_on\"", "\"parent_id\""));
+        assert!(msg.contains("medvault's"), "{msg}");
+        let p = problems(&ALLERGIES.replace("name = \"allergies\"", "name = \"users\""));
+        assert!(p[0].message.contains("reserved"), "{p:?}");
+    }
+
+    #[test]
+    fn parents_must_exist_and_end() {
+        let (line, msg) =
+            problem(&ALLERGIES.replace("parent = \"patients\"", "parent = \"patient\""));
+        assert_eq!(line, Some(5));
+        assert!(msg.contains("not a declared table"), "{msg}");
+        let cycle = "format = 2
+[[table]]
+name = \"a\"
+parent = \"b\"
+[[table]]
+name = \"b\"
+parent = \"a\"
+";
+        let p = problems(cycle);
+        assert!(p.iter().all(|p| p.message.contains("cycle")), "{p:?}");
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn syntax_and_unknown_fields_name_their_line() {
+        let (line, msg) = problem(&ALLERGIES.replace("max_bytes = 200", "max_bytes = 200 200"));
+        assert_eq!(line, Some(12));
+        assert!(!msg.is_empty());
+        let (line, msg) = problem(&ALLERGIES.replace("max_bytes = 200", "max_byte = 200"));
+        assert_eq!(line, Some(12), "{msg}");
+        assert!(msg.contains("max_byte"), "{msg}");
+        let (line, msg) = problem(&ALLERGIES.replace("format = 2", "format = 1"));
+        assert_eq!(line, Some(1));
+        assert!(msg.contains("format = 2"), "{msg}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = ALLERGIES
+            .replace("scope = \"clinical\"", "scope = \"nope\"")
+            .replace("bits = 12", "bits = 0");
+        let p = problems(&text);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(
+            p.iter().map(|p| p.line).collect::<Vec<_>>(),
+            [Some(10), Some(18), Some(32)]
+        );
+    }
+
+    #[test]
+    fn encrypted_and_plain_fields_do_not_mix() {
+        let (_, msg) = problem(
+            &ALLERGIES.replace("plain = \"date\"", "plain = \"date\"\nscope = \"clinical\""),
+        );
+        assert!(msg.contains("not both"), "{msg}");
+        let (_, msg) =
+            problem(&ALLERGIES.replace("plain = \"date\"", "plain = \"date\"\nmax_bytes = 3"));
+        assert!(msg.contains("plain"), "{msg}");
+        let (_, msg) = problem(&ALLERGIES.replace("max_bytes = 200\n", ""));
+        assert!(msg.contains("max_bytes"), "{msg}");
+        let (_, msg) = problem(&ALLERGIES.replace("plain = \"date\"", "plain = \"ref\""));
+        assert!(msg.contains("references"), "{msg}");
+        let ok = ALLERGIES.replace(
+            "plain = \"date\"",
+            "plain = \"ref\"\nreferences = \"patients\"\noptional = true",
+        );
+        let s = Schema::builtin().extend(&ok).unwrap();
+        let c = s.table("allergies").unwrap().column("recorded_on").unwrap();
+        assert_eq!(c.ty, ColumnType::Plain(PlainType::Ref("patients".into())));
+        assert!(c.optional);
+        let partial = ALLERGIES.replace("plain = \"date\"", "plain = \"date\"\npartial = true");
+        let s = Schema::builtin().extend(&partial).unwrap();
+        assert_eq!(
+            s.table("allergies")
+                .unwrap()
+                .column("recorded_on")
+                .unwrap()
+                .ty,
+            ColumnType::Plain(PlainType::Date { partial: true })
+        );
+        let (_, msg) =
+            problem(&ALLERGIES.replacen("kind = \"text\"", "kind = \"text\"\npartial = true", 1));
+        assert!(msg.contains("partial"), "{msg}");
+    }
+}

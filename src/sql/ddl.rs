@@ -1,0 +1,286 @@
+//! `CREATE TABLE` statements built from the schema, for each dialect.
+//!
+//! One function per dialect turns a declared [`Table`] into the
+//! statements that create it, so a table's columns are written down once
+//! (in the schema) and never by hand in a store. Envelopes and blind
+//! indexes always go in binary columns: a text column with a collation
+//! would compare, trim or re-encode them.
+//!
+//! | declared | SQLite (`STRICT`) | MySQL / MariaDB |
+//! | --- | --- | --- |
+//! | `id` | `BLOB` primary key, 16 bytes | `BINARY(16)` primary key |
+//! | parent column | `BLOB` → parent `ON DELETE CASCADE` | `BINARY(16)`, same foreign key |
+//! | `scope_id` | `INTEGER` → `scopes` | `INT UNSIGNED` → `scopes` |
+//! | encrypted | `BLOB` | `VARBINARY(n)` up to 1024 bytes of envelope, else `BLOB` / `MEDIUMBLOB` |
+//! | blind index | `BLOB` + SQL index | `VARBINARY(32)` + SQL index |
+//! | text | `TEXT` | `TEXT` utf8mb4, binary collation |
+//! | integer, timestamp | `INTEGER` | `BIGINT` |
+//! | date | `TEXT` | `VARCHAR(10)` ascii |
+//! | boolean | `INTEGER` 0 or 1 | `BOOLEAN` |
+//! | bytes | `BLOB` | `MEDIUMBLOB` |
+//! | ref | `BLOB` → table, 16 bytes | `BINARY(16)` → table |
+
+use crate::crypto::envelope;
+use crate::schema::{ColumnType, Implied, PlainType, Table};
+
+/// An SQL dialect medvault speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite / SQLCipher.
+    Sqlite,
+    /// MySQL and MariaDB.
+    Mysql,
+}
+
+impl Dialect {
+    /// Both, in the order they are printed.
+    pub const ALL: [Dialect; 2] = [Dialect::Sqlite, Dialect::Mysql];
+
+    /// The dialect's name as the CLI prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Mysql => "mysql",
+        }
+    }
+
+    /// `name` quoted as an identifier. Declared names are `[a-z][a-z0-9_]*`
+    /// already (the schema parser refuses others); quoting keeps SQL
+    /// keywords usable as names.
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("\"{name}\""),
+            Dialect::Mysql => format!("`{name}`"),
+        }
+    }
+}
+
+/// The largest envelope a column's values make.
+fn envelope_len(e: &crate::schema::Encrypted) -> usize {
+    envelope::OVERHEAD + e.padding.padded_len(e.max_bytes)
+}
+
+/// The statements that create `table` in `dialect`, in order.
+pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
+    let q = |n: &str| dialect.quote(n);
+    let t = &table.name;
+    let mut cols: Vec<String> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut after: Vec<String> = Vec::new();
+    let null = |optional: bool| if optional { "NULL" } else { "NOT NULL" };
+    for i in table.implied_columns() {
+        let n = q(i.name());
+        cols.push(match (i, dialect) {
+            (Implied::Id, Dialect::Sqlite) => {
+                format!("{n} BLOB PRIMARY KEY NOT NULL CHECK (length({n}) = 16)")
+            }
+            (Implied::Id, Dialect::Mysql) => format!("{n} BINARY(16) NOT NULL PRIMARY KEY"),
+            (Implied::Parent(p), Dialect::Sqlite) => format!(
+                "{n} BLOB NOT NULL REFERENCES {} (\"id\") ON DELETE CASCADE CHECK (length({n}) = 16)",
+                q(&p.table)
+            ),
+            (Implied::Parent(p), Dialect::Mysql) => {
+                keys.push(format!(
+                    "FOREIGN KEY ({n}) REFERENCES {} (`id`) ON DELETE CASCADE",
+                    q(&p.table)
+                ));
+                format!("{n} BINARY(16) NOT NULL")
+            }
+            (Implied::ScopeId, Dialect::Sqlite) => {
+                format!("{n} INTEGER NOT NULL REFERENCES \"scopes\" (\"id\")")
+            }
+            (Implied::ScopeId, Dialect::Mysql) => {
+                keys.push(format!("FOREIGN KEY ({n}) REFERENCES `scopes` (`id`)"));
+                format!("{n} INT UNSIGNED NOT NULL")
+            }
+        });
+        if let Implied::Parent(p) = i {
+            let key = q(&format!("{t}_{}", p.column));
+            match dialect {
+                Dialect::Sqlite => {
+                    after.push(format!("CREATE INDEX {key} ON {} ({})", q(t), q(&p.column)))
+                }
+                Dialect::Mysql => keys.push(format!("KEY {key} ({})", q(&p.column))),
+            }
+        }
+    }
+    for c in &table.columns {
+        let n = q(&c.name);
+        let nn = null(c.optional);
+        cols.push(match (&c.ty, dialect) {
+            (ColumnType::Encrypted(_), Dialect::Sqlite) => format!("{n} BLOB {nn}"),
+            (ColumnType::Encrypted(e), Dialect::Mysql) => {
+                let len = envelope_len(e);
+                let ty = if len <= 1024 {
+                    format!("VARBINARY({len})")
+                } else if len <= 65_535 {
+                    "BLOB".into()
+                } else {
+                    "MEDIUMBLOB".into()
+                };
+                format!("{n} {ty} {nn}")
+            }
+            (ColumnType::Plain(p), Dialect::Sqlite) => match p {
+                PlainType::Text | PlainType::Date { .. } => format!("{n} TEXT {nn}"),
+                PlainType::Integer | PlainType::Timestamp => format!("{n} INTEGER {nn}"),
+                PlainType::Boolean => format!("{n} INTEGER {nn} CHECK ({n} IN (0, 1))"),
+                PlainType::Bytes => format!("{n} BLOB {nn}"),
+                PlainType::Ref(r) => format!(
+                    "{n} BLOB {nn} REFERENCES {} (\"id\") CHECK (length({n}) = 16)",
+                    q(r)
+                ),
+            },
+            (ColumnType::Plain(p), Dialect::Mysql) => match p {
+                PlainType::Text => {
+                    format!("{n} TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {nn}")
+                }
+                PlainType::Date { .. } => {
+                    format!("{n} VARCHAR(10) CHARACTER SET ascii COLLATE ascii_bin {nn}")
+                }
+                PlainType::Integer | PlainType::Timestamp => format!("{n} BIGINT {nn}"),
+                PlainType::Boolean => format!("{n} BOOLEAN {nn}"),
+                PlainType::Bytes => format!("{n} MEDIUMBLOB {nn}"),
+                PlainType::Ref(r) => {
+                    keys.push(format!("FOREIGN KEY ({n}) REFERENCES {} (`id`)", q(r)));
+                    format!("{n} BINARY(16) {nn}")
+                }
+            },
+        });
+    }
+    for i in &table.indexes {
+        let n = q(&i.name);
+        // An index over an optional column has no value where it is NULL.
+        let optional = i
+            .over
+            .iter()
+            .any(|c| table.column(c).is_some_and(|c| c.optional));
+        let nn = null(optional);
+        let key = q(&format!("{t}_{}", i.name));
+        match dialect {
+            Dialect::Sqlite => {
+                cols.push(format!("{n} BLOB {nn}"));
+                after.push(format!("CREATE INDEX {key} ON {} ({n})", q(t)));
+            }
+            Dialect::Mysql => {
+                cols.push(format!("{n} VARBINARY(32) {nn}"));
+                keys.push(format!("KEY {key} ({n})"));
+            }
+        }
+    }
+    let body = cols
+        .into_iter()
+        .chain(keys)
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    let tail = match dialect {
+        Dialect::Sqlite => ") STRICT",
+        Dialect::Mysql => ") ENGINE = InnoDB",
+    };
+    let mut out = vec![format!("CREATE TABLE {} (\n{body}\n{tail}", q(t))];
+    out.extend(after);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    const APP: &str = r#"format = 2
+[[table]]
+name = "appointments"
+parent = "patients"
+
+[[column]]
+table = "appointments"
+column = "at"
+plain = "timestamp"
+
+[[column]]
+table = "appointments"
+column = "reason"
+scope = "per-row"
+kind = "text"
+max_bytes = 500
+
+[[column]]
+table = "appointments"
+column = "with_doctor"
+plain = "ref"
+references = "patients"
+optional = true
+
+[[column]]
+table = "appointments"
+column = "confirmed"
+plain = "boolean"
+"#;
+
+    #[test]
+    fn sqlite_statements_run_and_make_the_declared_columns() {
+        let s = Schema::builtin().extend(APP).unwrap();
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE scopes (id INTEGER PRIMARY KEY NOT NULL)")
+            .unwrap();
+        for t in &s.tables {
+            for stmt in create_table(t, Dialect::Sqlite) {
+                c.execute_batch(&stmt)
+                    .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+            }
+        }
+        let mut st = c
+            .prepare("SELECT name, type, \"notnull\" FROM pragma_table_info('appointments')")
+            .unwrap();
+        let cols: Vec<(String, String, bool)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let want: Vec<(String, String, bool)> = [
+            ("id", "BLOB", true),
+            ("parent_id", "BLOB", true),
+            ("scope_id", "INTEGER", true),
+            ("at", "INTEGER", true),
+            ("reason", "BLOB", true),
+            ("with_doctor", "BLOB", false),
+            ("confirmed", "INTEGER", true),
+        ]
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect();
+        assert_eq!(cols, want);
+        // STRICT: a text in a blob column is refused by SQLite itself.
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let e = c.execute(
+            "INSERT INTO appointments VALUES (zeroblob(16), zeroblob(16), 1, 0, 'clear', NULL, 0)",
+            [],
+        );
+        let e = e.expect_err("a STRICT table refuses text in an envelope column");
+        assert!(
+            e.to_string()
+                .contains("cannot store TEXT value in BLOB column"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn mysql_envelope_columns_fit_their_largest_value() {
+        let s = Schema::builtin();
+        let sql = create_table(s.table("patients").unwrap(), Dialect::Mysql).join("\n");
+        // 200 bytes padded to 224, plus 41 of envelope.
+        assert!(
+            sql.contains("`family_name` VARBINARY(265) NOT NULL"),
+            "{sql}"
+        );
+        assert!(sql.contains("KEY `patients_bi_born` (`bi_born`)"), "{sql}");
+        let sql = create_table(s.table("notes").unwrap(), Dialect::Mysql).join("\n");
+        assert!(sql.contains("`body` MEDIUMBLOB NOT NULL"), "{sql}");
+        assert!(
+            sql.contains(
+                "FOREIGN KEY (`patient_id`) REFERENCES `patients` (`id`) ON DELETE CASCADE"
+            ),
+            "{sql}"
+        );
+    }
+}
