@@ -8,6 +8,12 @@
 //! `[header (the first 9 bytes), table, column, row id, nonce]`, so a
 //! ciphertext only opens in the cell (table, column, row) and under the
 //! scope and epoch it was sealed for.
+//!
+//! Cell envelope v2 (`schema/FORMAT.md` §1.4), for the tables a schema
+//! declares: the same layout with version byte `0x02`, and the S2V
+//! components `[header, cell, nonce]`, where `cell` is the table, the
+//! column, the row id and the parent row's id as length-prefixed parts
+//! ([`CellAd::encode`]). See [`seal_cell`] and [`open_cell`].
 
 use aes::{Aes128Enc, Aes256Enc};
 
@@ -240,6 +246,136 @@ pub fn open_prepared(
     }
 }
 
+/// Version byte of the cell envelope v2.
+pub const VERSION_CELL: u8 = 2;
+
+/// The cell a v2 envelope belongs to: every table a schema declares.
+#[derive(Clone, Copy, Debug)]
+pub struct CellAd<'a> {
+    /// Table name (an identifier of the schema: `[a-z][a-z0-9_]*`).
+    pub table: &'static str,
+    /// Column name.
+    pub column: &'static str,
+    /// The row's 16-byte id.
+    pub row: &'a [u8],
+    /// The parent row's id, or empty for a table without a parent.
+    pub parent: &'a [u8],
+}
+
+impl CellAd<'_> {
+    /// The associated data: each of table, column, row id and parent id as
+    /// a u32 big-endian length and its bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let parts: [&[u8]; 4] = [
+            self.table.as_bytes(),
+            self.column.as_bytes(),
+            self.row,
+            self.parent,
+        ];
+        let mut out = Vec::with_capacity(16 + parts.iter().map(|p| p.len()).sum::<usize>());
+        for p in parts {
+            // Invariant: names are at most 30 bytes and ids 16.
+            let len = u32::try_from(p.len()).expect("cell parts are short");
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
+
+fn header_v2(header: Header) -> [u8; HEADER_LEN] {
+    let mut h = header.bytes();
+    h[0] = VERSION_CELL;
+    h
+}
+
+impl Header {
+    /// Parses the header of a v2 cell envelope strictly.
+    pub fn parse_cell(blob: &[u8], cell: &CellAd<'_>) -> Result<Header> {
+        let bad = |reason| Error::MalformedEnvelope {
+            table: cell.table,
+            column: cell.column,
+            reason,
+        };
+        if blob.len() < OVERHEAD {
+            return Err(bad("shorter than the envelope overhead"));
+        }
+        if blob[0] != VERSION_CELL {
+            return Err(bad("not a cell envelope (version 2)"));
+        }
+        Ok(Header {
+            scope: u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]),
+            epoch: u32::from_be_bytes([blob[5], blob[6], blob[7], blob[8]]),
+        })
+    }
+}
+
+/// Seals an already padded plaintext for a declared table's `cell` under
+/// `(scope, epoch)`: a v2 envelope.
+pub fn seal_cell(key: &FieldKey, header: Header, cell: &CellAd<'_>, padded: &[u8]) -> Vec<u8> {
+    let nonce: [u8; NONCE_LEN] = super::random_array();
+    seal_cell_with_nonce(key, header, cell, padded, &nonce)
+}
+
+/// [`seal_cell`] with a caller-chosen nonce: for known-answer tests only.
+pub fn seal_cell_with_nonce(
+    key: &FieldKey,
+    header: Header,
+    cell: &CellAd<'_>,
+    padded: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Vec<u8> {
+    let h = header_v2(header);
+    let mut out = Vec::with_capacity(OVERHEAD + padded.len());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(&[0u8; TAG_LEN]);
+    out.extend_from_slice(padded);
+    let (head, body) = out.split_at_mut(OVERHEAD);
+    let siv = key.siv();
+    // Invariant: three components, far below MAX_COMPONENTS.
+    let state = siv.start(&[&h]).expect("one S2V component");
+    let tag = siv
+        .encrypt_in_place(&state, &[&cell.encode(), nonce], body)
+        .expect("S2V component count within limits");
+    head[HEADER_LEN + NONCE_LEN..].copy_from_slice(&tag);
+    out
+}
+
+/// Opens a v2 envelope for `cell`, returning the padded plaintext. The
+/// caller has parsed the header ([`Header::parse_cell`]) to find the key
+/// and passes it back.
+pub fn open_cell(
+    key: &FieldKey,
+    header: Header,
+    cell: &CellAd<'_>,
+    blob: &[u8],
+) -> Result<Vec<u8>> {
+    let h = header_v2(header);
+    if blob.len() < OVERHEAD || blob[..HEADER_LEN] != h {
+        return Err(Error::MalformedEnvelope {
+            table: cell.table,
+            column: cell.column,
+            reason: "header mismatch",
+        });
+    }
+    let nonce = &blob[HEADER_LEN..HEADER_LEN + NONCE_LEN];
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&blob[HEADER_LEN + NONCE_LEN..OVERHEAD]);
+    let mut body = blob[OVERHEAD..].to_vec();
+    let siv = key.siv();
+    // Invariant: as in seal_cell_with_nonce.
+    let state = siv.start(&[&h]).expect("one S2V component");
+    if siv.decrypt_in_place(&state, &[&cell.encode(), nonce], &mut body, &tag) {
+        Ok(body)
+    } else {
+        Err(Error::Tampered {
+            table: cell.table,
+            column: cell.column,
+        })
+    }
+}
+
 /// Raw AES-SIV with arbitrary S2V components: used only by the RFC 5297
 /// and Wycheproof tests, so that they run the same [`Siv`] code `seal` and
 /// `open` use (`tag || ciphertext` out). A 64-byte key selects AES-256-SIV (what medvault uses);
@@ -289,6 +425,73 @@ mod tests {
     use super::*;
     use crate::crypto::kdf;
     use crate::crypto::secret::EpochKey;
+
+    /// A v2 envelope opens only in its own cell: another table, column,
+    /// row or parent, another header, or a v1 reading of it is refused.
+    #[test]
+    fn a_cell_envelope_is_bound_to_table_column_row_and_parent() {
+        let k = kdf::field_key(&EpochKey::generate());
+        let header = Header { scope: 2, epoch: 3 };
+        let (row, parent, other) = ([1u8; 16], [2u8; 16], [9u8; 16]);
+        let cell = CellAd {
+            table: "allergies",
+            column: "substance",
+            row: &row,
+            parent: &parent,
+        };
+        let blob = seal_cell(&k, header, &cell, b"penicillin");
+        assert_eq!(Header::parse_cell(&blob, &cell).unwrap(), header);
+        assert_eq!(open_cell(&k, header, &cell, &blob).unwrap(), b"penicillin");
+        let moved = [
+            CellAd {
+                table: "allergie",
+                ..cell
+            },
+            CellAd {
+                column: "reaction",
+                ..cell
+            },
+            CellAd {
+                row: &other,
+                ..cell
+            },
+            CellAd {
+                parent: &other,
+                ..cell
+            },
+            CellAd {
+                parent: &[],
+                ..cell
+            },
+            // Length prefixes: the same bytes split differently differ.
+            CellAd {
+                table: "allergiess",
+                column: "ubstance",
+                ..cell
+            },
+        ];
+        for m in &moved {
+            assert!(
+                matches!(open_cell(&k, header, m, &blob), Err(Error::Tampered { .. })),
+                "{m:?}"
+            );
+        }
+        let other_header = Header { scope: 2, epoch: 4 };
+        assert!(matches!(
+            open_cell(&k, other_header, &cell, &blob),
+            Err(Error::MalformedEnvelope { .. })
+        ));
+        // A v1 reader does not take it, nor a v2 reader a v1 envelope.
+        let v1 = Cell {
+            table: "allergies",
+            column: "substance",
+            row: &row,
+        };
+        assert!(Header::parse(&blob, &v1).is_err());
+        let blob1 = seal(&k, header, &v1, b"penicillin");
+        assert!(Header::parse_cell(&blob1, &cell).is_err());
+        assert!(open_cell(&k, header, &cell, &blob1).is_err());
+    }
 
     /// A prefix prepared with one key and handed over with another is not
     /// used: the envelope is bound to the key it is sealed with, and opens
