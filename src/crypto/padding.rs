@@ -17,6 +17,16 @@ pub enum Padding {
     PowerOfTwo(usize),
 }
 
+impl std::fmt::Display for Padding {
+    /// As the schema language writes it: `{ block = 32 }`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Padding::Block(n) => write!(f, "{{ block = {n} }}"),
+            Padding::PowerOfTwo(n) => write!(f, "{{ power_of_two = {n} }}"),
+        }
+    }
+}
+
 impl Padding {
     /// The padded size of a plaintext of `len` bytes.
     pub fn padded_len(self, len: usize) -> usize {

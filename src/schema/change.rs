@@ -47,8 +47,9 @@ pub enum Change {
         /// Index column.
         index: String,
     },
-    /// A column's limits, padding or optionality relaxed.
-    Relax {
+    /// A column's limit, padding or optionality changed in a way the rows
+    /// there are stay valid under.
+    Adjust {
         /// Table.
         table: String,
         /// Column.
@@ -70,7 +71,7 @@ impl fmt::Display for Change {
                 )
             }
             Change::DropIndex { table, index } => write!(f, "drop blind index {table}.{index}"),
-            Change::Relax {
+            Change::Adjust {
                 table,
                 column,
                 what,
@@ -102,6 +103,12 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
         if ot.parent != nt.parent {
             no(format!("{}: a table's parent cannot change", ot.name));
         }
+        if !ot.row_scoped() && nt.row_scoped() {
+            no(format!(
+                "{}: a table whose rows exist cannot become per-row (they have no scope_id)",
+                ot.name
+            ));
+        }
         for oc in &ot.columns {
             let Some(nc) = nt.column(&oc.name) else {
                 no(format!(
@@ -115,7 +122,7 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
             if oc.optional && !nc.optional {
                 no(format!("{at}: an optional column cannot become required"));
             } else if !oc.optional && nc.optional {
-                out.push(Change::Relax {
+                out.push(Change::Adjust {
                     table: ot.name.clone(),
                     column: oc.name.clone(),
                     what: "now optional".into(),
@@ -133,7 +140,7 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                 }
                 (ColumnType::Plain(a), ColumnType::Plain(b)) => match (a, b) {
                     (PlainType::Date { partial: false }, PlainType::Date { partial: true }) => out
-                        .push(Change::Relax {
+                        .push(Change::Adjust {
                             table: ot.name.clone(),
                             column: oc.name.clone(),
                             what: "now takes partial dates".into(),
@@ -150,7 +157,7 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                     }
                     match (a.kind, b.kind) {
                         (Kind::Date { partial: false }, Kind::Date { partial: true }) => {
-                            out.push(Change::Relax {
+                            out.push(Change::Adjust {
                                 table: ot.name.clone(),
                                 column: oc.name.clone(),
                                 what: "now takes partial dates".into(),
@@ -160,7 +167,7 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                         _ => {}
                     }
                     if a.max_bytes != b.max_bytes {
-                        out.push(Change::Relax {
+                        out.push(Change::Adjust {
                             table: ot.name.clone(),
                             column: oc.name.clone(),
                             what: format!(
@@ -170,11 +177,11 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                         });
                     }
                     if a.padding != b.padding {
-                        out.push(Change::Relax {
+                        out.push(Change::Adjust {
                             table: ot.name.clone(),
                             column: oc.name.clone(),
                             what: format!(
-                                "padding {:?} -> {:?} (for values written from now on)",
+                                "padding {} -> {} (for values written from now on)",
                                 a.padding, b.padding
                             ),
                         });
@@ -316,6 +323,17 @@ mod tests {
                 column: "severity".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_table_cannot_become_per_row() {
+        let old = Schema::builtin().extend(ALLERGIES).unwrap();
+        let new = format!(
+            "{ALLERGIES}\n[[column]]\ntable = \"allergies\"\ncolumn = \"memo\"\n\
+             scope = \"per-row\"\nkind = \"text\"\nmax_bytes = 9\noptional = true\n"
+        );
+        let why = refused(&old, &Schema::builtin().extend(&new).unwrap());
+        assert!(why.contains("cannot become per-row"), "{why}");
     }
 
     #[test]

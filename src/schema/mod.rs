@@ -62,9 +62,13 @@ pub const NAMED_SCOPES: [&str; 3] = ["identity", "clinical", "billing"];
 /// most this long, so `<table>_<index>` SQL index names fit MySQL's 64.
 pub const MAX_IDENT: usize = 30;
 
-/// The largest `max_bytes` an encrypted column may declare (16 MiB: the
-/// size of a MySQL `MEDIUMBLOB`, and the CLI's input cap).
+/// The largest `max_bytes` an encrypted column may declare (16 MiB less
+/// 1 KiB; the padded value and the envelope must fit [`MAX_CELL_BYTES`]).
 pub const MAX_FIELD_BYTES: usize = 16 * 1024 * 1024 - 1024;
+
+/// The largest envelope one cell may hold: a MySQL `MEDIUMBLOB`
+/// (2^24 - 1 bytes).
+pub const MAX_CELL_BYTES: usize = (1 << 24) - 1;
 
 /// The most columns one blind index may cover.
 pub const MAX_INDEX_PARTS: usize = 4;

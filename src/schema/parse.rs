@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::{
     Column, ColumnType, Encrypted, Index, Kind, Parent, PlainType, Schema, ScopeRule, Table,
-    FORMAT, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
+    FORMAT, MAX_CELL_BYTES, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
 };
 use crate::crypto::padding::Padding;
 use crate::error::{Error, Result};
@@ -300,6 +300,12 @@ fn tables(ck: &mut Check<'_>, schema: &mut Schema, raw: &[Spanned<RawTable>], bu
             continue;
         }
         if schema.table(parent.get_ref()).is_none() {
+            if ck
+                .rejected
+                .contains(&(parent.get_ref().clone(), String::new()))
+            {
+                continue;
+            }
             ck.at(
                 parent.span(),
                 format!("parent {:?} is not a declared table", parent.get_ref()),
@@ -327,30 +333,28 @@ fn tables(ck: &mut Check<'_>, schema: &mut Schema, raw: &[Spanned<RawTable>], bu
             column,
         });
     }
-    // A chain of parents must end: follow each new table's chain.
+    // A chain of parents must end: a table whose chain comes back to it is
+    // in a cycle (one that merely leads into a cycle is not reported).
     for i in first_new..schema.tables.len() {
-        let mut seen = HashSet::new();
+        let me = &schema.tables[i].name;
         let mut cur = &schema.tables[i];
-        while let Some(p) = &cur.parent {
-            if !seen.insert(cur.name.clone()) {
+        for _ in 0..schema.tables.len() {
+            let Some(next) = cur.parent.as_ref().and_then(|p| schema.table(&p.table)) else {
+                break;
+            };
+            if &next.name == me {
                 let span = raw
                     .iter()
-                    .find(|t| t.get_ref().name.get_ref() == &schema.tables[i].name)
+                    .find(|t| t.get_ref().name.get_ref() == me)
                     .map(|t| t.get_ref().name.span())
                     .unwrap_or(0..0);
                 ck.at(
                     span,
-                    format!(
-                        "table {:?} is its own ancestor (parents form a cycle)",
-                        schema.tables[i].name
-                    ),
+                    format!("table {me:?} is its own ancestor (parents form a cycle)"),
                 );
                 break;
             }
-            match schema.table(&p.table) {
-                Some(t) => cur = t,
-                None => break,
-            }
+            cur = next;
         }
     }
 }
@@ -454,6 +458,17 @@ fn column(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawColumn>, bui
             }
         }
         (None, Some(scope)) => {
+            if scope.get_ref() == "per-row" && table.builtin && !builtin && !table.row_scoped() {
+                ck.at(
+                    scope.span(),
+                    format!(
+                        "{} has no per-row scope (no scope_id column), and its rows exist \
+                         already: name a scope",
+                        table.name
+                    ),
+                );
+                return;
+            }
             if let Some(r) = &c.references {
                 ck.at(r.span(), "`references` goes with `plain = \"ref\"`");
             }
@@ -612,10 +627,13 @@ fn encrypted(
         }
     };
     let (kind, max_bytes) = (kind?, max_bytes?);
-    if ok && padding.padded_len(max_bytes) > MAX_FIELD_BYTES + 1024 {
+    if ok && padding.padded_len(max_bytes) + crate::crypto::envelope::OVERHEAD > MAX_CELL_BYTES {
         ck.at(
             c.column.span(),
-            "max_bytes padded is larger than 16 MiB, the most one cell holds",
+            format!(
+                "max_bytes padded, with the envelope's 41 bytes, is larger than \
+                 {MAX_CELL_BYTES} bytes, the most one cell holds"
+            ),
         );
         ok = false;
     }
@@ -650,10 +668,20 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     }
     let name = i.column.get_ref().clone();
     let table = &schema.tables[ti];
-    if table.column(&name).is_some()
-        || table.index(&name).is_some()
+    if ["id", "scope_id", "parent_id"].contains(&name.as_str())
         || table.implied_columns().iter().any(|c| c.name() == name)
     {
+        ck.at(
+            i.column.span(),
+            format!(
+                "{}.{name}: `id`, `scope_id`, `parent_id` and the parent column are \
+                 medvault's (every table has them as needed)",
+                table.name
+            ),
+        );
+        return;
+    }
+    if table.column(&name).is_some() || table.index(&name).is_some() {
         ck.at(
             i.column.span(),
             format!("{}.{name} is declared twice", table.name),
@@ -736,16 +764,25 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     };
     if let Some(b) = bits {
         let plan = crate::index::plan(population, b);
-        if plan.coincidences < 2.0 {
+        let best = crate::index::recommend_bits(population);
+        if plan.coincidences < 2.0 && crate::index::plan(population, best).coincidences < 2.0 {
+            ck.at(
+                i.bits.span(),
+                format!(
+                    "no blind index is safe for {population} planned rows of {}: every index \
+                     value would single out a row (set planned_rows to the rows it will hold)",
+                    table.name
+                ),
+            );
+            ok = false;
+        } else if plan.coincidences < 2.0 {
             ck.at(
                 i.bits.span(),
                 format!(
                     "{b} bits leave {:.2} rows per index value for the {population} planned rows \
                      of {}: an index value would single out a row. The planner recommends {} \
                      (set the table's planned_rows if it will hold more rows)",
-                    plan.coincidences,
-                    table.name,
-                    crate::index::recommend_bits(population)
+                    plan.coincidences, table.name, best
                 ),
             );
             ok = false;
@@ -966,6 +1003,29 @@ bits = 12
     }
 
     #[test]
+    fn limits_that_cannot_hold_are_refused() {
+        // The padded value and the envelope must fit a MEDIUMBLOB.
+        let (_, msg) = problem(&ALLERGIES.replace(
+            "max_bytes = 2000\npadding = { power_of_two = 64 }",
+            "max_bytes = 8388608\npadding = { power_of_two = 64 }",
+        ));
+        assert!(msg.contains("the most one cell holds"), "{msg}");
+        // A table too small for any safe index says so, not "use 1 bit".
+        let tiny = ALLERGIES.replace("parent = \"patients\"", "planned_rows = 3");
+        let (_, msg) = problem(&tiny.replace("bits = 12", "bits = 1"));
+        assert!(msg.contains("no blind index is safe"), "{msg}");
+        // A per-row column cannot be added to patients (no scope_id there).
+        let (_, msg) = problem(
+            "format = 2\n[[column]]\ntable = \"patients\"\ncolumn = \"memo\"\n\
+             scope = \"per-row\"\nkind = \"text\"\nmax_bytes = 9\noptional = true\n",
+        );
+        assert!(msg.contains("no per-row scope"), "{msg}");
+        // Index names follow the column rule for medvault's names.
+        let (_, msg) = problem(&ALLERGIES.replace("\"bi_substance\"", "\"scope_id\""));
+        assert!(msg.contains("medvault's"), "{msg}");
+    }
+
+    #[test]
     fn duplicates_are_refused() {
         let text = format!("{ALLERGIES}\n[[table]]\nname = \"allergies\"\n");
         let (line, msg) = problem(&text);
@@ -1003,6 +1063,11 @@ parent = \"a\"
         let p = problems(cycle);
         assert!(p.iter().all(|p| p.message.contains("cycle")), "{p:?}");
         assert_eq!(p.len(), 2);
+        // A table that leads into a cycle is not in it.
+        let into = format!("{cycle}[[table]]\nname = \"c\"\nparent = \"a\"\n");
+        let p = problems(&into);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p.iter().all(|p| !p.message.contains("\"c\"")), "{p:?}");
     }
 
     #[test]
