@@ -246,6 +246,11 @@ pub enum Error {
     /// change that is refused: every problem, each with its line.
     #[error("schema: {0}")]
     Schema(crate::schema::parse::Problems),
+    /// The tables in the database do not agree with the schema in force
+    /// (a table or column missing, an envelope in a text column): every
+    /// disagreement, by table and column name.
+    #[error("the database does not match the schema in force: {0}")]
+    SchemaMismatch(String),
     /// Recovery shares that do not combine.
     #[error("recovery shares: {0}")]
     BadShares(String),

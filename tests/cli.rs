@@ -577,4 +577,26 @@ fn schema_check_and_ddl() {
         &["schema", "ddl", "allergies"],
         "no table \"allergies\"",
     );
+
+    // Applied to a vault: printed, signed, shown; a second apply is a no-op.
+    c.ok("admin", "pw", &["init"]);
+    let out = c.ok("admin", "pw", &["schema", "apply", "--dry-run", example]);
+    assert!(out.contains("would change (5)"), "{out}");
+    assert!(c
+        .ok("admin", "pw", &["schema", "show"])
+        .contains("schema version 0"));
+    let out = c.ok("admin", "pw", &["schema", "apply", example]);
+    assert!(
+        out.contains("schema version 1 is in force, signed by admin"),
+        "{out}"
+    );
+    let out = c.ok("admin", "pw", &["schema", "apply", example]);
+    assert!(out.contains("nothing to change"), "{out}");
+    let out = c.ok("admin", "pw", &["schema", "show"]);
+    assert!(out.contains("schema version 1, applied by admin"), "{out}");
+    assert!(
+        out.contains("tables: patients, notes, allergies, prescriptions, appointments"),
+        "{out}"
+    );
+    assert!(out.contains("column = \"insurance_number\""), "{out}");
 }

@@ -186,6 +186,16 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     },
                     g("fingerprint"),
                 ),
+                "policy" => trust::policy_record(
+                    &vid,
+                    &medvault::store::PolicyRow {
+                        version: g("version").parse().unwrap(),
+                        text: g("text").replace("\\n", "\n").into_bytes(),
+                        signer: g("signer").into(),
+                        signed_at: g("signed_at").parse().unwrap(),
+                        signature: vec![],
+                    },
+                ),
                 "epoch" => trust::epoch_record(
                     &vid,
                     &ScopeRow {

@@ -32,8 +32,7 @@ pub enum Change {
         /// Column.
         column: String,
     },
-    /// A new blind index on a table that exists (its values are computed
-    /// for the rows there are).
+    /// A new blind index on a table that exists.
     AddIndex {
         /// Table.
         table: String,
@@ -64,12 +63,7 @@ impl fmt::Display for Change {
         match self {
             Change::AddTable(t) => write!(f, "add table {t}"),
             Change::AddColumn { table, column } => write!(f, "add column {table}.{column}"),
-            Change::AddIndex { table, index } => {
-                write!(
-                    f,
-                    "add blind index {table}.{index} (computed for existing rows)"
-                )
-            }
+            Change::AddIndex { table, index } => write!(f, "add blind index {table}.{index}"),
             Change::DropIndex { table, index } => write!(f, "drop blind index {table}.{index}"),
             Change::Adjust {
                 table,

@@ -21,7 +21,7 @@
 //! | ref | `BLOB` → table, 16 bytes | `BINARY(16)` → table |
 
 use crate::crypto::envelope;
-use crate::schema::{ColumnType, Implied, PlainType, Table};
+use crate::schema::{Column, ColumnType, Encrypted, Implied, Index, PlainType, Table};
 
 /// An SQL dialect medvault speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,93 @@ fn envelope_len(e: &crate::schema::Encrypted) -> usize {
     envelope::OVERHEAD + e.padding.padded_len(e.max_bytes)
 }
 
+/// A column definition and the MySQL keys (foreign keys) it needs.
+struct ColumnSql {
+    def: String,
+    keys: Vec<String>,
+}
+
+fn null(optional: bool) -> &'static str {
+    if optional {
+        "NULL"
+    } else {
+        "NOT NULL"
+    }
+}
+
+fn declared_column(c: &Column, dialect: Dialect) -> ColumnSql {
+    let q = |n: &str| dialect.quote(n);
+    let n = q(&c.name);
+    let nn = null(c.optional);
+    let mut keys = Vec::new();
+    let def = match (&c.ty, dialect) {
+        (ColumnType::Encrypted(_), Dialect::Sqlite) => format!("{n} BLOB {nn}"),
+        (ColumnType::Encrypted(e), Dialect::Mysql) => {
+            format!("{n} {} {nn}", mysql_envelope_type(e))
+        }
+        (ColumnType::Plain(p), Dialect::Sqlite) => match p {
+            PlainType::Text | PlainType::Date { .. } => format!("{n} TEXT {nn}"),
+            PlainType::Integer | PlainType::Timestamp => format!("{n} INTEGER {nn}"),
+            PlainType::Boolean => format!("{n} INTEGER {nn} CHECK ({n} IN (0, 1))"),
+            PlainType::Bytes => format!("{n} BLOB {nn}"),
+            PlainType::Ref(r) => format!(
+                "{n} BLOB {nn} REFERENCES {} (\"id\") CHECK (length({n}) = 16)",
+                q(r)
+            ),
+        },
+        (ColumnType::Plain(p), Dialect::Mysql) => match p {
+            PlainType::Text => format!("{n} TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {nn}"),
+            PlainType::Date { .. } => {
+                format!("{n} VARCHAR(10) CHARACTER SET ascii COLLATE ascii_bin {nn}")
+            }
+            PlainType::Integer | PlainType::Timestamp => format!("{n} BIGINT {nn}"),
+            PlainType::Boolean => format!("{n} BOOLEAN {nn}"),
+            PlainType::Bytes => format!("{n} MEDIUMBLOB {nn}"),
+            PlainType::Ref(r) => {
+                keys.push(format!("FOREIGN KEY ({n}) REFERENCES {} (`id`)", q(r)));
+                format!("{n} BINARY(16) {nn}")
+            }
+        },
+    };
+    ColumnSql { def, keys }
+}
+
+/// The MySQL type of an encrypted column: the largest envelope it holds.
+pub fn mysql_envelope_type(e: &Encrypted) -> String {
+    let len = envelope_len(e);
+    if len <= 1024 {
+        format!("VARBINARY({len})")
+    } else if len <= 65_535 {
+        "BLOB".into()
+    } else {
+        "MEDIUMBLOB".into()
+    }
+}
+
+/// An index column's definition (NULL where a covered column is optional:
+/// a row without that value has no index value) and its SQL index: for
+/// SQLite a `CREATE INDEX` statement, for MySQL a `KEY` clause.
+fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) {
+    let q = |n: &str| dialect.quote(n);
+    let n = q(&i.name);
+    let optional = i
+        .over
+        .iter()
+        .any(|c| table.column(c).is_some_and(|c| c.optional));
+    let nn = null(optional);
+    let key = q(&format!("{}_{}", table.name, i.name));
+    match dialect {
+        Dialect::Sqlite => (
+            format!("{n} BLOB {nn}"),
+            format!("CREATE INDEX {key} ON {} ({n})", q(&table.name)),
+        ),
+        Dialect::Mysql => (
+            format!("{n} VARBINARY(32) {nn}"),
+            format!("KEY {key} ({n})"),
+        ),
+    }
+}
+
 /// The statements that create `table` in `dialect`, in order.
 pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
     let q = |n: &str| dialect.quote(n);
@@ -67,7 +154,6 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
     let mut cols: Vec<String> = Vec::new();
     let mut keys: Vec<String> = Vec::new();
     let mut after: Vec<String> = Vec::new();
-    let null = |optional: bool| if optional { "NULL" } else { "NOT NULL" };
     for i in table.implied_columns() {
         let n = q(i.name());
         cols.push(match (i, dialect) {
@@ -105,66 +191,16 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
         }
     }
     for c in &table.columns {
-        let n = q(&c.name);
-        let nn = null(c.optional);
-        cols.push(match (&c.ty, dialect) {
-            (ColumnType::Encrypted(_), Dialect::Sqlite) => format!("{n} BLOB {nn}"),
-            (ColumnType::Encrypted(e), Dialect::Mysql) => {
-                let len = envelope_len(e);
-                let ty = if len <= 1024 {
-                    format!("VARBINARY({len})")
-                } else if len <= 65_535 {
-                    "BLOB".into()
-                } else {
-                    "MEDIUMBLOB".into()
-                };
-                format!("{n} {ty} {nn}")
-            }
-            (ColumnType::Plain(p), Dialect::Sqlite) => match p {
-                PlainType::Text | PlainType::Date { .. } => format!("{n} TEXT {nn}"),
-                PlainType::Integer | PlainType::Timestamp => format!("{n} INTEGER {nn}"),
-                PlainType::Boolean => format!("{n} INTEGER {nn} CHECK ({n} IN (0, 1))"),
-                PlainType::Bytes => format!("{n} BLOB {nn}"),
-                PlainType::Ref(r) => format!(
-                    "{n} BLOB {nn} REFERENCES {} (\"id\") CHECK (length({n}) = 16)",
-                    q(r)
-                ),
-            },
-            (ColumnType::Plain(p), Dialect::Mysql) => match p {
-                PlainType::Text => {
-                    format!("{n} TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {nn}")
-                }
-                PlainType::Date { .. } => {
-                    format!("{n} VARCHAR(10) CHARACTER SET ascii COLLATE ascii_bin {nn}")
-                }
-                PlainType::Integer | PlainType::Timestamp => format!("{n} BIGINT {nn}"),
-                PlainType::Boolean => format!("{n} BOOLEAN {nn}"),
-                PlainType::Bytes => format!("{n} MEDIUMBLOB {nn}"),
-                PlainType::Ref(r) => {
-                    keys.push(format!("FOREIGN KEY ({n}) REFERENCES {} (`id`)", q(r)));
-                    format!("{n} BINARY(16) {nn}")
-                }
-            },
-        });
+        let c = declared_column(c, dialect);
+        cols.push(c.def);
+        keys.extend(c.keys);
     }
     for i in &table.indexes {
-        let n = q(&i.name);
-        // An index over an optional column has no value where it is NULL.
-        let optional = i
-            .over
-            .iter()
-            .any(|c| table.column(c).is_some_and(|c| c.optional));
-        let nn = null(optional);
-        let key = q(&format!("{t}_{}", i.name));
+        let (def, key) = index_column(table, i, dialect);
+        cols.push(def);
         match dialect {
-            Dialect::Sqlite => {
-                cols.push(format!("{n} BLOB {nn}"));
-                after.push(format!("CREATE INDEX {key} ON {} ({n})", q(t)));
-            }
-            Dialect::Mysql => {
-                cols.push(format!("{n} VARBINARY(32) {nn}"));
-                keys.push(format!("KEY {key} ({n})"));
-            }
+            Dialect::Sqlite => after.push(key),
+            Dialect::Mysql => keys.push(key),
         }
     }
     let body = cols
@@ -180,6 +216,46 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
     let mut out = vec![format!("CREATE TABLE {} (\n{body}\n{tail}", q(t))];
     out.extend(after);
     out
+}
+
+/// The statements that add the declared column `column` of `table` (an
+/// optional column: rows exist already). `None` if it is not declared.
+pub fn add_column(table: &Table, column: &str, dialect: Dialect) -> Option<Vec<String>> {
+    let c = declared_column(table.column(column)?, dialect);
+    let t = dialect.quote(&table.name);
+    Some(match dialect {
+        Dialect::Sqlite => vec![format!("ALTER TABLE {t} ADD COLUMN {}", c.def)],
+        Dialect::Mysql => {
+            let mut clauses = vec![format!("ADD COLUMN {}", c.def)];
+            clauses.extend(c.keys.into_iter().map(|k| format!("ADD {k}")));
+            vec![format!("ALTER TABLE {t} {}", clauses.join(", "))]
+        }
+    })
+}
+
+/// The statements that add the index `index` of `table`: its column and
+/// its SQL index. `None` if it is not declared.
+pub fn add_index(table: &Table, index: &str, dialect: Dialect) -> Option<Vec<String>> {
+    let (def, key) = index_column(table, table.index(index)?, dialect);
+    let t = dialect.quote(&table.name);
+    Some(match dialect {
+        Dialect::Sqlite => vec![format!("ALTER TABLE {t} ADD COLUMN {def}"), key],
+        Dialect::Mysql => vec![format!("ALTER TABLE {t} ADD COLUMN {def}, ADD {key}")],
+    })
+}
+
+/// The statements that drop the index column `index` of `table` and its
+/// SQL index.
+pub fn drop_index(table: &str, index: &str, dialect: Dialect) -> Vec<String> {
+    let q = |n: &str| dialect.quote(n);
+    let drop = format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(index));
+    match dialect {
+        Dialect::Sqlite => vec![
+            format!("DROP INDEX IF EXISTS {}", q(&format!("{table}_{index}"))),
+            drop,
+        ],
+        Dialect::Mysql => vec![drop],
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ pub mod ddl;
 pub mod decode;
 
 use crate::error::Result;
-use crate::store::{EpochRow, GrantRow, NoteRow, PatientRow, ScopeRow, UserRow};
+use crate::store::{
+    EpochRow, GrantRow, NoteRow, PatientRow, PolicyRow, ScopeRow, StoredColumn, UserRow,
+};
 pub use decode::{Cell, RowDecoder};
 
 /// A table as `copy`, `verify` and the row decoders see it.
@@ -147,8 +149,18 @@ pub const NOTES: TableSpec = TableSpec {
     vault_rows: "1 = 1",
 };
 
+/// `policies`: the signed versions of the schema in force.
+pub const POLICIES: TableSpec = TableSpec {
+    name: "policies",
+    columns: &["version", "text", "signer", "signed_at", "signature"],
+    paged: false,
+    vault_rows: "1 = 1",
+};
+
 /// Every table of a vault, parents before children.
-pub const TABLES: &[TableSpec] = &[VAULT_META, USERS, SCOPES, EPOCHS, GRANTS, PATIENTS, NOTES];
+pub const TABLES: &[TableSpec] = &[
+    VAULT_META, USERS, SCOPES, EPOCHS, GRANTS, POLICIES, PATIENTS, NOTES,
+];
 
 /// Plain column list of a table (`a, b, c`), for statements.
 pub fn column_list(t: &TableSpec) -> String {
@@ -238,6 +250,29 @@ pub fn note_row(cells: Vec<Cell>) -> Result<NoteRow> {
         author: d.text(4)?,
         created_at: d.int(5)?,
         seq: d.int(6)?,
+    })
+}
+
+/// A `policies` row.
+pub fn policy_row(cells: Vec<Cell>) -> Result<PolicyRow> {
+    let mut d = POLICIES.decoder(cells)?;
+    Ok(PolicyRow {
+        version: d.int(0)?,
+        text: d.blob(1)?,
+        signer: d.text(2)?,
+        signed_at: d.int(3)?,
+        signature: d.blob(4)?,
+    })
+}
+
+/// A column as a store's catalogue describes it: `(name, binary, nullable)`
+/// with the last two as 0 or 1 (both stores' statements compute them).
+pub fn stored_column(cells: Vec<Cell>) -> Result<StoredColumn> {
+    let mut d = RowDecoder::new("catalogue", &["name", "binary", "nullable"], cells)?;
+    Ok(StoredColumn {
+        name: d.text(0)?,
+        binary: d.int::<i64>(1)? != 0,
+        nullable: d.int::<i64>(2)? != 0,
     })
 }
 

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub use crate::sql::ddl::Dialect;
 pub use crate::sql::{TableSpec, TABLES};
 pub use url::StoreUrl;
 
@@ -260,11 +261,85 @@ impl std::fmt::Debug for Value {
     }
 }
 
+/// A signed version of the schema in force (`policies` table, FORMAT.md
+/// §5.4). `Debug` leaves out the text and the signature.
+#[derive(Clone)]
+pub struct PolicyRow {
+    /// Version: 1 for the first apply, one more for each next.
+    pub version: u64,
+    /// The application's schema file as applied (UTF-8 TOML).
+    pub text: Vec<u8>,
+    /// The administrator who applied it.
+    pub signer: String,
+    /// Unix seconds.
+    pub signed_at: i64,
+    /// Signature (FORMAT.md §5.4).
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for PolicyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRow")
+            .field("version", &self.version)
+            .field("signer", &self.signer)
+            .field("signed_at", &self.signed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A column as the database describes it (for the check that the tables
+/// agree with the schema in force).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredColumn {
+    /// Name.
+    pub name: String,
+    /// A binary type (SQLite `BLOB`; MySQL `BINARY`, `VARBINARY`, `*BLOB`).
+    pub binary: bool,
+    /// Accepts NULL.
+    pub nullable: bool,
+}
+
+/// One step of applying a schema: the statements of the store's dialect,
+/// and how to tell they ran (the MySQL store resumes a half-done apply by
+/// skipping the steps that are done; DDL there commits on its own).
+#[derive(Clone, Debug)]
+pub struct SchemaStep {
+    /// The table the step changes.
+    pub table: String,
+    /// When the step counts as done.
+    pub done_when: Done,
+    /// Statements, in order.
+    pub statements: Vec<String>,
+}
+
+/// When a [`SchemaStep`] is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// The table exists.
+    TableExists,
+    /// The table has this column.
+    ColumnExists(String),
+    /// The table has no such column.
+    ColumnAbsent(String),
+}
+
 /// The store interface. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// A description for messages (no credentials).
     fn describe(&self) -> String;
+
+    /// The SQL dialect the store speaks.
+    fn dialect(&self) -> crate::sql::ddl::Dialect;
+
+    /// The policy row of the highest version, if any was applied.
+    async fn latest_policy(&self) -> Result<Option<PolicyRow>>;
+    /// The columns of `table`, or `None` if there is no such table.
+    async fn table_columns(&self, table: &str) -> Result<Option<Vec<StoredColumn>>>;
+    /// Runs `steps` (those not done yet), then stores `row`; SQLite does
+    /// all of it in one transaction. A row of that version stored already
+    /// is [`crate::Error::Store`]: another administrator applied first.
+    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()>;
 
     /// A `vault_meta` value.
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;

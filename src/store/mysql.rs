@@ -17,8 +17,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, RowId, ScopeRow,
-    Store, TableSpec, UserRow, Value,
+    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
+    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
 use crate::sql::{self, Cell};
@@ -414,6 +414,58 @@ async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result
 
 /// The cells of a row, as the driver returned them: cannot fail on the
 /// value's type, which the checked decoders of [`crate::sql`] judge.
+/// The columns of `table` in the current database, in order.
+async fn catalogue(c: &mut Conn, table: &str) -> Result<Vec<StoredColumn>, TxError> {
+    let rows: Vec<mysql_async::Row> = c
+        .exec(
+            "SELECT column_name,
+                    data_type IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob'),
+                    is_nullable = 'YES'
+             FROM information_schema.columns
+             WHERE table_schema = DATABASE() AND table_name = ?
+             ORDER BY ordinal_position",
+            (table,),
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| sql::stored_column(cells(r)).map_err(TxError::Vault))
+        .collect()
+}
+
+/// Runs the steps not done yet, then stores the row; under the migration
+/// lock. MySQL commits each DDL statement on its own, so a crash can leave
+/// some steps done: the next apply of the same schema skips them (each
+/// step says how to tell it is done) and finishes.
+async fn apply_locked(c: &mut Conn, steps: &[SchemaStep], row: &PolicyRow) -> Result<(), TxError> {
+    for s in steps {
+        let cols = catalogue(c, &s.table).await?;
+        let has = |n: &str| cols.iter().any(|c| c.name == n);
+        let done = match &s.done_when {
+            Done::TableExists => !cols.is_empty(),
+            Done::ColumnExists(n) => has(n),
+            Done::ColumnAbsent(n) => !has(n),
+        };
+        if !done {
+            for stmt in &s.statements {
+                c.query_drop(stmt).await?;
+            }
+        }
+    }
+    c.exec_drop(
+        "INSERT INTO policies (version, text, signer, signed_at, signature)
+         VALUES (?, ?, ?, ?, ?)",
+        (
+            row.version,
+            row.text.clone(),
+            row.signer.clone(),
+            row.signed_at,
+            row.signature.clone(),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 fn cells(row: mysql_async::Row) -> Vec<Cell> {
     row.unwrap_raw()
         .into_iter()
@@ -449,6 +501,59 @@ fn patient_params(p: &PatientRow) -> mysql_async::Params {
 impl Store for MysqlStore {
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Mysql
+    }
+
+    async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
+        let stmt = format!(
+            "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",
+            sql::column_list(&sql::POLICIES)
+        );
+        Ok(self
+            .fetch(&stmt, (), sql::policy_row)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn table_columns(&self, table: &str) -> Result<Option<Vec<StoredColumn>>> {
+        let mut c = self.conn().await?;
+        let cols = catalogue(&mut c, table).await.map_err(|e| match e {
+            TxError::Db(e) => self.err(e),
+            TxError::Vault(e) => e,
+        })?;
+        Ok((!cols.is_empty()).then_some(cols))
+    }
+
+    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()> {
+        let e = |x| self.err(x);
+        let mut lock = self.conn().await?;
+        let got: Option<mysql_async::Row> = lock
+            .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
+            .await
+            .map_err(e)?;
+        let locked = got
+            .map(cells)
+            .is_some_and(|c| sql::single_int::<i64>("GET_LOCK", c).ok() == Some(1));
+        if !locked {
+            return Err(Error::Migration(format!(
+                "{}: another client has held the migration lock for 60 s",
+                self.describe
+            )));
+        }
+        let result = apply_locked(&mut lock, steps, row).await;
+        let _ = lock.query_drop("DO RELEASE_LOCK('medvault_migrate')").await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(TxError::Db(mysql_async::Error::Server(s))) if s.code == 1062 => {
+                Err(super::sqlite::policy_race(row.version))
+            }
+            Err(TxError::Db(x)) => Err(self.err(x)),
+            Err(TxError::Vault(x)) => Err(x),
+        }
     }
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

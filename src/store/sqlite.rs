@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use super::keyring::{self, Entry, Keyring};
 use super::{
-    EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, RowId, ScopeRow,
-    Store, TableSpec, UserRow, Value,
+    Dialect, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, PolicyRow,
+    RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -607,6 +607,14 @@ fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
 }
 
 /// Runs `st` with `params`, decoding every row with `decode`.
+/// Another administrator stored this policy version first.
+pub(crate) fn policy_race(version: u64) -> Error {
+    Error::Store(format!(
+        "schema version {version} was applied by another administrator meanwhile; \
+         log in again to see it, then apply yours"
+    ))
+}
+
 fn query_rows<T, P: rusqlite::Params>(
     x: &Ctx,
     st: &mut rusqlite::Statement<'_>,
@@ -687,6 +695,68 @@ fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
 impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlcipher:{}", self.path.display())
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
+        self.run(|c, x| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",
+                    sql::column_list(&sql::POLICIES)
+                ))
+                .map_err(x.e())?;
+            query_rows(x, &mut st, [], sql::policy_row).map(|v| v.into_iter().next())
+        })
+        .await
+    }
+
+    async fn table_columns(&self, table: &str) -> Result<Option<Vec<StoredColumn>>> {
+        let table = table.to_owned();
+        self.run(move |c, x| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
+                     FROM pragma_table_info(?1) ORDER BY cid",
+                )
+                .map_err(x.e())?;
+            let cols = query_rows(x, &mut st, [table], sql::stored_column)?;
+            Ok((!cols.is_empty()).then_some(cols))
+        })
+        .await
+    }
+
+    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()> {
+        let (steps, row) = (steps.to_vec(), row.clone());
+        let version = i64::try_from(row.version)
+            .map_err(|_| Error::Store("policy version out of range".into()))?;
+        self.run(move |c, x| {
+            // SQLite's DDL is transactional: the tables and the signed row
+            // they are declared by commit together, or nothing does.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            for s in &steps {
+                for stmt in &s.statements {
+                    tx.execute_batch(stmt).map_err(x.e())?;
+                }
+            }
+            let added = tx
+                .execute(
+                    "INSERT OR IGNORE INTO policies (version, text, signer, signed_at, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![version, row.text, row.signer, row.signed_at, row.signature],
+                )
+                .map_err(x.e())?;
+            if added == 0 {
+                return Err(policy_race(row.version));
+            }
+            tx.commit().map_err(x.e())
+        })
+        .await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

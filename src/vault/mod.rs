@@ -6,8 +6,11 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod patients;
+pub mod schema;
 pub mod transfer;
 pub mod trust;
+
+pub use schema::{ApplyReport, PolicyInfo};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -569,6 +572,8 @@ pub struct Session {
     /// scope this session creates), so readers never see half an update.
     state: std::sync::RwLock<Arc<KeyState>>,
     policy: &'static Policy,
+    /// The schema in force (replaced whole by `apply_schema`).
+    schema_state: std::sync::RwLock<schema::InForce>,
 }
 
 /// Scopes and keys as a session knows them.
@@ -631,6 +636,7 @@ impl Session {
         if !me.active {
             return Err(Error::UserDisabled(user.to_owned()));
         }
+        let in_force = schema::load(&*store, &vault_id, &mut dir).await?;
         if pgp::fingerprint(&me.cert) != pgp::fingerprint(&locked.cert()) {
             return Err(Error::BadSignature {
                 what: format!("certificate of {user} (it does not match their secret key)"),
@@ -744,6 +750,7 @@ impl Session {
             signer: tokio::sync::Mutex::new(signer),
             kdf,
             policy: Policy::builtin(),
+            schema_state: std::sync::RwLock::new(in_force),
         })
     }
 

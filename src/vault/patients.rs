@@ -698,6 +698,22 @@ mod tests {
         fn describe(&self) -> String {
             self.inner.describe()
         }
+        fn dialect(&self) -> crate::store::Dialect {
+            self.inner.dialect()
+        }
+        async fn latest_policy(&self) -> Result<Option<crate::store::PolicyRow>> {
+            self.inner.latest_policy().await
+        }
+        async fn table_columns(&self, t: &str) -> Result<Option<Vec<crate::store::StoredColumn>>> {
+            self.inner.table_columns(t).await
+        }
+        async fn apply_policy(
+            &self,
+            s: &[crate::store::SchemaStep],
+            r: &crate::store::PolicyRow,
+        ) -> Result<()> {
+            self.inner.apply_policy(s, r).await
+        }
         async fn meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
             self.inner.meta(k).await
         }

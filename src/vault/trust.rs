@@ -12,7 +12,7 @@ use sequoia_openpgp::Cert;
 use crate::crypto::kdf::sha256;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
-use crate::store::{EpochRow, GrantRow, ScopeRow, UserRow};
+use crate::store::{EpochRow, GrantRow, PolicyRow, ScopeRow, UserRow};
 
 /// Name under which the root key signs and receives grants. User names
 /// cannot start with `@`, so it cannot collide with one.
@@ -56,6 +56,20 @@ pub fn epoch_record(vault_id: &[u8; 16], s: &ScopeRow, e: &EpochRow) -> Vec<u8> 
             &e.epoch.to_be_bytes(),
             &e.commitment,
             e.creator.as_bytes(),
+        ],
+    )
+}
+
+/// §5.4: what a policy row's signature covers.
+pub fn policy_record(vault_id: &[u8; 16], p: &PolicyRow) -> Vec<u8> {
+    record(
+        "policy",
+        &[
+            vault_id,
+            &p.version.to_be_bytes(),
+            &sha256(&p.text),
+            p.signer.as_bytes(),
+            &p.signed_at.to_be_bytes(),
         ],
     )
 }

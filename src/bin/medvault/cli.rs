@@ -118,6 +118,20 @@ pub enum SchemaCmd {
         #[arg(value_name = "FILE|-")]
         file: String,
     },
+    /// Apply an application's schema file to the vault (administrators):
+    /// prints what changes, creates the tables and columns, and stores the
+    /// file signed as the schema in force.
+    Apply {
+        /// The file, or `-` for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the schema in force: its version, who applied it, and the
+    /// application's file.
+    Show,
     /// Print the statements that create TABLE, for SQLite and MySQL.
     Ddl {
         /// A built-in table (patients, notes) or one the --schema file

@@ -137,6 +137,8 @@ impl CliError {
                 Error::StoreUnavailable { .. } => "check that the database server runs and the URL's host and port".into(),
                 Error::StoreAuth(_) => "check the user and password in the store URL".into(),
                 Error::BadShares(_) => "check each share for typos; you need the threshold number of shares".into(),
+                Error::Schema(_) => "the schema language and what may change are in schema/LANGUAGE.md".into(),
+                Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
                 _ => return None,
             },
         };
@@ -568,6 +570,12 @@ pub async fn run(cli: Cli) -> R {
                 for p in &r.problems {
                     println!("PROBLEM: {}", shown(p));
                 }
+                if !r.not_covered.is_empty() {
+                    println!(
+                        "not checked (declared by the application; verify does not read them yet): {}",
+                        r.not_covered.join(", ")
+                    );
+                }
             }
             if r.problems.is_empty() {
                 Ok(())
@@ -579,6 +587,68 @@ pub async fn run(cli: Cli) -> R {
             }
         }
         Command::Demo(a) => crate::demo::run(a, kdf(&cli)).await,
+        Command::Schema(SchemaCmd::Apply { file, dry_run }) => {
+            let text = read_input(file)?;
+            // The file's own problems, with their lines, before logging in.
+            app_schema_text(file, &text)?;
+            let s = login(&cli).await?;
+            if *dry_run {
+                let changes = s.plan_schema(&text)?;
+                if cli.json {
+                    return json(&serde_json::json!({ "dry_run": true, "changes": changes }));
+                }
+                println!("would change ({}):", changes.len());
+                for c in &changes {
+                    println!("  {c}");
+                }
+                return Ok(());
+            }
+            let r = s.apply_schema(&text).await?;
+            if cli.json {
+                return json(&r);
+            }
+            if r.changes.is_empty() {
+                println!(
+                    "nothing to change: schema version {} is in force",
+                    r.version
+                );
+            } else {
+                for c in &r.changes {
+                    println!("  {c}");
+                }
+                println!(
+                    "schema version {} is in force, signed by {}",
+                    r.version,
+                    s.user()
+                );
+            }
+            Ok(())
+        }
+        Command::Schema(SchemaCmd::Show) => {
+            let s = login(&cli).await?;
+            let p = s.policy_info();
+            if cli.json {
+                return json(&p);
+            }
+            match (&p.signer, p.signed_at) {
+                (Some(by), Some(at)) => println!(
+                    "schema version {}, applied by {} at {} (Unix seconds)",
+                    p.version,
+                    shown(by),
+                    at
+                ),
+                _ => println!("schema version 0: medvault's built-in tables only"),
+            }
+            println!("tables: {}", p.tables.join(", "));
+            if let Some(t) = &p.text {
+                println!("---");
+                print!("{}", shown_text(t));
+                if !t.ends_with('\n') {
+                    println!();
+                }
+            }
+            Ok(())
+        }
         Command::Schema(cmd) => schema_cmd(&cli, cmd),
     }
 }
@@ -586,7 +656,17 @@ pub async fn run(cli: Cli) -> R {
 /// The built-in schema extended by an application's file.
 fn app_schema(src: &str) -> R<Schema> {
     let text = read_input(src)?;
-    Schema::builtin().extend(&text).map_err(|e| match e {
+    app_schema_text(src, &text)
+}
+
+/// A schema text (signed, so trusted, but still shown escaped) as the
+/// terminal gets it: line breaks and tabs kept, other controls escaped.
+fn shown_text(t: &str) -> String {
+    t.split('\n').map(shown).collect::<Vec<_>>().join("\n")
+}
+
+fn app_schema_text(src: &str, text: &str) -> R<Schema> {
+    Schema::builtin().extend(text).map_err(|e| match e {
         Error::Schema(p) => CliError::msg(
             format!(
                 "{} has {} problem(s):\n  {}",
@@ -622,6 +702,10 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             }
             Ok(())
         }
+        SchemaCmd::Apply { .. } | SchemaCmd::Show => Err(CliError::msg(
+            "this schema command needs a login",
+            "report this bug",
+        )),
         SchemaCmd::Ddl {
             table,
             schema,

@@ -1,0 +1,325 @@
+//! The schema in force: applied by an administrator, stored signed in the
+//! vault, verified by every client at login (FORMAT.md §5.4).
+//!
+//! A hostile server cannot change what the client believes about the
+//! schema: the text of every version is signed by an active administrator
+//! chained to the pinned root, a version that does not verify refuses the
+//! login, and no change an administrator may make between two versions
+//! turns a column plain or changes an index (`schema/LANGUAGE.md` §8), so
+//! even an older signed version the server falls back to is not weaker.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::trust::{self, Directory};
+use super::Session;
+use crate::error::{Error, Result};
+use crate::keys::pgp;
+use crate::schema::change::{self, Change};
+use crate::schema::parse::{Problem, Problems};
+use crate::schema::{ColumnType, Implied, Schema};
+use crate::sql::ddl;
+use crate::store::{Dialect, Done, PolicyRow, SchemaStep, Store};
+
+/// The schema a session works under, and where it comes from.
+#[derive(Clone, Debug)]
+pub(crate) struct InForce {
+    pub(crate) schema: Arc<Schema>,
+    /// The verified row it was read from; `None` for the built-in schema.
+    pub(crate) row: Option<PolicyRow>,
+}
+
+impl InForce {
+    fn version(&self) -> u64 {
+        self.row.as_ref().map_or(0, |r| r.version)
+    }
+}
+
+/// What `schema apply` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApplyReport {
+    /// The version now in force (unchanged if there was nothing to do).
+    pub version: u64,
+    /// The changes made, in words (`add table allergies`, ...).
+    pub changes: Vec<String>,
+}
+
+/// The schema in force, as `schema show` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyInfo {
+    /// 0 for the built-in schema alone.
+    pub version: u64,
+    /// The administrator who applied it.
+    pub signer: Option<String>,
+    /// When (Unix seconds).
+    pub signed_at: Option<i64>,
+    /// The application's schema file as applied.
+    pub text: Option<String>,
+    /// Every table in force, built-in first.
+    pub tables: Vec<String>,
+}
+
+/// Reads the newest policy row, verifies it, and checks the tables agree.
+pub(crate) async fn load(
+    store: &dyn Store,
+    vault_id: &[u8; 16],
+    dir: &mut Directory,
+) -> Result<InForce> {
+    let in_force = match store.latest_policy().await? {
+        None => InForce {
+            schema: Arc::new(Schema::builtin().clone()),
+            row: None,
+        },
+        Some(row) => {
+            let what = || format!("schema version {}", row.version);
+            let signer = dir
+                .signer_cert(&row.signer)
+                .map_err(|_| Error::BadSignature { what: what() })?;
+            if !pgp::verify(
+                &signer,
+                &trust::policy_record(vault_id, &row),
+                &row.signature,
+            ) {
+                return Err(Error::BadSignature { what: what() });
+            }
+            let text = std::str::from_utf8(&row.text).map_err(|_| Error::BadStoredValue {
+                table: "policies",
+                column: "text",
+                expected: "UTF-8 text",
+            })?;
+            let schema = Schema::builtin().extend(text)?;
+            InForce {
+                schema: Arc::new(schema),
+                row: Some(row),
+            }
+        }
+    };
+    check_tables(store, &in_force.schema).await?;
+    Ok(in_force)
+}
+
+/// The tables of `schema` exist with their declared columns; envelopes,
+/// blind indexes and ids in binary columns. Every disagreement is listed.
+pub(crate) async fn check_tables(store: &dyn Store, schema: &Schema) -> Result<()> {
+    let mut wrong = Vec::new();
+    for t in &schema.tables {
+        let Some(cols) = store.table_columns(&t.name).await? else {
+            wrong.push(format!("table {} is missing", t.name));
+            continue;
+        };
+        let implied = t.implied_columns();
+        let mut need: Vec<(&str, bool)> = implied
+            .iter()
+            .map(|i| (i.name(), !matches!(i, Implied::ScopeId)))
+            .collect();
+        need.extend(
+            t.columns
+                .iter()
+                .map(|c| (c.name.as_str(), matches!(c.ty, ColumnType::Encrypted(_)))),
+        );
+        need.extend(t.indexes.iter().map(|i| (i.name.as_str(), true)));
+        for (name, binary) in need {
+            match cols.iter().find(|c| c.name == name) {
+                None => wrong.push(format!("{}.{name} is missing", t.name)),
+                Some(c) if binary && !c.binary => wrong.push(format!(
+                    "{}.{name} is not a binary column (envelopes, blind indexes and ids \
+                     must not pass through a text collation)",
+                    t.name
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SchemaMismatch(wrong.join("; ")))
+    }
+}
+
+/// The statements that carry `changes` out on `dialect`, as resumable steps.
+/// Changes that need values recomputed or a column's type changed are
+/// refused here (typed, before anything is done).
+fn steps(
+    new: &Schema,
+    old: &Schema,
+    changes: &[Change],
+    dialect: Dialect,
+) -> Result<Vec<SchemaStep>> {
+    let mut out = Vec::new();
+    let mut refuse = Vec::new();
+    let table = |name: &str| {
+        new.table(name)
+            .ok_or_else(|| Error::Policy(format!("{name} is not in the new schema")))
+    };
+    for c in changes {
+        match c {
+            Change::AddTable(t) => out.push(SchemaStep {
+                table: t.clone(),
+                done_when: Done::TableExists,
+                statements: ddl::create_table(table(t)?, dialect),
+            }),
+            Change::AddColumn { table: t, column } => out.push(SchemaStep {
+                table: t.clone(),
+                done_when: Done::ColumnExists(column.clone()),
+                statements: ddl::add_column(table(t)?, column, dialect)
+                    .ok_or_else(|| Error::Policy(format!("{t}.{column} is not declared")))?,
+            }),
+            Change::AddIndex { table: t, index } => {
+                let nt = table(t)?;
+                let old_t = old.table(t);
+                let over_existing = nt.index(index).is_some_and(|i| {
+                    i.over
+                        .iter()
+                        .any(|c| old_t.is_some_and(|o| o.column(c).is_some()))
+                });
+                if over_existing {
+                    refuse.push(Problem {
+                        line: None,
+                        message: format!(
+                            "{t}.{index}: a new index over columns that hold values already \
+                             needs its values computed for every row, which this version \
+                             cannot do yet; index new columns only"
+                        ),
+                    });
+                    continue;
+                }
+                out.push(SchemaStep {
+                    table: t.clone(),
+                    done_when: Done::ColumnExists(index.clone()),
+                    statements: ddl::add_index(nt, index, dialect)
+                        .ok_or_else(|| Error::Policy(format!("{t}.{index} is not declared")))?,
+                });
+            }
+            Change::DropIndex { table: t, index } => out.push(SchemaStep {
+                table: t.clone(),
+                done_when: Done::ColumnAbsent(index.clone()),
+                statements: ddl::drop_index(t, index, dialect),
+            }),
+            Change::Adjust {
+                table: t,
+                column,
+                what,
+            } => {
+                let (o, n) = (
+                    old.table(t).and_then(|x| x.column(column)),
+                    new.table(t).and_then(|x| x.column(column)),
+                );
+                let needs_ddl = match (o, n) {
+                    (Some(o), Some(n)) if o.optional != n.optional => true,
+                    (Some(o), Some(n)) => match (&o.ty, &n.ty) {
+                        (ColumnType::Encrypted(a), ColumnType::Encrypted(b)) => {
+                            ddl::mysql_envelope_type(a) != ddl::mysql_envelope_type(b)
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if needs_ddl {
+                    refuse.push(Problem {
+                        line: None,
+                        message: format!(
+                            "{t}.{column}: {what} needs the column's SQL type changed, which \
+                             this version cannot do yet"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if refuse.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Schema(Problems(refuse)))
+    }
+}
+
+impl Session {
+    /// The schema in force: the built-in tables and the application's.
+    pub fn schema(&self) -> Arc<Schema> {
+        Arc::clone(&self.in_force().schema)
+    }
+
+    pub(crate) fn in_force(&self) -> InForce {
+        self.schema_state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The schema in force, as `medvault schema show` prints it.
+    pub fn policy_info(&self) -> PolicyInfo {
+        let f = self.in_force();
+        PolicyInfo {
+            version: f.version(),
+            signer: f.row.as_ref().map(|r| r.signer.clone()),
+            signed_at: f.row.as_ref().map(|r| r.signed_at),
+            text: f
+                .row
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(&r.text).into_owned()),
+            tables: f.schema.tables.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+
+    /// What [`Session::apply_schema`] would change, without changing
+    /// anything (every refusal it would make, too).
+    pub fn plan_schema(&self, text: &str) -> Result<Vec<String>> {
+        let new = Schema::builtin().extend(text)?;
+        let current = self.in_force();
+        let changes = change::plan(&current.schema, &new)?;
+        steps(&new, &current.schema, &changes, self.store.dialect())?;
+        Ok(changes.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// Applies an application's schema file (administrators): validates it
+    /// against the built-in schema, plans the change from the schema in
+    /// force (refusing what would lose data or weaken encryption), creates
+    /// the tables and columns on the store, and stores the text signed as
+    /// the next version. Nothing changes on any error; on MySQL, whose DDL
+    /// commits statement by statement, an apply cut short is finished by
+    /// applying the same file again.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: &medvault::Session) -> medvault::Result<()> {
+    /// let text = std::fs::read_to_string("examples/emr/schema.toml").unwrap();
+    /// let report = admin.apply_schema(&text).await?;
+    /// for change in &report.changes {
+    ///     println!("{change}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply_schema(&self, text: &str) -> Result<ApplyReport> {
+        self.require_admin()?;
+        let new = Schema::builtin().extend(text)?;
+        let current = self.in_force();
+        let changes = change::plan(&current.schema, &new)?;
+        if changes.is_empty() {
+            return Ok(ApplyReport {
+                version: current.version(),
+                changes: Vec::new(),
+            });
+        }
+        let steps = steps(&new, &current.schema, &changes, self.store.dialect())?;
+        let mut row = PolicyRow {
+            version: current.version() + 1,
+            text: text.as_bytes().to_vec(),
+            signer: self.user.clone(),
+            signed_at: super::now(),
+            signature: Vec::new(),
+        };
+        let record = trust::policy_record(&self.vault_id, &row);
+        row.signature = self.with_signer(|s| s.sign(&record)).await?;
+        self.store.apply_policy(&steps, &row).await?;
+        let version = row.version;
+        *self.schema_state.write().unwrap_or_else(|p| p.into_inner()) = InForce {
+            schema: Arc::new(new),
+            row: Some(row),
+        };
+        Ok(ApplyReport {
+            version,
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+        })
+    }
+}

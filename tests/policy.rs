@@ -1,0 +1,262 @@
+//! The schema in force: `apply_schema` creates an application's tables on
+//! both stores and stores the file signed; every login verifies it to the
+//! pinned root and checks the tables agree; refused changes change nothing.
+
+#[macro_use]
+mod common;
+use common::*;
+use medvault::Error;
+
+per_store!(
+    applying_creates_the_tables_and_signs_the_schema,
+    a_stored_schema_altered_by_sql_refuses_every_login,
+    a_refused_change_changes_nothing,
+    only_administrators_apply,
+    a_table_dropped_behind_medvaults_back_is_reported,
+    copy_refuses_rather_than_leave_application_tables_behind,
+    dropping_an_index_drops_its_column,
+);
+
+const EMR: &str = include_str!("../examples/emr/schema.toml");
+
+async fn applying_creates_the_tables_and_signs_the_schema(f: Fixture) {
+    let a = f.admin().await;
+    a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    assert_eq!(a.policy_info().version, 0);
+    let planned = a.plan_schema(EMR).unwrap();
+    let r = a.apply_schema(EMR).await.unwrap();
+    assert_eq!(r.version, 1);
+    assert_eq!(r.changes, planned);
+    assert!(r.changes.contains(&"add table appointments".to_string()));
+    // The tables exist: rows go in through SQL with the declared columns.
+    f.exec(
+        "INSERT INTO allergies (id, parent_id, substance, reaction, recorded_on, bi_substance)
+         SELECT ?, id, ?, ?, '2019', ? FROM patients",
+        vec![
+            Val::B(vec![1; 16]),
+            Val::B(vec![2; 60]),
+            Val::B(vec![3; 60]),
+            Val::B(vec![4; 2]),
+        ],
+    )
+    .await;
+    assert_eq!(f.int("SELECT count(*) FROM allergies", vec![]).await, 1);
+    // Deleting the patient deletes their allergies (the parent cascades).
+    f.exec("DELETE FROM patients", vec![]).await;
+    assert_eq!(f.int("SELECT count(*) FROM allergies", vec![]).await, 0);
+    // Applying it again changes nothing and stores no new version.
+    let again = a.apply_schema(EMR).await.unwrap();
+    assert_eq!((again.version, again.changes.len()), (1, 0));
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
+    drop(a);
+    // Every login reads the signed version back.
+    let b = f.admin().await;
+    let info = b.policy_info();
+    assert_eq!((info.version, info.signer.as_deref()), (1, Some(ADMIN)));
+    assert_eq!(info.text.as_deref(), Some(EMR));
+    let s = b.schema();
+    assert!(s.table("prescriptions").is_some());
+    assert!(s
+        .table("patients")
+        .unwrap()
+        .column("insurance_number")
+        .is_some());
+}
+
+async fn a_stored_schema_altered_by_sql_refuses_every_login(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let bob = f.user(&a, "bob", &["clinical"]).await;
+    drop((a, bob));
+    // The server turns the allergy substance plain in the stored text.
+    let weaker = EMR.replacen(
+        "column = \"substance\"\nscope = \"clinical\"\nkind = \"text\"\nmax_bytes = 200\npadding = { block = 32 }",
+        "column = \"substance\"\nplain = \"text\"",
+        1,
+    );
+    assert_ne!(weaker, EMR, "the control edit applies");
+    let n = f
+        .exec(
+            "UPDATE policies SET text = ? WHERE version = 1",
+            vec![Val::B(weaker.into_bytes())],
+        )
+        .await;
+    assert_eq!(n, 1);
+    for (user, pw) in [(ADMIN, ADMIN_PW), ("bob", "bob pw")] {
+        let err = f.login(user, pw).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::BadSignature { what } if what.contains("schema version 1")),
+            "{user}: {err}"
+        );
+    }
+    // A version the server makes up is refused as well.
+    f.exec(
+        "UPDATE policies SET text = ?, version = 2 WHERE version = 1",
+        vec![Val::B(EMR.as_bytes().to_vec())],
+    )
+    .await;
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+}
+
+async fn a_refused_change_changes_nothing(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    // Encrypted turned plain: refused before anything is done.
+    let plain = EMR.replacen(
+        "scope = \"clinical\"\nkind = \"text\"\nmax_bytes = 2000\npadding = { power_of_two = 64 }",
+        "plain = \"text\"",
+        1,
+    );
+    assert_ne!(plain, EMR);
+    let err = a.apply_schema(&plain).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Schema(p) if p.to_string().contains("cannot become plain")),
+        "{err}"
+    );
+    // A new table together with a refused change: the table is not made.
+    let with_table = format!(
+        "{plain}\n[[table]]\nname = \"invoices\"\n[[column]]\ntable = \"invoices\"\ncolumn = \"total\"\nplain = \"integer\"\n"
+    );
+    assert!(a.apply_schema(&with_table).await.is_err());
+    // A file with its own problems: every one, with its line.
+    let err = a
+        .apply_schema("format = 2\n[[table]]\nname = \"Bad\"\n")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Schema(p) if p.0[0].line == Some(3)),
+        "{err}"
+    );
+    // A new index over a column that holds values: not yet, and said so.
+    let late_index = format!(
+        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
+    );
+    let err = a.apply_schema(&late_index).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Schema(p) if p.to_string().contains("cannot do yet")),
+        "{err}"
+    );
+    drop(a);
+    let b = f.admin().await;
+    assert_eq!(b.policy_info().version, 1);
+    assert!(b.schema().table("invoices").is_none());
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
+    let tables = f
+        .int(
+            if f.is_mysql() {
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'invoices'"
+            } else {
+                "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"
+            },
+            vec![],
+        )
+        .await;
+    assert_eq!(tables, 0, "no table of a refused apply");
+}
+
+async fn only_administrators_apply(f: Fixture) {
+    let a = f.admin().await;
+    let bob = f.user(&a, "bob", &["clinical"]).await;
+    let err = bob.apply_schema(EMR).await.unwrap_err();
+    assert!(matches!(err, Error::NotAdmin(_)), "{err}");
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 0);
+}
+
+async fn a_table_dropped_behind_medvaults_back_is_reported(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    drop(a);
+    f.exec_script(&["DROP TABLE appointments"]).await;
+    let err = f.login(ADMIN, ADMIN_PW).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SchemaMismatch(m) if m.contains("table appointments is missing")),
+        "{err}"
+    );
+}
+
+async fn copy_refuses_rather_than_leave_application_tables_behind(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("sqlcipher:{}", dir.path().join("copy.db").display());
+    let err = a
+        .copy_to(&to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+        .await;
+    assert!(matches!(err, Err(Error::Refused(_))), "{err:?}");
+    let v = a.verify_store().await.unwrap();
+    assert!(
+        v.not_covered.contains(&"allergies".to_string()),
+        "{:?}",
+        v.not_covered
+    );
+    assert!(v
+        .not_covered
+        .contains(&"patients.insurance_number".to_string()));
+}
+
+/// MySQL commits DDL statement by statement, so an apply cut short leaves
+/// some tables and columns made and no signed row. Applying the same file
+/// again skips what is done and finishes.
+#[tokio::test]
+async fn a_mysql_apply_cut_short_is_finished_by_applying_again() {
+    use medvault::schema::Schema;
+    use medvault::sql::ddl::{add_column, create_table, Dialect};
+    let f = Fixture::mysql().await;
+    let s = Schema::builtin().extend(EMR).unwrap();
+    // What the first steps of an interrupted apply did.
+    let mut done = create_table(s.table("allergies").unwrap(), Dialect::Mysql);
+    done.extend(
+        add_column(
+            s.table("patients").unwrap(),
+            "insurance_number",
+            Dialect::Mysql,
+        )
+        .unwrap(),
+    );
+    let done: Vec<&str> = done.iter().map(String::as_str).collect();
+    f.exec_script(&done).await;
+    let a = f.admin().await;
+    let r = a.apply_schema(EMR).await.unwrap();
+    assert_eq!(r.version, 1);
+    drop(a);
+    let b = f.admin().await;
+    assert!(b.schema().table("appointments").is_some());
+    assert_eq!(f.int("SELECT count(*) FROM appointments", vec![]).await, 0);
+}
+
+async fn dropping_an_index_drops_its_column(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let has_bi_drug = || async {
+        f.int(
+            if f.is_mysql() {
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+                 AND table_name = 'prescriptions' AND column_name = 'bi_drug'"
+            } else {
+                "SELECT count(*) FROM pragma_table_info('prescriptions') WHERE name = 'bi_drug'"
+            },
+            vec![],
+        )
+        .await
+    };
+    assert_eq!(has_bi_drug().await, 1);
+    let start = EMR.find("[[index]]\ntable = \"prescriptions\"").unwrap();
+    let end = start + EMR[start..].find("bits = 18\n").unwrap() + "bits = 18\n".len();
+    let without = format!("{}{}", &EMR[..start], &EMR[end..]);
+    let r = a.apply_schema(&without).await.unwrap();
+    assert_eq!(r.changes, ["drop blind index prescriptions.bi_drug"]);
+    assert_eq!(r.version, 2);
+    assert_eq!(has_bi_drug().await, 0);
+    drop(a);
+    assert!(f
+        .admin()
+        .await
+        .schema()
+        .table("prescriptions")
+        .unwrap()
+        .index("bi_drug")
+        .is_none());
+}
