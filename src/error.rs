@@ -251,6 +251,51 @@ pub enum Error {
     /// disagreement, by table and column name.
     #[error("the database does not match the schema in force: {0}")]
     SchemaMismatch(String),
+    /// No table of that name is declared in the schema in force.
+    #[error("no table {0:?} is declared in the schema in force")]
+    UnknownTable(String),
+    /// No column of that name is declared in the table.
+    #[error("{table} has no column {column:?}")]
+    UnknownColumn {
+        /// Table.
+        table: String,
+        /// The name given.
+        column: String,
+    },
+    /// A value of the wrong type for its column (the value is not shown).
+    #[error("{table}.{column} takes {expected}")]
+    WrongType {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+        /// What it takes.
+        expected: String,
+    },
+    /// A required value that was not given.
+    #[error("{table}.{column} needs a value")]
+    MissingValue {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// No blind index covers exactly the columns of a search.
+    #[error("no blind index of {table} covers exactly {columns}")]
+    NoIndex {
+        /// Table.
+        table: String,
+        /// The columns searched, comma-separated.
+        columns: String,
+    },
+    /// A row that does not exist (a parent row, a row to update).
+    #[error("no row {id} in {table}")]
+    NoSuchRow {
+        /// Table.
+        table: String,
+        /// The id (a random identifier, not patient data).
+        id: String,
+    },
     /// Recovery shares that do not combine.
     #[error("recovery shares: {0}")]
     BadShares(String),

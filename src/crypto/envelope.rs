@@ -253,9 +253,9 @@ pub const VERSION_CELL: u8 = 2;
 #[derive(Clone, Copy, Debug)]
 pub struct CellAd<'a> {
     /// Table name (an identifier of the schema: `[a-z][a-z0-9_]*`).
-    pub table: &'static str,
+    pub table: &'a str,
     /// Column name.
-    pub column: &'static str,
+    pub column: &'a str,
     /// The row's 16-byte id.
     pub row: &'a [u8],
     /// The parent row's id, or empty for a table without a parent.
@@ -293,8 +293,8 @@ impl Header {
     /// Parses the header of a v2 cell envelope strictly.
     pub fn parse_cell(blob: &[u8], cell: &CellAd<'_>) -> Result<Header> {
         let bad = |reason| Error::MalformedEnvelope {
-            table: cell.table,
-            column: cell.column,
+            table: crate::schema::intern(cell.table),
+            column: crate::schema::intern(cell.column),
             reason,
         };
         if blob.len() < OVERHEAD {
@@ -354,8 +354,8 @@ pub fn open_cell(
     let h = header_v2(header);
     if blob.len() < OVERHEAD || blob[..HEADER_LEN] != h {
         return Err(Error::MalformedEnvelope {
-            table: cell.table,
-            column: cell.column,
+            table: crate::schema::intern(cell.table),
+            column: crate::schema::intern(cell.column),
             reason: "header mismatch",
         });
     }
@@ -370,8 +370,8 @@ pub fn open_cell(
         Ok(body)
     } else {
         Err(Error::Tampered {
-            table: cell.table,
-            column: cell.column,
+            table: crate::schema::intern(cell.table),
+            column: crate::schema::intern(cell.column),
         })
     }
 }

@@ -94,6 +94,54 @@ pub fn date(input: &str) -> Result<String> {
     Ok(input.to_owned())
 }
 
+/// The canonical form of free text (`kind = "text"`): Unicode NFKC, full
+/// case folding, runs of white space as one space, trimmed. Accents and
+/// punctuation are kept ("Pénicilline" and "penicilline" differ).
+pub fn text(input: &str) -> String {
+    let nfkc: String = input.nfkc().collect();
+    let folded = caseless::default_case_fold_str(&nfkc);
+    let folded: String = folded.nfkc().collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The canonical form of a code (`kind = "code"`): Unicode NFKC, white
+/// space, `-`, `.` and `/` removed, upper case ("1 70-03.75" is "1700375").
+pub fn code(input: &str) -> String {
+    let nfkc: String = input.nfkc().collect();
+    nfkc.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '/'))
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// The canonical form of an integer (`kind = "integer"`): its decimal
+/// digits, `-` first if negative, no `+`, no leading zeros.
+pub fn integer(v: i64) -> String {
+    v.to_string()
+}
+
+/// A date that may be partial: `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (a real
+/// calendar date, year from 1800), returned as given.
+pub fn partial_date(input: &str) -> Result<String> {
+    let b = input.as_bytes();
+    let digits = |s: &str| s.len() >= 2 && s.bytes().all(|c| c.is_ascii_digit());
+    match b.len() {
+        4 if digits(input) => {
+            let y: i32 = input.parse().map_err(|_| Error::BadDate)?;
+            if y < 1800 {
+                return Err(Error::BadDate);
+            }
+            Ok(input.to_owned())
+        }
+        7 if b[4] == b'-' && digits(&input[..4]) && digits(&input[5..]) => {
+            // Day 01 of that month must be a date.
+            date(&format!("{input}-01"))?;
+            Ok(input.to_owned())
+        }
+        _ => date(input),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +171,29 @@ mod tests {
         let nfd: String = nfc.nfd().collect();
         assert_ne!(nfc, nfd);
         assert_eq!(name(nfc), name(&nfd));
+    }
+
+    #[test]
+    fn text_code_and_partial_dates() {
+        assert_eq!(text("  Pénicilline\t  G "), "pénicilline g");
+        assert_eq!(text("PÉNICILLINE G"), text("pénicilline g"));
+        assert_ne!(text("penicilline"), text("pénicilline"));
+        assert_eq!(code(" 1 70-03.75/ab "), "1700375AB");
+        assert_eq!(integer(-42), "-42");
+        assert_eq!(partial_date("2019").unwrap(), "2019");
+        assert_eq!(partial_date("2019-05").unwrap(), "2019-05");
+        assert_eq!(partial_date("2019-05-31").unwrap(), "2019-05-31");
+        for bad in [
+            "201",
+            "2019-13",
+            "2019-5",
+            "1799",
+            "2019-05-32",
+            "20190",
+            "abcd",
+        ] {
+            assert!(partial_date(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

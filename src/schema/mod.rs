@@ -330,6 +330,46 @@ impl Table {
     }
 }
 
+/// A table or column name as a `&'static str`, for errors that name the
+/// cell (`Error::Tampered`). Each distinct name is stored once for the
+/// life of the process; names are schema identifiers (at most 30 bytes,
+/// from a validated schema), so this holds a few hundred bytes at most.
+pub(crate) fn intern(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = set.get(name) {
+        return s;
+    }
+    let s: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    set.insert(s);
+    s
+}
+
+/// A list of names as a `&'static` slice, stored once per distinct list
+/// (as [`intern`]): the column lists of declared tables, for the checked
+/// row decoder.
+pub(crate) fn intern_list(names: &[String]) -> &'static [&'static str] {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static LISTS: OnceLock<Mutex<HashMap<Vec<String>, &'static [&'static str]>>> = OnceLock::new();
+    let mut map = LISTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(l) = map.get(names) {
+        return l;
+    }
+    let list: Vec<&'static str> = names.iter().map(|n| intern(n)).collect();
+    let list: &'static [&'static str] = Box::leak(list.into_boxed_slice());
+    map.insert(names.to_vec(), list);
+    list
+}
+
 impl Schema {
     /// The schema compiled into this build: medvault's own tables.
     pub fn builtin() -> &'static Schema {

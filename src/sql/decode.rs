@@ -96,6 +96,12 @@ impl RowDecoder {
             .unwrap_or(Cell::Other)
     }
 
+    /// Whether cell `i` is NULL (not taken: read it after with another
+    /// method if it is not).
+    pub fn is_null(&self, i: usize) -> bool {
+        matches!(self.cells.get(i), Some(Cell::Null))
+    }
+
     /// A non-NULL byte string (ciphertexts, keys, signatures, ids).
     pub fn blob(&mut self, i: usize) -> Result<Vec<u8>> {
         match self.take(i) {

@@ -332,6 +332,13 @@ pub trait Store: Send + Sync {
     /// The SQL dialect the store speaks.
     fn dialect(&self) -> crate::sql::ddl::Dialect;
 
+    /// Runs one read statement the SQL layer built (`src/sql/rows.rs`),
+    /// `?` placeholders bound to `params`; every row as cells.
+    async fn select(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>>;
+    /// Runs write statements the SQL layer built, in order, in one
+    /// transaction (all or nothing); the rows each one changed.
+    async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>>;
+
     /// The policy row of the highest version, if any was applied.
     async fn latest_policy(&self) -> Result<Option<PolicyRow>>;
     /// The columns of `table`, or `None` if there is no such table.

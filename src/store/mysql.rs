@@ -466,6 +466,23 @@ async fn apply_locked(c: &mut Conn, steps: &[SchemaStep], row: &PolicyRow) -> Re
     Ok(())
 }
 
+fn my_params(params: &[Value]) -> mysql_async::Params {
+    if params.is_empty() {
+        return mysql_async::Params::Empty;
+    }
+    mysql_async::Params::Positional(
+        params
+            .iter()
+            .map(|v| match v {
+                Value::Null => mysql_async::Value::NULL,
+                Value::Int(i) => mysql_async::Value::Int(*i),
+                Value::Text(s) => mysql_async::Value::Bytes(s.clone().into_bytes()),
+                Value::Blob(b) => mysql_async::Value::Bytes(b.clone()),
+            })
+            .collect(),
+    )
+}
+
 fn cells(row: mysql_async::Row) -> Vec<Cell> {
     row.unwrap_raw()
         .into_iter()
@@ -505,6 +522,25 @@ impl Store for MysqlStore {
 
     fn dialect(&self) -> Dialect {
         Dialect::Mysql
+    }
+
+    async fn select(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<Cell>>> {
+        self.fetch(&sql, my_params(&params), Ok).await
+    }
+
+    async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>> {
+        self.write(move |tx| {
+            let statements = statements.clone();
+            Box::pin(async move {
+                let mut changed = Vec::with_capacity(statements.len());
+                for (sql, params) in &statements {
+                    tx.exec_drop(sql.as_str(), my_params(params)).await?;
+                    changed.push(tx.affected_rows());
+                }
+                Ok(changed)
+            })
+        })
+        .await
     }
 
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {

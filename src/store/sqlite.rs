@@ -556,6 +556,15 @@ fn reconcile_keyring(conn: &Connection, key: &DbKey, keyring_path: &Path) -> Res
 
 /// The cells of a row, as stored: cannot fail on the value's type, which
 /// the checked decoders of [`crate::sql`] judge afterwards.
+fn sqlite_value(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Int(i) => rusqlite::types::Value::Integer(*i),
+        Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+    }
+}
+
 fn cells(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
     use rusqlite::types::ValueRef;
     (0..r.as_ref().column_count())
@@ -699,6 +708,41 @@ impl Store for SqliteStore {
 
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    async fn select(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<Cell>>> {
+        self.run(move |c, x| {
+            let mut st = c.prepare_cached(&sql).map_err(x.e())?;
+            let rows = st
+                .query_map(
+                    rusqlite::params_from_iter(params.iter().map(sqlite_value)),
+                    cells,
+                )
+                .map_err(x.e())?;
+            rows.map(|r| r.map_err(x.e())).collect()
+        })
+        .await
+    }
+
+    async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>> {
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for (sql, params) in &statements {
+                let n = tx
+                    .prepare_cached(sql)
+                    .and_then(|mut st| {
+                        st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
+                    })
+                    .map_err(x.e())?;
+                changed.push(n as u64);
+            }
+            tx.commit().map_err(x.e())?;
+            Ok(changed)
+        })
+        .await
     }
 
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {

@@ -6,6 +6,7 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod patients;
+pub mod rows;
 pub mod schema;
 pub mod transfer;
 pub mod trust;

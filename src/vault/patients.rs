@@ -90,7 +90,7 @@ impl Session {
     }
 
     /// The current epoch of a scope and its keys, or `NoAccess`.
-    fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
+    pub(super) fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
         let ks = self.ks();
         let epoch = *ks
             .current
@@ -700,6 +700,16 @@ mod tests {
         }
         fn dialect(&self) -> crate::store::Dialect {
             self.inner.dialect()
+        }
+        async fn select(
+            &self,
+            q: String,
+            p: Vec<crate::store::Value>,
+        ) -> Result<Vec<Vec<crate::sql::Cell>>> {
+            self.inner.select(q, p).await
+        }
+        async fn write_all(&self, s: Vec<(String, Vec<crate::store::Value>)>) -> Result<Vec<u64>> {
+            self.inner.write_all(s).await
         }
         async fn latest_policy(&self) -> Result<Option<crate::store::PolicyRow>> {
             self.inner.latest_policy().await

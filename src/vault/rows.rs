@@ -1,0 +1,912 @@
+//! The generic row API: the tables an application declares
+//! (`schema/LANGUAGE.md`), read and written through the schema in force.
+//!
+//! Every encrypted cell is a cell envelope v2 (FORMAT.md §1.4) bound to
+//! its table, column, row and parent row; every blind index is computed
+//! from the value's canonical form for its kind (FORMAT.md §4.1). A search
+//! computes the index under every epoch of the scope the user holds, reads
+//! the candidates, decrypts them and keeps exact matches only. Columns of
+//! a scope the user holds no key for come back withheld, not as an error.
+//!
+//! ```no_run
+//! # async fn demo(s: &medvault::Session, patient: medvault::Id) -> medvault::Result<()> {
+//! use medvault::vault::rows::{NewRow, Value};
+//!
+//! let allergies = s.table("allergies")?;
+//! let id = allergies
+//!     .insert(
+//!         &NewRow::child_of(patient)
+//!             .set("substance", "Penicillin")
+//!             .set("reaction", "Hives")
+//!             .set("recorded_on", "2019-05"),
+//!     )
+//!     .await?;
+//! let found = allergies.find(&[("substance", Value::from("PENICILLIN"))]).await?;
+//! assert_eq!(found[0].id, id);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::Session;
+use crate::crypto::envelope::{self, CellAd, Header};
+use crate::crypto::kdf;
+use crate::crypto::padding::unpad;
+use crate::error::{Error, Result};
+use crate::index::{self, canonical};
+use crate::records::Id;
+use crate::schema::{
+    self, Column, ColumnType, Encrypted, Kind, PlainType, Schema, ScopeRule, Table,
+};
+use crate::sql::{rows as stmt, Cell, RowDecoder};
+use crate::store::{RowId, Value as StoreValue};
+
+/// The largest page [`RowTable::list`] returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A column's value. `Debug` shows the kind and size, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Value {
+    /// No value (an optional column).
+    Null,
+    /// Text: plain `text` and `date` columns, encrypted `name`, `text`,
+    /// `code` and `date` columns.
+    Text(String),
+    /// An integer: plain `integer` and `timestamp`, encrypted `integer`.
+    Integer(i64),
+    /// A plain `boolean`.
+    Boolean(bool),
+    /// Plain `bytes`.
+    Bytes(Vec<u8>),
+    /// A row id: plain `ref` columns.
+    Id(Id),
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Value::Integer(_) => f.write_str("Integer(..)"),
+            Value::Boolean(_) => f.write_str("Boolean(..)"),
+            Value::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Value::Id(_) => f.write_str("Id(..)"),
+        }
+    }
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        match self {
+            Value::Text(t) => zeroize::Zeroize::zeroize(t),
+            Value::Bytes(b) => zeroize::Zeroize::zeroize(b),
+            Value::Integer(i) => *i = 0,
+            _ => {}
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Integer(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Boolean(v)
+    }
+}
+
+impl From<Id> for Value {
+    fn from(v: Id) -> Value {
+        Value::Id(v)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_none(),
+            Value::Text(t) => s.serialize_str(t),
+            Value::Integer(i) => s.serialize_i64(*i),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Bytes(b) => s.serialize_str(&hex::encode(b)),
+            Value::Id(id) => id.serialize(s),
+        }
+    }
+}
+
+/// A row to insert.
+#[derive(Clone, Debug, Default)]
+pub struct NewRow {
+    /// The parent row, for a table with a parent.
+    pub parent: Option<Id>,
+    /// The row's scope, for a table with `per-row` columns.
+    pub scope: Option<String>,
+    /// Values by column name; an optional column left out is NULL.
+    pub values: BTreeMap<String, Value>,
+}
+
+impl NewRow {
+    /// A row of a table without a parent.
+    pub fn new() -> NewRow {
+        NewRow::default()
+    }
+
+    /// A row belonging to `parent`.
+    pub fn child_of(parent: Id) -> NewRow {
+        NewRow {
+            parent: Some(parent),
+            ..NewRow::default()
+        }
+    }
+
+    /// Sets the row's scope (tables with `per-row` columns).
+    pub fn scope(mut self, scope: &str) -> NewRow {
+        self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// Sets a column's value.
+    pub fn set(mut self, column: &str, v: impl Into<Value>) -> NewRow {
+        self.values.insert(column.to_owned(), v.into());
+        self
+    }
+}
+
+/// A row read back. `Debug` shows column names, never values.
+#[derive(Clone)]
+pub struct Row {
+    /// Its id.
+    pub id: Id,
+    /// Its parent row.
+    pub parent: Option<Id>,
+    /// Its scope, for a table with `per-row` columns.
+    pub scope: Option<String>,
+    /// Every readable column's value (NULL included), by name.
+    pub values: BTreeMap<String, Value>,
+    /// Encrypted columns of a scope this user holds no key for.
+    pub withheld: Vec<String>,
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Row")
+            .field("id", &self.id)
+            .field("columns", &self.values.keys().collect::<Vec<_>>())
+            .field("withheld", &self.withheld)
+            .finish()
+    }
+}
+
+impl Row {
+    /// A column's value (`None` if withheld or not a column).
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.values.get(column)
+    }
+
+    /// A text column's value.
+    pub fn text(&self, column: &str) -> Option<&str> {
+        match self.values.get(column) {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The row as a JSON object: `id`, `parent` and `scope` where the table
+    /// has them, every readable column by name, and `withheld`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), self.id.to_string().into());
+        if let Some(p) = &self.parent {
+            m.insert("parent".into(), p.to_string().into());
+        }
+        if let Some(s) = &self.scope {
+            m.insert("scope".into(), s.clone().into());
+        }
+        for (k, v) in &self.values {
+            m.insert(
+                k.clone(),
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        if !self.withheld.is_empty() {
+            m.insert("withheld".into(), self.withheld.clone().into());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// The row as the application's own type, through serde: the fields of
+    /// [`Row::to_json`].
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.to_json()).map_err(|e| Error::WrongType {
+            table: "row".into(),
+            column: "*".into(),
+            expected: format!("the shape of the target type ({})", e.classify_kind()),
+        })
+    }
+}
+
+trait ClassifyKind {
+    fn classify_kind(&self) -> &'static str;
+}
+
+impl ClassifyKind for serde_json::Error {
+    /// serde's message can quote a value; only its category is kept.
+    fn classify_kind(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Data => "a field of the wrong type or missing",
+            _ => "malformed",
+        }
+    }
+}
+
+/// One declared table of the schema in force, for reading and writing
+/// rows. Made by [`Session::table`].
+pub struct RowTable<'s> {
+    s: &'s Session,
+    schema: Arc<Schema>,
+    name: String,
+}
+
+impl Session {
+    /// A declared table of the schema in force (built-in or the
+    /// application's), or [`Error::UnknownTable`].
+    pub fn table(&self, name: &str) -> Result<RowTable<'_>> {
+        let schema = self.schema();
+        if schema.table(name).is_none() {
+            return Err(Error::UnknownTable(name.chars().take(64).collect()));
+        }
+        Ok(RowTable {
+            s: self,
+            schema,
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// A value checked against its column: what is stored or sealed, and the
+/// canonical form blind indexes are computed over.
+struct Checked {
+    bytes: Zeroizing<Vec<u8>>,
+    canonical: Zeroizing<String>,
+}
+
+impl RowTable<'_> {
+    fn t(&self) -> &Table {
+        // Invariant: `Session::table` checked the name against this schema.
+        self.schema
+            .table(&self.name)
+            .expect("the table is in the schema it was looked up in")
+    }
+
+    fn wrong(&self, column: &str, expected: impl Into<String>) -> Error {
+        Error::WrongType {
+            table: self.name.clone(),
+            column: column.to_owned(),
+            expected: expected.into(),
+        }
+    }
+
+    /// The scope id of an encrypted column in a row of scope `row_scope`.
+    fn scope_of(&self, e: &Encrypted, row_scope: Option<u32>) -> Result<u32> {
+        match &e.scope {
+            ScopeRule::Named(n) => self.s.scope_id(n),
+            ScopeRule::PerRow => row_scope.ok_or_else(|| Error::MissingValue {
+                table: self.name.clone(),
+                column: "scope".into(),
+            }),
+        }
+    }
+
+    /// Checks an encrypted column's value: type, size, form.
+    fn check_encrypted(&self, c: &Column, e: &Encrypted, v: &Value) -> Result<Checked> {
+        let (bytes, canonical) = match (e.kind, v) {
+            (Kind::Integer, Value::Integer(i)) => {
+                let s = canonical::integer(*i);
+                (s.clone().into_bytes(), s)
+            }
+            (Kind::Integer, _) => return Err(self.wrong(&c.name, "an integer")),
+            (kind, Value::Text(t)) => {
+                let canonical = match kind {
+                    Kind::Name => canonical::name(t),
+                    Kind::Text => canonical::text(t),
+                    Kind::Code => canonical::code(t),
+                    Kind::Date { partial: false } => canonical::date(t.trim())?,
+                    Kind::Date { partial: true } => canonical::partial_date(t.trim())?,
+                    Kind::Integer => return Err(self.wrong(&c.name, "an integer")),
+                };
+                let stored = match kind {
+                    Kind::Date { .. } => canonical.clone(),
+                    _ => t.clone(),
+                };
+                (stored.into_bytes(), canonical)
+            }
+            (Kind::Date { .. }, _) => return Err(self.wrong(&c.name, "a date as text")),
+            _ => return Err(self.wrong(&c.name, "text")),
+        };
+        if bytes.len() > e.max_bytes {
+            return Err(Error::TooLong {
+                field: schema::intern(&c.name),
+                len: bytes.len(),
+                max: e.max_bytes,
+            });
+        }
+        Ok(Checked {
+            bytes: Zeroizing::new(bytes),
+            canonical: Zeroizing::new(canonical),
+        })
+    }
+
+    fn plain_value(&self, c: &Column, p: &PlainType, v: &Value) -> Result<StoreValue> {
+        Ok(match (p, v) {
+            (PlainType::Text, Value::Text(t)) => StoreValue::Text(t.clone()),
+            (PlainType::Date { partial }, Value::Text(t)) => StoreValue::Text(if *partial {
+                canonical::partial_date(t.trim())?
+            } else {
+                canonical::date(t.trim())?
+            }),
+            (PlainType::Integer | PlainType::Timestamp, Value::Integer(i)) => StoreValue::Int(*i),
+            (PlainType::Boolean, Value::Boolean(b)) => StoreValue::Int(i64::from(*b)),
+            (PlainType::Bytes, Value::Bytes(b)) => StoreValue::Blob(b.clone()),
+            (PlainType::Ref(_), Value::Id(id)) => StoreValue::Blob(id.as_bytes().to_vec()),
+            (p, _) => return Err(self.wrong(&c.name, p.to_string())),
+        })
+    }
+
+    /// The columns and values of an `INSERT` of `row` as `id`.
+    fn encode(&self, row: &NewRow, id: &RowId) -> Result<(Vec<String>, Vec<StoreValue>)> {
+        let t = self.t();
+        for k in row.values.keys() {
+            if t.column(k).is_none() {
+                return Err(Error::UnknownColumn {
+                    table: self.name.clone(),
+                    column: k.chars().take(64).collect(),
+                });
+            }
+        }
+        let mut cols = vec!["id".to_string()];
+        let mut vals = vec![StoreValue::Blob(id.to_vec())];
+        let parent: Vec<u8> = match (&t.parent, &row.parent) {
+            (Some(p), Some(pid)) => {
+                cols.push(p.column.clone());
+                vals.push(StoreValue::Blob(pid.as_bytes().to_vec()));
+                pid.as_bytes().to_vec()
+            }
+            (Some(p), None) => {
+                return Err(Error::MissingValue {
+                    table: self.name.clone(),
+                    column: p.column.clone(),
+                })
+            }
+            (None, Some(_)) => return Err(Error::Refused("this table has no parent")),
+            (None, None) => Vec::new(),
+        };
+        let row_scope = match (t.row_scoped(), &row.scope) {
+            (true, Some(name)) => {
+                let sid = self.s.scope_id(name)?;
+                cols.push("scope_id".into());
+                vals.push(StoreValue::Int(i64::from(sid)));
+                Some(sid)
+            }
+            (true, None) => {
+                return Err(Error::MissingValue {
+                    table: self.name.clone(),
+                    column: "scope".into(),
+                })
+            }
+            (false, Some(_)) => return Err(Error::Refused("this table has no per-row scope")),
+            (false, None) => None,
+        };
+        let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        let null = Value::Null;
+        for c in &t.columns {
+            cols.push(c.name.clone());
+            let v = row.values.get(&c.name).unwrap_or(&null);
+            if *v == Value::Null {
+                if !c.optional {
+                    return Err(Error::MissingValue {
+                        table: self.name.clone(),
+                        column: c.name.clone(),
+                    });
+                }
+                vals.push(StoreValue::Null);
+                continue;
+            }
+            match &c.ty {
+                ColumnType::Plain(p) => vals.push(self.plain_value(c, p, v)?),
+                ColumnType::Encrypted(e) => {
+                    let checked = self.check_encrypted(c, e, v)?;
+                    let sid = self.scope_of(e, row_scope)?;
+                    let (epoch, keys) = self.s.current_keys(sid)?;
+                    let padded = e.padding.pad(&checked.bytes);
+                    let cell = CellAd {
+                        table: &t.name,
+                        column: &c.name,
+                        row: id,
+                        parent: &parent,
+                    };
+                    let header = Header { scope: sid, epoch };
+                    vals.push(StoreValue::Blob(envelope::seal_cell(
+                        &keys.field,
+                        header,
+                        &cell,
+                        &padded,
+                    )));
+                    canon.insert(&c.name, checked.canonical);
+                }
+            }
+        }
+        for i in &t.indexes {
+            cols.push(i.name.clone());
+            let parts: Option<Vec<&str>> = i
+                .over
+                .iter()
+                .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
+                .collect();
+            let Some(parts) = parts else {
+                vals.push(StoreValue::Null);
+                continue;
+            };
+            let sid = self.index_scope(i)?;
+            let (_, keys) = self.s.current_keys(sid)?;
+            let key = kdf::index_key(&keys.raw, &t.name, &i.name);
+            vals.push(StoreValue::Blob(
+                index::compute(&key, &parts, i.bits).as_bytes().to_vec(),
+            ));
+        }
+        Ok((cols, vals))
+    }
+
+    /// The scope of an index: that of the columns it covers.
+    fn index_scope(&self, i: &schema::Index) -> Result<u32> {
+        let t = self.t();
+        match t.column(&i.over[0]).map(|c| &c.ty) {
+            Some(ColumnType::Encrypted(e)) => self.scope_of(e, None),
+            _ => Err(Error::Policy(format!(
+                "{}.{} covers no encrypted column",
+                t.name, i.name
+            ))),
+        }
+    }
+
+    /// Inserts one row; returns its new id.
+    pub async fn insert(&self, row: &NewRow) -> Result<Id> {
+        let ids = self.insert_many(std::slice::from_ref(row)).await?;
+        ids.into_iter()
+            .next()
+            .ok_or(Error::Refused("no row was inserted"))
+    }
+
+    /// Inserts rows in one transaction (all or nothing); returns their ids
+    /// in order. Every row is checked and sealed before anything is
+    /// written.
+    pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+        let t = self.t();
+        let d = self.s.store.dialect();
+        let mut parents: Vec<Id> = rows.iter().filter_map(|r| r.parent).collect();
+        parents.sort();
+        parents.dedup();
+        if let Some(p) = &t.parent {
+            for pid in &parents {
+                let found = self
+                    .s
+                    .store
+                    .select(
+                        stmt::exists(d, &p.table),
+                        vec![StoreValue::Blob(pid.as_bytes().to_vec())],
+                    )
+                    .await?;
+                if found.is_empty() {
+                    return Err(Error::NoSuchRow {
+                        table: p.table.clone(),
+                        id: pid.to_string(),
+                    });
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut statements = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id = Id::random();
+            let (cols, vals) = self.encode(r, id.as_bytes())?;
+            statements.push((stmt::insert(d, t, &cols), vals));
+            ids.push(id);
+        }
+        self.s.store.write_all(statements).await?;
+        Ok(ids)
+    }
+
+    /// Inserts a row given as the application's own type, through serde:
+    /// an object with the column names as fields, plus `parent` (an id)
+    /// and `scope` where the table has them.
+    pub async fn insert_serde<T: Serialize>(&self, value: &T) -> Result<Id> {
+        let json =
+            serde_json::to_value(value).map_err(|_| self.wrong("*", "a serializable object"))?;
+        let row = self.from_json(&json)?;
+        self.insert(&row).await
+    }
+
+    /// A JSON object as a row to insert: columns by name, typed by the
+    /// schema, plus `parent` and `scope`.
+    pub fn from_json(&self, json: &serde_json::Value) -> Result<NewRow> {
+        let t = self.t();
+        let obj = json
+            .as_object()
+            .ok_or_else(|| self.wrong("*", "a JSON object"))?;
+        let mut row = NewRow::new();
+        for (k, v) in obj {
+            match k.as_str() {
+                "parent" => {
+                    let s = v.as_str().ok_or_else(|| self.wrong("parent", "an id"))?;
+                    row.parent = Some(s.parse()?);
+                }
+                "scope" => {
+                    row.scope = Some(
+                        v.as_str()
+                            .ok_or_else(|| self.wrong("scope", "a scope name"))?
+                            .to_owned(),
+                    );
+                }
+                name => {
+                    let c = t.column(name).ok_or_else(|| Error::UnknownColumn {
+                        table: self.name.clone(),
+                        column: name.chars().take(64).collect(),
+                    })?;
+                    row.values.insert(name.to_owned(), self.json_value(c, v)?);
+                }
+            }
+        }
+        Ok(row)
+    }
+
+    fn json_value(&self, c: &Column, v: &serde_json::Value) -> Result<Value> {
+        use serde_json::Value as J;
+        if v.is_null() {
+            return Ok(Value::Null);
+        }
+        let integer = || {
+            v.as_i64()
+                .map(Value::Integer)
+                .ok_or_else(|| self.wrong(&c.name, "an integer"))
+        };
+        let text = || {
+            v.as_str()
+                .map(|s| Value::Text(s.to_owned()))
+                .ok_or_else(|| self.wrong(&c.name, "text"))
+        };
+        match &c.ty {
+            ColumnType::Encrypted(e) if e.kind == Kind::Integer => integer(),
+            ColumnType::Encrypted(_) => text(),
+            ColumnType::Plain(p) => match p {
+                PlainType::Integer | PlainType::Timestamp => integer(),
+                PlainType::Text | PlainType::Date { .. } => text(),
+                PlainType::Boolean => match v {
+                    J::Bool(b) => Ok(Value::Boolean(*b)),
+                    _ => Err(self.wrong(&c.name, "true or false")),
+                },
+                PlainType::Bytes => v
+                    .as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .map(Value::Bytes)
+                    .ok_or_else(|| self.wrong(&c.name, "bytes as hex")),
+                PlainType::Ref(_) => {
+                    let s = v.as_str().ok_or_else(|| self.wrong(&c.name, "an id"))?;
+                    Ok(Value::Id(s.parse()?))
+                }
+            },
+        }
+    }
+
+    /// Decodes and opens one stored row.
+    fn open(&self, cells: Vec<Cell>) -> Result<Row> {
+        let t = self.t();
+        let names = stmt::read_columns(t);
+        let mut d = RowDecoder::new(schema::intern(&t.name), schema::intern_list(&names), cells)?;
+        let id = d.id(0)?;
+        let mut at = 1;
+        let parent = match &t.parent {
+            Some(_) => {
+                at += 1;
+                Some(d.id(1)?)
+            }
+            None => None,
+        };
+        let row_scope: Option<u32> = if t.row_scoped() {
+            at += 1;
+            Some(d.int(at - 1)?)
+        } else {
+            None
+        };
+        let ks = self.s.ks();
+        let mut values = BTreeMap::new();
+        let mut withheld = Vec::new();
+        for (k, c) in t.columns.iter().enumerate() {
+            let i = at + k;
+            match &c.ty {
+                ColumnType::Plain(p) => {
+                    let v = match p {
+                        _ if c.optional && d.is_null(i) => Value::Null,
+                        PlainType::Text | PlainType::Date { .. } => Value::Text(d.text(i)?),
+                        PlainType::Integer | PlainType::Timestamp => Value::Integer(d.int(i)?),
+                        PlainType::Boolean => Value::Boolean(d.int::<i64>(i)? != 0),
+                        PlainType::Bytes => Value::Bytes(d.blob(i)?),
+                        PlainType::Ref(_) => Value::Id(Id(d.id(i)?)),
+                    };
+                    values.insert(c.name.clone(), v);
+                }
+                ColumnType::Encrypted(e) => {
+                    let blob = match d.opt_blob(i)? {
+                        None if c.optional => {
+                            values.insert(c.name.clone(), Value::Null);
+                            continue;
+                        }
+                        None => d.blob(i)?,
+                        Some(b) => b,
+                    };
+                    let cell = CellAd {
+                        table: &t.name,
+                        column: &c.name,
+                        row: &id,
+                        parent: parent.as_ref().map_or(&[][..], |p| &p[..]),
+                    };
+                    let header = Header::parse_cell(&blob, &cell)?;
+                    let tampered = || Error::Tampered {
+                        table: schema::intern(&t.name),
+                        column: schema::intern(&c.name),
+                    };
+                    // The envelope's scope must be the column's (or the
+                    // row's), and its epoch one the vault signed.
+                    let want = match &e.scope {
+                        ScopeRule::Named(n) => ks.scope_ids.get(n).copied(),
+                        ScopeRule::PerRow => row_scope,
+                    };
+                    if want != Some(header.scope)
+                        || !ks.known_epochs.contains(&(header.scope, header.epoch))
+                    {
+                        return Err(tampered());
+                    }
+                    let Some(keys) = ks.keys.get(&(header.scope, header.epoch)) else {
+                        withheld.push(c.name.clone());
+                        continue;
+                    };
+                    let mut plain =
+                        Zeroizing::new(envelope::open_cell(&keys.field, header, &cell, &blob)?);
+                    unpad(&mut plain).ok_or(Error::MalformedEnvelope {
+                        table: schema::intern(&t.name),
+                        column: schema::intern(&c.name),
+                        reason: "bad padding",
+                    })?;
+                    let text = std::str::from_utf8(&plain).map_err(|_| Error::NotUtf8 {
+                        table: schema::intern(&t.name),
+                        column: schema::intern(&c.name),
+                    })?;
+                    let v = match e.kind {
+                        Kind::Integer => {
+                            Value::Integer(text.parse().map_err(|_| Error::MalformedEnvelope {
+                                table: schema::intern(&t.name),
+                                column: schema::intern(&c.name),
+                                reason: "not a decimal integer",
+                            })?)
+                        }
+                        _ => Value::Text(text.to_owned()),
+                    };
+                    values.insert(c.name.clone(), v);
+                }
+            }
+        }
+        Ok(Row {
+            id: Id(id),
+            parent: parent.map(Id),
+            scope: row_scope.map(|s| self.s.scope_name(s)),
+            values,
+            withheld,
+        })
+    }
+
+    /// One row, or `None`.
+    pub async fn get(&self, id: Id) -> Result<Option<Row>> {
+        let d = self.s.store.dialect();
+        let rows = self
+            .s
+            .store
+            .select(
+                stmt::by_id(d, self.t()),
+                vec![StoreValue::Blob(id.as_bytes().to_vec())],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for cells in rows {
+            let r = self.open(cells)?;
+            if r.id != id {
+                return Err(Error::BadStoredValue {
+                    table: schema::intern(&self.name),
+                    column: "id",
+                    expected: "the id that was asked for",
+                });
+            }
+            out.push(r);
+        }
+        Ok(out.into_iter().next())
+    }
+
+    /// Rows whose columns equal the given values, through the blind index
+    /// that covers exactly those columns (in any order): exact results, in
+    /// id order, under every epoch of the scope this user holds.
+    pub async fn find(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
+        let t = self.t();
+        let mut want: Vec<&str> = criteria.iter().map(|(c, _)| *c).collect();
+        want.sort_unstable();
+        let idx = t
+            .indexes
+            .iter()
+            .find(|i| {
+                let mut over: Vec<&str> = i.over.iter().map(String::as_str).collect();
+                over.sort_unstable();
+                over == want
+            })
+            .ok_or_else(|| Error::NoIndex {
+                table: self.name.clone(),
+                columns: want.join(", "),
+            })?;
+        // The canonical form of each criterion, in the index's order.
+        let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        for (name, v) in criteria {
+            let c = t.column(name).ok_or_else(|| Error::UnknownColumn {
+                table: self.name.clone(),
+                column: name.to_string(),
+            })?;
+            let ColumnType::Encrypted(e) = &c.ty else {
+                return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
+            };
+            canon.insert(c.name.as_str(), self.check_encrypted(c, e, v)?.canonical);
+        }
+        let parts: Vec<&str> = idx
+            .over
+            .iter()
+            .filter_map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
+            .collect();
+        let sid = self.index_scope(idx)?;
+        let ks = self.s.ks();
+        let mut values: Vec<StoreValue> = ks
+            .keys
+            .iter()
+            .filter(|((s, _), _)| *s == sid)
+            .map(|(_, keys)| {
+                let key = kdf::index_key(&keys.raw, &t.name, &idx.name);
+                StoreValue::Blob(index::compute(&key, &parts, idx.bits).as_bytes().to_vec())
+            })
+            .collect();
+        if values.is_empty() {
+            return Err(Error::NoAccess(self.s.scope_name(sid)));
+        }
+        values.dedup();
+        let d = self.s.store.dialect();
+        let n = values.len();
+        let rows = self
+            .s
+            .store
+            .select(stmt::by_values(d, t, &idx.name, n), values)
+            .await?;
+        let mut out = Vec::new();
+        for cells in rows {
+            let r = self.open(cells)?;
+            let matches = criteria.iter().all(|(name, _)| {
+                let (Some(c), Some(v)) = (t.column(name), r.values.get(*name)) else {
+                    return false;
+                };
+                let ColumnType::Encrypted(e) = &c.ty else {
+                    return false;
+                };
+                self.check_encrypted(c, e, v).is_ok_and(|got| {
+                    canon.get(c.name.as_str()).is_some_and(|w| {
+                        crate::crypto::secret::ct_eq(w.as_bytes(), got.canonical.as_bytes())
+                    })
+                })
+            });
+            if matches {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of at most `limit` rows (up to [`MAX_PAGE`]) in id order,
+    /// after `after`.
+    pub async fn list(&self, after: Option<Id>, limit: u32) -> Result<Vec<Row>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let d = self.s.store.dialect();
+        let params = after
+            .map(|a| vec![StoreValue::Blob(a.as_bytes().to_vec())])
+            .unwrap_or_default();
+        let rows = self
+            .s
+            .store
+            .select(stmt::page(d, self.t(), after.is_some(), limit), params)
+            .await?;
+        if rows.len() > limit as usize {
+            return Err(Error::BadStoredValue {
+                table: schema::intern(&self.name),
+                column: "*",
+                expected: "at most the rows of a page",
+            });
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for cells in rows {
+            let r = self.open(cells)?;
+            if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p: &Row| r.id <= p.id) {
+                return Err(Error::BadStoredValue {
+                    table: schema::intern(&self.name),
+                    column: "id",
+                    expected: "ids in increasing order after the page's start",
+                });
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// The rows whose parent is `parent`, in id order.
+    pub async fn children(&self, parent: Id) -> Result<Vec<Row>> {
+        let t = self.t();
+        let p = t
+            .parent
+            .as_ref()
+            .ok_or(Error::Refused("this table has no parent"))?;
+        let d = self.s.store.dialect();
+        let rows = self
+            .s
+            .store
+            .select(
+                stmt::by_values(d, t, &p.column, 1),
+                vec![StoreValue::Blob(parent.as_bytes().to_vec())],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for cells in rows {
+            let r = self.open(cells)?;
+            if r.parent != Some(parent) {
+                return Err(Error::BadStoredValue {
+                    table: schema::intern(&self.name),
+                    column: "parent",
+                    expected: "the parent that was asked for",
+                });
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a row (and, through the database, its children); false if
+    /// there was none.
+    pub async fn delete(&self, id: Id) -> Result<bool> {
+        let d = self.s.store.dialect();
+        let n = self
+            .s
+            .store
+            .write_all(vec![(
+                stmt::delete(d, self.t()),
+                vec![StoreValue::Blob(id.as_bytes().to_vec())],
+            )])
+            .await?;
+        Ok(n.first().copied().unwrap_or(0) > 0)
+    }
+}

@@ -1,0 +1,350 @@
+//! The generic row API over an application's tables (examples/emr): rows
+//! sealed in cell envelopes bound to table, column, row and parent; exact
+//! search through blind indexes; withheld columns; typed errors.
+
+#[macro_use]
+mod common;
+use common::*;
+use medvault::vault::rows::{NewRow, Value};
+use medvault::{Error, Id};
+
+per_store!(
+    allergies_of_a_patient_end_to_end,
+    a_cell_moved_across_rows_columns_or_parents_is_tampered,
+    a_user_without_the_scope_sees_the_columns_withheld,
+    bad_rows_are_typed_errors_and_change_nothing,
+    the_no_plaintext_scan_covers_application_tables,
+    rows_map_to_the_applications_own_types,
+);
+
+const EMR: &str = include_str!("../examples/emr/schema.toml");
+
+async fn setup(f: &Fixture) -> (medvault::Session, Id) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    (a, p)
+}
+
+async fn allergies_of_a_patient_end_to_end(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let q = a
+        .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").unwrap();
+    let pen = t
+        .insert(
+            &NewRow::child_of(p)
+                .set("substance", "Penicillin")
+                .set("reaction", "Hives, within the hour")
+                .set("recorded_on", "2019-05"),
+        )
+        .await
+        .unwrap();
+    let ids = t
+        .insert_many(&[
+            NewRow::child_of(p)
+                .set("substance", "Latex")
+                .set("reaction", "Rash")
+                .set("recorded_on", "2020"),
+            NewRow::child_of(q)
+                .set("substance", "  PENICILLIN ")
+                .set("reaction", "Anaphylaxis")
+                .set("recorded_on", "2001-02-03"),
+        ])
+        .await
+        .unwrap();
+    let r = t.get(pen).await.unwrap().unwrap();
+    assert_eq!(r.text("substance"), Some("Penicillin"));
+    assert_eq!(r.text("recorded_on"), Some("2019-05"));
+    assert_eq!(r.parent, Some(p));
+    assert!(r.withheld.is_empty());
+    // Exact search through the index, across case and spacing.
+    let found = t
+        .find(&[("substance", Value::from("penicillin"))])
+        .await
+        .unwrap();
+    let mut got: Vec<Id> = found.iter().map(|r| r.id).collect();
+    got.sort();
+    let mut want = vec![pen, ids[1]];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(t
+        .find(&[("substance", Value::from("penicilline"))])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(t.children(p).await.unwrap().len(), 2);
+    assert_eq!(t.list(None, 10).await.unwrap().len(), 3);
+    let first = t.list(None, 1).await.unwrap();
+    assert_eq!(t.list(Some(first[0].id), 10).await.unwrap().len(), 2);
+    // A per-row table: the row's scope seals its reason.
+    let ap = a.table("appointments").unwrap();
+    let v = ap
+        .insert(
+            &NewRow::child_of(p)
+                .scope("clinical")
+                .set("starts_at", 1_800_000_000i64)
+                .set("minutes", 20i64)
+                .set("reason", "Follow-up")
+                .set("confirmed", true),
+        )
+        .await
+        .unwrap();
+    let row = ap.get(v).await.unwrap().unwrap();
+    assert_eq!(row.scope.as_deref(), Some("clinical"));
+    assert_eq!(row.get("confirmed"), Some(&Value::Boolean(true)));
+    assert_eq!(row.text("reason"), Some("Follow-up"));
+    // An added column on a built-in table, searchable.
+    let pt = a.table("patients").unwrap();
+    assert!(matches!(
+        pt.find(&[("insurance_number", Value::from("1 70 03"))]).await,
+        Ok(v) if v.is_empty()
+    ));
+    // Deleting a row; deleting the patient deletes their children.
+    assert!(t.delete(ids[0]).await.unwrap());
+    assert!(!t.delete(ids[0]).await.unwrap());
+    a.delete_patient(&p).await.unwrap();
+    assert!(t.children(p).await.unwrap().is_empty());
+    assert!(ap.get(v).await.unwrap().is_none());
+    assert_eq!(t.list(None, 10).await.unwrap().len(), 1);
+}
+
+async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let q = a
+        .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").unwrap();
+    let row = |sub: &str, parent: Id| {
+        NewRow::child_of(parent)
+            .set("substance", sub)
+            .set("reaction", "Rash")
+            .set("recorded_on", "2020")
+    };
+    let x = t.insert(&row("Latex", p)).await.unwrap();
+    let y = t.insert(&row("Iodine", p)).await.unwrap();
+    let tampered = |e: Result<Option<medvault::vault::rows::Row>, Error>| {
+        matches!(
+            e,
+            Err(Error::Tampered {
+                table: "allergies",
+                ..
+            })
+        )
+    };
+    let (xb, yb) = (x.as_bytes().to_vec(), y.as_bytes().to_vec());
+    // Control: untouched rows open.
+    assert!(t.get(y).await.unwrap().is_some());
+    // Another row's cell.
+    f.exec(
+        "UPDATE allergies SET substance = (SELECT s FROM (SELECT substance AS s FROM allergies WHERE id = ?) AS o) WHERE id = ?",
+        vec![Val::B(xb.clone()), Val::B(yb.clone())],
+    )
+    .await;
+    assert!(tampered(t.get(y).await));
+    // Another column of the same row.
+    f.exec(
+        "UPDATE allergies SET reaction = substance WHERE id = ?",
+        vec![Val::B(xb.clone())],
+    )
+    .await;
+    assert!(tampered(t.get(x).await));
+    // Another parent.
+    let z = t.insert(&row("Nickel", p)).await.unwrap();
+    f.exec(
+        "UPDATE allergies SET parent_id = ? WHERE id = ?",
+        vec![Val::B(q.as_bytes().to_vec()), Val::B(z.as_bytes().to_vec())],
+    )
+    .await;
+    assert!(tampered(t.get(z).await));
+    // Another table: a prescription's drug put in an allergy.
+    let pr = a.table("prescriptions").unwrap();
+    let d = pr
+        .insert(
+            &NewRow::child_of(p)
+                .set("drug", "Amoxicillin")
+                .set("dosage", "500 mg")
+                .set("started_on", "2024-01-02"),
+        )
+        .await
+        .unwrap();
+    let w = t.insert(&row("Pollen", p)).await.unwrap();
+    f.exec(
+        "UPDATE allergies SET substance = (SELECT drug FROM prescriptions WHERE id = ?) WHERE id = ?",
+        vec![Val::B(d.as_bytes().to_vec()), Val::B(w.as_bytes().to_vec())],
+    )
+    .await;
+    assert!(tampered(t.get(w).await));
+}
+
+async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let t = a.table("prescriptions").unwrap();
+    let id = t
+        .insert(
+            &NewRow::child_of(p)
+                .set("drug", "Amoxicillin")
+                .set("dosage", "500 mg")
+                .set("started_on", "2024-01-02")
+                .set("price_cents", 1250i64),
+        )
+        .await
+        .unwrap();
+    let clerk = f.user(&a, "clerk", &["billing"]).await;
+    let r = clerk
+        .table("prescriptions")
+        .unwrap()
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.withheld, ["drug", "dosage"]);
+    assert!(r.get("drug").is_none());
+    assert_eq!(r.get("price_cents"), Some(&Value::Integer(1250)));
+    assert_eq!(r.text("started_on"), Some("2024-01-02"));
+    // Searching a scope one does not hold is NoAccess, not an empty answer.
+    let err = clerk
+        .table("prescriptions")
+        .unwrap()
+        .find(&[("drug", Value::from("amoxicillin"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoAccess(_)), "{err}");
+    let doc = f.user(&a, "doc", &["clinical"]).await;
+    let r = doc
+        .table("prescriptions")
+        .unwrap()
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.withheld, ["price_cents"]);
+    assert_eq!(r.text("drug"), Some("Amoxicillin"));
+}
+
+async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    assert!(matches!(a.table("alergies"), Err(Error::UnknownTable(_))));
+    let t = a.table("allergies").unwrap();
+    let good = || {
+        NewRow::child_of(p)
+            .set("substance", "Latex")
+            .set("reaction", "Rash")
+            .set("recorded_on", "2020")
+    };
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(NewRow, Check)> = vec![
+        (good().set("severity", 3i64), |e| {
+            matches!(e, Error::UnknownColumn { .. })
+        }),
+        (good().set("substance", 7i64), |e| {
+            matches!(e, Error::WrongType { .. })
+        }),
+        (good().set("recorded_on", 2020i64), |e| {
+            matches!(e, Error::WrongType { .. })
+        }),
+        (good().set("recorded_on", "2020-13"), |e| {
+            matches!(e, Error::BadDate)
+        }),
+        (good().set("substance", "x".repeat(201)), |e| {
+            matches!(e, Error::TooLong { .. })
+        }),
+        (good().set("reaction", Value::Null), |e| {
+            matches!(e, Error::MissingValue { .. })
+        }),
+        (
+            NewRow {
+                parent: None,
+                ..good()
+            },
+            |e| matches!(e, Error::MissingValue { .. }),
+        ),
+        (good().scope("clinical"), |e| matches!(e, Error::Refused(_))),
+        (
+            NewRow {
+                parent: Some(Id::random()),
+                ..good()
+            },
+            |e| matches!(e, Error::NoSuchRow { .. }),
+        ),
+    ];
+    for (row, ok) in cases {
+        // A bad row among good ones: nothing of the batch is written.
+        let err = t.insert_many(&[good(), row]).await.unwrap_err();
+        assert!(ok(&err), "{err}");
+        assert!(!err.to_string().contains("Latex"), "{err}");
+    }
+    assert!(t.list(None, 10).await.unwrap().is_empty());
+    let err = t
+        .find(&[("reaction", Value::from("rash"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoIndex { .. }), "{err}");
+    let ap = a.table("appointments").unwrap();
+    let no_scope = NewRow::child_of(p)
+        .set("starts_at", 1i64)
+        .set("minutes", 5i64)
+        .set("confirmed", false);
+    assert!(matches!(
+        ap.insert(&no_scope).await,
+        Err(Error::MissingValue { .. })
+    ));
+    assert!(matches!(
+        ap.insert(&no_scope.clone().scope("nope")).await,
+        Err(Error::UnknownScope(_))
+    ));
+    assert!(ap.insert(&no_scope.scope("billing")).await.is_ok());
+}
+
+async fn the_no_plaintext_scan_covers_application_tables(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let marker = "Zqxpenicil";
+    a.table("allergies")
+        .unwrap()
+        .insert(
+            &NewRow::child_of(p)
+                .set("substance", marker)
+                .set("reaction", marker)
+                .set("recorded_on", "2019"),
+        )
+        .await
+        .unwrap();
+    assert!(!f.leaks(marker), "an encrypted cell leaked");
+    // Control: the scan reads the new table's cells (a plain column).
+    f.exec(
+        "UPDATE allergies SET recorded_on = ?",
+        vec![Val::T(marker.into())],
+    )
+    .await;
+    assert!(f.leaks(marker), "the scan does not see allergies");
+}
+
+async fn rows_map_to_the_applications_own_types(f: Fixture) {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Allergy {
+        parent: String,
+        substance: String,
+        reaction: String,
+        recorded_on: Option<String>,
+    }
+    let (a, p) = setup(&f).await;
+    let t = a.table("allergies").unwrap();
+    let mine = Allergy {
+        parent: p.to_string(),
+        substance: "Latex".into(),
+        reaction: "Rash".into(),
+        recorded_on: Some("2021-07".into()),
+    };
+    let id = t.insert_serde(&mine).await.unwrap();
+    let back: Allergy = t.get(id).await.unwrap().unwrap().deserialize().unwrap();
+    assert_eq!(back, mine);
+    let json = t.get(id).await.unwrap().unwrap().to_json();
+    assert_eq!(json["id"], id.to_string());
+    assert_eq!(json["substance"], "Latex");
+}
