@@ -600,3 +600,96 @@ fn schema_check_and_ddl() {
     );
     assert!(out.contains("column = \"insurance_number\""), "{out}");
 }
+
+/// `row` commands on an application table: insert from arguments and from
+/// standard input, get, find, list children, update, delete; JSON output;
+/// typed errors with a hint that do not quote the value.
+#[test]
+fn rows_through_the_cli() {
+    let c = Cli::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/emr/schema.toml");
+    c.ok("admin", "pw", &["init"]);
+    c.ok("admin", "pw", &["schema", "apply", example]);
+    let p = c.ok(
+        "admin",
+        "pw",
+        &[
+            "patient",
+            "add",
+            "--family",
+            "Dupont",
+            "--given",
+            "Jean",
+            "--born",
+            "1970-03-02",
+        ],
+    );
+    let p = p.trim();
+    let a = c.ok(
+        "admin",
+        "pw",
+        &[
+            "row",
+            "insert",
+            "allergies",
+            "--parent",
+            p,
+            "substance=Penicillin",
+            "reaction=Hives",
+            "recorded_on=2019-05",
+        ],
+    );
+    let a = a.trim();
+    let doc = format!(
+        r#"{{"parent": "{p}", "substance": "Latex", "reaction": "Rash", "recorded_on": "2020"}}"#
+    );
+    let o = c.run_stdin(
+        "admin",
+        "pw",
+        &["row", "insert", "allergies", "--from", "-"],
+        &doc,
+    );
+    assert!(o.ok, "{}", o.stderr);
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "row", "find", "allergies", "substance=PENICILLIN"],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["id"], a);
+    assert_eq!(found[0]["substance"], "Penicillin");
+    let out = c.ok("admin", "pw", &["row", "list", "allergies", "--parent", p]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    c.ok(
+        "admin",
+        "pw",
+        &["row", "update", "allergies", a, "reaction=Anaphylaxis"],
+    );
+    let out = c.ok("admin", "pw", &["row", "get", "allergies", a]);
+    assert!(out.contains("reaction=Anaphylaxis"), "{out}");
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "allergies", "reaction=Rash"],
+        "no blind index",
+    );
+    let o = c.fails(
+        "admin",
+        "pw",
+        &[
+            "row",
+            "insert",
+            "allergies",
+            "--parent",
+            p,
+            "substance=Sekret",
+            "reaction=x",
+            "recorded_on=13",
+        ],
+        "date",
+    );
+    assert!(!o.stderr.contains("Sekret"), "{}", o.stderr);
+    c.fails("admin", "pw", &["row", "get", "alergies", a], "no table");
+    c.ok("admin", "pw", &["row", "delete", "allergies", a]);
+    c.fails("admin", "pw", &["row", "get", "allergies", a], "no row");
+}

@@ -15,6 +15,7 @@ per_store!(
     bad_rows_are_typed_errors_and_change_nothing,
     the_no_plaintext_scan_covers_application_tables,
     rows_map_to_the_applications_own_types,
+    an_update_reseals_and_reindexes,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -347,4 +348,73 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
     let json = t.get(id).await.unwrap().unwrap().to_json();
     assert_eq!(json["id"], id.to_string());
     assert_eq!(json["substance"], "Latex");
+}
+
+async fn an_update_reseals_and_reindexes(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let t = a.table("allergies").unwrap();
+    let id = t
+        .insert(
+            &NewRow::child_of(p)
+                .set("substance", "Latex")
+                .set("reaction", "Rash")
+                .set("recorded_on", "2020"),
+        )
+        .await
+        .unwrap();
+    let before = f
+        .blob(
+            "SELECT substance FROM allergies WHERE id = ?",
+            vec![Val::B(id.as_bytes().to_vec())],
+        )
+        .await;
+    let changes = [("substance".to_string(), Value::from("Iodine"))].into();
+    assert!(t.update(id, &changes).await.unwrap());
+    let after = f
+        .blob(
+            "SELECT substance FROM allergies WHERE id = ?",
+            vec![Val::B(id.as_bytes().to_vec())],
+        )
+        .await;
+    assert_ne!(before, after);
+    let r = t.get(id).await.unwrap().unwrap();
+    assert_eq!(r.text("substance"), Some("Iodine"));
+    assert_eq!(r.text("reaction"), Some("Rash"));
+    assert!(t
+        .find(&[("substance", Value::from("latex"))])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        t.find(&[("substance", Value::from("iodine"))])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Unknown rows, unknown columns, bad values: typed, nothing changed.
+    assert!(!t.update(Id::random(), &changes).await.unwrap());
+    let bad = [("severity".to_string(), Value::from(1i64))].into();
+    assert!(matches!(
+        t.update(id, &bad).await,
+        Err(Error::UnknownColumn { .. })
+    ));
+    let bad = [("reaction".to_string(), Value::Null)].into();
+    assert!(matches!(
+        t.update(id, &bad).await,
+        Err(Error::MissingValue { .. })
+    ));
+    assert_eq!(
+        t.get(id).await.unwrap().unwrap().text("reaction"),
+        Some("Rash")
+    );
+    // A user who cannot read the whole row cannot rewrite it.
+    let clerk = f.user(&a, "clerk", &["billing"]).await;
+    let err = clerk
+        .table("allergies")
+        .unwrap()
+        .update(id, &changes)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoAccess(_)), "{err}");
 }

@@ -578,6 +578,39 @@ impl RowTable<'_> {
         Ok(row)
     }
 
+    /// A value typed in by a person (`column=value` on the command line)
+    /// as the column takes it: integers in decimal, `true`/`false`, ids and
+    /// bytes in hex, anything else as text.
+    pub fn parse_value(&self, column: &str, text: &str) -> Result<Value> {
+        let c = self
+            .t()
+            .column(column)
+            .ok_or_else(|| Error::UnknownColumn {
+                table: self.name.clone(),
+                column: column.chars().take(64).collect(),
+            })?;
+        let integer = || {
+            text.trim()
+                .parse::<i64>()
+                .map(Value::Integer)
+                .map_err(|_| self.wrong(&c.name, "an integer"))
+        };
+        match &c.ty {
+            ColumnType::Encrypted(e) if e.kind == Kind::Integer => integer(),
+            ColumnType::Plain(PlainType::Integer | PlainType::Timestamp) => integer(),
+            ColumnType::Plain(PlainType::Boolean) => match text.trim() {
+                "true" => Ok(Value::Boolean(true)),
+                "false" => Ok(Value::Boolean(false)),
+                _ => Err(self.wrong(&c.name, "true or false")),
+            },
+            ColumnType::Plain(PlainType::Ref(_)) => Ok(Value::Id(text.parse()?)),
+            ColumnType::Plain(PlainType::Bytes) => hex::decode(text.trim())
+                .map(Value::Bytes)
+                .map_err(|_| self.wrong(&c.name, "bytes as hex")),
+            _ => Ok(Value::Text(text.to_owned())),
+        }
+    }
+
     fn json_value(&self, c: &Column, v: &serde_json::Value) -> Result<Value> {
         use serde_json::Value as J;
         if v.is_null() {
@@ -893,6 +926,56 @@ impl RowTable<'_> {
             out.push(r);
         }
         Ok(out)
+    }
+
+    /// Sets the given columns of a row (`Value::Null` clears an optional
+    /// one): every encrypted value is sealed again under its scope's
+    /// current epoch and every blind index recomputed. False if there is
+    /// no such row. The user must be able to read the whole row
+    /// (`NoAccess` otherwise): an index may cover a column they did not
+    /// change. The last of two concurrent updates wins.
+    pub async fn update(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<bool> {
+        let t = self.t();
+        for k in changes.keys() {
+            if t.column(k).is_none() {
+                return Err(Error::UnknownColumn {
+                    table: self.name.clone(),
+                    column: k.chars().take(64).collect(),
+                });
+            }
+        }
+        let Some(old) = self.get(id).await? else {
+            return Ok(false);
+        };
+        if let Some(c) = old.withheld.first() {
+            let scope = match t.column(c).map(|c| &c.ty) {
+                Some(ColumnType::Encrypted(Encrypted {
+                    scope: ScopeRule::Named(n),
+                    ..
+                })) => n.clone(),
+                _ => old.scope.clone().unwrap_or_default(),
+            };
+            return Err(Error::NoAccess(scope));
+        }
+        let mut next = NewRow {
+            parent: old.parent,
+            scope: old.scope.clone(),
+            values: old.values.clone(),
+        };
+        for (k, v) in changes {
+            next.values.insert(k.clone(), v.clone());
+        }
+        let (cols, mut vals) = self.encode(&next, id.as_bytes())?;
+        // Every column but the id, then the id for the WHERE clause.
+        let id_value = vals.remove(0);
+        vals.push(id_value);
+        let d = self.s.store.dialect();
+        let n = self
+            .s
+            .store
+            .write_all(vec![(stmt::update(d, t, &cols[1..]), vals)])
+            .await?;
+        Ok(n.first().copied().unwrap_or(0) > 0)
     }
 
     /// Deletes a row (and, through the database, its children); false if

@@ -76,6 +76,9 @@ pub enum Command {
     /// Check recovery shares against the vault's root key.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
+    /// Rows of any declared table: insert, get, find, list, update, delete.
+    #[command(subcommand)]
+    Row(RowCmd),
     /// The schema: check an application's declarations, print the SQL of
     /// a table (no vault or login needed).
     #[command(subcommand)]
@@ -106,6 +109,82 @@ pub struct InitArgs {
     /// Shares printed.
     #[arg(long, default_value_t = 4)]
     pub shares: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RowCmd {
+    /// Insert a row: `column=value` arguments, or a JSON object from a
+    /// file or standard input (`--from -`; keeps values off the command
+    /// line). Prints the new row's id.
+    Insert {
+        /// Table.
+        table: String,
+        /// `column=value`, typed by the schema.
+        #[arg(value_name = "COLUMN=VALUE")]
+        values: Vec<String>,
+        /// The parent row's id (tables with a parent).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The row's scope (tables with per-row columns).
+        #[arg(long)]
+        scope: Option<String>,
+        /// A JSON object with the columns by name (and `parent`, `scope`).
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["values", "parent", "scope"])]
+        from: Option<String>,
+    },
+    /// Print one row.
+    Get {
+        /// Table.
+        table: String,
+        /// Row id.
+        id: String,
+    },
+    /// Rows whose columns equal the values, through the blind index that
+    /// covers exactly those columns.
+    Find {
+        /// Table.
+        table: String,
+        /// `column=value` criteria.
+        #[arg(value_name = "COLUMN=VALUE")]
+        criteria: Vec<String>,
+        /// A JSON object of criteria.
+        #[arg(long, value_name = "FILE|-", conflicts_with = "criteria")]
+        from: Option<String>,
+    },
+    /// A page of rows in id order, or the children of a parent row.
+    List {
+        /// Table.
+        table: String,
+        /// The rows after this id.
+        #[arg(long)]
+        after: Option<String>,
+        /// Rows per page.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only the rows whose parent is this id.
+        #[arg(long, conflicts_with = "after")]
+        parent: Option<String>,
+    },
+    /// Set columns of a row.
+    Update {
+        /// Table.
+        table: String,
+        /// Row id.
+        id: String,
+        /// `column=value` changes.
+        #[arg(value_name = "COLUMN=VALUE")]
+        values: Vec<String>,
+        /// A JSON object of changes (`null` clears an optional column).
+        #[arg(long, value_name = "FILE|-", conflicts_with = "values")]
+        from: Option<String>,
+    },
+    /// Delete a row (and its children).
+    Delete {
+        /// Table.
+        table: String,
+        /// Row id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

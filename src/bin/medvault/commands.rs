@@ -5,12 +5,15 @@ use std::io::Read;
 
 use medvault::schema::Schema;
 use medvault::sql::ddl::{create_table, Dialect};
+use medvault::vault::rows::{NewRow, Row, RowTable, Value};
 use medvault::{
     CreateOptions, Error, Id, KdfParams, NewPatient, OpenOptions, Patient, PatientQuery, Session,
     Vault,
 };
 
-use crate::cli::{Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, SchemaCmd, ScopeCmd, UserCmd};
+use crate::cli::{
+    Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, RowCmd, SchemaCmd, ScopeCmd, UserCmd,
+};
 use crate::password;
 
 /// A patient as `patient add --from` reads it.
@@ -138,6 +141,12 @@ impl CliError {
                 Error::StoreAuth(_) => "check the user and password in the store URL".into(),
                 Error::BadShares(_) => "check each share for typos; you need the threshold number of shares".into(),
                 Error::Schema(_) => "the schema language and what may change are in schema/LANGUAGE.md".into(),
+                Error::UnknownTable(_) => "`medvault schema show` lists the tables in force".into(),
+                Error::UnknownColumn { .. } | Error::WrongType { .. } | Error::MissingValue { .. } => {
+                    "`medvault schema show` has each table's columns and types".into()
+                }
+                Error::NoIndex { .. } => "search the columns of one blind index (`[[index]]` in the schema)".into(),
+                Error::NoSuchRow { .. } => "check the id; `medvault row list <table>` lists rows".into(),
                 Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
                 _ => return None,
             },
@@ -587,6 +596,10 @@ pub async fn run(cli: Cli) -> R {
             }
         }
         Command::Demo(a) => crate::demo::run(a, kdf(&cli)).await,
+        Command::Row(cmd) => {
+            let s = login(&cli).await?;
+            row_cmd(&cli, &s, cmd).await
+        }
         Command::Schema(SchemaCmd::Apply { file, dry_run }) => {
             let text = read_input(file)?;
             // The file's own problems, with their lines, before logging in.
@@ -650,6 +663,172 @@ pub async fn run(cli: Cli) -> R {
             Ok(())
         }
         Command::Schema(cmd) => schema_cmd(&cli, cmd),
+    }
+}
+
+/// `column=value` arguments as typed values.
+fn assignments(t: &RowTable<'_>, args: &[String]) -> R<std::collections::BTreeMap<String, Value>> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in args {
+        let (k, v) = a.split_once('=').ok_or_else(|| {
+            CliError::msg(
+                "expected column=value",
+                "write each value as column=value, e.g. substance=Latex",
+            )
+        })?;
+        out.insert(k.to_owned(), t.parse_value(k, v)?);
+    }
+    Ok(out)
+}
+
+/// A JSON object from a file or standard input, as values by column.
+fn json_object(t: &RowTable<'_>, src: &str) -> R<NewRow> {
+    let v: serde_json::Value = read_json(src)?;
+    Ok(t.from_json(&v)?)
+}
+
+fn print_row(r: &Row) {
+    let mut line = r.id.to_string();
+    if let Some(p) = &r.parent {
+        line.push_str(&format!("  parent={p}"));
+    }
+    if let Some(s) = &r.scope {
+        line.push_str(&format!("  scope={}", shown(s)));
+    }
+    for (k, v) in &r.values {
+        let v = match v {
+            Value::Null => "null".to_string(),
+            Value::Text(t) => shown(t),
+            Value::Integer(i) => i.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Bytes(b) => hex::encode(b),
+            Value::Id(id) => id.to_string(),
+        };
+        line.push_str(&format!("  {k}={v}"));
+    }
+    if !r.withheld.is_empty() {
+        line.push_str(&format!("  withheld: {}", r.withheld.join(", ")));
+    }
+    println!("{line}");
+}
+
+fn print_rows(cli: &Cli, rows: &[Row]) -> R {
+    if cli.json {
+        return json(&rows.iter().map(Row::to_json).collect::<Vec<_>>());
+    }
+    if rows.is_empty() {
+        println!("no row");
+    }
+    rows.iter().for_each(print_row);
+    Ok(())
+}
+
+async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
+    match cmd {
+        RowCmd::Insert {
+            table,
+            values,
+            parent,
+            scope,
+            from,
+        } => {
+            let t = s.table(table)?;
+            let row = match from {
+                Some(src) => json_object(&t, src)?,
+                None => NewRow {
+                    parent: parent.as_deref().map(str::parse).transpose()?,
+                    scope: scope.clone(),
+                    values: assignments(&t, values)?,
+                },
+            };
+            let id = t.insert(&row).await?;
+            if cli.json {
+                return json(&serde_json::json!({ "id": id }));
+            }
+            println!("{id}");
+            Ok(())
+        }
+        RowCmd::Get { table, id } => {
+            let t = s.table(table)?;
+            let id: Id = id.parse()?;
+            let r = t.get(id).await?.ok_or_else(|| {
+                CliError::msg(
+                    format!("no row {id} in {}", shown(table)),
+                    "list the table's rows with `medvault row list <table>`",
+                )
+            })?;
+            print_rows(cli, std::slice::from_ref(&r))
+        }
+        RowCmd::Find {
+            table,
+            criteria,
+            from,
+        } => {
+            let t = s.table(table)?;
+            let given = match from {
+                Some(src) => json_object(&t, src)?.values,
+                None => assignments(&t, criteria)?,
+            };
+            if given.is_empty() {
+                return Err(CliError::msg(
+                    "no criterion",
+                    "give column=value for the columns of one blind index",
+                ));
+            }
+            let q: Vec<(&str, Value)> =
+                given.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let found = t.find(&q).await?;
+            print_rows(cli, &found)
+        }
+        RowCmd::List {
+            table,
+            after,
+            limit,
+            parent,
+        } => {
+            let t = s.table(table)?;
+            let rows = match parent {
+                Some(p) => t.children(p.parse()?).await?,
+                None => {
+                    t.list(after.as_deref().map(str::parse).transpose()?, *limit)
+                        .await?
+                }
+            };
+            print_rows(cli, &rows)
+        }
+        RowCmd::Update {
+            table,
+            id,
+            values,
+            from,
+        } => {
+            let t = s.table(table)?;
+            let changes = match from {
+                Some(src) => json_object(&t, src)?.values,
+                None => assignments(&t, values)?,
+            };
+            let id: Id = id.parse()?;
+            if !t.update(id, &changes).await? {
+                return Err(CliError::msg(
+                    format!("no row {id} in {}", shown(table)),
+                    "list the table's rows with `medvault row list <table>`",
+                ));
+            }
+            println!("updated {id}");
+            Ok(())
+        }
+        RowCmd::Delete { table, id } => {
+            let t = s.table(table)?;
+            let id: Id = id.parse()?;
+            if !t.delete(id).await? {
+                return Err(CliError::msg(
+                    format!("no row {id} in {}", shown(table)),
+                    "list the table's rows with `medvault row list <table>`",
+                ));
+            }
+            println!("deleted {id}");
+            Ok(())
+        }
     }
 }
 
