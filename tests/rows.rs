@@ -36,7 +36,7 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
         .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
         .await
         .unwrap();
-    let t = a.table("allergies").unwrap();
+    let t = a.table("allergies").await.unwrap();
     let pen = t
         .insert(
             &NewRow::child_of(p)
@@ -84,7 +84,7 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
     let first = t.list(None, 1).await.unwrap();
     assert_eq!(t.list(Some(first[0].id), 10).await.unwrap().len(), 2);
     // A per-row table: the row's scope seals its reason.
-    let ap = a.table("appointments").unwrap();
+    let ap = a.table("appointments").await.unwrap();
     let v = ap
         .insert(
             &NewRow::child_of(p)
@@ -100,12 +100,8 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
     assert_eq!(row.scope.as_deref(), Some("clinical"));
     assert_eq!(row.get("confirmed"), Some(&Value::Boolean(true)));
     assert_eq!(row.text("reason"), Some("Follow-up"));
-    // An added column on a built-in table, searchable.
-    let pt = a.table("patients").unwrap();
-    assert!(matches!(
-        pt.find(&[("insurance_number", Value::from("1 70 03"))]).await,
-        Ok(v) if v.is_empty()
-    ));
+    // The built-in tables keep their own API for now.
+    assert!(matches!(a.table("patients").await, Err(Error::Refused(_))));
     // Deleting a row; deleting the patient deletes their children.
     assert!(t.delete(ids[0]).await.unwrap());
     assert!(!t.delete(ids[0]).await.unwrap());
@@ -121,7 +117,7 @@ async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
         .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
         .await
         .unwrap();
-    let t = a.table("allergies").unwrap();
+    let t = a.table("allergies").await.unwrap();
     let row = |sub: &str, parent: Id| {
         NewRow::child_of(parent)
             .set("substance", sub)
@@ -165,7 +161,7 @@ async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
     .await;
     assert!(tampered(t.get(z).await));
     // Another table: a prescription's drug put in an allergy.
-    let pr = a.table("prescriptions").unwrap();
+    let pr = a.table("prescriptions").await.unwrap();
     let d = pr
         .insert(
             &NewRow::child_of(p)
@@ -186,7 +182,7 @@ async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
 
 async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
     let (a, p) = setup(&f).await;
-    let t = a.table("prescriptions").unwrap();
+    let t = a.table("prescriptions").await.unwrap();
     let id = t
         .insert(
             &NewRow::child_of(p)
@@ -200,6 +196,7 @@ async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
     let clerk = f.user(&a, "clerk", &["billing"]).await;
     let r = clerk
         .table("prescriptions")
+        .await
         .unwrap()
         .get(id)
         .await
@@ -212,6 +209,7 @@ async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
     // Searching a scope one does not hold is NoAccess, not an empty answer.
     let err = clerk
         .table("prescriptions")
+        .await
         .unwrap()
         .find(&[("drug", Value::from("amoxicillin"))])
         .await
@@ -220,6 +218,7 @@ async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
     let doc = f.user(&a, "doc", &["clinical"]).await;
     let r = doc
         .table("prescriptions")
+        .await
         .unwrap()
         .get(id)
         .await
@@ -231,8 +230,11 @@ async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
 
 async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
     let (a, p) = setup(&f).await;
-    assert!(matches!(a.table("alergies"), Err(Error::UnknownTable(_))));
-    let t = a.table("allergies").unwrap();
+    assert!(matches!(
+        a.table("alergies").await,
+        Err(Error::UnknownTable(_))
+    ));
+    let t = a.table("allergies").await.unwrap();
     let good = || {
         NewRow::child_of(p)
             .set("substance", "Latex")
@@ -287,7 +289,7 @@ async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NoIndex { .. }), "{err}");
-    let ap = a.table("appointments").unwrap();
+    let ap = a.table("appointments").await.unwrap();
     let no_scope = NewRow::child_of(p)
         .set("starts_at", 1i64)
         .set("minutes", 5i64)
@@ -307,6 +309,7 @@ async fn the_no_plaintext_scan_covers_application_tables(f: Fixture) {
     let (a, p) = setup(&f).await;
     let marker = "Zqxpenicil";
     a.table("allergies")
+        .await
         .unwrap()
         .insert(
             &NewRow::child_of(p)
@@ -335,7 +338,7 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
         recorded_on: Option<String>,
     }
     let (a, p) = setup(&f).await;
-    let t = a.table("allergies").unwrap();
+    let t = a.table("allergies").await.unwrap();
     let mine = Allergy {
         parent: p.to_string(),
         substance: "Latex".into(),
@@ -352,7 +355,7 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
 
 async fn an_update_reseals_and_reindexes(f: Fixture) {
     let (a, p) = setup(&f).await;
-    let t = a.table("allergies").unwrap();
+    let t = a.table("allergies").await.unwrap();
     let id = t
         .insert(
             &NewRow::child_of(p)
@@ -412,6 +415,7 @@ async fn an_update_reseals_and_reindexes(f: Fixture) {
     let clerk = f.user(&a, "clerk", &["billing"]).await;
     let err = clerk
         .table("allergies")
+        .await
         .unwrap()
         .update(id, &changes)
         .await

@@ -12,7 +12,7 @@
 //! # async fn demo(s: &medvault::Session, patient: medvault::Id) -> medvault::Result<()> {
 //! use medvault::vault::rows::{NewRow, Value};
 //!
-//! let allergies = s.table("allergies")?;
+//! let allergies = s.table("allergies").await?;
 //! let id = allergies
 //!     .insert(
 //!         &NewRow::child_of(patient)
@@ -268,12 +268,30 @@ pub struct RowTable<'s> {
 }
 
 impl Session {
-    /// A declared table of the schema in force (built-in or the
-    /// application's), or [`Error::UnknownTable`].
-    pub fn table(&self, name: &str) -> Result<RowTable<'_>> {
-        let schema = self.schema();
+    /// A declared table of the schema in force, or [`Error::UnknownTable`].
+    /// A table this session does not know makes it read the schema in
+    /// force again first ([`Session::reload_schema`]).
+    ///
+    /// The built-in `patients` and `notes` keep their own rules (envelope
+    /// v1, FORMAT.md §1.1, §1.2) and are served by the patient and note
+    /// API; through this one they are [`Error::Refused`] for now, columns an
+    /// application added to them included.
+    pub async fn table(&self, name: &str) -> Result<RowTable<'_>> {
+        let mut schema = self.schema();
         if schema.table(name).is_none() {
-            return Err(Error::UnknownTable(name.chars().take(64).collect()));
+            // Applied since this session logged in?
+            self.reload_schema().await?;
+            schema = self.schema();
+        }
+        match schema.table(name) {
+            None => return Err(Error::UnknownTable(name.chars().take(64).collect())),
+            Some(t) if t.builtin => {
+                return Err(Error::Refused(
+                    "patients and notes are served by the patient and note API; the row API \
+                     does not read or write them yet",
+                ))
+            }
+            Some(_) => {}
         }
         Ok(RowTable {
             s: self,

@@ -248,6 +248,22 @@ impl Session {
             .clone()
     }
 
+    /// Reads the schema in force again (an administrator may have applied
+    /// a new version since this session logged in), verified as at login.
+    /// Returns the version now in force. [`Session::table`] does this by
+    /// itself when asked for a table it does not know.
+    pub async fn reload_schema(&self) -> Result<u64> {
+        let mut dir = self.directory().await?;
+        let fresh = load(&*self.store, &self.vault_id, &mut dir).await?;
+        let version = fresh.version();
+        let mut guard = self.schema_state.write().unwrap_or_else(|p| p.into_inner());
+        // Never go back to an older version than this session has seen.
+        if version >= guard.version() {
+            *guard = fresh;
+        }
+        Ok(guard.version())
+    }
+
     /// The schema in force, as `medvault schema show` prints it.
     pub fn policy_info(&self) -> PolicyInfo {
         let f = self.in_force();

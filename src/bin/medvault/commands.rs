@@ -732,7 +732,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             scope,
             from,
         } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let row = match from {
                 Some(src) => json_object(&t, src)?,
                 None => NewRow {
@@ -749,7 +749,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             Ok(())
         }
         RowCmd::Get { table, id } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let id: Id = id.parse()?;
             let r = t.get(id).await?.ok_or_else(|| {
                 CliError::msg(
@@ -764,7 +764,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             criteria,
             from,
         } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let given = match from {
                 Some(src) => json_object(&t, src)?.values,
                 None => assignments(&t, criteria)?,
@@ -786,7 +786,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             limit,
             parent,
         } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let rows = match parent {
                 Some(p) => t.children(p.parse()?).await?,
                 None => {
@@ -802,7 +802,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             values,
             from,
         } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let changes = match from {
                 Some(src) => json_object(&t, src)?.values,
                 None => assignments(&t, values)?,
@@ -818,7 +818,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             Ok(())
         }
         RowCmd::Delete { table, id } => {
-            let t = s.table(table)?;
+            let t = s.table(table).await?;
             let id: Id = id.parse()?;
             if !t.delete(id).await? {
                 return Err(CliError::msg(
