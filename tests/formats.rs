@@ -155,14 +155,20 @@ fn compute(m: &BTreeMap<String, String>) -> String {
             let k = EpochKey::from_slice(&h(g("epoch_key"))).unwrap();
             let (t, c) = g("cell").split_once('.').unwrap();
             let ik = kdf::index_key(&k, t, c);
+            let kinds: Vec<String> = m
+                .get("kinds")
+                .map(|k| k.split(", ").map(str::to_owned).collect())
+                .unwrap_or_default();
             let parts: Vec<String> = g("values")
                 .split(" | ")
-                .map(|v| {
-                    if v.len() == 10 && v.as_bytes()[4] == b'-' {
-                        canonical::date(v).unwrap()
-                    } else {
-                        canonical::name(v)
-                    }
+                .enumerate()
+                .map(|(i, v)| match kinds.get(i).map(String::as_str) {
+                    Some("text") => canonical::text(v),
+                    Some("code") => canonical::code(v),
+                    Some("partial-date") => canonical::partial_date(v).unwrap(),
+                    Some(k) => panic!("unknown kind {k}"),
+                    None if v.len() == 10 && v.as_bytes()[4] == b'-' => canonical::date(v).unwrap(),
+                    None => canonical::name(v),
                 })
                 .collect();
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
