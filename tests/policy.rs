@@ -13,7 +13,7 @@ per_store!(
     a_refused_change_changes_nothing,
     only_administrators_apply,
     a_table_dropped_behind_medvaults_back_is_reported,
-    copy_refuses_rather_than_leave_application_tables_behind,
+    copy_moves_application_tables_and_verify_reads_them,
     dropping_an_index_drops_its_column,
 );
 
@@ -177,24 +177,112 @@ async fn a_table_dropped_behind_medvaults_back_is_reported(f: Fixture) {
     );
 }
 
-async fn copy_refuses_rather_than_leave_application_tables_behind(f: Fixture) {
+async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
+    use medvault::vault::rows::{NewRow, Value};
+    use medvault::{OpenOptions, Vault};
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let to = format!("sqlcipher:{}", dir.path().join("copy.db").display());
-    let err = a
-        .copy_to(&to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
-        .await;
-    assert!(matches!(err, Err(Error::Refused(_))), "{err:?}");
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            t.insert(
+                &NewRow::child_of(p)
+                    .set("substance", format!("Substance {i}"))
+                    .set("reaction", "Rash")
+                    .set("recorded_on", "2020"),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    a.table("appointments")
+        .await
+        .unwrap()
+        .insert(
+            &NewRow::child_of(p)
+                .scope("clinical")
+                .set("starts_at", 1i64)
+                .set("minutes", 5i64)
+                .set("confirmed", false),
+        )
+        .await
+        .unwrap();
     let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert!(v.indexes_checked >= 5, "{v:?}");
     assert!(
-        v.not_covered.contains(&"allergies".to_string()),
+        v.tables.contains(&("allergies".to_string(), 5)),
         "{:?}",
-        v.not_covered
+        v.tables
     );
-    assert!(v
-        .not_covered
-        .contains(&"patients.insurance_number".to_string()));
+    assert_eq!(
+        v.not_covered,
+        ["patients.insurance_number", "patients.bi_insurance_number"]
+    );
+
+    // To a new SQLCipher file, and from a SQLCipher source to MySQL too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut targets = vec![(
+        format!("sqlcipher:{}", dir.path().join("copy.db").display()),
+        None,
+    )];
+    if !f.is_mysql() {
+        let (url, guard) = empty_mysql().await;
+        targets.push((url, Some(guard)));
+    }
+    for (to, _guard) in &targets {
+        let report = a
+            .copy_to(to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        assert!(
+            report.tables.contains(&("allergies".to_string(), 5)),
+            "{:?}",
+            report.tables
+        );
+        assert!(
+            report.tables.contains(&("policies".to_string(), 1)),
+            "{:?}",
+            report.tables
+        );
+        let opts = OpenOptions {
+            kdf: kdf(),
+            pinned_root: Some(f.root_fingerprint.clone()),
+        };
+        let c = Vault::open(to, ADMIN, ADMIN_PW, &opts).await.unwrap();
+        assert_eq!(c.policy_info().version, 1);
+        let ct = c.table("allergies").await.unwrap();
+        let found = ct
+            .find(&[("substance", Value::from("substance 3"))])
+            .await
+            .unwrap();
+        assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[3]]);
+        let v = c.verify_store().await.unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        // A resumed copy to the same place skips what is there.
+        a.copy_to(to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+            .await
+            .unwrap();
+    }
+
+    // verify sees an index that does not match its row.
+    f.exec(
+        "UPDATE allergies SET bi_substance = ? WHERE id = ?",
+        vec![Val::B(vec![0, 0]), Val::B(ids[0].as_bytes().to_vec())],
+    )
+    .await;
+    let v = a.verify_store().await.unwrap();
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    assert!(
+        v.problems[0].contains("bi_substance does not match"),
+        "{:?}",
+        v.problems
+    );
 }
 
 /// MySQL commits DDL statement by statement, so an apply cut short leaves

@@ -163,6 +163,47 @@ pub const TABLES: &[TableSpec] = &[
     VAULT_META, USERS, SCOPES, EPOCHS, GRANTS, POLICIES, PATIENTS, NOTES,
 ];
 
+/// A declared table as `copy` and `verify` see it: every stored column
+/// (implied, declared, index), paged by its id.
+pub fn table_spec(t: &crate::schema::Table) -> TableSpec {
+    let mut cols = rows::read_columns(t);
+    cols.extend(t.indexes.iter().map(|i| i.name.clone()));
+    TableSpec {
+        name: crate::schema::intern(&t.name),
+        columns: crate::schema::intern_list(&cols),
+        paged: true,
+        vault_rows: "1 = 1",
+    }
+}
+
+/// The tables `copy` moves, parents before children: medvault's own
+/// (vault metadata, users, keys, policies), then every table of `schema`
+/// with the columns the schema gives it (an application's columns on
+/// `patients` included).
+pub fn copy_order(schema: &crate::schema::Schema) -> Vec<TableSpec> {
+    let mut out: Vec<TableSpec> = TABLES
+        .iter()
+        .filter(|t| schema.table(t.name).is_none())
+        .copied()
+        .collect();
+    let depth = |t: &crate::schema::Table| {
+        let mut d = 0;
+        let mut cur = t;
+        while let Some(p) = cur.parent.as_ref().and_then(|p| schema.table(&p.table)) {
+            d += 1;
+            cur = p;
+            if d > schema.tables.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut tables: Vec<&crate::schema::Table> = schema.tables.iter().collect();
+    tables.sort_by_key(|t| depth(t));
+    out.extend(tables.into_iter().map(table_spec));
+    out
+}
+
 /// Plain column list of a table (`a, b, c`), for statements.
 pub fn column_list(t: &TableSpec) -> String {
     t.columns.join(", ")

@@ -343,10 +343,12 @@ pub trait Store: Send + Sync {
     async fn latest_policy(&self) -> Result<Option<PolicyRow>>;
     /// The columns of `table`, or `None` if there is no such table.
     async fn table_columns(&self, table: &str) -> Result<Option<Vec<StoredColumn>>>;
-    /// Runs `steps` (those not done yet), then stores `row`; SQLite does
-    /// all of it in one transaction. A row of that version stored already
-    /// is [`crate::Error::Store`]: another administrator applied first.
-    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()>;
+    /// Runs `steps` (those not done yet: each says how to tell), then
+    /// stores `row` if given; SQLite does all of it in one transaction. A
+    /// row of that version stored already is [`crate::Error::Store`]:
+    /// another administrator applied first. (`copy` runs the steps alone,
+    /// to make a destination's tables.)
+    async fn apply_policy(&self, steps: &[SchemaStep], row: Option<&PolicyRow>) -> Result<()>;
 
     /// A `vault_meta` value.
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;

@@ -436,7 +436,11 @@ async fn catalogue(c: &mut Conn, table: &str) -> Result<Vec<StoredColumn>, TxErr
 /// lock. MySQL commits each DDL statement on its own, so a crash can leave
 /// some steps done: the next apply of the same schema skips them (each
 /// step says how to tell it is done) and finishes.
-async fn apply_locked(c: &mut Conn, steps: &[SchemaStep], row: &PolicyRow) -> Result<(), TxError> {
+async fn apply_locked(
+    c: &mut Conn,
+    steps: &[SchemaStep],
+    row: Option<&PolicyRow>,
+) -> Result<(), TxError> {
     for s in steps {
         let cols = catalogue(c, &s.table).await?;
         let has = |n: &str| cols.iter().any(|c| c.name == n);
@@ -451,6 +455,7 @@ async fn apply_locked(c: &mut Conn, steps: &[SchemaStep], row: &PolicyRow) -> Re
             }
         }
     }
+    let Some(row) = row else { return Ok(()) };
     c.exec_drop(
         "INSERT INTO policies (version, text, signer, signed_at, signature)
          VALUES (?, ?, ?, ?, ?)",
@@ -564,7 +569,7 @@ impl Store for MysqlStore {
         Ok((!cols.is_empty()).then_some(cols))
     }
 
-    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()> {
+    async fn apply_policy(&self, steps: &[SchemaStep], row: Option<&PolicyRow>) -> Result<()> {
         let e = |x| self.err(x);
         let mut lock = self.conn().await?;
         let got: Option<mysql_async::Row> = lock
@@ -585,7 +590,7 @@ impl Store for MysqlStore {
         match result {
             Ok(()) => Ok(()),
             Err(TxError::Db(mysql_async::Error::Server(s))) if s.code == 1062 => {
-                Err(super::sqlite::policy_race(row.version))
+                Err(super::sqlite::policy_race(row.map_or(0, |r| r.version)))
             }
             Err(TxError::Db(x)) => Err(self.err(x)),
             Err(TxError::Vault(x)) => Err(x),

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use super::keyring::{self, Entry, Keyring};
 use super::{
-    Dialect, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, PolicyRow,
-    RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
+    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
+    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -773,10 +773,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn apply_policy(&self, steps: &[SchemaStep], row: &PolicyRow) -> Result<()> {
-        let (steps, row) = (steps.to_vec(), row.clone());
-        let version = i64::try_from(row.version)
-            .map_err(|_| Error::Store("policy version out of range".into()))?;
+    async fn apply_policy(&self, steps: &[SchemaStep], row: Option<&PolicyRow>) -> Result<()> {
+        let (steps, row) = (steps.to_vec(), row.cloned());
+        let version = match &row {
+            Some(r) => i64::try_from(r.version)
+                .map_err(|_| Error::Store("policy version out of range".into()))?,
+            None => 0,
+        };
         self.run(move |c, x| {
             // SQLite's DDL is transactional: the tables and the signed row
             // they are declared by commit together, or nothing does.
@@ -784,10 +787,29 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
             for s in &steps {
+                let cols: Vec<String> = tx
+                    .prepare("SELECT name FROM pragma_table_info(?1)")
+                    .and_then(|mut st| {
+                        st.query_map([&s.table], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<_>>()
+                    })
+                    .map_err(x.e())?;
+                let has = |n: &str| cols.iter().any(|c| c == n);
+                let done = match &s.done_when {
+                    Done::TableExists => !cols.is_empty(),
+                    Done::ColumnExists(n) => has(n),
+                    Done::ColumnAbsent(n) => !has(n),
+                };
+                if done {
+                    continue;
+                }
                 for stmt in &s.statements {
                     tx.execute_batch(stmt).map_err(x.e())?;
                 }
             }
+            let Some(row) = row else {
+                return tx.commit().map_err(x.e());
+            };
             let added = tx
                 .execute(
                     "INSERT OR IGNORE INTO policies (version, text, signer, signed_at, signature)

@@ -720,7 +720,7 @@ mod tests {
         async fn apply_policy(
             &self,
             s: &[crate::store::SchemaStep],
-            r: &crate::store::PolicyRow,
+            r: Option<&crate::store::PolicyRow>,
         ) -> Result<()> {
             self.inner.apply_policy(s, r).await
         }

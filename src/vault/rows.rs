@@ -667,6 +667,67 @@ impl RowTable<'_> {
         }
     }
 
+    /// For `verify`: opens a row as `copy` exports it (every stored
+    /// column, index columns last), recomputes each blind index the user
+    /// can (every covered column readable) under every held epoch of its
+    /// scope, and returns the row with the names of the indexes whose
+    /// stored value is none of those.
+    pub(crate) fn verify_row(&self, mut cells: Vec<Cell>) -> Result<(Row, usize, Vec<String>)> {
+        let t = self.t();
+        let n = stmt::read_columns(t).len();
+        if cells.len() != n + t.indexes.len() {
+            return Err(Error::BadStoredValue {
+                table: schema::intern(&t.name),
+                column: "*",
+                expected: "a row with the declared number of columns",
+            });
+        }
+        let stored = cells.split_off(n);
+        let row = self.open(cells)?;
+        let ks = self.s.ks();
+        let (mut checked, mut wrong) = (0, Vec::new());
+        for (i, stored) in t.indexes.iter().zip(stored) {
+            let mut parts = Vec::new();
+            for c in &i.over {
+                let (Some(col), Some(v)) = (t.column(c), row.values.get(c)) else {
+                    break;
+                };
+                let ColumnType::Encrypted(e) = &col.ty else {
+                    break;
+                };
+                if *v == Value::Null {
+                    break;
+                }
+                parts.push(self.check_encrypted(col, e, v)?.canonical);
+            }
+            if parts.len() != i.over.len() {
+                continue;
+            }
+            let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+            let sid = self.index_scope(i)?;
+            let got = match stored {
+                Cell::Bytes(b) => b,
+                _ => {
+                    wrong.push(i.name.clone());
+                    continue;
+                }
+            };
+            checked += 1;
+            let ok = ks
+                .keys
+                .iter()
+                .filter(|((s, _), _)| *s == sid)
+                .any(|(_, k)| {
+                    let key = kdf::index_key(&k.raw, &t.name, &i.name);
+                    index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
+                });
+            if !ok {
+                wrong.push(i.name.clone());
+            }
+        }
+        Ok((row, checked, wrong))
+    }
+
     /// Decodes and opens one stored row.
     fn open(&self, cells: Vec<Cell>) -> Result<Row> {
         let t = self.t();

@@ -141,7 +141,7 @@ pub(crate) async fn check_tables(store: &dyn Store, schema: &Schema) -> Result<(
 /// The statements that carry `changes` out on `dialect`, as resumable steps.
 /// Changes that need values recomputed or a column's type changed are
 /// refused here (typed, before anything is done).
-fn steps(
+pub(crate) fn steps(
     new: &Schema,
     old: &Schema,
     changes: &[Change],
@@ -327,7 +327,7 @@ impl Session {
         };
         let record = trust::policy_record(&self.vault_id, &row);
         row.signature = self.with_signer(|s| s.sign(&record)).await?;
-        self.store.apply_policy(&steps, &row).await?;
+        self.store.apply_policy(&steps, Some(&row)).await?;
         let version = row.version;
         *self.schema_state.write().unwrap_or_else(|p| p.into_inner()) = InForce {
             schema: Arc::new(new),

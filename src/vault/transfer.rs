@@ -119,17 +119,21 @@ impl Session {
     /// field. An embedded destination that exists already is reopened with
     /// this user's login (a resumed copy).
     pub async fn copy_to(&self, to: &str, progress: Progress<'_>) -> Result<CopyReport> {
-        if !application_declared(&self.schema()).is_empty() {
-            // Refused rather than a copy that leaves rows behind.
-            return Err(Error::Refused(
-                "copy does not cover the tables and columns an application declared yet \
-                 (schema apply); it would leave them behind",
-            ));
-        }
         let mut not_enrolled = Vec::new();
         let dst = open_destination(to, self, &self.password, &mut not_enrolled).await?;
         let src = &self.store;
-        for t in TABLES {
+        // The destination gets the tables and columns of the schema in
+        // force first (steps already done are skipped, so a resumed copy
+        // does not trip over them); its signed rows come with `policies`.
+        let schema = self.schema();
+        let builtin = crate::schema::Schema::builtin();
+        let changes = crate::schema::change::plan(builtin, &schema)?;
+        let steps = super::schema::steps(&schema, builtin, &changes, dst.dialect())?;
+        if !steps.is_empty() {
+            dst.apply_policy(&steps, None).await?;
+        }
+        let tables = crate::sql::copy_order(&schema);
+        for t in &tables {
             let total = src.count(t).await?;
             if !t.paged {
                 let rows = src.export(t, None, 0).await?;
@@ -170,8 +174,8 @@ impl Session {
                 }
             }
         }
-        let mut tables = Vec::new();
-        for t in TABLES {
+        let mut counted = Vec::new();
+        for t in &tables {
             let (a, b) = (src.count(t).await?, dst.count(t).await?);
             if a != b {
                 return Err(Error::CopyIncomplete(format!(
@@ -179,10 +183,10 @@ impl Session {
                     t.name
                 )));
             }
-            tables.push((t.name.to_owned(), b));
+            counted.push((t.name.to_owned(), b));
         }
         Ok(CopyReport {
-            tables,
+            tables: counted,
             not_enrolled,
         })
     }
@@ -339,6 +343,57 @@ impl Session {
                 break;
             }
         }
+        // The tables an application declared: every row opened (headers,
+        // scopes, epochs, the readable fields), every blind index this user
+        // can recompute compared.
+        let schema = self.schema();
+        for t in schema.tables.iter().filter(|t| !t.builtin) {
+            let spec = crate::sql::table_spec(t);
+            r.tables.push((t.name.clone(), s.count(&spec).await?));
+            let rows_api = self.table(&t.name).await?;
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let rows = s.export(&spec, after.clone(), PAGE).await?;
+                let Some(last) = rows.last() else { break };
+                after = match last.first() {
+                    Some(Value::Blob(b)) => {
+                        Some(advance(spec.name, after.as_deref(), rows.len(), b)?)
+                    }
+                    _ => return Err(Error::Store(format!("{}: row id is not binary", t.name))),
+                };
+                for row in rows {
+                    let id = match row.first() {
+                        Some(Value::Blob(b)) => hex::encode(b),
+                        _ => String::new(),
+                    };
+                    let cells = row.into_iter().map(crate::sql::Cell::from).collect();
+                    match rows_api.verify_row(cells) {
+                        Ok((opened, checked, wrong)) => {
+                            let encrypted = t.encrypted().count() as u64;
+                            r.envelopes_checked += encrypted;
+                            r.withheld += opened.withheld.len() as u64;
+                            r.fields_decrypted += t
+                                .encrypted()
+                                .filter(|(c, _)| {
+                                    opened
+                                        .values
+                                        .get(&c.name)
+                                        .is_some_and(|v| *v != super::rows::Value::Null)
+                                })
+                                .count() as u64;
+                            r.indexes_checked += checked as u64;
+                            for w in wrong {
+                                r.problems.push(format!(
+                                    "{} {id}: {w} does not match the row's values",
+                                    t.name
+                                ));
+                            }
+                        }
+                        Err(e) => r.problems.push(format!("{} {id}: {e}", t.name)),
+                    }
+                }
+            }
+        }
         Ok(r)
     }
 }
@@ -360,19 +415,15 @@ pub struct VerifyReport {
     pub withheld: u64,
     /// Everything that failed, one line each (no patient values).
     pub problems: Vec<String>,
-    /// Tables and columns an application declared, which this version's
-    /// verify does not read yet.
+    /// Columns an application added to the built-in tables, which this
+    /// version's verify does not read yet.
     pub not_covered: Vec<String>,
 }
 
-/// The tables and columns of `schema` an application declared.
+/// The columns and indexes an application added to the built-in tables.
 fn application_declared(schema: &crate::schema::Schema) -> Vec<String> {
     let mut out = Vec::new();
-    for t in &schema.tables {
-        if !t.builtin {
-            out.push(t.name.clone());
-            continue;
-        }
+    for t in schema.tables.iter().filter(|t| t.builtin) {
         for c in t.columns.iter().filter(|c| !c.builtin) {
             out.push(format!("{}.{}", t.name, c.name));
         }
