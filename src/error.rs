@@ -251,6 +251,10 @@ pub enum Error {
     /// disagreement, by table and column name.
     #[error("the database does not match the schema in force: {0}")]
     SchemaMismatch(String),
+    /// A part of medvault this build was compiled without (a cargo
+    /// feature: `mysql`).
+    #[error("this build of medvault has no {0}: enable the cargo feature `{1}`")]
+    NotBuiltIn(&'static str, &'static str),
     /// No table of that name is declared in the schema in force.
     #[error("no table {0:?} is declared in the schema in force")]
     UnknownTable(String),

@@ -564,7 +564,7 @@ fn schema_check_and_ddl() {
         ],
     );
     assert!(out.contains("`scope_id` INT UNSIGNED NOT NULL"), "{out}");
-    assert!(out.contains("`reason` BLOB NULL"), "{out}");
+    assert!(out.contains("`reason` BLOB NOT NULL"), "{out}");
     assert!(!out.contains("-- sqlite"), "{out}");
     let out = c.ok("", "", &["schema", "ddl", "patients"]);
     assert!(

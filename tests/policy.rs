@@ -15,6 +15,12 @@ per_store!(
     a_table_dropped_behind_medvaults_back_is_reported,
     copy_moves_application_tables_and_verify_reads_them,
     dropping_an_index_drops_its_column,
+    disabling_the_admin_who_signed_the_schema_locks_no_one_out,
+    a_second_administrator_applying_from_an_older_version_changes_nothing,
+    a_table_of_the_same_name_is_not_adopted,
+    a_lower_max_bytes_keeps_older_values_readable,
+    copy_takes_the_schema_applied_after_login,
+    a_table_named_like_an_sql_keyword_works_everywhere,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -208,6 +214,8 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
                 .scope("clinical")
                 .set("starts_at", 1i64)
                 .set("minutes", 5i64)
+                .set("reason", "Check-up")
+                .set("room", "B-12")
                 .set("confirmed", false),
         )
         .await
@@ -347,4 +355,168 @@ async fn dropping_an_index_drops_its_column(f: Fixture) {
         .unwrap()
         .index("bi_drug")
         .is_none());
+}
+
+async fn disabling_the_admin_who_signed_the_schema_locks_no_one_out(f: Fixture) {
+    let a = f.admin().await;
+    a.add_user("carol", "carol pw", true).await.unwrap();
+    let carol = f.login("carol", "carol pw").await.unwrap();
+    carol.apply_schema(EMR).await.unwrap();
+    drop(carol);
+    a.disable_user("carol").await.unwrap();
+    drop(a);
+    // Everyone still logs in; the schema is signed again by the disabler.
+    let a = f.admin().await;
+    let info = a.policy_info();
+    assert_eq!((info.version, info.signer.as_deref()), (2, Some(ADMIN)));
+    assert_eq!(info.text.as_deref(), Some(EMR));
+    assert!(a.schema().table("allergies").is_some());
+}
+
+async fn a_second_administrator_applying_from_an_older_version_changes_nothing(f: Fixture) {
+    let a = f.admin().await;
+    a.add_user("carol", "carol pw", true).await.unwrap();
+    let carol = f.login("carol", "carol pw").await.unwrap();
+    a.apply_schema(EMR).await.unwrap();
+    // Carol planned from version 0: her apply is refused before any DDL.
+    let other = "format = 2\n[[table]]\nname = \"invoices\"\n[[column]]\ntable = \"invoices\"\n\
+                 column = \"total\"\nplain = \"integer\"\n";
+    let err = carol.apply_schema(other).await.unwrap_err();
+    assert!(err.to_string().contains("another administrator"), "{err}");
+    let tables = f
+        .int(
+            if f.is_mysql() {
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'invoices'"
+            } else {
+                "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"
+            },
+            vec![],
+        )
+        .await;
+    assert_eq!(tables, 0);
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
+}
+
+async fn a_table_of_the_same_name_is_not_adopted(f: Fixture) {
+    f.exec_script(&["CREATE TABLE allergies (id INTEGER, substance TEXT)"])
+        .await;
+    let a = f.admin().await;
+    let err = a.apply_schema(EMR).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SchemaMismatch(m) if m.contains("allergies exists already")),
+        "{err}"
+    );
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 0);
+    assert_eq!(a.policy_info().version, 0);
+}
+
+async fn a_lower_max_bytes_keeps_older_values_readable(f: Fixture) {
+    use medvault::vault::rows::{NewRow, Value};
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").await.unwrap();
+    let long = "r".repeat(1800);
+    let id = t
+        .insert(
+            &NewRow::child_of(p)
+                .set("substance", "Latex")
+                .set("reaction", long.as_str())
+                .set("recorded_on", "2020"),
+        )
+        .await
+        .unwrap();
+    let smaller = EMR.replacen("max_bytes = 2000", "max_bytes = 1500", 1);
+    assert_ne!(smaller, EMR);
+    let r = a.apply_schema(&smaller).await.unwrap();
+    assert_eq!(r.version, 2);
+    let t = a.table("allergies").await.unwrap();
+    // The older, longer value is read, found and kept by an update of
+    // another column; a new one that long is refused.
+    assert_eq!(
+        t.get(id).await.unwrap().unwrap().text("reaction"),
+        Some(long.as_str())
+    );
+    assert_eq!(
+        t.find(&[("substance", Value::from("latex"))])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let changes = [("substance".to_string(), Value::from("Iodine"))].into();
+    assert!(t.update(id, &changes).await.unwrap());
+    let too_long = [("reaction".to_string(), Value::from(long.as_str()))].into();
+    assert!(matches!(
+        t.update(id, &too_long).await,
+        Err(Error::TooLong { .. })
+    ));
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+async fn copy_takes_the_schema_applied_after_login(f: Fixture) {
+    let early = f.admin().await;
+    f.admin().await.apply_schema(EMR).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("sqlcipher:{}", dir.path().join("copy.db").display());
+    let report = early
+        .copy_to(&to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert!(
+        report.tables.iter().any(|(t, _)| t == "allergies"),
+        "{:?}",
+        report.tables
+    );
+}
+
+async fn a_table_named_like_an_sql_keyword_works_everywhere(f: Fixture) {
+    use medvault::vault::rows::{NewRow, Value};
+    let text = "format = 2
+[[table]]
+name = \"order\"
+parent = \"patients\"
+[[column]]
+table = \"order\"
+column = \"group\"
+scope = \"clinical\"
+kind = \"code\"
+max_bytes = 20
+[[column]]
+table = \"order\"
+column = \"select\"
+plain = \"text\"
+optional = true
+[[index]]
+table = \"order\"
+column = \"where\"
+over = [\"group\"]
+bits = 12
+";
+    let a = f.admin().await;
+    a.apply_schema(text).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("order").await.unwrap();
+    let id = t
+        .insert(&NewRow::child_of(p).set("group", "AB-12").set("select", "x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.find(&[("group", Value::from("ab12"))]).await.unwrap()[0].id,
+        id
+    );
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("sqlcipher:{}", dir.path().join("copy.db").display());
+    a.copy_to(&to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
+        .await
+        .unwrap();
 }

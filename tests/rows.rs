@@ -16,6 +16,7 @@ per_store!(
     the_no_plaintext_scan_covers_application_tables,
     rows_map_to_the_applications_own_types,
     an_update_reseals_and_reindexes,
+    a_row_nothing_sealed_vouches_for_is_not_rewritten,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -293,6 +294,7 @@ async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
     let no_scope = NewRow::child_of(p)
         .set("starts_at", 1i64)
         .set("minutes", 5i64)
+        .set("reason", "Check-up")
         .set("confirmed", false);
     assert!(matches!(
         ap.insert(&no_scope).await,
@@ -421,4 +423,49 @@ async fn an_update_reseals_and_reindexes(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NoAccess(_)), "{err}");
+}
+
+async fn a_row_nothing_sealed_vouches_for_is_not_rewritten(f: Fixture) {
+    let a = f.admin().await;
+    let text = "format = 2
+[[table]]
+name = \"vitals\"
+parent = \"patients\"
+[[column]]
+table = \"vitals\"
+column = \"remark\"
+scope = \"clinical\"
+kind = \"text\"
+max_bytes = 100
+optional = true
+[[column]]
+table = \"vitals\"
+column = \"pulse\"
+plain = \"integer\"
+";
+    a.apply_schema(text).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("vitals").await.unwrap();
+    let bare = t
+        .insert(&NewRow::child_of(p).set("pulse", 60i64))
+        .await
+        .unwrap();
+    let sealed = t
+        .insert(
+            &NewRow::child_of(p)
+                .set("pulse", 70i64)
+                .set("remark", "calm"),
+        )
+        .await
+        .unwrap();
+    let changes = [("remark".to_string(), Value::from("after a run"))].into();
+    // Nothing sealed vouches for the bare row's parent: not rewritten.
+    assert!(matches!(
+        t.update(bare, &changes).await,
+        Err(Error::Refused(_))
+    ));
+    assert!(t.update(sealed, &changes).await.unwrap());
 }

@@ -199,6 +199,10 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
         }
         for oi in &ot.indexes {
             match nt.index(&oi.name) {
+                None if nt.column(&oi.name).is_some() => no(format!(
+                    "{}.{}: a dropped index's name cannot be a column's in the same change",
+                    ot.name, oi.name
+                )),
                 None => out.push(Change::DropIndex {
                     table: ot.name.clone(),
                     index: oi.name.clone(),
@@ -320,11 +324,23 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_index_name_is_not_reused_at_once() {
+        let old = Schema::builtin().extend(ALLERGIES).unwrap();
+        let start = ALLERGIES.find("[[index]]").unwrap();
+        let reused = format!(
+            "{}[[column]]\ntable = \"allergies\"\ncolumn = \"bi_substance\"\nplain = \"text\"\noptional = true\n",
+            &ALLERGIES[..start]
+        );
+        let why = refused(&old, &Schema::builtin().extend(&reused).unwrap());
+        assert!(why.contains("cannot be a column's"), "{why}");
+    }
+
+    #[test]
     fn a_table_cannot_become_per_row() {
         let old = Schema::builtin().extend(ALLERGIES).unwrap();
         let new = format!(
             "{ALLERGIES}\n[[column]]\ntable = \"allergies\"\ncolumn = \"memo\"\n\
-             scope = \"per-row\"\nkind = \"text\"\nmax_bytes = 9\noptional = true\n"
+             scope = \"per-row\"\nkind = \"text\"\nmax_bytes = 9\n"
         );
         let why = refused(&old, &Schema::builtin().extend(&new).unwrap());
         assert!(why.contains("cannot become per-row"), "{why}");

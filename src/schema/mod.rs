@@ -59,7 +59,8 @@ pub const FORMAT: i64 = 2;
 pub const NAMED_SCOPES: [&str; 3] = ["identity", "clinical", "billing"];
 
 /// Every table, column and index name matches `[a-z][a-z0-9_]*` and is at
-/// most this long, so `<table>_<index>` SQL index names fit MySQL's 64.
+/// most this long, so `<table>__<index>` SQL index names fit MySQL's 64.
+/// (Names never hold `__`.)
 pub const MAX_IDENT: usize = 30;
 
 /// The largest `max_bytes` an encrypted column may declare (16 MiB less

@@ -19,14 +19,25 @@ use super::{
 use crate::crypto::padding::Padding;
 use crate::error::{Error, Result};
 
-/// Tables medvault keeps for itself: an application cannot declare them.
-pub const RESERVED_TABLES: [&str; 6] = [
+/// Names an application cannot give a table: medvault's own tables, and
+/// the SQL indexes its migrations make (SQLite keeps tables and indexes in
+/// one namespace).
+pub const RESERVED_TABLES: [&str; 15] = [
     "vault_meta",
     "users",
     "scopes",
     "epochs",
     "grants",
+    "policies",
     "refinery_schema_history",
+    "grants_grantee",
+    "patients_bi_family_name",
+    "patients_bi_given_names",
+    "patients_bi_born",
+    "patients_bi_family_born",
+    "notes_patient",
+    "notes_seq",
+    "notes_patient_order",
 ];
 
 /// Prefixes no declared table may start with (SQLite's own tables, and
@@ -146,13 +157,15 @@ impl Check<'_> {
         let ok = s.len() <= MAX_IDENT
             && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
             && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !s.contains("__");
         if !ok {
             self.at(
                 name.span(),
                 format!(
-                    "{what} name {s:?} must match [a-z][a-z0-9_]* and be at most {MAX_IDENT} \
-                     characters (names end up in SQL and in key-derivation labels)"
+                    "{what} name {s:?} must match [a-z][a-z0-9_]*, without `__`, and be at most \
+                     {MAX_IDENT} characters (names end up in SQL and in key-derivation labels; \
+                     `__` joins them in SQL index names)"
                 ),
             );
         }
@@ -223,6 +236,33 @@ fn build(base: &Schema, text: &str, builtin: bool) -> Result<Schema> {
     }
     for i in &raw.index {
         index(&mut ck, &mut schema, i, builtin);
+    }
+    // A row's scope (its `scope_id`) is vouched for by the envelopes of its
+    // per-row cells: a row must always have one.
+    for t in &raw.table {
+        let name = t.get_ref().name.get_ref();
+        let Some(table) = schema.table(name) else {
+            continue;
+        };
+        let per_row = |c: &&Column| {
+            matches!(
+                &c.ty,
+                ColumnType::Encrypted(Encrypted {
+                    scope: ScopeRule::PerRow,
+                    ..
+                })
+            )
+        };
+        let cols: Vec<&Column> = table.columns.iter().filter(per_row).collect();
+        if !cols.is_empty() && cols.iter().all(|c| c.optional) {
+            ck.at(
+                t.get_ref().name.span(),
+                format!(
+                    "table {name:?} has per-row columns but all are optional: one must be \
+                     required, so that its envelope vouches for the row's scope"
+                ),
+            );
+        }
     }
     if ck.problems.is_empty() {
         Ok(schema)
@@ -1003,6 +1043,16 @@ bits = 12
     }
 
     #[test]
+    fn a_per_row_table_needs_a_required_per_row_column() {
+        let text = "format = 2\n[[table]]\nname = \"visits\"\n[[column]]\ntable = \"visits\"\n\
+                    column = \"why\"\nscope = \"per-row\"\nkind = \"text\"\nmax_bytes = 9\n";
+        assert!(Schema::builtin().extend(text).is_ok());
+        let (line, msg) = problem(&format!("{text}optional = true\n"));
+        assert_eq!(line, Some(3));
+        assert!(msg.contains("vouches for the row's scope"), "{msg}");
+    }
+
+    #[test]
     fn limits_that_cannot_hold_are_refused() {
         // The padded value and the envelope must fit a MEDIUMBLOB.
         let (_, msg) = problem(&ALLERGIES.replace(
@@ -1023,6 +1073,20 @@ bits = 12
         // Index names follow the column rule for medvault's names.
         let (_, msg) = problem(&ALLERGIES.replace("\"bi_substance\"", "\"scope_id\""));
         assert!(msg.contains("medvault's"), "{msg}");
+        // `__` is kept for SQL index names; medvault's tables and SQL
+        // indexes are not table names.
+        let (_, msg) = problem(&ALLERGIES.replace("\"bi_substance\"", "\"bi__substance\""));
+        assert!(msg.contains("without `__`"), "{msg}");
+        for name in crate::sql::TABLES.iter().map(|t| t.name) {
+            if Schema::builtin().table(name).is_some() {
+                continue;
+            }
+            let p =
+                problems(&ALLERGIES.replace("name = \"allergies\"", &format!("name = \"{name}\"")));
+            assert!(p[0].message.contains("reserved"), "{name}: {p:?}");
+        }
+        let p = problems(&ALLERGIES.replace("name = \"allergies\"", "name = \"notes_patient\""));
+        assert!(p[0].message.contains("reserved"), "{p:?}");
     }
 
     #[test]

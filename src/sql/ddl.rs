@@ -60,6 +60,13 @@ fn envelope_len(e: &crate::schema::Encrypted) -> usize {
     envelope::OVERHEAD + e.padding.padded_len(e.max_bytes)
 }
 
+/// The SQL index on `column` of `table`: `<table>__<column>`. Declared
+/// names never hold `__`, so these names cannot meet a table's or another
+/// index's (SQLite keeps tables and indexes in one namespace).
+pub fn index_name(table: &str, column: &str) -> String {
+    format!("{table}__{column}")
+}
+
 /// A column definition and the MySQL keys (foreign keys) it needs.
 struct ColumnSql {
     def: String,
@@ -129,12 +136,16 @@ pub fn mysql_envelope_type(e: &Encrypted) -> String {
 fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) {
     let q = |n: &str| dialect.quote(n);
     let n = q(&i.name);
-    let optional = i
-        .over
-        .iter()
-        .any(|c| table.column(c).is_some_and(|c| c.optional));
+    // An application's index columns are NULLable whatever they cover: an
+    // index value is derived data, and a column left behind by a MySQL
+    // apply cut short (its drop runs after the signed row) must not block
+    // inserts. The built-in ones are as the migrations made them.
+    let optional = !i.builtin
+        || i.over
+            .iter()
+            .any(|c| table.column(c).is_some_and(|c| c.optional));
     let nn = null(optional);
-    let key = q(&format!("{}_{}", table.name, i.name));
+    let key = q(&index_name(&table.name, &i.name));
     match dialect {
         Dialect::Sqlite => (
             format!("{n} BLOB {nn}"),
@@ -181,7 +192,7 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
             }
         });
         if let Implied::Parent(p) = i {
-            let key = q(&format!("{t}_{}", p.column));
+            let key = q(&index_name(t, &p.column));
             match dialect {
                 Dialect::Sqlite => {
                     after.push(format!("CREATE INDEX {key} ON {} ({})", q(t), q(&p.column)))
@@ -251,7 +262,7 @@ pub fn drop_index(table: &str, index: &str, dialect: Dialect) -> Vec<String> {
     let drop = format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(index));
     match dialect {
         Dialect::Sqlite => vec![
-            format!("DROP INDEX IF EXISTS {}", q(&format!("{table}_{index}"))),
+            format!("DROP INDEX IF EXISTS {}", q(&index_name(table, index))),
             drop,
         ],
         Dialect::Mysql => vec![drop],
@@ -349,7 +360,7 @@ plain = "boolean"
             sql.contains("`family_name` VARBINARY(265) NOT NULL"),
             "{sql}"
         );
-        assert!(sql.contains("KEY `patients_bi_born` (`bi_born`)"), "{sql}");
+        assert!(sql.contains("KEY `patients__bi_born` (`bi_born`)"), "{sql}");
         let sql = create_table(s.table("notes").unwrap(), Dialect::Mysql).join("\n");
         assert!(sql.contains("`body` MEDIUMBLOB NOT NULL"), "{sql}");
         assert!(

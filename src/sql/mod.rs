@@ -186,20 +186,42 @@ pub fn copy_order(schema: &crate::schema::Schema) -> Vec<TableSpec> {
         .filter(|t| schema.table(t.name).is_none())
         .copied()
         .collect();
-    let depth = |t: &crate::schema::Table| {
-        let mut d = 0;
-        let mut cur = t;
-        while let Some(p) = cur.parent.as_ref().and_then(|p| schema.table(&p.table)) {
-            d += 1;
-            cur = p;
-            if d > schema.tables.len() {
-                break;
-            }
+    // Rows of a table come after the rows they point at: its parent's and
+    // those of the tables its `ref` columns name (a ref to its own table
+    // is not ordered; the import of such rows may meet a foreign key).
+    fn depth(
+        schema: &crate::schema::Schema,
+        t: &crate::schema::Table,
+        seen: &mut Vec<String>,
+    ) -> usize {
+        if seen.contains(&t.name) || seen.len() > schema.tables.len() {
+            return 0;
         }
+        seen.push(t.name.clone());
+        let targets = t
+            .parent
+            .iter()
+            .map(|p| p.table.clone())
+            .chain(t.columns.iter().filter_map(|c| match &c.ty {
+                crate::schema::ColumnType::Plain(crate::schema::PlainType::Ref(r))
+                    if *r != t.name =>
+                {
+                    Some(r.clone())
+                }
+                _ => None,
+            }))
+            .collect::<Vec<_>>();
+        let d = targets
+            .iter()
+            .filter_map(|n| schema.table(n))
+            .map(|u| 1 + depth(schema, u, seen))
+            .max()
+            .unwrap_or(0);
+        seen.pop();
         d
-    };
+    }
     let mut tables: Vec<&crate::schema::Table> = schema.tables.iter().collect();
-    tables.sort_by_key(|t| depth(t));
+    tables.sort_by_key(|t| depth(schema, t, &mut Vec::new()));
     out.extend(tables.into_iter().map(table_spec));
     out
 }

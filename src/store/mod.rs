@@ -7,6 +7,7 @@
 //! the same trait.
 
 pub mod keyring;
+#[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod sqlite;
 pub mod url;
@@ -315,12 +316,26 @@ pub struct SchemaStep {
 /// When a [`SchemaStep`] is done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Done {
-    /// The table exists.
-    TableExists,
+    /// The table exists, with exactly these columns (in any order); a
+    /// table of that name with other columns is refused.
+    TableExists(Vec<String>),
     /// The table has this column.
     ColumnExists(String),
     /// The table has no such column.
     ColumnAbsent(String),
+}
+
+/// Whether a table's stored columns are exactly `expected` (any order).
+pub(crate) fn same_columns(cols: &[StoredColumn], expected: &[String]) -> bool {
+    cols.len() == expected.len() && expected.iter().all(|e| cols.iter().any(|c| &c.name == e))
+}
+
+/// A table of a declared name that is not the declared table.
+pub(crate) fn foreign_table(table: &str) -> crate::error::Error {
+    crate::error::Error::SchemaMismatch(format!(
+        "a table {table} exists already and is not the one the schema declares; \
+         rename one of them"
+    ))
 }
 
 /// The store interface. Every method is one transaction.
@@ -441,10 +456,12 @@ pub fn migration_detail(e: &refinery::Error) -> String {
             "the migrations built into medvault are inconsistent".into()
         }
         Kind::Connection(_, source) => {
+            #[cfg(feature = "mysql")]
             if let Some(mysql_async::Error::Server(s)) = source.downcast_ref::<mysql_async::Error>()
             {
-                format!("server error {} (SQLSTATE {})", s.code, s.state)
-            } else if let Some(rusqlite::Error::SqliteFailure(f, _)) =
+                return format!("server error {} (SQLSTATE {})", s.code, s.state);
+            }
+            if let Some(rusqlite::Error::SqliteFailure(f, _)) =
                 source.downcast_ref::<rusqlite::Error>()
             {
                 format!("SQLite error {}", f.extended_code)

@@ -17,8 +17,9 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
-    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
+    foreign_table, same_columns, Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope,
+    NoteRow, PatientRow, PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec,
+    UserRow, Value,
 };
 use crate::error::{Error, Result};
 use crate::sql::{self, Cell};
@@ -59,6 +60,9 @@ pub fn driver_opts(url: &MysqlUrl) -> Opts {
         .db_name(Some(url.database.clone()))
         .ssl_opts(ssl)
         .prefer_socket(false)
+        // An UPDATE reports the rows it matched, as SQLite does, not only
+        // those whose values changed: "no such row" must not depend on it.
+        .client_found_rows(true)
         .pool_opts(
             PoolOpts::default().with_constraints(PoolConstraints::new(0, 4).unwrap_or_default()),
         )
@@ -441,11 +445,60 @@ async fn apply_locked(
     steps: &[SchemaStep],
     row: Option<&PolicyRow>,
 ) -> Result<(), TxError> {
+    // Another administrator may have applied since this one read the
+    // version in force: checked under the lock, before any DDL.
+    if let Some(row) = row {
+        let got: Option<mysql_async::Row> = c
+            .query_first("SELECT COALESCE(MAX(version), 0) FROM policies")
+            .await?;
+        let latest = got
+            .map(cells)
+            .map(|cl| sql::single_int::<u64>("policies", cl))
+            .transpose()
+            .map_err(TxError::Vault)?
+            .unwrap_or(0);
+        if latest.checked_add(1) != Some(row.version) {
+            return Err(TxError::Vault(super::sqlite::policy_race(row.version)));
+        }
+    }
+    // Steps that add first, then the signed row, then steps that drop: a
+    // crash leaves at worst an extra NULLable index column, never a
+    // version in force whose columns are gone.
+    let (drops, adds): (Vec<&SchemaStep>, Vec<&SchemaStep>) = steps
+        .iter()
+        .partition(|s| matches!(s.done_when, Done::ColumnAbsent(_)));
+    run_steps(c, &adds).await?;
+    if let Some(row) = row {
+        c.exec_drop(
+            "INSERT INTO policies (version, text, signer, signed_at, signature)
+             VALUES (?, ?, ?, ?, ?)",
+            (
+                row.version,
+                row.text.clone(),
+                row.signer.clone(),
+                row.signed_at,
+                row.signature.clone(),
+            ),
+        )
+        .await?;
+    }
+    run_steps(c, &drops).await
+}
+
+/// Runs each step not done yet. A table that exists counts as made only
+/// if it has exactly the step's columns (an unrelated table of that name
+/// is refused, never adopted).
+async fn run_steps(c: &mut Conn, steps: &[&SchemaStep]) -> Result<(), TxError> {
     for s in steps {
         let cols = catalogue(c, &s.table).await?;
         let has = |n: &str| cols.iter().any(|c| c.name == n);
         let done = match &s.done_when {
-            Done::TableExists => !cols.is_empty(),
+            Done::TableExists(expected) => {
+                if !cols.is_empty() && !same_columns(&cols, expected) {
+                    return Err(TxError::Vault(foreign_table(&s.table)));
+                }
+                !cols.is_empty()
+            }
             Done::ColumnExists(n) => has(n),
             Done::ColumnAbsent(n) => !has(n),
         };
@@ -455,19 +508,6 @@ async fn apply_locked(
             }
         }
     }
-    let Some(row) = row else { return Ok(()) };
-    c.exec_drop(
-        "INSERT INTO policies (version, text, signer, signed_at, signature)
-         VALUES (?, ?, ?, ?, ?)",
-        (
-            row.version,
-            row.text.clone(),
-            row.signer.clone(),
-            row.signed_at,
-            row.signature.clone(),
-        ),
-    )
-    .await?;
     Ok(())
 }
 
@@ -925,7 +965,7 @@ impl Store for MysqlStore {
         let rows: Vec<mysql_async::Row> = if t.paged {
             c.exec(
                 format!(
-                    "SELECT {} FROM {} WHERE {} AND `{}` > ? ORDER BY `{}` LIMIT ?",
+                    "SELECT {} FROM `{}` WHERE {} AND `{}` > ? ORDER BY `{}` LIMIT ?",
                     t.select_list(),
                     t.name,
                     t.vault_rows,
@@ -939,7 +979,7 @@ impl Store for MysqlStore {
             // The binary protocol (exec), so numbers come back as numbers.
             c.exec(
                 format!(
-                    "SELECT {} FROM {} WHERE {}",
+                    "SELECT {} FROM `{}` WHERE {}",
                     t.select_list(),
                     t.name,
                     t.vault_rows
@@ -972,10 +1012,16 @@ impl Store for MysqlStore {
                             Some(mysql_async::Value::UInt(u)) => Value::Int(
                                 i64::try_from(u).map_err(|_| bad(i, "an integer in range"))?,
                             ),
+                            // TEXT columns travel as the BLOB types with a
+                            // character set other than binary (63).
                             Some(mysql_async::Value::Bytes(b)) => match col.column_type() {
                                 T::MYSQL_TYPE_VAR_STRING
                                 | T::MYSQL_TYPE_STRING
                                 | T::MYSQL_TYPE_VARCHAR
+                                | T::MYSQL_TYPE_BLOB
+                                | T::MYSQL_TYPE_TINY_BLOB
+                                | T::MYSQL_TYPE_MEDIUM_BLOB
+                                | T::MYSQL_TYPE_LONG_BLOB
                                     if col.character_set() != 63 =>
                                 {
                                     Value::Text(
@@ -1003,7 +1049,7 @@ impl Store for MysqlStore {
                 let first = t.columns[0];
                 let marks = vec!["?"; t.columns.len()].join(", ");
                 let sql = format!(
-                    "INSERT INTO {} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE `{first}` = `{first}`",
+                    "INSERT INTO `{}` ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE `{first}` = `{first}`",
                     t.name,
                     t.select_list()
                 );
@@ -1031,7 +1077,7 @@ impl Store for MysqlStore {
 
     async fn count(&self, t: &TableSpec) -> Result<u64> {
         let name = t.name;
-        let stmt = format!("SELECT count(*) FROM {name} WHERE {}", t.vault_rows);
+        let stmt = format!("SELECT count(*) FROM `{name}` WHERE {}", t.vault_rows);
         let rows = self.fetch(&stmt, (), |c| sql::single_int(name, c)).await?;
         rows.into_iter().next().ok_or(Error::BadStoredValue {
             table: name,
@@ -1043,7 +1089,7 @@ impl Store for MysqlStore {
     async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
         let t = *t;
         let first: &'static [&'static str] = t.columns.get(..1).unwrap_or_default();
-        let stmt = format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name);
+        let stmt = format!("SELECT max(`{}`) FROM `{}`", t.columns[0], t.name);
         let rows = self
             .fetch(&stmt, (), |c| {
                 sql::RowDecoder::new(t.name, first, c)?.opt_blob(0)

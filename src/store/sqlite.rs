@@ -786,17 +786,40 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
-            for s in &steps {
-                let cols: Vec<String> = tx
-                    .prepare("SELECT name FROM pragma_table_info(?1)")
-                    .and_then(|mut st| {
-                        st.query_map([&s.table], |r| r.get::<_, String>(0))?
-                            .collect::<rusqlite::Result<_>>()
+            if row.is_some() {
+                // Another administrator may have applied since this one
+                // read the version in force.
+                let latest: i64 = tx
+                    .query_row("SELECT COALESCE(MAX(version), 0) FROM policies", [], |r| {
+                        r.get(0)
                     })
                     .map_err(x.e())?;
-                let has = |n: &str| cols.iter().any(|c| c == n);
+                if latest.checked_add(1) != Some(version) {
+                    return Err(policy_race(u64::try_from(version).unwrap_or(0)));
+                }
+            }
+            for s in &steps {
+                let cols: Vec<StoredColumn> = tx
+                    .prepare(
+                        "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
+                         FROM pragma_table_info(?1)",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map([&s.table], cells)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(x.e())?
+                    .into_iter()
+                    .map(sql::stored_column)
+                    .collect::<Result<_>>()?;
+                let has = |n: &str| cols.iter().any(|c| c.name == n);
                 let done = match &s.done_when {
-                    Done::TableExists => !cols.is_empty(),
+                    Done::TableExists(expected) => {
+                        if !cols.is_empty() && !super::same_columns(&cols, expected) {
+                            return Err(super::foreign_table(&s.table));
+                        }
+                        !cols.is_empty()
+                    }
                     Done::ColumnExists(n) => has(n),
                     Done::ColumnAbsent(n) => !has(n),
                 };
@@ -1253,7 +1276,7 @@ impl Store for SqliteStore {
         self.run(move |c, x| {
             let sql = if t.paged {
                 format!(
-                    "SELECT {} FROM {} WHERE {} AND `{}` > ?1 ORDER BY `{}` LIMIT ?2",
+                    "SELECT {} FROM `{}` WHERE {} AND `{}` > ?1 ORDER BY `{}` LIMIT ?2",
                     t.select_list(),
                     t.name,
                     t.vault_rows,
@@ -1262,7 +1285,7 @@ impl Store for SqliteStore {
                 )
             } else {
                 format!(
-                    "SELECT {} FROM {} WHERE {}",
+                    "SELECT {} FROM `{}` WHERE {}",
                     t.select_list(),
                     t.name,
                     t.vault_rows
@@ -1309,7 +1332,7 @@ impl Store for SqliteStore {
                 let marks = vec!["?"; t.columns.len()].join(", ");
                 let mut st = tx
                     .prepare(&format!(
-                        "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                        "INSERT INTO `{}` ({}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                         t.name,
                         t.select_list()
                     ))
@@ -1337,7 +1360,7 @@ impl Store for SqliteStore {
         let (name, vault_rows) = (t.name, t.vault_rows);
         self.run(move |c, x| {
             let mut st = c
-                .prepare(&format!("SELECT count(*) FROM {name} WHERE {vault_rows}"))
+                .prepare(&format!("SELECT count(*) FROM `{name}` WHERE {vault_rows}"))
                 .map_err(x.e())?;
             let mut rows = query_rows(x, &mut st, [], |c| sql::single_int(name, c))?;
             rows.pop().ok_or(Error::BadStoredValue {
@@ -1353,7 +1376,7 @@ impl Store for SqliteStore {
         let t = *t;
         self.run(move |c, x| {
             let mut st = c
-                .prepare(&format!("SELECT max(`{}`) FROM {}", t.columns[0], t.name))
+                .prepare(&format!("SELECT max(`{}`) FROM `{}`", t.columns[0], t.name))
                 .map_err(x.e())?;
             let rows = st.query_map([], cells).map_err(x.e())?;
             let mut out = None;

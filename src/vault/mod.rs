@@ -28,6 +28,7 @@ use crate::keys::recovery;
 use crate::policy::Policy;
 pub(crate) use crate::runtime::blocking;
 use crate::store::keyring::Keyring;
+#[cfg(feature = "mysql")]
 use crate::store::mysql::MysqlStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{EpochRow, Genesis, GrantRow, NewScope, ScopeRow, Store, StoreUrl, UserRow};
@@ -393,9 +394,12 @@ impl Vault {
                 })
                 .await?;
             }
+            #[cfg(feature = "mysql")]
             StoreUrl::Mysql(u) => {
                 MysqlStore::create(&u, &genesis).await?;
             }
+            #[cfg(not(feature = "mysql"))]
+            StoreUrl::Mysql(_) => return Err(Error::NotBuiltIn("MySQL store", "mysql")),
         }
         Ok(report)
     }
@@ -412,7 +416,10 @@ impl Vault {
         validate_user_name(user)?;
         let pw = check_password(password)?;
         let path = match loc {
+            #[cfg(feature = "mysql")]
             StoreUrl::Mysql(u) => return Self::open_shared(&u, user, pw, opts, shown).await,
+            #[cfg(not(feature = "mysql"))]
+            StoreUrl::Mysql(_) => return Err(Error::NotBuiltIn("MySQL store", "mysql")),
             StoreUrl::Sqlcipher(p) => p,
         };
         let user_s = user.to_owned();
@@ -437,6 +444,7 @@ impl Vault {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Vault {
     /// Login on a shared store: the locked key comes from the `users` row
     /// (no keyring), and the root pin must come from the client.
@@ -1112,6 +1120,9 @@ impl Session {
             new.signature = self.with_signer(|s| s.sign(&msg)).await?;
             self.store.put_grants(std::slice::from_ref(&new)).await?;
         }
+        // The schema in force, if this administrator signed it: a new
+        // version with the same text, signed by this one.
+        self.resign_policy_of(old).await?;
         Ok(())
     }
 

@@ -335,8 +335,16 @@ impl RowTable<'_> {
         }
     }
 
-    /// Checks an encrypted column's value: type, size, form.
-    fn check_encrypted(&self, c: &Column, e: &Encrypted, v: &Value) -> Result<Checked> {
+    /// Checks an encrypted column's value: type, form, and (when `sized`:
+    /// a value the caller gives, not one read back) size. A value stored
+    /// before `max_bytes` was lowered is still read, searched and kept.
+    fn check_encrypted(
+        &self,
+        c: &Column,
+        e: &Encrypted,
+        v: &Value,
+        sized: bool,
+    ) -> Result<Checked> {
         let (bytes, canonical) = match (e.kind, v) {
             (Kind::Integer, Value::Integer(i)) => {
                 let s = canonical::integer(*i);
@@ -361,7 +369,7 @@ impl RowTable<'_> {
             (Kind::Date { .. }, _) => return Err(self.wrong(&c.name, "a date as text")),
             _ => return Err(self.wrong(&c.name, "text")),
         };
-        if bytes.len() > e.max_bytes {
+        if sized && bytes.len() > e.max_bytes {
             return Err(Error::TooLong {
                 field: schema::intern(&c.name),
                 len: bytes.len(),
@@ -390,8 +398,15 @@ impl RowTable<'_> {
         })
     }
 
-    /// The columns and values of an `INSERT` of `row` as `id`.
-    fn encode(&self, row: &NewRow, id: &RowId) -> Result<(Vec<String>, Vec<StoreValue>)> {
+    /// The columns and values of an `INSERT` of `row` as `id`. Values of
+    /// the columns `sized` names are checked against `max_bytes` (all of
+    /// them for an insert, the changed ones for an update).
+    fn encode(
+        &self,
+        row: &NewRow,
+        id: &RowId,
+        sized: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, Vec<StoreValue>)> {
         let t = self.t();
         for k in row.values.keys() {
             if t.column(k).is_none() {
@@ -452,7 +467,7 @@ impl RowTable<'_> {
             match &c.ty {
                 ColumnType::Plain(p) => vals.push(self.plain_value(c, p, v)?),
                 ColumnType::Encrypted(e) => {
-                    let checked = self.check_encrypted(c, e, v)?;
+                    let checked = self.check_encrypted(c, e, v, sized(&c.name))?;
                     let sid = self.scope_of(e, row_scope)?;
                     let (epoch, keys) = self.s.current_keys(sid)?;
                     let padded = e.padding.pad(&checked.bytes);
@@ -545,7 +560,7 @@ impl RowTable<'_> {
         let mut statements = Vec::with_capacity(rows.len());
         for r in rows {
             let id = Id::random();
-            let (cols, vals) = self.encode(r, id.as_bytes())?;
+            let (cols, vals) = self.encode(r, id.as_bytes(), &|_| true)?;
             statements.push((stmt::insert(d, t, &cols), vals));
             ids.push(id);
         }
@@ -698,7 +713,7 @@ impl RowTable<'_> {
                 if *v == Value::Null {
                     break;
                 }
-                parts.push(self.check_encrypted(col, e, v)?.canonical);
+                parts.push(self.check_encrypted(col, e, v, false)?.canonical);
             }
             if parts.len() != i.over.len() {
                 continue;
@@ -889,7 +904,10 @@ impl RowTable<'_> {
             let ColumnType::Encrypted(e) = &c.ty else {
                 return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
             };
-            canon.insert(c.name.as_str(), self.check_encrypted(c, e, v)?.canonical);
+            canon.insert(
+                c.name.as_str(),
+                self.check_encrypted(c, e, v, true)?.canonical,
+            );
         }
         let parts: Vec<&str> = idx
             .over
@@ -918,9 +936,18 @@ impl RowTable<'_> {
             .store
             .select(stmt::by_values(d, t, &idx.name, n), values)
             .await?;
-        let mut out = Vec::new();
+        let mut out: Vec<Row> = Vec::new();
+        let mut last: Option<Id> = None;
         for cells in rows {
             let r = self.open(cells)?;
+            if last.is_some_and(|l| r.id <= l) {
+                return Err(Error::BadStoredValue {
+                    table: schema::intern(&self.name),
+                    column: "id",
+                    expected: "each row once, in id order",
+                });
+            }
+            last = Some(r.id);
             let matches = criteria.iter().all(|(name, _)| {
                 let (Some(c), Some(v)) = (t.column(name), r.values.get(*name)) else {
                     return false;
@@ -928,7 +955,7 @@ impl RowTable<'_> {
                 let ColumnType::Encrypted(e) = &c.ty else {
                     return false;
                 };
-                self.check_encrypted(c, e, v).is_ok_and(|got| {
+                self.check_encrypted(c, e, v, false).is_ok_and(|got| {
                     canon.get(c.name.as_str()).is_some_and(|w| {
                         crate::crypto::secret::ct_eq(w.as_bytes(), got.canonical.as_bytes())
                     })
@@ -992,9 +1019,16 @@ impl RowTable<'_> {
                 vec![StoreValue::Blob(parent.as_bytes().to_vec())],
             )
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out: Vec<Row> = Vec::with_capacity(rows.len());
         for cells in rows {
             let r = self.open(cells)?;
+            if out.last().is_some_and(|l| r.id <= l.id) {
+                return Err(Error::BadStoredValue {
+                    table: schema::intern(&self.name),
+                    column: "id",
+                    expected: "each row once, in id order",
+                });
+            }
             if r.parent != Some(parent) {
                 return Err(Error::BadStoredValue {
                     table: schema::intern(&self.name),
@@ -1036,6 +1070,18 @@ impl RowTable<'_> {
             };
             return Err(Error::NoAccess(scope));
         }
+        // The parent and scope are re-sealed as read: something sealed
+        // must vouch for them, or a row the database moved would be
+        // laundered by the update.
+        let vouched = t
+            .encrypted()
+            .any(|(c, _)| old.values.get(&c.name).is_some_and(|v| *v != Value::Null));
+        if (t.parent.is_some() || t.row_scoped()) && !vouched {
+            return Err(Error::Refused(
+                "no sealed cell of this row vouches for its parent and scope, so it is not \
+                 rewritten; delete it and insert it again",
+            ));
+        }
         let mut next = NewRow {
             parent: old.parent,
             scope: old.scope.clone(),
@@ -1044,7 +1090,7 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
-        let (cols, mut vals) = self.encode(&next, id.as_bytes())?;
+        let (cols, mut vals) = self.encode(&next, id.as_bytes(), &|c| changes.contains_key(c))?;
         // Every column but the id, then the id for the WHERE clause.
         let id_value = vals.remove(0);
         vals.push(id_value);

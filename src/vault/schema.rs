@@ -155,11 +155,16 @@ pub(crate) fn steps(
     };
     for c in changes {
         match c {
-            Change::AddTable(t) => out.push(SchemaStep {
-                table: t.clone(),
-                done_when: Done::TableExists,
-                statements: ddl::create_table(table(t)?, dialect),
-            }),
+            Change::AddTable(t) => {
+                let nt = table(t)?;
+                let mut cols = crate::sql::rows::read_columns(nt);
+                cols.extend(nt.indexes.iter().map(|i| i.name.clone()));
+                out.push(SchemaStep {
+                    table: t.clone(),
+                    done_when: Done::TableExists(cols),
+                    statements: ddl::create_table(nt, dialect),
+                })
+            }
             Change::AddColumn { table: t, column } => out.push(SchemaStep {
                 table: t.clone(),
                 done_when: Done::ColumnExists(column.clone()),
@@ -262,6 +267,39 @@ impl Session {
             *guard = fresh;
         }
         Ok(guard.version())
+    }
+
+    /// When an administrator is disabled: if the schema in force is signed
+    /// by them, stores it again (same text, next version) signed by this
+    /// session's user, or no one could log in (a disabled key signs
+    /// nothing). A row that does not verify under their key is left alone.
+    pub(crate) async fn resign_policy_of(&self, old: &trust::Verified) -> Result<()> {
+        let Some(latest) = self.store.latest_policy().await? else {
+            return Ok(());
+        };
+        if latest.signer != old.name
+            || !pgp::verify(
+                &old.cert,
+                &trust::policy_record(&self.vault_id, &latest),
+                &latest.signature,
+            )
+        {
+            return Ok(());
+        }
+        let mut row = PolicyRow {
+            version: latest
+                .version
+                .checked_add(1)
+                .ok_or(Error::Refused("the schema version is at its limit"))?,
+            text: latest.text.clone(),
+            signer: self.user.clone(),
+            signed_at: super::now(),
+            signature: Vec::new(),
+        };
+        let record = trust::policy_record(&self.vault_id, &row);
+        row.signature = self.with_signer(|s| s.sign(&record)).await?;
+        self.store.apply_policy(&[], Some(&row)).await?;
+        self.reload_schema().await.map(|_| ())
     }
 
     /// The schema in force, as `medvault schema show` prints it.

@@ -20,6 +20,7 @@ use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
 use crate::store::keyring::{Entry, Keyring};
+#[cfg(feature = "mysql")]
 use crate::store::mysql::MysqlStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreUrl, Value, TABLES};
@@ -68,6 +69,9 @@ async fn open_destination(
 ) -> Result<Arc<dyn Store>> {
     let vault_id = source.vault_id;
     match StoreUrl::parse(to)? {
+        #[cfg(not(feature = "mysql"))]
+        StoreUrl::Mysql(_) => Err(Error::NotBuiltIn("MySQL store", "mysql")),
+        #[cfg(feature = "mysql")]
         StoreUrl::Mysql(u) => {
             let dst = MysqlStore::connect(&u).await?;
             match dst.meta("vault_id").await? {
@@ -119,6 +123,9 @@ impl Session {
     /// field. An embedded destination that exists already is reopened with
     /// this user's login (a resumed copy).
     pub async fn copy_to(&self, to: &str, progress: Progress<'_>) -> Result<CopyReport> {
+        // The schema in force now, not the one of this login: another
+        // administrator may have applied since.
+        let version = self.reload_schema().await?;
         let mut not_enrolled = Vec::new();
         let dst = open_destination(to, self, &self.password, &mut not_enrolled).await?;
         let src = &self.store;
@@ -173,6 +180,11 @@ impl Session {
                     break;
                 }
             }
+        }
+        if src.latest_policy().await?.map_or(0, |r| r.version) != version {
+            return Err(Error::CopyIncomplete(
+                "the schema in force changed during the copy; copy again".into(),
+            ));
         }
         let mut counted = Vec::new();
         for t in &tables {
@@ -369,8 +381,16 @@ impl Session {
                     let cells = row.into_iter().map(crate::sql::Cell::from).collect();
                     match rows_api.verify_row(cells) {
                         Ok((opened, checked, wrong)) => {
-                            let encrypted = t.encrypted().count() as u64;
-                            r.envelopes_checked += encrypted;
+                            r.envelopes_checked += t
+                                .encrypted()
+                                .filter(|(c, _)| {
+                                    opened.withheld.contains(&c.name)
+                                        || opened
+                                            .values
+                                            .get(&c.name)
+                                            .is_some_and(|v| *v != super::rows::Value::Null)
+                                })
+                                .count() as u64;
                             r.withheld += opened.withheld.len() as u64;
                             r.fields_decrypted += t
                                 .encrypted()
