@@ -12,6 +12,7 @@ per_store!(
     false_positives_of_truncated_indexes_are_dropped,
     list_in_pages,
     bad_values_change_nothing,
+    a_single_name_and_a_partial_birth_date_fit,
     import_with_notes_is_one_transaction,
     padding_hides_name_length_within_a_bucket,
     no_marker_reaches_the_database_file_or_its_journals,
@@ -290,8 +291,8 @@ async fn bad_values_change_nothing(f: Fixture) {
         (patient(" - ' ", "Hélène", "1970-03-02"), |e| {
             matches!(e, Error::EmptyValue("family name"))
         }),
-        (patient("Dupont", "   ", "1970-03-02"), |e| {
-            matches!(e, Error::EmptyValue("given names"))
+        (patient("Dupont", "Hélène", "1970-00"), |e| {
+            matches!(e, Error::BadDate)
         }),
         (patient(&"x".repeat(201), "Hélène", "1970-03-02"), |e| {
             matches!(
@@ -552,4 +553,46 @@ async fn notes_come_back_in_the_order_written(f: Fixture) {
         bodies(there.list_notes(&other, None).await.unwrap()),
         want_batch
     );
+}
+
+/// Real patients: one name only, a birth year or year and month only.
+async fn a_single_name_and_a_partial_birth_date_fit(f: Fixture) {
+    let a = f.admin().await;
+    let id = a
+        .insert_patient(&patient("Sukarno", "", "1901-06"))
+        .await
+        .unwrap();
+    let other = a
+        .insert_patient(&patient("Suharto", " ", "1921"))
+        .await
+        .unwrap();
+    let p = a.get_patient(&id).await.unwrap();
+    assert_eq!((p.given_names.as_str(), p.born.as_str()), ("", "1901-06"));
+    let q = |family: &str, born: Option<&str>| PatientQuery {
+        family_name: Some(family.into()),
+        born: born.map(String::from),
+        ..Default::default()
+    };
+    let found = a
+        .find_patients(&q("SUKARNO", Some("1901-06")))
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), [id]);
+    assert!(a
+        .find_patients(&q("Sukarno", Some("1901")))
+        .await
+        .unwrap()
+        .is_empty());
+    let found = a.find_patients(&q("suharto", None)).await.unwrap();
+    assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), [other]);
+    assert_eq!(found[0].born, "1921");
+    // A search by given names still needs one.
+    let err = a
+        .find_patients(&PatientQuery {
+            given_names: Some(" ".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EmptyValue("given names")), "{err}");
 }

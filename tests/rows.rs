@@ -84,6 +84,25 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
     assert_eq!(t.list(None, 10).await.unwrap().len(), 3);
     let first = t.list(None, 1).await.unwrap();
     assert_eq!(t.list(Some(first[0].id), 10).await.unwrap().len(), 2);
+    // A scan reads the next page while it opens this one: every row, in
+    // id order, once; a Break stops it.
+    let mut pages = Vec::new();
+    let seen = t
+        .scan(2, |page| {
+            pages.push(page.iter().map(|r| r.id).collect::<Vec<_>>());
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, 3);
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    let all: Vec<Id> = pages.concat();
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    let seen = t
+        .scan(2, |_| std::ops::ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert_eq!(seen, 2);
     // A per-row table: the row's scope seals its reason.
     let ap = a.table("appointments").await.unwrap();
     let v = ap

@@ -98,6 +98,20 @@ pub fn date(input: &str) -> Result<String> {
 /// case folding, runs of white space as one space, trimmed. Accents and
 /// punctuation are kept ("Pénicilline" and "penicilline" differ).
 pub fn text(input: &str) -> String {
+    if input.is_ascii() {
+        // NFKC and case folding of ASCII are ASCII lower case (a property
+        // test checks this path against the Unicode one).
+        return input
+            .split(char::is_whitespace)
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    text_unicode(input)
+}
+
+fn text_unicode(input: &str) -> String {
     let nfkc: String = input.nfkc().collect();
     let folded = caseless::default_case_fold_str(&nfkc);
     let folded: String = folded.nfkc().collect();
@@ -107,6 +121,17 @@ pub fn text(input: &str) -> String {
 /// The canonical form of a code (`kind = "code"`): Unicode NFKC, white
 /// space, `-`, `.` and `/` removed, upper case ("1 70-03.75" is "1700375").
 pub fn code(input: &str) -> String {
+    if input.is_ascii() {
+        return input
+            .bytes()
+            .filter(|b| !char::from(*b).is_whitespace() && !matches!(b, b'-' | b'.' | b'/'))
+            .map(|b| char::from(b.to_ascii_uppercase()))
+            .collect();
+    }
+    code_unicode(input)
+}
+
+fn code_unicode(input: &str) -> String {
     let nfkc: String = input.nfkc().collect();
     nfkc.chars()
         .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '/'))
@@ -162,6 +187,15 @@ mod tests {
         fn ascii_fast_path_matches_the_unicode_path(s in "[ -~\t\n\r\x0b\x0c\x00-\x1f]{0,40}") {
             proptest::prop_assert!(s.is_ascii());
             proptest::prop_assert_eq!(name(&s), fold_separators(&unicode_fold(&s)));
+        }
+    }
+
+    proptest::proptest! {
+        /// The ASCII paths of text and code give what the Unicode ones do.
+        #[test]
+        fn ascii_text_and_code_match_the_unicode_paths(s in "[ -~\t\n\r\x0b\x0c]{0,40}") {
+            proptest::prop_assert_eq!(text(&s), text_unicode(&s));
+            proptest::prop_assert_eq!(code(&s), code_unicode(&s));
         }
     }
 

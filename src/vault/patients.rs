@@ -77,8 +77,15 @@ impl Session {
 
     fn check(&self, p: &NewPatient) -> Result<Checked> {
         let (family, family_c) = self.check_name("family_name", "family name", &p.family_name)?;
-        let (given, given_c) = self.check_name("given_names", "given names", &p.given_names)?;
-        let born = canonical::date(p.born.trim())?;
+        // A patient may have a single name: given names may be empty (but
+        // a search by given names needs one).
+        let (given, given_c) = if canonical::name(&p.given_names).is_empty() {
+            (String::new(), String::new())
+        } else {
+            self.check_name("given_names", "given names", &p.given_names)?
+        };
+        // The day, or the month and day, of a birth may be unknown.
+        let born = canonical::partial_date(p.born.trim())?;
         Ok(Checked {
             family,
             given,
@@ -448,7 +455,7 @@ impl Session {
         let born = q
             .born
             .as_deref()
-            .map(|d| canonical::date(d.trim()))
+            .map(|d| canonical::partial_date(d.trim()))
             .transpose()?;
         let (column, parts): (IndexColumn, Vec<&str>) = match (&family, &given, &born) {
             (Some(f), _, Some(b)) => (IndexColumn::FamilyBorn, vec![f, b]),

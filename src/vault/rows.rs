@@ -37,6 +37,7 @@ use super::Session;
 use crate::crypto::envelope::{self, CellAd, Header};
 use crate::crypto::kdf;
 use crate::crypto::padding::unpad;
+use crate::crypto::secret::IndexKey;
 use crate::error::{Error, Result};
 use crate::index::{self, canonical};
 use crate::records::Id;
@@ -259,12 +260,54 @@ impl ClassifyKind for serde_json::Error {
     }
 }
 
+/// `f` over `items` on up to four threads (the cores there are): sealing
+/// and opening are CPU work, and a page of rows is enough of it to use the
+/// second core. Results keep the items' order.
+fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if threads < 2 || items.len() < 64 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    while items.len() > per {
+        let rest = items.split_off(per);
+        chunks.push(std::mem::replace(&mut items, rest));
+    }
+    chunks.push(items);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        let mut out: Vec<U> = first.into_iter().map(f).collect();
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// One declared table of the schema in force, for reading and writing
 /// rows. Made by [`Session::table`].
 pub struct RowTable<'s> {
     s: &'s Session,
     schema: Arc<Schema>,
     name: String,
+    /// The table's name and read columns as the row decoder takes them,
+    /// made once (not per row).
+    decoder_names: (&'static str, &'static [&'static str]),
+    /// Index keys derived so far, by (scope, epoch, index position): one
+    /// HKDF per key, not per row.
+    index_keys: std::sync::Mutex<std::collections::HashMap<(u32, u32, usize), Arc<IndexKey>>>,
 }
 
 impl Session {
@@ -293,10 +336,16 @@ impl Session {
             }
             Some(_) => {}
         }
+        let names = match schema.table(name) {
+            Some(t) => stmt::read_columns(t),
+            None => Vec::new(),
+        };
         Ok(RowTable {
             s: self,
+            decoder_names: (schema::intern(name), schema::intern_list(&names)),
             schema,
             name: name.to_owned(),
+            index_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 }
@@ -488,7 +537,7 @@ impl RowTable<'_> {
                 }
             }
         }
-        for i in &t.indexes {
+        for (pos, i) in t.indexes.iter().enumerate() {
             cols.push(i.name.clone());
             let parts: Option<Vec<&str>> = i
                 .over
@@ -500,13 +549,29 @@ impl RowTable<'_> {
                 continue;
             };
             let sid = self.index_scope(i)?;
-            let (_, keys) = self.s.current_keys(sid)?;
-            let key = kdf::index_key(&keys.raw, &t.name, &i.name);
+            let (epoch, keys) = self.s.current_keys(sid)?;
+            let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
             vals.push(StoreValue::Blob(
                 index::compute(&key, &parts, i.bits).as_bytes().to_vec(),
             ));
         }
         Ok((cols, vals))
+    }
+
+    /// The index key of `index` under (scope, epoch), derived once.
+    fn index_key(
+        &self,
+        scope: u32,
+        epoch: u32,
+        keys: &super::EpochKeys,
+        (pos, index): (usize, &str),
+    ) -> Arc<IndexKey> {
+        let mut cache = self.index_keys.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            cache
+                .entry((scope, epoch, pos))
+                .or_insert_with(|| Arc::new(kdf::index_key(&keys.raw, &self.name, index))),
+        )
     }
 
     /// The scope of an index: that of the columns it covers.
@@ -556,13 +621,15 @@ impl RowTable<'_> {
                 }
             }
         }
-        let mut ids = Vec::with_capacity(rows.len());
+        let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
+        // Sealed on every core; the first bad row is the error.
+        let encoded = par_map(rows.iter().zip(&ids).collect(), |(r, id)| {
+            self.encode(r, id.as_bytes(), &|_| true)
+        });
         let mut statements = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id = Id::random();
-            let (cols, vals) = self.encode(r, id.as_bytes(), &|_| true)?;
+        for e in encoded {
+            let (cols, vals) = e?;
             statements.push((stmt::insert(d, t, &cols), vals));
-            ids.push(id);
         }
         self.s.store.write_all(statements).await?;
         Ok(ids)
@@ -746,8 +813,7 @@ impl RowTable<'_> {
     /// Decodes and opens one stored row.
     fn open(&self, cells: Vec<Cell>) -> Result<Row> {
         let t = self.t();
-        let names = stmt::read_columns(t);
-        let mut d = RowDecoder::new(schema::intern(&t.name), schema::intern_list(&names), cells)?;
+        let mut d = RowDecoder::new(self.decoder_names.0, self.decoder_names.1, cells)?;
         let id = d.id(0)?;
         let mut at = 1;
         let parent = match &t.parent {
@@ -938,8 +1004,8 @@ impl RowTable<'_> {
             .await?;
         let mut out: Vec<Row> = Vec::new();
         let mut last: Option<Id> = None;
-        for cells in rows {
-            let r = self.open(cells)?;
+        for r in par_map(rows, |cells| self.open(cells)) {
+            let r = r?;
             if last.is_some_and(|l| r.id <= l) {
                 return Err(Error::BadStoredValue {
                     table: schema::intern(&self.name),
@@ -989,8 +1055,8 @@ impl RowTable<'_> {
             });
         }
         let mut out = Vec::with_capacity(rows.len());
-        for cells in rows {
-            let r = self.open(cells)?;
+        for r in par_map(rows, |cells| self.open(cells)) {
+            let r = r?;
             if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p: &Row| r.id <= p.id) {
                 return Err(Error::BadStoredValue {
                     table: schema::intern(&self.name),
@@ -1001,6 +1067,91 @@ impl RowTable<'_> {
             out.push(r);
         }
         Ok(out)
+    }
+
+    /// Every row in id order, `page` rows at a time (up to [`MAX_PAGE`]),
+    /// handed to `f`; `ControlFlow::Break` stops. While one page is opened
+    /// (on every core), the store already reads the next, so the two
+    /// overlap. Returns how many rows `f` was given.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// use std::ops::ControlFlow;
+    /// let t = s.table("allergies").await?;
+    /// let seen = t
+    ///     .scan(1000, |page| {
+    ///         for r in &page {
+    ///             println!("{}", r.id);
+    ///         }
+    ///         ControlFlow::Continue(())
+    ///     })
+    ///     .await?;
+    /// # let _ = seen; Ok(()) }
+    /// ```
+    pub async fn scan(
+        &self,
+        page: u32,
+        mut f: impl FnMut(Vec<Row>) -> std::ops::ControlFlow<()>,
+    ) -> Result<u64> {
+        let limit = page.clamp(1, MAX_PAGE);
+        let t = self.t();
+        let d = self.s.store.dialect();
+        let handle = crate::runtime::handle()?;
+        let fetch = |after: Option<Id>| {
+            let store = Arc::clone(&self.s.store);
+            let sql = stmt::page(d, t, after.is_some(), limit);
+            let params = after
+                .map(|a| vec![StoreValue::Blob(a.as_bytes().to_vec())])
+                .unwrap_or_default();
+            handle.spawn(async move { store.select(sql, params).await })
+        };
+        let stopped = || Error::Store("a medvault worker task stopped".into());
+        let mut pending = fetch(None);
+        let (mut after, mut seen) = (None::<Id>, 0u64);
+        loop {
+            let rows = pending.await.map_err(|_| stopped())??;
+            if rows.len() > limit as usize {
+                return Err(Error::BadStoredValue {
+                    table: self.decoder_names.0,
+                    column: "*",
+                    expected: "at most the rows of a page",
+                });
+            }
+            let Some(last) = rows.last() else { break };
+            // The next page starts after this one's last id, read before
+            // the rows are opened (checked: 16 bytes, past the last page).
+            let first = last.first().cloned().unwrap_or(Cell::Null);
+            let next = RowDecoder::new(self.decoder_names.0, &["id"], vec![first])?
+                .id(0)
+                .map(Id)?;
+            if after.is_some_and(|a| next <= a) {
+                return Err(Error::BadStoredValue {
+                    table: self.decoder_names.0,
+                    column: "id",
+                    expected: "ids in increasing order after the page's start",
+                });
+            }
+            pending = fetch(Some(next));
+            let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+            for r in par_map(rows, |cells| self.open(cells)) {
+                let r = r?;
+                if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p| r.id <= p.id) {
+                    return Err(Error::BadStoredValue {
+                        table: self.decoder_names.0,
+                        column: "id",
+                        expected: "ids in increasing order after the page's start",
+                    });
+                }
+                out.push(r);
+            }
+            after = Some(next);
+            seen += out.len() as u64;
+            if f(out).is_break() {
+                pending.abort();
+                break;
+            }
+        }
+        Ok(seen)
     }
 
     /// The rows whose parent is `parent`, in id order.
@@ -1020,8 +1171,8 @@ impl RowTable<'_> {
             )
             .await?;
         let mut out: Vec<Row> = Vec::with_capacity(rows.len());
-        for cells in rows {
-            let r = self.open(cells)?;
+        for r in par_map(rows, |cells| self.open(cells)) {
+            let r = r?;
             if out.last().is_some_and(|l| r.id <= l.id) {
                 return Err(Error::BadStoredValue {
                     table: schema::intern(&self.name),
