@@ -21,6 +21,7 @@ per_store!(
     a_lower_max_bytes_keeps_older_values_readable,
     copy_takes_the_schema_applied_after_login,
     a_table_named_like_an_sql_keyword_works_everywhere,
+    application_migrations_run_once_with_their_own_history,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -519,4 +520,79 @@ bits = 12
     a.copy_to(&to, &mut |_, _, _| std::ops::ControlFlow::Continue(()))
         .await
         .unwrap();
+}
+
+async fn application_migrations_run_once_with_their_own_history(f: Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |d: &str, name: &str, sql: &str| {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        std::fs::write(dir.path().join(d).join(name), sql).unwrap();
+    };
+    write(
+        "sqlite",
+        "V1__rooms.sql",
+        "CREATE TABLE rooms (id INTEGER PRIMARY KEY, label TEXT NOT NULL);",
+    );
+    write(
+        "mysql",
+        "V1__rooms.sql",
+        "CREATE TABLE rooms (id INT PRIMARY KEY, label VARCHAR(40) NOT NULL);",
+    );
+    let a = f.admin().await;
+    let medvault_history = f
+        .int("SELECT count(*) FROM refinery_schema_history", vec![])
+        .await;
+    assert_eq!(
+        a.migrate_application(dir.path()).await.unwrap(),
+        ["V1__rooms"]
+    );
+    assert!(a.migrate_application(dir.path()).await.unwrap().is_empty());
+    write(
+        "sqlite",
+        "V2__floor.sql",
+        "ALTER TABLE rooms ADD COLUMN floor INTEGER;",
+    );
+    write(
+        "mysql",
+        "V2__floor.sql",
+        "ALTER TABLE rooms ADD COLUMN floor INT;",
+    );
+    assert_eq!(
+        a.migrate_application(dir.path()).await.unwrap(),
+        ["V2__floor"]
+    );
+    f.exec(
+        "INSERT INTO rooms (id, label, floor) VALUES (1, 'B-12', 2)",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        f.int("SELECT count(*) FROM app_schema_history", vec![])
+            .await,
+        2
+    );
+    assert_eq!(
+        f.int("SELECT count(*) FROM refinery_schema_history", vec![])
+            .await,
+        medvault_history,
+        "medvault's own history is untouched"
+    );
+    // Folders that disagree, and users who are not administrators.
+    write("sqlite", "V3__extra.sql", "CREATE TABLE extra (x INTEGER);");
+    let err = a.migrate_application(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(m) if m.contains("same V<n>")),
+        "{err}"
+    );
+    let bob = f.user(&a, "bob", &[]).await;
+    assert!(matches!(
+        bob.migrate_application(dir.path()).await,
+        Err(Error::NotAdmin(_))
+    ));
+    // An application table name is not one a schema may declare later.
+    let clash = "format = 2\n[[table]]\nname = \"app_schema_history\"\n";
+    assert!(matches!(a.apply_schema(clash).await, Err(Error::Schema(_))));
+    // A login after all of it still works.
+    drop(a);
+    f.admin().await;
 }

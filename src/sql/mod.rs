@@ -356,19 +356,30 @@ pub fn single_int<T: TryFrom<i64>>(what: &'static str, cells: Vec<Cell>) -> Resu
 pub const MIGRATION_HISTORY: &str =
     "SELECT version, name, applied_on, checksum FROM refinery_schema_history";
 
+/// The rows of a migration history table `table` (medvault's or an
+/// application's), for [`check_history`].
+pub fn migration_history(table: &str) -> String {
+    format!("SELECT version, name, applied_on, checksum FROM `{table}`")
+}
+
 /// Checks the rows of refinery's history table before refinery reads them:
 /// refinery parses them with `unwrap` (a version out of range, a time that
 /// is not RFC 3339, a checksum that is not a number would panic), and the
 /// table is the database's to change.
 pub fn check_migration_history(rows: Vec<Vec<Cell>>) -> Result<()> {
+    check_history("refinery_schema_history", rows)
+}
+
+/// [`check_migration_history`] for the history table `table`.
+pub fn check_history(table: &'static str, rows: Vec<Vec<Cell>>) -> Result<()> {
     const COLUMNS: &[&str] = &["version", "name", "applied_on", "checksum"];
     let bad = |column, expected| crate::error::Error::BadStoredValue {
-        table: "refinery_schema_history",
+        table,
         column,
         expected,
     };
     for cells in rows {
-        let mut d = RowDecoder::new("refinery_schema_history", COLUMNS, cells)?;
+        let mut d = RowDecoder::new(table, COLUMNS, cells)?;
         d.int::<i32>(0)?;
         d.text(1)?;
         let applied_on = d.text(2)?;

@@ -325,6 +325,34 @@ pub enum Done {
     ColumnAbsent(String),
 }
 
+/// A set of migrations and where its history is kept: medvault's own, or
+/// an application's plain tables (a history table of its own, so the two
+/// never mix).
+#[derive(Clone, Copy, Debug)]
+pub struct MigrationSet {
+    /// The history table.
+    pub history: &'static str,
+    /// The MySQL guard row (`medvault_migration_guard.id`) of this set: a
+    /// failed application migration does not block medvault's.
+    pub guard_id: i32,
+    /// What the set is called in messages.
+    pub what: &'static str,
+}
+
+/// medvault's migrations (`migrations/<dialect>`).
+pub const MEDVAULT_MIGRATIONS: MigrationSet = MigrationSet {
+    history: "refinery_schema_history",
+    guard_id: 1,
+    what: "schema migration",
+};
+
+/// An application's migrations ([`crate::Session::migrate_application`]).
+pub const APP_MIGRATIONS: MigrationSet = MigrationSet {
+    history: "app_schema_history",
+    guard_id: 2,
+    what: "application migration",
+};
+
 /// Whether a table's stored columns are exactly `expected` (any order).
 pub(crate) fn same_columns(cols: &[StoredColumn], expected: &[String]) -> bool {
     cols.len() == expected.len() && expected.iter().all(|e| cols.iter().any(|c| &c.name == e))
@@ -353,6 +381,11 @@ pub trait Store: Send + Sync {
     /// Runs write statements the SQL layer built, in order, in one
     /// transaction (all or nothing); the rows each one changed.
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>>;
+
+    /// Runs an application's migrations not run yet (history in
+    /// [`APP_MIGRATIONS`]`.history`, under the MySQL migration lock);
+    /// returns the names of those it ran, in order.
+    async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>>;
 
     /// The policy row of the highest version, if any was applied.
     async fn latest_policy(&self) -> Result<Option<PolicyRow>>;

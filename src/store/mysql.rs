@@ -246,6 +246,19 @@ pub fn classify(store: &str, e: mysql_async::Error) -> Error {
 /// that may be half changed (MySQL commits DDL implicitly, so a failed
 /// migration cannot be rolled back).
 pub async fn migrate_with(pool: &Pool, runner: &refinery::Runner, store: &str) -> Result<()> {
+    migrate_set(pool, runner, store, &super::MEDVAULT_MIGRATIONS)
+        .await
+        .map(|_| ())
+}
+
+/// [`migrate_with`] for a set of migrations with its own history table and
+/// guard row; the names of the migrations run.
+pub async fn migrate_set(
+    pool: &Pool,
+    runner: &refinery::Runner,
+    store: &str,
+    set: &super::MigrationSet,
+) -> Result<Vec<String>> {
     let e = |x| classify(store, x);
     let mut lock = pool.get_conn().await.map_err(e)?;
     // Rows, not typed values: the driver's typed conversions panic on a
@@ -262,7 +275,7 @@ pub async fn migrate_with(pool: &Pool, runner: &refinery::Runner, store: &str) -
             "{store}: another client has held the migration lock for 60 s"
         )));
     }
-    let result = migrate_locked(pool, &mut lock, runner, store).await;
+    let result = migrate_locked(pool, &mut lock, runner, store, set).await;
     let _ = lock.query_drop("DO RELEASE_LOCK('medvault_migrate')").await;
     result
 }
@@ -272,7 +285,8 @@ async fn migrate_locked(
     lock: &mut Conn,
     runner: &refinery::Runner,
     store: &str,
-) -> Result<()> {
+    set: &super::MigrationSet,
+) -> Result<Vec<String>> {
     let e = |x| classify(store, x);
     lock.query_drop(
         "CREATE TABLE IF NOT EXISTS medvault_migration_guard (
@@ -288,8 +302,8 @@ async fn migrate_locked(
     // is the server's to rewrite.
     let rows: Vec<mysql_async::Row> = lock
         .exec(
-            "SELECT state FROM medvault_migration_guard WHERE id = 1",
-            (),
+            "SELECT state FROM medvault_migration_guard WHERE id = ?",
+            (set.guard_id,),
         )
         .await
         .map_err(e)?;
@@ -298,24 +312,29 @@ async fn migrate_locked(
             sql::RowDecoder::new("medvault_migration_guard", &["state"], cells(r))?.text(0)?;
         if state == "failed" {
             return Err(Error::Migration(format!(
-                "{store}: an earlier schema migration failed half-way (medvault_migration_guard \
+                "{store}: an earlier {} failed half-way (medvault_migration_guard row {} \
                  says why); the schema may be partly changed. Restore the database from a \
-                 backup, or repair it against migrations/mysql and then delete the row of \
-                 medvault_migration_guard"
+                 backup, or repair it against the migration files and then delete that row \
+                 of medvault_migration_guard",
+                set.what, set.guard_id
             )));
         }
     }
     let mut p = pool.clone();
     let has_history: Option<mysql_async::Row> = lock
-        .query_first(
+        .exec_first(
             "SELECT 1 FROM information_schema.tables
-             WHERE table_schema = DATABASE() AND table_name = 'refinery_schema_history'",
+             WHERE table_schema = DATABASE() AND table_name = ?",
+            (set.history,),
         )
         .await
         .map_err(e)?;
     let applied = if has_history.is_some() {
-        let rows: Vec<mysql_async::Row> = lock.exec(sql::MIGRATION_HISTORY, ()).await.map_err(e)?;
-        sql::check_migration_history(rows.into_iter().map(cells).collect())?;
+        let rows: Vec<mysql_async::Row> = lock
+            .exec(sql::migration_history(set.history), ())
+            .await
+            .map_err(e)?;
+        sql::check_history(set.history, rows.into_iter().map(cells).collect())?;
         runner
             .get_applied_migrations_async(&mut p)
             .await
@@ -329,36 +348,41 @@ async fn migrate_locked(
         .filter(|m| !applied.iter().any(|a| a.version() == m.version()))
         .count();
     if pending == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now = crate::vault::now();
     lock.exec_drop(
-        "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'running', ?, '')",
-        (now,),
+        "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (?, 'running', ?, '')",
+        (set.guard_id, now),
     )
     .await
     .map_err(e)?;
     match runner.run_async(&mut p).await {
-        Ok(_) => {
+        Ok(report) => {
             lock.exec_drop(
-                "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'done', ?, '')",
-                (now,),
+                "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (?, 'done', ?, '')",
+                (set.guard_id, now),
             )
             .await
             .map_err(e)?;
-            Ok(())
+            Ok(report
+                .applied_migrations()
+                .iter()
+                .map(|m| m.to_string())
+                .collect())
         }
         Err(x) => {
             let detail: String = super::migration_detail(&x).chars().take(250).collect();
             let _ = lock
                 .exec_drop(
-                    "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (1, 'failed', ?, ?)",
-                    (now, &detail),
+                    "REPLACE INTO medvault_migration_guard (id, state, changed_at, detail) VALUES (?, 'failed', ?, ?)",
+                    (set.guard_id, now, &detail),
                 )
                 .await;
             Err(Error::Migration(format!(
-                "{store}: schema migration failed half-way: {detail}. The schema may be partly changed; \
-                 medvault will refuse this database until it is restored or repaired"
+                "{store}: {} failed half-way: {detail}. The schema may be partly changed; \
+                 medvault will refuse these migrations until the database is restored or repaired",
+                set.what
             )))
         }
     }
@@ -586,6 +610,12 @@ impl Store for MysqlStore {
             })
         })
         .await
+    }
+
+    async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {
+        let mut runner = refinery::Runner::new(&migrations);
+        runner.set_migration_table_name(super::APP_MIGRATIONS.history);
+        migrate_set(&self.pool, &runner, &self.describe, &super::APP_MIGRATIONS).await
     }
 
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {

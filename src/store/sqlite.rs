@@ -95,26 +95,47 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_set(
+        conn,
+        &mut embedded::migrations::runner(),
+        &super::MEDVAULT_MIGRATIONS,
+    )
+    .map(|_| ())
+}
+
+/// Runs `runner`'s migrations not run yet, with their history in
+/// `set.history` (checked before refinery reads it); the names run.
+fn migrate_set(
+    conn: &mut Connection,
+    runner: &mut refinery::Runner,
+    set: &super::MigrationSet,
+) -> Result<Vec<String>> {
     let has_history = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'refinery_schema_history'",
-            [],
+            "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+            [set.history],
             |r| r.get::<_, i64>(0),
         )
         .map_err(|e| Error::Migration(format!("cannot read the schema: SQLite error {e}")))?;
     if has_history > 0 {
         let mut st = conn
-            .prepare(sql::MIGRATION_HISTORY)
+            .prepare(&sql::migration_history(set.history))
             .map_err(|e| Error::Migration(format!("cannot read the migration history: {e}")))?;
         let rows = st
             .query_map([], cells)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::Migration(format!("cannot read the migration history: {e}")))?;
-        sql::check_migration_history(rows)?;
+        sql::check_history(set.history, rows)?;
     }
-    embedded::migrations::runner()
+    runner
+        .set_migration_table_name(set.history)
         .run(conn)
-        .map(|_| ())
+        .map(|r| {
+            r.applied_migrations()
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        })
         .map_err(|e| Error::Migration(super::migration_detail(&e)))
 }
 
@@ -741,6 +762,17 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(x.e())?;
             Ok(changed)
+        })
+        .await
+    }
+
+    async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {
+        self.run(move |c, _| {
+            migrate_set(
+                c,
+                &mut refinery::Runner::new(&migrations),
+                &super::APP_MIGRATIONS,
+            )
         })
         .await
     }

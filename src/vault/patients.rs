@@ -708,6 +708,9 @@ mod tests {
         fn dialect(&self) -> crate::store::Dialect {
             self.inner.dialect()
         }
+        async fn migrate_app(&self, m: Vec<refinery::Migration>) -> Result<Vec<String>> {
+            self.inner.migrate_app(m).await
+        }
         async fn select(
             &self,
             q: String,

@@ -269,6 +269,49 @@ impl Session {
         Ok(guard.version())
     }
 
+    /// Runs an application's own migrations for its plain tables
+    /// (administrators). `dir` holds a `sqlite/` and a `mysql/` folder of
+    /// `V{n}__{name}.sql` files with the same versions and names; the
+    /// folder of this store's dialect runs, each migration once, under the
+    /// MySQL migration lock, with its history in `app_schema_history`,
+    /// apart from medvault's own. Returns the migrations run, in order.
+    /// Encrypted tables are not made this way: declare them in the schema
+    /// (`apply_schema`).
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: &medvault::Session) -> medvault::Result<()> {
+    /// for m in admin.migrate_application("migrations-app".as_ref()).await? {
+    ///     println!("ran {m}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate_application(&self, dir: &std::path::Path) -> Result<Vec<String>> {
+        self.require_admin()?;
+        let load = |d: &str| {
+            let path = dir.join(d);
+            refinery::load_sql_migrations(&path).map_err(|e| {
+                Error::Migration(format!(
+                    "cannot read the migrations in {}: {}",
+                    path.display(),
+                    e.kind()
+                ))
+            })
+        };
+        let (sqlite, mysql) = (load("sqlite")?, load("mysql")?);
+        let names = |v: &[refinery::Migration]| v.iter().map(|m| m.to_string()).collect::<Vec<_>>();
+        if names(&sqlite) != names(&mysql) {
+            return Err(Error::Migration(format!(
+                "{}: the sqlite and mysql folders must hold the same V<n>__<name>.sql files",
+                dir.display()
+            )));
+        }
+        let mine = match self.store.dialect() {
+            Dialect::Sqlite => sqlite,
+            Dialect::Mysql => mysql,
+        };
+        self.store.migrate_app(mine).await
+    }
+
     /// When an administrator is disabled: if the schema in force is signed
     /// by them, stores it again (same text, next version) signed by this
     /// session's user, or no one could log in (a disabled key signs

@@ -211,6 +211,14 @@ pub enum SchemaCmd {
     /// Print the schema in force: its version, who applied it, and the
     /// application's file.
     Show,
+    /// Run an application's own migrations for its plain tables
+    /// (administrators): DIR holds `sqlite/` and `mysql/` folders of
+    /// `V<n>__<name>.sql` with the same files; history in
+    /// `app_schema_history`.
+    Migrate {
+        /// The folder holding `sqlite/` and `mysql/`.
+        dir: PathBuf,
+    },
     /// Print the statements that create TABLE, for SQLite and MySQL.
     Ddl {
         /// A built-in table (patients, notes) or one the --schema file

@@ -637,6 +637,20 @@ pub async fn run(cli: Cli) -> R {
             }
             Ok(())
         }
+        Command::Schema(SchemaCmd::Migrate { dir }) => {
+            let s = login(&cli).await?;
+            let ran = s.migrate_application(dir).await?;
+            if cli.json {
+                return json(&serde_json::json!({ "ran": ran }));
+            }
+            if ran.is_empty() {
+                println!("no migration to run");
+            }
+            for m in &ran {
+                println!("ran {m}");
+            }
+            Ok(())
+        }
         Command::Schema(SchemaCmd::Show) => {
             let s = login(&cli).await?;
             let p = s.policy_info();
@@ -881,10 +895,9 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             }
             Ok(())
         }
-        SchemaCmd::Apply { .. } | SchemaCmd::Show => Err(CliError::msg(
-            "this schema command needs a login",
-            "report this bug",
-        )),
+        SchemaCmd::Apply { .. } | SchemaCmd::Show | SchemaCmd::Migrate { .. } => Err(
+            CliError::msg("this schema command needs a login", "report this bug"),
+        ),
         SchemaCmd::Ddl {
             table,
             schema,
