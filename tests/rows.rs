@@ -17,6 +17,7 @@ per_store!(
     rows_map_to_the_applications_own_types,
     an_update_reseals_and_reindexes,
     a_row_nothing_sealed_vouches_for_is_not_rewritten,
+    many_rows_stream_in_one_transaction,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -487,4 +488,34 @@ plain = \"integer\"
         Err(Error::Refused(_))
     ));
     assert!(t.update(sealed, &changes).await.unwrap());
+}
+
+/// Past 500 rows, insert_many streams sealed chunks to the store inside one
+/// transaction: a bad row in a later chunk leaves nothing written.
+async fn many_rows_stream_in_one_transaction(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let t = a.table("allergies").await.unwrap();
+    let rows = |n: usize| -> Vec<NewRow> {
+        (0..n)
+            .map(|i| {
+                NewRow::child_of(p)
+                    .set("substance", format!("Substance {i}"))
+                    .set("reaction", "Rash")
+                    .set("recorded_on", "2020")
+            })
+            .collect()
+    };
+    let mut bad = rows(1200);
+    bad[1100] = bad[1100].clone().set("recorded_on", "2020-13");
+    let err = t.insert_many(&bad).await.unwrap_err();
+    assert!(matches!(err, Error::BadDate), "{err}");
+    assert_eq!(f.int("SELECT count(*) FROM allergies", vec![]).await, 0);
+    let ids = t.insert_many(&rows(1200)).await.unwrap();
+    assert_eq!(ids.len(), 1200);
+    assert_eq!(f.int("SELECT count(*) FROM allergies", vec![]).await, 1200);
+    let found = t
+        .find(&[("substance", Value::from("substance 1111"))])
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1111]]);
 }

@@ -262,6 +262,10 @@ impl std::fmt::Debug for Value {
     }
 }
 
+/// Chunks of write statements for [`Store::write_stream`]: `Some(chunk)`
+/// to run, `None` to commit.
+pub type StatementStream = tokio::sync::mpsc::Receiver<Option<Vec<(String, Vec<Value>)>>>;
+
 /// A signed version of the schema in force (`policies` table, FORMAT.md
 /// §5.4). `Debug` leaves out the text and the signature.
 #[derive(Clone)]
@@ -386,6 +390,13 @@ pub trait Store: Send + Sync {
     /// [`APP_MIGRATIONS`]`.history`, under the MySQL migration lock);
     /// returns the names of those it ran, in order.
     async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>>;
+
+    /// Runs write statements as they arrive on `rx`, in one transaction:
+    /// `Some(chunk)` is run, `None` commits. If the sender goes away
+    /// without `None`, nothing is written (rolled back) and the answer is
+    /// [`crate::Error::Interrupted`]. The caller seals the next chunk
+    /// while the store writes this one. Rows changed, per statement.
+    async fn write_stream(&self, rx: StatementStream) -> Result<Vec<u64>>;
 
     /// The policy row of the highest version, if any was applied.
     async fn latest_policy(&self) -> Result<Option<PolicyRow>>;

@@ -618,6 +618,30 @@ impl Store for MysqlStore {
         migrate_set(&self.pool, &runner, &self.describe, &super::APP_MIGRATIONS).await
     }
 
+    async fn write_stream(&self, mut rx: super::StatementStream) -> Result<Vec<u64>> {
+        // Not retried: the statements are consumed as they come.
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut changed = Vec::new();
+        while let Some(msg) = rx.recv().await {
+            let Some(chunk) = msg else {
+                tx.commit().await.map_err(|e| self.err(e))?;
+                return Ok(changed);
+            };
+            for (sql, params) in &chunk {
+                tx.exec_drop(sql.as_str(), my_params(params))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                changed.push(tx.affected_rows());
+            }
+        }
+        // Dropping the transaction rolls it back.
+        Err(Error::Interrupted)
+    }
+
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
         let stmt = format!(
             "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",

@@ -777,6 +777,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn write_stream(&self, mut rx: super::StatementStream) -> Result<Vec<u64>> {
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            let mut changed = Vec::new();
+            while let Some(msg) = rx.blocking_recv() {
+                let Some(chunk) = msg else {
+                    tx.commit().map_err(x.e())?;
+                    return Ok(changed);
+                };
+                for (sql, params) in &chunk {
+                    let n = tx
+                        .prepare_cached(sql)
+                        .and_then(|mut st| {
+                            st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
+                        })
+                        .map_err(x.e())?;
+                    changed.push(n as u64);
+                }
+            }
+            // The sender went away without a commit: roll back.
+            Err(Error::Interrupted)
+        })
+        .await
+    }
+
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
         self.run(|c, x| {
             let mut st = c

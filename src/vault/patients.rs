@@ -711,6 +711,9 @@ mod tests {
         async fn migrate_app(&self, m: Vec<refinery::Migration>) -> Result<Vec<String>> {
             self.inner.migrate_app(m).await
         }
+        async fn write_stream(&self, rx: crate::store::StatementStream) -> Result<Vec<u64>> {
+            self.inner.write_stream(rx).await
+        }
         async fn select(
             &self,
             q: String,

@@ -50,6 +50,10 @@ use crate::store::{RowId, Value as StoreValue};
 /// The largest page [`RowTable::list`] returns.
 pub const MAX_PAGE: u32 = 1000;
 
+/// `insert_many` of more rows than this streams them to the store in
+/// chunks of this many, sealing the next while the store writes one.
+const STREAM_CHUNK: usize = 500;
+
 /// A column's value. `Debug` shows the kind and size, never the value.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Value {
@@ -622,16 +626,55 @@ impl RowTable<'_> {
             }
         }
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
-        // Sealed on every core; the first bad row is the error.
-        let encoded = par_map(rows.iter().zip(&ids).collect(), |(r, id)| {
-            self.encode(r, id.as_bytes(), &|_| true)
-        });
-        let mut statements = Vec::with_capacity(rows.len());
-        for e in encoded {
-            let (cols, vals) = e?;
-            statements.push((stmt::insert(d, t, &cols), vals));
+        if rows.len() <= STREAM_CHUNK {
+            // Sealed on every core; the first bad row is the error.
+            let encoded = par_map(rows.iter().zip(&ids).collect(), |(r, id)| {
+                self.encode(r, id.as_bytes(), &|_| true)
+            });
+            let mut statements = Vec::with_capacity(rows.len());
+            for e in encoded {
+                let (cols, vals) = e?;
+                statements.push((stmt::insert(d, t, &cols), vals));
+            }
+            self.s.store.write_all(statements).await?;
+            return Ok(ids);
         }
-        self.s.store.write_all(statements).await?;
+        // Many rows: one transaction fed chunk by chunk, so this core
+        // seals chunk k+1 while the store writes chunk k on the other.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = Arc::clone(&self.s.store);
+        let writer = crate::runtime::handle()?.spawn(async move { store.write_stream(rx).await });
+        let stopped = || Error::Store("a medvault worker task stopped".into());
+        let mut sealed = Ok(());
+        for (rows, ids) in rows.chunks(STREAM_CHUNK).zip(ids.chunks(STREAM_CHUNK)) {
+            let chunk: Result<Vec<_>> = rows
+                .iter()
+                .zip(ids)
+                .map(|(r, id)| {
+                    let (cols, vals) = self.encode(r, id.as_bytes(), &|_| true)?;
+                    Ok((stmt::insert(d, t, &cols), vals))
+                })
+                .collect();
+            match chunk {
+                Ok(c) => {
+                    if tx.send(Some(c)).await.is_err() {
+                        break; // the writer stopped: its answer says why
+                    }
+                }
+                Err(e) => {
+                    sealed = Err(e);
+                    break;
+                }
+            }
+        }
+        if sealed.is_ok() {
+            // Commit; a writer that stopped already has its error.
+            let _ = tx.send(None).await;
+        }
+        drop(tx);
+        let written = writer.await.map_err(|_| stopped())?;
+        sealed?;
+        written?;
         Ok(ids)
     }
 
