@@ -698,6 +698,8 @@ mod tests {
         notes_of: Option<RowId>,
         /// Rows added to every page of `list_patients`.
         overfill: u32,
+        /// Every row of a generic `select` answered twice.
+        repeat_rows: bool,
     }
 
     #[async_trait::async_trait]
@@ -719,7 +721,11 @@ mod tests {
             q: String,
             p: Vec<crate::store::Value>,
         ) -> Result<Vec<Vec<crate::sql::Cell>>> {
-            self.inner.select(q, p).await
+            let rows = self.inner.select(q, p).await?;
+            if !self.repeat_rows {
+                return Ok(rows);
+            }
+            Ok(rows.into_iter().flat_map(|r| [r.clone(), r]).collect())
         }
         async fn write_all(&self, s: Vec<(String, Vec<crate::store::Value>)>) -> Result<Vec<u64>> {
             self.inner.write_all(s).await
@@ -862,6 +868,7 @@ mod tests {
             patient_of: Some(b.0),
             notes_of: None,
             overfill: 0,
+            repeat_rows: false,
         });
         let err = s.get_patient(&a).await.unwrap_err();
         assert!(
@@ -881,6 +888,7 @@ mod tests {
             patient_of: None,
             notes_of: Some(b.0),
             overfill: 0,
+            repeat_rows: false,
         });
         let err = s.list_notes(&a, None).await.unwrap_err();
         assert!(
@@ -899,6 +907,7 @@ mod tests {
             patient_of: None,
             notes_of: None,
             overfill: 1,
+            repeat_rows: false,
         });
         let err = s.list_patients(None, 1).await.unwrap_err();
         assert!(
@@ -911,6 +920,84 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// A server that answers every row of a declared table twice: each
+    /// copy authenticates, so only the order check of `find`, `children`,
+    /// `list` and `scan` keeps a row from being shown twice.
+    #[tokio::test]
+    async fn rows_answered_twice_are_refused() {
+        use crate::vault::rows::{NewRow, Value};
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = session(dir.path()).await;
+        s.apply_schema(
+            "format = 2\n[[table]]\nname = \"visits\"\nparent = \"patients\"\n\
+             [[column]]\ntable = \"visits\"\ncolumn = \"why\"\nscope = \"clinical\"\n\
+             kind = \"text\"\nmax_bytes = 50\n[[index]]\ntable = \"visits\"\n\
+             column = \"bi_why\"\nover = [\"why\"]\nbits = 12\n",
+        )
+        .await
+        .unwrap();
+        let p = s
+            .insert_patient(&NewPatient {
+                family_name: "Dupont".into(),
+                given_names: "X".into(),
+                born: "1970-01-01".into(),
+                sex: Sex::F,
+            })
+            .await
+            .unwrap();
+        let t = s.table("visits").await.unwrap();
+        t.insert(&NewRow::child_of(p).set("why", "Cough"))
+            .await
+            .unwrap();
+        drop(t);
+        // Control: the honest store answers once.
+        let honest = Arc::clone(&s.store);
+        s.store = Arc::new(Lying {
+            inner: Arc::clone(&honest),
+            patient_of: None,
+            notes_of: None,
+            overfill: 0,
+            repeat_rows: false,
+        });
+        {
+            let t = s.table("visits").await.unwrap();
+            assert_eq!(
+                t.find(&[("why", Value::from("cough"))])
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        s.store = Arc::new(Lying {
+            inner: honest,
+            patient_of: None,
+            notes_of: None,
+            overfill: 0,
+            repeat_rows: true,
+        });
+        let t = s.table("visits").await.unwrap();
+        let twice = |r: Result<Vec<crate::vault::rows::Row>>| {
+            matches!(
+                r,
+                Err(Error::BadStoredValue {
+                    table: "visits",
+                    ..
+                })
+            )
+        };
+        assert!(twice(t.find(&[("why", Value::from("cough"))]).await));
+        assert!(twice(t.children(p).await));
+        assert!(twice(t.list(None, 10).await));
+        assert!(matches!(
+            t.scan(10, |_| std::ops::ControlFlow::Continue(())).await,
+            Err(Error::BadStoredValue {
+                table: "visits",
+                ..
+            })
+        ));
     }
 
     /// Invalid UTF-8 that authenticates (sealed with the right key) must
