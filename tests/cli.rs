@@ -599,6 +599,21 @@ fn schema_check_and_ddl() {
         "{out}"
     );
     assert!(out.contains("column = \"insurance_number\""), "{out}");
+    // Every table with its columns and types, built-in ones included.
+    assert!(
+        out.contains(
+            "  substance                encrypted text, scope clinical, at most 200 bytes"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  born                     encrypted partial date, scope identity"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  bi_substance             blind index over (substance), 12 bits"),
+        "{out}"
+    );
 }
 
 /// `row` commands on an application table: insert from arguments and from

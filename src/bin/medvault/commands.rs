@@ -667,8 +667,13 @@ pub async fn run(cli: Cli) -> R {
                 _ => println!("schema version 0: medvault's built-in tables only"),
             }
             println!("tables: {}", p.tables.join(", "));
+            for t in &s.schema().tables {
+                println!();
+                print_table(t);
+            }
             if let Some(t) = &p.text {
-                println!("---");
+                println!();
+                println!("--- the application's schema file as applied:");
                 print!("{}", shown_text(t));
                 if !t.ends_with('\n') {
                     println!();
@@ -677,6 +682,45 @@ pub async fn run(cli: Cli) -> R {
             Ok(())
         }
         Command::Schema(cmd) => schema_cmd(&cli, cmd),
+    }
+}
+
+/// A declared table, its columns (implied, declared) and blind indexes.
+fn print_table(t: &medvault::schema::Table) {
+    use medvault::schema::{ColumnType, Implied};
+    match &t.parent {
+        Some(p) => println!(
+            "{}  (each row belongs to a row of {} by {})",
+            t.name, p.table, p.column
+        ),
+        None => println!("{}", t.name),
+    }
+    for i in t.implied_columns() {
+        let what = match i {
+            Implied::Id => "row id (16 random bytes)".to_string(),
+            Implied::Parent(p) => format!("id of the {} row", p.table),
+            Implied::ScopeId => "the row's scope".to_string(),
+        };
+        println!("  {:<24} {what}", i.name());
+    }
+    for c in &t.columns {
+        let ty = match &c.ty {
+            ColumnType::Plain(p) => format!("plain {p}"),
+            ColumnType::Encrypted(e) => format!(
+                "encrypted {}, scope {}, at most {} bytes",
+                e.kind, e.scope, e.max_bytes
+            ),
+        };
+        let opt = if c.optional { ", optional" } else { "" };
+        println!("  {:<24} {ty}{opt}", c.name);
+    }
+    for i in &t.indexes {
+        println!(
+            "  {:<24} blind index over ({}), {} bits",
+            i.name,
+            i.over.join(", "),
+            i.bits
+        );
     }
 }
 
