@@ -400,22 +400,53 @@ fn tables(ck: &mut Check<'_>, schema: &mut Schema, raw: &[Spanned<RawTable>], bu
     }
 }
 
-fn column(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawColumn>, builtin: bool) {
-    let c = raw.get_ref();
-    let Some(ti) = schema
+/// The position of the table a `[[column]]` or `[[index]]` (`what`)
+/// names; an unknown one is reported, unless it was refused already.
+fn table_of(
+    ck: &mut Check<'_>,
+    schema: &Schema,
+    table: &Spanned<String>,
+    what: &str,
+) -> Option<usize> {
+    let at = schema
         .tables
         .iter()
-        .position(|t| &t.name == c.table.get_ref())
-    else {
-        if !ck
+        .position(|t| &t.name == table.get_ref());
+    if at.is_none()
+        && !ck
             .rejected
-            .contains(&(c.table.get_ref().clone(), String::new()))
-        {
-            ck.at(
-                c.table.span(),
-                format!("column of unknown table {:?}", c.table.get_ref()),
-            );
-        }
+            .contains(&(table.get_ref().clone(), String::new()))
+    {
+        ck.at(
+            table.span(),
+            format!("{what} of unknown table {:?}", table.get_ref()),
+        );
+    }
+    at
+}
+
+/// Whether `name` is one of the columns medvault gives tables (`id`,
+/// `scope_id`, `parent_id`, the table's parent column): reported if so.
+fn medvaults_name(ck: &mut Check<'_>, name: &Spanned<String>, table: &Table) -> bool {
+    let n = name.get_ref();
+    let taken = ["id", "scope_id", "parent_id"].contains(&n.as_str())
+        || table.implied_columns().iter().any(|i| i.name() == n);
+    if taken {
+        ck.at(
+            name.span(),
+            format!(
+                "{}.{n}: `id`, `scope_id`, `parent_id` and the parent column are \
+                 medvault's (every table has them as needed)",
+                table.name
+            ),
+        );
+    }
+    taken
+}
+
+fn column(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawColumn>, builtin: bool) {
+    let c = raw.get_ref();
+    let Some(ti) = table_of(ck, schema, &c.table, "column") else {
         return;
     };
     let name = c.column.get_ref().clone();
@@ -427,19 +458,7 @@ fn column(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawColumn>, bui
         return;
     }
     let table = &schema.tables[ti];
-    if table.implied_columns().iter().any(|i| i.name() == name)
-        || name == "id"
-        || name == "scope_id"
-        || name == "parent_id"
-    {
-        ck.at(
-            c.column.span(),
-            format!(
-                "{}.{name}: `id`, `scope_id`, `parent_id` and the parent column are \
-                 medvault's (every table has them as needed)",
-                table.name
-            ),
-        );
+    if medvaults_name(ck, &c.column, table) {
         return;
     }
     if table.column(&name).is_some() || table.index(&name).is_some() {
@@ -688,20 +707,7 @@ fn encrypted(
 
 fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, builtin: bool) {
     let i = raw.get_ref();
-    let Some(ti) = schema
-        .tables
-        .iter()
-        .position(|t| &t.name == i.table.get_ref())
-    else {
-        if !ck
-            .rejected
-            .contains(&(i.table.get_ref().clone(), String::new()))
-        {
-            ck.at(
-                i.table.span(),
-                format!("index of unknown table {:?}", i.table.get_ref()),
-            );
-        }
+    let Some(ti) = table_of(ck, schema, &i.table, "index") else {
         return;
     };
     if !ck.ident("index column", &i.column) {
@@ -709,17 +715,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     }
     let name = i.column.get_ref().clone();
     let table = &schema.tables[ti];
-    if ["id", "scope_id", "parent_id"].contains(&name.as_str())
-        || table.implied_columns().iter().any(|c| c.name() == name)
-    {
-        ck.at(
-            i.column.span(),
-            format!(
-                "{}.{name}: `id`, `scope_id`, `parent_id` and the parent column are \
-                 medvault's (every table has them as needed)",
-                table.name
-            ),
-        );
+    if medvaults_name(ck, &i.column, table) {
         return;
     }
     if table.column(&name).is_some() || table.index(&name).is_some() {
