@@ -357,17 +357,29 @@ pub const APP_MIGRATIONS: MigrationSet = MigrationSet {
     what: "application migration",
 };
 
-/// Whether a table's stored columns are exactly `expected` (any order).
-pub(crate) fn same_columns(cols: &[StoredColumn], expected: &[String]) -> bool {
-    cols.len() == expected.len() && expected.iter().all(|e| cols.iter().any(|c| &c.name == e))
-}
-
-/// A table of a declared name that is not the declared table.
-pub(crate) fn foreign_table(table: &str) -> crate::error::Error {
-    crate::error::Error::SchemaMismatch(format!(
-        "a table {table} exists already and is not the one the schema declares; \
-         rename one of them"
-    ))
+impl SchemaStep {
+    /// Whether the step is done, given the columns its table has now
+    /// (empty: no such table). A table that exists with other columns than
+    /// the step's is refused ([`crate::Error::SchemaMismatch`]), never
+    /// adopted.
+    pub(crate) fn is_done(&self, cols: &[StoredColumn]) -> Result<bool> {
+        let has = |n: &str| cols.iter().any(|c| c.name == n);
+        Ok(match &self.done_when {
+            Done::TableExists(expected) => {
+                let same = cols.len() == expected.len() && expected.iter().all(|e| has(e));
+                if !cols.is_empty() && !same {
+                    return Err(crate::error::Error::SchemaMismatch(format!(
+                        "a table {} exists already and is not the one the schema declares; \
+                         rename one of them",
+                        self.table
+                    )));
+                }
+                !cols.is_empty()
+            }
+            Done::ColumnExists(n) => has(n),
+            Done::ColumnAbsent(n) => !has(n),
+        })
+    }
 }
 
 /// The store interface. Every method is one transaction.

@@ -17,9 +17,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    foreign_table, same_columns, Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope,
-    NoteRow, PatientRow, PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec,
-    UserRow, Value,
+    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
+    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
 use crate::sql::{self, Cell};
@@ -241,6 +240,28 @@ pub fn classify(store: &str, e: mysql_async::Error) -> Error {
     }
 }
 
+/// Takes `GET_LOCK('medvault_migrate', 60)` on `lock`: migrations and
+/// schema applies run one at a time across clients. Released by the
+/// caller (`RELEASE_LOCK`) or with the connection.
+async fn take_migration_lock(lock: &mut Conn, store: &str) -> Result<()> {
+    // Rows, not typed values: the driver's typed conversions panic on a
+    // value of another type.
+    let got: Option<mysql_async::Row> = lock
+        .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
+        .await
+        .map_err(|x| classify(store, x))?;
+    let locked = got
+        .map(cells)
+        .is_some_and(|c| sql::single_int::<i64>("GET_LOCK", c).ok() == Some(1));
+    if locked {
+        Ok(())
+    } else {
+        Err(Error::Migration(format!(
+            "{store}: another client has held the migration lock for 60 s"
+        )))
+    }
+}
+
 /// Runs `runner`'s migrations on `pool` under a named lock. A migration that
 /// fails leaves a mark, and every later start refuses to run on a schema
 /// that may be half changed (MySQL commits DDL implicitly, so a failed
@@ -259,22 +280,8 @@ pub async fn migrate_set(
     store: &str,
     set: &super::MigrationSet,
 ) -> Result<Vec<String>> {
-    let e = |x| classify(store, x);
-    let mut lock = pool.get_conn().await.map_err(e)?;
-    // Rows, not typed values: the driver's typed conversions panic on a
-    // value of another type.
-    let got: Option<mysql_async::Row> = lock
-        .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
-        .await
-        .map_err(e)?;
-    let locked = got
-        .map(cells)
-        .is_some_and(|c| sql::single_int::<i64>("GET_LOCK", c).ok() == Some(1));
-    if !locked {
-        return Err(Error::Migration(format!(
-            "{store}: another client has held the migration lock for 60 s"
-        )));
-    }
+    let mut lock = pool.get_conn().await.map_err(|x| classify(store, x))?;
+    take_migration_lock(&mut lock, store).await?;
     let result = migrate_locked(pool, &mut lock, runner, store, set).await;
     let _ = lock.query_drop("DO RELEASE_LOCK('medvault_migrate')").await;
     result
@@ -515,18 +522,7 @@ async fn apply_locked(
 async fn run_steps(c: &mut Conn, steps: &[&SchemaStep]) -> Result<(), TxError> {
     for s in steps {
         let cols = catalogue(c, &s.table).await?;
-        let has = |n: &str| cols.iter().any(|c| c.name == n);
-        let done = match &s.done_when {
-            Done::TableExists(expected) => {
-                if !cols.is_empty() && !same_columns(&cols, expected) {
-                    return Err(TxError::Vault(foreign_table(&s.table)));
-                }
-                !cols.is_empty()
-            }
-            Done::ColumnExists(n) => has(n),
-            Done::ColumnAbsent(n) => !has(n),
-        };
-        if !done {
+        if !s.is_done(&cols).map_err(TxError::Vault)? {
             for stmt in &s.statements {
                 c.query_drop(stmt).await?;
             }
@@ -664,21 +660,8 @@ impl Store for MysqlStore {
     }
 
     async fn apply_policy(&self, steps: &[SchemaStep], row: Option<&PolicyRow>) -> Result<()> {
-        let e = |x| self.err(x);
         let mut lock = self.conn().await?;
-        let got: Option<mysql_async::Row> = lock
-            .query_first("SELECT GET_LOCK('medvault_migrate', 60)")
-            .await
-            .map_err(e)?;
-        let locked = got
-            .map(cells)
-            .is_some_and(|c| sql::single_int::<i64>("GET_LOCK", c).ok() == Some(1));
-        if !locked {
-            return Err(Error::Migration(format!(
-                "{}: another client has held the migration lock for 60 s",
-                self.describe
-            )));
-        }
+        take_migration_lock(&mut lock, &self.describe).await?;
         let result = apply_locked(&mut lock, steps, row).await;
         let _ = lock.query_drop("DO RELEASE_LOCK('medvault_migrate')").await;
         match result {
@@ -1107,21 +1090,7 @@ impl Store for MysqlStore {
                     t.name,
                     t.select_list()
                 );
-                let params: Vec<mysql_async::Params> = rows
-                    .iter()
-                    .map(|r| {
-                        mysql_async::Params::Positional(
-                            r.iter()
-                                .map(|v| match v {
-                                    Value::Null => mysql_async::Value::NULL,
-                                    Value::Int(i) => mysql_async::Value::Int(*i),
-                                    Value::Text(s) => mysql_async::Value::Bytes(s.clone().into_bytes()),
-                                    Value::Blob(b) => mysql_async::Value::Bytes(b.clone()),
-                                })
-                                .collect(),
-                        )
-                    })
-                    .collect();
+                let params: Vec<mysql_async::Params> = rows.iter().map(|r| my_params(r)).collect();
                 tx.exec_batch(sql, params).await?;
                 Ok(())
             })

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use super::keyring::{self, Entry, Keyring};
 use super::{
-    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
-    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
+    Dialect, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, PolicyRow,
+    RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -637,6 +637,10 @@ fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
 }
 
 /// Runs `st` with `params`, decoding every row with `decode`.
+/// The columns of table `?1` as [`sql::stored_column`] reads them.
+const CATALOGUE: &str = "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
+                         FROM pragma_table_info(?1) ORDER BY cid";
+
 /// Another administrator stored this policy version first.
 pub(crate) fn policy_race(version: u64) -> Error {
     Error::Store(format!(
@@ -820,12 +824,7 @@ impl Store for SqliteStore {
     async fn table_columns(&self, table: &str) -> Result<Option<Vec<StoredColumn>>> {
         let table = table.to_owned();
         self.run(move |c, x| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
-                     FROM pragma_table_info(?1) ORDER BY cid",
-                )
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(CATALOGUE).map_err(x.e())?;
             let cols = query_rows(x, &mut st, [table], sql::stored_column)?;
             Ok((!cols.is_empty()).then_some(cols))
         })
@@ -858,31 +857,11 @@ impl Store for SqliteStore {
                 }
             }
             for s in &steps {
-                let cols: Vec<StoredColumn> = tx
-                    .prepare(
-                        "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
-                         FROM pragma_table_info(?1)",
-                    )
-                    .and_then(|mut st| {
-                        st.query_map([&s.table], cells)?
-                            .collect::<rusqlite::Result<Vec<_>>>()
-                    })
-                    .map_err(x.e())?
-                    .into_iter()
-                    .map(sql::stored_column)
-                    .collect::<Result<_>>()?;
-                let has = |n: &str| cols.iter().any(|c| c.name == n);
-                let done = match &s.done_when {
-                    Done::TableExists(expected) => {
-                        if !cols.is_empty() && !super::same_columns(&cols, expected) {
-                            return Err(super::foreign_table(&s.table));
-                        }
-                        !cols.is_empty()
-                    }
-                    Done::ColumnExists(n) => has(n),
-                    Done::ColumnAbsent(n) => !has(n),
+                let cols = {
+                    let mut st = tx.prepare_cached(CATALOGUE).map_err(x.e())?;
+                    query_rows(x, &mut st, [&s.table], sql::stored_column)?
                 };
-                if done {
+                if s.is_done(&cols)? {
                     continue;
                 }
                 for stmt in &s.statements {
@@ -1397,16 +1376,7 @@ impl Store for SqliteStore {
                     ))
                     .map_err(x.e())?;
                 for r in &rows {
-                    let vals: Vec<rusqlite::types::Value> = r
-                        .iter()
-                        .map(|v| match v {
-                            Value::Null => rusqlite::types::Value::Null,
-                            Value::Int(i) => rusqlite::types::Value::Integer(*i),
-                            Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
-                            Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
-                        })
-                        .collect();
-                    st.execute(rusqlite::params_from_iter(vals))
+                    st.execute(rusqlite::params_from_iter(r.iter().map(sqlite_value)))
                         .map_err(x.e())?;
                 }
             }
