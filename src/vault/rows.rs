@@ -369,6 +369,52 @@ impl RowTable<'_> {
             .expect("the table is in the schema it was looked up in")
     }
 
+    fn unknown_column(&self, column: &str) -> Error {
+        Error::UnknownColumn {
+            table: self.name.clone(),
+            column: column.chars().take(64).collect(),
+        }
+    }
+
+    /// Opens a page of stored rows (on every core) and checks the store
+    /// answered each row once, in increasing id order, after `after`.
+    fn open_page(
+        &self,
+        rows: Vec<Vec<Cell>>,
+        after: Option<Id>,
+        expected: &'static str,
+    ) -> Result<Vec<Row>> {
+        let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+        for r in par_map(rows, |cells| self.open(cells)) {
+            let r = r?;
+            if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p| r.id <= p.id) {
+                return Err(self.bad_order(expected));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn bad_order(&self, expected: &'static str) -> Error {
+        Error::BadStoredValue {
+            table: self.decoder_names.0,
+            column: "id",
+            expected,
+        }
+    }
+
+    /// A page of more rows than asked for (paging on it would never end).
+    fn check_page_len(&self, got: usize, limit: u32) -> Result<()> {
+        if got > limit as usize {
+            return Err(Error::BadStoredValue {
+                table: self.decoder_names.0,
+                column: "*",
+                expected: "at most the rows of a page",
+            });
+        }
+        Ok(())
+    }
+
     fn wrong(&self, column: &str, expected: impl Into<String>) -> Error {
         Error::WrongType {
             table: self.name.clone(),
@@ -463,10 +509,7 @@ impl RowTable<'_> {
         let t = self.t();
         for k in row.values.keys() {
             if t.column(k).is_none() {
-                return Err(Error::UnknownColumn {
-                    table: self.name.clone(),
-                    column: k.chars().take(64).collect(),
-                });
+                return Err(self.unknown_column(k));
             }
         }
         let mut cols = vec!["id".to_string()];
@@ -710,10 +753,7 @@ impl RowTable<'_> {
                     );
                 }
                 name => {
-                    let c = t.column(name).ok_or_else(|| Error::UnknownColumn {
-                        table: self.name.clone(),
-                        column: name.chars().take(64).collect(),
-                    })?;
+                    let c = t.column(name).ok_or_else(|| self.unknown_column(name))?;
                     row.values.insert(name.to_owned(), self.json_value(c, v)?);
                 }
             }
@@ -728,10 +768,7 @@ impl RowTable<'_> {
         let c = self
             .t()
             .column(column)
-            .ok_or_else(|| Error::UnknownColumn {
-                table: self.name.clone(),
-                column: column.chars().take(64).collect(),
-            })?;
+            .ok_or_else(|| self.unknown_column(column))?;
         let integer = || {
             text.trim()
                 .parse::<i64>()
@@ -802,7 +839,7 @@ impl RowTable<'_> {
         let n = stmt::read_columns(t).len();
         if cells.len() != n + t.indexes.len() {
             return Err(Error::BadStoredValue {
-                table: schema::intern(&t.name),
+                table: self.decoder_names.0,
                 column: "*",
                 expected: "a row with the declared number of columns",
             });
@@ -906,7 +943,7 @@ impl RowTable<'_> {
                     };
                     let header = Header::parse_cell(&blob, &cell)?;
                     let tampered = || Error::Tampered {
-                        table: schema::intern(&t.name),
+                        table: self.decoder_names.0,
                         column: schema::intern(&c.name),
                     };
                     // The envelope's scope must be the column's (or the
@@ -927,18 +964,18 @@ impl RowTable<'_> {
                     let mut plain =
                         Zeroizing::new(envelope::open_cell(&keys.field, header, &cell, &blob)?);
                     unpad(&mut plain).ok_or(Error::MalformedEnvelope {
-                        table: schema::intern(&t.name),
+                        table: self.decoder_names.0,
                         column: schema::intern(&c.name),
                         reason: "bad padding",
                     })?;
                     let text = std::str::from_utf8(&plain).map_err(|_| Error::NotUtf8 {
-                        table: schema::intern(&t.name),
+                        table: self.decoder_names.0,
                         column: schema::intern(&c.name),
                     })?;
                     let v = match e.kind {
                         Kind::Integer => {
                             Value::Integer(text.parse().map_err(|_| Error::MalformedEnvelope {
-                                table: schema::intern(&t.name),
+                                table: self.decoder_names.0,
                                 column: schema::intern(&c.name),
                                 reason: "not a decimal integer",
                             })?)
@@ -974,7 +1011,7 @@ impl RowTable<'_> {
             let r = self.open(cells)?;
             if r.id != id {
                 return Err(Error::BadStoredValue {
-                    table: schema::intern(&self.name),
+                    table: self.decoder_names.0,
                     column: "id",
                     expected: "the id that was asked for",
                 });
@@ -1006,10 +1043,7 @@ impl RowTable<'_> {
         // The canonical form of each criterion, in the index's order.
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         for (name, v) in criteria {
-            let c = t.column(name).ok_or_else(|| Error::UnknownColumn {
-                table: self.name.clone(),
-                column: name.to_string(),
-            })?;
+            let c = t.column(name).ok_or_else(|| self.unknown_column(name))?;
             let ColumnType::Encrypted(e) = &c.ty else {
                 return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
             };
@@ -1046,17 +1080,7 @@ impl RowTable<'_> {
             .select(stmt::by_values(d, t, &idx.name, n), values)
             .await?;
         let mut out: Vec<Row> = Vec::new();
-        let mut last: Option<Id> = None;
-        for r in par_map(rows, |cells| self.open(cells)) {
-            let r = r?;
-            if last.is_some_and(|l| r.id <= l) {
-                return Err(Error::BadStoredValue {
-                    table: schema::intern(&self.name),
-                    column: "id",
-                    expected: "each row once, in id order",
-                });
-            }
-            last = Some(r.id);
+        for r in self.open_page(rows, None, "each row once, in id order")? {
             let matches = criteria.iter().all(|(name, _)| {
                 let (Some(c), Some(v)) = (t.column(name), r.values.get(*name)) else {
                     return false;
@@ -1090,26 +1114,12 @@ impl RowTable<'_> {
             .store
             .select(stmt::page(d, self.t(), after.is_some(), limit), params)
             .await?;
-        if rows.len() > limit as usize {
-            return Err(Error::BadStoredValue {
-                table: schema::intern(&self.name),
-                column: "*",
-                expected: "at most the rows of a page",
-            });
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        for r in par_map(rows, |cells| self.open(cells)) {
-            let r = r?;
-            if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p: &Row| r.id <= p.id) {
-                return Err(Error::BadStoredValue {
-                    table: schema::intern(&self.name),
-                    column: "id",
-                    expected: "ids in increasing order after the page's start",
-                });
-            }
-            out.push(r);
-        }
-        Ok(out)
+        self.check_page_len(rows.len(), limit)?;
+        self.open_page(
+            rows,
+            after,
+            "ids in increasing order after the page's start",
+        )
     }
 
     /// Every row in id order, `page` rows at a time (up to [`MAX_PAGE`]),
@@ -1153,13 +1163,7 @@ impl RowTable<'_> {
         let (mut after, mut seen) = (None::<Id>, 0u64);
         loop {
             let rows = pending.await.map_err(|_| stopped())??;
-            if rows.len() > limit as usize {
-                return Err(Error::BadStoredValue {
-                    table: self.decoder_names.0,
-                    column: "*",
-                    expected: "at most the rows of a page",
-                });
-            }
+            self.check_page_len(rows.len(), limit)?;
             let Some(last) = rows.last() else { break };
             // The next page starts after this one's last id, read before
             // the rows are opened (checked: 16 bytes, past the last page).
@@ -1167,26 +1171,12 @@ impl RowTable<'_> {
             let next = RowDecoder::new(self.decoder_names.0, &["id"], vec![first])?
                 .id(0)
                 .map(Id)?;
+            let order = "ids in increasing order after the page's start";
             if after.is_some_and(|a| next <= a) {
-                return Err(Error::BadStoredValue {
-                    table: self.decoder_names.0,
-                    column: "id",
-                    expected: "ids in increasing order after the page's start",
-                });
+                return Err(self.bad_order(order));
             }
             pending = fetch(Some(next));
-            let mut out: Vec<Row> = Vec::with_capacity(rows.len());
-            for r in par_map(rows, |cells| self.open(cells)) {
-                let r = r?;
-                if after.is_some_and(|a| r.id <= a) || out.last().is_some_and(|p| r.id <= p.id) {
-                    return Err(Error::BadStoredValue {
-                        table: self.decoder_names.0,
-                        column: "id",
-                        expected: "ids in increasing order after the page's start",
-                    });
-                }
-                out.push(r);
-            }
+            let out = self.open_page(rows, after, order)?;
             after = Some(next);
             seen += out.len() as u64;
             if f(out).is_break() {
@@ -1213,24 +1203,13 @@ impl RowTable<'_> {
                 vec![StoreValue::Blob(parent.as_bytes().to_vec())],
             )
             .await?;
-        let mut out: Vec<Row> = Vec::with_capacity(rows.len());
-        for r in par_map(rows, |cells| self.open(cells)) {
-            let r = r?;
-            if out.last().is_some_and(|l| r.id <= l.id) {
-                return Err(Error::BadStoredValue {
-                    table: schema::intern(&self.name),
-                    column: "id",
-                    expected: "each row once, in id order",
-                });
-            }
-            if r.parent != Some(parent) {
-                return Err(Error::BadStoredValue {
-                    table: schema::intern(&self.name),
-                    column: "parent",
-                    expected: "the parent that was asked for",
-                });
-            }
-            out.push(r);
+        let out = self.open_page(rows, None, "each row once, in id order")?;
+        if out.iter().any(|r| r.parent != Some(parent)) {
+            return Err(Error::BadStoredValue {
+                table: self.decoder_names.0,
+                column: "parent",
+                expected: "the parent that was asked for",
+            });
         }
         Ok(out)
     }
@@ -1245,10 +1224,7 @@ impl RowTable<'_> {
         let t = self.t();
         for k in changes.keys() {
             if t.column(k).is_none() {
-                return Err(Error::UnknownColumn {
-                    table: self.name.clone(),
-                    column: k.chars().take(64).collect(),
-                });
+                return Err(self.unknown_column(k));
             }
         }
         let Some(old) = self.get(id).await? else {
