@@ -26,6 +26,16 @@ per_store!(
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
 
+/// How many tables of the store are named `name` (0 or 1).
+async fn tables_named(f: &Fixture, name: &str) -> i64 {
+    let sql = if f.is_mysql() {
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+    } else {
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    };
+    f.int(sql, vec![Val::T(name.into())]).await
+}
+
 async fn applying_creates_the_tables_and_signs_the_schema(f: Fixture) {
     let a = f.admin().await;
     a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
@@ -151,17 +161,10 @@ async fn a_refused_change_changes_nothing(f: Fixture) {
     assert_eq!(b.policy_info().version, 1);
     assert!(b.schema().table("invoices").is_none());
     assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
-    let tables = f
-        .int(
-            if f.is_mysql() {
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'invoices'"
-            } else {
-                "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"
-            },
-            vec![],
-        )
-        .await;
+    let tables = tables_named(&f, "invoices").await;
     assert_eq!(tables, 0, "no table of a refused apply");
+    // Control: the helper sees a table that is there.
+    assert_eq!(tables_named(&f, "allergies").await, 1);
 }
 
 async fn only_administrators_apply(f: Fixture) {
@@ -384,16 +387,7 @@ async fn a_second_administrator_applying_from_an_older_version_changes_nothing(f
                  column = \"total\"\nplain = \"integer\"\n";
     let err = carol.apply_schema(other).await.unwrap_err();
     assert!(err.to_string().contains("another administrator"), "{err}");
-    let tables = f
-        .int(
-            if f.is_mysql() {
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'invoices'"
-            } else {
-                "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"
-            },
-            vec![],
-        )
-        .await;
+    let tables = tables_named(&f, "invoices").await;
     assert_eq!(tables, 0);
     assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
 }

@@ -22,6 +22,14 @@ per_store!(
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
 
+/// An allergy of patient `p`: a rash to `substance`, recorded in 2020.
+fn allergy(p: Id, substance: &str) -> NewRow {
+    NewRow::child_of(p)
+        .set("substance", substance)
+        .set("reaction", "Rash")
+        .set("recorded_on", "2020")
+}
+
 async fn setup(f: &Fixture) -> (medvault::Session, Id) {
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
@@ -50,10 +58,7 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
         .unwrap();
     let ids = t
         .insert_many(&[
-            NewRow::child_of(p)
-                .set("substance", "Latex")
-                .set("reaction", "Rash")
-                .set("recorded_on", "2020"),
+            allergy(p, "Latex"),
             NewRow::child_of(q)
                 .set("substance", "  PENICILLIN ")
                 .set("reaction", "Anaphylaxis")
@@ -139,12 +144,7 @@ async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
         .await
         .unwrap();
     let t = a.table("allergies").await.unwrap();
-    let row = |sub: &str, parent: Id| {
-        NewRow::child_of(parent)
-            .set("substance", sub)
-            .set("reaction", "Rash")
-            .set("recorded_on", "2020")
-    };
+    let row = |sub: &str, parent: Id| allergy(parent, sub);
     let x = t.insert(&row("Latex", p)).await.unwrap();
     let y = t.insert(&row("Iodine", p)).await.unwrap();
     let tampered = |e: Result<Option<medvault::vault::rows::Row>, Error>| {
@@ -256,12 +256,7 @@ async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
         Err(Error::UnknownTable(_))
     ));
     let t = a.table("allergies").await.unwrap();
-    let good = || {
-        NewRow::child_of(p)
-            .set("substance", "Latex")
-            .set("reaction", "Rash")
-            .set("recorded_on", "2020")
-    };
+    let good = || allergy(p, "Latex");
     type Check = fn(&Error) -> bool;
     let cases: Vec<(NewRow, Check)> = vec![
         (good().set("severity", 3i64), |e| {
@@ -378,15 +373,7 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
 async fn an_update_reseals_and_reindexes(f: Fixture) {
     let (a, p) = setup(&f).await;
     let t = a.table("allergies").await.unwrap();
-    let id = t
-        .insert(
-            &NewRow::child_of(p)
-                .set("substance", "Latex")
-                .set("reaction", "Rash")
-                .set("recorded_on", "2020"),
-        )
-        .await
-        .unwrap();
+    let id = t.insert(&allergy(p, "Latex")).await.unwrap();
     let before = f
         .blob(
             "SELECT substance FROM allergies WHERE id = ?",
@@ -497,12 +484,7 @@ async fn many_rows_stream_in_one_transaction(f: Fixture) {
     let t = a.table("allergies").await.unwrap();
     let rows = |n: usize| -> Vec<NewRow> {
         (0..n)
-            .map(|i| {
-                NewRow::child_of(p)
-                    .set("substance", format!("Substance {i}"))
-                    .set("reaction", "Rash")
-                    .set("recorded_on", "2020")
-            })
+            .map(|i| allergy(p, &format!("Substance {i}")))
             .collect()
     };
     let mut bad = rows(1200);
