@@ -188,7 +188,7 @@ async fn a_connection_dropped_mid_transaction_loses_nothing_committed() {
             let ids: Vec<u64> = k
                 .query(format!(
                     "SELECT id FROM information_schema.processlist
-                     WHERE db = '{db}' AND info LIKE 'INSERT INTO notes%'"
+                     WHERE db = '{db}' AND info LIKE 'INSERT INTO `notes`%'"
                 ))
                 .await
                 .unwrap();

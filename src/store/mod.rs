@@ -394,6 +394,12 @@ pub trait Store: Send + Sync {
     /// Runs one read statement the SQL layer built (`src/sql/rows.rs`),
     /// `?` placeholders bound to `params`; every row as cells.
     async fn select(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>>;
+    /// A short read (a row by its id, candidates of a blind index): the
+    /// same answer as [`Store::select`], which a store may give without
+    /// leaving the caller's thread when its connection is free.
+    async fn lookup(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
+        self.select(sql, params).await
+    }
     /// Runs write statements the SQL layer built, in order, in one
     /// transaction (all or nothing); the rows each one changed.
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>>;
@@ -450,29 +456,6 @@ pub trait Store: Send + Sync {
     async fn resign_epoch(&self, epoch: &EpochRow) -> Result<()>;
     /// Deletes the grants of `scope_id` to `grantee`; returns how many.
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize>;
-
-    /// Inserts patients, then notes (of those patients or of patients
-    /// already stored), in one transaction: all or nothing.
-    async fn insert_patients(&self, rows: Vec<PatientRow>, notes: Vec<NoteRow>) -> Result<()>;
-    /// Replaces a patient's encrypted fields; false if there is none.
-    async fn update_patient(&self, row: PatientRow) -> Result<bool>;
-    /// Deletes a patient and their notes; false if there is none.
-    async fn delete_patient(&self, id: RowId) -> Result<bool>;
-    /// One patient.
-    async fn patient(&self, id: RowId) -> Result<Option<PatientRow>>;
-    /// Candidates whose index column holds any of `values`.
-    async fn find_patients(
-        &self,
-        column: IndexColumn,
-        values: Vec<Vec<u8>>,
-    ) -> Result<Vec<PatientRow>>;
-    /// A page of patients in id order, after `after`.
-    async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>>;
-
-    /// Inserts a note; false if the patient does not exist.
-    async fn insert_note(&self, row: NoteRow) -> Result<bool>;
-    /// Notes of a patient, oldest first.
-    async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>>;
 
     /// All grants (for `verify`).
     async fn grants_all(&self) -> Result<Vec<GrantRow>>;

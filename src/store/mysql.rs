@@ -17,8 +17,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslO
 
 use super::url::{MysqlUrl, Tls};
 use super::{
-    Dialect, Done, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow,
-    PolicyRow, RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
+    Dialect, Done, EpochRow, Genesis, GrantRow, NewScope, PolicyRow, SchemaStep, ScopeRow, Store,
+    StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
 use crate::sql::{self, Cell};
@@ -561,24 +561,6 @@ fn cells(row: mysql_async::Row) -> Vec<Cell> {
         .collect()
 }
 
-fn patient_params(p: &PatientRow) -> mysql_async::Params {
-    (
-        p.id.to_vec(),
-        p.family_name.clone(),
-        p.given_names.clone(),
-        p.born.clone(),
-        p.sex.clone(),
-        p.bi_family_name.clone(),
-        p.bi_given_names.clone(),
-        p.bi_born.clone(),
-        p.bi_family_born.clone(),
-        p.author.clone(),
-        p.created_at,
-        p.updated_at,
-    )
-        .into()
-}
-
 #[async_trait]
 impl Store for MysqlStore {
     fn describe(&self) -> String {
@@ -832,158 +814,6 @@ impl Store for MysqlStore {
         .await
     }
 
-    async fn insert_patients(&self, rows: Vec<PatientRow>, notes: Vec<NoteRow>) -> Result<()> {
-        let rows = std::sync::Arc::new(rows);
-        let notes = std::sync::Arc::new(notes);
-        self.write(move |tx| {
-            let rows = std::sync::Arc::clone(&rows);
-            let notes = std::sync::Arc::clone(&notes);
-            Box::pin(async move {
-                // One multi-row INSERT per chunk: a round trip per 500 rows
-                // instead of one per row.
-                for chunk in rows.chunks(500) {
-                    let placeholders =
-                        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                    let mut values: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 12);
-                    for p in chunk {
-                        if let mysql_async::Params::Positional(v) = patient_params(p) {
-                            values.extend(v);
-                        }
-                    }
-                    tx.exec_drop(
-                        format!(
-                            "INSERT INTO patients ({}) VALUES {placeholders}",
-                            sql::column_list(&sql::PATIENTS)
-                        ),
-                        values,
-                    )
-                    .await?;
-                }
-                // Notes after their patients; a note of an unknown patient
-                // fails the foreign key and the whole write rolls back.
-                for chunk in notes.chunks(500) {
-                    let placeholders = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                    let mut values: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 6);
-                    for n in chunk {
-                        values.extend([
-                            n.id.to_vec().into(),
-                            n.patient_id.to_vec().into(),
-                            n.scope_id.into(),
-                            n.body.clone().into(),
-                            n.author.clone().into(),
-                            n.created_at.into(),
-                        ]);
-                    }
-                    tx.exec_drop(
-                        format!(
-                            "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at) VALUES {placeholders}"
-                        ),
-                        values,
-                    )
-                    .await?;
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    async fn update_patient(&self, p: PatientRow) -> Result<bool> {
-        self.write(move |tx| {
-            let p = p.clone();
-            Box::pin(async move {
-                tx.exec_drop(
-                    "UPDATE patients SET family_name = ?, given_names = ?, born = ?, sex = ?,
-                     bi_family_name = ?, bi_given_names = ?, bi_born = ?, bi_family_born = ?, updated_at = ?
-                     WHERE id = ?",
-                    mysql_async::Params::Positional(vec![
-                        p.family_name.clone().into(),
-                        p.given_names.clone().into(),
-                        p.born.clone().into(),
-                        p.sex.clone().into(),
-                        p.bi_family_name.clone().into(),
-                        p.bi_given_names.clone().into(),
-                        p.bi_born.clone().into(),
-                        p.bi_family_born.clone().into(),
-                        p.updated_at.into(),
-                        p.id.to_vec().into(),
-                    ]),
-                )
-                .await?;
-                Ok(tx.affected_rows() == 1)
-            })
-        })
-        .await
-    }
-
-    async fn delete_patient(&self, id: RowId) -> Result<bool> {
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.exec_drop("DELETE FROM patients WHERE id = ?", (id.to_vec(),))
-                    .await?;
-                Ok(tx.affected_rows() == 1)
-            })
-        })
-        .await
-    }
-
-    async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
-        let stmt = format!(
-            "SELECT {} FROM patients WHERE id = ?",
-            sql::column_list(&sql::PATIENTS)
-        );
-        let rows = self.fetch(&stmt, (id.to_vec(),), sql::patient_row).await?;
-        Ok(rows.into_iter().next())
-    }
-
-    async fn find_patients(
-        &self,
-        column: IndexColumn,
-        values: Vec<Vec<u8>>,
-    ) -> Result<Vec<PatientRow>> {
-        if values.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = vec!["?"; values.len()].join(", ");
-        // `column` comes from a closed enum: safe to splice into SQL.
-        let stmt = format!(
-            "SELECT {} FROM patients WHERE {} IN ({placeholders})",
-            sql::column_list(&sql::PATIENTS),
-            column.column()
-        );
-        self.fetch(&stmt, values, sql::patient_row).await
-    }
-
-    async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>> {
-        let after = after.map(|a| a.to_vec()).unwrap_or_default();
-        let stmt = format!(
-            "SELECT {} FROM patients WHERE id > ? ORDER BY id LIMIT ?",
-            sql::column_list(&sql::PATIENTS)
-        );
-        self.fetch(&stmt, (after, limit), sql::patient_row).await
-    }
-
-    async fn insert_note(&self, n: NoteRow) -> Result<bool> {
-        self.write(move |tx| {
-            let n = n.clone();
-            Box::pin(async move {
-                let exists: Option<mysql_async::Row> = tx
-                    .exec_first("SELECT 1 FROM patients WHERE id = ? FOR UPDATE", (n.patient_id.to_vec(),))
-                    .await?;
-                if exists.is_none() {
-                    return Ok(false);
-                }
-                tx.exec_drop(
-                    "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (n.id.to_vec(), n.patient_id.to_vec(), n.scope_id, n.body.clone(), n.author.clone(), n.created_at),
-                )
-                .await?;
-                Ok(true)
-            })
-        })
-        .await
-    }
-
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
         let stmt = format!(
             "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
@@ -1119,13 +949,5 @@ impl Store for MysqlStore {
             })
             .await?;
         Ok(rows.into_iter().next().flatten())
-    }
-
-    async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {
-        let stmt = format!(
-            "SELECT {} FROM notes WHERE patient_id = ? ORDER BY created_at, seq",
-            sql::column_list(&sql::NOTES)
-        );
-        self.fetch(&stmt, (patient.to_vec(),), sql::note_row).await
     }
 }

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use super::keyring::{self, Entry, Keyring};
 use super::{
-    Dialect, EpochRow, Genesis, GrantRow, IndexColumn, NewScope, NoteRow, PatientRow, PolicyRow,
-    RowId, SchemaStep, ScopeRow, Store, StoredColumn, TableSpec, UserRow, Value,
+    Dialect, EpochRow, Genesis, GrantRow, NewScope, PolicyRow, SchemaStep, ScopeRow, Store,
+    StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
@@ -600,31 +600,16 @@ fn cells(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
         .collect()
 }
 
-/// The first of `count` new note `seq` values (FORMAT.md §9): one more
-/// than the largest stored, read through the checked decoder; all `count`
-/// must fit an `i64`. Called inside the write transaction, which holds
-/// SQLite's write lock.
-fn next_note_seq(c: &Connection, x: &Ctx, count: usize) -> Result<i64> {
-    let mut st = c
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM notes")
+/// Runs one read statement of the SQL layer; every row as cells.
+fn select_cells(c: &Connection, x: &Ctx, sql: &str, params: &[Value]) -> Result<Vec<Vec<Cell>>> {
+    let mut st = c.prepare_cached(sql).map_err(x.e())?;
+    let rows = st
+        .query_map(
+            rusqlite::params_from_iter(params.iter().map(sqlite_value)),
+            cells,
+        )
         .map_err(x.e())?;
-    let largest = query_rows(x, &mut st, [], |c| {
-        sql::RowDecoder::new("notes", &["seq"], c)?.int::<i64>(0)
-    })?
-    .pop()
-    .unwrap_or(0);
-    let fits = i64::try_from(count)
-        .ok()
-        .and_then(|n| largest.checked_add(n))
-        .is_some();
-    largest
-        .checked_add(1)
-        .filter(|_| fits)
-        .ok_or(Error::BadStoredValue {
-            table: "notes",
-            column: "seq",
-            expected: "a value with room for more notes after it",
-        })
+    rows.map(|r| r.map_err(x.e())).collect()
 }
 
 /// A value `export` cannot carry over as it is.
@@ -736,17 +721,13 @@ impl Store for SqliteStore {
     }
 
     async fn select(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<Cell>>> {
-        self.run(move |c, x| {
-            let mut st = c.prepare_cached(&sql).map_err(x.e())?;
-            let rows = st
-                .query_map(
-                    rusqlite::params_from_iter(params.iter().map(sqlite_value)),
-                    cells,
-                )
-                .map_err(x.e())?;
-            rows.map(|r| r.map_err(x.e())).collect()
-        })
-        .await
+        self.run(move |c, x| select_cells(c, x, &sql, &params))
+            .await
+    }
+
+    async fn lookup(&self, sql: String, params: Vec<Value>) -> Result<Vec<Vec<Cell>>> {
+        self.run_short(move |c, x| select_cells(c, x, &sql, &params))
+            .await
     }
 
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>> {
@@ -1096,201 +1077,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_patients(&self, rows: Vec<PatientRow>, notes: Vec<NoteRow>) -> Result<()> {
-        self.run(move |c, x| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(x.e())?;
-            {
-                let mut st = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO patients ({})
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                        sql::column_list(&sql::PATIENTS)
-                    ))
-                    .map_err(x.e())?;
-                // In id order: the id index then grows at its end instead
-                // of at 100,000 random places (ids are random).
-                let mut rows: Vec<&PatientRow> = rows.iter().collect();
-                rows.sort_unstable_by_key(|p| p.id);
-                for p in rows {
-                    st.execute(params![
-                        &p.id[..],
-                        p.family_name,
-                        p.given_names,
-                        p.born,
-                        p.sex,
-                        p.bi_family_name,
-                        p.bi_given_names,
-                        p.bi_born,
-                        p.bi_family_born,
-                        p.author,
-                        p.created_at,
-                        p.updated_at
-                    ])
-                    .map_err(x.e())?;
-                }
-                let mut st = tx
-                    .prepare_cached(
-                        "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at, seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )
-                    .map_err(x.e())?;
-                // `seq` in the order given (the order of writing), rows in
-                // id order (for the id index).
-                let base = next_note_seq(&tx, x, notes.len())?;
-                // Invariant: next_note_seq checked that base - 1 + len
-                // fits an i64, and i < len.
-                let mut notes: Vec<(i64, &NoteRow)> = notes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (base + i as i64, n))
-                    .collect();
-                notes.sort_unstable_by_key(|(_, n)| n.id);
-                for (seq, n) in notes {
-                    // A note of an unknown patient fails the foreign key
-                    // and rolls everything back.
-                    st.execute(params![
-                        &n.id[..],
-                        &n.patient_id[..],
-                        n.scope_id,
-                        n.body,
-                        n.author,
-                        n.created_at,
-                        seq
-                    ])
-                    .map_err(x.e())?;
-                }
-            }
-            tx.commit().map_err(x.e())
-        })
-        .await
-    }
-
-    async fn update_patient(&self, p: PatientRow) -> Result<bool> {
-        self.run(move |c, x| {
-            let n = c
-                .execute(
-                    "UPDATE patients SET family_name = ?2, given_names = ?3, born = ?4, sex = ?5,
-                     bi_family_name = ?6, bi_given_names = ?7, bi_born = ?8, bi_family_born = ?9,
-                     updated_at = ?10 WHERE id = ?1",
-                    params![
-                        &p.id[..],
-                        p.family_name,
-                        p.given_names,
-                        p.born,
-                        p.sex,
-                        p.bi_family_name,
-                        p.bi_given_names,
-                        p.bi_born,
-                        p.bi_family_born,
-                        p.updated_at
-                    ],
-                )
-                .map_err(x.e())?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn delete_patient(&self, id: RowId) -> Result<bool> {
-        self.run(move |c, x| {
-            let n = c
-                .execute("DELETE FROM patients WHERE id = ?1", [&id[..]])
-                .map_err(x.e())?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
-        self.run_short(move |c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM patients WHERE id = ?1",
-                    sql::column_list(&sql::PATIENTS)
-                ))
-                .map_err(x.e())?;
-            query_rows(x, &mut st, [&id[..]], sql::patient_row).map(|v| v.into_iter().next())
-        })
-        .await
-    }
-
-    async fn find_patients(
-        &self,
-        column: IndexColumn,
-        values: Vec<Vec<u8>>,
-    ) -> Result<Vec<PatientRow>> {
-        self.run_short(move |c, x| {
-            // `column` comes from a closed enum: safe to splice into SQL.
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM patients WHERE {} = ?1",
-                    sql::column_list(&sql::PATIENTS),
-                    column.column()
-                ))
-                .map_err(x.e())?;
-            let mut out = Vec::new();
-            for v in &values {
-                out.extend(query_rows(x, &mut st, [v], sql::patient_row)?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn list_patients(&self, after: Option<RowId>, limit: u32) -> Result<Vec<PatientRow>> {
-        self.run(move |c, x| {
-            let after = after.map(|a| a.to_vec()).unwrap_or_default();
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM patients WHERE id > ?1 ORDER BY id LIMIT ?2",
-                    sql::column_list(&sql::PATIENTS)
-                ))
-                .map_err(x.e())?;
-            query_rows(x, &mut st, params![after, limit], sql::patient_row)
-        })
-        .await
-    }
-
-    async fn insert_note(&self, n: NoteRow) -> Result<bool> {
-        self.run(move |c, x| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(x.e())?;
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM patients WHERE id = ?1",
-                    [&n.patient_id[..]],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(x.e())?
-                .is_some();
-            if !exists {
-                return Ok(false);
-            }
-            let seq = next_note_seq(&tx, x, 1)?;
-            tx.execute(
-                "INSERT INTO notes (id, patient_id, scope_id, body, author, created_at, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    &n.id[..],
-                    &n.patient_id[..],
-                    n.scope_id,
-                    n.body,
-                    n.author,
-                    n.created_at,
-                    seq
-                ],
-            )
-            .map_err(x.e())?;
-            tx.commit().map_err(x.e())?;
-            Ok(true)
-        })
-        .await
-    }
-
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
         self.run(|c, x| {
             let mut st = c
@@ -1414,19 +1200,6 @@ impl Store for SqliteStore {
                 out = sql::RowDecoder::new(t.name, first, r.map_err(x.e())?)?.opt_blob(0)?;
             }
             Ok(out)
-        })
-        .await
-    }
-
-    async fn notes(&self, patient: RowId) -> Result<Vec<NoteRow>> {
-        self.run(move |c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM notes WHERE patient_id = ?1 ORDER BY created_at, seq",
-                    sql::column_list(&sql::NOTES)
-                ))
-                .map_err(x.e())?;
-            query_rows(x, &mut st, [&patient[..]], sql::note_row)
         })
         .await
     }

@@ -21,7 +21,8 @@ use crate::policy::ColumnPolicy;
 use crate::records::{
     Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
 };
-use crate::store::{IndexColumn, NoteRow, PatientRow};
+use crate::sql::{self, builtin};
+use crate::store::{IndexColumn, NoteRow, PatientRow, Value};
 
 const PATIENTS: &str = "patients";
 const NOTES: &str = "notes";
@@ -384,7 +385,10 @@ impl Session {
             }
             ids.push(id);
         }
-        self.store.insert_patients(rows, notes).await?;
+        let d = self.store.dialect();
+        self.store
+            .write_all(builtin::insert_batch(d, &rows, &notes))
+            .await?;
         Ok(ids)
     }
 
@@ -398,11 +402,18 @@ impl Session {
     /// row of another patient (each of its cells authenticates, under its
     /// own id) is tampering, not that patient.
     async fn patient_row(&self, id: &Id) -> Result<PatientRow> {
-        let row = self
+        let rows = self
             .store
-            .patient(id.0)
-            .await?
-            .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
+            .lookup(
+                builtin::patient(self.store.dialect()),
+                vec![Value::Blob(id.0.to_vec())],
+            )
+            .await?;
+        let row = sql::patient_row(
+            rows.into_iter()
+                .next()
+                .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?,
+        )?;
         if row.id != id.0 {
             return Err(Error::Tampered {
                 table: PATIENTS,
@@ -418,7 +429,15 @@ impl Session {
         let c = self.check(p)?;
         let old = self.patient_row(id).await?;
         let row = self.seal_patient(id, &c, &old.author, old.created_at, now())?;
-        if !self.store.update_patient(row).await? {
+        let d = self.store.dialect();
+        let changed = self
+            .store
+            .write_all(vec![(
+                builtin::update_patient(d),
+                builtin::update_values(&row),
+            )])
+            .await?;
+        if changed != [1] {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -426,7 +445,15 @@ impl Session {
 
     /// Deletes a patient and their notes.
     pub async fn delete_patient(&self, id: &Id) -> Result<()> {
-        if !self.store.delete_patient(id.0).await? {
+        let d = self.store.dialect();
+        let changed = self
+            .store
+            .write_all(vec![(
+                builtin::delete_patient(d),
+                vec![Value::Blob(id.0.to_vec())],
+            )])
+            .await?;
+        if changed != [1] {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -482,7 +509,17 @@ impl Session {
         if values.is_empty() {
             return Err(Error::NoAccess(self.scope_name(scope)));
         }
-        let rows = self.store.find_patients(column, values).await?;
+        let d = self.store.dialect();
+        let rows = self
+            .store
+            .lookup(
+                builtin::patients_by_index(d, column, values.len()),
+                values.into_iter().map(Value::Blob).collect(),
+            )
+            .await?
+            .into_iter()
+            .map(sql::patient_row)
+            .collect::<Result<Vec<_>>>()?;
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for r in rows {
@@ -531,17 +568,7 @@ impl Session {
     /// 1..=[`MAX_PAGE`].
     pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let rows = self.store.list_patients(after.map(|a| a.0), limit).await?;
-        // A page larger than asked, or not after `after`, is the store's
-        // invention (it would make a caller's paging loop forever).
-        let after_ok = |r: &PatientRow| after.is_none_or(|a| r.id > a.0);
-        if rows.len() > limit as usize || !rows.iter().all(after_ok) {
-            return Err(Error::BadStoredValue {
-                table: PATIENTS,
-                column: "id",
-                expected: "a page of ids after the one asked for, no larger than asked",
-            });
-        }
+        let rows = self.patient_rows(after.map(|a| a.0), limit).await?;
         let patients = rows
             .iter()
             .map(|r| self.open_patient(r))
@@ -552,6 +579,32 @@ impl Session {
             None
         };
         Ok(PatientPage { patients, next })
+    }
+
+    /// Up to `limit` stored patient rows in id order after `after`; a page
+    /// the store repeated, reordered or overfilled is refused.
+    pub(crate) async fn patient_rows(
+        &self,
+        after: Option<crate::store::RowId>,
+        limit: u32,
+    ) -> Result<Vec<PatientRow>> {
+        let rows = self
+            .store
+            .select(
+                builtin::patients_page(self.store.dialect(), limit),
+                vec![Value::Blob(after.map(|a| a.to_vec()).unwrap_or_default())],
+            )
+            .await?
+            .into_iter()
+            .map(sql::patient_row)
+            .collect::<Result<Vec<_>>>()?;
+        sql::check_page(
+            PATIENTS,
+            after.as_ref().map(|a| &a[..]),
+            limit,
+            rows.iter().map(|r| &r.id[..]),
+        )?;
+        Ok(rows)
     }
 
     fn note_cell(row: &[u8]) -> Cell<'_> {
@@ -578,9 +631,13 @@ impl Session {
     pub async fn add_note(&self, patient: &Id, body: &str, scope: Option<&str>) -> Result<Id> {
         let row = self.seal_note(patient, body, scope, now())?;
         let id = Id(row.id);
-        if !self.store.insert_note(row).await? {
-            return Err(Error::NoSuchPatient(patient.to_string()));
-        }
+        // The patient is looked up first for a clear error; one deleted in
+        // between fails the foreign key and writes nothing.
+        self.patient_row(patient).await?;
+        let d = self.store.dialect();
+        self.store
+            .write_all(builtin::insert_batch(d, &[], std::slice::from_ref(&row)))
+            .await?;
         Ok(id)
     }
 
@@ -648,7 +705,15 @@ impl Session {
         self.patient_row(patient).await?;
         let mut notes = Vec::new();
         let mut withheld = 0;
-        for r in self.store.notes(patient.0).await? {
+        let rows = self
+            .store
+            .select(
+                builtin::notes_of(self.store.dialect()),
+                vec![Value::Blob(patient.0.to_vec())],
+            )
+            .await?;
+        for r in rows {
+            let r = sql::note_row(r)?;
             if filter.is_some_and(|f| f != r.scope_id) {
                 continue;
             }
@@ -685,21 +750,46 @@ mod tests {
     use crate::vault::{CreateOptions, OpenOptions, Vault};
 
     use crate::store::{
-        EpochRow, GrantRow, IndexColumn, NewScope, RowId, ScopeRow, Store, TableSpec, UserRow,
-        Value,
+        EpochRow, GrantRow, NewScope, RowId, ScopeRow, Store, TableSpec, UserRow, Value,
     };
 
     /// A server that answers for another patient than the one asked for:
-    /// `patient(x)` returns the row of `patient_of` and `notes(x)` the notes
-    /// of `notes_of` when set. Everything else is passed on.
+    /// the patient lookup returns the row of `patient_of` and the notes
+    /// query the notes of `notes_of` when set; with `repeat_rows`, every
+    /// row of every read comes twice. Everything else is passed on.
     struct Lying {
         inner: Arc<dyn Store>,
         patient_of: Option<RowId>,
         notes_of: Option<RowId>,
-        /// Rows added to every page of `list_patients`.
-        overfill: u32,
-        /// Every row of a generic `select` answered twice.
         repeat_rows: bool,
+    }
+
+    impl Lying {
+        fn new(inner: &Arc<dyn Store>) -> Lying {
+            Lying {
+                inner: Arc::clone(inner),
+                patient_of: None,
+                notes_of: None,
+                repeat_rows: false,
+            }
+        }
+
+        /// The statement's parameters, as this liar rewrites them.
+        fn params(&self, q: &str, p: Vec<Value>) -> Vec<Value> {
+            let d = self.inner.dialect();
+            match (self.patient_of, self.notes_of) {
+                (Some(other), _) if q == builtin::patient(d) => vec![Value::Blob(other.to_vec())],
+                (_, Some(other)) if q == builtin::notes_of(d) => vec![Value::Blob(other.to_vec())],
+                _ => p,
+            }
+        }
+
+        fn answer(&self, rows: Vec<Vec<crate::sql::Cell>>) -> Vec<Vec<crate::sql::Cell>> {
+            if !self.repeat_rows {
+                return rows;
+            }
+            rows.into_iter().flat_map(|r| [r.clone(), r]).collect()
+        }
     }
 
     #[async_trait::async_trait]
@@ -716,16 +806,13 @@ mod tests {
         async fn write_stream(&self, rx: crate::store::StatementStream) -> Result<Vec<u64>> {
             self.inner.write_stream(rx).await
         }
-        async fn select(
-            &self,
-            q: String,
-            p: Vec<crate::store::Value>,
-        ) -> Result<Vec<Vec<crate::sql::Cell>>> {
-            let rows = self.inner.select(q, p).await?;
-            if !self.repeat_rows {
-                return Ok(rows);
-            }
-            Ok(rows.into_iter().flat_map(|r| [r.clone(), r]).collect())
+        async fn select(&self, q: String, p: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
+            let p = self.params(&q, p);
+            Ok(self.answer(self.inner.select(q, p).await?))
+        }
+        async fn lookup(&self, q: String, p: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
+            let p = self.params(&q, p);
+            Ok(self.answer(self.inner.lookup(q, p).await?))
         }
         async fn write_all(&self, s: Vec<(String, Vec<crate::store::Value>)>) -> Result<Vec<u64>> {
             self.inner.write_all(s).await
@@ -778,30 +865,6 @@ mod tests {
         }
         async fn delete_grants(&self, s: u32, g: &str) -> Result<usize> {
             self.inner.delete_grants(s, g).await
-        }
-        async fn insert_patients(&self, r: Vec<PatientRow>, n: Vec<NoteRow>) -> Result<()> {
-            self.inner.insert_patients(r, n).await
-        }
-        async fn update_patient(&self, r: PatientRow) -> Result<bool> {
-            self.inner.update_patient(r).await
-        }
-        async fn delete_patient(&self, id: RowId) -> Result<bool> {
-            self.inner.delete_patient(id).await
-        }
-        async fn patient(&self, id: RowId) -> Result<Option<PatientRow>> {
-            self.inner.patient(self.patient_of.unwrap_or(id)).await
-        }
-        async fn find_patients(&self, c: IndexColumn, v: Vec<Vec<u8>>) -> Result<Vec<PatientRow>> {
-            self.inner.find_patients(c, v).await
-        }
-        async fn list_patients(&self, a: Option<RowId>, l: u32) -> Result<Vec<PatientRow>> {
-            self.inner.list_patients(a, l + self.overfill).await
-        }
-        async fn insert_note(&self, r: NoteRow) -> Result<bool> {
-            self.inner.insert_note(r).await
-        }
-        async fn notes(&self, id: RowId) -> Result<Vec<NoteRow>> {
-            self.inner.notes(self.notes_of.unwrap_or(id)).await
         }
         async fn grants_all(&self) -> Result<Vec<GrantRow>> {
             self.inner.grants_all().await
@@ -864,11 +927,8 @@ mod tests {
         s.add_note(&b, "B's note", None).await.unwrap();
         let honest = Arc::clone(&s.store);
         s.store = Arc::new(Lying {
-            inner: Arc::clone(&honest),
             patient_of: Some(b.0),
-            notes_of: None,
-            overfill: 0,
-            repeat_rows: false,
+            ..Lying::new(&honest)
         });
         let err = s.get_patient(&a).await.unwrap_err();
         assert!(
@@ -884,11 +944,8 @@ mod tests {
         assert!(s.update_patient(&a, &new("Asked")).await.is_err());
         // The patient row answered honestly, the notes are B's.
         s.store = Arc::new(Lying {
-            inner: Arc::clone(&honest),
-            patient_of: None,
             notes_of: Some(b.0),
-            overfill: 0,
-            repeat_rows: false,
+            ..Lying::new(&honest)
         });
         let err = s.list_notes(&a, None).await.unwrap_err();
         assert!(
@@ -901,25 +958,29 @@ mod tests {
             ),
             "{err}"
         );
-        // A page larger than asked (paging on it would never end).
+        // Control: honest answers list both patients once.
+        s.store = Arc::new(Lying::new(&honest));
+        assert_eq!(s.list_patients(None, 10).await.unwrap().patients.len(), 2);
+        // A page with every patient twice: within the limit, but each would
+        // be shown twice; and larger than asked (paging on it would never
+        // end).
         s.store = Arc::new(Lying {
-            inner: honest,
-            patient_of: None,
-            notes_of: None,
-            overfill: 1,
-            repeat_rows: false,
+            repeat_rows: true,
+            ..Lying::new(&honest)
         });
-        let err = s.list_patients(None, 1).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::BadStoredValue {
-                    table: "patients",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        for limit in [10, 1] {
+            let err = s.list_patients(None, limit).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadStoredValue {
+                        table: "patients",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
     }
 
     /// A server that answers every row of a declared table twice: each
@@ -954,13 +1015,7 @@ mod tests {
         drop(t);
         // Control: the honest store answers once.
         let honest = Arc::clone(&s.store);
-        s.store = Arc::new(Lying {
-            inner: Arc::clone(&honest),
-            patient_of: None,
-            notes_of: None,
-            overfill: 0,
-            repeat_rows: false,
-        });
+        s.store = Arc::new(Lying::new(&honest));
         {
             let t = s.table("visits").await.unwrap();
             assert_eq!(
@@ -972,11 +1027,8 @@ mod tests {
             );
         }
         s.store = Arc::new(Lying {
-            inner: honest,
-            patient_of: None,
-            notes_of: None,
-            overfill: 0,
             repeat_rows: true,
+            ..Lying::new(&honest)
         });
         let t = s.table("visits").await.unwrap();
         let twice = |r: Result<Vec<crate::vault::rows::Row>>| {
@@ -1016,7 +1068,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let mut row = s.store.patient(id.0).await.unwrap().unwrap();
+        let mut row = s.patient_row(&id).await.unwrap();
         row.family_name = s
             .seal(
                 s.identity().unwrap(),
@@ -1026,7 +1078,16 @@ mod tests {
                 &[0xff, 0xfe, 0x41],
             )
             .unwrap();
-        assert!(s.store.update_patient(row).await.unwrap());
+        let d = s.store.dialect();
+        let changed = s
+            .store
+            .write_all(vec![(
+                builtin::update_patient(d),
+                builtin::update_values(&row),
+            )])
+            .await
+            .unwrap();
+        assert_eq!(changed, [1]);
         let err = s.get_patient(&id).await.unwrap_err();
         assert!(
             matches!(

@@ -271,14 +271,9 @@ impl Session {
         let readable = ks.current.contains_key(&identity);
         let mut after = None;
         loop {
-            let rows = s.list_patients(after, PAGE).await?;
+            let rows = self.patient_rows(after, PAGE).await?;
+            // The page is checked (increasing ids, none repeated).
             let Some(last) = rows.last() else { break };
-            advance(
-                "patients",
-                after.as_ref().map(|a| &a[..]),
-                rows.len(),
-                &last.id,
-            )?;
             after = Some(last.id);
             for p in &rows {
                 let id = hex::encode(p.id);
