@@ -1001,7 +1001,7 @@ impl RowTable<'_> {
         let rows = self
             .s
             .store
-            .select(
+            .lookup(
                 stmt::by_id(d, self.t()),
                 vec![StoreValue::Blob(id.as_bytes().to_vec())],
             )
@@ -1077,7 +1077,7 @@ impl RowTable<'_> {
         let rows = self
             .s
             .store
-            .select(stmt::by_values(d, t, &idx.name, n), values)
+            .lookup(stmt::by_values(d, t, &idx.name, n), values)
             .await?;
         let mut out: Vec<Row> = Vec::new();
         for r in self.open_page(rows, None, "each row once, in id order")? {
