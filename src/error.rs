@@ -258,6 +258,19 @@ pub enum Error {
     /// No table of that name is declared in the schema in force.
     #[error("no table {0:?} is declared in the schema in force")]
     UnknownTable(String),
+    /// A column medvault fills itself (who wrote a built-in row and when,
+    /// the order of notes) was given a value.
+    #[error("{table}.{column} is filled in by medvault and cannot be given")]
+    FilledByMedvault {
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// The row API reads this built-in table but does not write it: its
+    /// own API does (`Session::add_note` for notes).
+    #[error("{0} are written through their own API, not the row API")]
+    ReadOnlyTable(String),
     /// No column of that name is declared in the table.
     #[error("{table} has no column {column:?}")]
     UnknownColumn {

@@ -16,6 +16,7 @@ async fn the_example_emr_runs(f: Fixture) {
     let s = app::run(&admin, &doctor, &clerk).await.unwrap();
     assert_eq!(s.allergies, ["Latex", "Penicillin"]);
     assert_eq!(s.by_drug, 1);
+    assert_eq!(s.by_insurance, ["Dupont"]);
     assert_eq!(s.reason.as_deref(), Some("Allergy follow-up"));
     assert_eq!(s.withheld_for_clerk, ["drug", "dosage"]);
 }

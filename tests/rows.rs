@@ -18,6 +18,8 @@ per_store!(
     an_update_reseals_and_reindexes,
     a_row_nothing_sealed_vouches_for_is_not_rewritten,
     many_rows_stream_in_one_transaction,
+    patients_are_served_by_the_row_api_with_their_own_rules,
+    built_in_cells_moved_across_rows_are_tampered,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -126,8 +128,6 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
     assert_eq!(row.scope.as_deref(), Some("clinical"));
     assert_eq!(row.get("confirmed"), Some(&Value::Boolean(true)));
     assert_eq!(row.text("reason"), Some("Follow-up"));
-    // The built-in tables keep their own API for now.
-    assert!(matches!(a.table("patients").await, Err(Error::Refused(_))));
     // Deleting a row; deleting the patient deletes their children.
     assert!(t.delete(ids[0]).await.unwrap());
     assert!(!t.delete(ids[0]).await.unwrap());
@@ -500,4 +500,197 @@ async fn many_rows_stream_in_one_transaction(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1111]]);
+}
+
+/// `patients` through the row API: the same rows as the patient API (both
+/// ways), an application's insurance number written, searched, updated and
+/// kept by the patient API's update; medvault's own columns filled in and
+/// refused as input; notes read, not written.
+async fn patients_are_served_by_the_row_api_with_their_own_rules(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let t = a.table("patients").await.unwrap();
+    // A patient of the patient API, read here.
+    let row = t.get(p).await.unwrap().unwrap();
+    assert_eq!(row.text("family_name"), Some("Dupont"));
+    assert_eq!(row.text("given_names"), Some("Jean"));
+    assert_eq!(row.text("born"), Some("1970-03-02"));
+    assert_eq!(row.text("sex"), Some("F"));
+    assert_eq!(row.text("author"), Some("admin"));
+    assert_eq!(row.get("insurance_number"), Some(&Value::Null));
+    assert!(row.withheld.is_empty());
+    // A patient written here, read by the patient API and found by both.
+    let before = chrono_now();
+    let q = t
+        .insert(
+            &NewRow::new()
+                .set("family_name", "Lefèvre")
+                .set("given_names", "")
+                .set("born", "1955-07")
+                .set("sex", "m")
+                .set("insurance_number", "1 55 07 75 123 456"),
+        )
+        .await
+        .unwrap();
+    let got = a.get_patient(&q).await.unwrap();
+    assert_eq!(
+        (got.family_name.as_str(), got.born.as_str(), got.sex),
+        ("Lefèvre", "1955-07", medvault::Sex::M)
+    );
+    let stored = t.get(q).await.unwrap().unwrap();
+    assert_eq!(stored.text("author"), Some("admin"));
+    let created = match stored.get("created_at") {
+        Some(Value::Integer(c)) => *c,
+        other => panic!("{other:?}"),
+    };
+    assert!(created >= before);
+    let found = a
+        .find_patients(&medvault::PatientQuery {
+            family_name: Some("LEFEVRE".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), [q]);
+    let by_number = t
+        .find(&[("insurance_number", Value::from("155077512-3456"))])
+        .await
+        .unwrap();
+    assert_eq!(by_number.iter().map(|r| r.id).collect::<Vec<_>>(), [q]);
+    // The patient API's update keeps the application's column...
+    a.update_patient(&q, &patient("Lefevre", "Paul", "1955-07-14"))
+        .await
+        .unwrap();
+    let after = t.get(q).await.unwrap().unwrap();
+    assert_eq!(after.text("given_names"), Some("Paul"));
+    assert_eq!(after.text("insurance_number"), Some("1 55 07 75 123 456"));
+    // ...and this one keeps the patient API's fields.
+    let mut change = std::collections::BTreeMap::new();
+    change.insert("insurance_number".to_string(), Value::from("2 55"));
+    assert!(t.update(q, &change).await.unwrap());
+    let got = a.get_patient(&q).await.unwrap();
+    assert_eq!(
+        (got.family_name.as_str(), got.given_names.as_str()),
+        ("Lefevre", "Paul")
+    );
+    assert_eq!(
+        t.get(q).await.unwrap().unwrap().get("author"),
+        after.get("author")
+    );
+    // medvault's own columns, a bad sex, an empty family name: typed
+    // errors, nothing written.
+    let good = || {
+        NewRow::new()
+            .set("family_name", "Bad")
+            .set("given_names", "Row")
+            .set("born", "1990")
+            .set("sex", "F")
+    };
+    for (bad, what) in [
+        (good().set("author", "mallory"), "author"),
+        (good().set("created_at", 0_i64), "created_at"),
+        (good().set("updated_at", 0_i64), "updated_at"),
+    ] {
+        let err = t.insert(&bad).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::FilledByMedvault { column, .. } if column == what),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        t.insert(&good().set("sex", "Q")).await,
+        Err(Error::BadSex)
+    ));
+    assert!(matches!(
+        t.insert(&good().set("family_name", " - ")).await,
+        Err(Error::EmptyValue(_))
+    ));
+    let mut forge = std::collections::BTreeMap::new();
+    forge.insert("author".to_string(), Value::from("mallory"));
+    assert!(matches!(
+        t.update(q, &forge).await,
+        Err(Error::FilledByMedvault { .. })
+    ));
+    assert_eq!(f.patient_count().await, 2);
+    // Notes: read through the row API, written through add_note only.
+    a.add_note(&p, "Seen for a cough", None).await.unwrap();
+    let notes = a.table("notes").await.unwrap();
+    let listed = notes.children(p).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].text("body"), Some("Seen for a cough"));
+    assert_eq!(listed[0].text("author"), Some("admin"));
+    assert_eq!(listed[0].scope.as_deref(), Some("clinical"));
+    assert!(matches!(
+        notes
+            .insert(&NewRow::child_of(p).scope("clinical").set("body", "x"))
+            .await,
+        Err(Error::ReadOnlyTable(_))
+    ));
+    assert!(matches!(
+        notes.delete(listed[0].id).await,
+        Err(Error::ReadOnlyTable(_))
+    ));
+    // Deleting a patient here deletes their notes.
+    assert!(t.delete(p).await.unwrap());
+    assert!(notes.children(p).await.unwrap().is_empty());
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The built-in tables keep envelope v1: a patient's cell moved to another
+/// patient, or to another column, and a note moved to another patient or
+/// re-attributed to another author, are `Tampered` through the row API as
+/// through the patient and note API.
+async fn built_in_cells_moved_across_rows_are_tampered(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let q = a
+        .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+        .await
+        .unwrap();
+    let t = a.table("patients").await.unwrap();
+    let notes = a.table("notes").await.unwrap();
+    let n = a.add_note(&q, "Private", None).await.unwrap();
+    let (pb, qb, nb) = (
+        p.as_bytes().to_vec(),
+        q.as_bytes().to_vec(),
+        n.as_bytes().to_vec(),
+    );
+    // Control: untouched rows open.
+    assert!(t.get(p).await.unwrap().is_some());
+    assert_eq!(notes.children(q).await.unwrap().len(), 1);
+    let tampered = |e: &Result<Option<medvault::vault::rows::Row>, Error>, table: &str| matches!(e, Err(Error::Tampered { table: t, .. }) if *t == table);
+    f.exec(
+        "UPDATE patients SET given_names = family_name WHERE id = ?",
+        vec![Val::B(qb.clone())],
+    )
+    .await;
+    assert!(tampered(&t.get(q).await, "patients"));
+    f.exec(
+        "UPDATE patients SET family_name = (SELECT s FROM (SELECT family_name AS s FROM patients WHERE id = ?) AS o) WHERE id = ?",
+        vec![Val::B(qb.clone()), Val::B(pb.clone())],
+    )
+    .await;
+    assert!(tampered(&t.get(p).await, "patients"));
+    f.exec(
+        "UPDATE notes SET author = 'someone else' WHERE id = ?",
+        vec![Val::B(nb.clone())],
+    )
+    .await;
+    assert!(tampered(&notes.get(n).await, "notes"));
+    f.exec(
+        "UPDATE notes SET author = 'admin', patient_id = ? WHERE id = ?",
+        vec![Val::B(pb.clone()), Val::B(nb.clone())],
+    )
+    .await;
+    assert!(tampered(&notes.get(n).await, "notes"));
+    f.exec(
+        "UPDATE notes SET patient_id = ? WHERE id = ?",
+        vec![Val::B(qb), Val::B(nb)],
+    )
+    .await;
+    assert!(notes.get(n).await.unwrap().is_some());
 }

@@ -271,7 +271,7 @@ async fn swapped_blind_indexes_are_found_by_verify(f: Fixture) {
     for id in [p1, p2] {
         for col in ["bi_family_name", "bi_family_born"] {
             want.push(format!(
-                "patient {id}: {col} does not match the patient's values"
+                "patients {id}: {col} does not match the row's values"
             ));
         }
     }

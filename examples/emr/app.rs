@@ -5,8 +5,8 @@ use medvault::vault::rows::{NewRow, Value};
 use medvault::{NewPatient, Result, Session, Sex};
 
 /// The example's schema: allergies, prescriptions, appointments, and an
-/// insurance number on patients (declared and created; the row API does
-/// not write the built-in tables yet).
+/// insurance number on patients (read, written and searched through the
+/// row API on the built-in `patients` table).
 pub const SCHEMA: &str = include_str!("schema.toml");
 
 /// What the walkthrough found, for the caller to print or check.
@@ -20,6 +20,8 @@ pub struct Summary {
     pub withheld_for_clerk: Vec<String>,
     /// The appointment reason the doctor reads.
     pub reason: Option<String>,
+    /// The family name of the patient found by insurance number.
+    pub by_insurance: Vec<String>,
 }
 
 /// Runs the clinic's day on a vault whose administrator is `admin`: applies
@@ -39,6 +41,23 @@ pub async fn run(admin: &Session, doctor: &Session, clerk: &Session) -> Result<S
             sex: Sex::F,
         })
         .await?;
+    // The application's column on the built-in table, through the row
+    // API: set, then searched (spaces and dots do not matter to a code).
+    let patients = admin.table("patients").await?;
+    let mut number = std::collections::BTreeMap::new();
+    number.insert(
+        "insurance_number".to_string(),
+        Value::from("2 70 03 75 123 456"),
+    );
+    patients.update(dupont, &number).await?;
+    let found = patients
+        .find(&[("insurance_number", Value::from("270037512.3456"))])
+        .await?;
+    let by_insurance = found
+        .iter()
+        .filter_map(|r| r.text("family_name").map(str::to_owned))
+        .collect();
+
     let allergies = doctor.table("allergies").await?;
     allergies
         .insert_many(&[
@@ -86,6 +105,7 @@ pub async fn run(admin: &Session, doctor: &Session, clerk: &Session) -> Result<S
             .filter_map(|r| r.text("substance").map(str::to_owned))
             .collect(),
         by_drug: rx.len(),
+        by_insurance,
         reason: appointments
             .get(visit)
             .await?

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = app::run(&admin, &doctor, &clerk).await?;
     println!("allergies of Hélène Dupont: {}", s.allergies.join(", "));
     println!("prescriptions found by drug: {}", s.by_drug);
+    println!("found by insurance number: {}", s.by_insurance.join(", "));
     println!("appointment reason (doctor): {:?}", s.reason);
     println!(
         "what the billing clerk cannot read of a prescription: {}",

@@ -290,6 +290,31 @@ impl Table {
         self.indexes.iter().find(|i| i.name == name)
     }
 
+    /// The columns medvault fills in itself and a caller may not give:
+    /// on `patients`, who created the row and when, and when it was last
+    /// changed; on `notes`, the author, the time and the order of writing
+    /// (`seq`, numbered by the store). Declared tables have none.
+    pub fn filled_columns(&self) -> &'static [&'static str] {
+        match (self.builtin, self.name.as_str()) {
+            (true, "patients") => &["author", "created_at", "updated_at"],
+            (true, "notes") => &["author", "created_at", "seq"],
+            _ => &[],
+        }
+    }
+
+    /// How this table's cells are bound to their place (FORMAT.md §1):
+    /// the built-in tables keep envelope v1, whose row component is the
+    /// row id (`patients`) or the note id, patient id and author
+    /// (`notes`), so vaults written before format 2 stay readable; declared
+    /// tables use envelope v2 (table, column, row id, parent id).
+    pub fn cell_rule(&self) -> CellRule {
+        match (self.builtin, self.name.as_str()) {
+            (true, "notes") => CellRule::V1Note,
+            (true, _) => CellRule::V1,
+            _ => CellRule::V2,
+        }
+    }
+
     /// Whether some column's scope is `per-row` (the table then has a
     /// `scope_id` column).
     pub fn row_scoped(&self) -> bool {
@@ -329,6 +354,20 @@ impl Table {
             ColumnType::Plain(_) => None,
         })
     }
+}
+
+/// Which associated-data rule a table's envelopes follow
+/// ([`Table::cell_rule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellRule {
+    /// Envelope v1, row component = the row id (FORMAT.md §1.1).
+    V1,
+    /// Envelope v1, row component = note id ‖ patient id ‖ author
+    /// (FORMAT.md §1.2).
+    V1Note,
+    /// Envelope v2: table, column, row id and parent id, length-prefixed
+    /// (FORMAT.md §1.4).
+    V2,
 }
 
 /// A table or column name as a `&'static str`, for errors that name the

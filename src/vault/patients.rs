@@ -14,7 +14,6 @@ use zeroize::Zeroizing;
 use super::{now, Session, SCOPE_CLINICAL, SCOPE_IDENTITY};
 use crate::crypto::envelope::{self, Cell, Header};
 use crate::crypto::padding::unpad;
-use crate::crypto::secret::ct_eq;
 use crate::error::{Error, Result};
 use crate::index::{self, canonical};
 use crate::policy::ColumnPolicy;
@@ -38,6 +37,25 @@ struct Checked {
     sex: Sex,
     family_c: String,
     given_c: String,
+}
+
+impl super::EpochKeys {
+    /// Seals `padded` into an envelope v1 bound to `cell` (FORMAT.md §1.1),
+    /// with the S2V prefix of its column when this epoch keeps one.
+    pub(super) fn seal_v1(&self, header: Header, cell: &Cell<'_>, padded: &[u8]) -> Vec<u8> {
+        match self.prefix(cell.table, cell.column) {
+            Some(p) => envelope::seal_prepared(&self.field, p, header, cell, padded),
+            None => envelope::seal(&self.field, header, cell, padded),
+        }
+    }
+
+    /// Opens an envelope v1 bound to `cell` (still padded).
+    pub(super) fn open_v1(&self, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Result<Vec<u8>> {
+        match self.prefix(cell.table, cell.column) {
+            Some(p) => envelope::open_prepared(&self.field, p, header, cell, blob),
+            None => envelope::open(&self.field, header, cell, blob),
+        }
+    }
 }
 
 impl Session {
@@ -122,21 +140,14 @@ impl Session {
         let (epoch, keys) = self.current_keys(scope)?;
         let padded = self.column(table, column)?.padding.pad(plain);
         let header = Header { scope, epoch };
-        let cell = Cell { table, column, row };
-        Ok(match keys.prefix(table, column) {
-            Some(p) => envelope::seal_prepared(&keys.field, p, header, &cell, &padded),
-            None => envelope::seal(&keys.field, header, &cell, &padded),
-        })
+        Ok(keys.seal_v1(header, &Cell { table, column, row }, &padded))
     }
 
     /// Opens a cell: header, key lookup, authentication, padding removal.
     fn open_cell(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let header = envelope::Header::parse(blob, cell)?;
         let keys = self.keys_for(header, cell)?;
-        let mut plain = Zeroizing::new(match keys.prefix(cell.table, cell.column) {
-            Some(p) => envelope::open_prepared(&keys.field, p, header, cell, blob)?,
-            None => envelope::open(&keys.field, header, cell, blob)?,
-        });
+        let mut plain = Zeroizing::new(keys.open_v1(header, cell, blob)?);
         unpad(&mut plain).ok_or(Error::MalformedEnvelope {
             table: cell.table,
             column: cell.column,
@@ -226,50 +237,6 @@ impl Session {
             idx("bi_born", &[&c.born])?,
             idx("bi_family_born", &[&c.family_c, &c.born])?,
         ])
-    }
-
-    /// `verify`: recomputes a readable patient's blind indexes from its
-    /// decrypted values, under the index keys of the epoch its cells were
-    /// sealed in, and returns the columns whose stored index differs (an
-    /// index swapped between rows hides a patient from search).
-    pub(crate) fn index_mismatches(
-        &self,
-        r: &PatientRow,
-        p: &Patient,
-    ) -> Result<Vec<&'static str>> {
-        let cell = Cell {
-            table: PATIENTS,
-            column: "family_name",
-            row: &r.id[..],
-        };
-        let keys = self.keys_for(Header::parse(&r.family_name, &cell)?, &cell)?;
-        // A value that decrypts but fails the checks of a new value was
-        // written around medvault; the check's own error would tell its
-        // length.
-        let c = self
-            .check(&NewPatient {
-                family_name: p.family_name.clone(),
-                given_names: p.given_names.clone(),
-                born: p.born.clone(),
-                sex: p.sex,
-            })
-            .map_err(|_| Error::MalformedEnvelope {
-                table: PATIENTS,
-                column: "*",
-                reason: "a decrypted value fails the checks of a new value",
-            })?;
-        let stored = [
-            &r.bi_family_name,
-            &r.bi_given_names,
-            &r.bi_born,
-            &r.bi_family_born,
-        ];
-        Ok(super::INDEX_COLUMNS
-            .iter()
-            .zip(self.blind_indexes(&keys, &c)?.iter().zip(stored))
-            .filter(|(_, (want, got))| !ct_eq(want, got))
-            .map(|(col, _)| *col)
-            .collect())
     }
 
     /// FORMAT.md §1.1: every patient cell is under `identity`. A cell
@@ -615,7 +582,7 @@ impl Session {
         }
     }
 
-    fn note_ad(note: &Id, patient: &Id, author: &str) -> Vec<u8> {
+    pub(super) fn note_ad(note: &Id, patient: &Id, author: &str) -> Vec<u8> {
         // FORMAT.md §1.2: a note's row component is its id, its patient's
         // id and its author, so it cannot be re-attached to another patient
         // or re-attributed to another author.

@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, canonical};
 use crate::records::Id;
 use crate::schema::{
-    self, Column, ColumnType, Encrypted, Kind, PlainType, Schema, ScopeRule, Table,
+    self, CellRule, Column, ColumnType, Encrypted, Kind, PlainType, Schema, ScopeRule, Table,
 };
 use crate::sql::{rows as stmt, Cell, RowDecoder};
 use crate::store::{RowId, Value as StoreValue};
@@ -319,10 +319,19 @@ impl Session {
     /// A table this session does not know makes it read the schema in
     /// force again first ([`Session::reload_schema`]).
     ///
-    /// The built-in `patients` and `notes` keep their own rules (envelope
-    /// v1, FORMAT.md §1.1, §1.2) and are served by the patient and note
-    /// API; through this one they are [`Error::Refused`] for now, columns an
-    /// application added to them included.
+    /// The built-in tables are served too, with their own rules:
+    /// - their envelopes stay v1 (FORMAT.md §1.1, §1.2), so rows written by
+    ///   the patient API and by this one are the same rows;
+    /// - medvault fills in who wrote a row and when
+    ///   ([`Table::filled_columns`]); giving those is
+    ///   [`Error::FilledByMedvault`];
+    /// - a patient's `sex` is one of `F`, `M`, `X`, `U` and the family name
+    ///   is not empty, as for [`Session::insert_patient`];
+    /// - `notes` are read here and written with [`Session::add_note`]
+    ///   (writing them here is [`Error::ReadOnlyTable`]).
+    ///
+    /// Columns an application added to `patients` (an insurance number)
+    /// are read and written here.
     pub async fn table(&self, name: &str) -> Result<RowTable<'_>> {
         let mut schema = self.schema();
         if schema.table(name).is_none() {
@@ -330,15 +339,8 @@ impl Session {
             self.reload_schema().await?;
             schema = self.schema();
         }
-        match schema.table(name) {
-            None => return Err(Error::UnknownTable(name.chars().take(64).collect())),
-            Some(t) if t.builtin => {
-                return Err(Error::Refused(
-                    "patients and notes are served by the patient and note API; the row API \
-                     does not read or write them yet",
-                ))
-            }
-            Some(_) => {}
+        if schema.table(name).is_none() {
+            return Err(Error::UnknownTable(name.chars().take(64).collect()));
         }
         let names = match schema.table(name) {
             Some(t) => stmt::read_columns(t),
@@ -393,6 +395,15 @@ impl RowTable<'_> {
             out.push(r);
         }
         Ok(out)
+    }
+
+    /// The v1 cell of `column` in the built-in row `id` (not a note).
+    fn v1_cell<'a>(&self, column: &str, id: &'a RowId) -> envelope::Cell<'a> {
+        envelope::Cell {
+            table: self.decoder_names.0,
+            column: schema::intern(column),
+            row: &id[..],
+        }
     }
 
     fn bad_order(&self, expected: &'static str) -> Error {
@@ -545,6 +556,10 @@ impl RowTable<'_> {
             (false, Some(_)) => return Err(Error::Refused("this table has no per-row scope")),
             (false, None) => None,
         };
+        let rule = t.cell_rule();
+        if rule == CellRule::V1Note {
+            return Err(Error::ReadOnlyTable(self.name.clone()));
+        }
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         let null = Value::Null;
         for c in &t.columns {
@@ -574,12 +589,11 @@ impl RowTable<'_> {
                         parent: &parent,
                     };
                     let header = Header { scope: sid, epoch };
-                    vals.push(StoreValue::Blob(envelope::seal_cell(
-                        &keys.field,
-                        header,
-                        &cell,
-                        &padded,
-                    )));
+                    vals.push(StoreValue::Blob(match rule {
+                        CellRule::V2 => envelope::seal_cell(&keys.field, header, &cell, &padded),
+                        // Built-in `patients`: the row component is the id.
+                        _ => keys.seal_v1(header, &self.v1_cell(&c.name, id), &padded),
+                    }));
                     canon.insert(&c.name, checked.canonical);
                 }
             }
@@ -641,10 +655,68 @@ impl RowTable<'_> {
             .ok_or(Error::Refused("no row was inserted"))
     }
 
+    /// A built-in table's rules on the values of a row about to be
+    /// written (`changed`: the columns the caller gave): no value for a
+    /// column medvault fills, which it fills (`created`: on an insert);
+    /// `patients.sex` one of its codes (stored in upper case), a family
+    /// name that is not empty. Declared tables have none.
+    fn builtin_rules<'a>(
+        &self,
+        values: &mut BTreeMap<String, Value>,
+        changed: impl IntoIterator<Item = &'a String>,
+        created: bool,
+    ) -> Result<()> {
+        let t = self.t();
+        if t.cell_rule() == CellRule::V1Note {
+            return Err(Error::ReadOnlyTable(self.name.clone()));
+        }
+        let filled = t.filled_columns();
+        if filled.is_empty() {
+            return Ok(());
+        }
+        if let Some(c) = changed.into_iter().find(|c| filled.contains(&c.as_str())) {
+            return Err(Error::FilledByMedvault {
+                table: self.name.clone(),
+                column: c.clone(),
+            });
+        }
+        let t_now = Value::Integer(super::now());
+        if created {
+            values.insert("author".into(), Value::Text(self.s.user.clone()));
+            values.insert("created_at".into(), t_now.clone());
+        }
+        values.insert("updated_at".into(), t_now);
+        if let Some(Value::Text(sex)) = values.get("sex") {
+            let code = sex.parse::<crate::records::Sex>()?.to_string();
+            values.insert("sex".into(), Value::Text(code));
+        }
+        if let Some(Value::Text(f)) = values.get("family_name") {
+            if canonical::name(f).is_empty() {
+                return Err(Error::EmptyValue("family name"));
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts rows in one transaction (all or nothing); returns their ids
     /// in order. Every row is checked and sealed before anything is
     /// written.
     pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+        let filled: Vec<NewRow>;
+        let rows = if self.t().builtin {
+            filled = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    let given: Vec<String> = r.values.keys().cloned().collect();
+                    self.builtin_rules(&mut r.values, &given, true)?;
+                    Ok(r)
+                })
+                .collect::<Result<_>>()?;
+            &filled[..]
+        } else {
+            rows
+        };
         let t = self.t();
         let d = self.s.store.dialect();
         let mut parents: Vec<Id> = rows.iter().filter_map(|r| r.parent).collect();
@@ -912,20 +984,40 @@ impl RowTable<'_> {
         let ks = self.s.ks();
         let mut values = BTreeMap::new();
         let mut withheld = Vec::new();
+        // Plain columns first: a note's envelope is bound to its author.
+        for (k, c) in t.columns.iter().enumerate() {
+            let i = at + k;
+            if let ColumnType::Plain(p) = &c.ty {
+                let v = match p {
+                    _ if c.optional && d.is_null(i) => Value::Null,
+                    PlainType::Text | PlainType::Date { .. } => Value::Text(d.text(i)?),
+                    PlainType::Integer | PlainType::Timestamp => Value::Integer(d.int(i)?),
+                    PlainType::Boolean => Value::Boolean(d.int::<i64>(i)? != 0),
+                    PlainType::Bytes => Value::Bytes(d.blob(i)?),
+                    PlainType::Ref(_) => Value::Id(Id(d.id(i)?)),
+                };
+                values.insert(c.name.clone(), v);
+            }
+        }
+        // The row component of a built-in table's envelopes (v1).
+        let v1_row: Option<Vec<u8>> = match t.cell_rule() {
+            CellRule::V2 => None,
+            CellRule::V1 => Some(id.to_vec()),
+            CellRule::V1Note => {
+                let (Some(p), Some(Value::Text(author))) = (parent, values.get("author")) else {
+                    return Err(Error::BadStoredValue {
+                        table: self.decoder_names.0,
+                        column: "author",
+                        expected: "a note's patient and author",
+                    });
+                };
+                Some(Session::note_ad(&Id(id), &Id(p), author))
+            }
+        };
         for (k, c) in t.columns.iter().enumerate() {
             let i = at + k;
             match &c.ty {
-                ColumnType::Plain(p) => {
-                    let v = match p {
-                        _ if c.optional && d.is_null(i) => Value::Null,
-                        PlainType::Text | PlainType::Date { .. } => Value::Text(d.text(i)?),
-                        PlainType::Integer | PlainType::Timestamp => Value::Integer(d.int(i)?),
-                        PlainType::Boolean => Value::Boolean(d.int::<i64>(i)? != 0),
-                        PlainType::Bytes => Value::Bytes(d.blob(i)?),
-                        PlainType::Ref(_) => Value::Id(Id(d.id(i)?)),
-                    };
-                    values.insert(c.name.clone(), v);
-                }
+                ColumnType::Plain(_) => {}
                 ColumnType::Encrypted(e) => {
                     let blob = match d.opt_blob(i)? {
                         None if c.optional => {
@@ -941,7 +1033,15 @@ impl RowTable<'_> {
                         row: &id,
                         parent: parent.as_ref().map_or(&[][..], |p| &p[..]),
                     };
-                    let header = Header::parse_cell(&blob, &cell)?;
+                    let v1 = v1_row.as_deref().map(|row| envelope::Cell {
+                        table: self.decoder_names.0,
+                        column: schema::intern(&c.name),
+                        row,
+                    });
+                    let header = match &v1 {
+                        Some(v1) => Header::parse(&blob, v1)?,
+                        None => Header::parse_cell(&blob, &cell)?,
+                    };
                     let tampered = || Error::Tampered {
                         table: self.decoder_names.0,
                         column: schema::intern(&c.name),
@@ -961,8 +1061,10 @@ impl RowTable<'_> {
                         withheld.push(c.name.clone());
                         continue;
                     };
-                    let mut plain =
-                        Zeroizing::new(envelope::open_cell(&keys.field, header, &cell, &blob)?);
+                    let mut plain = Zeroizing::new(match &v1 {
+                        Some(v1) => keys.open_v1(header, v1, &blob)?,
+                        None => envelope::open_cell(&keys.field, header, &cell, &blob)?,
+                    });
                     unpad(&mut plain).ok_or(Error::MalformedEnvelope {
                         table: self.decoder_names.0,
                         column: schema::intern(&c.name),
@@ -1260,6 +1362,9 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
+        if t.builtin {
+            self.builtin_rules(&mut next.values, changes.keys(), false)?;
+        }
         let (cols, mut vals) = self.encode(&next, id.as_bytes(), &|c| changes.contains_key(c))?;
         // Every column but the id, then the id for the WHERE clause.
         let id_value = vals.remove(0);
@@ -1276,6 +1381,9 @@ impl RowTable<'_> {
     /// Deletes a row (and, through the database, its children); false if
     /// there was none.
     pub async fn delete(&self, id: Id) -> Result<bool> {
+        if self.t().cell_rule() == CellRule::V1Note {
+            return Err(Error::ReadOnlyTable(self.name.clone()));
+        }
         let d = self.s.store.dialect();
         let n = self
             .s
