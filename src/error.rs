@@ -267,10 +267,10 @@ pub enum Error {
         /// Column.
         column: String,
     },
-    /// The row API reads this built-in table but does not write it: its
-    /// own API does (`Session::add_note` for notes).
-    #[error("{0} are written through their own API, not the row API")]
-    ReadOnlyTable(String),
+    /// Rows of this table are never changed or deleted, only added
+    /// (`notes`: a medical record is corrected by a new note).
+    #[error("{0} are only ever added: a row is not changed or deleted")]
+    AppendOnly(String),
     /// No column of that name is declared in the table.
     #[error("{table} has no column {column:?}")]
     UnknownColumn {

@@ -502,10 +502,11 @@ async fn many_rows_stream_in_one_transaction(f: Fixture) {
     assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[1111]]);
 }
 
-/// `patients` through the row API: the same rows as the patient API (both
-/// ways), an application's insurance number written, searched, updated and
-/// kept by the patient API's update; medvault's own columns filled in and
-/// refused as input; notes read, not written.
+/// `patients` and `notes` through the row API: the same rows as the
+/// patient and note API (both ways), an application's insurance number
+/// written, searched, updated and kept by the patient API's update;
+/// medvault's own columns filled in and refused as input; notes only
+/// added.
 async fn patients_are_served_by_the_row_api_with_their_own_rules(f: Fixture) {
     let (a, p) = setup(&f).await;
     let t = a.table("patients").await.unwrap();
@@ -611,23 +612,68 @@ async fn patients_are_served_by_the_row_api_with_their_own_rules(f: Fixture) {
         Err(Error::FilledByMedvault { .. })
     ));
     assert_eq!(f.patient_count().await, 2);
-    // Notes: read through the row API, written through add_note only.
+    // Notes: the row API and add_note write the same rows; medvault fills
+    // in the author, the time and the order; a note is never changed or
+    // deleted.
     a.add_note(&p, "Seen for a cough", None).await.unwrap();
     let notes = a.table("notes").await.unwrap();
+    notes
+        .insert(
+            &NewRow::child_of(p)
+                .scope("personal")
+                .set("body", "Call back on Monday"),
+        )
+        .await
+        .unwrap();
     let listed = notes.children(p).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].text("body"), Some("Seen for a cough"));
-    assert_eq!(listed[0].text("author"), Some("admin"));
-    assert_eq!(listed[0].scope.as_deref(), Some("clinical"));
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|n| n.text("author") == Some("admin")));
+    let typed = a.list_notes(&p, None).await.unwrap();
+    assert_eq!(
+        typed
+            .notes
+            .iter()
+            .map(|n| (n.body.as_str(), n.scope.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("Seen for a cough", "clinical"),
+            ("Call back on Monday", "personal:admin")
+        ]
+    );
+    let seqs: Vec<i64> = [&typed.notes[0], &typed.notes[1]]
+        .iter()
+        .map(|n| {
+            match listed
+                .iter()
+                .find(|r| r.id == n.id)
+                .and_then(|r| r.get("seq"))
+            {
+                Some(Value::Integer(s)) => *s,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert!(seqs[0] < seqs[1], "{seqs:?}");
     assert!(matches!(
         notes
-            .insert(&NewRow::child_of(p).scope("clinical").set("body", "x"))
+            .insert(
+                &NewRow::child_of(p)
+                    .scope("clinical")
+                    .set("body", "x")
+                    .set("seq", 1_i64)
+            )
             .await,
-        Err(Error::ReadOnlyTable(_))
+        Err(Error::FilledByMedvault { .. })
+    ));
+    let mut edit = std::collections::BTreeMap::new();
+    edit.insert("body".to_string(), Value::from("rewritten"));
+    assert!(matches!(
+        notes.update(listed[0].id, &edit).await,
+        Err(Error::AppendOnly(_))
     ));
     assert!(matches!(
         notes.delete(listed[0].id).await,
-        Err(Error::ReadOnlyTable(_))
+        Err(Error::AppendOnly(_))
     ));
     // Deleting a patient here deletes their notes.
     assert!(t.delete(p).await.unwrap());

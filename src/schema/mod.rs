@@ -302,6 +302,16 @@ impl Table {
         }
     }
 
+    /// The column the store numbers in the order rows are written
+    /// (`notes.seq`, FORMAT.md §9): left out of what a client writes, and
+    /// numbered by the insert statement itself.
+    pub fn numbered_column(&self) -> Option<&'static str> {
+        match (self.builtin, self.name.as_str()) {
+            (true, "notes") => Some("seq"),
+            _ => None,
+        }
+    }
+
     /// How this table's cells are bound to their place (FORMAT.md §1):
     /// the built-in tables keep envelope v1, whose row component is the
     /// row id (`patients`) or the note id, patient id and author

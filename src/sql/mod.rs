@@ -5,15 +5,12 @@
 //! The stores keep what is theirs (connections, transactions, retries, the
 //! keyring); what a row *is* lives here, once.
 
-pub mod builtin;
 pub mod ddl;
 pub mod decode;
 pub mod rows;
 
 use crate::error::Result;
-use crate::store::{
-    EpochRow, GrantRow, NoteRow, PatientRow, PolicyRow, ScopeRow, StoredColumn, UserRow,
-};
+use crate::store::{EpochRow, GrantRow, PolicyRow, ScopeRow, StoredColumn, UserRow};
 pub use decode::{Cell, RowDecoder};
 
 /// A table as `copy`, `verify` and the row decoders see it.
@@ -311,39 +308,6 @@ pub fn grant_row(cells: Vec<Cell>) -> Result<GrantRow> {
         granter: d.text(5)?,
         signed_at: d.int(6)?,
         signature: d.blob(7)?,
-    })
-}
-
-/// A `patients` row.
-pub fn patient_row(cells: Vec<Cell>) -> Result<PatientRow> {
-    let mut d = PATIENTS.decoder(cells)?;
-    Ok(PatientRow {
-        id: d.id(0)?,
-        family_name: d.blob(1)?,
-        given_names: d.blob(2)?,
-        born: d.blob(3)?,
-        sex: d.blob(4)?,
-        bi_family_name: d.blob(5)?,
-        bi_given_names: d.blob(6)?,
-        bi_born: d.blob(7)?,
-        bi_family_born: d.blob(8)?,
-        author: d.text(9)?,
-        created_at: d.int(10)?,
-        updated_at: d.int(11)?,
-    })
-}
-
-/// A `notes` row.
-pub fn note_row(cells: Vec<Cell>) -> Result<NoteRow> {
-    let mut d = NOTES.decoder(cells)?;
-    Ok(NoteRow {
-        id: d.id(0)?,
-        patient_id: d.id(1)?,
-        scope_id: d.int(2)?,
-        body: d.blob(3)?,
-        author: d.text(4)?,
-        created_at: d.int(5)?,
-        seq: d.int(6)?,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use super::ddl::Dialect;
 use crate::schema::Table;
+use crate::store::Value;
 
 /// The columns a row is read with, in order: the implied columns, then the
 /// declared ones (index columns are not read back).
@@ -27,13 +28,103 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// `INSERT INTO t (cols) VALUES (?, ...)`.
-pub fn insert(d: Dialect, table: &Table, cols: &[String]) -> String {
+/// Parameters per insert statement, under both dialects' limits (SQLite
+/// 32,766, MySQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Rows per insert statement: one statement (one round trip on MySQL, one
+/// prepared statement on SQLite) per this many rows, fewer for a table
+/// so wide that their parameters would pass 30,000.
+pub const ROWS_PER_INSERT: usize = 500;
+
+/// The statements that insert `rows` (each its values in the order of
+/// `cols`, the id first) into `table`, in order, [`ROWS_PER_INSERT`] rows
+/// (or fewer) per statement.
+///
+/// Within a statement the rows go in id order, so the id index grows at
+/// its end rather than at random places (ids are random). A table with a
+/// [`Table::numbered_column`] gets it numbered in the order the rows are
+/// given, after every stored row:
+/// - MySQL: `AUTO_INCREMENT` (the column is not named; rows are not
+///   reordered);
+/// - SQLite: the largest stored number (read once per statement, before
+///   any of its rows goes in: a statement whose `SELECT` reads the table
+///   it fills is evaluated whole first) plus the row's place in the
+///   statement, counted from 1. A number that would pass the largest
+///   64-bit integer is NULL, which `NOT NULL` refuses, so the write fails
+///   whole rather than wrap or turn real.
+pub fn insert_rows(
+    d: Dialect,
+    table: &Table,
+    cols: &[String],
+    rows: Vec<Vec<Value>>,
+) -> Vec<(String, Vec<Value>)> {
+    let numbered = table.numbered_column();
+    let per = (MAX_PARAMS / (cols.len() + 1)).clamp(1, ROWS_PER_INSERT);
+    let mut out = Vec::with_capacity(rows.len().div_ceil(per));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut chunk: Vec<(i64, Vec<Value>)> = (1_i64..).zip(rows.by_ref().take(per)).collect();
+        if !(numbered.is_some() && d == Dialect::Mysql) {
+            chunk.sort_by(|a, b| id_key(&a.1).cmp(id_key(&b.1)));
+        }
+        let n = chunk.len();
+        let mut params = Vec::with_capacity(n * (cols.len() + 1));
+        let sql = match (numbered, d) {
+            (Some(seq), Dialect::Sqlite) => {
+                for (pos, values) in chunk {
+                    params.extend(values);
+                    params.push(Value::Int(pos));
+                }
+                numbered_insert(table, cols, seq, n)
+            }
+            _ => {
+                for (_, values) in chunk {
+                    params.extend(values);
+                }
+                format!(
+                    "INSERT INTO {} ({}) VALUES {}",
+                    d.quote(&table.name),
+                    list(d, cols),
+                    tuples(cols.len(), n)
+                )
+            }
+        };
+        out.push((sql, params));
+    }
+    out
+}
+
+/// The id a row is sorted by: its first value.
+fn id_key(values: &[Value]) -> &[u8] {
+    match values.first() {
+        Some(Value::Blob(b)) => b,
+        _ => &[],
+    }
+}
+
+/// `n` tuples of `width` placeholders.
+fn tuples(width: usize, n: usize) -> String {
+    let one = format!("({})", marks(width));
+    vec![one; n.max(1)].join(", ")
+}
+
+/// SQLite's insert of `n` rows numbering `seq` (see [`insert_rows`]).
+fn numbered_insert(table: &Table, cols: &[String], seq: &str, n: usize) -> String {
+    let d = Dialect::Sqlite;
+    let t = d.quote(&table.name);
+    let seq = d.quote(seq);
+    let picked = (1..=cols.len())
+        .map(|i| format!("v.column{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pos = format!("v.column{}", cols.len() + 1);
     format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        d.quote(&table.name),
+        "INSERT INTO {t} ({}, {seq}) SELECT {picked}, \
+         CASE WHEN b.m <= 9223372036854775807 - {pos} THEN b.m + {pos} END \
+         FROM (VALUES {}) AS v, (SELECT COALESCE(MAX({seq}), 0) AS m FROM {t}) AS b",
         list(d, cols),
-        marks(cols.len())
+        tuples(cols.len() + 1, n)
     )
 }
 

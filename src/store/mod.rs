@@ -95,56 +95,6 @@ pub struct GrantRow {
     pub signature: Vec<u8>,
 }
 
-/// A patient row: envelopes, blind indexes and plain metadata.
-#[derive(Clone)]
-pub struct PatientRow {
-    /// Row id.
-    pub id: RowId,
-    /// Envelope.
-    pub family_name: Vec<u8>,
-    /// Envelope.
-    pub given_names: Vec<u8>,
-    /// Envelope.
-    pub born: Vec<u8>,
-    /// Envelope.
-    pub sex: Vec<u8>,
-    /// Blind index.
-    pub bi_family_name: Vec<u8>,
-    /// Blind index.
-    pub bi_given_names: Vec<u8>,
-    /// Blind index.
-    pub bi_born: Vec<u8>,
-    /// Blind index.
-    pub bi_family_born: Vec<u8>,
-    /// Creating user.
-    pub author: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-}
-
-/// A note row.
-#[derive(Clone)]
-pub struct NoteRow {
-    /// Row id.
-    pub id: RowId,
-    /// Patient.
-    pub patient_id: RowId,
-    /// Scope of the body's key.
-    pub scope_id: u32,
-    /// Envelope.
-    pub body: Vec<u8>,
-    /// Author.
-    pub author: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Order of writing, assigned by the store at insert (ignored when
-    /// inserting): notes are listed by `(created_at, seq)`, which cannot
-    /// tie.
-    pub seq: i64,
-}
-
 impl std::fmt::Debug for UserRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserRow")
@@ -164,50 +114,6 @@ impl std::fmt::Debug for GrantRow {
             .field("grantee", &self.grantee)
             .field("granter", &self.granter)
             .finish_non_exhaustive()
-    }
-}
-
-// Rows carry blind indexes (which tell equal values apart) and
-// ciphertexts: Debug shows only ids.
-impl std::fmt::Debug for PatientRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PatientRow")
-            .field("id", &hex::encode(self.id))
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for NoteRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoteRow")
-            .field("id", &hex::encode(self.id))
-            .field("scope_id", &self.scope_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The blind-index columns a lookup can use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IndexColumn {
-    /// `bi_family_name`.
-    FamilyName,
-    /// `bi_given_names`.
-    GivenNames,
-    /// `bi_born`.
-    Born,
-    /// `bi_family_born`.
-    FamilyBorn,
-}
-
-impl IndexColumn {
-    /// Column name (trusted, from this enum only: safe in SQL text).
-    pub fn column(self) -> &'static str {
-        match self {
-            IndexColumn::FamilyName => "bi_family_name",
-            IndexColumn::GivenNames => "bi_given_names",
-            IndexColumn::Born => "bi_born",
-            IndexColumn::FamilyBorn => "bi_family_born",
-        }
     }
 }
 

@@ -20,7 +20,7 @@ use sequoia_openpgp::crypto::Password;
 use sequoia_openpgp::Cert;
 use serde::Serialize;
 
-use crate::crypto::secret::{ct_eq, DbKey, EpochKey, FieldKey, IndexKey};
+use crate::crypto::secret::{ct_eq, DbKey, EpochKey, FieldKey};
 use crate::crypto::{envelope, kdf};
 use crate::error::{Error, Result};
 use crate::keys::pgp::{self, Decryptor, KdfParams, LockedKey, OpenKey, RecordSigner};
@@ -168,20 +168,10 @@ fn check_password(pw: &str) -> Result<Password> {
 pub(crate) struct EpochKeys {
     raw: EpochKey,
     field: FieldKey,
-    index: HashMap<&'static str, IndexKey>,
     /// The field key prepared for each encrypted column of the policy
     /// (envelope::Prefix): half the AES work of sealing a short field.
     prefixes: Vec<envelope::Prefix>,
 }
-
-/// Blind-index columns whose keys each epoch derives (FORMAT.md §2), in
-/// the order `Session::blind_indexes` computes them.
-const INDEX_COLUMNS: [&str; 4] = [
-    "bi_family_name",
-    "bi_given_names",
-    "bi_born",
-    "bi_family_born",
-];
 
 impl EpochKeys {
     fn derive(k: EpochKey, scope: u32, epoch: u32, policy: &'static Policy) -> EpochKeys {
@@ -195,10 +185,6 @@ impl EpochKeys {
         EpochKeys {
             field,
             prefixes,
-            index: INDEX_COLUMNS
-                .iter()
-                .map(|c| (*c, kdf::index_key(&k, "patients", c)))
-                .collect(),
             raw: k,
         }
     }

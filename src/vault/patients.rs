@@ -1,27 +1,26 @@
-//! Patients and notes: sealing and opening fields, blind-index lookups.
+//! Patients and notes: the typed API, a thin layer over the row API
+//! (`src/vault/rows.rs`), which serves the built-in tables with their own
+//! rules (envelope v1, FORMAT.md §1.1, §1.2; medvault's own columns).
 //!
-//! Every field is sealed with envelope v1 bound to its cell
-//! (FORMAT.md §1); lookups compute the blind index under every epoch key
-//! the user holds for `identity`, fetch the candidates, decrypt them and
-//! keep only exact (canonical) matches, so truncation never shows a false
-//! positive.
+//! This layer adds what a patient is: a family name that is not empty,
+//! given names that may be, a date of birth that may be partial, one of
+//! four sex codes; notes that are not empty, under `clinical` unless
+//! another scope is named, listed in the order written. Lookups go through
+//! the blind index that fits the query, under every epoch the user holds,
+//! and keep only exact (canonical) matches, so truncation never shows a
+//! false positive.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
-
-use super::{now, Session, SCOPE_CLINICAL, SCOPE_IDENTITY};
+use super::rows::{NewRow, Row, RowTable, Value};
+use super::{Session, SCOPE_CLINICAL};
 use crate::crypto::envelope::{self, Cell, Header};
-use crate::crypto::padding::unpad;
 use crate::error::{Error, Result};
-use crate::index::{self, canonical};
+use crate::index::canonical;
 use crate::policy::ColumnPolicy;
 use crate::records::{
     Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
 };
-use crate::sql::{self, builtin};
-use crate::store::{IndexColumn, NoteRow, PatientRow, Value};
 
 const PATIENTS: &str = "patients";
 const NOTES: &str = "notes";
@@ -29,14 +28,26 @@ const NOTES: &str = "notes";
 /// Largest page [`Session::list_patients`] returns.
 pub const MAX_PAGE: u32 = 1000;
 
-/// A checked patient: trimmed values and their canonical forms.
+/// Patients (and their notes) sealed per chunk of an import: one chunk is
+/// written while the next is sealed.
+const IMPORT_CHUNK: usize = 500;
+
+/// A checked patient: trimmed values, the date in its canonical form.
 struct Checked {
     family: String,
     given: String,
     born: String,
     sex: Sex,
-    family_c: String,
-    given_c: String,
+}
+
+impl Checked {
+    /// The patient's four fields as the row API takes them.
+    fn values(self, row: NewRow) -> NewRow {
+        row.set("family_name", self.family)
+            .set("given_names", self.given)
+            .set("born", self.born)
+            .set("sex", self.sex.to_string())
+    }
 }
 
 impl super::EpochKeys {
@@ -65,19 +76,7 @@ impl Session {
             .ok_or_else(|| Error::Policy(format!("{table}.{column} is not in the policy")))
     }
 
-    fn index_bits(&self, column: &str) -> Result<u16> {
-        self.policy
-            .index(PATIENTS, column)
-            .map(|i| i.bits)
-            .ok_or_else(|| Error::Policy(format!("{PATIENTS}.{column} is not in the policy")))
-    }
-
-    fn check_name(
-        &self,
-        column: &'static str,
-        what: &'static str,
-        v: &str,
-    ) -> Result<(String, String)> {
+    fn check_name(&self, column: &'static str, what: &'static str, v: &str) -> Result<String> {
         let v = v.trim();
         let max = self.column(PATIENTS, column)?.max_bytes;
         if v.len() > max {
@@ -87,19 +86,18 @@ impl Session {
                 max,
             });
         }
-        let c = canonical::name(v);
-        if c.is_empty() {
+        if canonical::name(v).is_empty() {
             return Err(Error::EmptyValue(what));
         }
-        Ok((v.to_owned(), c))
+        Ok(v.to_owned())
     }
 
     fn check(&self, p: &NewPatient) -> Result<Checked> {
-        let (family, family_c) = self.check_name("family_name", "family name", &p.family_name)?;
+        let family = self.check_name("family_name", "family name", &p.family_name)?;
         // A patient may have a single name: given names may be empty (but
         // a search by given names needs one).
-        let (given, given_c) = if canonical::name(&p.given_names).is_empty() {
-            (String::new(), String::new())
+        let given = if canonical::name(&p.given_names).is_empty() {
+            String::new()
         } else {
             self.check_name("given_names", "given names", &p.given_names)?
         };
@@ -110,9 +108,25 @@ impl Session {
             given,
             born,
             sex: p.sex,
-            family_c,
-            given_c,
         })
+    }
+
+    /// Checks a note: its scope's name (default `clinical`) and its body.
+    fn check_note(&self, patient: Id, body: &str, scope: Option<&str>) -> Result<NewRow> {
+        let scope = scope.unwrap_or(SCOPE_CLINICAL);
+        self.scope_id(scope)?;
+        let max = self.column(NOTES, "body")?.max_bytes;
+        if body.len() > max {
+            return Err(Error::TooLong {
+                field: "note",
+                len: body.len(),
+                max,
+            });
+        }
+        if body.trim().is_empty() {
+            return Err(Error::EmptyValue("note"));
+        }
+        Ok(NewRow::child_of(patient).scope(scope).set("body", body))
     }
 
     /// The current epoch of a scope and its keys, or `NoAccess`.
@@ -129,180 +143,81 @@ impl Session {
         Ok((epoch, Arc::clone(keys)))
     }
 
-    fn seal(
-        &self,
-        scope: u32,
-        column: &'static str,
-        table: &'static str,
-        row: &[u8],
-        plain: &[u8],
-    ) -> Result<Vec<u8>> {
-        let (epoch, keys) = self.current_keys(scope)?;
-        let padded = self.column(table, column)?.padding.pad(plain);
-        let header = Header { scope, epoch };
-        Ok(keys.seal_v1(header, &Cell { table, column, row }, &padded))
+    /// A note's v1 row component (FORMAT.md §1.2): its id, its patient's id
+    /// and its author, so it cannot be re-attached to another patient or
+    /// re-attributed to another author.
+    pub(super) fn note_ad(note: &Id, patient: &Id, author: &str) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(32 + author.len());
+        ad.extend_from_slice(&note.0);
+        ad.extend_from_slice(&patient.0);
+        ad.extend_from_slice(author.as_bytes());
+        ad
     }
 
-    /// Opens a cell: header, key lookup, authentication, padding removal.
-    fn open_cell(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let header = envelope::Header::parse(blob, cell)?;
-        let keys = self.keys_for(header, cell)?;
-        let mut plain = Zeroizing::new(keys.open_v1(header, cell, blob)?);
-        unpad(&mut plain).ok_or(Error::MalformedEnvelope {
-            table: cell.table,
-            column: cell.column,
-            reason: "bad padding",
-        })?;
-        Ok(plain)
+    async fn patients(&self) -> Result<RowTable<'_>> {
+        self.table(PATIENTS).await
     }
 
-    /// The keys of an envelope's (scope, epoch): `NoAccess` when the vault
-    /// has that epoch but this user holds no key for it, `Tampered` when no
-    /// such epoch exists.
-    fn keys_for(&self, header: Header, cell: &Cell<'_>) -> Result<Arc<super::EpochKeys>> {
-        let ks = self.ks();
-        if let Some(k) = ks.keys.get(&(header.scope, header.epoch)) {
-            return Ok(Arc::clone(k));
+    async fn notes(&self) -> Result<RowTable<'_>> {
+        self.table(NOTES).await
+    }
+
+    /// A patient read by the row API, as the typed API shows it: every
+    /// identity field readable (`NoAccess` otherwise), a known sex code.
+    fn patient_of(&self, r: &Row) -> Result<Patient> {
+        if !r.withheld.is_empty() {
+            return Err(Error::NoAccess(super::SCOPE_IDENTITY.into()));
         }
-        if ks.known_epochs.contains(&(header.scope, header.epoch)) {
-            Err(Error::NoAccess(self.scope_name(header.scope)))
-        } else {
-            Err(Error::Tampered {
-                table: cell.table,
-                column: cell.column,
-            })
-        }
-    }
-
-    fn open_string(&self, cell: &Cell<'_>, blob: &[u8]) -> Result<String> {
-        let plain = self.open_cell(cell, blob)?;
-        String::from_utf8(plain.to_vec()).map_err(|e| {
-            let mut bytes = e.into_bytes();
-            zeroize::Zeroize::zeroize(&mut bytes);
-            Error::NotUtf8 {
-                table: cell.table,
-                column: cell.column,
-            }
-        })
-    }
-
-    fn identity(&self) -> Result<u32> {
-        self.scope_id(SCOPE_IDENTITY)
-    }
-
-    fn seal_patient(
-        &self,
-        id: &Id,
-        c: &Checked,
-        author: &str,
-        created: i64,
-        updated: i64,
-    ) -> Result<PatientRow> {
-        let scope = self.identity()?;
-        let (_, keys) = self.current_keys(scope)?;
-        let row = &id.0[..];
-        let [bi_family_name, bi_given_names, bi_born, bi_family_born] =
-            self.blind_indexes(&keys, c)?;
-        Ok(PatientRow {
-            id: id.0,
-            family_name: self.seal(scope, "family_name", PATIENTS, row, c.family.as_bytes())?,
-            given_names: self.seal(scope, "given_names", PATIENTS, row, c.given.as_bytes())?,
-            born: self.seal(scope, "born", PATIENTS, row, c.born.as_bytes())?,
-            sex: self.seal(scope, "sex", PATIENTS, row, &[c.sex.code()])?,
-            bi_family_name,
-            bi_given_names,
-            bi_born,
-            bi_family_born,
-            author: author.to_owned(),
-            created_at: created,
-            updated_at: updated,
-        })
-    }
-
-    /// The four blind indexes of a patient's checked values under `keys`
-    /// (FORMAT.md §4.2), in the order of `INDEX_COLUMNS`.
-    fn blind_indexes(&self, keys: &super::EpochKeys, c: &Checked) -> Result<[Vec<u8>; 4]> {
-        let idx = |col: &'static str, parts: &[&str]| -> Result<Vec<u8>> {
-            let key = keys
-                .index
-                .get(col)
-                .ok_or_else(|| Error::Policy(format!("no index key for {col}")))?;
-            Ok(index::compute(key, parts, self.index_bits(col)?)
-                .as_bytes()
-                .to_vec())
-        };
-        Ok([
-            idx("bi_family_name", &[&c.family_c])?,
-            idx("bi_given_names", &[&c.given_c])?,
-            idx("bi_born", &[&c.born])?,
-            idx("bi_family_born", &[&c.family_c, &c.born])?,
-        ])
-    }
-
-    /// FORMAT.md §1.1: every patient cell is under `identity`. A cell
-    /// sealed under another scope (a writer's personal one, say) is
-    /// forged, and must not turn into "no access" for everyone else.
-    fn check_identity_headers(&self, r: &PatientRow) -> Result<()> {
-        let identity = self.identity()?;
-        for (column, blob) in [
-            ("family_name", &r.family_name),
-            ("given_names", &r.given_names),
-            ("born", &r.born),
-            ("sex", &r.sex),
-        ] {
-            let cell = Cell {
-                table: PATIENTS,
-                column,
-                row: &r.id[..],
-            };
-            if Header::parse(blob, &cell)?.scope != identity {
-                return Err(Error::Tampered {
+        let text = |column: &'static str| -> Result<String> {
+            match r.get(column) {
+                Some(Value::Text(t)) => Ok(t.clone()),
+                _ => Err(Error::BadStoredValue {
                     table: PATIENTS,
                     column,
-                });
+                    expected: "a value",
+                }),
             }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn open_patient(&self, r: &PatientRow) -> Result<Patient> {
-        self.check_identity_headers(r)?;
-        let cell = |column| Cell {
-            table: PATIENTS,
-            column,
-            row: &r.id[..],
         };
-        let sex_cell = cell("sex");
-        let sex_plain = self.open_cell(&sex_cell, &r.sex)?;
-        let sex = Sex::from_code(&sex_plain).ok_or(Error::MalformedEnvelope {
+        let int = |column: &'static str| -> Result<i64> {
+            match r.get(column) {
+                Some(Value::Integer(i)) => Ok(*i),
+                _ => Err(Error::BadStoredValue {
+                    table: PATIENTS,
+                    column,
+                    expected: "a time",
+                }),
+            }
+        };
+        let sex = Sex::from_code(text("sex")?.as_bytes()).ok_or(Error::MalformedEnvelope {
             table: PATIENTS,
             column: "sex",
             reason: "not a sex code",
         })?;
         Ok(Patient {
-            id: Id(r.id),
-            family_name: self.open_string(&cell("family_name"), &r.family_name)?,
-            given_names: self.open_string(&cell("given_names"), &r.given_names)?,
-            born: self.open_string(&cell("born"), &r.born)?,
+            id: r.id,
+            family_name: text("family_name")?,
+            given_names: text("given_names")?,
+            born: text("born")?,
             sex,
-            author: r.author.clone(),
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            author: text("author")?,
+            created_at: int("created_at")?,
+            updated_at: int("updated_at")?,
         })
     }
 
     /// Inserts one patient; returns their new id.
     pub async fn insert_patient(&self, p: &NewPatient) -> Result<Id> {
         let ids = self.insert_patients(std::slice::from_ref(p)).await?;
-        // Invariant: one id per patient given.
-        Ok(ids[0])
+        ids.into_iter()
+            .next()
+            .ok_or(Error::Refused("no patient was inserted"))
     }
 
     /// Inserts many patients in one transaction (all or none); returns
     /// their ids in order. Every patient is checked before anything is
     /// written.
     pub async fn insert_patients(&self, patients: &[NewPatient]) -> Result<Vec<Id>> {
-        self.insert_batch(patients.iter().map(|p| (p, &[][..])))
+        self.insert_batch(patients.iter().map(|p| (p, &[][..])).collect())
             .await
     }
 
@@ -331,80 +246,61 @@ impl Session {
         &self,
         patients: &[(NewPatient, Vec<NewNote>)],
     ) -> Result<Vec<Id>> {
-        self.insert_batch(patients.iter().map(|(p, n)| (p, &n[..])))
+        self.insert_batch(patients.iter().map(|(p, n)| (p, &n[..])).collect())
             .await
     }
 
-    async fn insert_batch<'a>(
-        &self,
-        items: impl ExactSizeIterator<Item = (&'a NewPatient, &'a [NewNote])>,
-    ) -> Result<Vec<Id>> {
-        let t = now();
-        let mut rows = Vec::with_capacity(items.len());
-        let mut ids = Vec::with_capacity(items.len());
-        let mut notes = Vec::new();
-        for (p, ns) in items {
-            let c = self.check(p)?;
-            let id = Id::random();
-            rows.push(self.seal_patient(&id, &c, &self.user, t, t)?);
-            for n in ns {
-                notes.push(self.seal_note(&id, &n.body, n.scope.as_deref(), t)?);
+    /// Checks every patient and note, then writes them in one transaction,
+    /// chunk by chunk: each chunk's patients, then their notes (whose
+    /// `seq` follows the order given).
+    async fn insert_batch(&self, items: Vec<(&NewPatient, &[NewNote])>) -> Result<Vec<Id>> {
+        let ids: Vec<Id> = items.iter().map(|_| Id::random()).collect();
+        let mut patients = Vec::with_capacity(items.len());
+        let mut notes: Vec<(usize, NewRow)> = Vec::new();
+        for (k, ((p, ns), id)) in items.iter().zip(&ids).enumerate() {
+            patients.push(self.check(p)?.values(NewRow::new()));
+            for n in ns.iter() {
+                notes.push((k, self.check_note(*id, &n.body, n.scope.as_deref())?));
             }
-            ids.push(id);
         }
-        let d = self.store.dialect();
-        self.store
-            .write_all(builtin::insert_batch(d, &rows, &notes))
-            .await?;
+        let pt = self.patients().await?;
+        let nt = self.notes().await?;
+        let chunks = items.len().div_ceil(IMPORT_CHUNK);
+        self.write_chunks(chunks, |c| {
+            let range = c * IMPORT_CHUNK..((c + 1) * IMPORT_CHUNK).min(items.len());
+            let mut statements = pt.seal_rows(&patients[range.clone()], &ids[range.clone()])?;
+            let (from, to) = (
+                notes.partition_point(|(k, _)| *k < range.start),
+                notes.partition_point(|(k, _)| *k < range.end),
+            );
+            if from < to {
+                let rows: Vec<NewRow> = notes[from..to].iter().map(|(_, r)| r.clone()).collect();
+                let note_ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
+                statements.extend(nt.seal_rows(&rows, &note_ids)?);
+            }
+            Ok(statements)
+        })
+        .await?;
         Ok(ids)
     }
 
     /// One patient, decrypted.
     pub async fn get_patient(&self, id: &Id) -> Result<Patient> {
-        let row = self.patient_row(id).await?;
-        self.open_patient(&row)
-    }
-
-    /// The stored row of patient `id`. The store's answer is checked: a
-    /// row of another patient (each of its cells authenticates, under its
-    /// own id) is tampering, not that patient.
-    async fn patient_row(&self, id: &Id) -> Result<PatientRow> {
-        let rows = self
-            .store
-            .lookup(
-                builtin::patient(self.store.dialect()),
-                vec![Value::Blob(id.0.to_vec())],
-            )
-            .await?;
-        let row = sql::patient_row(
-            rows.into_iter()
-                .next()
-                .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?,
-        )?;
-        if row.id != id.0 {
-            return Err(Error::Tampered {
-                table: PATIENTS,
-                column: "id",
-            });
-        }
-        Ok(row)
+        let r = self
+            .patients()
+            .await?
+            .get(*id)
+            .await?
+            .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
+        self.patient_of(&r)
     }
 
     /// Replaces a patient's identity fields (re-encrypted under the current
-    /// key epoch, new nonces, new blind indexes).
+    /// key epoch, new nonces, new blind indexes). Columns an application
+    /// added to `patients` keep their values.
     pub async fn update_patient(&self, id: &Id, p: &NewPatient) -> Result<()> {
-        let c = self.check(p)?;
-        let old = self.patient_row(id).await?;
-        let row = self.seal_patient(id, &c, &old.author, old.created_at, now())?;
-        let d = self.store.dialect();
-        let changed = self
-            .store
-            .write_all(vec![(
-                builtin::update_patient(d),
-                builtin::update_values(&row),
-            )])
-            .await?;
-        if changed != [1] {
+        let changes = self.check(p)?.values(NewRow::new()).values;
+        if !self.patients().await?.update(*id, &changes).await? {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -412,15 +308,7 @@ impl Session {
 
     /// Deletes a patient and their notes.
     pub async fn delete_patient(&self, id: &Id) -> Result<()> {
-        let d = self.store.dialect();
-        let changed = self
-            .store
-            .write_all(vec![(
-                builtin::delete_patient(d),
-                vec![Value::Blob(id.0.to_vec())],
-            )])
-            .await?;
-        if changed != [1] {
+        if !self.patients().await?.delete(*id).await? {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -429,94 +317,55 @@ impl Session {
     /// Finds patients; every criterion given must match exactly (after
     /// canonicalisation: accents, case, hyphens, apostrophes and spacing do
     /// not matter). Sorted by family name, given names, date of birth.
+    ///
+    /// The store is asked through one blind index: family name and date of
+    /// birth together when both are given, else the family name, the
+    /// given names or the date alone; a criterion the index does not cover
+    /// is checked on the decrypted candidates.
     pub async fn find_patients(&self, q: &PatientQuery) -> Result<Vec<Patient>> {
         let family = q
             .family_name
             .as_deref()
-            .map(|v| {
-                self.check_name("family_name", "family name", v)
-                    .map(|x| x.1)
-            })
+            .map(|v| self.check_name("family_name", "family name", v))
             .transpose()?;
         let given = q
             .given_names
             .as_deref()
-            .map(|v| {
-                self.check_name("given_names", "given names", v)
-                    .map(|x| x.1)
-            })
+            .map(|v| self.check_name("given_names", "given names", v))
             .transpose()?;
         let born = q
             .born
             .as_deref()
             .map(|d| canonical::partial_date(d.trim()))
             .transpose()?;
-        let (column, parts): (IndexColumn, Vec<&str>) = match (&family, &given, &born) {
-            (Some(f), _, Some(b)) => (IndexColumn::FamilyBorn, vec![f, b]),
-            (Some(f), _, None) => (IndexColumn::FamilyName, vec![f]),
-            (None, Some(g), _) => (IndexColumn::GivenNames, vec![g]),
-            (None, None, Some(b)) => (IndexColumn::Born, vec![b]),
+        let criteria: Vec<(&str, Value)> = match (&family, &given, &born) {
+            (Some(f), _, Some(b)) => vec![
+                ("family_name", Value::from(f.as_str())),
+                ("born", Value::from(b.as_str())),
+            ],
+            (Some(f), _, None) => vec![("family_name", Value::from(f.as_str()))],
+            (None, Some(g), _) => vec![("given_names", Value::from(g.as_str()))],
+            (None, None, Some(b)) => vec![("born", Value::from(b.as_str()))],
             (None, None, None) => return Err(Error::EmptyQuery),
         };
-        let scope = self.identity()?;
-        let bits = self.index_bits(column.column())?;
-        // Every live epoch: during a rotation rows of both epochs exist.
-        let mut values: Vec<Vec<u8>> = Vec::new();
-        let ks = self.ks();
-        for (_, keys) in ks.keys.iter().filter(|((s, _), _)| *s == scope) {
-            let key = keys
-                .index
-                .get(column.column())
-                .ok_or_else(|| Error::Policy("missing index key".into()))?;
-            let v = index::compute(key, &parts, bits).as_bytes().to_vec();
-            if !values.contains(&v) {
-                values.push(v);
-            }
-        }
-        if values.is_empty() {
-            return Err(Error::NoAccess(self.scope_name(scope)));
-        }
-        let d = self.store.dialect();
-        let rows = self
-            .store
-            .lookup(
-                builtin::patients_by_index(d, column, values.len()),
-                values.into_iter().map(Value::Blob).collect(),
-            )
-            .await?
-            .into_iter()
-            .map(sql::patient_row)
-            .collect::<Result<Vec<_>>>()?;
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for r in rows {
-            if !seen.insert(r.id) {
-                continue;
-            }
-            // Most candidates share only the truncated index value: open
-            // the fields the query names first, the rest only on a match.
-            self.check_identity_headers(&r)?;
-            let cell = |column| Cell {
-                table: PATIENTS,
-                column,
-                row: &r.id[..],
-            };
-            let field_matches = |column, blob: &[u8], want: &Option<String>, exact: bool| {
-                let Some(w) = want else {
-                    return Ok(true);
-                };
-                let v = self.open_string(&cell(column), blob)?;
-                Ok::<_, Error>(if exact {
-                    v == *w
+        let rows = self.patients().await?.find(&criteria).await?;
+        let want = |w: &Option<String>, got: &str, date: bool| {
+            w.as_deref().is_none_or(|w| {
+                if date {
+                    w == got
                 } else {
-                    canonical::name(&v) == *w
-                })
-            };
-            if field_matches("born", &r.born, &born, true)?
-                && field_matches("family_name", &r.family_name, &family, false)?
-                && field_matches("given_names", &r.given_names, &given, false)?
+                    canonical::name(w) == canonical::name(got)
+                }
+            })
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let p = self.patient_of(r)?;
+            if want(&family, &p.family_name, false)
+                && want(&given, &p.given_names, false)
+                && want(&born, &p.born, true)
             {
-                out.push(self.open_patient(&r)?);
+                out.push(p);
             }
         }
         out.sort_by_cached_key(|p| {
@@ -535,10 +384,10 @@ impl Session {
     /// 1..=[`MAX_PAGE`].
     pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let rows = self.patient_rows(after.map(|a| a.0), limit).await?;
+        let rows = self.patients().await?.list(after.copied(), limit).await?;
         let patients = rows
             .iter()
-            .map(|r| self.open_patient(r))
+            .map(|r| self.patient_of(r))
             .collect::<Result<Vec<_>>>()?;
         let next = if rows.len() == limit as usize {
             patients.last().map(|p| p.id)
@@ -548,116 +397,19 @@ impl Session {
         Ok(PatientPage { patients, next })
     }
 
-    /// Up to `limit` stored patient rows in id order after `after`; a page
-    /// the store repeated, reordered or overfilled is refused.
-    pub(crate) async fn patient_rows(
-        &self,
-        after: Option<crate::store::RowId>,
-        limit: u32,
-    ) -> Result<Vec<PatientRow>> {
-        let rows = self
-            .store
-            .select(
-                builtin::patients_page(self.store.dialect(), limit),
-                vec![Value::Blob(after.map(|a| a.to_vec()).unwrap_or_default())],
-            )
-            .await?
-            .into_iter()
-            .map(sql::patient_row)
-            .collect::<Result<Vec<_>>>()?;
-        sql::check_page(
-            PATIENTS,
-            after.as_ref().map(|a| &a[..]),
-            limit,
-            rows.iter().map(|r| &r.id[..]),
-        )?;
-        Ok(rows)
-    }
-
-    fn note_cell(row: &[u8]) -> Cell<'_> {
-        Cell {
-            table: NOTES,
-            column: "body",
-            row,
-        }
-    }
-
-    pub(super) fn note_ad(note: &Id, patient: &Id, author: &str) -> Vec<u8> {
-        // FORMAT.md §1.2: a note's row component is its id, its patient's
-        // id and its author, so it cannot be re-attached to another patient
-        // or re-attributed to another author.
-        let mut ad = Vec::with_capacity(32 + author.len());
-        ad.extend_from_slice(&note.0);
-        ad.extend_from_slice(&patient.0);
-        ad.extend_from_slice(author.as_bytes());
-        ad
-    }
-
     /// Adds a note to a patient under `scope` (default `clinical`;
     /// `personal` is the author's own). Returns the note's id.
     pub async fn add_note(&self, patient: &Id, body: &str, scope: Option<&str>) -> Result<Id> {
-        let row = self.seal_note(patient, body, scope, now())?;
-        let id = Id(row.id);
-        // The patient is looked up first for a clear error; one deleted in
-        // between fails the foreign key and writes nothing.
-        self.patient_row(patient).await?;
-        let d = self.store.dialect();
-        self.store
-            .write_all(builtin::insert_batch(d, &[], std::slice::from_ref(&row)))
-            .await?;
-        Ok(id)
-    }
-
-    /// Checks and seals a note: its row, ready to store.
-    fn seal_note(&self, patient: &Id, body: &str, scope: Option<&str>, t: i64) -> Result<NoteRow> {
-        let sid = self.scope_id(scope.unwrap_or(SCOPE_CLINICAL))?;
-        let max = self.column(NOTES, "body")?.max_bytes;
-        if body.len() > max {
-            return Err(Error::TooLong {
-                field: "note",
-                len: body.len(),
-                max,
-            });
-        }
-        if body.trim().is_empty() {
-            return Err(Error::EmptyValue("note"));
-        }
-        let id = Id::random();
-        let ad = Self::note_ad(&id, patient, &self.user);
-        let body = self.seal(sid, "body", NOTES, &ad, body.as_bytes())?;
-        Ok(NoteRow {
-            id: id.0,
-            patient_id: patient.0,
-            scope_id: sid,
-            body,
-            author: self.user.clone(),
-            created_at: t,
-            seq: 0,
-        })
-    }
-
-    /// Opens one stored note: header, scope column against the header,
-    /// then the body. `Ok(None)`: a valid note this user holds no key for.
-    pub(crate) fn open_note(&self, r: &NoteRow) -> Result<Option<String>> {
-        let ad = Self::note_ad(&Id(r.id), &Id(r.patient_id), &r.author);
-        let cell = Self::note_cell(&ad);
-        let header = Header::parse(&r.body, &cell)?;
-        if header.scope != r.scope_id {
-            return Err(Error::Tampered {
-                table: NOTES,
-                column: "body",
-            });
-        }
-        match self.keys_for(header, &cell) {
-            Ok(_) => self.open_string(&cell, &r.body).map(Some),
-            Err(Error::NoAccess(_)) => Ok(None),
-            Err(e) => Err(e),
+        let row = self.check_note(*patient, body, scope)?;
+        match self.notes().await?.insert(&row).await {
+            Err(Error::NoSuchRow { .. }) => Err(Error::NoSuchPatient(patient.to_string())),
+            other => other,
         }
     }
 
-    /// The notes of a patient. With `scope`, only that scope's notes, and
-    /// `NoAccess` if the user holds no key for it; without, every note the
-    /// user can read, and a count of the others.
+    /// The notes of a patient, in the order written. With `scope`, only
+    /// that scope's notes, and `NoAccess` if the user holds no key for it;
+    /// without, every note the user can read, and a count of the others.
     pub async fn list_notes(&self, patient: &Id, scope: Option<&str>) -> Result<NoteList> {
         let filter = match scope {
             Some(s) => {
@@ -665,45 +417,40 @@ impl Session {
                 if !self.ks().current.contains_key(&sid) {
                     return Err(Error::NoAccess(self.scope_name(sid)));
                 }
-                Some(sid)
+                Some(self.scope_name(sid))
             }
             None => None,
         };
-        self.patient_row(patient).await?;
+        if self.patients().await?.get(*patient).await?.is_none() {
+            return Err(Error::NoSuchPatient(patient.to_string()));
+        }
+        // The row API checks every note is this patient's (a note of
+        // another authenticates under its own patient id, and is refused).
+        let mut rows = self.notes().await?.children(*patient).await?;
+        let order = |r: &Row| match (r.get("created_at"), r.get("seq")) {
+            (Some(Value::Integer(t)), Some(Value::Integer(s))) => (*t, *s),
+            _ => (i64::MAX, i64::MAX),
+        };
+        rows.sort_by_key(order);
         let mut notes = Vec::new();
         let mut withheld = 0;
-        let rows = self
-            .store
-            .select(
-                builtin::notes_of(self.store.dialect()),
-                vec![Value::Blob(patient.0.to_vec())],
-            )
-            .await?;
         for r in rows {
-            let r = sql::note_row(r)?;
-            if filter.is_some_and(|f| f != r.scope_id) {
+            if filter.is_some() && r.scope != filter {
                 continue;
             }
-            // The store was asked for this patient's notes: a note of
-            // another patient (it authenticates, under its own patient id)
-            // is tampering, never shown as this patient's.
-            if r.patient_id != patient.0 {
-                return Err(Error::Tampered {
-                    table: NOTES,
-                    column: "patient_id",
-                });
-            }
-            let Some(body) = self.open_note(&r)? else {
+            let (Some(Value::Text(body)), Some(Value::Text(author)), (created_at, _)) =
+                (r.get("body"), r.get("author"), order(&r))
+            else {
                 withheld += 1;
                 continue;
             };
             notes.push(Note {
-                id: Id(r.id),
+                id: r.id,
                 patient: *patient,
-                scope: self.scope_name(r.scope_id),
-                body,
-                author: r.author,
-                created_at: r.created_at,
+                scope: r.scope.clone().unwrap_or_default(),
+                body: body.clone(),
+                author: author.clone(),
+                created_at,
             });
         }
         Ok(NoteList { notes, withheld })
@@ -720,14 +467,14 @@ mod tests {
         EpochRow, GrantRow, NewScope, RowId, ScopeRow, Store, TableSpec, UserRow, Value,
     };
 
-    /// A server that answers for another patient than the one asked for:
-    /// the patient lookup returns the row of `patient_of` and the notes
-    /// query the notes of `notes_of` when set; with `repeat_rows`, every
-    /// row of every read comes twice. Everything else is passed on.
+    /// A server that answers for another row than the one asked for: in
+    /// reads of the table `patient_of.0` or `notes_of.0`, the id `.1` is
+    /// replaced by `.2`; with `repeat_rows`, every row of every read comes
+    /// twice. Everything else is passed on.
     struct Lying {
         inner: Arc<dyn Store>,
-        patient_of: Option<RowId>,
-        notes_of: Option<RowId>,
+        patient_of: Option<(&'static str, RowId, RowId)>,
+        notes_of: Option<(&'static str, RowId, RowId)>,
         repeat_rows: bool,
     }
 
@@ -744,10 +491,19 @@ mod tests {
         /// The statement's parameters, as this liar rewrites them.
         fn params(&self, q: &str, p: Vec<Value>) -> Vec<Value> {
             let d = self.inner.dialect();
-            match (self.patient_of, self.notes_of) {
-                (Some(other), _) if q == builtin::patient(d) => vec![Value::Blob(other.to_vec())],
-                (_, Some(other)) if q == builtin::notes_of(d) => vec![Value::Blob(other.to_vec())],
-                _ => p,
+            let swap = [self.patient_of, self.notes_of]
+                .into_iter()
+                .flatten()
+                .find(|(t, _, _)| q.contains(&format!("FROM {}", d.quote(t))));
+            match swap {
+                Some((_, asked, other)) => p
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Blob(b) if b == asked => Value::Blob(other.to_vec()),
+                        v => v,
+                    })
+                    .collect(),
+                None => p,
             }
         }
 
@@ -878,7 +634,8 @@ mod tests {
 
     /// Asked for patient A, a lying server answers with patient B's row
     /// and B's notes. Each authenticates (under B's id), so only the check
-    /// that the answer is for A keeps B's data from being shown as A's.
+    /// that the answer is for A keeps B's data from being shown as A's:
+    /// the answer is refused as a bad stored value.
     #[tokio::test]
     async fn an_answer_for_another_patient_is_tampering() {
         let dir = tempfile::tempdir().unwrap();
@@ -894,16 +651,17 @@ mod tests {
         s.add_note(&b, "B's note", None).await.unwrap();
         let honest = Arc::clone(&s.store);
         s.store = Arc::new(Lying {
-            patient_of: Some(b.0),
+            patient_of: Some(("patients", a.0, b.0)),
             ..Lying::new(&honest)
         });
         let err = s.get_patient(&a).await.unwrap_err();
         assert!(
             matches!(
                 err,
-                Error::Tampered {
+                Error::BadStoredValue {
                     table: "patients",
-                    column: "id"
+                    column: "id",
+                    ..
                 }
             ),
             "{err}"
@@ -911,22 +669,25 @@ mod tests {
         assert!(s.update_patient(&a, &new("Asked")).await.is_err());
         // The patient row answered honestly, the notes are B's.
         s.store = Arc::new(Lying {
-            notes_of: Some(b.0),
+            notes_of: Some(("notes", a.0, b.0)),
             ..Lying::new(&honest)
         });
         let err = s.list_notes(&a, None).await.unwrap_err();
         assert!(
             matches!(
                 err,
-                Error::Tampered {
+                Error::BadStoredValue {
                     table: "notes",
-                    column: "patient_id"
+                    column: "parent",
+                    ..
                 }
             ),
             "{err}"
         );
-        // Control: honest answers list both patients once.
+        // Control: honest answers give A, B's note to B, both patients once.
         s.store = Arc::new(Lying::new(&honest));
+        assert_eq!(s.get_patient(&a).await.unwrap().family_name, "Asked");
+        assert_eq!(s.list_notes(&b, None).await.unwrap().notes.len(), 1);
         assert_eq!(s.list_patients(None, 10).await.unwrap().patients.len(), 2);
         // A page with every patient twice: within the limit, but each would
         // be shown twice; and larger than asked (paging on it would never
@@ -1035,22 +796,24 @@ mod tests {
             })
             .await
             .unwrap();
-        let mut row = s.patient_row(&id).await.unwrap();
-        row.family_name = s
-            .seal(
-                s.identity().unwrap(),
-                "family_name",
-                PATIENTS,
-                &id.0,
-                &[0xff, 0xfe, 0x41],
-            )
-            .unwrap();
-        let d = s.store.dialect();
+        let scope = s.scope_id("identity").unwrap();
+        let (epoch, keys) = s.current_keys(scope).unwrap();
+        let padded = s
+            .column(PATIENTS, "family_name")
+            .unwrap()
+            .padding
+            .pad(&[0xff, 0xfe, 0x41]);
+        let cell = Cell {
+            table: PATIENTS,
+            column: "family_name",
+            row: &id.0,
+        };
+        let blob = keys.seal_v1(Header { scope, epoch }, &cell, &padded);
         let changed = s
             .store
             .write_all(vec![(
-                builtin::update_patient(d),
-                builtin::update_values(&row),
+                "UPDATE patients SET family_name = ? WHERE id = ?".into(),
+                vec![Value::Blob(blob), Value::Blob(id.0.to_vec())],
             )])
             .await
             .unwrap();

@@ -327,8 +327,8 @@ impl Session {
     ///   [`Error::FilledByMedvault`];
     /// - a patient's `sex` is one of `F`, `M`, `X`, `U` and the family name
     ///   is not empty, as for [`Session::insert_patient`];
-    /// - `notes` are read here and written with [`Session::add_note`]
-    ///   (writing them here is [`Error::ReadOnlyTable`]).
+    /// - `notes` are only added ([`Error::AppendOnly`]), numbered in the
+    ///   order written (`seq`).
     ///
     /// Columns an application added to `patients` (an insurance number)
     /// are read and written here.
@@ -353,6 +353,53 @@ impl Session {
             name: name.to_owned(),
             index_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+}
+
+impl Session {
+    /// Writes `chunks` chunks of statements, chunk `k` made by `make(k)`,
+    /// in one transaction: all or nothing. One chunk goes to the store
+    /// whole; more are streamed, so this core seals chunk k+1 while the
+    /// store writes chunk k on the other. An error of `make` rolls the
+    /// transaction back.
+    pub(crate) async fn write_chunks(
+        &self,
+        chunks: usize,
+        make: impl Fn(usize) -> Result<Vec<(String, Vec<StoreValue>)>>,
+    ) -> Result<()> {
+        if chunks <= 1 {
+            let statements = if chunks == 1 { make(0)? } else { Vec::new() };
+            if !statements.is_empty() {
+                self.store.write_all(statements).await?;
+            }
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let store = Arc::clone(&self.store);
+        let writer = crate::runtime::handle()?.spawn(async move { store.write_stream(rx).await });
+        let stopped = || Error::Store("a medvault worker task stopped".into());
+        let mut sealed = Ok(());
+        for k in 0..chunks {
+            match make(k) {
+                Ok(c) => {
+                    if tx.send(Some(c)).await.is_err() {
+                        break; // the writer stopped: its answer says why
+                    }
+                }
+                Err(e) => {
+                    sealed = Err(e);
+                    break;
+                }
+            }
+        }
+        if sealed.is_ok() {
+            // Commit; a writer that stopped already has its error.
+            let _ = tx.send(None).await;
+        }
+        drop(tx);
+        let written = writer.await.map_err(|_| stopped())?;
+        sealed?;
+        written.map(|_| ())
     }
 }
 
@@ -397,12 +444,13 @@ impl RowTable<'_> {
         Ok(out)
     }
 
-    /// The v1 cell of `column` in the built-in row `id` (not a note).
-    fn v1_cell<'a>(&self, column: &str, id: &'a RowId) -> envelope::Cell<'a> {
+    /// The v1 cell of `column` in a built-in row whose row component is
+    /// `row`.
+    fn v1_cell<'a>(&self, column: &str, row: &'a [u8]) -> envelope::Cell<'a> {
         envelope::Cell {
             table: self.decoder_names.0,
             column: schema::intern(column),
-            row: &id[..],
+            row,
         }
     }
 
@@ -556,13 +604,28 @@ impl RowTable<'_> {
             (false, Some(_)) => return Err(Error::Refused("this table has no per-row scope")),
             (false, None) => None,
         };
+        // The row component of a built-in table's envelopes (v1).
         let rule = t.cell_rule();
-        if rule == CellRule::V1Note {
-            return Err(Error::ReadOnlyTable(self.name.clone()));
-        }
+        let v1_row: Vec<u8> = match (rule, &row.parent, row.values.get("author")) {
+            (CellRule::V1Note, Some(p), Some(Value::Text(author))) => {
+                Session::note_ad(&Id(*id), p, author)
+            }
+            (CellRule::V1Note, _, _) => {
+                return Err(Error::MissingValue {
+                    table: self.name.clone(),
+                    column: "author".into(),
+                })
+            }
+            _ => id.to_vec(),
+        };
+        let numbered = t.numbered_column();
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         let null = Value::Null;
-        for c in &t.columns {
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| Some(c.name.as_str()) != numbered)
+        {
             cols.push(c.name.clone());
             let v = row.values.get(&c.name).unwrap_or(&null);
             if *v == Value::Null {
@@ -591,8 +654,7 @@ impl RowTable<'_> {
                     let header = Header { scope: sid, epoch };
                     vals.push(StoreValue::Blob(match rule {
                         CellRule::V2 => envelope::seal_cell(&keys.field, header, &cell, &padded),
-                        // Built-in `patients`: the row component is the id.
-                        _ => keys.seal_v1(header, &self.v1_cell(&c.name, id), &padded),
+                        _ => keys.seal_v1(header, &self.v1_cell(&c.name, &v1_row), &padded),
                     }));
                     canon.insert(&c.name, checked.canonical);
                 }
@@ -667,8 +729,8 @@ impl RowTable<'_> {
         created: bool,
     ) -> Result<()> {
         let t = self.t();
-        if t.cell_rule() == CellRule::V1Note {
-            return Err(Error::ReadOnlyTable(self.name.clone()));
+        if !created && t.cell_rule() == CellRule::V1Note {
+            return Err(Error::AppendOnly(self.name.clone()));
         }
         let filled = t.filled_columns();
         if filled.is_empty() {
@@ -685,7 +747,9 @@ impl RowTable<'_> {
             values.insert("author".into(), Value::Text(self.s.user.clone()));
             values.insert("created_at".into(), t_now.clone());
         }
-        values.insert("updated_at".into(), t_now);
+        if filled.contains(&"updated_at") {
+            values.insert("updated_at".into(), t_now);
+        }
         if let Some(Value::Text(sex)) = values.get("sex") {
             let code = sex.parse::<crate::records::Sex>()?.to_string();
             values.insert("sex".into(), Value::Text(code));
@@ -698,12 +762,17 @@ impl RowTable<'_> {
         Ok(())
     }
 
-    /// Inserts rows in one transaction (all or nothing); returns their ids
-    /// in order. Every row is checked and sealed before anything is
-    /// written.
-    pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+    /// The statements that insert `rows` as `ids` (one id per row): every
+    /// row checked (a built-in table's rules applied) and sealed, on every
+    /// core; the first bad row is the error. Parents are not checked.
+    pub(crate) fn seal_rows(
+        &self,
+        rows: &[NewRow],
+        ids: &[Id],
+    ) -> Result<Vec<(String, Vec<StoreValue>)>> {
+        let t = self.t();
         let filled: Vec<NewRow>;
-        let rows = if self.t().builtin {
+        let rows = if t.builtin {
             filled = rows
                 .iter()
                 .map(|r| {
@@ -717,79 +786,60 @@ impl RowTable<'_> {
         } else {
             rows
         };
-        let t = self.t();
-        let d = self.s.store.dialect();
+        let encoded = par_map(rows.iter().zip(ids).collect(), |(r, id)| {
+            self.encode(r, id.as_bytes(), &|_| true)
+        });
+        let mut cols = Vec::new();
+        let mut values = Vec::with_capacity(rows.len());
+        for e in encoded {
+            let (c, v) = e?;
+            cols = c;
+            values.push(v);
+        }
+        Ok(stmt::insert_rows(self.s.store.dialect(), t, &cols, values))
+    }
+
+    /// Checks that every parent `rows` name exists (`NoSuchRow`).
+    pub(crate) async fn check_parents(&self, rows: &[NewRow]) -> Result<()> {
+        let Some(p) = &self.t().parent else {
+            return Ok(());
+        };
         let mut parents: Vec<Id> = rows.iter().filter_map(|r| r.parent).collect();
         parents.sort();
         parents.dedup();
-        if let Some(p) = &t.parent {
-            for pid in &parents {
-                let found = self
-                    .s
-                    .store
-                    .select(
-                        stmt::exists(d, &p.table),
-                        vec![StoreValue::Blob(pid.as_bytes().to_vec())],
-                    )
-                    .await?;
-                if found.is_empty() {
-                    return Err(Error::NoSuchRow {
-                        table: p.table.clone(),
-                        id: pid.to_string(),
-                    });
-                }
+        let d = self.s.store.dialect();
+        for pid in &parents {
+            let found = self
+                .s
+                .store
+                .lookup(
+                    stmt::exists(d, &p.table),
+                    vec![StoreValue::Blob(pid.as_bytes().to_vec())],
+                )
+                .await?;
+            if found.is_empty() {
+                return Err(Error::NoSuchRow {
+                    table: p.table.clone(),
+                    id: pid.to_string(),
+                });
             }
         }
+        Ok(())
+    }
+
+    /// Inserts rows in one transaction (all or nothing); returns their ids
+    /// in order. Every row is checked and sealed before it is written, and
+    /// a bad row writes nothing.
+    pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+        self.check_parents(rows).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
-        if rows.len() <= STREAM_CHUNK {
-            // Sealed on every core; the first bad row is the error.
-            let encoded = par_map(rows.iter().zip(&ids).collect(), |(r, id)| {
-                self.encode(r, id.as_bytes(), &|_| true)
-            });
-            let mut statements = Vec::with_capacity(rows.len());
-            for e in encoded {
-                let (cols, vals) = e?;
-                statements.push((stmt::insert(d, t, &cols), vals));
-            }
-            self.s.store.write_all(statements).await?;
-            return Ok(ids);
-        }
-        // Many rows: one transaction fed chunk by chunk, so this core
-        // seals chunk k+1 while the store writes chunk k on the other.
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let store = Arc::clone(&self.s.store);
-        let writer = crate::runtime::handle()?.spawn(async move { store.write_stream(rx).await });
-        let stopped = || Error::Store("a medvault worker task stopped".into());
-        let mut sealed = Ok(());
-        for (rows, ids) in rows.chunks(STREAM_CHUNK).zip(ids.chunks(STREAM_CHUNK)) {
-            let chunk: Result<Vec<_>> = rows
-                .iter()
-                .zip(ids)
-                .map(|(r, id)| {
-                    let (cols, vals) = self.encode(r, id.as_bytes(), &|_| true)?;
-                    Ok((stmt::insert(d, t, &cols), vals))
-                })
-                .collect();
-            match chunk {
-                Ok(c) => {
-                    if tx.send(Some(c)).await.is_err() {
-                        break; // the writer stopped: its answer says why
-                    }
-                }
-                Err(e) => {
-                    sealed = Err(e);
-                    break;
-                }
-            }
-        }
-        if sealed.is_ok() {
-            // Commit; a writer that stopped already has its error.
-            let _ = tx.send(None).await;
-        }
-        drop(tx);
-        let written = writer.await.map_err(|_| stopped())?;
-        sealed?;
-        written?;
+        let chunks = rows.len().div_ceil(STREAM_CHUNK);
+        self.s
+            .write_chunks(chunks, |k| {
+                let range = k * STREAM_CHUNK..((k + 1) * STREAM_CHUNK).min(rows.len());
+                self.seal_rows(&rows[range.clone()], &ids[range])
+            })
+            .await?;
         Ok(ids)
     }
 
@@ -1382,7 +1432,7 @@ impl RowTable<'_> {
     /// there was none.
     pub async fn delete(&self, id: Id) -> Result<bool> {
         if self.t().cell_rule() == CellRule::V1Note {
-            return Err(Error::ReadOnlyTable(self.name.clone()));
+            return Err(Error::AppendOnly(self.name.clone()));
         }
         let d = self.s.store.dialect();
         let n = self
