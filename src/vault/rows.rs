@@ -268,11 +268,19 @@ impl ClassifyKind for serde_json::Error {
 /// and opening are CPU work, and a page of rows is enough of it to use the
 /// second core. Results keep the items' order.
 fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4);
-    if threads < 2 || items.len() < 64 {
+    if items.len() < 64 {
+        return items.into_iter().map(f).collect();
+    }
+    // Asked once: the standard library reads the cgroup files under /proc
+    // and /sys on every call, which cost more than a short lookup.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    });
+    if threads < 2 {
         return items.into_iter().map(f).collect();
     }
     let per = items.len().div_ceil(threads);
@@ -447,9 +455,16 @@ impl RowTable<'_> {
     /// The v1 cell of `column` in a built-in row whose row component is
     /// `row`.
     fn v1_cell<'a>(&self, column: &str, row: &'a [u8]) -> envelope::Cell<'a> {
+        let name = self
+            .decoder_names
+            .1
+            .iter()
+            .find(|n| **n == column)
+            .copied()
+            .unwrap_or_else(|| schema::intern(column));
         envelope::Cell {
             table: self.decoder_names.0,
-            column: schema::intern(column),
+            column: name,
             row,
         }
     }
@@ -1066,6 +1081,8 @@ impl RowTable<'_> {
         };
         for (k, c) in t.columns.iter().enumerate() {
             let i = at + k;
+            // The column's interned name (made once per table, not per cell).
+            let name = self.decoder_names.1.get(i).copied().unwrap_or("?");
             match &c.ty {
                 ColumnType::Plain(_) => {}
                 ColumnType::Encrypted(e) => {
@@ -1085,7 +1102,7 @@ impl RowTable<'_> {
                     };
                     let v1 = v1_row.as_deref().map(|row| envelope::Cell {
                         table: self.decoder_names.0,
-                        column: schema::intern(&c.name),
+                        column: name,
                         row,
                     });
                     let header = match &v1 {
@@ -1094,7 +1111,7 @@ impl RowTable<'_> {
                     };
                     let tampered = || Error::Tampered {
                         table: self.decoder_names.0,
-                        column: schema::intern(&c.name),
+                        column: name,
                     };
                     // The envelope's scope must be the column's (or the
                     // row's), and its epoch one the vault signed.
@@ -1117,18 +1134,18 @@ impl RowTable<'_> {
                     });
                     unpad(&mut plain).ok_or(Error::MalformedEnvelope {
                         table: self.decoder_names.0,
-                        column: schema::intern(&c.name),
+                        column: name,
                         reason: "bad padding",
                     })?;
                     let text = std::str::from_utf8(&plain).map_err(|_| Error::NotUtf8 {
                         table: self.decoder_names.0,
-                        column: schema::intern(&c.name),
+                        column: name,
                     })?;
                     let v = match e.kind {
                         Kind::Integer => {
                             Value::Integer(text.parse().map_err(|_| Error::MalformedEnvelope {
                                 table: self.decoder_names.0,
-                                column: schema::intern(&c.name),
+                                column: name,
                                 reason: "not a decimal integer",
                             })?)
                         }
