@@ -411,6 +411,10 @@ impl Session {
     }
 }
 
+/// Values medvault sets on a built-in row, by column, in place of the
+/// caller's ([`RowTable::builtin_rules`]).
+type Overrides = Vec<(&'static str, Value)>;
+
 /// A value checked against its column: what is stored or sealed, and the
 /// canonical form blind indexes are computed over.
 struct Checked {
@@ -577,20 +581,27 @@ impl RowTable<'_> {
     fn encode(
         &self,
         row: &NewRow,
+        overrides: &Overrides,
         id: &RowId,
         sized: &dyn Fn(&str) -> bool,
-    ) -> Result<(Vec<String>, Vec<StoreValue>)> {
+    ) -> Result<Vec<StoreValue>> {
         let t = self.t();
         for k in row.values.keys() {
             if t.column(k).is_none() {
                 return Err(self.unknown_column(k));
             }
         }
-        let mut cols = vec!["id".to_string()];
-        let mut vals = vec![StoreValue::Blob(id.to_vec())];
+        let value_of = |name: &str| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+                .or_else(|| row.values.get(name))
+        };
+        let mut vals = Vec::with_capacity(t.columns.len() + t.indexes.len() + 3);
+        vals.push(StoreValue::Blob(id.to_vec()));
         let parent: Vec<u8> = match (&t.parent, &row.parent) {
-            (Some(p), Some(pid)) => {
-                cols.push(p.column.clone());
+            (Some(_), Some(pid)) => {
                 vals.push(StoreValue::Blob(pid.as_bytes().to_vec()));
                 pid.as_bytes().to_vec()
             }
@@ -606,7 +617,6 @@ impl RowTable<'_> {
         let row_scope = match (t.row_scoped(), &row.scope) {
             (true, Some(name)) => {
                 let sid = self.s.scope_id(name)?;
-                cols.push("scope_id".into());
                 vals.push(StoreValue::Int(i64::from(sid)));
                 Some(sid)
             }
@@ -621,7 +631,7 @@ impl RowTable<'_> {
         };
         // The row component of a built-in table's envelopes (v1).
         let rule = t.cell_rule();
-        let v1_row: Vec<u8> = match (rule, &row.parent, row.values.get("author")) {
+        let v1_row: Vec<u8> = match (rule, &row.parent, value_of("author")) {
             (CellRule::V1Note, Some(p), Some(Value::Text(author))) => {
                 Session::note_ad(&Id(*id), p, author)
             }
@@ -641,8 +651,7 @@ impl RowTable<'_> {
             .iter()
             .filter(|c| Some(c.name.as_str()) != numbered)
         {
-            cols.push(c.name.clone());
-            let v = row.values.get(&c.name).unwrap_or(&null);
+            let v = value_of(&c.name).unwrap_or(&null);
             if *v == Value::Null {
                 if !c.optional {
                     return Err(Error::MissingValue {
@@ -676,7 +685,6 @@ impl RowTable<'_> {
             }
         }
         for (pos, i) in t.indexes.iter().enumerate() {
-            cols.push(i.name.clone());
             let parts: Option<Vec<&str>> = i
                 .over
                 .iter()
@@ -693,7 +701,26 @@ impl RowTable<'_> {
                 index::compute(&key, &parts, i.bits).as_bytes().to_vec(),
             ));
         }
-        Ok((cols, vals))
+        Ok(vals)
+    }
+
+    /// The columns [`RowTable::encode`] gives values for, in order: the
+    /// id, the parent, the row's scope, every column but a numbered one,
+    /// every index.
+    fn write_columns(&self) -> Vec<String> {
+        let t = self.t();
+        let numbered = t.numbered_column();
+        t.implied_columns()
+            .iter()
+            .map(|i| i.name().to_owned())
+            .chain(
+                t.columns
+                    .iter()
+                    .filter(|c| Some(c.name.as_str()) != numbered)
+                    .map(|c| c.name.clone()),
+            )
+            .chain(t.indexes.iter().map(|i| i.name.clone()))
+            .collect()
     }
 
     /// The index key of `index` under (scope, epoch), derived once.
@@ -734,22 +761,25 @@ impl RowTable<'_> {
 
     /// A built-in table's rules on the values of a row about to be
     /// written (`changed`: the columns the caller gave): no value for a
-    /// column medvault fills, which it fills (`created`: on an insert);
-    /// `patients.sex` one of its codes (stored in upper case), a family
-    /// name that is not empty. Declared tables have none.
+    /// column medvault fills; `patients.sex` one of its codes (stored in
+    /// upper case); a family name that is not empty. Returns the values
+    /// medvault sets, which take the place of the row's: the author and
+    /// creation time on an insert (`created`), the time of the change.
+    /// Declared tables have no rules.
     fn builtin_rules<'a>(
         &self,
-        values: &mut BTreeMap<String, Value>,
+        values: &BTreeMap<String, Value>,
         changed: impl IntoIterator<Item = &'a String>,
         created: bool,
-    ) -> Result<()> {
+    ) -> Result<Overrides> {
         let t = self.t();
         if !created && t.cell_rule() == CellRule::V1Note {
             return Err(Error::AppendOnly(self.name.clone()));
         }
         let filled = t.filled_columns();
+        let mut out = Overrides::new();
         if filled.is_empty() {
-            return Ok(());
+            return Ok(out);
         }
         if let Some(c) = changed.into_iter().find(|c| filled.contains(&c.as_str())) {
             return Err(Error::FilledByMedvault {
@@ -759,22 +789,24 @@ impl RowTable<'_> {
         }
         let t_now = Value::Integer(super::now());
         if created {
-            values.insert("author".into(), Value::Text(self.s.user.clone()));
-            values.insert("created_at".into(), t_now.clone());
+            out.push(("author", Value::Text(self.s.user.clone())));
+            out.push(("created_at", t_now.clone()));
         }
         if filled.contains(&"updated_at") {
-            values.insert("updated_at".into(), t_now);
+            out.push(("updated_at", t_now));
         }
         if let Some(Value::Text(sex)) = values.get("sex") {
             let code = sex.parse::<crate::records::Sex>()?.to_string();
-            values.insert("sex".into(), Value::Text(code));
+            if code != *sex {
+                out.push(("sex", Value::Text(code)));
+            }
         }
         if let Some(Value::Text(f)) = values.get("family_name") {
             if canonical::name(f).is_empty() {
                 return Err(Error::EmptyValue("family name"));
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The statements that insert `rows` as `ids` (one id per row): every
@@ -786,31 +818,19 @@ impl RowTable<'_> {
         ids: &[Id],
     ) -> Result<Vec<(String, Vec<StoreValue>)>> {
         let t = self.t();
-        let filled: Vec<NewRow>;
-        let rows = if t.builtin {
-            filled = rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    let given: Vec<String> = r.values.keys().cloned().collect();
-                    self.builtin_rules(&mut r.values, &given, true)?;
-                    Ok(r)
-                })
-                .collect::<Result<_>>()?;
-            &filled[..]
-        } else {
-            rows
-        };
         let encoded = par_map(rows.iter().zip(ids).collect(), |(r, id)| {
-            self.encode(r, id.as_bytes(), &|_| true)
+            let overrides = if t.builtin {
+                self.builtin_rules(&r.values, r.values.keys(), true)?
+            } else {
+                Overrides::new()
+            };
+            self.encode(r, &overrides, id.as_bytes(), &|_| true)
         });
-        let mut cols = Vec::new();
         let mut values = Vec::with_capacity(rows.len());
         for e in encoded {
-            let (c, v) = e?;
-            cols = c;
-            values.push(v);
+            values.push(e?);
         }
+        let cols = self.write_columns();
         Ok(stmt::insert_rows(self.s.store.dialect(), t, &cols, values))
     }
 
@@ -1429,10 +1449,15 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
-        if t.builtin {
-            self.builtin_rules(&mut next.values, changes.keys(), false)?;
-        }
-        let (cols, mut vals) = self.encode(&next, id.as_bytes(), &|c| changes.contains_key(c))?;
+        let overrides = if t.builtin {
+            self.builtin_rules(&next.values, changes.keys(), false)?
+        } else {
+            Overrides::new()
+        };
+        let mut vals = self.encode(&next, &overrides, id.as_bytes(), &|c| {
+            changes.contains_key(c)
+        })?;
+        let cols = self.write_columns();
         // Every column but the id, then the id for the WHERE clause.
         let id_value = vals.remove(0);
         vals.push(id_value);
