@@ -51,18 +51,40 @@ impl Checked {
 }
 
 impl super::EpochKeys {
+    /// The prepared key of a cell's column: at `at` in this epoch's list
+    /// when the caller knows where, else looked up by name.
+    fn prefix_of(&self, at: Option<usize>, cell: &Cell<'_>) -> Option<&envelope::Prefix> {
+        match at {
+            Some(i) => self.prefixes.get(i),
+            None => self.prefix(cell.table, cell.column),
+        }
+    }
+
     /// Seals `padded` into an envelope v1 bound to `cell` (FORMAT.md §1.1),
-    /// with the S2V prefix of its column when this epoch keeps one.
-    pub(super) fn seal_v1(&self, header: Header, cell: &Cell<'_>, padded: &[u8]) -> Vec<u8> {
-        match self.prefix(cell.table, cell.column) {
+    /// with the S2V prefix of its column (at `at`) when this epoch keeps
+    /// one.
+    pub(super) fn seal_v1(
+        &self,
+        at: Option<usize>,
+        header: Header,
+        cell: &Cell<'_>,
+        padded: &[u8],
+    ) -> Vec<u8> {
+        match self.prefix_of(at, cell) {
             Some(p) => envelope::seal_prepared(&self.field, p, header, cell, padded),
             None => envelope::seal(&self.field, header, cell, padded),
         }
     }
 
     /// Opens an envelope v1 bound to `cell` (still padded).
-    pub(super) fn open_v1(&self, header: Header, cell: &Cell<'_>, blob: &[u8]) -> Result<Vec<u8>> {
-        match self.prefix(cell.table, cell.column) {
+    pub(super) fn open_v1(
+        &self,
+        at: Option<usize>,
+        header: Header,
+        cell: &Cell<'_>,
+        blob: &[u8],
+    ) -> Result<Vec<u8>> {
+        match self.prefix_of(at, cell) {
             Some(p) => envelope::open_prepared(&self.field, p, header, cell, blob),
             None => envelope::open(&self.field, header, cell, blob),
         }
@@ -164,13 +186,13 @@ impl Session {
 
     /// A patient read by the row API, as the typed API shows it: every
     /// identity field readable (`NoAccess` otherwise), a known sex code.
-    fn patient_of(&self, r: &Row) -> Result<Patient> {
+    fn patient_of(&self, mut r: Row) -> Result<Patient> {
         if !r.withheld.is_empty() {
             return Err(Error::NoAccess(super::SCOPE_IDENTITY.into()));
         }
-        let text = |column: &'static str| -> Result<String> {
-            match r.get(column) {
-                Some(Value::Text(t)) => Ok(t.clone()),
+        let mut text = |column: &'static str| -> Result<String> {
+            match r.values.get_mut(column) {
+                Some(Value::Text(t)) => Ok(std::mem::take(t)),
                 _ => Err(Error::BadStoredValue {
                     table: PATIENTS,
                     column,
@@ -178,8 +200,13 @@ impl Session {
                 }),
             }
         };
+        let family_name = text("family_name")?;
+        let given_names = text("given_names")?;
+        let born = text("born")?;
+        let sex = text("sex")?;
+        let author = text("author")?;
         let int = |column: &'static str| -> Result<i64> {
-            match r.get(column) {
+            match r.values.get(column) {
                 Some(Value::Integer(i)) => Ok(*i),
                 _ => Err(Error::BadStoredValue {
                     table: PATIENTS,
@@ -188,18 +215,18 @@ impl Session {
                 }),
             }
         };
-        let sex = Sex::from_code(text("sex")?.as_bytes()).ok_or(Error::MalformedEnvelope {
+        let sex = Sex::from_code(sex.as_bytes()).ok_or(Error::MalformedEnvelope {
             table: PATIENTS,
             column: "sex",
             reason: "not a sex code",
         })?;
         Ok(Patient {
             id: r.id,
-            family_name: text("family_name")?,
-            given_names: text("given_names")?,
-            born: text("born")?,
+            family_name,
+            given_names,
+            born,
             sex,
-            author: text("author")?,
+            author,
             created_at: int("created_at")?,
             updated_at: int("updated_at")?,
         })
@@ -292,7 +319,7 @@ impl Session {
             .get(*id)
             .await?
             .ok_or_else(|| Error::NoSuchPatient(id.to_string()))?;
-        self.patient_of(&r)
+        self.patient_of(r)
     }
 
     /// Replaces a patient's identity fields (re-encrypted under the current
@@ -359,7 +386,7 @@ impl Session {
             })
         };
         let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
+        for r in rows {
             let p = self.patient_of(r)?;
             if want(&family, &p.family_name, false)
                 && want(&given, &p.given_names, false)
@@ -385,11 +412,12 @@ impl Session {
     pub async fn list_patients(&self, after: Option<&Id>, limit: u32) -> Result<PatientPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = self.patients().await?.list(after.copied(), limit).await?;
+        let full = rows.len() == limit as usize;
         let patients = rows
-            .iter()
+            .into_iter()
             .map(|r| self.patient_of(r))
             .collect::<Result<Vec<_>>>()?;
-        let next = if rows.len() == limit as usize {
+        let next = if full {
             patients.last().map(|p| p.id)
         } else {
             None
@@ -808,7 +836,7 @@ mod tests {
             column: "family_name",
             row: &id.0,
         };
-        let blob = keys.seal_v1(Header { scope, epoch }, &cell, &padded);
+        let blob = keys.seal_v1(None, Header { scope, epoch }, &cell, &padded);
         let changed = s
             .store
             .write_all(vec![(

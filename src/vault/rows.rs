@@ -320,6 +320,12 @@ pub struct RowTable<'s> {
     /// Index keys derived so far, by (scope, epoch, index position): one
     /// HKDF per key, not per row.
     index_keys: std::sync::Mutex<std::collections::HashMap<(u32, u32, usize), Arc<IndexKey>>>,
+    /// Per declared column: the id of its named scope, when the session
+    /// knew it at the table's making.
+    scope_ids: Vec<Option<u32>>,
+    /// Per declared column: the position of its prepared key in an epoch's
+    /// keys (the built-in schema's encrypted columns have one).
+    prefixes: Vec<Option<usize>>,
 }
 
 impl Session {
@@ -354,12 +360,41 @@ impl Session {
             Some(t) => stmt::read_columns(t),
             None => Vec::new(),
         };
+        // Per column, resolved once for the table rather than per cell:
+        // the scope id of a named scope, and the position of the column's
+        // prepared key (built-in columns) in each epoch's keys.
+        let (scope_ids, prefixes) = match schema.table(name) {
+            Some(t) => {
+                let ks = self.ks();
+                t.columns
+                    .iter()
+                    .map(|c| {
+                        let scope = match &c.ty {
+                            ColumnType::Encrypted(Encrypted {
+                                scope: ScopeRule::Named(n),
+                                ..
+                            }) => ks.scope_ids.get(n).copied(),
+                            _ => None,
+                        };
+                        let prefix = self
+                            .policy
+                            .columns
+                            .iter()
+                            .position(|p| p.table == t.name && p.column == c.name);
+                        (scope, prefix)
+                    })
+                    .unzip()
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(RowTable {
             s: self,
             decoder_names: (schema::intern(name), schema::intern_list(&names)),
             schema,
             name: name.to_owned(),
             index_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            scope_ids,
+            prefixes,
         })
     }
 }
@@ -646,10 +681,11 @@ impl RowTable<'_> {
         let numbered = t.numbered_column();
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         let null = Value::Null;
-        for c in t
+        for (k, c) in t
             .columns
             .iter()
-            .filter(|c| Some(c.name.as_str()) != numbered)
+            .enumerate()
+            .filter(|(_, c)| Some(c.name.as_str()) != numbered)
         {
             let v = value_of(&c.name).unwrap_or(&null);
             if *v == Value::Null {
@@ -666,7 +702,10 @@ impl RowTable<'_> {
                 ColumnType::Plain(p) => vals.push(self.plain_value(c, p, v)?),
                 ColumnType::Encrypted(e) => {
                     let checked = self.check_encrypted(c, e, v, sized(&c.name))?;
-                    let sid = self.scope_of(e, row_scope)?;
+                    let sid = match (&e.scope, self.scope_ids.get(k).copied().flatten()) {
+                        (ScopeRule::Named(_), Some(id)) => id,
+                        _ => self.scope_of(e, row_scope)?,
+                    };
                     let (epoch, keys) = self.s.current_keys(sid)?;
                     let padded = e.padding.pad(&checked.bytes);
                     let cell = CellAd {
@@ -678,7 +717,12 @@ impl RowTable<'_> {
                     let header = Header { scope: sid, epoch };
                     vals.push(StoreValue::Blob(match rule {
                         CellRule::V2 => envelope::seal_cell(&keys.field, header, &cell, &padded),
-                        _ => keys.seal_v1(header, &self.v1_cell(&c.name, &v1_row), &padded),
+                        _ => keys.seal_v1(
+                            self.prefixes.get(k).copied().flatten(),
+                            header,
+                            &self.v1_cell(&c.name, &v1_row),
+                            &padded,
+                        ),
                     }));
                     canon.insert(&c.name, checked.canonical);
                 }
@@ -1136,7 +1180,10 @@ impl RowTable<'_> {
                     // The envelope's scope must be the column's (or the
                     // row's), and its epoch one the vault signed.
                     let want = match &e.scope {
-                        ScopeRule::Named(n) => ks.scope_ids.get(n).copied(),
+                        ScopeRule::Named(n) => match self.scope_ids.get(k).copied().flatten() {
+                            Some(id) => Some(id),
+                            None => ks.scope_ids.get(n).copied(),
+                        },
                         ScopeRule::PerRow => row_scope,
                     };
                     if want != Some(header.scope)
@@ -1149,7 +1196,12 @@ impl RowTable<'_> {
                         continue;
                     };
                     let mut plain = Zeroizing::new(match &v1 {
-                        Some(v1) => keys.open_v1(header, v1, &blob)?,
+                        Some(v1) => keys.open_v1(
+                            self.prefixes.get(k).copied().flatten(),
+                            header,
+                            v1,
+                            &blob,
+                        )?,
                         None => envelope::open_cell(&keys.field, header, &cell, &blob)?,
                     });
                     unpad(&mut plain).ok_or(Error::MalformedEnvelope {
