@@ -3,7 +3,7 @@
 //! store, which only runs them. `?` placeholders in both dialects.
 
 use super::ddl::Dialect;
-use crate::schema::Table;
+use crate::schema::{Index, Table};
 use crate::store::Value;
 
 /// The columns a row is read with, in order: the implied columns, then the
@@ -192,6 +192,40 @@ pub fn exists(d: Dialect, table: &str) -> String {
     format!(
         "SELECT 1 FROM {} WHERE {} = ?",
         d.quote(table),
+        d.quote("id")
+    )
+}
+
+/// Up to `limit` rows in id order (after `id > ?` when `after`) whose
+/// `index` is NULL while every column it covers holds a value: the rows an
+/// index added over columns that held values already has yet to cover.
+pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {
+    let mut filter = vec![format!("{} IS NULL", d.quote(&index.name))];
+    filter.extend(
+        index
+            .over
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
+    );
+    if after {
+        filter.push(format!("{} > ?", d.quote("id")));
+    }
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
+        list(d, &read_columns(table)),
+        d.quote(&table.name),
+        filter.join(" AND "),
+        d.quote("id")
+    )
+}
+
+/// Sets `index` of the row `id = ?` to `?` where it is still NULL
+/// (parameters: the value, then the id).
+pub fn set_index(d: Dialect, table: &Table, index: &Index) -> String {
+    let i = d.quote(&index.name);
+    format!(
+        "UPDATE {} SET {i} = ? WHERE {} = ? AND {i} IS NULL",
+        d.quote(&table.name),
         d.quote("id")
     )
 }

@@ -1522,6 +1522,79 @@ impl RowTable<'_> {
         Ok(n.first().copied().unwrap_or(0) > 0)
     }
 
+    /// Computes the blind index `index` for the rows that hold values in
+    /// every column it covers but no index value yet (an index added over
+    /// columns that held values already), in pages of 500, each page in
+    /// one transaction; returns how many rows it filled. The values are
+    /// computed under the current epoch of the index's scope, which
+    /// `find` searches with the others. Run again, it goes on where it
+    /// stopped: a filled row is no longer selected.
+    pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
+        const PAGE: u32 = 500;
+        let t = self.t();
+        let Some(pos) = t.indexes.iter().position(|i| i.name == index) else {
+            return Err(self.unknown_column(index));
+        };
+        let idx = &t.indexes[pos];
+        let sid = self.index_scope(idx)?;
+        let mut key = None;
+        let d = self.s.store.dialect();
+        let mut filled = 0;
+        let mut after: Option<Id> = None;
+        loop {
+            let params = after
+                .iter()
+                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
+                .collect();
+            let rows = self
+                .s
+                .store
+                .select(stmt::unindexed(d, t, idx, after.is_some(), PAGE), params)
+                .await?;
+            self.check_page_len(rows.len(), PAGE)?;
+            let rows = self.open_page(rows, after, "each row once, in id order")?;
+            let Some(last) = rows.last() else {
+                return Ok(filled);
+            };
+            after = Some(last.id);
+            // The key is needed only when some row needs a value.
+            let key = match &key {
+                Some(k) => Arc::clone(k),
+                None => {
+                    let (epoch, keys) = self.s.current_keys(sid)?;
+                    let k = self.index_key(sid, epoch, &keys, (pos, &idx.name));
+                    key = Some(Arc::clone(&k));
+                    k
+                }
+            };
+            let mut statements = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut parts = Vec::with_capacity(idx.over.len());
+                for name in &idx.over {
+                    let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
+                        // Withheld: a key of the index's scope was held
+                        // above, so the row names another epoch.
+                        return Err(Error::NoAccess(self.s.scope_name(sid)));
+                    };
+                    let ColumnType::Encrypted(e) = &c.ty else {
+                        return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
+                    };
+                    parts.push(self.check_encrypted(c, e, v, false)?.canonical);
+                }
+                let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+                statements.push((
+                    stmt::set_index(d, t, idx),
+                    vec![
+                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec()),
+                        StoreValue::Blob(r.id.as_bytes().to_vec()),
+                    ],
+                ));
+            }
+            let changed = self.s.store.write_all(statements).await?;
+            filled += changed.iter().sum::<u64>();
+        }
+    }
+
     /// Deletes a row (and, through the database, its children); false if
     /// there was none.
     pub async fn delete(&self, id: Id) -> Result<bool> {

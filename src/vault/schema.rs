@@ -43,6 +43,9 @@ pub struct ApplyReport {
     pub version: u64,
     /// The changes made, in words (`add table allergies`, ...).
     pub changes: Vec<String>,
+    /// Rows whose value of a new blind index was computed (an index added
+    /// over columns that held values already).
+    pub indexed: u64,
 }
 
 /// The schema in force, as `schema show` prints it.
@@ -172,24 +175,10 @@ pub(crate) fn steps(
                     .ok_or_else(|| Error::Policy(format!("{t}.{column} is not declared")))?,
             }),
             Change::AddIndex { table: t, index } => {
+                // Over columns that held values already, the index is
+                // computed for every row after the change is stored
+                // (`Session::apply_schema`).
                 let nt = table(t)?;
-                let old_t = old.table(t);
-                let over_existing = nt.index(index).is_some_and(|i| {
-                    i.over
-                        .iter()
-                        .any(|c| old_t.is_some_and(|o| o.column(c).is_some()))
-                });
-                if over_existing {
-                    refuse.push(Problem {
-                        line: None,
-                        message: format!(
-                            "{t}.{index}: a new index over columns that hold values already \
-                             needs its values computed for every row, which this version \
-                             cannot do yet; index new columns only"
-                        ),
-                    });
-                    continue;
-                }
                 out.push(SchemaStep {
                     table: t.clone(),
                     done_when: Done::ColumnExists(index.clone()),
@@ -393,10 +382,46 @@ impl Session {
         let current = self.in_force();
         let changes = change::plan(&current.schema, &new)?;
         if changes.is_empty() {
+            // An apply cut short after its change was stored finishes here.
             return Ok(ApplyReport {
                 version: current.version(),
                 changes: Vec::new(),
+                indexed: self.fill_indexes(&new).await?,
             });
+        }
+        // A new index over columns that hold values is computed for every
+        // row, which needs the current key of its scope: refused before
+        // anything changes when this administrator does not hold it.
+        for c in &changes {
+            if let Change::AddIndex { table: t, index } = c {
+                let scope = new
+                    .table(t)
+                    .and_then(|nt| nt.index(index))
+                    .and_then(|i| new.table(t).and_then(|nt| nt.column(&i.over[0])))
+                    .and_then(|col| match &col.ty {
+                        ColumnType::Encrypted(crate::schema::Encrypted {
+                            scope: crate::schema::ScopeRule::Named(n),
+                            ..
+                        }) => Some(n.clone()),
+                        _ => None,
+                    });
+                // Over a column the table had before: rows may hold values.
+                let existing = new
+                    .table(t)
+                    .and_then(|nt| nt.index(index))
+                    .is_some_and(|i| {
+                        i.over.iter().any(|c| {
+                            current
+                                .schema
+                                .table(t)
+                                .is_some_and(|o| o.column(c).is_some())
+                        })
+                    });
+                if let (true, Some(n)) = (existing, scope) {
+                    let sid = self.scope_id(&n)?;
+                    self.current_keys(sid)?;
+                }
+            }
         }
         let steps = steps(&new, &current.schema, &changes, self.store.dialect())?;
         let mut row = PolicyRow {
@@ -417,6 +442,21 @@ impl Session {
         Ok(ApplyReport {
             version,
             changes: changes.iter().map(|c| c.to_string()).collect(),
+            indexed: self.fill_indexes(&self.schema()).await?,
         })
+    }
+
+    /// Computes the application's blind indexes for rows that hold values
+    /// in every column an index covers but no index value (an index added
+    /// over existing columns, or an apply cut short before it finished).
+    /// Returns the rows filled.
+    async fn fill_indexes(&self, schema: &Schema) -> Result<u64> {
+        let mut filled = 0;
+        for t in &schema.tables {
+            for i in t.indexes.iter().filter(|i| !i.builtin) {
+                filled += self.table(&t.name).await?.fill_index(&i.name).await?;
+            }
+        }
+        Ok(filled)
     }
 }

@@ -629,6 +629,12 @@ pub async fn run(cli: Cli) -> R {
                     s.user()
                 );
             }
+            if r.indexed > 0 {
+                println!(
+                    "blind-index values computed for {} existing row(s)",
+                    r.indexed
+                );
+            }
             Ok(())
         }
         Command::Schema(SchemaCmd::Migrate { dir }) => {
