@@ -267,6 +267,21 @@ pub enum Error {
         /// Column.
         column: String,
     },
+    /// A schema change was stored, but a blind index it added over
+    /// existing columns was not computed for every row.
+    #[error(
+        "schema version {version} is in force, but {index} is not computed for every row yet \
+         ({cause}); apply the same file again, as an administrator holding its scope's key, \
+         to finish"
+    )]
+    IndexNotFilled {
+        /// The version in force.
+        version: u64,
+        /// `table.index`.
+        index: String,
+        /// Why it stopped (no values).
+        cause: String,
+    },
     /// Rows of this table are never changed or deleted, only added
     /// (`notes`: a medical record is corrected by a new note).
     #[error("{0} are only ever added: a row is not changed or deleted")]

@@ -12,6 +12,7 @@ per_store!(
     a_stored_schema_altered_by_sql_refuses_every_login,
     a_refused_change_changes_nothing,
     a_new_index_over_existing_values_is_computed_for_every_row,
+    an_index_that_cannot_be_computed_says_the_schema_is_in_force,
     only_administrators_apply,
     a_table_dropped_behind_medvaults_back_is_reported,
     copy_moves_application_tables_and_verify_reads_them,
@@ -679,4 +680,45 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
     );
     assert_eq!(found("250 mg").await, [ids[1]]);
     assert!(a.verify_store().await.unwrap().problems.is_empty());
+}
+
+/// A row whose covered cell does not open (moved from another row by the
+/// database) stops the computation of a new index: the change is stored,
+/// and the error says so and how to finish.
+async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture) {
+    use medvault::vault::rows::NewRow;
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("prescriptions").await.unwrap();
+    let rx = |dosage: &str| {
+        NewRow::child_of(p)
+            .set("drug", "Amoxicillin")
+            .set("dosage", dosage)
+            .set("started_on", "2024-01-02")
+    };
+    let ids = t.insert_many(&[rx("500 mg"), rx("250 mg")]).await.unwrap();
+    drop(t);
+    f.exec(
+        "UPDATE prescriptions SET dosage = (SELECT s FROM (SELECT dosage AS s FROM prescriptions WHERE id = ?) AS o) WHERE id = ?",
+        vec![
+            Val::B(ids[0].as_bytes().to_vec()),
+            Val::B(ids[1].as_bytes().to_vec()),
+        ],
+    )
+    .await;
+    let late_index = format!(
+        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
+    );
+    let err = a.apply_schema(&late_index).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexNotFilled { version: 2, index, .. } if index == "prescriptions.bi_dosage"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("mg"), "{err}");
+    assert_eq!(a.policy_info().version, 2);
+    assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 2);
 }

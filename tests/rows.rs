@@ -20,6 +20,7 @@ per_store!(
     many_rows_stream_in_one_transaction,
     patients_are_served_by_the_row_api_with_their_own_rules,
     built_in_cells_moved_across_rows_are_tampered,
+    a_patient_column_of_another_scope_does_not_block_the_patient_api,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -739,4 +740,58 @@ async fn built_in_cells_moved_across_rows_are_tampered(f: Fixture) {
     )
     .await;
     assert!(notes.get(n).await.unwrap().is_some());
+}
+
+/// A column an application adds to `patients` under another scope
+/// (billing): a clinician without that scope still reads, finds, lists
+/// and updates patients, and the billing value is kept as stored; changing
+/// it is `NoAccess`.
+async fn a_patient_column_of_another_scope_does_not_block_the_patient_api(f: Fixture) {
+    let (a, p) = setup(&f).await;
+    let with_billing = format!(
+        "{EMR}\n[[column]]\ntable = \"patients\"\ncolumn = \"billing_ref\"\nscope = \"billing\"\n\
+         kind = \"code\"\nmax_bytes = 32\npadding = {{ block = 32 }}\noptional = true\n"
+    );
+    a.apply_schema(&with_billing).await.unwrap();
+    let mut set = std::collections::BTreeMap::new();
+    set.insert("billing_ref".to_string(), Value::from("INV-2024-17"));
+    let pt = a.table("patients").await.unwrap();
+    assert!(pt.update(p, &set).await.unwrap());
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    // Control: the column is withheld from the clinician.
+    let row = doc
+        .table("patients")
+        .await
+        .unwrap()
+        .get(p)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.withheld, ["billing_ref"]);
+    assert_eq!(doc.get_patient(&p).await.unwrap().family_name, "Dupont");
+    let q = medvault::PatientQuery {
+        family_name: Some("dupont".into()),
+        ..Default::default()
+    };
+    assert_eq!(doc.find_patients(&q).await.unwrap().len(), 1);
+    assert_eq!(doc.list_patients(None, 10).await.unwrap().patients.len(), 1);
+    doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
+        .await
+        .unwrap();
+    let err = doc
+        .table("patients")
+        .await
+        .unwrap()
+        .update(p, &set)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NoAccess(s) if s == "billing"),
+        "{err}"
+    );
+    // The billing value is as the admin stored it; the update is there.
+    let row = pt.get(p).await.unwrap().unwrap();
+    assert_eq!(row.text("billing_ref"), Some("INV-2024-17"));
+    assert_eq!(row.text("given_names"), Some("Jean-Marc"));
+    assert!(a.verify_store().await.unwrap().problems.is_empty());
 }

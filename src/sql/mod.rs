@@ -224,35 +224,6 @@ pub fn copy_order(schema: &crate::schema::Schema) -> Vec<TableSpec> {
     out
 }
 
-/// Checks a page a store answered for "up to `limit` rows of `table` in id
-/// order after `after`": at most `limit` rows, each id greater than
-/// `after` and than the one before it. A store that repeats a row would
-/// show it twice; one that overfills or goes back would keep a caller's
-/// paging loop going forever.
-pub fn check_page<'a>(
-    table: &'static str,
-    after: Option<&[u8]>,
-    limit: u32,
-    ids: impl ExactSizeIterator<Item = &'a [u8]>,
-) -> Result<()> {
-    let bad = || crate::error::Error::BadStoredValue {
-        table,
-        column: "id",
-        expected: "a page of increasing ids after the one asked for, no larger than asked",
-    };
-    if ids.len() > limit as usize {
-        return Err(bad());
-    }
-    let mut last = after;
-    for id in ids {
-        if last.is_some_and(|l| id <= l) {
-            return Err(bad());
-        }
-        last = Some(id);
-    }
-    Ok(())
-}
-
 /// Plain column list of a table (`a, b, c`), for statements.
 pub fn column_list(t: &TableSpec) -> String {
     t.columns.join(", ")

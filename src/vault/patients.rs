@@ -25,6 +25,9 @@ use crate::records::{
 const PATIENTS: &str = "patients";
 const NOTES: &str = "notes";
 
+/// A patient's own encrypted fields (all under `identity`).
+const IDENTITY_FIELDS: [&str; 4] = ["family_name", "given_names", "born", "sex"];
+
 /// Largest page [`Session::list_patients`] returns.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -187,7 +190,12 @@ impl Session {
     /// A patient read by the row API, as the typed API shows it: every
     /// identity field readable (`NoAccess` otherwise), a known sex code.
     fn patient_of(&self, mut r: Row) -> Result<Patient> {
-        if !r.withheld.is_empty() {
+        // Columns an application added under another scope may be
+        // withheld; the patient's own fields are all under `identity`.
+        if r.withheld
+            .iter()
+            .any(|c| IDENTITY_FIELDS.contains(&c.as_str()))
+        {
             return Err(Error::NoAccess(super::SCOPE_IDENTITY.into()));
         }
         let mut text = |column: &'static str| -> Result<String> {

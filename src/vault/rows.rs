@@ -617,6 +617,7 @@ impl RowTable<'_> {
         &self,
         row: &NewRow,
         overrides: &Overrides,
+        kept: &[&str],
         id: &RowId,
         sized: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<StoreValue>> {
@@ -687,6 +688,11 @@ impl RowTable<'_> {
             .enumerate()
             .filter(|(_, c)| Some(c.name.as_str()) != numbered)
         {
+            if kept.contains(&c.name.as_str()) {
+                // Left as stored by an update (the caller drops it).
+                vals.push(StoreValue::Null);
+                continue;
+            }
             let v = value_of(&c.name).unwrap_or(&null);
             if *v == Value::Null {
                 if !c.optional {
@@ -868,7 +874,7 @@ impl RowTable<'_> {
             } else {
                 Overrides::new()
             };
-            self.encode(r, &overrides, id.as_bytes(), &|_| true)
+            self.encode(r, &overrides, &[], id.as_bytes(), &|_| true)
         });
         let mut values = Vec::with_capacity(rows.len());
         for e in encoded {
@@ -1471,15 +1477,32 @@ impl RowTable<'_> {
         let Some(old) = self.get(id).await? else {
             return Ok(false);
         };
-        if let Some(c) = old.withheld.first() {
-            let scope = match t.column(c).map(|c| &c.ty) {
-                Some(ColumnType::Encrypted(Encrypted {
-                    scope: ScopeRule::Named(n),
-                    ..
-                })) => n.clone(),
-                _ => old.scope.clone().unwrap_or_default(),
-            };
-            return Err(Error::NoAccess(scope));
+        // A withheld column (a scope this user holds no key for) is left
+        // as stored, with the indexes over it; changing it, or a column an
+        // index shares with it, is not this user's to do.
+        let mut kept: Vec<&str> = Vec::new();
+        for w in &old.withheld {
+            let shares_index = t
+                .indexes
+                .iter()
+                .any(|i| i.over.contains(w) && i.over.iter().any(|c| changes.contains_key(c)));
+            if changes.contains_key(w) || shares_index {
+                let scope = match t.column(w).map(|c| &c.ty) {
+                    Some(ColumnType::Encrypted(Encrypted {
+                        scope: ScopeRule::Named(n),
+                        ..
+                    })) => n.clone(),
+                    _ => old.scope.clone().unwrap_or_default(),
+                };
+                return Err(Error::NoAccess(scope));
+            }
+            kept.push(w);
+            kept.extend(
+                t.indexes
+                    .iter()
+                    .filter(|i| i.over.contains(w))
+                    .map(|i| i.name.as_str()),
+            );
         }
         // The parent and scope are re-sealed as read: something sealed
         // must vouch for them, or a row the database moved would be
@@ -1506,18 +1529,24 @@ impl RowTable<'_> {
         } else {
             Overrides::new()
         };
-        let mut vals = self.encode(&next, &overrides, id.as_bytes(), &|c| {
+        let vals = self.encode(&next, &overrides, &kept, id.as_bytes(), &|c| {
             changes.contains_key(c)
         })?;
-        let cols = self.write_columns();
+        let (mut cols, mut vals): (Vec<String>, Vec<StoreValue>) = self
+            .write_columns()
+            .into_iter()
+            .zip(vals)
+            .filter(|(c, _)| !kept.contains(&c.as_str()))
+            .unzip();
         // Every column but the id, then the id for the WHERE clause.
+        cols.remove(0);
         let id_value = vals.remove(0);
         vals.push(id_value);
         let d = self.s.store.dialect();
         let n = self
             .s
             .store
-            .write_all(vec![(stmt::update(d, t, &cols[1..]), vals)])
+            .write_all(vec![(stmt::update(d, t, &cols), vals)])
             .await?;
         Ok(n.first().copied().unwrap_or(0) > 0)
     }

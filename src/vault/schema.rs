@@ -383,12 +383,23 @@ impl Session {
         let changes = change::plan(&current.schema, &new)?;
         if changes.is_empty() {
             // An apply cut short after its change was stored finishes here.
+            let all: Vec<(String, String)> = new
+                .tables
+                .iter()
+                .flat_map(|t| {
+                    t.indexes
+                        .iter()
+                        .filter(|i| !i.builtin)
+                        .map(|i| (t.name.clone(), i.name.clone()))
+                })
+                .collect();
             return Ok(ApplyReport {
                 version: current.version(),
                 changes: Vec::new(),
-                indexed: self.fill_indexes(&new).await?,
+                indexed: self.fill_indexes(current.version(), &all).await?,
             });
         }
+        let mut to_fill: Vec<(String, String)> = Vec::new();
         // A new index over columns that hold values is computed for every
         // row, which needs the current key of its scope: refused before
         // anything changes when this administrator does not hold it.
@@ -420,6 +431,7 @@ impl Session {
                 if let (true, Some(n)) = (existing, scope) {
                     let sid = self.scope_id(&n)?;
                     self.current_keys(sid)?;
+                    to_fill.push((t.clone(), index.clone()));
                 }
             }
         }
@@ -442,20 +454,27 @@ impl Session {
         Ok(ApplyReport {
             version,
             changes: changes.iter().map(|c| c.to_string()).collect(),
-            indexed: self.fill_indexes(&self.schema()).await?,
+            indexed: self.fill_indexes(version, &to_fill).await?,
         })
     }
 
-    /// Computes the application's blind indexes for rows that hold values
-    /// in every column an index covers but no index value (an index added
-    /// over existing columns, or an apply cut short before it finished).
-    /// Returns the rows filled.
-    async fn fill_indexes(&self, schema: &Schema) -> Result<u64> {
+    /// Computes the blind indexes `(table, index)` for rows that hold
+    /// values in every column an index covers but no index value (an index
+    /// added over existing columns, or an apply cut short before it
+    /// finished). Returns the rows filled; a failure is
+    /// [`Error::IndexNotFilled`], the schema `version` being in force.
+    async fn fill_indexes(&self, version: u64, indexes: &[(String, String)]) -> Result<u64> {
         let mut filled = 0;
-        for t in &schema.tables {
-            for i in t.indexes.iter().filter(|i| !i.builtin) {
-                filled += self.table(&t.name).await?.fill_index(&i.name).await?;
-            }
+        for (t, i) in indexes {
+            let done = match self.table(t).await {
+                Ok(rows) => rows.fill_index(i).await,
+                Err(e) => Err(e),
+            };
+            filled += done.map_err(|e| Error::IndexNotFilled {
+                version,
+                index: format!("{t}.{i}"),
+                cause: e.to_string(),
+            })?;
         }
         Ok(filled)
     }

@@ -266,7 +266,9 @@ impl Session {
         // Every table of the schema, the built-in ones with the columns an
         // application added to them: every row opened (headers, scopes,
         // epochs, the readable fields), every blind index this user can
-        // recompute compared, under the epoch its cells were sealed in.
+        // recompute compared (a value under any epoch of its scope this
+        // user holds is accepted: an index filled after the fact uses the
+        // epoch current then).
         for t in schema.tables.iter() {
             let spec = crate::sql::table_spec(t);
             r.tables.push((t.name.clone(), s.count(&spec).await?));
