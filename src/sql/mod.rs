@@ -7,6 +7,7 @@
 
 pub mod ddl;
 pub mod decode;
+pub mod keys;
 pub mod rows;
 
 use crate::error::Result;

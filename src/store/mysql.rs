@@ -21,7 +21,7 @@ use super::{
     StoredColumn, TableSpec, UserRow, Value,
 };
 use crate::error::{Error, Result};
-use crate::sql::{self, Cell};
+use crate::sql::{self, keys, Cell};
 
 mod embedded {
     refinery::embed_migrations!("migrations/mysql");
@@ -132,19 +132,18 @@ impl MysqlStore {
         }
         let e = |x| store.err(x);
         for (k, v) in &genesis.meta {
-            tx.exec_drop(
-                "INSERT INTO vault_meta (`key`, value) VALUES (?, ?)",
-                (k, v),
-            )
-            .await
-            .map_err(e)?;
+            tx.exec_drop(keys::INSERT_META, (k, v)).await.map_err(e)?;
         }
         insert_user(&mut tx, &genesis.admin).await.map_err(e)?;
         for s in &genesis.scopes {
-            insert_scope(&mut tx, s).await.map_err(e)?;
+            tx.exec_drop(keys::INSERT_SCOPE, my_params(&keys::scope_values(s)))
+                .await
+                .map_err(e)?;
         }
         for ep in &genesis.epochs {
-            insert_epoch(&mut tx, ep).await.map_err(e)?;
+            tx.exec_drop(keys::INSERT_EPOCH, my_params(&keys::epoch_values(ep)))
+                .await
+                .map_err(e)?;
         }
         for g in &genesis.grants {
             put_grant(&mut tx, g).await.map_err(e)?;
@@ -396,42 +395,15 @@ async fn migrate_locked(
 }
 
 async fn insert_user<Q: Queryable>(q: &mut Q, u: &UserRow) -> mysql_async::Result<()> {
-    q.exec_drop(
-        "INSERT INTO users (name, role, status, cert, locked_key, certifier, signed_at, signature)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            &u.name,
-            &u.role,
-            &u.status,
-            &u.cert,
-            &u.locked_key,
-            &u.certifier,
-            u.signed_at,
-            &u.signature,
-        ),
-    )
-    .await
-}
-
-async fn insert_scope<Q: Queryable>(q: &mut Q, s: &ScopeRow) -> mysql_async::Result<()> {
-    q.exec_drop(
-        "INSERT INTO scopes (id, name, owner) VALUES (?, ?, ?)",
-        (s.id, &s.name, &s.owner),
-    )
-    .await
-}
-
-async fn insert_epoch<Q: Queryable>(q: &mut Q, e: &EpochRow) -> mysql_async::Result<()> {
-    q.exec_drop(
-        "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature) VALUES (?, ?, ?, ?, ?, ?)",
-        (e.scope_id, e.epoch, &e.state, &e.commitment, &e.creator, &e.signature),
-    )
-    .await
+    q.exec_drop(keys::INSERT_USER, my_params(&keys::user_values(u)))
+        .await
 }
 
 async fn insert_new_scope<Q: Queryable>(q: &mut Q, s: &NewScope) -> mysql_async::Result<()> {
-    insert_scope(q, &s.scope).await?;
-    insert_epoch(q, &s.epoch).await?;
+    q.exec_drop(keys::INSERT_SCOPE, my_params(&keys::scope_values(&s.scope)))
+        .await?;
+    q.exec_drop(keys::INSERT_EPOCH, my_params(&keys::epoch_values(&s.epoch)))
+        .await?;
     for g in &s.grants {
         put_grant(q, g).await?;
     }
@@ -439,12 +411,8 @@ async fn insert_new_scope<Q: Queryable>(q: &mut Q, s: &NewScope) -> mysql_async:
 }
 
 async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result<()> {
-    q.exec_drop(
-        "REPLACE INTO grants (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (g.scope_id, g.epoch, &g.grantee, &g.rights, &g.wrapped, &g.granter, g.signed_at, &g.signature),
-    )
-    .await
+    q.exec_drop(keys::PUT_GRANT, my_params(&keys::grant_values(g)))
+        .await
 }
 
 /// The cells of a row, as the driver returned them: cannot fail on the
@@ -479,9 +447,7 @@ async fn apply_locked(
     // Another administrator may have applied since this one read the
     // version in force: checked under the lock, before any DDL.
     if let Some(row) = row {
-        let got: Option<mysql_async::Row> = c
-            .query_first("SELECT COALESCE(MAX(version), 0) FROM policies")
-            .await?;
+        let got: Option<mysql_async::Row> = c.query_first(keys::MAX_POLICY_VERSION).await?;
         let latest = got
             .map(cells)
             .map(|cl| sql::single_int::<u64>("policies", cl))
@@ -500,18 +466,8 @@ async fn apply_locked(
         .partition(|s| matches!(s.done_when, Done::ColumnAbsent(_)));
     run_steps(c, &adds).await?;
     if let Some(row) = row {
-        c.exec_drop(
-            "INSERT INTO policies (version, text, signer, signed_at, signature)
-             VALUES (?, ?, ?, ?, ?)",
-            (
-                row.version,
-                row.text.clone(),
-                row.signer.clone(),
-                row.signed_at,
-                row.signature.clone(),
-            ),
-        )
-        .await?;
+        let values = keys::policy_values(row).map_err(TxError::Vault)?;
+        c.exec_drop(keys::INSERT_POLICY, my_params(&values)).await?;
     }
     run_steps(c, &drops).await
 }
@@ -621,12 +577,8 @@ impl Store for MysqlStore {
     }
 
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
-        let stmt = format!(
-            "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",
-            sql::column_list(&sql::POLICIES)
-        );
         Ok(self
-            .fetch(&stmt, (), sql::policy_row)
+            .fetch(&keys::latest_policy(), (), sql::policy_row)
             .await?
             .into_iter()
             .next())
@@ -658,21 +610,13 @@ impl Store for MysqlStore {
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let rows = self
-            .fetch(
-                "SELECT value FROM vault_meta WHERE `key` = ?",
-                (key,),
-                sql::meta_value,
-            )
+            .fetch(keys::META_VALUE, (key,), sql::meta_value)
             .await?;
         Ok(rows.into_iter().next())
     }
 
     async fn users(&self) -> Result<Vec<UserRow>> {
-        let stmt = format!(
-            "SELECT {} FROM users ORDER BY name",
-            sql::column_list(&sql::USERS)
-        );
-        self.fetch(&stmt, (), sql::user_row).await
+        self.fetch(&keys::users(), (), sql::user_row).await
     }
 
     async fn insert_user(&self, row: &UserRow, personal: &NewScope) -> Result<()> {
@@ -684,10 +628,7 @@ impl Store for MysqlStore {
             Box::pin(async move {
                 let row = &row;
                 let exists: Option<mysql_async::Row> = tx
-                    .exec_first(
-                        "SELECT 1 FROM users WHERE name = ? FOR UPDATE",
-                        (&row.name,),
-                    )
+                    .exec_first(keys::user_exists(Dialect::Mysql), (&row.name,))
                     .await?;
                 if exists.is_some() {
                     return Err(TxError::Vault(Error::UserExists(row.name.clone())));
@@ -706,16 +647,15 @@ impl Store for MysqlStore {
             let row = row.clone();
             Box::pin(async move {
                 tx.exec_drop(
-                    "UPDATE users SET role = ?, status = ?, cert = ?, locked_key = ?, certifier = ?,
-                     signed_at = ?, signature = ? WHERE name = ?",
-                    (&row.role, &row.status, &row.cert, &row.locked_key, &row.certifier, row.signed_at, &row.signature, &row.name),
+                    keys::UPDATE_USER,
+                    my_params(&keys::user_update_values(&row)),
                 )
                 .await?;
                 if tx.affected_rows() == 0 {
                     return Err(TxError::Vault(Error::UnknownUser(row.name.clone())));
                 }
                 if row.status == "disabled" {
-                    tx.exec_drop("DELETE FROM grants WHERE grantee = ?", (&row.name,)).await?;
+                    tx.exec_drop(keys::DELETE_GRANTS_TO, (&row.name,)).await?;
                 }
                 Ok(())
             })
@@ -724,28 +664,16 @@ impl Store for MysqlStore {
     }
 
     async fn scopes(&self) -> Result<Vec<ScopeRow>> {
-        self.fetch(
-            "SELECT id, name, owner FROM scopes ORDER BY id",
-            (),
-            sql::scope_row,
-        )
-        .await
+        self.fetch(keys::SCOPES, (), sql::scope_row).await
     }
 
     async fn epochs(&self) -> Result<Vec<EpochRow>> {
-        let stmt = format!(
-            "SELECT {} FROM epochs ORDER BY scope_id, epoch",
-            sql::column_list(&sql::EPOCHS)
-        );
-        self.fetch(&stmt, (), sql::epoch_row).await
+        self.fetch(&keys::epochs(), (), sql::epoch_row).await
     }
 
     async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>> {
-        let stmt = format!(
-            "SELECT {} FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
-            sql::column_list(&sql::GRANTS)
-        );
-        self.fetch(&stmt, (grantee,), sql::grant_row).await
+        self.fetch(&keys::grants_to(), (grantee,), sql::grant_row)
+            .await
     }
 
     async fn insert_scope(&self, scope: &NewScope) -> Result<()> {
@@ -775,11 +703,8 @@ impl Store for MysqlStore {
     }
 
     async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
-        let stmt = format!(
-            "SELECT {} FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
-            sql::column_list(&sql::GRANTS)
-        );
-        self.fetch(&stmt, (granter,), sql::grant_row).await
+        self.fetch(&keys::grants_by(), (granter,), sql::grant_row)
+            .await
     }
 
     async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
@@ -787,11 +712,8 @@ impl Store for MysqlStore {
         self.write(move |tx| {
             let e = e.clone();
             Box::pin(async move {
-                tx.exec_drop(
-                    "UPDATE epochs SET creator = ?, signature = ? WHERE scope_id = ? AND epoch = ?",
-                    (&e.creator, &e.signature, e.scope_id, e.epoch),
-                )
-                .await?;
+                tx.exec_drop(keys::RESIGN_EPOCH, my_params(&keys::resign_values(&e)))
+                    .await?;
                 Ok(())
             })
         })
@@ -803,11 +725,8 @@ impl Store for MysqlStore {
         self.write(move |tx| {
             let grantee = grantee.clone();
             Box::pin(async move {
-                tx.exec_drop(
-                    "DELETE FROM grants WHERE scope_id = ? AND grantee = ?",
-                    (scope_id, grantee),
-                )
-                .await?;
+                tx.exec_drop(keys::DELETE_GRANTS, (scope_id, grantee))
+                    .await?;
                 Ok(tx.affected_rows() as usize)
             })
         })
@@ -815,11 +734,7 @@ impl Store for MysqlStore {
     }
 
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
-        let stmt = format!(
-            "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
-            sql::column_list(&sql::GRANTS)
-        );
-        self.fetch(&stmt, (), sql::grant_row).await
+        self.fetch(&keys::grants_all(), (), sql::grant_row).await
     }
 
     async fn export(

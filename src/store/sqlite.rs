@@ -20,7 +20,7 @@ use super::{
 use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
-use crate::sql::{self, Cell};
+use crate::sql::{self, keys, Cell};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -186,18 +186,21 @@ impl SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| sql_err(path, e))?;
             for (k, v) in &genesis.meta {
-                tx.execute(
-                    "INSERT INTO vault_meta (key, value) VALUES (?1, ?2)",
-                    params![k, v],
+                exec(
+                    &tx,
+                    keys::INSERT_META,
+                    &[Value::Text(k.clone()), Value::Blob(v.clone())],
                 )
                 .map_err(|e| sql_err(path, e))?;
             }
             insert_user_row(&tx, &genesis.admin).map_err(|e| sql_err(path, e))?;
             for s in &genesis.scopes {
-                insert_scope_row(&tx, s).map_err(|e| sql_err(path, e))?;
+                exec(&tx, keys::INSERT_SCOPE, &keys::scope_values(s))
+                    .map_err(|e| sql_err(path, e))?;
             }
             for ep in &genesis.epochs {
-                insert_epoch_row(&tx, ep).map_err(|e| sql_err(path, e))?;
+                exec(&tx, keys::INSERT_EPOCH, &keys::epoch_values(ep))
+                    .map_err(|e| sql_err(path, e))?;
             }
             for g in &genesis.grants {
                 put_grant_row(&tx, g).map_err(|e| sql_err(path, e))?;
@@ -242,9 +245,13 @@ impl SqliteStore {
             let mut conn = open_keyed(path, &key, true).map_err(|e| sql_err(path, e))?;
             configure(&conn).map_err(|e| sql_err(path, e))?;
             migrate(&mut conn)?;
-            conn.execute(
-                "INSERT INTO vault_meta (key, value) VALUES ('vault_id', ?1)",
-                [&vault_id[..]],
+            exec(
+                &conn,
+                keys::INSERT_META,
+                &[
+                    Value::Text("vault_id".into()),
+                    Value::Blob(vault_id.to_vec()),
+                ],
             )
             .map_err(|e| sql_err(path, e))?;
             conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
@@ -316,11 +323,7 @@ impl SqliteStore {
         configure(&conn).map_err(|e| sql_err(path, e))?;
         migrate(&mut conn)?;
         let vid: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT value FROM vault_meta WHERE key = 'vault_id'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(keys::META_VALUE, ["vault_id"], |r| r.get(0))
             .optional()
             .map_err(|e| sql_err(path, e))?;
         if vid.as_deref() != Some(&keyring.vault_id[..]) {
@@ -544,10 +547,10 @@ fn record_keyring_digest(c: &Connection, digest: &[u8; 32]) -> rusqlite::Result<
 fn reconcile_keyring(conn: &Connection, key: &DbKey, keyring_path: &Path) -> Result<Keyring> {
     let path_err = |e| Error::io(keyring_path, e);
     let mut st = conn
-        .prepare("SELECT value FROM vault_meta WHERE key = 'keyring_digest'")
+        .prepare(keys::META_VALUE)
         .map_err(|e| sql_err(keyring_path, e))?;
     let recorded = st
-        .query_map([], cells)
+        .query_map(["keyring_digest"], cells)
         .map_err(|e| sql_err(keyring_path, e))?
         .map(|r| sql::meta_value(r.map_err(|e| sql_err(keyring_path, e))?))
         .next()
@@ -644,48 +647,23 @@ fn query_rows<T, P: rusqlite::Params>(
     rows.map(|r| decode(r.map_err(x.e())?)).collect()
 }
 
+/// Runs one statement of the SQL layer with its values.
+fn exec(c: &Connection, sql: &str, values: &[Value]) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?
+        .execute(rusqlite::params_from_iter(values.iter().map(sqlite_value)))
+}
+
+fn user_exists() -> &'static str {
+    keys::user_exists(Dialect::Sqlite)
+}
+
 fn insert_user_row(c: &Connection, u: &UserRow) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT INTO users (name, role, status, cert, locked_key, certifier, signed_at, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            u.name,
-            u.role,
-            u.status,
-            u.cert,
-            u.locked_key,
-            u.certifier,
-            u.signed_at,
-            u.signature
-        ],
-    )
-}
-
-fn insert_scope_row(c: &Connection, s: &ScopeRow) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT INTO scopes (id, name, owner) VALUES (?1, ?2, ?3)",
-        params![s.id, s.name, s.owner],
-    )
-}
-
-fn insert_epoch_row(c: &Connection, e: &EpochRow) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            e.scope_id,
-            e.epoch,
-            e.state,
-            e.commitment,
-            e.creator,
-            e.signature
-        ],
-    )
+    exec(c, keys::INSERT_USER, &keys::user_values(u))
 }
 
 fn insert_new_scope(c: &Connection, s: &NewScope) -> rusqlite::Result<()> {
-    insert_scope_row(c, &s.scope)?;
-    insert_epoch_row(c, &s.epoch)?;
+    exec(c, keys::INSERT_SCOPE, &keys::scope_values(&s.scope))?;
+    exec(c, keys::INSERT_EPOCH, &keys::epoch_values(&s.epoch))?;
     for g in &s.grants {
         put_grant_row(c, g)?;
     }
@@ -693,21 +671,7 @@ fn insert_new_scope(c: &Connection, s: &NewScope) -> rusqlite::Result<()> {
 }
 
 fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
-    c.execute(
-        "INSERT OR REPLACE INTO grants
-         (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            g.scope_id,
-            g.epoch,
-            g.grantee,
-            g.rights,
-            g.wrapped,
-            g.granter,
-            g.signed_at,
-            g.signature
-        ],
-    )
+    exec(c, keys::PUT_GRANT, &keys::grant_values(g))
 }
 
 #[async_trait]
@@ -791,12 +755,7 @@ impl Store for SqliteStore {
 
     async fn latest_policy(&self) -> Result<Option<PolicyRow>> {
         self.run(|c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",
-                    sql::column_list(&sql::POLICIES)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::latest_policy()).map_err(x.e())?;
             query_rows(x, &mut st, [], sql::policy_row).map(|v| v.into_iter().next())
         })
         .await
@@ -829,9 +788,7 @@ impl Store for SqliteStore {
                 // Another administrator may have applied since this one
                 // read the version in force.
                 let latest: i64 = tx
-                    .query_row("SELECT COALESCE(MAX(version), 0) FROM policies", [], |r| {
-                        r.get(0)
-                    })
+                    .query_row(keys::MAX_POLICY_VERSION, [], |r| r.get(0))
                     .map_err(x.e())?;
                 if latest.checked_add(1) != Some(version) {
                     return Err(policy_race(u64::try_from(version).unwrap_or(0)));
@@ -852,13 +809,8 @@ impl Store for SqliteStore {
             let Some(row) = row else {
                 return tx.commit().map_err(x.e());
             };
-            let added = tx
-                .execute(
-                    "INSERT OR IGNORE INTO policies (version, text, signer, signed_at, signature)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![version, row.text, row.signer, row.signed_at, row.signature],
-                )
-                .map_err(x.e())?;
+            let added =
+                exec(&tx, keys::INSERT_POLICY, &keys::policy_values(&row)?).map_err(x.e())?;
             if added == 0 {
                 return Err(policy_race(row.version));
             }
@@ -870,9 +822,7 @@ impl Store for SqliteStore {
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_owned();
         self.run(move |c, x| {
-            let mut st = c
-                .prepare_cached("SELECT value FROM vault_meta WHERE key = ?1")
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(keys::META_VALUE).map_err(x.e())?;
             query_rows(x, &mut st, [key], sql::meta_value).map(|v| v.into_iter().next())
         })
         .await
@@ -880,12 +830,7 @@ impl Store for SqliteStore {
 
     async fn users(&self) -> Result<Vec<UserRow>> {
         self.run(|c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM users ORDER BY name",
-                    sql::column_list(&sql::USERS)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::users()).map_err(x.e())?;
             query_rows(x, &mut st, [], sql::user_row)
         })
         .await
@@ -900,9 +845,7 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
             let exists: bool = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [&row.name], |_| {
-                    Ok(true)
-                })
+                .query_row(user_exists(), [&row.name], |_| Ok(true))
                 .optional()
                 .map_err(x.e())?
                 .unwrap_or(false);
@@ -937,28 +880,17 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
-            let n = tx
-                .execute(
-                    "UPDATE users SET role = ?2, status = ?3, cert = ?4, locked_key = ?5,
-                     certifier = ?6, signed_at = ?7, signature = ?8 WHERE name = ?1",
-                    params![
-                        row.name,
-                        row.role,
-                        row.status,
-                        row.cert,
-                        row.locked_key,
-                        row.certifier,
-                        row.signed_at,
-                        row.signature
-                    ],
-                )
-                .map_err(x.e())?;
+            let n = exec(&tx, keys::UPDATE_USER, &keys::user_update_values(&row)).map_err(x.e())?;
             if n == 0 {
                 return Err(Error::UnknownUser(row.name.clone()));
             }
             if row.status == "disabled" {
-                tx.execute("DELETE FROM grants WHERE grantee = ?1", [&row.name])
-                    .map_err(x.e())?;
+                exec(
+                    &tx,
+                    keys::DELETE_GRANTS_TO,
+                    &[Value::Text(row.name.clone())],
+                )
+                .map_err(x.e())?;
                 let pending = x.edit_keyring(&tx, |kr| {
                     kr.entries.retain(|e| e.name != row.name);
                     if !kr.is_disabled(&row.name) {
@@ -977,9 +909,7 @@ impl Store for SqliteStore {
 
     async fn scopes(&self) -> Result<Vec<ScopeRow>> {
         self.run(|c, x| {
-            let mut st = c
-                .prepare_cached("SELECT id, name, owner FROM scopes ORDER BY id")
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(keys::SCOPES).map_err(x.e())?;
             query_rows(x, &mut st, [], sql::scope_row)
         })
         .await
@@ -987,12 +917,7 @@ impl Store for SqliteStore {
 
     async fn epochs(&self) -> Result<Vec<EpochRow>> {
         self.run(|c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM epochs ORDER BY scope_id, epoch",
-                    sql::column_list(&sql::EPOCHS)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::epochs()).map_err(x.e())?;
             query_rows(x, &mut st, [], sql::epoch_row)
         })
         .await
@@ -1001,12 +926,7 @@ impl Store for SqliteStore {
     async fn grants_to(&self, grantee: &str) -> Result<Vec<GrantRow>> {
         let grantee = grantee.to_owned();
         self.run(move |c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM grants WHERE grantee = ?1 ORDER BY scope_id, epoch",
-                    sql::column_list(&sql::GRANTS)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::grants_to()).map_err(x.e())?;
             query_rows(x, &mut st, [grantee], sql::grant_row)
         })
         .await
@@ -1041,12 +961,7 @@ impl Store for SqliteStore {
     async fn grants_by(&self, granter: &str) -> Result<Vec<GrantRow>> {
         let granter = granter.to_owned();
         self.run(move |c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM grants WHERE granter = ?1 ORDER BY scope_id, epoch, grantee",
-                    sql::column_list(&sql::GRANTS)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::grants_by()).map_err(x.e())?;
             query_rows(x, &mut st, [granter], sql::grant_row)
         })
         .await
@@ -1055,12 +970,9 @@ impl Store for SqliteStore {
     async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
         let e = e.clone();
         self.run(move |c, x| {
-            c.execute(
-                "UPDATE epochs SET creator = ?3, signature = ?4 WHERE scope_id = ?1 AND epoch = ?2",
-                params![e.scope_id, e.epoch, e.creator, e.signature],
-            )
-            .map(|_| ())
-            .map_err(x.e())
+            exec(c, keys::RESIGN_EPOCH, &keys::resign_values(&e))
+                .map(|_| ())
+                .map_err(x.e())
         })
         .await
     }
@@ -1068,9 +980,10 @@ impl Store for SqliteStore {
     async fn delete_grants(&self, scope_id: u32, grantee: &str) -> Result<usize> {
         let grantee = grantee.to_owned();
         self.run(move |c, x| {
-            c.execute(
-                "DELETE FROM grants WHERE scope_id = ?1 AND grantee = ?2",
-                params![scope_id, grantee],
+            exec(
+                c,
+                keys::DELETE_GRANTS,
+                &[Value::Int(i64::from(scope_id)), Value::Text(grantee)],
             )
             .map_err(x.e())
         })
@@ -1079,12 +992,7 @@ impl Store for SqliteStore {
 
     async fn grants_all(&self) -> Result<Vec<GrantRow>> {
         self.run(|c, x| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
-                    sql::column_list(&sql::GRANTS)
-                ))
-                .map_err(x.e())?;
+            let mut st = c.prepare_cached(&keys::grants_all()).map_err(x.e())?;
             query_rows(x, &mut st, [], sql::grant_row)
         })
         .await

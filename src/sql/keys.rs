@@ -1,0 +1,259 @@
+//! Statements over medvault's own tables (schema/FORMAT.md §9): the vault's
+//! metadata, users, scopes, key epochs, grants and the signed schema
+//! versions. Both stores run these texts as they are (`?` placeholders and
+//! backquoted names work in both dialects) with the values built here, in
+//! the order the statements name them; rows come back through the checked
+//! decoders of [`super`] ([`super::user_row`], [`super::grant_row`], ...).
+//! The stores keep what is theirs: transactions, locks, retries and the
+//! keyring.
+
+use super::{column_list, EPOCHS, GRANTS, POLICIES, USERS};
+use crate::error::{Error, Result};
+use crate::store::{EpochRow, GrantRow, PolicyRow, ScopeRow, UserRow, Value};
+
+/// One `vault_meta` value by key.
+pub const META_VALUE: &str = "SELECT `value` FROM vault_meta WHERE `key` = ?";
+
+/// A `vault_meta` row: key, value.
+pub const INSERT_META: &str = "INSERT INTO vault_meta (`key`, `value`) VALUES (?, ?)";
+
+/// Every user, by name.
+pub fn users() -> String {
+    format!("SELECT {} FROM users ORDER BY name", column_list(&USERS))
+}
+
+/// Whether the user `name = ?` exists; on MySQL the row is locked for the
+/// rest of the transaction.
+pub fn user_exists(d: super::ddl::Dialect) -> &'static str {
+    match d {
+        super::ddl::Dialect::Sqlite => "SELECT 1 FROM users WHERE name = ?",
+        super::ddl::Dialect::Mysql => "SELECT 1 FROM users WHERE name = ? FOR UPDATE",
+    }
+}
+
+/// A new user: [`user_values`].
+pub const INSERT_USER: &str = "INSERT INTO users \
+     (name, role, status, cert, locked_key, certifier, signed_at, signature) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A user's values in the order of [`INSERT_USER`].
+pub fn user_values(u: &UserRow) -> Vec<Value> {
+    vec![
+        Value::Text(u.name.clone()),
+        Value::Text(u.role.clone()),
+        Value::Text(u.status.clone()),
+        Value::Blob(u.cert.clone()),
+        Value::Blob(u.locked_key.clone()),
+        Value::Text(u.certifier.clone()),
+        Value::Int(u.signed_at),
+        Value::Blob(u.signature.clone()),
+    ]
+}
+
+/// Rewrites a user's row: [`user_update_values`].
+pub const UPDATE_USER: &str = "UPDATE users SET role = ?, status = ?, cert = ?, \
+     locked_key = ?, certifier = ?, signed_at = ?, signature = ? WHERE name = ?";
+
+/// The values of [`UPDATE_USER`]: every column but the name, then the name.
+pub fn user_update_values(u: &UserRow) -> Vec<Value> {
+    let mut v = user_values(u);
+    let name = v.remove(0);
+    v.push(name);
+    v
+}
+
+/// Every scope, by id.
+pub const SCOPES: &str = "SELECT id, name, owner FROM scopes ORDER BY id";
+
+/// A new scope: id, name, owner (NULL for a shared scope).
+pub const INSERT_SCOPE: &str = "INSERT INTO scopes (id, name, owner) VALUES (?, ?, ?)";
+
+/// A scope's values in the order of [`INSERT_SCOPE`].
+pub fn scope_values(s: &ScopeRow) -> Vec<Value> {
+    vec![
+        Value::Int(i64::from(s.id)),
+        Value::Text(s.name.clone()),
+        s.owner.clone().map_or(Value::Null, Value::Text),
+    ]
+}
+
+/// Every key epoch, by scope and epoch.
+pub fn epochs() -> String {
+    format!(
+        "SELECT {} FROM epochs ORDER BY scope_id, epoch",
+        column_list(&EPOCHS)
+    )
+}
+
+/// A new key epoch: [`epoch_values`].
+pub const INSERT_EPOCH: &str = "INSERT INTO epochs \
+     (scope_id, epoch, state, commitment, creator, signature) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// An epoch's values in the order of [`INSERT_EPOCH`].
+pub fn epoch_values(e: &EpochRow) -> Vec<Value> {
+    vec![
+        Value::Int(i64::from(e.scope_id)),
+        Value::Int(i64::from(e.epoch)),
+        Value::Text(e.state.clone()),
+        Value::Blob(e.commitment.clone()),
+        Value::Text(e.creator.clone()),
+        Value::Blob(e.signature.clone()),
+    ]
+}
+
+/// An epoch signed again: creator, signature, then scope id and epoch.
+pub const RESIGN_EPOCH: &str =
+    "UPDATE epochs SET creator = ?, signature = ? WHERE scope_id = ? AND epoch = ?";
+
+/// The values of [`RESIGN_EPOCH`].
+pub fn resign_values(e: &EpochRow) -> Vec<Value> {
+    vec![
+        Value::Text(e.creator.clone()),
+        Value::Blob(e.signature.clone()),
+        Value::Int(i64::from(e.scope_id)),
+        Value::Int(i64::from(e.epoch)),
+    ]
+}
+
+/// The grants to `grantee = ?`.
+pub fn grants_to() -> String {
+    format!(
+        "SELECT {} FROM grants WHERE grantee = ? ORDER BY scope_id, epoch",
+        column_list(&GRANTS)
+    )
+}
+
+/// The grants signed by `granter = ?`.
+pub fn grants_by() -> String {
+    format!(
+        "SELECT {} FROM grants WHERE granter = ? ORDER BY scope_id, epoch, grantee",
+        column_list(&GRANTS)
+    )
+}
+
+/// Every grant.
+pub fn grants_all() -> String {
+    format!(
+        "SELECT {} FROM grants ORDER BY scope_id, epoch, grantee",
+        column_list(&GRANTS)
+    )
+}
+
+/// A grant, replacing the one of the same (scope, epoch, grantee):
+/// [`grant_values`]. `REPLACE INTO` means the same in both dialects.
+pub const PUT_GRANT: &str = "REPLACE INTO grants \
+     (scope_id, epoch, grantee, rights, wrapped, granter, signed_at, signature) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A grant's values in the order of [`PUT_GRANT`].
+pub fn grant_values(g: &GrantRow) -> Vec<Value> {
+    vec![
+        Value::Int(i64::from(g.scope_id)),
+        Value::Int(i64::from(g.epoch)),
+        Value::Text(g.grantee.clone()),
+        Value::Text(g.rights.clone()),
+        Value::Blob(g.wrapped.clone()),
+        Value::Text(g.granter.clone()),
+        Value::Int(g.signed_at),
+        Value::Blob(g.signature.clone()),
+    ]
+}
+
+/// The grants of scope `scope_id = ?` to `grantee = ?`.
+pub const DELETE_GRANTS: &str = "DELETE FROM grants WHERE scope_id = ? AND grantee = ?";
+
+/// Every grant to `grantee = ?` (a disabled user's).
+pub const DELETE_GRANTS_TO: &str = "DELETE FROM grants WHERE grantee = ?";
+
+/// The signed schema of the highest version.
+pub fn latest_policy() -> String {
+    format!(
+        "SELECT {} FROM policies ORDER BY version DESC LIMIT 1",
+        column_list(&POLICIES)
+    )
+}
+
+/// The highest stored schema version (0 with none).
+pub const MAX_POLICY_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM policies";
+
+/// A signed schema version: [`policy_values`].
+pub const INSERT_POLICY: &str = "INSERT INTO policies \
+     (version, text, signer, signed_at, signature) VALUES (?, ?, ?, ?, ?)";
+
+/// A policy row's values in the order of [`INSERT_POLICY`].
+pub fn policy_values(p: &PolicyRow) -> Result<Vec<Value>> {
+    let version = i64::try_from(p.version)
+        .map_err(|_| Error::Policy("a schema version past the largest integer".into()))?;
+    Ok(vec![
+        Value::Int(version),
+        Value::Blob(p.text.clone()),
+        Value::Text(p.signer.clone()),
+        Value::Int(p.signed_at),
+        Value::Blob(p.signature.clone()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement has a placeholder for every value its builder makes.
+    #[test]
+    fn placeholders_match_values() {
+        let marks = |s: &str| s.matches('?').count();
+        let u = UserRow {
+            name: "n".into(),
+            role: "r".into(),
+            status: "s".into(),
+            cert: vec![1],
+            locked_key: vec![2],
+            certifier: "c".into(),
+            signed_at: 3,
+            signature: vec![4],
+        };
+        assert_eq!(marks(INSERT_USER), user_values(&u).len());
+        assert_eq!(marks(UPDATE_USER), user_update_values(&u).len());
+        assert!(matches!(user_update_values(&u).last(), Some(Value::Text(n)) if n == "n"));
+        let e = EpochRow {
+            scope_id: 1,
+            epoch: 2,
+            state: "current".into(),
+            commitment: vec![0; 32],
+            creator: "c".into(),
+            signature: vec![5],
+        };
+        assert_eq!(marks(INSERT_EPOCH), epoch_values(&e).len());
+        assert_eq!(marks(RESIGN_EPOCH), resign_values(&e).len());
+        let s = ScopeRow {
+            id: 1,
+            name: "clinical".into(),
+            owner: None,
+        };
+        assert_eq!(marks(INSERT_SCOPE), scope_values(&s).len());
+        assert!(matches!(scope_values(&s)[2], Value::Null));
+        let g = GrantRow {
+            scope_id: 1,
+            epoch: 1,
+            grantee: "g".into(),
+            rights: "read-write".into(),
+            wrapped: vec![6],
+            granter: "a".into(),
+            signed_at: 7,
+            signature: vec![8],
+        };
+        assert_eq!(marks(PUT_GRANT), grant_values(&g).len());
+        let p = PolicyRow {
+            version: 1,
+            text: vec![9],
+            signer: "a".into(),
+            signed_at: 10,
+            signature: vec![11],
+        };
+        assert_eq!(marks(INSERT_POLICY), policy_values(&p).unwrap().len());
+        let too_big = PolicyRow {
+            version: u64::MAX,
+            ..p
+        };
+        assert!(policy_values(&too_big).is_err());
+    }
+}
