@@ -267,6 +267,17 @@ pub enum Error {
         /// Column.
         column: String,
     },
+    /// A write through a table opened under an older schema than the one
+    /// now stored (a new index would be left out). The session has read
+    /// the new schema: open the table again.
+    #[error(
+        "the schema in force is now version {version}, newer than the one this table was \
+         opened with; open the table again (Session::table)"
+    )]
+    SchemaChanged {
+        /// The version now in force.
+        version: u64,
+    },
     /// A schema change was stored, but a blind index it added over
     /// existing columns was not computed for every row.
     #[error(

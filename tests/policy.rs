@@ -13,6 +13,7 @@ per_store!(
     a_refused_change_changes_nothing,
     a_new_index_over_existing_values_is_computed_for_every_row,
     an_index_that_cannot_be_computed_says_the_schema_is_in_force,
+    a_table_opened_under_an_older_schema_refuses_to_write,
     only_administrators_apply,
     a_table_dropped_behind_medvaults_back_is_reported,
     copy_moves_application_tables_and_verify_reads_them,
@@ -721,4 +722,44 @@ async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture
     assert!(!err.to_string().contains("mg"), "{err}");
     assert_eq!(a.policy_info().version, 2);
     assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 2);
+}
+
+/// A table opened before an administrator added an index over its
+/// existing columns refuses to write (the row would miss the index) and
+/// works once opened again.
+async fn a_table_opened_under_an_older_schema_refuses_to_write(f: Fixture) {
+    use medvault::vault::rows::{NewRow, Value};
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let rx = |dosage: &str| {
+        NewRow::child_of(p)
+            .set("drug", "Amoxicillin")
+            .set("dosage", dosage)
+            .set("started_on", "2024-01-02")
+    };
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    let t = doc.table("prescriptions").await.unwrap();
+    t.insert(&rx("500 mg")).await.unwrap();
+    let late_index = format!(
+        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
+    );
+    assert_eq!(a.apply_schema(&late_index).await.unwrap().indexed, 1);
+    let err = t.insert(&rx("250 mg")).await.unwrap_err();
+    assert!(matches!(err, Error::SchemaChanged { version: 2 }), "{err}");
+    assert_eq!(f.int("SELECT count(*) FROM prescriptions", vec![]).await, 1);
+    drop(t);
+    let t = doc.table("prescriptions").await.unwrap();
+    let id = t.insert(&rx("250 mg")).await.unwrap();
+    let found = a
+        .table("prescriptions")
+        .await
+        .unwrap()
+        .find(&[("dosage", Value::from("250 mg"))])
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
 }

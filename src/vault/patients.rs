@@ -187,6 +187,13 @@ impl Session {
         self.table(NOTES).await
     }
 
+    /// The tables to write through, under the newest schema stored (an
+    /// index an administrator added since login is then written too).
+    async fn for_writing(&self) -> Result<(RowTable<'_>, RowTable<'_>)> {
+        self.refresh_schema().await?;
+        Ok((self.patients().await?, self.notes().await?))
+    }
+
     /// A patient read by the row API, as the typed API shows it: every
     /// identity field readable (`NoAccess` otherwise), a known sex code.
     fn patient_of(&self, mut r: Row) -> Result<Patient> {
@@ -298,8 +305,7 @@ impl Session {
                 notes.push((k, self.check_note(*id, &n.body, n.scope.as_deref())?));
             }
         }
-        let pt = self.patients().await?;
-        let nt = self.notes().await?;
+        let (pt, nt) = self.for_writing().await?;
         let chunks = items.len().div_ceil(IMPORT_CHUNK);
         self.write_chunks(chunks, |c| {
             let range = c * IMPORT_CHUNK..((c + 1) * IMPORT_CHUNK).min(items.len());
@@ -335,7 +341,7 @@ impl Session {
     /// added to `patients` keep their values.
     pub async fn update_patient(&self, id: &Id, p: &NewPatient) -> Result<()> {
         let changes = self.check(p)?.values(NewRow::new()).values;
-        if !self.patients().await?.update(*id, &changes).await? {
+        if !self.for_writing().await?.0.update(*id, &changes).await? {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -437,7 +443,7 @@ impl Session {
     /// `personal` is the author's own). Returns the note's id.
     pub async fn add_note(&self, patient: &Id, body: &str, scope: Option<&str>) -> Result<Id> {
         let row = self.check_note(*patient, body, scope)?;
-        match self.notes().await?.insert(&row).await {
+        match self.for_writing().await?.1.insert(&row).await {
             Err(Error::NoSuchRow { .. }) => Err(Error::NoSuchPatient(patient.to_string())),
             other => other,
         }

@@ -320,6 +320,8 @@ pub struct RowTable<'s> {
     /// Index keys derived so far, by (scope, epoch, index position): one
     /// HKDF per key, not per row.
     index_keys: std::sync::Mutex<std::collections::HashMap<(u32, u32, usize), Arc<IndexKey>>>,
+    /// The schema version this table was opened under.
+    version: u64,
     /// Per declared column: the id of its named scope, when the session
     /// knew it at the table's making.
     scope_ids: Vec<Option<u32>>,
@@ -389,6 +391,7 @@ impl Session {
         };
         Ok(RowTable {
             s: self,
+            version: self.schema_version(),
             decoder_names: (schema::intern(name), schema::intern_list(&names)),
             schema,
             name: name.to_owned(),
@@ -912,10 +915,24 @@ impl RowTable<'_> {
         Ok(())
     }
 
+    /// Refuses a write under a schema older than the one stored (its rows
+    /// would miss an index added since): [`Error::SchemaChanged`], after
+    /// the session has read the new one.
+    pub(crate) async fn check_current(&self) -> Result<()> {
+        if self.s.stored_schema_version().await? > self.version {
+            let version = self.s.reload_schema().await?;
+            if version > self.version {
+                return Err(Error::SchemaChanged { version });
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts rows in one transaction (all or nothing); returns their ids
     /// in order. Every row is checked and sealed before it is written, and
     /// a bad row writes nothing.
     pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+        self.check_current().await?;
         self.check_parents(rows).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
@@ -1468,6 +1485,7 @@ impl RowTable<'_> {
     /// (`NoAccess` otherwise): an index may cover a column they did not
     /// change. The last of two concurrent updates wins.
     pub async fn update(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<bool> {
+        self.check_current().await?;
         let t = self.t();
         for k in changes.keys() {
             if t.column(k).is_none() {

@@ -258,6 +258,36 @@ impl Session {
         Ok(guard.version())
     }
 
+    /// The highest schema version stored, as the store answers (not
+    /// verified: only compared, to see whether to read the schema again).
+    pub(crate) async fn stored_schema_version(&self) -> Result<u64> {
+        let rows = self
+            .store
+            .select(crate::sql::keys::MAX_POLICY_VERSION.into(), Vec::new())
+            .await?;
+        match rows.into_iter().next() {
+            Some(cells) => crate::sql::single_int("policies", cells),
+            None => Ok(0),
+        }
+    }
+
+    /// Reads the schema in force again if the store holds a newer version
+    /// than this session's (an administrator applied one since): a write
+    /// made with the older one would leave out a new index. Returns the
+    /// version in force.
+    pub(crate) async fn refresh_schema(&self) -> Result<u64> {
+        let mine = self.in_force().version();
+        if self.stored_schema_version().await? > mine {
+            return self.reload_schema().await;
+        }
+        Ok(mine)
+    }
+
+    /// The version of the schema in force in this session.
+    pub(crate) fn schema_version(&self) -> u64 {
+        self.in_force().version()
+    }
+
     /// Runs an application's own migrations for its plain tables
     /// (administrators). `dir` holds a `sqlite/` and a `mysql/` folder of
     /// `V{n}__{name}.sql` files with the same versions and names; the
