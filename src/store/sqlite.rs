@@ -701,13 +701,7 @@ impl Store for SqliteStore {
                 .map_err(x.e())?;
             let mut changed = Vec::with_capacity(statements.len());
             for (sql, params) in &statements {
-                let n = tx
-                    .prepare_cached(sql)
-                    .and_then(|mut st| {
-                        st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
-                    })
-                    .map_err(x.e())?;
-                changed.push(n as u64);
+                changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
             }
             tx.commit().map_err(x.e())?;
             Ok(changed)
@@ -738,13 +732,7 @@ impl Store for SqliteStore {
                     return Ok(changed);
                 };
                 for (sql, params) in &chunk {
-                    let n = tx
-                        .prepare_cached(sql)
-                        .and_then(|mut st| {
-                            st.execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
-                        })
-                        .map_err(x.e())?;
-                    changed.push(n as u64);
+                    changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
                 }
             }
             // The sender went away without a commit: roll back.

@@ -52,7 +52,7 @@ pub const MAX_PAGE: u32 = 1000;
 
 /// `insert_many` of more rows than this streams them to the store in
 /// chunks of this many, sealing the next while the store writes one.
-const STREAM_CHUNK: usize = 500;
+pub(crate) const STREAM_CHUNK: usize = 500;
 
 /// A column's value. `Debug` shows the kind and size, never the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -494,21 +494,16 @@ impl RowTable<'_> {
         Ok(out)
     }
 
-    /// The v1 cell of `column` in a built-in row whose row component is
-    /// `row`.
-    fn v1_cell<'a>(&self, column: &str, row: &'a [u8]) -> envelope::Cell<'a> {
-        let name = self
-            .decoder_names
+    /// The interned name of the declared column at `k` (made once per
+    /// table, not per cell): the read columns are the implied ones, then
+    /// the declared ones in order.
+    fn column_name(&self, k: usize) -> &'static str {
+        let implied = self.decoder_names.1.len() - self.t().columns.len();
+        self.decoder_names
             .1
-            .iter()
-            .find(|n| **n == column)
+            .get(implied + k)
             .copied()
-            .unwrap_or_else(|| schema::intern(column));
-        envelope::Cell {
-            table: self.decoder_names.0,
-            column: name,
-            row,
-        }
+            .unwrap_or("?")
     }
 
     fn bad_order(&self, expected: &'static str) -> Error {
@@ -729,7 +724,11 @@ impl RowTable<'_> {
                         _ => keys.seal_v1(
                             self.prefixes.get(k).copied().flatten(),
                             header,
-                            &self.v1_cell(&c.name, &v1_row),
+                            &envelope::Cell {
+                                table: self.decoder_names.0,
+                                column: self.column_name(k),
+                                row: &v1_row,
+                            },
                             &padded,
                         ),
                     }));
@@ -1060,7 +1059,7 @@ impl RowTable<'_> {
     /// stored value is none of those.
     pub(crate) fn verify_row(&self, mut cells: Vec<Cell>) -> Result<(Row, usize, Vec<String>)> {
         let t = self.t();
-        let n = stmt::read_columns(t).len();
+        let n = self.decoder_names.1.len();
         if cells.len() != n + t.indexes.len() {
             return Err(Error::BadStoredValue {
                 table: self.decoder_names.0,
@@ -1072,7 +1071,7 @@ impl RowTable<'_> {
         let row = self.open(cells)?;
         let ks = self.s.ks();
         let (mut checked, mut wrong) = (0, Vec::new());
-        for (i, stored) in t.indexes.iter().zip(stored) {
+        for (pos, (i, stored)) in t.indexes.iter().zip(stored).enumerate() {
             let mut parts = Vec::new();
             for c in &i.over {
                 let (Some(col), Some(v)) = (t.column(c), row.values.get(c)) else {
@@ -1103,8 +1102,8 @@ impl RowTable<'_> {
                 .keys
                 .iter()
                 .filter(|((s, _), _)| *s == sid)
-                .any(|(_, k)| {
-                    let key = kdf::index_key(&k.raw, &t.name, &i.name);
+                .any(|((s, e), k)| {
+                    let key = self.index_key(*s, *e, k, (pos, &i.name));
                     index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
                 });
             if !ok {
@@ -1168,8 +1167,7 @@ impl RowTable<'_> {
         };
         for (k, c) in t.columns.iter().enumerate() {
             let i = at + k;
-            // The column's interned name (made once per table, not per cell).
-            let name = self.decoder_names.1.get(i).copied().unwrap_or("?");
+            let name = self.column_name(k);
             match &c.ty {
                 ColumnType::Plain(_) => {}
                 ColumnType::Encrypted(e) => {
@@ -1292,10 +1290,11 @@ impl RowTable<'_> {
         let t = self.t();
         let mut want: Vec<&str> = criteria.iter().map(|(c, _)| *c).collect();
         want.sort_unstable();
-        let idx = t
+        let (pos, idx) = t
             .indexes
             .iter()
-            .find(|i| {
+            .enumerate()
+            .find(|(_, i)| {
                 let mut over: Vec<&str> = i.over.iter().map(String::as_str).collect();
                 over.sort_unstable();
                 over == want
@@ -1327,8 +1326,8 @@ impl RowTable<'_> {
             .keys
             .iter()
             .filter(|((s, _), _)| *s == sid)
-            .map(|(_, keys)| {
-                let key = kdf::index_key(&keys.raw, &t.name, &idx.name);
+            .map(|((s, e), keys)| {
+                let key = self.index_key(*s, *e, keys, (pos, &idx.name));
                 StoreValue::Blob(index::compute(&key, &parts, idx.bits).as_bytes().to_vec())
             })
             .collect();
