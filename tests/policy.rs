@@ -608,13 +608,29 @@ async fn application_migrations_run_once_with_their_own_history(f: Fixture) {
     f.admin().await;
 }
 
+/// A prescription of amoxicillin at `dosage` for patient `p`.
+fn prescription(p: medvault::Id, dosage: &str) -> medvault::vault::rows::NewRow {
+    medvault::vault::rows::NewRow::child_of(p)
+        .set("drug", "Amoxicillin")
+        .set("dosage", dosage)
+        .set("started_on", "2024-01-02")
+}
+
+/// The example schema plus an index over `prescriptions.dosage`, a column
+/// that holds values once prescriptions are written.
+fn late_index() -> String {
+    format!(
+        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
+    )
+}
+
 /// An index added over a column that holds values already: computed for
 /// every row when the change is applied, so `find` answers for old rows;
 /// an apply cut short finishes when the same file is applied again; an
 /// administrator without the column's key is refused before anything
 /// changes.
 async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) {
-    use medvault::vault::rows::{NewRow, Value};
+    use medvault::vault::rows::Value;
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
     let p = a
@@ -622,20 +638,13 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
         .await
         .unwrap();
     let t = a.table("prescriptions").await.unwrap();
-    let rx = |dosage: &str| {
-        NewRow::child_of(p)
-            .set("drug", "Amoxicillin")
-            .set("dosage", dosage)
-            .set("started_on", "2024-01-02")
-    };
+    let rx = |dosage: &str| prescription(p, dosage);
     let ids = t
         .insert_many(&[rx("500 mg"), rx("250 mg"), rx("500 mg")])
         .await
         .unwrap();
     drop(t);
-    let late_index = format!(
-        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
-    );
+    let late_index = late_index();
     // An administrator who holds no clinical key cannot compute it.
     a.add_user("carol", "carol pw", true).await.unwrap();
     let carol = f.login("carol", "carol pw").await.unwrap();
@@ -687,7 +696,6 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
 /// database) stops the computation of a new index: the change is stored,
 /// and the error says so and how to finish.
 async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture) {
-    use medvault::vault::rows::NewRow;
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
     let p = a
@@ -695,12 +703,7 @@ async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture
         .await
         .unwrap();
     let t = a.table("prescriptions").await.unwrap();
-    let rx = |dosage: &str| {
-        NewRow::child_of(p)
-            .set("drug", "Amoxicillin")
-            .set("dosage", dosage)
-            .set("started_on", "2024-01-02")
-    };
+    let rx = |dosage: &str| prescription(p, dosage);
     let ids = t.insert_many(&[rx("500 mg"), rx("250 mg")]).await.unwrap();
     drop(t);
     f.exec(
@@ -711,9 +714,7 @@ async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture
         ],
     )
     .await;
-    let late_index = format!(
-        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
-    );
+    let late_index = late_index();
     let err = a.apply_schema(&late_index).await.unwrap_err();
     assert!(
         matches!(&err, Error::IndexNotFilled { version: 2, index, .. } if index == "prescriptions.bi_dosage"),
@@ -728,26 +729,23 @@ async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture
 /// existing columns refuses to write (the row would miss the index) and
 /// works once opened again.
 async fn a_table_opened_under_an_older_schema_refuses_to_write(f: Fixture) {
-    use medvault::vault::rows::{NewRow, Value};
+    use medvault::vault::rows::Value;
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
     let p = a
         .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
         .await
         .unwrap();
-    let rx = |dosage: &str| {
-        NewRow::child_of(p)
-            .set("drug", "Amoxicillin")
-            .set("dosage", dosage)
-            .set("started_on", "2024-01-02")
-    };
+    let rx = |dosage: &str| prescription(p, dosage);
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let t = doc.table("prescriptions").await.unwrap();
     t.insert(&rx("500 mg")).await.unwrap();
-    let late_index = format!(
-        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
-    );
+    let late_index = late_index();
     assert_eq!(a.apply_schema(&late_index).await.unwrap().indexed, 1);
+    // The note API reads the new schema by itself and writes.
+    doc.add_note(&p, "Seen after the change", None)
+        .await
+        .unwrap();
     let err = t.insert(&rx("250 mg")).await.unwrap_err();
     assert!(matches!(err, Error::SchemaChanged { version: 2 }), "{err}");
     assert_eq!(f.int("SELECT count(*) FROM prescriptions", vec![]).await, 1);

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::rows::{NewRow, Row, RowTable, Value};
+use super::rows::{NewRow, Row, RowTable, Value, STREAM_CHUNK};
 use super::{Session, SCOPE_CLINICAL};
 use crate::crypto::envelope::{self, Cell, Header};
 use crate::error::{Error, Result};
@@ -30,10 +30,6 @@ const IDENTITY_FIELDS: [&str; 4] = ["family_name", "given_names", "born", "sex"]
 
 /// Largest page [`Session::list_patients`] returns.
 pub const MAX_PAGE: u32 = 1000;
-
-/// Patients (and their notes) sealed per chunk of an import: one chunk is
-/// written while the next is sealed.
-const IMPORT_CHUNK: usize = 500;
 
 /// A checked patient: trimmed values, the date in its canonical form.
 struct Checked {
@@ -187,11 +183,19 @@ impl Session {
         self.table(NOTES).await
     }
 
-    /// The tables to write through, under the newest schema stored (an
-    /// index an administrator added since login is then written too).
-    async fn for_writing(&self) -> Result<(RowTable<'_>, RowTable<'_>)> {
-        self.refresh_schema().await?;
-        Ok((self.patients().await?, self.notes().await?))
+    /// Runs a write made through freshly opened tables, and once more if
+    /// an administrator applied a newer schema since this session read its
+    /// own ([`Error::SchemaChanged`]: the session has read the new one by
+    /// then, so the second run writes every index the schema declares).
+    async fn write_current<'a, T, F, Fut>(&'a self, write: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + 'a,
+    {
+        match write().await {
+            Err(Error::SchemaChanged { .. }) => write().await,
+            done => done,
+        }
     }
 
     /// A patient read by the row API, as the typed API shows it: every
@@ -305,10 +309,28 @@ impl Session {
                 notes.push((k, self.check_note(*id, &n.body, n.scope.as_deref())?));
             }
         }
-        let (pt, nt) = self.for_writing().await?;
-        let chunks = items.len().div_ceil(IMPORT_CHUNK);
+        self.write_current(|| async {
+            let (pt, nt) = (self.patients().await?, self.notes().await?);
+            pt.check_current().await?;
+            self.write_batch(&pt, &nt, &ids, &patients, &notes).await
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// Writes checked `patients` (as `ids`) and their notes (each with the
+    /// position of its patient), chunk by chunk, in one transaction.
+    async fn write_batch(
+        &self,
+        pt: &RowTable<'_>,
+        nt: &RowTable<'_>,
+        ids: &[Id],
+        patients: &[NewRow],
+        notes: &[(usize, NewRow)],
+    ) -> Result<()> {
+        let chunks = patients.len().div_ceil(STREAM_CHUNK);
         self.write_chunks(chunks, |c| {
-            let range = c * IMPORT_CHUNK..((c + 1) * IMPORT_CHUNK).min(items.len());
+            let range = c * STREAM_CHUNK..((c + 1) * STREAM_CHUNK).min(patients.len());
             let mut statements = pt.seal_rows(&patients[range.clone()], &ids[range.clone()])?;
             let (from, to) = (
                 notes.partition_point(|(k, _)| *k < range.start),
@@ -321,8 +343,7 @@ impl Session {
             }
             Ok(statements)
         })
-        .await?;
-        Ok(ids)
+        .await
     }
 
     /// One patient, decrypted.
@@ -341,7 +362,10 @@ impl Session {
     /// added to `patients` keep their values.
     pub async fn update_patient(&self, id: &Id, p: &NewPatient) -> Result<()> {
         let changes = self.check(p)?.values(NewRow::new()).values;
-        if !self.for_writing().await?.0.update(*id, &changes).await? {
+        let updated = self
+            .write_current(|| async { self.patients().await?.update(*id, &changes).await })
+            .await?;
+        if !updated {
             return Err(Error::NoSuchPatient(id.to_string()));
         }
         Ok(())
@@ -443,7 +467,10 @@ impl Session {
     /// `personal` is the author's own). Returns the note's id.
     pub async fn add_note(&self, patient: &Id, body: &str, scope: Option<&str>) -> Result<Id> {
         let row = self.check_note(*patient, body, scope)?;
-        match self.for_writing().await?.1.insert(&row).await {
+        match self
+            .write_current(|| async { self.notes().await?.insert(&row).await })
+            .await
+        {
             Err(Error::NoSuchRow { .. }) => Err(Error::NoSuchPatient(patient.to_string())),
             other => other,
         }

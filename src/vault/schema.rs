@@ -271,18 +271,6 @@ impl Session {
         }
     }
 
-    /// Reads the schema in force again if the store holds a newer version
-    /// than this session's (an administrator applied one since): a write
-    /// made with the older one would leave out a new index. Returns the
-    /// version in force.
-    pub(crate) async fn refresh_schema(&self) -> Result<u64> {
-        let mine = self.in_force().version();
-        if self.stored_schema_version().await? > mine {
-            return self.reload_schema().await;
-        }
-        Ok(mine)
-    }
-
     /// The version of the schema in force in this session.
     pub(crate) fn schema_version(&self) -> u64 {
         self.in_force().version()
