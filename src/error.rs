@@ -111,6 +111,10 @@ pub enum Error {
     /// The store answered with an error not covered by a more precise variant.
     #[error("store error: {0}")]
     Store(String),
+    /// A write met a row with the same key (primary key or unique index).
+    /// The message names neither the key nor the value.
+    #[error("a row with the same key exists in {0}")]
+    Duplicate(String),
     /// A stored value is not of the type its column must hold (a column
     /// altered to another type, a NULL, bytes that are not UTF-8, an
     /// integer out of range): the database was changed outside medvault.
@@ -172,6 +176,29 @@ pub enum Error {
     /// No scope of that name.
     #[error("unknown scope {0:?}")]
     UnknownScope(String),
+    /// The user holds older keys of the scope but not its newest epoch
+    /// (it was rotated without them, or after their access was revoked):
+    /// they may still read what was written before, never write.
+    #[error("scope {scope:?} was rotated to key epoch {epoch}, which this user does not hold")]
+    NotCurrent {
+        /// The scope.
+        scope: String,
+        /// Its newest epoch.
+        epoch: u32,
+    },
+    /// Another client changed the same key state at the same time (two
+    /// rotations of one scope): one won; run the operation again.
+    #[error("{0} changed concurrently; run it again")]
+    Concurrent(&'static str),
+    /// A key rotation left cells under an older epoch (rows written by
+    /// clients that had not yet seen the new epoch): run `rotate` again.
+    #[error("scope {scope:?}: {left} rows still use older key epochs; run rotate again")]
+    RotationUnfinished {
+        /// The scope.
+        scope: String,
+        /// Rows found still under an older epoch.
+        left: u64,
+    },
     /// No grant of that scope to that user.
     #[error("user {user:?} has no grant to scope {scope:?}")]
     NoSuchGrant {
@@ -186,6 +213,18 @@ pub enum Error {
     /// moved from another row, column or table.
     #[error("ciphertext in {table}.{column} failed authentication (tampered or moved)")]
     Tampered {
+        /// Table of the cell.
+        table: &'static str,
+        /// Column of the cell.
+        column: &'static str,
+    },
+    /// A cell is under a key epoch newer than any this session knows: its
+    /// scope was rotated after the session loaded its keys. The row API
+    /// reads the key state again and retries once by itself
+    /// ([`crate::Session::refresh_keys`]); an epoch still unknown then is
+    /// [`Error::Tampered`].
+    #[error("{table}.{column} is under a key epoch this session has not loaded yet")]
+    KeysOutdated {
         /// Table of the cell.
         table: &'static str,
         /// Column of the cell.

@@ -66,7 +66,10 @@ pub use keys::pgp::KdfParams;
 pub use records::{
     Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
 };
-pub use vault::{CreateOptions, InitReport, OpenOptions, Session, UserInfo, Vault};
+pub use vault::{
+    CreateOptions, InitReport, OpenOptions, RotateOptions, RotateProgress, RotateReport, Session,
+    UserInfo, Vault,
+};
 
 /// The README's examples are compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -216,8 +216,34 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                         commitment: h(g("commitment")),
                         creator: g("creator").into(),
                         signature: vec![],
+                        retired: None,
                     },
                 ),
+                "retire" => {
+                    let by = medvault::store::Retirement {
+                        by: g("by").into(),
+                        at: g("at").parse().unwrap(),
+                        signature: vec![],
+                    };
+                    trust::retire_record(
+                        &vid,
+                        &ScopeRow {
+                            id: g("scope_id").parse().unwrap(),
+                            name: g("scope").into(),
+                            owner: None,
+                        },
+                        &medvault::store::EpochRow {
+                            scope_id: g("scope_id").parse().unwrap(),
+                            epoch: g("epoch").parse().unwrap(),
+                            state: "retired".into(),
+                            commitment: h(g("commitment")),
+                            creator: "someone".into(),
+                            signature: vec![],
+                            retired: None,
+                        },
+                        &by,
+                    )
+                }
                 "grant" => trust::grant_record(
                     &vid,
                     &ScopeRow {

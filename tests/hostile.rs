@@ -287,6 +287,7 @@ async fn a_grafted_certificate_cannot_move_a_user_to_another_root() {
         commitment: kdf::commitment(&chosen).to_vec(),
         creator: trust::ROOT.into(),
         signature: Vec::new(),
+        retired: None,
     };
     epoch.signature = evil
         .sign(&trust::epoch_record(&vault_id, &clinical, &epoch))

@@ -460,7 +460,7 @@ async fn import_with_notes_is_one_transaction(f: Fixture) {
         .insert_patients_with_notes(std::slice::from_ref(&good))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Store(_)), "{err}");
+    assert!(matches!(err, Error::Duplicate(_)), "{err}");
     assert_eq!(f.patient_count().await, 0);
     assert_eq!(f.int("SELECT count(*) FROM notes", vec![]).await, 0);
     f.exec(

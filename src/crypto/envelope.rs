@@ -62,6 +62,20 @@ impl Header {
         h
     }
 
+    /// The scope and epoch a v1 or v2 envelope names, read without any
+    /// check of the rest: to tell which cells a key rotation must rewrite
+    /// before opening them (where they are checked). `None` when `blob` is
+    /// not an envelope.
+    pub fn peek(blob: &[u8]) -> Option<Header> {
+        if blob.len() < OVERHEAD || !matches!(blob[0], VERSION | VERSION_CELL) {
+            return None;
+        }
+        Some(Header {
+            scope: u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]),
+            epoch: u32::from_be_bytes([blob[5], blob[6], blob[7], blob[8]]),
+        })
+    }
+
     /// Parses the header of `blob` strictly.
     pub fn parse(blob: &[u8], cell: &Cell<'_>) -> Result<Header> {
         let bad = |reason| Error::MalformedEnvelope {

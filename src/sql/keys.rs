@@ -115,6 +115,27 @@ pub fn resign_values(e: &EpochRow) -> Vec<Value> {
     ]
 }
 
+/// An epoch retired (FORMAT.md §5.5): [`retire_values`]. `state` mirrors
+/// the signed record for readers of the table; medvault decides on the
+/// signature alone.
+pub const RETIRE_EPOCH: &str = "UPDATE epochs SET state = 'retired', retired_by = ?, \
+     retired_at = ?, retired_sig = ? WHERE scope_id = ? AND epoch = ?";
+
+/// The values of [`RETIRE_EPOCH`] for `e`, whose `retired` is set.
+pub fn retire_values(e: &EpochRow) -> Result<Vec<Value>> {
+    let r = e
+        .retired
+        .as_ref()
+        .ok_or(Error::Refused("an epoch without a retirement record"))?;
+    Ok(vec![
+        Value::Text(r.by.clone()),
+        Value::Int(r.at),
+        Value::Blob(r.signature.clone()),
+        Value::Int(i64::from(e.scope_id)),
+        Value::Int(i64::from(e.epoch)),
+    ])
+}
+
 /// The grants to `grantee = ?`.
 pub fn grants_to() -> String {
     format!(
@@ -173,6 +194,19 @@ pub fn latest_policy() -> String {
     )
 }
 
+/// What a session checks before each write and alongside each search to
+/// learn that the signed state it depends on changed (parameters: the
+/// user's name, twice): the highest schema version, the number of key
+/// epochs and of retired ones, the grants to the user, and when the
+/// user's row was signed (-1 with none). Unsigned counts, used only to
+/// decide to read the signed state again, never believed themselves.
+pub const PROBE: &str = "SELECT \
+     (SELECT COALESCE(MAX(version), 0) FROM policies), \
+     (SELECT COUNT(*) FROM epochs), \
+     (SELECT COUNT(retired_sig) FROM epochs), \
+     (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
+     (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?)";
+
 /// The highest stored schema version (0 with none).
 pub const MAX_POLICY_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM policies";
 
@@ -221,8 +255,19 @@ mod tests {
             commitment: vec![0; 32],
             creator: "c".into(),
             signature: vec![5],
+            retired: None,
         };
         assert_eq!(marks(INSERT_EPOCH), epoch_values(&e).len());
+        assert!(retire_values(&e).is_err());
+        let retired = EpochRow {
+            retired: Some(crate::store::Retirement {
+                by: "a".into(),
+                at: 1,
+                signature: vec![6],
+            }),
+            ..e.clone()
+        };
+        assert_eq!(marks(RETIRE_EPOCH), retire_values(&retired).unwrap().len());
         assert_eq!(marks(RESIGN_EPOCH), resign_values(&e).len());
         let s = ScopeRow {
             id: 1,

@@ -90,6 +90,9 @@ pub const EPOCHS: TableSpec = TableSpec {
         "commitment",
         "creator",
         "signature",
+        "retired_by",
+        "retired_at",
+        "retired_sig",
     ],
     paged: false,
     vault_rows: "1 = 1",
@@ -265,6 +268,15 @@ pub fn epoch_row(cells: Vec<Cell>) -> Result<EpochRow> {
         commitment: d.blob(3)?,
         creator: d.text(4)?,
         signature: d.blob(5)?,
+        retired: if d.is_null(6) && d.is_null(7) && d.is_null(8) {
+            None
+        } else {
+            Some(crate::store::Retirement {
+                by: d.text(6)?,
+                at: d.int(7)?,
+                signature: d.blob(8)?,
+            })
+        },
     })
 }
 

@@ -229,3 +229,29 @@ pub fn set_index(d: Dialect, table: &Table, index: &Index) -> String {
         d.quote("id")
     )
 }
+
+/// A row's cells sealed again under a new key epoch (key rotation):
+/// `UPDATE t SET a = ?, … WHERE id = ? AND c = ? AND d IS NULL …`. The
+/// write happens only if every cell in `cas` is still as it was read
+/// (`true`: it was NULL), so an update made meanwhile by another client
+/// wins and the job meets the row again. Parameters: the values of `set`,
+/// the id, then the old value of each `cas` cell that was not NULL.
+pub fn reseal(d: Dialect, table: &Table, set: &[&str], cas: &[(&str, bool)]) -> String {
+    let mut filter = vec![format!("{} = ?", d.quote("id"))];
+    filter.extend(cas.iter().map(|(c, null)| {
+        if *null {
+            format!("{} IS NULL", d.quote(c))
+        } else {
+            format!("{} = ?", d.quote(c))
+        }
+    }));
+    format!(
+        "UPDATE {} SET {} WHERE {}",
+        d.quote(&table.name),
+        set.iter()
+            .map(|c| format!("{} = ?", d.quote(c)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        filter.join(" AND ")
+    )
+}

@@ -71,6 +71,19 @@ pub struct EpochRow {
     pub creator: String,
     /// Signature (FORMAT.md §5.2).
     pub signature: Vec<u8>,
+    /// Its retirement, once no cell uses it (FORMAT.md §5.5).
+    pub retired: Option<Retirement>,
+}
+
+/// The signed record that retires an epoch (FORMAT.md §5.5).
+#[derive(Clone, Debug)]
+pub struct Retirement {
+    /// The administrator (or `@root`) who signed it.
+    pub by: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Signature.
+    pub signature: Vec<u8>,
 }
 
 /// A grant: an epoch key wrapped to one user, signed by the granter.

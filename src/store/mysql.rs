@@ -218,6 +218,8 @@ pub fn classify(store: &str, e: mysql_async::Error) -> Error {
         E::Server(s) => match s.code {
             1045 | 1044 | 1698 => Error::StoreAuth(store.to_owned()),
             1049 => Error::NoVault(store.to_owned()),
+            // The server's message quotes the duplicate value: left out.
+            1062 | 1586 => Error::Duplicate(store.to_owned()),
             code => Error::Store(format!(
                 "{store}: server error {code} (SQLSTATE {})",
                 s.state

@@ -52,6 +52,10 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> Error {
         if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
             return Error::DatabaseCorrupt(path.to_owned());
         }
+        // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE.
+        if matches!(f.extended_code, 1555 | 2067) {
+            return Error::Duplicate(path.display().to_string());
+        }
     }
     // rusqlite messages name tables and constraints, never bound values.
     Error::Store(e.to_string())

@@ -6,11 +6,13 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod patients;
+pub mod rotate;
 pub mod rows;
 pub mod schema;
 pub mod transfer;
 pub mod trust;
 
+pub use rotate::{RotateOptions, RotateProgress, RotateReport};
 pub use schema::{ApplyReport, PolicyInfo};
 
 use std::collections::HashMap;
@@ -240,6 +242,7 @@ fn new_scope(
         commitment: kdf::commitment(&key).to_vec(),
         creator: signer_name.to_owned(),
         signature: Vec::new(),
+        retired: None,
     };
     epoch.signature = signer.sign(&trust::epoch_record(vault_id, &scope, &epoch))?;
     let grants = recipients
@@ -561,6 +564,12 @@ pub struct Session {
     admin: bool,
     password: Password,
     signer: tokio::sync::Mutex<RecordSigner>,
+    /// The user's decryption key, to unwrap grants made after login
+    /// ([`Session::refresh_keys`]).
+    dec: Decryptor,
+    /// The key-state part of the last [`keys::PROBE`] answer this
+    /// session's keys were loaded after (`None`: not yet probed).
+    probed: std::sync::Mutex<Option<[i64; 4]>>,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -569,6 +578,41 @@ pub struct Session {
     policy: &'static Policy,
     /// The schema in force (replaced whole by `apply_schema`).
     schema_state: std::sync::RwLock<schema::InForce>,
+}
+
+/// Runs [`crate::sql::keys::PROBE`] for `user`.
+async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
+    let rows = store
+        .lookup(
+            crate::sql::keys::PROBE.into(),
+            vec![
+                crate::store::Value::Text(user.to_owned()),
+                crate::store::Value::Text(user.to_owned()),
+            ],
+        )
+        .await?;
+    let cells = rows.into_iter().next().ok_or(Error::BadStoredValue {
+        table: "epochs",
+        column: "*",
+        expected: "one row of counts",
+    })?;
+    let mut d = crate::sql::RowDecoder::new(
+        "epochs",
+        &["version", "epochs", "retired", "grants", "signed_at"],
+        cells,
+    )?;
+    Ok(Probe {
+        schema_version: d.int(0)?,
+        keys: [d.int(1)?, d.int(2)?, d.int(3)?, d.int(4)?],
+    })
+}
+
+/// A [`crate::sql::keys::PROBE`] answer.
+pub(crate) struct Probe {
+    /// The highest stored schema version.
+    pub(crate) schema_version: u64,
+    /// Epochs, retired epochs, grants to this user, this user's row.
+    pub(crate) keys: [i64; 4],
 }
 
 /// Scopes and keys as a session knows them.
@@ -580,8 +624,167 @@ pub(crate) struct KeyState {
     /// Every (scope, epoch) whose row is signed to the root, held or not: a
     /// ciphertext naming any other is forged, not merely unreadable.
     pub(crate) known_epochs: std::collections::HashSet<(u32, u32)>,
-    /// The epoch new values of each held scope are written under.
+    /// The epoch new values of each held scope are written under: its
+    /// newest signed epoch, when this user holds it.
     pub(crate) current: HashMap<u32, u32>,
+    /// The newest signed epoch of every scope, held or not, and never lower
+    /// than one this session saw before: a store that hides a newer epoch
+    /// (a restored key table) cannot make it write under an older key.
+    pub(crate) latest: HashMap<u32, u32>,
+    /// Epochs whose signed retirement verified (FORMAT.md §5.5): no cell
+    /// uses them, so searches leave their index values out.
+    pub(crate) retired: std::collections::HashSet<(u32, u32)>,
+}
+
+impl KeyState {
+    /// The epochs of `scope` this session holds and that are not retired:
+    /// the ones a search computes index values under.
+    pub(crate) fn live(&self, scope: u32) -> impl Iterator<Item = (u32, &Arc<EpochKeys>)> + '_ {
+        self.keys
+            .iter()
+            .filter(move |((s, e), _)| *s == scope && !self.retired.contains(&(*s, *e)))
+            .map(|((_, e), k)| (*e, k))
+    }
+}
+
+/// Reads scopes, epochs and the grants to `user` and checks each to the
+/// root: a grant must be signed by an active administrator (or the root)
+/// over an epoch so signed, and unwrap to the key its epoch commits to.
+/// `seen` is what the session knew before: the newest epoch of a scope
+/// never goes down.
+async fn load_keys(
+    store: &dyn Store,
+    vault_id: &[u8; 16],
+    dir: &mut Directory,
+    user: &str,
+    cert: &Cert,
+    dec: &Decryptor,
+    seen: Option<&KeyState>,
+) -> Result<KeyState> {
+    let scopes: HashMap<u32, ScopeRow> = store
+        .scopes()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let epochs: HashMap<(u32, u32), EpochRow> = store
+        .epochs()
+        .await?
+        .into_iter()
+        .map(|e| ((e.scope_id, e.epoch), e))
+        .collect();
+    // Only epochs signed by an active administrator (or the root) count
+    // as known: an envelope naming any other is forged, and is reported
+    // as tampering, not as a scope this user merely lacks.
+    let signed: std::collections::HashSet<(u32, u32)> = epochs
+        .values()
+        .filter(|e| {
+            scopes
+                .get(&e.scope_id)
+                .is_some_and(|scope| dir.epoch_signed(scope, e))
+        })
+        .map(|e| (e.scope_id, e.epoch))
+        .collect();
+    let my_fpr = pgp::fingerprint(cert);
+    let mut keys = HashMap::new();
+    for g in store.grants_to(user).await? {
+        let what = |s: &str| format!("grant of {s} to {user}");
+        let scope = scopes.get(&g.scope_id).ok_or_else(|| Error::BadSignature {
+            what: what("an unknown scope"),
+        })?;
+        let epoch = epochs
+            .get(&(g.scope_id, g.epoch))
+            .ok_or_else(|| Error::BadSignature {
+                what: what(&scope.name),
+            })?;
+        if !signed.contains(&(g.scope_id, g.epoch)) {
+            return Err(Error::BadSignature {
+                what: format!("key epoch {} of {}", epoch.epoch, scope.name),
+            });
+        }
+        let granter = dir
+            .signer_cert(&g.granter)
+            .map_err(|_| Error::BadSignature {
+                what: what(&scope.name),
+            })?;
+        if !pgp::verify(
+            &granter,
+            &trust::grant_record(vault_id, scope, &g, &my_fpr),
+            &g.signature,
+        ) {
+            return Err(Error::BadSignature {
+                what: what(&scope.name),
+            });
+        }
+        // A key this session unwrapped before, for the same commitment,
+        // is not unwrapped again.
+        if let Some(k) = seen.and_then(|ks| ks.keys.get(&(g.scope_id, g.epoch))) {
+            if ct_eq(&kdf::commitment(&k.raw), &epoch.commitment) {
+                keys.insert((g.scope_id, g.epoch), Arc::clone(k));
+                continue;
+            }
+        }
+        let raw = dec.unwrap(&g.wrapped).ok_or_else(|| Error::GrantInvalid {
+            scope: scope.name.clone(),
+            reason: "it does not unwrap with this user's key",
+        })?;
+        let key = EpochKey::from_slice(&raw).ok_or_else(|| Error::GrantInvalid {
+            scope: scope.name.clone(),
+            reason: "the wrapped key has the wrong length",
+        })?;
+        if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+            return Err(Error::GrantInvalid {
+                scope: scope.name.clone(),
+                reason: "the key is not the one its epoch commits to",
+            });
+        }
+        keys.insert(
+            (g.scope_id, g.epoch),
+            Arc::new(EpochKeys::derive(
+                key,
+                g.scope_id,
+                g.epoch,
+                Policy::builtin(),
+            )),
+        );
+    }
+    // The newest signed epoch of each scope, never lower than one seen
+    // before; a scope's current epoch (for writes) is that one, if held.
+    let mut latest: HashMap<u32, u32> = seen.map(|ks| ks.latest.clone()).unwrap_or_default();
+    for (s, e) in &signed {
+        let l = latest.entry(*s).or_insert(*e);
+        *l = (*l).max(*e);
+    }
+    let current: HashMap<u32, u32> = latest
+        .iter()
+        .filter(|(s, e)| keys.contains_key(&(**s, **e)))
+        .map(|(s, e)| (*s, *e))
+        .collect();
+    let retired = epochs
+        .values()
+        .filter(|e| signed.contains(&(e.scope_id, e.epoch)) && e.retired.is_some())
+        .filter(|e| {
+            scopes
+                .get(&e.scope_id)
+                .is_some_and(|scope| dir.retirement_signed(scope, e))
+        })
+        .map(|e| (e.scope_id, e.epoch))
+        .collect();
+    Ok(KeyState {
+        // Names resolve only to scopes with a signed epoch: an unsigned
+        // row cannot take a name (or shadow one).
+        scope_ids: scopes
+            .values()
+            .filter(|s| signed.iter().any(|(id, _)| *id == s.id))
+            .map(|s| (s.name.clone(), s.id))
+            .collect(),
+        scopes,
+        keys,
+        known_epochs: signed,
+        current,
+        latest,
+        retired,
+    })
 }
 
 impl std::fmt::Debug for Session {
@@ -637,103 +840,8 @@ impl Session {
                 what: format!("certificate of {user} (it does not match their secret key)"),
             });
         }
-        let scopes: HashMap<u32, ScopeRow> = store
-            .scopes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let epochs: HashMap<(u32, u32), EpochRow> = store
-            .epochs()
-            .await?
-            .into_iter()
-            .map(|e| ((e.scope_id, e.epoch), e))
-            .collect();
-        // Only epochs signed by an active administrator (or the root) count
-        // as known: an envelope naming any other is forged, and is reported
-        // as tampering, not as a scope this user merely lacks.
-        let signed: std::collections::HashSet<(u32, u32)> = epochs
-            .values()
-            .filter(|e| {
-                scopes
-                    .get(&e.scope_id)
-                    .is_some_and(|scope| dir.epoch_signed(scope, e))
-            })
-            .map(|e| (e.scope_id, e.epoch))
-            .collect();
-        let my_fpr = pgp::fingerprint(&me.cert);
-        let mut keys = HashMap::new();
-        let mut current: HashMap<u32, u32> = HashMap::new();
-        for g in store.grants_to(user).await? {
-            let what = |s: &str| format!("grant of {s} to {user}");
-            let scope = scopes.get(&g.scope_id).ok_or_else(|| Error::BadSignature {
-                what: what("an unknown scope"),
-            })?;
-            let epoch = epochs
-                .get(&(g.scope_id, g.epoch))
-                .ok_or_else(|| Error::BadSignature {
-                    what: what(&scope.name),
-                })?;
-            if !signed.contains(&(g.scope_id, g.epoch)) {
-                return Err(Error::BadSignature {
-                    what: format!("key epoch {} of {}", epoch.epoch, scope.name),
-                });
-            }
-            let granter = dir
-                .signer_cert(&g.granter)
-                .map_err(|_| Error::BadSignature {
-                    what: what(&scope.name),
-                })?;
-            if !pgp::verify(
-                &granter,
-                &trust::grant_record(&vault_id, scope, &g, &my_fpr),
-                &g.signature,
-            ) {
-                return Err(Error::BadSignature {
-                    what: what(&scope.name),
-                });
-            }
-            let raw = dec.unwrap(&g.wrapped).ok_or_else(|| Error::GrantInvalid {
-                scope: scope.name.clone(),
-                reason: "it does not unwrap with this user's key",
-            })?;
-            let key = EpochKey::from_slice(&raw).ok_or_else(|| Error::GrantInvalid {
-                scope: scope.name.clone(),
-                reason: "the wrapped key has the wrong length",
-            })?;
-            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
-                return Err(Error::GrantInvalid {
-                    scope: scope.name.clone(),
-                    reason: "the key is not the one its epoch commits to",
-                });
-            }
-            keys.insert(
-                (g.scope_id, g.epoch),
-                Arc::new(EpochKeys::derive(
-                    key,
-                    g.scope_id,
-                    g.epoch,
-                    Policy::builtin(),
-                )),
-            );
-            if epoch.state == "current" {
-                let e = current.entry(g.scope_id).or_insert(g.epoch);
-                *e = (*e).max(g.epoch);
-            }
-        }
-        let state = KeyState {
-            // Names resolve only to scopes with a signed epoch: an unsigned
-            // row cannot take a name (or shadow one).
-            scope_ids: scopes
-                .values()
-                .filter(|s| signed.iter().any(|(id, _)| *id == s.id))
-                .map(|s| (s.name.clone(), s.id))
-                .collect(),
-            scopes,
-            keys,
-            known_epochs: signed,
-            current,
-        };
+        let probed = probe_store(&*store, user).await?;
+        let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
         Ok(Session {
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
@@ -743,10 +851,57 @@ impl Session {
             admin: me.admin,
             password,
             signer: tokio::sync::Mutex::new(signer),
+            dec,
+            probed: std::sync::Mutex::new(Some(probed.keys)),
             kdf,
             policy: Policy::builtin(),
             schema_state: std::sync::RwLock::new(in_force),
         })
+    }
+
+    /// Reads the key state again: scopes, epochs, retirements and this
+    /// user's grants, each checked to the root as at login. A grant
+    /// removed since (a revocation) drops its keys; a new epoch (a
+    /// rotation) is learned, and writes move to it. The newest epoch of a
+    /// scope never goes down within a session.
+    pub async fn refresh_keys(&self) -> Result<()> {
+        let mut dir = self.directory().await?;
+        let me = dir.verify(&self.user)?;
+        if !me.active {
+            return Err(Error::UserDisabled(self.user.clone()));
+        }
+        // Probed first: a change after it is seen by the next probe.
+        let probe = self.probe().await?;
+        let seen = self.ks();
+        let next = load_keys(
+            &*self.store,
+            &self.vault_id,
+            &mut dir,
+            &self.user,
+            &me.cert,
+            &self.dec,
+            Some(&seen),
+        )
+        .await?;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        *self.probed.lock().unwrap_or_else(|p| p.into_inner()) = Some(probe.keys);
+        Ok(())
+    }
+
+    /// Runs [`crate::sql::keys::PROBE`].
+    pub(crate) async fn probe(&self) -> Result<Probe> {
+        probe_store(&*self.store, &self.user).await
+    }
+
+    /// Reads the key state again ([`Session::refresh_keys`]) if `probe`
+    /// says it changed since it was last read. Returns whether it did.
+    pub(crate) async fn keys_follow(&self, probe: &Probe) -> Result<bool> {
+        let last = *self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        if last == Some(probe.keys) {
+            return Ok(false);
+        }
+        self.refresh_keys().await?;
+        Ok(true)
     }
 
     /// The logged-in user's name.
@@ -776,6 +931,7 @@ impl Session {
         );
         next.known_epochs.insert((id, 1));
         next.current.insert(id, 1);
+        next.latest.insert(id, 1);
         next.scope_ids.insert(scope.name.clone(), id);
         next.scopes.insert(id, scope);
         *guard = Arc::new(next);
@@ -954,12 +1110,9 @@ impl Session {
             .get(&sid)
             .cloned()
             .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
-        let held: Vec<(u32, Arc<EpochKeys>)> = ks
-            .keys
-            .iter()
-            .filter(|((s, _), _)| *s == sid)
-            .map(|((_, e), k)| (*e, Arc::clone(k)))
-            .collect();
+        // Retired epochs are left out: no cell uses them.
+        let held: Vec<(u32, Arc<EpochKeys>)> =
+            ks.live(sid).map(|(e, k)| (e, Arc::clone(k))).collect();
         if held.is_empty() {
             return Err(Error::NoAccess(scope_row.name.clone()));
         }
@@ -982,16 +1135,43 @@ impl Session {
             rows.push(row);
         }
         // Every epoch's grant in one transaction.
-        self.store.put_grants(&rows).await
+        self.store.put_grants(&rows).await?;
+        // A rotation that chose its recipients before this grant was
+        // stored did not wrap its new epoch to this user: do it now.
+        self.refresh_keys().await?;
+        self.catch_up_grants(sid).await?;
+        Ok(())
     }
 
-    /// Removes `user`'s grants to `scope` (admin only). They keep what they
-    /// already decrypted; key rotation (a later version) stops them reading
-    /// what is written afterwards.
-    pub async fn revoke(&self, user: &str, scope: &str) -> Result<()> {
+    /// Revokes `scope` from `user` (admin holding the scope): removes
+    /// every grant of it to them, then rotates the scope to a new epoch
+    /// they are not given ([`Session::rotate_with`] with
+    /// [`RotateOptions::new_epoch`]), so what is written afterwards is
+    /// unreadable to them and, once every row is sealed again, their old
+    /// index keys match nothing. It does not take back what they already
+    /// read. If the rotation stops part-way, `rotate` with `new_epoch`
+    /// finishes it.
+    pub async fn revoke(&self, user: &str, scope: &str) -> Result<RotateReport> {
+        self.revoke_with(user, scope, &mut |_| std::ops::ControlFlow::Continue(()))
+            .await
+    }
+
+    /// [`Session::revoke`] with a progress report, as for
+    /// [`Session::rotate_with`].
+    pub async fn revoke_with(
+        &self,
+        user: &str,
+        scope: &str,
+        progress: &mut (dyn FnMut(&RotateProgress) -> std::ops::ControlFlow<()> + Send),
+    ) -> Result<RotateReport> {
         self.require_admin()?;
         validate_user_name(user)?;
         let sid = self.scope_id(scope)?;
+        if user == self.user {
+            return Err(Error::Refused(
+                "an administrator cannot revoke their own access",
+            ));
+        }
         let n = self.store.delete_grants(sid, user).await?;
         if n == 0 {
             return Err(Error::NoSuchGrant {
@@ -999,7 +1179,11 @@ impl Session {
                 scope: scope.to_owned(),
             });
         }
-        Ok(())
+        let opts = RotateOptions {
+            new_epoch: true,
+            ..RotateOptions::default()
+        };
+        self.rotate_with(scope, &opts, progress).await
     }
 
     /// Disables a user (admin only): a new signed row, their grants and
@@ -1064,6 +1248,31 @@ impl Session {
             let Some(scope) = scopes.get(&ep.scope_id) else {
                 continue;
             };
+            // A retirement it signed (FORMAT.md §5.5), signed again.
+            if let Some(r) = ep.retired.as_ref().filter(|r| {
+                r.by == old.name
+                    && pgp::verify(
+                        &old.cert,
+                        &trust::retire_record(&vid, scope, &ep, r),
+                        &r.signature,
+                    )
+            }) {
+                let mut new = ep.clone();
+                let mut nr = crate::store::Retirement {
+                    by: me.clone(),
+                    at: r.at,
+                    signature: Vec::new(),
+                };
+                let msg = trust::retire_record(&vid, scope, &new, &nr);
+                nr.signature = self.with_signer(|s| s.sign(&msg)).await?;
+                new.retired = Some(nr);
+                self.store
+                    .write_all(vec![(
+                        crate::sql::keys::RETIRE_EPOCH.to_owned(),
+                        crate::sql::keys::retire_values(&new)?,
+                    )])
+                    .await?;
+            }
             if ep.creator != old.name
                 || !pgp::verify(
                     &old.cert,

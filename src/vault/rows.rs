@@ -308,6 +308,28 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
     })
 }
 
+/// A cell still under an unknown epoch after the key state was read again
+/// is not from a rotation: it is forged.
+fn outdated_is_tampered(e: Error) -> Error {
+    match e {
+        Error::KeysOutdated { table, column } => Error::Tampered { table, column },
+        e => e,
+    }
+}
+
+/// What one pass of a key rotation did to a table ([`RowTable::reseal`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Reseal {
+    /// Rows read.
+    pub seen: u64,
+    /// Rows whose cells were sealed again.
+    pub rewritten: u64,
+    /// Stale rows another client changed between read and write.
+    pub raced: u64,
+    /// The callback stopped the pass.
+    pub stopped: bool,
+}
+
 /// One declared table of the schema in force, for reading and writing
 /// rows. Made by [`Session::table`].
 pub struct RowTable<'s> {
@@ -461,6 +483,11 @@ struct Checked {
 }
 
 impl RowTable<'_> {
+    /// The table's declaration.
+    pub(crate) fn table(&self) -> &Table {
+        self.t()
+    }
+
     fn t(&self) -> &Table {
         // Invariant: `Session::table` checked the name against this schema.
         self.schema
@@ -917,8 +944,14 @@ impl RowTable<'_> {
     /// Refuses a write under a schema older than the one stored (its rows
     /// would miss an index added since): [`Error::SchemaChanged`], after
     /// the session has read the new one.
+    ///
+    /// The same query tells whether the key state changed (a rotation, a
+    /// revocation, this user disabled): then it is read again first, so
+    /// the write goes under the newest epoch or is refused.
     pub(crate) async fn check_current(&self) -> Result<()> {
-        if self.s.stored_schema_version().await? > self.version {
+        let probe = self.s.probe().await?;
+        self.s.keys_follow(&probe).await?;
+        if probe.schema_version > self.version {
             let version = self.s.reload_schema().await?;
             if version > self.version {
                 return Err(Error::SchemaChanged { version });
@@ -1207,10 +1240,24 @@ impl RowTable<'_> {
                         },
                         ScopeRule::PerRow => row_scope,
                     };
-                    if want != Some(header.scope)
-                        || !ks.known_epochs.contains(&(header.scope, header.epoch))
-                    {
+                    if want != Some(header.scope) {
                         return Err(tampered());
+                    }
+                    if !ks.known_epochs.contains(&(header.scope, header.epoch)) {
+                        // Newer than any epoch this session loaded: the
+                        // scope may have been rotated since.
+                        let newer = ks
+                            .latest
+                            .get(&header.scope)
+                            .is_none_or(|l| header.epoch > *l);
+                        return Err(if newer {
+                            Error::KeysOutdated {
+                                table: self.decoder_names.0,
+                                column: name,
+                            }
+                        } else {
+                            tampered()
+                        });
                     }
                     let Some(keys) = ks.keys.get(&(header.scope, header.epoch)) else {
                         withheld.push(c.name.clone());
@@ -1259,6 +1306,16 @@ impl RowTable<'_> {
 
     /// One row, or `None`.
     pub async fn get(&self, id: Id) -> Result<Option<Row>> {
+        match self.get_once(id).await {
+            Err(Error::KeysOutdated { .. }) => {
+                self.s.refresh_keys().await?;
+                self.get_once(id).await.map_err(outdated_is_tampered)
+            }
+            r => r,
+        }
+    }
+
+    async fn get_once(&self, id: Id) -> Result<Option<Row>> {
         let d = self.s.store.dialect();
         let rows = self
             .s
@@ -1287,6 +1344,16 @@ impl RowTable<'_> {
     /// that covers exactly those columns (in any order): exact results, in
     /// id order, under every epoch of the scope this user holds.
     pub async fn find(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
+        match self.find_once(criteria).await {
+            Err(Error::KeysOutdated { .. }) => {
+                self.s.refresh_keys().await?;
+                self.find_once(criteria).await.map_err(outdated_is_tampered)
+            }
+            r => r,
+        }
+    }
+
+    async fn find_once(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
         let t = self.t();
         let mut want: Vec<&str> = criteria.iter().map(|(c, _)| *c).collect();
         want.sort_unstable();
@@ -1321,27 +1388,46 @@ impl RowTable<'_> {
             .filter_map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
             .collect();
         let sid = self.index_scope(idx)?;
-        let ks = self.s.ks();
-        let mut values: Vec<StoreValue> = ks
-            .keys
-            .iter()
-            .filter(|((s, _), _)| *s == sid)
-            .map(|((s, e), keys)| {
-                let key = self.index_key(*s, *e, keys, (pos, &idx.name));
-                StoreValue::Blob(index::compute(&key, &parts, idx.bits).as_bytes().to_vec())
-            })
-            .collect();
-        if values.is_empty() {
-            return Err(Error::NoAccess(self.s.scope_name(sid)));
-        }
-        values.dedup();
         let d = self.s.store.dialect();
-        let n = values.len();
-        let rows = self
-            .s
-            .store
-            .lookup(stmt::by_values(d, t, &idx.name, n), values)
-            .await?;
+        let mut rows = Vec::new();
+        for attempt in 0..2 {
+            let ks = self.s.ks();
+            // Every live epoch: during a rotation rows are under the old
+            // and the new one.
+            let mut live: Vec<u32> = ks.live(sid).map(|(e, _)| e).collect();
+            live.sort_unstable();
+            let mut values: Vec<StoreValue> = ks
+                .live(sid)
+                .map(|(e, keys)| {
+                    let key = self.index_key(sid, e, keys, (pos, &idx.name));
+                    StoreValue::Blob(index::compute(&key, &parts, idx.bits).as_bytes().to_vec())
+                })
+                .collect();
+            if values.is_empty() {
+                return Err(Error::NoAccess(self.s.scope_name(sid)));
+            }
+            values.dedup();
+            let n = values.len();
+            // The key state is checked alongside the search (on MySQL, on
+            // another connection at the same time): a scope rotated since
+            // the keys were loaded is searched again under its new epochs.
+            let (found, probe) = tokio::join!(
+                self.s
+                    .store
+                    .lookup(stmt::by_values(d, t, &idx.name, n), values),
+                self.s.probe()
+            );
+            rows = found?;
+            if attempt == 0 && self.s.keys_follow(&probe?).await? {
+                let ks = self.s.ks();
+                let mut now: Vec<u32> = ks.live(sid).map(|(e, _)| e).collect();
+                now.sort_unstable();
+                if now != live {
+                    continue;
+                }
+            }
+            break;
+        }
         let mut out: Vec<Row> = Vec::new();
         for r in self.open_page(rows, None, "each row once, in id order")? {
             let matches = criteria.iter().all(|(name, _)| {
@@ -1367,6 +1453,18 @@ impl RowTable<'_> {
     /// A page of at most `limit` rows (up to [`MAX_PAGE`]) in id order,
     /// after `after`.
     pub async fn list(&self, after: Option<Id>, limit: u32) -> Result<Vec<Row>> {
+        match self.list_once(after, limit).await {
+            Err(Error::KeysOutdated { .. }) => {
+                self.s.refresh_keys().await?;
+                self.list_once(after, limit)
+                    .await
+                    .map_err(outdated_is_tampered)
+            }
+            r => r,
+        }
+    }
+
+    async fn list_once(&self, after: Option<Id>, limit: u32) -> Result<Vec<Row>> {
         let limit = limit.clamp(1, MAX_PAGE);
         let d = self.s.store.dialect();
         let params = after
@@ -1439,7 +1537,26 @@ impl RowTable<'_> {
                 return Err(self.bad_order(order));
             }
             pending = fetch(Some(next));
-            let out = self.open_page(rows, after, order)?;
+            let (out, next) = match self.open_page(rows, after, order) {
+                Err(Error::KeysOutdated { .. }) => {
+                    // Rotated meanwhile: the key state again, this page
+                    // again (it may now end elsewhere: the next one is
+                    // read after its new end).
+                    pending.abort();
+                    self.s.refresh_keys().await?;
+                    let again = fetch(after).await.map_err(|_| stopped())??;
+                    self.check_page_len(again.len(), limit)?;
+                    let out = self
+                        .open_page(again, after, order)
+                        .map_err(outdated_is_tampered)?;
+                    let Some(last) = out.last().map(|r| r.id) else {
+                        break;
+                    };
+                    pending = fetch(Some(last));
+                    (out, last)
+                }
+                r => (r?, next),
+            };
             after = Some(next);
             seen += out.len() as u64;
             if f(out).is_break() {
@@ -1452,6 +1569,18 @@ impl RowTable<'_> {
 
     /// The rows whose parent is `parent`, in id order.
     pub async fn children(&self, parent: Id) -> Result<Vec<Row>> {
+        match self.children_once(parent).await {
+            Err(Error::KeysOutdated { .. }) => {
+                self.s.refresh_keys().await?;
+                self.children_once(parent)
+                    .await
+                    .map_err(outdated_is_tampered)
+            }
+            r => r,
+        }
+    }
+
+    async fn children_once(&self, parent: Id) -> Result<Vec<Row>> {
         let t = self.t();
         let p = t
             .parent
@@ -1639,6 +1768,237 @@ impl RowTable<'_> {
             let changed = self.s.store.write_all(statements).await?;
             filled += changed.iter().sum::<u64>();
         }
+    }
+
+    /// The scope of the encrypted column at `k` in a row of `row_scope`,
+    /// resolved without an error (a scope this session cannot name is not
+    /// the one being rotated).
+    fn column_scope(&self, k: usize, e: &Encrypted, row_scope: Option<u32>) -> Option<u32> {
+        match &e.scope {
+            ScopeRule::Named(n) => self
+                .scope_ids
+                .get(k)
+                .copied()
+                .flatten()
+                .or_else(|| self.s.ks().scope_ids.get(n).copied()),
+            ScopeRule::PerRow => row_scope,
+        }
+    }
+
+    /// One pass of a key rotation over this table (`src/vault/rotate.rs`):
+    /// every row with a cell of scope `sid` under an epoch other than
+    /// `target` is opened and its cells of that scope sealed again under
+    /// `target`, with the blind indexes over them recomputed, `batch` rows
+    /// per transaction. A row another client updated between the read and
+    /// the write is left as that client wrote it and counted in
+    /// [`Reseal::raced`]. `on_page(rows seen, rows rewritten)` after each
+    /// page; `Break` stops the pass there (what was written stays: every
+    /// page is whole).
+    pub(crate) async fn reseal(
+        &self,
+        (sid, target): (u32, u32),
+        batch: u32,
+        on_page: &mut (dyn FnMut(u64, u64) -> std::ops::ControlFlow<()> + Send),
+    ) -> Result<Reseal> {
+        let t = self.t();
+        let d = self.s.store.dialect();
+        let keys = {
+            let ks = self.s.ks();
+            ks.keys
+                .get(&(sid, target))
+                .cloned()
+                .ok_or_else(|| Error::NoAccess(self.s.scope_name(sid)))?
+        };
+        let implied = self.decoder_names.1.len() - t.columns.len();
+        let scope_at = t.row_scoped().then(|| implied - 1);
+        let mut out = Reseal::default();
+        let mut after: Option<Id> = None;
+        loop {
+            let params = after
+                .iter()
+                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
+                .collect();
+            let rows = self
+                .s
+                .store
+                .select(stmt::page(d, t, after.is_some(), batch), params)
+                .await?;
+            self.check_page_len(rows.len(), batch)?;
+            if rows.is_empty() {
+                return Ok(out);
+            }
+            let mut stale = Vec::new();
+            for cells in rows {
+                let id = match cells.first() {
+                    Some(Cell::Bytes(b)) => RowId::try_from(b.as_slice()).ok(),
+                    _ => None,
+                }
+                .ok_or(Error::BadStoredValue {
+                    table: self.decoder_names.0,
+                    column: "id",
+                    expected: "16 bytes",
+                })?;
+                if after.is_some_and(|a| id <= a.0) {
+                    return Err(self.bad_order("each row once, in id order"));
+                }
+                after = Some(Id(id));
+                out.seen += 1;
+                let row_scope = scope_at.and_then(|i| match cells.get(i) {
+                    Some(Cell::Int(v)) => u32::try_from(*v).ok(),
+                    Some(Cell::UInt(v)) => u32::try_from(*v).ok(),
+                    _ => None,
+                });
+                let needs = t.columns.iter().enumerate().any(|(k, c)| {
+                    let ColumnType::Encrypted(e) = &c.ty else {
+                        return false;
+                    };
+                    if self.column_scope(k, e, row_scope) != Some(sid) {
+                        return false;
+                    }
+                    match cells.get(implied + k) {
+                        Some(Cell::Bytes(b)) => envelope::Header::peek(b)
+                            .is_none_or(|h| h.scope != sid || h.epoch != target),
+                        Some(Cell::Null) => false,
+                        _ => true, // opened below, where it is reported
+                    }
+                });
+                if needs {
+                    stale.push((cells, row_scope));
+                }
+            }
+            if !stale.is_empty() {
+                let statements = par_map(stale, |(cells, row_scope)| {
+                    self.reseal_row(cells, row_scope, (sid, target), &keys)
+                })
+                .into_iter()
+                .collect::<Result<Vec<_>>>()?;
+                let asked = statements.len() as u64;
+                let changed: u64 = self.s.store.write_all(statements).await?.iter().sum();
+                out.rewritten += changed;
+                out.raced += asked.saturating_sub(changed);
+            }
+            if on_page(out.seen, out.rewritten).is_break() {
+                out.stopped = true;
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The statement that writes one stale row's cells of scope `sid`
+    /// sealed under `target` ([`RowTable::reseal`]).
+    fn reseal_row(
+        &self,
+        cells: Vec<Cell>,
+        row_scope: Option<u32>,
+        (sid, target): (u32, u32),
+        keys: &super::EpochKeys,
+    ) -> Result<(String, Vec<StoreValue>)> {
+        let t = self.t();
+        let implied = self.decoder_names.1.len() - t.columns.len();
+        // The cells to re-seal, as read: the write is conditional on them.
+        let mut mine: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        for (k, c) in t.columns.iter().enumerate() {
+            if let ColumnType::Encrypted(e) = &c.ty {
+                if self.column_scope(k, e, row_scope) == Some(sid) {
+                    let old = match cells.get(implied + k) {
+                        Some(Cell::Bytes(b)) => Some(b.clone()),
+                        _ => None,
+                    };
+                    mine.push((k, old));
+                }
+            }
+        }
+        let row = self.open(cells)?;
+        if mine
+            .iter()
+            .any(|(k, _)| row.withheld.contains(&t.columns[*k].name))
+        {
+            // A cell under an epoch of the scope this user does not hold.
+            return Err(Error::NoAccess(self.s.scope_name(sid)));
+        }
+        let v1_row: Vec<u8> = match (t.cell_rule(), &row.parent, row.values.get("author")) {
+            (CellRule::V1Note, Some(p), Some(Value::Text(author))) => {
+                Session::note_ad(&row.id, p, author)
+            }
+            _ => row.id.as_bytes().to_vec(),
+        };
+        let parent: Vec<u8> = row
+            .parent
+            .as_ref()
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_default();
+        let header = Header {
+            scope: sid,
+            epoch: target,
+        };
+        let mut set: Vec<&str> = Vec::new();
+        let mut vals: Vec<StoreValue> = Vec::new();
+        let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        for (k, _) in &mine {
+            let c = &t.columns[*k];
+            let ColumnType::Encrypted(e) = &c.ty else {
+                continue;
+            };
+            let Some(v) = row.values.get(&c.name).filter(|v| **v != Value::Null) else {
+                continue; // stays NULL (the write checks it still is)
+            };
+            let checked = self.check_encrypted(c, e, v, false)?;
+            let padded = e.padding.pad(&checked.bytes);
+            let sealed = match t.cell_rule() {
+                CellRule::V2 => envelope::seal_cell(
+                    &keys.field,
+                    header,
+                    &CellAd {
+                        table: &t.name,
+                        column: &c.name,
+                        row: row.id.as_bytes(),
+                        parent: &parent,
+                    },
+                    &padded,
+                ),
+                _ => keys.seal_v1(
+                    self.prefixes.get(*k).copied().flatten(),
+                    header,
+                    &envelope::Cell {
+                        table: self.decoder_names.0,
+                        column: self.column_name(*k),
+                        row: &v1_row,
+                    },
+                    &padded,
+                ),
+            };
+            set.push(&c.name);
+            vals.push(StoreValue::Blob(sealed));
+            canon.insert(&c.name, checked.canonical);
+        }
+        for (pos, i) in t.indexes.iter().enumerate() {
+            if self.index_scope(i).ok() != Some(sid) {
+                continue;
+            }
+            let parts: Option<Vec<&str>> = i
+                .over
+                .iter()
+                .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
+                .collect();
+            set.push(&i.name);
+            vals.push(match parts {
+                Some(parts) => {
+                    let key = self.index_key(sid, target, keys, (pos, &i.name));
+                    StoreValue::Blob(index::compute(&key, &parts, i.bits).as_bytes().to_vec())
+                }
+                None => StoreValue::Null,
+            });
+        }
+        vals.push(StoreValue::Blob(row.id.as_bytes().to_vec()));
+        let cas: Vec<(&str, bool)> = mine
+            .iter()
+            .map(|(k, old)| (t.columns[*k].name.as_str(), old.is_none()))
+            .collect();
+        vals.extend(
+            mine.into_iter()
+                .filter_map(|(_, old)| old.map(StoreValue::Blob)),
+        );
+        Ok((stmt::reseal(self.s.store.dialect(), t, &set, &cas), vals))
     }
 
     /// Deletes a row (and, through the database, its children); false if

@@ -258,19 +258,6 @@ impl Session {
         Ok(guard.version())
     }
 
-    /// The highest schema version stored, as the store answers (not
-    /// verified: only compared, to see whether to read the schema again).
-    pub(crate) async fn stored_schema_version(&self) -> Result<u64> {
-        let rows = self
-            .store
-            .select(crate::sql::keys::MAX_POLICY_VERSION.into(), Vec::new())
-            .await?;
-        match rows.into_iter().next() {
-            Some(cells) => crate::sql::single_int("policies", cells),
-            None => Ok(0),
-        }
-    }
-
     /// The version of the schema in force in this session.
     pub(crate) fn schema_version(&self) -> u64 {
         self.in_force().version()

@@ -235,6 +235,20 @@ impl Session {
                     e.epoch, e.scope_id
                 ));
             }
+            if e.retired.is_some() {
+                let retired = scopes
+                    .get(&e.scope_id)
+                    .is_some_and(|sc| dir.retirement_signed(sc, &e));
+                if retired {
+                    r.signatures_verified += 1;
+                } else {
+                    r.problems.push(format!(
+                        "key epoch {} of scope #{}: its retirement is not signed \
+                         (the epoch is treated as live)",
+                        e.epoch, e.scope_id
+                    ));
+                }
+            }
         }
         for g in s.grants_all().await? {
             let grantee = if g.grantee == ROOT {

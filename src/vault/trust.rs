@@ -12,7 +12,7 @@ use sequoia_openpgp::Cert;
 use crate::crypto::kdf::sha256;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
-use crate::store::{EpochRow, GrantRow, PolicyRow, ScopeRow, UserRow};
+use crate::store::{EpochRow, GrantRow, PolicyRow, Retirement, ScopeRow, UserRow};
 
 /// Name under which the root key signs and receives grants. User names
 /// cannot start with `@`, so it cannot collide with one.
@@ -56,6 +56,24 @@ pub fn epoch_record(vault_id: &[u8; 16], s: &ScopeRow, e: &EpochRow) -> Vec<u8> 
             &e.epoch.to_be_bytes(),
             &e.commitment,
             e.creator.as_bytes(),
+        ],
+    )
+}
+
+/// §5.5: what the signature retiring an epoch covers. The epoch's
+/// commitment is in it, so a retirement cannot be moved to another epoch
+/// or to a re-created scope of the same id.
+pub fn retire_record(vault_id: &[u8; 16], s: &ScopeRow, e: &EpochRow, r: &Retirement) -> Vec<u8> {
+    record(
+        "retire",
+        &[
+            vault_id,
+            &s.id.to_be_bytes(),
+            s.name.as_bytes(),
+            &e.epoch.to_be_bytes(),
+            &e.commitment,
+            r.by.as_bytes(),
+            &r.at.to_be_bytes(),
         ],
     )
 }
@@ -143,6 +161,17 @@ impl Directory {
         let msg = epoch_record(&self.vault_id, scope, e);
         self.signer_cert(&e.creator)
             .is_ok_and(|c| pgp::verify(&c, &msg, &e.signature))
+    }
+
+    /// Whether epoch row `e` of `scope` carries a retirement signed by the
+    /// root or an active administrator.
+    pub fn retirement_signed(&mut self, scope: &ScopeRow, e: &EpochRow) -> bool {
+        let Some(r) = &e.retired else {
+            return false;
+        };
+        let msg = retire_record(&self.vault_id, scope, e, r);
+        self.signer_cert(&r.by)
+            .is_ok_and(|c| pgp::verify(&c, &msg, &r.signature))
     }
 
     /// The certificate that signs as `name` (`@root` or a verified admin).

@@ -323,6 +323,42 @@ impl Fixture {
         }
     }
 
+    /// The first column of every row of raw SQL, as bytes (NULL skipped).
+    pub async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        match &self.mysql {
+            None => {
+                let c = raw(self);
+                let mut st = c.prepare(sql).unwrap();
+                st.query_map([], |r| r.get::<_, Option<Vec<u8>>>(0))
+                    .unwrap()
+                    .filter_map(|r| r.unwrap())
+                    .collect()
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                let v: Vec<Option<Vec<u8>>> = c.query(sql).await.unwrap();
+                c.disconnect().await.unwrap();
+                v.into_iter().flatten().collect()
+            }
+        }
+    }
+
+    /// How many envelopes of `table.column` are under each key epoch.
+    pub async fn epochs_of(
+        &self,
+        table: &str,
+        column: &str,
+    ) -> std::collections::BTreeMap<u32, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for b in self.blobs(&format!("SELECT {column} FROM {table}")).await {
+            let e = u32::from_be_bytes(b[5..9].try_into().unwrap());
+            *out.entry(e).or_default() += 1;
+        }
+        out
+    }
+
     /// Number of patient rows, read raw.
     pub async fn patient_count(&self) -> i64 {
         self.int("SELECT count(*) FROM patients", vec![]).await

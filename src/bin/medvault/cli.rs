@@ -56,13 +56,30 @@ pub enum Command {
         /// Scope: identity, clinical, billing, or a restricted scope.
         scope: String,
     },
-    /// Remove a user's grant of a scope (administrators).
+    /// Remove a user's grant of a scope and rotate the scope, so nothing
+    /// written afterwards is readable to them (administrators holding the
+    /// scope). What they already read is not taken back.
     Revoke {
         /// User.
         #[arg(value_name = "USER")]
         grantee: String,
         /// Scope.
         scope: String,
+    },
+    /// Give a scope a new key epoch and seal every cell of it again under
+    /// that epoch, with its blind indexes; then retire the old epoch.
+    /// Search keeps working meanwhile. Resumable: run it again after an
+    /// interruption (administrators holding the scope).
+    Rotate {
+        /// Scope.
+        scope: String,
+        /// Rows per transaction.
+        #[arg(long, value_name = "N", default_value_t = medvault::vault::rotate::DEFAULT_BATCH)]
+        batch_rows: u32,
+        /// Make a new epoch even if an earlier rotation is unfinished (to
+        /// finish a revocation that stopped part-way).
+        #[arg(long)]
+        new_epoch: bool,
     },
     /// Manage restricted scopes (administrators).
     #[command(subcommand)]

@@ -353,8 +353,38 @@ pub async fn run(cli: Cli) -> R {
             Ok(())
         }
         Command::Revoke { grantee: u, scope } => {
-            login(&cli).await?.revoke(u, scope).await?;
+            let s = login(&cli).await?;
+            let bar = rotation_bar();
+            let report = s
+                .revoke_with(u, scope, &mut |p| show_rotation(&bar, p))
+                .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                return json(&report);
+            }
             println!("revoked {scope} from {u}");
+            print_rotation(&report);
+            Ok(())
+        }
+        Command::Rotate {
+            scope,
+            batch_rows,
+            new_epoch,
+        } => {
+            let s = login(&cli).await?;
+            let bar = rotation_bar();
+            let opts = medvault::RotateOptions {
+                batch: *batch_rows,
+                new_epoch: *new_epoch,
+            };
+            let report = s
+                .rotate_with(scope, &opts, &mut |p| show_rotation(&bar, p))
+                .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                return json(&report);
+            }
+            print_rotation(&report);
             Ok(())
         }
         Command::Scope(cmd) => {
@@ -976,5 +1006,48 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             }
             Ok(())
         }
+    }
+}
+
+/// A progress bar on a terminal (hidden otherwise).
+fn rotation_bar() -> indicatif::ProgressBar {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:<12} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn show_rotation(
+    bar: &indicatif::ProgressBar,
+    p: &medvault::RotateProgress,
+) -> std::ops::ControlFlow<()> {
+    bar.set_length(p.total);
+    bar.set_position(p.seen);
+    bar.set_message(p.table.clone());
+    std::ops::ControlFlow::Continue(())
+}
+
+fn print_rotation(r: &medvault::RotateReport) {
+    let how = if r.created {
+        "rotated"
+    } else {
+        "finished rotating"
+    };
+    println!(
+        "{how} {} to key epoch {}: {} rows sealed again",
+        r.scope, r.epoch, r.rewritten
+    );
+    if !r.wrapped_to.is_empty() {
+        println!("epoch {} wrapped to {}", r.epoch, r.wrapped_to.join(", "));
+    }
+    for e in &r.retired {
+        println!("retired epoch {e}");
     }
 }

@@ -1,0 +1,414 @@
+//! Key rotation and revocation (README, "Access over time"): every cell of
+//! a scope sealed again under a new epoch in every declared table, search
+//! answering throughout, old epochs retired by a signed record, and a
+//! revoked user left with keys that open and match nothing new.
+
+#[macro_use]
+mod common;
+use std::ops::ControlFlow;
+
+use common::*;
+use medvault::vault::rows::{NewRow, Value};
+use medvault::{Error, PatientQuery, RotateOptions};
+
+per_store!(
+    rotation_reseals_every_cell_of_the_scope_and_retires_the_old_epoch,
+    search_answers_during_a_rotation_and_it_resumes,
+    revocation_protects_what_is_written_afterwards,
+    an_open_session_follows_a_rotation_made_elsewhere,
+    two_rotations_at_once_make_one_epoch,
+    a_forged_retirement_is_not_believed,
+    a_retirement_survives_its_signer_being_disabled,
+);
+
+const EMR: &str = include_str!("../examples/emr/schema.toml");
+
+const FAMILIES: [&str; 6] = [
+    "Dupont",
+    "Martin",
+    "Éloïse-Marie",
+    "O'Brien",
+    "Durand",
+    "Lefèvre",
+];
+
+/// `n` patients, family names cycling through [`FAMILIES`], each with an
+/// allergy (clinical) and, for every third, an insurance number (identity).
+async fn populate(a: &medvault::Session, n: usize) -> Vec<medvault::Id> {
+    let people: Vec<_> = (0..n)
+        .map(|i| {
+            patient(
+                FAMILIES[i % FAMILIES.len()],
+                &format!("Given{i}"),
+                &format!("19{:02}-01-{:02}", 40 + i % 50, 1 + i % 28),
+            )
+        })
+        .collect();
+    let ids = a.insert_patients(&people).await.unwrap();
+    let pt = a.table("patients").await.unwrap();
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let mut ch = std::collections::BTreeMap::new();
+        ch.insert(
+            "insurance_number".to_string(),
+            Value::from(format!("INS-{i:05}")),
+        );
+        assert!(pt.update(*id, &ch).await.unwrap());
+    }
+    let al = a.table("allergies").await.unwrap();
+    let rows: Vec<NewRow> = ids
+        .iter()
+        .map(|p| {
+            NewRow::child_of(*p)
+                .set("substance", "Penicillin")
+                .set("reaction", "Rash")
+                .set("recorded_on", "2020")
+        })
+        .collect();
+    al.insert_many(&rows).await.unwrap();
+    ids
+}
+
+fn family(name: &str) -> PatientQuery {
+    PatientQuery {
+        family_name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+async fn dupont_count(s: &medvault::Session) -> usize {
+    s.find_patients(&family("dupont")).await.unwrap().len()
+}
+
+async fn rotation_reseals_every_cell_of_the_scope_and_retires_the_old_epoch(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let n = 60;
+    let ids = populate(&a, n).await;
+    let note = a.add_note(&ids[0], "Seen for a cough", None).await.unwrap();
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(1, n)].into()
+    );
+
+    let mut calls = Vec::new();
+    let opts = RotateOptions {
+        batch: 7,
+        ..Default::default()
+    };
+    let r = a
+        .rotate_with("identity", &opts, &mut |p| {
+            calls.push((p.pass, p.seen, p.total));
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    assert!(r.created && r.finished, "{r:?}");
+    assert_eq!(r.epoch, 2);
+    assert_eq!(r.rewritten, n as u64);
+    assert_eq!(r.retired, vec![1]);
+    assert!(r.wrapped_to.contains(&"bob".to_string()), "{r:?}");
+    // A batch of 7 over 60 patients, then the notes (whose rows each name
+    // a scope, so they are read too): a report per batch.
+    // The first pass rewrites, the second finds nothing left.
+    assert!(calls.len() >= 9, "{calls:?}");
+    assert!(calls
+        .windows(2)
+        .all(|w| w[0] <= w[1] || w[1].0 == w[0].0 + 1));
+    assert!(calls
+        .iter()
+        .any(|(pass, seen, total)| *pass == 1 && seen == total && *total == n as u64 + 1));
+    assert_eq!(calls.last().map(|c| c.0), Some(2));
+
+    // Every identity cell is under epoch 2, the optional one too; the
+    // clinical cells were not touched.
+    for col in ["family_name", "given_names", "born", "sex"] {
+        assert_eq!(f.epochs_of("patients", col).await, [(2, n)].into(), "{col}");
+    }
+    assert_eq!(
+        f.epochs_of("patients", "insurance_number").await,
+        [(2, n.div_ceil(3))].into()
+    );
+    assert_eq!(f.epochs_of("allergies", "substance").await, [(1, n)].into());
+    assert_eq!(f.epochs_of("notes", "body").await, [(1, 1)].into());
+    // The retirement is recorded (signed: see a_forged_retirement_...).
+    assert_eq!(
+        f.int(
+            "SELECT COUNT(*) FROM epochs WHERE scope_id = 1 AND epoch = 1 AND retired_sig IS NOT NULL",
+            vec![]
+        )
+        .await,
+        1
+    );
+
+    // Search is exact under the new epoch alone.
+    assert_eq!(dupont_count(&a).await, n / FAMILIES.len());
+    let pt = a.table("patients").await.unwrap();
+    let hit = pt
+        .find(&[("insurance_number", Value::from("INS-00003"))])
+        .await
+        .unwrap();
+    assert_eq!(hit.len(), 1);
+    assert_eq!(hit[0].id, ids[3]);
+    // Notes still open (their patient's cells moved, not theirs).
+    assert_eq!(a.list_notes(&ids[0], None).await.unwrap().notes[0].id, note);
+    // Bob's session predates the rotation: it learns of it by itself.
+    assert_eq!(dupont_count(&bob).await, n / FAMILIES.len());
+    assert_eq!(
+        bob.get_patient(&ids[5]).await.unwrap().family_name,
+        "Lefèvre"
+    );
+    // A fresh login holds epoch 2 only as current; verify agrees with all.
+    let bob2 = f.login("bob", "bob pw").await.unwrap();
+    assert_eq!(dupont_count(&bob2).await, n / FAMILIES.len());
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+
+    // Nothing left to do: a second rotation makes epoch 3.
+    let r = a.rotate("identity").await.unwrap();
+    assert!(r.created && r.finished);
+    assert_eq!(
+        (r.epoch, r.rewritten, r.retired.clone()),
+        (3, n as u64, vec![2])
+    );
+}
+
+async fn search_answers_during_a_rotation_and_it_resumes(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let n = 60;
+    populate(&a, n).await;
+    let opts = RotateOptions {
+        batch: 10,
+        ..Default::default()
+    };
+    // Stop after the second batch: part of the rows are under epoch 2.
+    let mut batches = 0;
+    let r = a
+        .rotate_with("identity", &opts, &mut |_| {
+            batches += 1;
+            if batches == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .unwrap();
+    assert!(!r.finished && r.created);
+    assert_eq!(r.rewritten, 20);
+    assert!(r.retired.is_empty());
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(1, n - 20), (2, 20)].into()
+    );
+    // Search finds rows of both halves, exactly; a write goes under 2.
+    assert_eq!(dupont_count(&a).await, n / FAMILIES.len());
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    assert_eq!(dupont_count(&bob).await, n / FAMILIES.len());
+    let late = a
+        .insert_patient(&patient("Dupont", "Late", "2001-01-01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(1, n - 20), (2, 21)].into()
+    );
+    assert_eq!(dupont_count(&bob).await, n / FAMILIES.len() + 1);
+
+    // Run again: it resumes (no new epoch) and finishes.
+    let r = a.rotate("identity").await.unwrap();
+    assert!(!r.created && r.finished, "{r:?}");
+    assert_eq!(
+        (r.epoch, r.rewritten, r.retired.clone()),
+        (2, (n - 20) as u64, vec![1])
+    );
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(2, n + 1)].into()
+    );
+    assert_eq!(dupont_count(&bob).await, n / FAMILIES.len() + 1);
+    assert_eq!(a.get_patient(&late).await.unwrap().given_names, "Late");
+    assert!(a.verify_store().await.unwrap().problems.is_empty());
+}
+
+async fn revocation_protects_what_is_written_afterwards(f: Fixture) {
+    let a = f.admin().await;
+    let before = a
+        .insert_patient(&patient("Dupont", "Avant", "1970-03-02"))
+        .await
+        .unwrap();
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    let carol = f.user(&a, "carol", &["identity"]).await;
+    assert_eq!(dupont_count(&bob).await, 1);
+    // What bob's epoch-1 index key makes of "dupont", as stored now.
+    let old_bi = f
+        .blob(
+            "SELECT bi_family_name FROM patients WHERE id = ?",
+            vec![before.into()],
+        )
+        .await;
+    let r = a.revoke("bob", "identity").await.unwrap();
+    assert!(r.created && r.finished);
+    assert_eq!(r.epoch, 2);
+    assert!(!r.wrapped_to.contains(&"bob".to_string()), "{r:?}");
+    assert!(r.wrapped_to.contains(&"carol".to_string()), "{r:?}");
+    let after = a
+        .insert_patient(&patient("Dupont", "Après", "1980-03-02"))
+        .await
+        .unwrap();
+    // Bob's session, opened before, still holds epoch 1 in memory, as a
+    // revoked user who kept their keys would: it matches nothing now (the
+    // rows were indexed again) and opens nothing written since.
+    assert!(matches!(
+        bob.get_patient(&after).await,
+        Err(Error::NoAccess(_))
+    ));
+    assert!(matches!(
+        bob.find_patients(&family("dupont")).await,
+        Err(Error::NoAccess(_))
+    ));
+    // Also when the key is used directly, without the session's checks:
+    // epoch 1's index value of "dupont" is nowhere in the table.
+    let now = f.blobs("SELECT bi_family_name FROM patients").await;
+    assert_eq!(now.len(), 2);
+    assert!(!now.contains(&old_bi));
+    // At the next login bob has nothing of identity; carol has all of it.
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    assert!(!bob.scopes().contains(&"identity".to_string()));
+    assert!(matches!(
+        bob.get_patient(&before).await,
+        Err(Error::NoAccess(_))
+    ));
+    assert_eq!(dupont_count(&carol).await, 2);
+    let carol = f.login("carol", "carol pw").await.unwrap();
+    assert_eq!(dupont_count(&carol).await, 2);
+    // Revoking what is not granted changes nothing.
+    assert!(matches!(
+        a.revoke("bob", "identity").await,
+        Err(Error::NoSuchGrant { .. })
+    ));
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(2, 2)].into()
+    );
+}
+
+async fn an_open_session_follows_a_rotation_made_elsewhere(f: Fixture) {
+    let a = f.admin().await;
+    let a2 = f.admin().await; // the same administrator, elsewhere
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a2.rotate("identity").await.unwrap();
+    // `a` still had epoch 1 as current: its next write learns of 2 first.
+    let q = a
+        .insert_patient(&patient("Dupont", "Paul", "1971-03-02"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(2, 2)].into()
+    );
+    assert_eq!(dupont_count(&a).await, 2);
+    assert_eq!(a.get_patient(&p).await.unwrap().given_names, "Jean");
+    assert_eq!(a2.get_patient(&q).await.unwrap().given_names, "Paul");
+    // A user disabled while their session is open cannot write with it.
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    a.disable_user("bob").await.unwrap();
+    // (On SQLCipher disabling a user also changes the file's key, so the
+    // open connection stops reading the file at all.)
+    let r = bob.insert_patient(&patient("X", "Y", "2000-01-01")).await;
+    assert!(
+        matches!(r, Err(Error::UserDisabled(_)))
+            || (!f.is_mysql() && matches!(r, Err(Error::DatabaseCorrupt(_)))),
+        "{r:?}"
+    );
+    assert_eq!(dupont_count(&a).await, 2);
+}
+
+async fn two_rotations_at_once_make_one_epoch(f: Fixture) {
+    let a = f.admin().await;
+    let b = f.admin().await;
+    a.insert_patients(
+        &(0..30)
+            .map(|i| patient("Dupont", &format!("P{i}"), "1970-01-01"))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let (ra, rb) = tokio::join!(a.rotate("identity"), b.rotate("identity"));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    // Exactly one made epoch 2; both end with every row under it.
+    assert_eq!((ra.epoch, rb.epoch), (2, 2), "{ra:?} {rb:?}");
+    assert!(ra.created != rb.created, "{ra:?} {rb:?}");
+    assert_eq!(
+        f.int("SELECT COUNT(*) FROM epochs WHERE scope_id = 1", vec![])
+            .await,
+        2
+    );
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(2, 30)].into()
+    );
+    assert_eq!(dupont_count(&a).await, 30);
+    assert_eq!(dupont_count(&b).await, 30);
+}
+
+async fn a_forged_retirement_is_not_believed(f: Fixture) {
+    let a = f.admin().await;
+    a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    // Stop a rotation after its first batch, then mark epoch 1 retired
+    // with a signature copied from nowhere: searches must still cover it.
+    let opts = RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    a.insert_patient(&patient("Dupont", "Paul", "1971-03-02"))
+        .await
+        .unwrap();
+    let r = a
+        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!r.finished);
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(1, 1), (2, 1)].into()
+    );
+    f.exec(
+        "UPDATE epochs SET state = 'retired', retired_by = 'admin', retired_at = 1, \
+         retired_sig = ? WHERE scope_id = 1 AND epoch = 1",
+        vec![vec![1u8; 64].into()],
+    )
+    .await;
+    let fresh = f.admin().await;
+    assert_eq!(dupont_count(&fresh).await, 2);
+    let v = fresh.verify_store().await.unwrap();
+    assert!(
+        v.problems.iter().any(|p| p.contains("retire")),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn a_retirement_survives_its_signer_being_disabled(f: Fixture) {
+    let a = f.admin().await;
+    a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_user("boss", "boss pw", true).await.unwrap();
+    a.grant("boss", "identity").await.unwrap();
+    let boss = f.login("boss", "boss pw").await.unwrap();
+    let r = boss.rotate("identity").await.unwrap();
+    assert_eq!(r.retired, vec![1]);
+    a.disable_user("boss").await.unwrap();
+    // The epoch boss made and its retirement were signed again by admin.
+    let fresh = f.admin().await;
+    let v = fresh.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(dupont_count(&fresh).await, 1);
+}
