@@ -19,6 +19,8 @@ per_store!(
     two_rotations_at_once_make_one_epoch,
     a_forged_retirement_is_not_believed,
     a_retirement_survives_its_signer_being_disabled,
+    a_revocation_racing_a_rotation_is_never_undone,
+    restored_old_grants_do_not_get_the_new_key,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -411,4 +413,89 @@ async fn a_retirement_survives_its_signer_being_disabled(f: Fixture) {
     let v = fresh.verify_store().await.unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(dupont_count(&fresh).await, 1);
+}
+
+async fn a_revocation_racing_a_rotation_is_never_undone(f: Fixture) {
+    let a = f.admin().await;
+    let a2 = f.admin().await;
+    let people: Vec<_> = (0..200)
+        .map(|i| patient(FAMILIES[i % FAMILIES.len()], &format!("G{i}"), "1970-01-01"))
+        .collect();
+    a.insert_patients(&people).await.unwrap();
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    drop(bob);
+    let opts = RotateOptions {
+        batch: 10,
+        ..Default::default()
+    };
+    // A plain rotation and a revocation, interleaved at every await.
+    let mut go = |_: &medvault::RotateProgress| ControlFlow::Continue(());
+    let (ra, rb) = tokio::join!(a.rotate_with("identity", &opts, &mut go), async {
+        tokio::task::yield_now().await;
+        a2.revoke("bob", "identity").await
+    });
+    let rb = rb.unwrap();
+    assert!(rb.finished, "{rb:?}");
+    assert!(matches!(ra, Ok(_) | Err(Error::Concurrent(_))), "{ra:?}");
+    // Every row is under the revocation's epoch or a later one, which bob
+    // was never given.
+    let newest = f
+        .int("SELECT MAX(epoch) FROM epochs WHERE scope_id = 1", vec![])
+        .await;
+    assert!(newest >= rb.epoch as i64);
+    let epochs = f.epochs_of("patients", "family_name").await;
+    assert!(
+        epochs.keys().all(|e| *e >= rb.epoch),
+        "{epochs:?} (revocation at {})",
+        rb.epoch
+    );
+    assert_eq!(
+        f.int(
+            "SELECT COUNT(*) FROM grants WHERE grantee = 'bob' AND scope_id = 1 AND epoch >= ?",
+            vec![i64::from(rb.epoch).into()]
+        )
+        .await,
+        0
+    );
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    assert!(!bob.scopes().contains(&"identity".to_string()));
+    // Whatever is left, a rotation finishes; search is exact.
+    a.rotate("identity").await.unwrap();
+    assert_eq!(dupont_count(&a).await, 200 / FAMILIES.len() + 1);
+}
+
+async fn restored_old_grants_do_not_get_the_new_key(f: Fixture) {
+    let a = f.admin().await;
+    a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    f.user(&a, "bob", &["identity"]).await;
+    f.exec_script(&[
+        "CREATE TABLE saved_grants AS SELECT * FROM grants WHERE grantee = 'bob' AND scope_id = 1",
+    ])
+    .await;
+    a.revoke("bob", "identity").await.unwrap();
+    // The store puts bob's old, validly signed grants back.
+    f.exec_script(&["INSERT INTO grants SELECT * FROM saved_grants"])
+        .await;
+    // Later grants and rotations must not wrap new epochs to him.
+    f.user(&a, "carol", &[]).await;
+    a.grant("carol", "identity").await.unwrap();
+    a.rotate("identity").await.unwrap();
+    assert_eq!(
+        f.int(
+            "SELECT COUNT(*) FROM grants WHERE grantee = 'bob' AND scope_id = 1 AND epoch >= 2",
+            vec![]
+        )
+        .await,
+        0
+    );
+    assert!(
+        f.int(
+            "SELECT COUNT(*) FROM grants WHERE grantee = 'carol' AND scope_id = 1 AND epoch = 3",
+            vec![]
+        )
+        .await
+            == 1
+    );
 }

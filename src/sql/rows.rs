@@ -219,14 +219,17 @@ pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u
     )
 }
 
-/// Sets `index` of the row `id = ?` to `?` where it is still NULL
-/// (parameters: the value, then the id).
+/// Sets `index` of the row `id = ?` to `?` where it is still NULL and
+/// its first covered column still holds `?` (parameters: the value, the
+/// id, the covered cell as read): a rotation that sealed the row again
+/// meanwhile wrote the index itself, under the new epoch, and wins.
 pub fn set_index(d: Dialect, table: &Table, index: &Index) -> String {
     let i = d.quote(&index.name);
     format!(
-        "UPDATE {} SET {i} = ? WHERE {} = ? AND {i} IS NULL",
+        "UPDATE {} SET {i} = ? WHERE {} = ? AND {i} IS NULL AND {} = ?",
         d.quote(&table.name),
-        d.quote("id")
+        d.quote("id"),
+        d.quote(&index.over[0])
     )
 }
 

@@ -570,6 +570,8 @@ pub struct Session {
     /// The key-state part of the last [`keys::PROBE`] answer this
     /// session's keys were loaded after (`None`: not yet probed).
     probed: std::sync::Mutex<Option<[i64; 4]>>,
+    /// Held while the key state is read again ([`Session::refresh_keys`]).
+    refreshing: tokio::sync::Mutex<()>,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -661,6 +663,10 @@ async fn load_keys(
     dec: &Decryptor,
     seen: Option<&KeyState>,
 ) -> Result<KeyState> {
+    // The grants first: an epoch and its grants are stored in one
+    // transaction, so every grant read here has its epoch in what is read
+    // next, even while another client rotates.
+    let grants = store.grants_to(user).await?;
     let scopes: HashMap<u32, ScopeRow> = store
         .scopes()
         .await?
@@ -687,7 +693,7 @@ async fn load_keys(
         .collect();
     let my_fpr = pgp::fingerprint(cert);
     let mut keys = HashMap::new();
-    for g in store.grants_to(user).await? {
+    for g in grants {
         let what = |s: &str| format!("grant of {s} to {user}");
         let scope = scopes.get(&g.scope_id).ok_or_else(|| Error::BadSignature {
             what: what("an unknown scope"),
@@ -769,6 +775,7 @@ async fn load_keys(
                 .is_some_and(|scope| dir.retirement_signed(scope, e))
         })
         .map(|e| (e.scope_id, e.epoch))
+        .chain(seen.iter().flat_map(|ks| ks.retired.iter().copied()))
         .collect();
     Ok(KeyState {
         // Names resolve only to scopes with a signed epoch: an unsigned
@@ -853,6 +860,7 @@ impl Session {
             signer: tokio::sync::Mutex::new(signer),
             dec,
             probed: std::sync::Mutex::new(Some(probed.keys)),
+            refreshing: tokio::sync::Mutex::new(()),
             kdf,
             policy: Policy::builtin(),
             schema_state: std::sync::RwLock::new(in_force),
@@ -870,6 +878,8 @@ impl Session {
         if !me.active {
             return Err(Error::UserDisabled(self.user.clone()));
         }
+        // One refresh at a time, so a slower one cannot replace a newer.
+        let _one = self.refreshing.lock().await;
         // Probed first: a change after it is seen by the next probe.
         let probe = self.probe().await?;
         let seen = self.ks();
@@ -883,7 +893,21 @@ impl Session {
             Some(&seen),
         )
         .await?;
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        let mut next = next;
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
+        // The newest epoch of a scope, held now but not seen by the read
+        // (a rotation's new epoch, made while the state was being read),
+        // is kept.
+        for ((sid, e), k) in &guard.keys {
+            if !next.keys.contains_key(&(*sid, *e)) && next.latest.get(sid).is_none_or(|l| e >= l) {
+                next.keys.insert((*sid, *e), Arc::clone(k));
+                next.known_epochs.insert((*sid, *e));
+                next.latest.insert(*sid, *e);
+                next.current.insert(*sid, *e);
+            }
+        }
+        *guard = Arc::new(next);
+        drop(guard);
         *self.probed.lock().unwrap_or_else(|p| p.into_inner()) = Some(probe.keys);
         Ok(())
     }
@@ -1139,7 +1163,8 @@ impl Session {
         // A rotation that chose its recipients before this grant was
         // stored did not wrap its new epoch to this user: do it now.
         self.refresh_keys().await?;
-        self.catch_up_grants(sid).await?;
+        self.catch_up_grants(sid, rotate::CatchUp::Grantee(user))
+            .await?;
         Ok(())
     }
 
@@ -1149,8 +1174,8 @@ impl Session {
     /// [`RotateOptions::new_epoch`]), so what is written afterwards is
     /// unreadable to them and, once every row is sealed again, their old
     /// index keys match nothing. It does not take back what they already
-    /// read. If the rotation stops part-way, `rotate` with `new_epoch`
-    /// finishes it.
+    /// read. If the rotation stops part-way, `rotate` (without
+    /// `new_epoch`) finishes it.
     pub async fn revoke(&self, user: &str, scope: &str) -> Result<RotateReport> {
         self.revoke_with(user, scope, &mut |_| std::ops::ControlFlow::Continue(()))
             .await
@@ -1183,7 +1208,8 @@ impl Session {
             new_epoch: true,
             ..RotateOptions::default()
         };
-        self.rotate_with(scope, &opts, progress).await
+        self.rotate_excluding(scope, &opts, Some(user), progress)
+            .await
     }
 
     /// Disables a user (admin only): a new signed row, their grants and

@@ -95,6 +95,17 @@ pub struct RotateReport {
     pub finished: bool,
 }
 
+/// Whom [`Session::catch_up_grants`] considers.
+#[derive(Clone, Copy)]
+pub(crate) enum CatchUp<'a> {
+    /// The user a `grant` just wrapped the older epochs to.
+    Grantee(&'a str),
+    /// Users granted the epoch before the current one by a grant signed
+    /// after this time (Unix seconds: a rotation's start, so grants that
+    /// raced it), never the excluded one (a user being revoked).
+    SignedAfter(i64, Option<&'a str>),
+}
+
 /// Passes over the tables before a rotation gives up on rows that stale
 /// clients keep writing under an old epoch.
 const MAX_PASSES: usize = 4;
@@ -131,14 +142,29 @@ impl Session {
         opts: &RotateOptions,
         progress: &mut (dyn FnMut(&RotateProgress) -> ControlFlow<()> + Send),
     ) -> Result<RotateReport> {
+        self.rotate_excluding(scope, opts, None, progress).await
+    }
+
+    /// [`Session::rotate_with`], never wrapping the new epoch to `excluded`
+    /// (a user being revoked), even if the store still shows a grant of
+    /// theirs.
+    pub(crate) async fn rotate_excluding(
+        &self,
+        scope: &str,
+        opts: &RotateOptions,
+        excluded: Option<&str>,
+        progress: &mut (dyn FnMut(&RotateProgress) -> ControlFlow<()> + Send),
+    ) -> Result<RotateReport> {
         self.require_admin()?;
+        let started = super::now();
         if !(1..=10_000).contains(&opts.batch) {
             return Err(Error::Refused("a rotation batch is 1 to 10,000 rows"));
         }
         self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
         let name = self.scope_name(sid);
-        let (target, created, wrapped_to) = self.rotation_target(sid, opts.new_epoch).await?;
+        let (target, created, wrapped_to) =
+            self.rotation_target(sid, opts.new_epoch, excluded).await?;
         let mut report = RotateReport {
             scope: name.clone(),
             epoch: target,
@@ -149,7 +175,7 @@ impl Session {
             finished: false,
         };
         let tables = self.tables_of(sid)?;
-        let mut clean = false;
+        let (mut clean, mut left) = (false, 0);
         for pass in 1..=MAX_PASSES as u32 {
             let mut total = 0;
             for t in &tables {
@@ -184,15 +210,16 @@ impl Session {
                 clean = true;
                 break;
             }
+            left = rewritten_pass + raced;
         }
         if !clean {
-            return Err(Error::RotationUnfinished {
-                scope: name,
-                left: 0,
-            });
+            return Err(Error::RotationUnfinished { scope: name, left });
         }
         report.retired = self.retire_older(sid, target).await?;
-        report.wrapped_to.extend(self.catch_up_grants(sid).await?);
+        report.wrapped_to.extend(
+            self.catch_up_grants(sid, CatchUp::SignedAfter(started, excluded))
+                .await?,
+        );
         report.finished = true;
         Ok(report)
     }
@@ -226,7 +253,12 @@ impl Session {
     /// `fresh`, and an older epoch still live) the newest, to finish it.
     /// Two administrators making the same epoch at once: one stores it;
     /// the other joins it (or, `fresh`, makes the next).
-    async fn rotation_target(&self, sid: u32, fresh: bool) -> Result<(u32, bool, Vec<String>)> {
+    async fn rotation_target(
+        &self,
+        sid: u32,
+        fresh: bool,
+        excluded: Option<&str>,
+    ) -> Result<(u32, bool, Vec<String>)> {
         for _ in 0..3 {
             let ks = self.ks();
             let name = self.scope_name(sid);
@@ -247,7 +279,7 @@ impl Session {
             if !fresh && unfinished {
                 return Ok((latest, false, Vec::new()));
             }
-            match self.new_epoch(sid, latest).await {
+            match self.new_epoch(sid, latest, excluded).await {
                 Ok((epoch, to)) => return Ok((epoch, true, to)),
                 Err(Error::Duplicate(_)) => {
                     // Another administrator stored this epoch first.
@@ -308,7 +340,12 @@ impl Session {
 
     /// Stores epoch `latest + 1` of `sid` with its grants (every holder of
     /// `latest`, and the root) in one transaction, and holds it.
-    async fn new_epoch(&self, sid: u32, latest: u32) -> Result<(u32, Vec<String>)> {
+    async fn new_epoch(
+        &self,
+        sid: u32,
+        latest: u32,
+        excluded: Option<&str>,
+    ) -> Result<(u32, Vec<String>)> {
         let ks = self.ks();
         let scope: ScopeRow = ks
             .scopes
@@ -319,6 +356,7 @@ impl Session {
             .checked_add(1)
             .ok_or(Error::Refused("the scope has used every epoch number"))?;
         let mut recipients = self.holders(sid, Some(latest)).await?;
+        recipients.retain(|(n, _)| Some(n.as_str()) != excluded);
         if !recipients.iter().any(|(n, _)| *n == self.user) {
             // The rotating administrator holds `latest` (checked above),
             // even if by a grant the listing above could not verify.
@@ -370,6 +408,10 @@ impl Session {
     async fn retire_older(&self, sid: u32, target: u32) -> Result<Vec<u32>> {
         self.refresh_keys().await?;
         let ks = self.ks();
+        if ks.latest.get(&sid).is_some_and(|l| *l > target) {
+            // A newer rotation is under way: it retires what it moves.
+            return Err(Error::Concurrent("the key epochs of this scope"));
+        }
         let scope = ks
             .scopes
             .get(&sid)
@@ -415,11 +457,13 @@ impl Session {
         Ok(retired)
     }
 
-    /// Wraps the current epoch of `sid` to every active user who holds an
-    /// older epoch of it by a verified grant but not the current one: a
-    /// grant made while a rotation was choosing its recipients. Returns
-    /// their names.
-    pub(crate) async fn catch_up_grants(&self, sid: u32) -> Result<Vec<String>> {
+    /// Wraps the current epoch of `sid` to the active users who hold the
+    /// epoch before it by a verified grant but not the current one: a
+    /// grant made while a rotation was choosing its recipients. Which
+    /// users: `who` ([`CatchUp`]); never a store's say-so alone, so a
+    /// store that puts back a revoked user's old grants does not get them
+    /// the new key. Returns their names.
+    pub(crate) async fn catch_up_grants(&self, sid: u32, who: CatchUp<'_>) -> Result<Vec<String>> {
         let ks = self.ks();
         let Some(&current) = ks.current.get(&sid) else {
             return Ok(Vec::new());
@@ -438,11 +482,28 @@ impl Session {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        let missing: Vec<(String, sequoia_openpgp::Cert)> = self
-            .holders(sid, None)
+        let Some(before) = current.checked_sub(1).filter(|e| *e > 0) else {
+            return Ok(Vec::new());
+        };
+        let recent: Vec<String> = self
+            .store
+            .grants_all()
             .await?
             .into_iter()
-            .filter(|(n, _)| !have.contains(n))
+            .filter(|g| g.scope_id == sid && g.epoch == before)
+            .filter(|g| match who {
+                CatchUp::Grantee(name) => g.grantee == name,
+                CatchUp::SignedAfter(t, excluded) => {
+                    g.signed_at > t && Some(g.grantee.as_str()) != excluded
+                }
+            })
+            .map(|g| g.grantee)
+            .collect();
+        let missing: Vec<(String, sequoia_openpgp::Cert)> = self
+            .holders(sid, Some(before))
+            .await?
+            .into_iter()
+            .filter(|(n, _)| !have.contains(n) && recent.contains(n))
             .collect();
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut statements = Vec::new();

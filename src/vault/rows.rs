@@ -1700,10 +1700,11 @@ impl RowTable<'_> {
     /// Computes the blind index `index` for the rows that hold values in
     /// every column it covers but no index value yet (an index added over
     /// columns that held values already), in pages of 500, each page in
-    /// one transaction; returns how many rows it filled. The values are
-    /// computed under the current epoch of the index's scope, which
-    /// `find` searches with the others. Run again, it goes on where it
-    /// stopped: a filled row is no longer selected.
+    /// one transaction; returns how many rows it filled. Each value is
+    /// computed under the epoch of the row's cells (as a rotation writes
+    /// it), and written only if the first covered cell is still as read:
+    /// a rotation that sealed the row again meanwhile wins. Run again, it
+    /// goes on where it stopped: a filled row is no longer selected.
     pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
         const PAGE: u32 = 500;
         let t = self.t();
@@ -1712,7 +1713,12 @@ impl RowTable<'_> {
         };
         let idx = &t.indexes[pos];
         let sid = self.index_scope(idx)?;
-        let mut key = None;
+        let implied = self.decoder_names.1.len() - t.columns.len();
+        let covered = t
+            .columns
+            .iter()
+            .position(|c| c.name == idx.over[0])
+            .ok_or_else(|| self.unknown_column(&idx.over[0]))?;
         let d = self.s.store.dialect();
         let mut filled = 0;
         let mut after: Option<Id> = None;
@@ -1727,28 +1733,32 @@ impl RowTable<'_> {
                 .select(stmt::unindexed(d, t, idx, after.is_some(), PAGE), params)
                 .await?;
             self.check_page_len(rows.len(), PAGE)?;
+            // The first covered cell of each row, as read: its envelope's
+            // epoch is the row's, and the write is conditional on it.
+            let first: Vec<Vec<u8>> = rows
+                .iter()
+                .map(|cells| match cells.get(implied + covered) {
+                    Some(Cell::Bytes(b)) => Ok(b.clone()),
+                    _ => Err(Error::BadStoredValue {
+                        table: self.decoder_names.0,
+                        column: "*",
+                        expected: "an envelope in each covered column",
+                    }),
+                })
+                .collect::<Result<_>>()?;
             let rows = self.open_page(rows, after, "each row once, in id order")?;
             let Some(last) = rows.last() else {
                 return Ok(filled);
             };
             after = Some(last.id);
-            // The key is needed only when some row needs a value.
-            let key = match &key {
-                Some(k) => Arc::clone(k),
-                None => {
-                    let (epoch, keys) = self.s.current_keys(sid)?;
-                    let k = self.index_key(sid, epoch, &keys, (pos, &idx.name));
-                    key = Some(Arc::clone(&k));
-                    k
-                }
-            };
+            let ks = self.s.ks();
             let mut statements = Vec::with_capacity(rows.len());
-            for r in &rows {
+            for (r, old) in rows.iter().zip(first) {
                 let mut parts = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
                     let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
-                        // Withheld: a key of the index's scope was held
-                        // above, so the row names another epoch.
+                        // Withheld: under an epoch of the scope this user
+                        // does not hold.
                         return Err(Error::NoAccess(self.s.scope_name(sid)));
                     };
                     let ColumnType::Encrypted(e) = &c.ty else {
@@ -1756,12 +1766,23 @@ impl RowTable<'_> {
                     };
                     parts.push(self.check_encrypted(c, e, v, false)?.canonical);
                 }
+                // Under the epoch of the row's cells (opened above, so its
+                // header is sound), as a rotation would write it.
+                let epoch = envelope::Header::peek(&old)
+                    .map(|h| h.epoch)
+                    .ok_or(Error::NoAccess(self.s.scope_name(sid)))?;
+                let keys = ks
+                    .keys
+                    .get(&(sid, epoch))
+                    .ok_or_else(|| Error::NoAccess(self.s.scope_name(sid)))?;
+                let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
                 statements.push((
                     stmt::set_index(d, t, idx),
                     vec![
                         StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec()),
                         StoreValue::Blob(r.id.as_bytes().to_vec()),
+                        StoreValue::Blob(old),
                     ],
                 ));
             }
@@ -1814,6 +1835,13 @@ impl RowTable<'_> {
         let mut out = Reseal::default();
         let mut after: Option<Id> = None;
         loop {
+            // Another administrator rotated further meanwhile: this pass
+            // stops rather than write under an epoch no longer the newest.
+            let probe = self.s.probe().await?;
+            self.s.keys_follow(&probe).await?;
+            if self.s.ks().latest.get(&sid).is_some_and(|l| *l > target) {
+                return Err(Error::Concurrent("the key epochs of this scope"));
+            }
             let params = after
                 .iter()
                 .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
@@ -1843,11 +1871,19 @@ impl RowTable<'_> {
                 }
                 after = Some(Id(id));
                 out.seen += 1;
-                let row_scope = scope_at.and_then(|i| match cells.get(i) {
-                    Some(Cell::Int(v)) => u32::try_from(*v).ok(),
-                    Some(Cell::UInt(v)) => u32::try_from(*v).ok(),
-                    _ => None,
-                });
+                // Decoded as `open` decodes it: a row is never skipped
+                // because its scope came back in another type.
+                let row_scope = match scope_at {
+                    Some(i) => Some(
+                        RowDecoder::new(
+                            self.decoder_names.0,
+                            &["scope_id"],
+                            vec![cells.get(i).cloned().unwrap_or(Cell::Null)],
+                        )?
+                        .int::<u32>(0)?,
+                    ),
+                    None => None,
+                };
                 let needs = t.columns.iter().enumerate().any(|(k, c)| {
                     let ColumnType::Encrypted(e) = &c.ty else {
                         return false;
@@ -1856,8 +1892,10 @@ impl RowTable<'_> {
                         return false;
                     }
                     match cells.get(implied + k) {
+                        // A cell under a newer epoch than the target (another
+                        // rotation got further) is never moved back.
                         Some(Cell::Bytes(b)) => envelope::Header::peek(b)
-                            .is_none_or(|h| h.scope != sid || h.epoch != target),
+                            .is_none_or(|h| h.scope != sid || h.epoch < target),
                         Some(Cell::Null) => false,
                         _ => true, // opened below, where it is reported
                     }
