@@ -295,6 +295,41 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
             .join(", "),
         visible.withheld
     );
+
+    // Access over time: a rotation with search running, a revocation.
+    let t = Instant::now();
+    let r = leroy.rotate("identity").await?;
+    let rotate = t.elapsed();
+    let again = moreau.find_patients(&q).await?;
+    step(
+        &format!(
+            "dr.leroy rotated identity to key epoch {}: {} patients sealed again, epoch {} retired ({:.0} rows/s); dr.moreau's open session still finds {} match(es)",
+            r.epoch,
+            r.rewritten,
+            r.retired.first().copied().unwrap_or(0),
+            r.rewritten as f64 / rotate.as_secs_f64(),
+            again.len()
+        ),
+        rotate,
+    );
+    let t = Instant::now();
+    let r = leroy.revoke("clerk.petit", "billing").await?;
+    leroy
+        .add_note(&pid, "Invoice 2026-115 sent.", Some("billing"))
+        .await?;
+    step(
+        &format!(
+            "dr.leroy revoked billing from clerk.petit: billing rotated to epoch {} ({} note(s) sealed again), a new billing note written",
+            r.epoch, r.rewritten
+        ),
+        t.elapsed(),
+    );
+    let visible = clerk.list_notes(&pid, None).await?;
+    println!(
+        "             clerk.petit's open session now sees {} note(s), {} withheld: billing is under a key it never had",
+        visible.notes.len(),
+        visible.withheld
+    );
     drop((leroy, moreau, clerk));
 
     let t = Instant::now();
