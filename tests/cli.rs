@@ -180,7 +180,28 @@ fn readme_flow() {
         users.contains("alice") && users.contains("bob") && users.contains("verified"),
         "{users}"
     );
-    c.ok("alice", "alice pw", &["revoke", "bob", "identity"]);
+    let revoked = c.ok("alice", "alice pw", &["revoke", "bob", "identity"]);
+    assert!(
+        revoked.contains("revoked identity from bob")
+            && revoked.contains("rotated identity to key epoch 2: 1 rows sealed again")
+            && revoked.contains("retired epoch 1"),
+        "{revoked}"
+    );
+    let rotated = c.ok(
+        "alice",
+        "alice pw",
+        &["rotate", "identity", "--batch-rows", "1"],
+    );
+    assert!(
+        rotated.contains("rotated identity to key epoch 3") && rotated.contains("retired epoch 2"),
+        "{rotated}"
+    );
+    c.fails(
+        "alice",
+        "alice pw",
+        &["rotate", "nope"],
+        "unknown scope \"nope\"",
+    );
     c.fails(
         "bob",
         "bob pw",
