@@ -38,6 +38,11 @@ pub enum Error {
     /// The password is unusable (empty, or the two entries differ).
     #[error("unusable password: {0}")]
     BadPassword(&'static str),
+    /// A new password below the floor: shorter than 10 characters, or
+    /// guessable in fewer than about 10^8 tries by the zxcvbn estimate.
+    /// The reason never quotes the password.
+    #[error("the new password is too weak: {0}; use at least 10 characters, such as several unrelated words")]
+    WeakPassword(String),
     /// The user's secret key was tampered with: the password unlocks its
     /// encryption subkey but not its primary key, so the certificate
     /// around the subkey is not the user's (a subkey grafted under another

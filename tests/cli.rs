@@ -729,3 +729,39 @@ fn rows_through_the_cli() {
     c.ok("admin", "pw", &["row", "delete", "allergies", a]);
     c.fails("admin", "pw", &["row", "get", "allergies", a], "no row");
 }
+
+/// `passwd`: the new password from MEDVAULT_NEW_PASSWORD; afterwards only
+/// it opens the vault. Without the test-suite flag a weak one is refused
+/// with a hint, and nothing changes.
+#[test]
+fn passwd_changes_the_password() {
+    let c = Cli::new();
+    c.ok("admin", "pw", &["init"]);
+    let run = |pw: &str, new: &str, fast: bool| {
+        let mut cmd = Command::cargo_bin("medvault").unwrap();
+        cmd.env_clear()
+            .env("MEDVAULT_STORE", c.store())
+            .env("MEDVAULT_USER", "admin")
+            .env("MEDVAULT_PASSWORD", pw)
+            .env("MEDVAULT_NEW_PASSWORD", new);
+        if fast {
+            cmd.arg("--danger-fast-kdf");
+        }
+        cmd.arg("passwd").output().unwrap()
+    };
+    let weak = run("pw", "abc123", false);
+    assert!(!weak.status.success());
+    let err = String::from_utf8_lossy(&weak.stderr);
+    assert!(err.contains("too weak") && err.contains("hint: "), "{err}");
+    assert!(!err.contains("abc123"), "{err}");
+    c.ok("admin", "pw", &["user", "list"]);
+    let out = run("pw", "the new admin password", true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("password changed for admin"));
+    c.fails("admin", "pw", &["user", "list"], "wrong password");
+    c.ok("admin", "the new admin password", &["user", "list"]);
+}

@@ -261,6 +261,37 @@ impl LockedKey {
         Ok(LockedKey { tsk })
     }
 
+    /// The same secret keys locked under `new` (FORMAT.md §8): each is
+    /// decrypted with `old` and encrypted again under `new` with a fresh
+    /// Argon2 salt. `Err(WrongPassword)` if `old` does not unlock them.
+    pub fn relock(
+        &self,
+        user: &str,
+        old: &Password,
+        new: &Password,
+        kdf: KdfParams,
+    ) -> Result<Vec<u8>> {
+        let mut packets: Vec<Packet> = Vec::new();
+        for ka in self.tsk.keys().secret() {
+            let key = ka
+                .key()
+                .clone()
+                .decrypt_secret(old)
+                .map_err(|_| Error::WrongPassword(user.to_owned()))?;
+            packets.push(if ka.primary() {
+                key.role_into_primary().into()
+            } else {
+                key.role_into_subordinate().into()
+            });
+        }
+        let (open, _) = self
+            .tsk
+            .clone()
+            .insert_packets(packets)
+            .map_err(|e| pgp_err("relock", e))?;
+        lock(&open, new, kdf)
+    }
+
     /// The public certificate.
     pub fn cert(&self) -> Cert {
         self.tsk.clone().strip_secret_key_material()

@@ -54,6 +54,11 @@ pub fn user_values(u: &UserRow) -> Vec<Value> {
 pub const UPDATE_USER: &str = "UPDATE users SET role = ?, status = ?, cert = ?, \
      locked_key = ?, certifier = ?, signed_at = ?, signature = ? WHERE name = ?";
 
+/// A user's locked secret key replaced (a password change): the key,
+/// then the name. The row's signature does not cover it (FORMAT.md §5.1):
+/// the certificate does, and a login checks the key against it.
+pub const SET_LOCKED_KEY: &str = "UPDATE users SET locked_key = ? WHERE name = ?";
+
 /// The values of [`UPDATE_USER`]: every column but the name, then the name.
 pub fn user_update_values(u: &UserRow) -> Vec<Value> {
     let mut v = user_values(u);

@@ -359,6 +359,11 @@ pub trait Store: Send + Sync {
     /// user's grants and login material in the same transaction.
     async fn replace_user(&self, row: &UserRow) -> Result<()>;
 
+    /// Replaces a user's locked secret key (a password change); on
+    /// SQLCipher their keyring entry too, in force with the same
+    /// transaction. `UnknownUser` if there is no such user.
+    async fn set_locked_key(&self, user: &str, locked: &[u8]) -> Result<()>;
+
     /// All scopes.
     async fn scopes(&self) -> Result<Vec<ScopeRow>>;
     /// All epochs.

@@ -643,6 +643,25 @@ impl Store for MysqlStore {
         .await
     }
 
+    async fn set_locked_key(&self, user: &str, locked: &[u8]) -> Result<()> {
+        let (user, locked) = (user.to_owned(), locked.to_vec());
+        self.write(move |tx| {
+            let (user, locked) = (user.clone(), locked.clone());
+            Box::pin(async move {
+                tx.exec_drop(
+                    keys::SET_LOCKED_KEY,
+                    my_params(&[Value::Blob(locked), Value::Text(user.clone())]),
+                )
+                .await?;
+                if tx.affected_rows() == 0 {
+                    return Err(TxError::Vault(Error::UnknownUser(user)));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn replace_user(&self, row: &UserRow) -> Result<()> {
         let row = row.clone();
         self.write(move |tx| {

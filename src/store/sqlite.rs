@@ -899,6 +899,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_locked_key(&self, user: &str, locked: &[u8]) -> Result<()> {
+        let (user, locked) = (user.to_owned(), locked.to_vec());
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            let n = exec(
+                &tx,
+                keys::SET_LOCKED_KEY,
+                &[Value::Blob(locked.clone()), Value::Text(user.clone())],
+            )
+            .map_err(x.e())?;
+            if n == 0 {
+                return Err(Error::UnknownUser(user.clone()));
+            }
+            // The keyring entry (what a login reads) changes with the row:
+            // the keyring in force is the one this transaction records.
+            let pending = x.edit_keyring(&tx, |kr| {
+                let entry = kr
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.name == user)
+                    .ok_or_else(|| Error::UnknownUser(user.clone()))?;
+                entry.locked_key = locked.clone();
+                Ok(())
+            })?;
+            tx.commit().map_err(x.e())?;
+            pending.install()
+        })
+        .await
+    }
+
     async fn scopes(&self) -> Result<Vec<ScopeRow>> {
         self.run(|c, x| {
             let mut st = c.prepare_cached(keys::SCOPES).map_err(x.e())?;

@@ -159,6 +159,36 @@ pub fn validate_user_name(name: &str) -> Result<()> {
     }
 }
 
+/// Characters a new password has at least (README, "Passwords").
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// A new password (a vault's first administrator, a new user, a password
+/// change): not empty, at least [`MIN_PASSWORD_CHARS`] characters, and at
+/// least about 10^8 guesses by the zxcvbn estimate (score 3 of 4), with
+/// the user's name counted as known to the guesser. Test suites, whose
+/// keys use [`KdfParams::danger_fast_for_tests`], skip the floor with it.
+pub fn check_new_password(pw: &str, user: &str, kdf: KdfParams) -> Result<()> {
+    check_password(pw)?;
+    if kdf == KdfParams::danger_fast_for_tests() {
+        return Ok(());
+    }
+    if pw.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::WeakPassword(format!(
+            "it has fewer than {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    let estimate = zxcvbn::zxcvbn(pw, &[user, "medvault"]);
+    if estimate.score() < zxcvbn::Score::Three {
+        let why = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| w.to_string().trim_end_matches('.').to_lowercase())
+            .unwrap_or_else(|| "it would be guessed in fewer than 10^8 tries".into());
+        return Err(Error::WeakPassword(why));
+    }
+    Ok(())
+}
+
 fn check_password(pw: &str) -> Result<Password> {
     if pw.is_empty() {
         return Err(Error::BadPassword("empty"));
@@ -276,6 +306,7 @@ impl Vault {
     ) -> Result<InitReport> {
         let loc = StoreUrl::parse(url)?;
         validate_user_name(admin)?;
+        check_new_password(password, admin, opts.kdf)?;
         let pw = check_password(password)?;
         let admin = admin.to_owned();
         let opts = opts.clone();
@@ -562,7 +593,7 @@ pub struct Session {
     root_cert: Cert,
     user: String,
     admin: bool,
-    password: Password,
+    password: std::sync::RwLock<Password>,
     signer: tokio::sync::Mutex<RecordSigner>,
     /// The user's decryption key, to unwrap grants made after login
     /// ([`Session::refresh_keys`]).
@@ -856,7 +887,7 @@ impl Session {
             root_cert,
             user: user.to_owned(),
             admin: me.admin,
-            password,
+            password: std::sync::RwLock::new(password),
             signer: tokio::sync::Mutex::new(signer),
             dec,
             probed: std::sync::Mutex::new(Some(probed.keys)),
@@ -865,6 +896,64 @@ impl Session {
             policy: Policy::builtin(),
             schema_state: std::sync::RwLock::new(in_force),
         })
+    }
+
+    /// The password this session logged in with (or changed to).
+    pub(crate) fn password(&self) -> Password {
+        self.password
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes this user's password: their secret key is locked again
+    /// under `new` (no data is re-encrypted, no grant changes). The new
+    /// password must pass the floor ([`check_new_password`]); the stored
+    /// key must be the one the user's certified row names (checked before
+    /// it is used), and the result is unlocked with `new` before it is
+    /// stored. On SQLCipher the keyring entry changes with the database
+    /// row, atomically. Afterwards the old password opens nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// s.change_password("correct horse battery staple").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn change_password(&self, new: &str) -> Result<()> {
+        check_new_password(new, &self.user, self.kdf)?;
+        let new_pw = check_password(new)?;
+        let mut dir = self.directory().await?;
+        let me = dir.verify(&self.user)?;
+        if !me.active {
+            return Err(Error::UserDisabled(self.user.clone()));
+        }
+        let row = dir
+            .row(&self.user)
+            .cloned()
+            .ok_or_else(|| Error::UnknownUser(self.user.clone()))?;
+        let locked = LockedKey::parse(&row.locked_key)?;
+        if !ct_eq(
+            pgp::fingerprint(&locked.cert()).as_bytes(),
+            pgp::fingerprint(&me.cert).as_bytes(),
+        ) {
+            return Err(Error::BadSignature {
+                what: format!(
+                    "secret key of {} (it is not the key their certified row names)",
+                    self.user
+                ),
+            });
+        }
+        let (user, old, kdf, pw2) = (self.user.clone(), self.password(), self.kdf, new_pw.clone());
+        let bytes = blocking(move || {
+            let bytes = locked.relock(&user, &old, &pw2, kdf)?;
+            // Proved to open with the new password before it is stored.
+            LockedKey::parse(&bytes)?.unlock(&user, &pw2)?;
+            Ok(bytes)
+        })
+        .await?;
+        self.store.set_locked_key(&self.user, &bytes).await?;
+        *self.password.write().unwrap_or_else(|p| p.into_inner()) = new_pw;
+        Ok(())
     }
 
     /// Reads the key state again: scopes, epochs, retirements and this
@@ -1029,6 +1118,7 @@ impl Session {
     pub async fn add_user(&self, name: &str, password: &str, admin: bool) -> Result<String> {
         self.require_admin()?;
         validate_user_name(name)?;
+        check_new_password(password, name, self.kdf)?;
         let pw = check_password(password)?;
         let dir = self.directory().await?;
         if dir.row(name).is_some() {

@@ -634,6 +634,9 @@ mod tests {
         async fn replace_user(&self, r: &UserRow) -> Result<()> {
             self.inner.replace_user(r).await
         }
+        async fn set_locked_key(&self, u: &str, k: &[u8]) -> Result<()> {
+            self.inner.set_locked_key(u, k).await
+        }
         async fn scopes(&self) -> Result<Vec<ScopeRow>> {
             self.inner.scopes().await
         }

@@ -126,7 +126,7 @@ impl Session {
         // administrator may have applied since.
         let version = self.reload_schema().await?;
         let mut not_enrolled = Vec::new();
-        let dst = open_destination(to, self, &self.password, &mut not_enrolled).await?;
+        let dst = open_destination(to, self, &self.password(), &mut not_enrolled).await?;
         let src = &self.store;
         // The destination gets the tables and columns of the schema in
         // force first (steps already done are skipped, so a resumed copy

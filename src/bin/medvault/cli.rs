@@ -66,6 +66,14 @@ pub enum Command {
         /// Scope.
         scope: String,
     },
+    /// Change your password: your secret key is locked again under the new
+    /// one (no data re-encrypted; on SQLCipher the keyring entry too).
+    Passwd {
+        /// File holding the new password (else MEDVAULT_NEW_PASSWORD, else
+        /// asked twice).
+        #[arg(long, value_name = "PATH")]
+        new_password_file: Option<PathBuf>,
+    },
     /// Give a scope a new key epoch and seal every cell of it again under
     /// that epoch, with its blind indexes; then retire the old epoch.
     /// Search keeps working meanwhile. Resumable: run it again after an

@@ -111,6 +111,7 @@ impl CliError {
         let h = match self {
             CliError::Msg { hint, .. } => return Some(hint.clone()),
             CliError::Vault(e) => match e {
+                Error::WeakPassword(_) => "choose a longer password: four or five unrelated words are easy to remember and hard to guess".into(),
                 Error::WrongPassword(_) => "check the password (and --password-file / MEDVAULT_PASSWORD)".into(),
                 Error::UnknownUser(_) => "check --user; an administrator can list users with `medvault user list`".into(),
                 Error::UserDisabled(_) => "ask an administrator; disabled users cannot log in".into(),
@@ -364,6 +365,19 @@ pub async fn run(cli: Cli) -> R {
             }
             println!("revoked {scope} from {u}");
             print_rotation(&report);
+            Ok(())
+        }
+        Command::Passwd { new_password_file } => {
+            let s = login(&cli).await?;
+            let pw = password::new(
+                new_password_file.as_deref(),
+                "MEDVAULT_NEW_PASSWORD",
+                cli.batch,
+                s.user(),
+            )?;
+            new_key_kdf(&cli);
+            s.change_password(&pw).await?;
+            println!("password changed for {}", s.user());
             Ok(())
         }
         Command::Rotate {
