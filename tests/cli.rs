@@ -765,3 +765,64 @@ fn passwd_changes_the_password() {
     c.fails("admin", "pw", &["user", "list"], "wrong password");
     c.ok("admin", "the new admin password", &["user", "list"]);
 }
+
+/// `recover reset-password USER --shares FILE|-`: two of the shares `init`
+/// printed give bob a new password; one share is refused with a hint.
+#[test]
+fn recover_reset_password_from_shares() {
+    let c = Cli::new();
+    let init = c.ok("admin", "pw", &["init"]);
+    let shares: Vec<&str> = init
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("share "))
+        .map(|l| l.split_once(": ").unwrap().1)
+        .collect();
+    let add = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .env("MEDVAULT_USER", "admin")
+        .env("MEDVAULT_PASSWORD", "pw")
+        .env("MEDVAULT_NEW_PASSWORD", "bob pw")
+        .args(["--danger-fast-kdf", "user", "add", "bob"])
+        .output()
+        .unwrap();
+    assert!(add.status.success());
+    let reset = |input: String| {
+        Command::cargo_bin("medvault")
+            .unwrap()
+            .env_clear()
+            .env("MEDVAULT_STORE", c.store())
+            .env("MEDVAULT_USER", "admin")
+            .env("MEDVAULT_PASSWORD", "pw")
+            .env("MEDVAULT_NEW_PASSWORD", "bob's new pw")
+            .args([
+                "--danger-fast-kdf",
+                "recover",
+                "reset-password",
+                "bob",
+                "--shares",
+                "-",
+            ])
+            .write_stdin(input)
+            .output()
+            .unwrap()
+    };
+    let one = reset(format!("{}\n", shares[0]));
+    assert!(!one.status.success());
+    let err = String::from_utf8_lossy(&one.stderr);
+    assert!(
+        err.contains("1 share(s) given, 2 needed") && err.contains("hint: "),
+        "{err}"
+    );
+    c.ok("bob", "bob pw", &["user", "list"]);
+    let two = reset(format!("{}\n\n{}\n", shares[1], shares[3]));
+    assert!(
+        two.status.success(),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+    assert!(String::from_utf8_lossy(&two.stdout).contains("bob has a new key"));
+    c.fails("bob", "bob pw", &["user", "list"], "wrong password");
+    c.ok("bob", "bob's new pw", &["user", "list"]);
+}

@@ -93,6 +93,8 @@ pub fn encode_share(vault_id: &[u8; 16], k: u8, n: u8, share: &[u8]) -> String {
 struct Parsed {
     k: u8,
     vault_prefix: String,
+    /// The share's x coordinate (its first byte).
+    x: u8,
     share: Share,
 }
 
@@ -122,10 +124,17 @@ fn parse(text: &str, index: usize) -> Result<Parsed> {
         .to_owned();
     let data: String = parts.collect();
     let bytes = Zeroizing::new(hex::decode(&data).map_err(|_| bad("share data is not hex"))?);
+    let x = *bytes.first().ok_or_else(|| bad("share data is empty"))?;
+    // x = 0 is the secret's own point: no dealer makes it, and combining
+    // with it would hand back its y as the secret.
+    if x == 0 {
+        return Err(bad("its x coordinate is 0, which no split produces"));
+    }
     let share = Share::try_from(&bytes[..]).map_err(|_| bad("share data is malformed"))?;
     Ok(Parsed {
         k,
         vault_prefix,
+        x,
         share,
     })
 }
@@ -155,6 +164,15 @@ pub fn recover(
         }
         if p.k != k {
             return Err(Error::BadShares("shares of different splits".into()));
+        }
+        // The same share twice would be interpolated as two points and
+        // silently cancel out: refused by name.
+        if let Some(j) = parsed[..i].iter().position(|q| q.x == p.x) {
+            return Err(Error::BadShares(format!(
+                "shares {} and {} are the same share",
+                j + 1,
+                i + 1
+            )));
         }
     }
     if parsed.len() < usize::from(k) {
@@ -218,6 +236,23 @@ mod tests {
         let typo = String::from_utf8(typo).unwrap();
         let err = recover(&vid, &s.sealed, &[typo, s.shares[1].clone()]).unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn a_share_given_twice_or_with_x_zero_is_refused() {
+        let vid = [3u8; 16];
+        let s = split(&vid, b"x", 2, 3).unwrap();
+        let err =
+            recover(&vid, &s.sealed, &[s.shares[1].clone(), s.shares[1].clone()]).unwrap_err();
+        assert!(err.to_string().contains("same share"), "{err}");
+        // Same x, other formatting: still the same share.
+        let relaxed = s.shares[1].to_lowercase();
+        let err = recover(&vid, &s.sealed, &[s.shares[1].clone(), relaxed]).unwrap_err();
+        assert!(err.to_string().contains("same share"), "{err}");
+        // A share whose x is 0, with a valid checksum.
+        let zero = encode_share(&vid, 2, 3, &[0, 1, 2, 3]);
+        let err = recover(&vid, &s.sealed, &[zero, s.shares[0].clone()]).unwrap_err();
+        assert!(err.to_string().contains("x coordinate is 0"), "{err}");
     }
 
     #[test]

@@ -364,6 +364,13 @@ pub trait Store: Send + Sync {
     /// transaction. `UnknownUser` if there is no such user.
     async fn set_locked_key(&self, user: &str, locked: &[u8]) -> Result<()>;
 
+    /// Gives a user a new key (recovery, FORMAT.md §12): their row
+    /// replaced, their grants put again (wrapped to the new certificate),
+    /// and on SQLCipher their keyring entry replaced (the new locked key,
+    /// the database key wrapped to the new certificate), all in one
+    /// transaction.
+    async fn reset_user(&self, row: &UserRow, grants: &[GrantRow]) -> Result<()>;
+
     /// All scopes.
     async fn scopes(&self) -> Result<Vec<ScopeRow>>;
     /// All epochs.

@@ -662,6 +662,29 @@ impl Store for MysqlStore {
         .await
     }
 
+    async fn reset_user(&self, row: &UserRow, grants: &[GrantRow]) -> Result<()> {
+        let (row, grants) = (row.clone(), grants.to_vec());
+        self.write(move |tx| {
+            let (row, grants) = (row.clone(), grants.clone());
+            Box::pin(async move {
+                tx.exec_drop(
+                    keys::UPDATE_USER,
+                    my_params(&keys::user_update_values(&row)),
+                )
+                .await?;
+                if tx.affected_rows() == 0 {
+                    return Err(TxError::Vault(Error::UnknownUser(row.name.clone())));
+                }
+                for g in &grants {
+                    tx.exec_drop(keys::PUT_GRANT, my_params(&keys::grant_values(g)))
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn replace_user(&self, row: &UserRow) -> Result<()> {
         let row = row.clone();
         self.write(move |tx| {

@@ -931,6 +931,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reset_user(&self, row: &UserRow, grants: &[GrantRow]) -> Result<()> {
+        let (row, grants) = (row.clone(), grants.to_vec());
+        let cert = pgp::parse_cert(&row.cert)?;
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            let n = exec(&tx, keys::UPDATE_USER, &keys::user_update_values(&row)).map_err(x.e())?;
+            if n == 0 {
+                return Err(Error::UnknownUser(row.name.clone()));
+            }
+            for g in &grants {
+                put_grant_row(&tx, g).map_err(x.e())?;
+            }
+            let wrapped = pgp::wrap(&[&cert], x.key.expose())?;
+            let pending = x.edit_keyring(&tx, |kr| {
+                kr.entries.retain(|e| e.name != row.name);
+                kr.disabled.retain(|d| d != &row.name);
+                kr.entries.push(Entry {
+                    name: row.name.clone(),
+                    locked_key: row.locked_key.clone(),
+                    wrapped_db_key: wrapped,
+                });
+                Ok(())
+            })?;
+            tx.commit().map_err(x.e())?;
+            pending.install()
+        })
+        .await
+    }
+
     async fn scopes(&self) -> Result<Vec<ScopeRow>> {
         self.run(|c, x| {
             let mut st = c.prepare_cached(keys::SCOPES).map_err(x.e())?;

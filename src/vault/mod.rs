@@ -640,6 +640,16 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
     })
 }
 
+/// Who signs the rows an operation signs again: the session's user, or
+/// the root rebuilt from recovery shares.
+#[derive(Clone, Copy)]
+pub(crate) struct SignAs<'a> {
+    /// The name signed as (`@root` or a user).
+    pub(crate) name: &'a str,
+    /// The key.
+    pub(crate) key: &'a tokio::sync::Mutex<RecordSigner>,
+}
+
 /// A [`crate::sql::keys::PROBE`] answer.
 pub(crate) struct Probe {
     /// The highest stored schema version.
@@ -694,10 +704,6 @@ async fn load_keys(
     dec: &Decryptor,
     seen: Option<&KeyState>,
 ) -> Result<KeyState> {
-    // The grants first: an epoch and its grants are stored in one
-    // transaction, so every grant read here has its epoch in what is read
-    // next, even while another client rotates.
-    let grants = store.grants_to(user).await?;
     let scopes: HashMap<u32, ScopeRow> = store
         .scopes()
         .await?
@@ -724,7 +730,22 @@ async fn load_keys(
         .collect();
     let my_fpr = pgp::fingerprint(cert);
     let mut keys = HashMap::new();
+    // Read after the epochs: an epoch and its grants are stored in one
+    // transaction, so every epoch read above has its grants here. A grant
+    // of an epoch newer than any read above was stored meanwhile (another
+    // client rotating): left for the next refresh, not taken for a forgery.
+    let newest: HashMap<u32, u32> = epochs.keys().fold(HashMap::new(), |mut m, (s, e)| {
+        let v = m.entry(*s).or_insert(*e);
+        *v = (*v).max(*e);
+        m
+    });
+    let grants = store.grants_to(user).await?;
     for g in grants {
+        if !epochs.contains_key(&(g.scope_id, g.epoch))
+            && newest.get(&g.scope_id).is_some_and(|n| g.epoch > *n)
+        {
+            continue;
+        }
         let what = |s: &str| format!("grant of {s} to {user}");
         let scope = scopes.get(&g.scope_id).ok_or_else(|| Error::BadSignature {
             what: what("an unknown scope"),
@@ -1313,7 +1334,11 @@ impl Session {
         let mut dir = self.directory().await?;
         let target = dir.verify(name)?;
         if target.admin {
-            self.resign_rows_of(&mut dir, &target).await?;
+            let by = SignAs {
+                name: &self.user,
+                key: &self.signer,
+            };
+            self.resign_rows_of(&mut dir, &target, by).await?;
         }
         let mut row = dir
             .row(name)
@@ -1335,8 +1360,13 @@ impl Session {
     /// and stay untrusted. If this stops half-way, the rows not yet
     /// re-signed still verify under the (still active) old admin; running
     /// `disable_user` again finishes the job.
-    async fn resign_rows_of(&self, dir: &mut Directory, old: &trust::Verified) -> Result<()> {
-        let me = self.user.clone();
+    async fn resign_rows_of(
+        &self,
+        dir: &mut Directory,
+        old: &trust::Verified,
+        by: SignAs<'_>,
+    ) -> Result<()> {
+        let me = by.name.to_owned();
         let vid = self.vault_id;
         for name in dir.names() {
             let Some(row) = dir.row(&name).cloned() else {
@@ -1350,7 +1380,7 @@ impl Session {
             new.certifier = me.clone();
             new.signed_at = now();
             let msg = trust::user_record(&vid, &new, &pgp::fingerprint(&cert));
-            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            new.signature = by.key.lock().await.sign(&msg)?;
             self.store.replace_user(&new).await?;
         }
         let scopes: HashMap<u32, ScopeRow> = self
@@ -1380,7 +1410,7 @@ impl Session {
                     signature: Vec::new(),
                 };
                 let msg = trust::retire_record(&vid, scope, &new, &nr);
-                nr.signature = self.with_signer(|s| s.sign(&msg)).await?;
+                nr.signature = by.key.lock().await.sign(&msg)?;
                 new.retired = Some(nr);
                 self.store
                     .write_all(vec![(
@@ -1401,7 +1431,7 @@ impl Session {
             let mut new = ep;
             new.creator = me.clone();
             let msg = trust::epoch_record(&vid, scope, &new);
-            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            new.signature = by.key.lock().await.sign(&msg)?;
             self.store.resign_epoch(&new).await?;
         }
         for g in self.store.grants_by(&old.name).await? {
@@ -1428,12 +1458,12 @@ impl Session {
             new.granter = me.clone();
             new.signed_at = now();
             let msg = trust::grant_record(&vid, scope, &new, &fpr);
-            new.signature = self.with_signer(|s| s.sign(&msg)).await?;
+            new.signature = by.key.lock().await.sign(&msg)?;
             self.store.put_grants(std::slice::from_ref(&new)).await?;
         }
         // The schema in force, if this administrator signed it: a new
         // version with the same text, signed by this one.
-        self.resign_policy_of(old).await?;
+        self.resign_policy_of(old, by).await?;
         Ok(())
     }
 
@@ -1461,10 +1491,10 @@ impl Session {
         Ok(out)
     }
 
-    /// Checks recovery shares: combines them, opens the sealed root key,
-    /// and checks it is this vault's root (its fingerprint is the pinned
-    /// one). Returns the root fingerprint.
-    pub async fn check_recovery(&self, shares: &[String]) -> Result<String> {
+    /// The root key rebuilt from `shares`, in memory only: combined, the
+    /// sealed root opened, and its fingerprint checked against the pinned
+    /// one. Every bad share set is [`Error::BadShares`] saying why.
+    async fn open_root(&self, shares: &[String]) -> Result<OpenKey> {
         let sealed = self
             .store
             .meta("root_sealed")
@@ -1472,12 +1502,160 @@ impl Session {
             .ok_or_else(|| Error::Store("vault metadata root_sealed is missing".into()))?;
         let tsk = recovery::recover(&self.vault_id, &sealed, shares)?;
         let root = OpenKey::parse(&tsk)?;
-        let fpr = pgp::fingerprint(&root.cert());
-        if fpr != pgp::fingerprint(&self.root_cert) {
+        if !ct_eq(
+            pgp::fingerprint(&root.cert()).as_bytes(),
+            pgp::fingerprint(&self.root_cert).as_bytes(),
+        ) {
             return Err(Error::BadShares(
                 "the recovered key is not this vault's root".into(),
             ));
         }
+        Ok(root)
+    }
+
+    /// Gives `user`, who lost their password, a new key under
+    /// `new_password`, with every grant they had, from k recovery shares
+    /// (any logged-in user may run it: the shares are the authority). The
+    /// root key is rebuilt in memory only; it certifies the new key and
+    /// wraps each epoch key the user held to it again (the root holds every
+    /// epoch). An administrator's signed rows are signed again by the root
+    /// first, since their old key is gone. On SQLCipher their keyring entry
+    /// is replaced in the same transaction. Bad shares, an unknown or
+    /// disabled user, or a weak password change nothing. Returns the new
+    /// key's fingerprint.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session, shares: Vec<String>) -> medvault::Result<()> {
+    /// let fpr = s
+    ///     .recover_reset_password("dr.moreau", "a long new passphrase", &shares)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn recover_reset_password(
+        &self,
+        user: &str,
+        new_password: &str,
+        shares: &[String],
+    ) -> Result<String> {
+        validate_user_name(user)?;
+        check_new_password(new_password, user, self.kdf)?;
+        let pw = check_password(new_password)?;
+        let root = self.open_root(shares).await?;
+        let root_fpr = pgp::fingerprint(&root.cert());
+        let mut dir = self.directory().await?;
+        let old = dir.verify(user)?;
+        if !old.active {
+            return Err(Error::UserDisabled(user.to_owned()));
+        }
+        let row = dir
+            .row(user)
+            .cloned()
+            .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
+        let (n, kdf, rf) = (user.to_owned(), self.kdf, root_fpr.clone());
+        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
+        let fpr = pgp::fingerprint(&cert);
+        let root_signer = tokio::sync::Mutex::new(root.signer()?);
+        let dec = root.decryptor()?;
+        let scopes: HashMap<u32, ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let epochs: HashMap<(u32, u32), EpochRow> = self
+            .store
+            .epochs()
+            .await?
+            .into_iter()
+            .map(|e| ((e.scope_id, e.epoch), e))
+            .collect();
+        let root_grants: HashMap<(u32, u32), GrantRow> = self
+            .store
+            .grants_to(ROOT)
+            .await?
+            .into_iter()
+            .map(|g| ((g.scope_id, g.epoch), g))
+            .collect();
+        let old_fpr = pgp::fingerprint(&old.cert);
+        let mut grants = Vec::new();
+        for g in self.store.grants_to(user).await? {
+            // Only grants that verify (to the old key) are given back.
+            let Some(scope) = scopes.get(&g.scope_id) else {
+                continue;
+            };
+            let Ok(granter) = dir.signer_cert(&g.granter) else {
+                continue;
+            };
+            if !pgp::verify(
+                &granter,
+                &trust::grant_record(&self.vault_id, scope, &g, &old_fpr),
+                &g.signature,
+            ) {
+                continue;
+            }
+            let (Some(rg), Some(epoch)) = (
+                root_grants.get(&(g.scope_id, g.epoch)),
+                epochs.get(&(g.scope_id, g.epoch)),
+            ) else {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "the root holds no grant of this epoch",
+                });
+            };
+            let key = dec
+                .unwrap(&rg.wrapped)
+                .and_then(|raw| EpochKey::from_slice(&raw))
+                .ok_or_else(|| {
+                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
+                })?;
+            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "the key is not the one its epoch commits to",
+                });
+            }
+            let mut signer = root_signer.lock().await;
+            grants.push(sign_grant(
+                &self.vault_id,
+                &mut signer,
+                scope,
+                g.epoch,
+                (user, &cert),
+                ROOT,
+                &key,
+            )?);
+        }
+        let mut new = UserRow {
+            cert: pgp::cert_bytes(&cert)?,
+            locked_key: locked,
+            certifier: ROOT.into(),
+            signed_at: now(),
+            signature: Vec::new(),
+            ..row
+        };
+        new.signature =
+            root_signer
+                .lock()
+                .await
+                .sign(&trust::user_record(&self.vault_id, &new, &fpr))?;
+        if old.admin {
+            let by = SignAs {
+                name: ROOT,
+                key: &root_signer,
+            };
+            self.resign_rows_of(&mut dir, &old, by).await?;
+        }
+        self.store.reset_user(&new, &grants).await?;
+        Ok(fpr)
+    }
+
+    /// Checks recovery shares: combines them, opens the sealed root key,
+    /// and checks it is this vault's root (its fingerprint is the pinned
+    /// one). Returns the root fingerprint.
+    pub async fn check_recovery(&self, shares: &[String]) -> Result<String> {
+        let root = self.open_root(shares).await?;
+        let fpr = pgp::fingerprint(&root.cert());
         // The root must be able to read what it was granted: each grant's
         // signature is checked first (a row the database planted is an
         // untrusted grant, not a sign of bad shares), then its key must

@@ -637,6 +637,9 @@ mod tests {
         async fn set_locked_key(&self, u: &str, k: &[u8]) -> Result<()> {
             self.inner.set_locked_key(u, k).await
         }
+        async fn reset_user(&self, r: &UserRow, g: &[crate::store::GrantRow]) -> Result<()> {
+            self.inner.reset_user(r, g).await
+        }
         async fn scopes(&self) -> Result<Vec<ScopeRow>> {
             self.inner.scopes().await
         }

@@ -310,7 +310,11 @@ impl Session {
     /// by them, stores it again (same text, next version) signed by this
     /// session's user, or no one could log in (a disabled key signs
     /// nothing). A row that does not verify under their key is left alone.
-    pub(crate) async fn resign_policy_of(&self, old: &trust::Verified) -> Result<()> {
+    pub(crate) async fn resign_policy_of(
+        &self,
+        old: &trust::Verified,
+        by: super::SignAs<'_>,
+    ) -> Result<()> {
         let Some(latest) = self.store.latest_policy().await? else {
             return Ok(());
         };
@@ -329,12 +333,12 @@ impl Session {
                 .checked_add(1)
                 .ok_or(Error::Refused("the schema version is at its limit"))?,
             text: latest.text.clone(),
-            signer: self.user.clone(),
+            signer: by.name.to_owned(),
             signed_at: super::now(),
             signature: Vec::new(),
         };
         let record = trust::policy_record(&self.vault_id, &row);
-        row.signature = self.with_signer(|s| s.sign(&record)).await?;
+        row.signature = by.key.lock().await.sign(&record)?;
         self.store.apply_policy(&[], Some(&row)).await?;
         self.reload_schema().await.map(|_| ())
     }

@@ -101,6 +101,11 @@ pub enum Command {
     /// Check recovery shares against the vault's root key.
     #[command(subcommand)]
     Recovery(RecoveryCmd),
+    /// Use k recovery shares: give a user who lost their password a new
+    /// key with all their grants (you log in as yourself; the shares are
+    /// the authority).
+    #[command(subcommand)]
+    Recover(RecoverCmd),
     /// Rows of any declared table: insert, get, find, list, update, delete.
     #[command(subcommand)]
     Row(RowCmd),
@@ -370,6 +375,23 @@ pub enum NoteCmd {
         /// Only this scope.
         #[arg(long)]
         scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoverCmd {
+    /// A new key under a new password for USER, with every grant they had.
+    ResetPassword {
+        /// The user who lost their password.
+        #[arg(value_name = "USER")]
+        target: String,
+        /// File of shares, one per line; `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        shares: PathBuf,
+        /// File holding the new password (else MEDVAULT_NEW_PASSWORD, else
+        /// asked twice).
+        #[arg(long, value_name = "PATH")]
+        new_password_file: Option<PathBuf>,
     },
 }
 

@@ -12,7 +12,8 @@ use medvault::{
 };
 
 use crate::cli::{
-    Cli, Command, NoteCmd, PatientCmd, RecoveryCmd, RowCmd, SchemaCmd, ScopeCmd, UserCmd,
+    Cli, Command, NoteCmd, PatientCmd, RecoverCmd, RecoveryCmd, RowCmd, SchemaCmd, ScopeCmd,
+    UserCmd,
 };
 use crate::password;
 
@@ -566,6 +567,45 @@ pub async fn run(cli: Cli) -> R {
             }
             let fpr = s.check_recovery(&shares).await?;
             println!("the shares rebuild the root key {fpr}");
+            Ok(())
+        }
+        Command::Recover(RecoverCmd::ResetPassword {
+            target,
+            shares,
+            new_password_file,
+        }) => {
+            let text = if shares.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                    CliError::msg(format!("cannot read shares: {e}"), "one share a line")
+                })?;
+                text
+            } else {
+                std::fs::read_to_string(shares).map_err(|e| {
+                    CliError::msg(
+                        format!("cannot read {}: {e}", shares.display()),
+                        "check the path and its permissions",
+                    )
+                })?
+            };
+            let shares: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            let s = login(&cli).await?;
+            let pw = password::new(
+                new_password_file.as_deref(),
+                "MEDVAULT_NEW_PASSWORD",
+                cli.batch,
+                target,
+            )?;
+            new_key_kdf(&cli);
+            let fpr = s.recover_reset_password(target, &pw, &shares).await?;
+            println!(
+                "{target} has a new key {fpr} under the new password, with every grant they had"
+            );
             Ok(())
         }
         Command::Copy { from, to } => {

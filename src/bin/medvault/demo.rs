@@ -330,6 +330,22 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         visible.notes.len(),
         visible.withheld
     );
+    // Recovery: dr.moreau forgot the password; two partners bring shares.
+    drop(moreau);
+    let t = Instant::now();
+    let two = [report.shares[0].clone(), report.shares[2].clone()];
+    leroy
+        .recover_reset_password("dr.moreau", "moreau: green kingfisher", &two)
+        .await?;
+    let moreau = Vault::open(&url, "dr.moreau", "moreau: green kingfisher", &opts).await?;
+    let back = moreau.find_patients(&q).await?;
+    step(
+        &format!(
+            "2 of 4 recovery shares gave dr.moreau a new key and password, every grant back; found {} match(es) again",
+            back.len()
+        ),
+        t.elapsed(),
+    );
     drop((leroy, moreau, clerk));
 
     let t = Instant::now();

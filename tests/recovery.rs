@@ -1,0 +1,113 @@
+//! `recover reset-password`: k shares rebuild the root in memory, and a
+//! user who lost their password gets a new key with every grant back.
+//! Bad share sets are clear errors that change nothing.
+
+#[macro_use]
+mod common;
+use common::*;
+use medvault::Error;
+
+per_store!(
+    a_lost_password_is_reset_with_every_grant_back,
+    bad_shares_change_nothing,
+    an_administrator_reset_keeps_what_they_signed_valid,
+);
+
+async fn a_lost_password_is_reset_with_every_grant_back(f: Fixture) {
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let bob = f.user(&a, "bob", &["identity", "clinical"]).await;
+    let private = bob
+        .add_note(&pid, "Only bob reads this", Some("personal"))
+        .await
+        .unwrap();
+    // A rotation: bob holds two epochs of identity.
+    a.rotate("identity").await.unwrap();
+    drop(bob);
+    let shares = vec![f.shares[0].clone(), f.shares[3].clone()];
+    let fpr = a
+        .recover_reset_password("bob", "a fresh password", &shares)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.login("bob", "bob pw").await,
+        Err(Error::WrongPassword(_))
+    ));
+    let bob = f.login("bob", "a fresh password").await.unwrap();
+    assert_eq!(bob.get_patient(&pid).await.unwrap().family_name, "Dupont");
+    let notes = bob.list_notes(&pid, Some("personal")).await.unwrap();
+    assert_eq!(notes.notes.len(), 1);
+    assert_eq!(notes.notes[0].id, private);
+    assert!(bob.scopes().contains(&"clinical".to_string()));
+    let users = a.list_users().await.unwrap();
+    let b = users.iter().find(|u| u.name == "bob").unwrap();
+    assert_eq!(b.fingerprint, fpr);
+    assert!(b.trusted && b.certifier == "@root", "{b:?}");
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+async fn bad_shares_change_nothing(f: Fixture) {
+    let a = f.admin().await;
+    f.user(&a, "bob", &["identity"]).await;
+    let other = Fixture::sqlite().await;
+    let mut typo = f.shares[1].clone().into_bytes();
+    let i = typo.len() - 12;
+    typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
+    let typo = String::from_utf8(typo).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![f.shares[0].clone()], "needed"),
+        (vec![f.shares[2].clone(), f.shares[2].clone()], "same share"),
+        (
+            vec![f.shares[0].clone(), other.shares[1].clone()],
+            "another vault",
+        ),
+        (vec![f.shares[0].clone(), typo], "checksum"),
+        (vec![], "no shares"),
+    ];
+    for (shares, why) in cases {
+        let err = a
+            .recover_reset_password("bob", "a fresh password", &shares)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::BadShares(m) if m.contains(why)),
+            "{why}: {err}"
+        );
+    }
+    // Good shares, but an unknown user or a weak password: refused too.
+    let good = vec![f.shares[0].clone(), f.shares[1].clone()];
+    assert!(matches!(
+        a.recover_reset_password("nobody", "a fresh password", &good)
+            .await,
+        Err(Error::UnknownUser(_))
+    ));
+    // Nothing changed: bob's password still opens.
+    f.login("bob", "bob pw").await.unwrap();
+}
+
+async fn an_administrator_reset_keeps_what_they_signed_valid(f: Fixture) {
+    let a = f.admin().await;
+    a.add_user("boss", "boss pw", true).await.unwrap();
+    a.grant("boss", "identity").await.unwrap();
+    let boss = f.login("boss", "boss pw").await.unwrap();
+    boss.add_user("clerk", "clerk pw", false).await.unwrap();
+    boss.grant("clerk", "identity").await.unwrap();
+    boss.rotate("identity").await.unwrap();
+    drop(boss);
+    let shares = vec![f.shares[1].clone(), f.shares[2].clone()];
+    a.recover_reset_password("boss", "the boss is back", &shares)
+        .await
+        .unwrap();
+    // What boss certified, created, granted and retired still verifies.
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    assert!(clerk.scopes().contains(&"identity".to_string()));
+    let boss = f.login("boss", "the boss is back").await.unwrap();
+    assert!(boss.is_admin());
+    boss.rotate("identity").await.unwrap();
+}
