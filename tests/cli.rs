@@ -825,4 +825,40 @@ fn recover_reset_password_from_shares() {
     assert!(String::from_utf8_lossy(&two.stdout).contains("bob has a new key"));
     c.fails("bob", "bob pw", &["user", "list"], "wrong password");
     c.ok("bob", "bob's new pw", &["user", "list"]);
+
+    // No administrator left to add users? Shares make bob one.
+    c.fails(
+        "bob",
+        "bob's new pw",
+        &["scope", "create", "care-team"],
+        "not an administrator",
+    );
+    let promote = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .env("MEDVAULT_USER", "bob")
+        .env("MEDVAULT_PASSWORD", "bob's new pw")
+        .args([
+            "--danger-fast-kdf",
+            "recover",
+            "new-admin",
+            "bob",
+            "--shares",
+            "-",
+        ])
+        .write_stdin(format!("{}\n{}\n", shares[0], shares[2]))
+        .output()
+        .unwrap();
+    assert!(
+        promote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promote.stderr)
+    );
+    let out = String::from_utf8_lossy(&promote.stdout);
+    assert!(
+        out.contains("bob is an administrator") && out.contains("clinical"),
+        "{out}"
+    );
+    c.ok("bob", "bob's new pw", &["scope", "create", "care-team"]);
 }

@@ -11,6 +11,7 @@ per_store!(
     a_lost_password_is_reset_with_every_grant_back,
     bad_shares_change_nothing,
     an_administrator_reset_keeps_what_they_signed_valid,
+    shares_certify_a_new_administrator,
 );
 
 async fn a_lost_password_is_reset_with_every_grant_back(f: Fixture) {
@@ -110,4 +111,57 @@ async fn an_administrator_reset_keeps_what_they_signed_valid(f: Fixture) {
     let boss = f.login("boss", "the boss is back").await.unwrap();
     assert!(boss.is_admin());
     boss.rotate("identity").await.unwrap();
+}
+
+async fn shares_certify_a_new_administrator(f: Fixture) {
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a.rotate("clinical").await.unwrap();
+    let bob = f.user(&a, "bob", &["identity"]).await;
+    assert!(!bob.is_admin());
+    // Bad shares from bob's session: nothing changes.
+    let err = bob
+        .recover_new_admin("bob", None, &[f.shares[0].clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadShares(_)), "{err}");
+    assert!(!f.login("bob", "bob pw").await.unwrap().is_admin());
+    // Two shares: bob is promoted (his own key and password) and granted
+    // every shared scope, at its live epochs.
+    let shares = vec![f.shares[0].clone(), f.shares[1].clone()];
+    let granted = bob.recover_new_admin("bob", None, &shares).await.unwrap();
+    assert_eq!(granted, vec!["billing", "clinical"], "{granted:?}");
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    assert!(bob.is_admin());
+    assert!(bob.scopes().contains(&"clinical".to_string()));
+    bob.add_note(&pid, "Seen by the new administrator", Some("clinical"))
+        .await
+        .unwrap();
+    bob.add_user("dana", "dana pw", false).await.unwrap();
+    // Again: nothing left to do.
+    assert!(bob
+        .recover_new_admin("bob", None, &shares)
+        .await
+        .unwrap()
+        .is_empty());
+    // A user who does not exist yet needs a password.
+    assert!(matches!(
+        bob.recover_new_admin("carol", None, &shares).await,
+        Err(Error::Refused(_))
+    ));
+    bob.recover_new_admin("carol", Some("carol pw"), &shares)
+        .await
+        .unwrap();
+    let carol = f.login("carol", "carol pw").await.unwrap();
+    assert!(carol.is_admin());
+    assert_eq!(
+        carol.scopes(),
+        vec!["billing", "clinical", "identity", "personal:carol"]
+    );
+    assert_eq!(carol.get_patient(&pid).await.unwrap().family_name, "Dupont");
+    let v = carol.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
 }

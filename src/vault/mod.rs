@@ -1650,6 +1650,166 @@ impl Session {
         Ok(fpr)
     }
 
+    /// Certifies an administrator from k recovery shares, for a vault whose
+    /// administrators are all gone (any logged-in user may run it: the
+    /// shares are the authority). An existing user is promoted: their row
+    /// signed again by the root with role `admin` (their key and password
+    /// stay theirs). A new user needs `new_password`: their key is made
+    /// under it, certified by the root, with a personal scope. Either way
+    /// the root then wraps to them every live epoch of every scope but
+    /// personal ones, so they can administer at once. Running it again
+    /// finishes an interrupted run. Returns the names of the scopes granted.
+    pub async fn recover_new_admin(
+        &self,
+        user: &str,
+        new_password: Option<&str>,
+        shares: &[String],
+    ) -> Result<Vec<String>> {
+        validate_user_name(user)?;
+        if let Some(pw) = new_password {
+            check_new_password(pw, user, self.kdf)?;
+        }
+        let root = self.open_root(shares).await?;
+        let root_fpr = pgp::fingerprint(&root.cert());
+        let root_signer = tokio::sync::Mutex::new(root.signer()?);
+        let dec = root.decryptor()?;
+        let mut dir = self.directory().await?;
+        let cert = match dir.row(user).cloned() {
+            Some(row) => {
+                let v = dir.verify(user)?;
+                if !v.active {
+                    return Err(Error::UserDisabled(user.to_owned()));
+                }
+                if !v.admin || row.certifier != ROOT {
+                    let mut new = UserRow {
+                        role: "admin".into(),
+                        certifier: ROOT.into(),
+                        signed_at: now(),
+                        signature: Vec::new(),
+                        ..row
+                    };
+                    let msg = trust::user_record(&self.vault_id, &new, &pgp::fingerprint(&v.cert));
+                    new.signature = root_signer.lock().await.sign(&msg)?;
+                    self.store.replace_user(&new).await?;
+                }
+                v.cert
+            }
+            None => {
+                let pw = check_password(new_password.ok_or(Error::Refused(
+                    "a new administrator needs a password (they are not a user yet)",
+                ))?)?;
+                let (n, kdf, rf) = (user.to_owned(), self.kdf, root_fpr.clone());
+                let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
+                let mut row = UserRow {
+                    name: user.to_owned(),
+                    role: "admin".into(),
+                    status: "active".into(),
+                    cert: pgp::cert_bytes(&cert)?,
+                    locked_key: locked,
+                    certifier: ROOT.into(),
+                    signed_at: now(),
+                    signature: Vec::new(),
+                };
+                let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&cert));
+                row.signature = root_signer.lock().await.sign(&msg)?;
+                let scope = ScopeRow {
+                    id: self.next_scope_id().await?,
+                    name: format!("{PERSONAL_PREFIX}{user}"),
+                    owner: Some(user.to_owned()),
+                };
+                let root_cert = self.root_cert.clone();
+                let (personal, _) = {
+                    let mut signer = root_signer.lock().await;
+                    new_scope(
+                        &self.vault_id,
+                        &mut signer,
+                        ROOT,
+                        scope,
+                        &[(user, &cert), (ROOT, &root_cert)],
+                    )?
+                };
+                self.store.insert_user(&row, &personal).await?;
+                cert
+            }
+        };
+        // Every live epoch of every shared scope the user lacks, from the
+        // root's own grants.
+        let scopes: HashMap<u32, ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let epochs: HashMap<(u32, u32), EpochRow> = self
+            .store
+            .epochs()
+            .await?
+            .into_iter()
+            .map(|e| ((e.scope_id, e.epoch), e))
+            .collect();
+        let have: std::collections::HashSet<(u32, u32)> = self
+            .store
+            .grants_to(user)
+            .await?
+            .iter()
+            .map(|g| (g.scope_id, g.epoch))
+            .collect();
+        let mut grants = Vec::new();
+        let mut named = std::collections::BTreeSet::new();
+        for g in self.store.grants_to(ROOT).await? {
+            let (Some(scope), Some(epoch)) =
+                (scopes.get(&g.scope_id), epochs.get(&(g.scope_id, g.epoch)))
+            else {
+                continue;
+            };
+            if scope.owner.is_some()
+                || have.contains(&(g.scope_id, g.epoch))
+                || !dir.epoch_signed(scope, epoch)
+                || dir.retirement_signed(scope, epoch)
+            {
+                continue;
+            }
+            let Ok(granter) = dir.signer_cert(&g.granter) else {
+                continue;
+            };
+            if !pgp::verify(
+                &granter,
+                &trust::grant_record(&self.vault_id, scope, &g, &root_fpr),
+                &g.signature,
+            ) {
+                continue;
+            }
+            let key = dec
+                .unwrap(&g.wrapped)
+                .and_then(|raw| EpochKey::from_slice(&raw))
+                .ok_or_else(|| {
+                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
+                })?;
+            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "the key is not the one its epoch commits to",
+                });
+            }
+            let mut signer = root_signer.lock().await;
+            grants.push(sign_grant(
+                &self.vault_id,
+                &mut signer,
+                scope,
+                g.epoch,
+                (user, &cert),
+                ROOT,
+                &key,
+            )?);
+            named.insert(scope.name.clone());
+        }
+        if !grants.is_empty() {
+            self.store.put_grants(&grants).await?;
+        }
+        Ok(named.into_iter().collect())
+    }
+
     /// Checks recovery shares: combines them, opens the sealed root key,
     /// and checks it is this vault's root (its fingerprint is the pinned
     /// one). Returns the root fingerprint.

@@ -393,6 +393,21 @@ pub enum RecoverCmd {
         #[arg(long, value_name = "PATH")]
         new_password_file: Option<PathBuf>,
     },
+    /// Certify USER as an administrator with the root (promote an existing
+    /// user; a new one gets a key under a new password), granted every
+    /// shared scope.
+    NewAdmin {
+        /// The new administrator.
+        #[arg(value_name = "USER")]
+        target: String,
+        /// File of shares, one per line; `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        shares: PathBuf,
+        /// For a user who does not exist yet: file holding their password
+        /// (else MEDVAULT_NEW_PASSWORD, else asked twice).
+        #[arg(long, value_name = "PATH")]
+        new_password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

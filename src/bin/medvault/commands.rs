@@ -569,31 +569,43 @@ pub async fn run(cli: Cli) -> R {
             println!("the shares rebuild the root key {fpr}");
             Ok(())
         }
+        Command::Recover(RecoverCmd::NewAdmin {
+            target,
+            shares,
+            new_password_file,
+        }) => {
+            let shares = read_shares(shares)?;
+            let s = login(&cli).await?;
+            let exists = s.list_users().await?.iter().any(|u| &u.name == target);
+            let pw = if exists {
+                None
+            } else {
+                let pw = password::new(
+                    new_password_file.as_deref(),
+                    "MEDVAULT_NEW_PASSWORD",
+                    cli.batch,
+                    target,
+                )?;
+                new_key_kdf(&cli);
+                Some(pw)
+            };
+            let granted = s.recover_new_admin(target, pw.as_deref(), &shares).await?;
+            println!(
+                "{target} is an administrator, certified by the root; granted {}",
+                if granted.is_empty() {
+                    "nothing new".to_string()
+                } else {
+                    granted.join(", ")
+                }
+            );
+            Ok(())
+        }
         Command::Recover(RecoverCmd::ResetPassword {
             target,
             shares,
             new_password_file,
         }) => {
-            let text = if shares.as_os_str() == "-" {
-                let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                    CliError::msg(format!("cannot read shares: {e}"), "one share a line")
-                })?;
-                text
-            } else {
-                std::fs::read_to_string(shares).map_err(|e| {
-                    CliError::msg(
-                        format!("cannot read {}: {e}", shares.display()),
-                        "check the path and its permissions",
-                    )
-                })?
-            };
-            let shares: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect();
+            let shares = read_shares(shares)?;
             let s = login(&cli).await?;
             let pw = password::new(
                 new_password_file.as_deref(),
@@ -1104,4 +1116,29 @@ fn print_rotation(r: &medvault::RotateReport) {
     for e in &r.retired {
         println!("retired epoch {e}");
     }
+}
+
+/// Recovery shares from a file, or standard input for `-`: one a line,
+/// blank lines skipped.
+fn read_shares(path: &std::path::Path) -> R<Vec<String>> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::msg(format!("cannot read shares: {e}"), "one share a line"))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| {
+            CliError::msg(
+                format!("cannot read {}: {e}", path.display()),
+                "check the path and its permissions",
+            )
+        })?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
