@@ -628,6 +628,18 @@ fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
     }
 }
 
+/// Puts `row`'s keyring entry (its locked key, the database key wrapped
+/// to it) in place of any entry or disabled mark of that name.
+fn enter(kr: &mut Keyring, row: &UserRow, wrapped_db_key: Vec<u8>) {
+    kr.entries.retain(|e| e.name != row.name);
+    kr.disabled.retain(|d| d != &row.name);
+    kr.entries.push(Entry {
+        name: row.name.clone(),
+        locked_key: row.locked_key.clone(),
+        wrapped_db_key,
+    });
+}
+
 /// Runs `st` with `params`, decoding every row with `decode`.
 /// The columns of table `?1` as [`sql::stored_column`] reads them.
 const CATALOGUE: &str = "SELECT name, upper(type) = 'BLOB', \"notnull\" = 0 \
@@ -851,13 +863,7 @@ impl Store for SqliteStore {
             // keyring write fails the row is rolled back.
             let wrapped = pgp::wrap(&[&cert], x.key.expose())?;
             let pending = x.edit_keyring(&tx, |kr| {
-                kr.entries.retain(|e| e.name != row.name);
-                kr.disabled.retain(|d| d != &row.name);
-                kr.entries.push(Entry {
-                    name: row.name.clone(),
-                    locked_key: row.locked_key.clone(),
-                    wrapped_db_key: wrapped,
-                });
+                enter(kr, &row, wrapped);
                 Ok(())
             })?;
             tx.commit().map_err(x.e())?;
@@ -947,13 +953,7 @@ impl Store for SqliteStore {
             }
             let wrapped = pgp::wrap(&[&cert], x.key.expose())?;
             let pending = x.edit_keyring(&tx, |kr| {
-                kr.entries.retain(|e| e.name != row.name);
-                kr.disabled.retain(|d| d != &row.name);
-                kr.entries.push(Entry {
-                    name: row.name.clone(),
-                    locked_key: row.locked_key.clone(),
-                    wrapped_db_key: wrapped,
-                });
+                enter(kr, &row, wrapped);
                 Ok(())
             })?;
             tx.commit().map_err(x.e())?;

@@ -640,6 +640,62 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
     })
 }
 
+/// The root rebuilt from recovery shares (in memory only), with the
+/// scopes and epochs as stored.
+struct Recovered {
+    fpr: String,
+    signer: tokio::sync::Mutex<RecordSigner>,
+    dec: Decryptor,
+    scopes: HashMap<u32, ScopeRow>,
+    epochs: HashMap<(u32, u32), EpochRow>,
+}
+
+impl Recovered {
+    /// The epoch key a grant to the root wraps, checked against its
+    /// epoch's commitment.
+    fn open(&self, g: &GrantRow) -> Result<EpochKey> {
+        let scope = self
+            .scopes
+            .get(&g.scope_id)
+            .map_or_else(|| format!("#{}", g.scope_id), |s| s.name.clone());
+        let epoch = self
+            .epochs
+            .get(&(g.scope_id, g.epoch))
+            .ok_or_else(|| Error::GrantInvalid {
+                scope: scope.clone(),
+                reason: "its epoch is not stored",
+            })?;
+        let key = self
+            .dec
+            .unwrap(&g.wrapped)
+            .and_then(|raw| EpochKey::from_slice(&raw))
+            .ok_or_else(|| {
+                Error::BadShares("the recovered key cannot unwrap the root's grants".into())
+            })?;
+        if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
+            return Err(Error::GrantInvalid {
+                scope,
+                reason: "the key is not the one its epoch commits to",
+            });
+        }
+        Ok(key)
+    }
+
+    /// A grant of `key` (epoch `epoch` of `scope`) to `to`, signed by the
+    /// root.
+    async fn grant(
+        &self,
+        vault_id: &[u8; 16],
+        scope: &ScopeRow,
+        epoch: u32,
+        to: (&str, &Cert),
+        key: &EpochKey,
+    ) -> Result<GrantRow> {
+        let mut signer = self.signer.lock().await;
+        sign_grant(vault_id, &mut signer, scope, epoch, to, ROOT, key)
+    }
+}
+
 /// Who signs the rows an operation signs again: the session's user, or
 /// the root rebuilt from recovery shares.
 #[derive(Clone, Copy)]
@@ -1491,6 +1547,31 @@ impl Session {
         Ok(out)
     }
 
+    /// The root rebuilt from `shares` ([`Session::open_root`]) with the
+    /// scopes and epochs recovery works on.
+    async fn recovered(&self, shares: &[String]) -> Result<Recovered> {
+        let root = self.open_root(shares).await?;
+        Ok(Recovered {
+            fpr: pgp::fingerprint(&root.cert()),
+            signer: tokio::sync::Mutex::new(root.signer()?),
+            dec: root.decryptor()?,
+            scopes: self
+                .store
+                .scopes()
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect(),
+            epochs: self
+                .store
+                .epochs()
+                .await?
+                .into_iter()
+                .map(|e| ((e.scope_id, e.epoch), e))
+                .collect(),
+        })
+    }
+
     /// The root key rebuilt from `shares`, in memory only: combined, the
     /// sealed root opened, and its fingerprint checked against the pinned
     /// one. Every bad share set is [`Error::BadShares`] saying why.
@@ -1540,8 +1621,7 @@ impl Session {
         validate_user_name(user)?;
         check_new_password(new_password, user, self.kdf)?;
         let pw = check_password(new_password)?;
-        let root = self.open_root(shares).await?;
-        let root_fpr = pgp::fingerprint(&root.cert());
+        let root = self.recovered(shares).await?;
         let mut dir = self.directory().await?;
         let old = dir.verify(user)?;
         if !old.active {
@@ -1551,25 +1631,9 @@ impl Session {
             .row(user)
             .cloned()
             .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
-        let (n, kdf, rf) = (user.to_owned(), self.kdf, root_fpr.clone());
+        let (n, kdf, rf) = (user.to_owned(), self.kdf, root.fpr.clone());
         let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
         let fpr = pgp::fingerprint(&cert);
-        let root_signer = tokio::sync::Mutex::new(root.signer()?);
-        let dec = root.decryptor()?;
-        let scopes: HashMap<u32, ScopeRow> = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let epochs: HashMap<(u32, u32), EpochRow> = self
-            .store
-            .epochs()
-            .await?
-            .into_iter()
-            .map(|e| ((e.scope_id, e.epoch), e))
-            .collect();
         let root_grants: HashMap<(u32, u32), GrantRow> = self
             .store
             .grants_to(ROOT)
@@ -1581,7 +1645,7 @@ impl Session {
         let mut grants = Vec::new();
         for g in self.store.grants_to(user).await? {
             // Only grants that verify (to the old key) are given back.
-            let Some(scope) = scopes.get(&g.scope_id) else {
+            let Some(scope) = root.scopes.get(&g.scope_id) else {
                 continue;
             };
             let Ok(granter) = dir.signer_cert(&g.granter) else {
@@ -1594,37 +1658,17 @@ impl Session {
             ) {
                 continue;
             }
-            let (Some(rg), Some(epoch)) = (
-                root_grants.get(&(g.scope_id, g.epoch)),
-                epochs.get(&(g.scope_id, g.epoch)),
-            ) else {
+            let Some(rg) = root_grants.get(&(g.scope_id, g.epoch)) else {
                 return Err(Error::GrantInvalid {
                     scope: scope.name.clone(),
                     reason: "the root holds no grant of this epoch",
                 });
             };
-            let key = dec
-                .unwrap(&rg.wrapped)
-                .and_then(|raw| EpochKey::from_slice(&raw))
-                .ok_or_else(|| {
-                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
-                })?;
-            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
-                return Err(Error::GrantInvalid {
-                    scope: scope.name.clone(),
-                    reason: "the key is not the one its epoch commits to",
-                });
-            }
-            let mut signer = root_signer.lock().await;
-            grants.push(sign_grant(
-                &self.vault_id,
-                &mut signer,
-                scope,
-                g.epoch,
-                (user, &cert),
-                ROOT,
-                &key,
-            )?);
+            let key = root.open(rg)?;
+            grants.push(
+                root.grant(&self.vault_id, scope, g.epoch, (user, &cert), &key)
+                    .await?,
+            );
         }
         let mut new = UserRow {
             cert: pgp::cert_bytes(&cert)?,
@@ -1635,14 +1679,14 @@ impl Session {
             ..row
         };
         new.signature =
-            root_signer
+            root.signer
                 .lock()
                 .await
                 .sign(&trust::user_record(&self.vault_id, &new, &fpr))?;
         if old.admin {
             let by = SignAs {
                 name: ROOT,
-                key: &root_signer,
+                key: &root.signer,
             };
             self.resign_rows_of(&mut dir, &old, by).await?;
         }
@@ -1669,10 +1713,7 @@ impl Session {
         if let Some(pw) = new_password {
             check_new_password(pw, user, self.kdf)?;
         }
-        let root = self.open_root(shares).await?;
-        let root_fpr = pgp::fingerprint(&root.cert());
-        let root_signer = tokio::sync::Mutex::new(root.signer()?);
-        let dec = root.decryptor()?;
+        let root = self.recovered(shares).await?;
         let mut dir = self.directory().await?;
         let cert = match dir.row(user).cloned() {
             Some(row) => {
@@ -1689,7 +1730,7 @@ impl Session {
                         ..row
                     };
                     let msg = trust::user_record(&self.vault_id, &new, &pgp::fingerprint(&v.cert));
-                    new.signature = root_signer.lock().await.sign(&msg)?;
+                    new.signature = root.signer.lock().await.sign(&msg)?;
                     self.store.replace_user(&new).await?;
                 }
                 v.cert
@@ -1698,7 +1739,7 @@ impl Session {
                 let pw = check_password(new_password.ok_or(Error::Refused(
                     "a new administrator needs a password (they are not a user yet)",
                 ))?)?;
-                let (n, kdf, rf) = (user.to_owned(), self.kdf, root_fpr.clone());
+                let (n, kdf, rf) = (user.to_owned(), self.kdf, root.fpr.clone());
                 let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
                 let mut row = UserRow {
                     name: user.to_owned(),
@@ -1711,7 +1752,7 @@ impl Session {
                     signature: Vec::new(),
                 };
                 let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&cert));
-                row.signature = root_signer.lock().await.sign(&msg)?;
+                row.signature = root.signer.lock().await.sign(&msg)?;
                 let scope = ScopeRow {
                     id: self.next_scope_id().await?,
                     name: format!("{PERSONAL_PREFIX}{user}"),
@@ -1719,7 +1760,7 @@ impl Session {
                 };
                 let root_cert = self.root_cert.clone();
                 let (personal, _) = {
-                    let mut signer = root_signer.lock().await;
+                    let mut signer = root.signer.lock().await;
                     new_scope(
                         &self.vault_id,
                         &mut signer,
@@ -1734,20 +1775,6 @@ impl Session {
         };
         // Every live epoch of every shared scope the user lacks, from the
         // root's own grants.
-        let scopes: HashMap<u32, ScopeRow> = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let epochs: HashMap<(u32, u32), EpochRow> = self
-            .store
-            .epochs()
-            .await?
-            .into_iter()
-            .map(|e| ((e.scope_id, e.epoch), e))
-            .collect();
         let have: std::collections::HashSet<(u32, u32)> = self
             .store
             .grants_to(user)
@@ -1758,9 +1785,10 @@ impl Session {
         let mut grants = Vec::new();
         let mut named = std::collections::BTreeSet::new();
         for g in self.store.grants_to(ROOT).await? {
-            let (Some(scope), Some(epoch)) =
-                (scopes.get(&g.scope_id), epochs.get(&(g.scope_id, g.epoch)))
-            else {
+            let (Some(scope), Some(epoch)) = (
+                root.scopes.get(&g.scope_id),
+                root.epochs.get(&(g.scope_id, g.epoch)),
+            ) else {
                 continue;
             };
             if scope.owner.is_some()
@@ -1775,33 +1803,16 @@ impl Session {
             };
             if !pgp::verify(
                 &granter,
-                &trust::grant_record(&self.vault_id, scope, &g, &root_fpr),
+                &trust::grant_record(&self.vault_id, scope, &g, &root.fpr),
                 &g.signature,
             ) {
                 continue;
             }
-            let key = dec
-                .unwrap(&g.wrapped)
-                .and_then(|raw| EpochKey::from_slice(&raw))
-                .ok_or_else(|| {
-                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
-                })?;
-            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
-                return Err(Error::GrantInvalid {
-                    scope: scope.name.clone(),
-                    reason: "the key is not the one its epoch commits to",
-                });
-            }
-            let mut signer = root_signer.lock().await;
-            grants.push(sign_grant(
-                &self.vault_id,
-                &mut signer,
-                scope,
-                g.epoch,
-                (user, &cert),
-                ROOT,
-                &key,
-            )?);
+            let key = root.open(&g)?;
+            grants.push(
+                root.grant(&self.vault_id, scope, g.epoch, (user, &cert), &key)
+                    .await?,
+            );
             named.insert(scope.name.clone());
         }
         if !grants.is_empty() {
@@ -1814,34 +1825,19 @@ impl Session {
     /// and checks it is this vault's root (its fingerprint is the pinned
     /// one). Returns the root fingerprint.
     pub async fn check_recovery(&self, shares: &[String]) -> Result<String> {
-        let root = self.open_root(shares).await?;
-        let fpr = pgp::fingerprint(&root.cert());
+        let root = self.recovered(shares).await?;
+        let fpr = root.fpr.clone();
         // The root must be able to read what it was granted: each grant's
         // signature is checked first (a row the database planted is an
         // untrusted grant, not a sign of bad shares), then its key must
         // unwrap and match its epoch's commitment.
-        let dec = root.decryptor()?;
         let mut dir = self.directory().await?;
-        let scopes: HashMap<u32, ScopeRow> = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let epochs: HashMap<(u32, u32), EpochRow> = self
-            .store
-            .epochs()
-            .await?
-            .into_iter()
-            .map(|e| ((e.scope_id, e.epoch), e))
-            .collect();
         for g in self.store.grants_to(ROOT).await? {
             let what = || Error::BadSignature {
                 what: format!("grant of scope #{} to the root", g.scope_id),
             };
-            let scope = scopes.get(&g.scope_id).ok_or_else(what)?;
-            let epoch = epochs.get(&(g.scope_id, g.epoch)).ok_or_else(what)?;
+            let scope = root.scopes.get(&g.scope_id).ok_or_else(what)?;
+            root.epochs.get(&(g.scope_id, g.epoch)).ok_or_else(what)?;
             let granter = dir.signer_cert(&g.granter).map_err(|_| what())?;
             if !pgp::verify(
                 &granter,
@@ -1850,18 +1846,7 @@ impl Session {
             ) {
                 return Err(what());
             }
-            let key = dec
-                .unwrap(&g.wrapped)
-                .and_then(|raw| EpochKey::from_slice(&raw))
-                .ok_or_else(|| {
-                    Error::BadShares("the recovered key cannot unwrap the root's grants".into())
-                })?;
-            if !ct_eq(&kdf::commitment(&key), &epoch.commitment) {
-                return Err(Error::GrantInvalid {
-                    scope: scope.name.clone(),
-                    reason: "the key is not the one its epoch commits to",
-                });
-            }
+            root.open(&g)?;
         }
         Ok(fpr)
     }
