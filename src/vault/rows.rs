@@ -739,26 +739,14 @@ impl RowTable<'_> {
                     };
                     let (epoch, keys) = self.s.current_keys(sid)?;
                     let padded = e.padding.pad(&checked.bytes);
-                    let cell = CellAd {
-                        table: &t.name,
-                        column: &c.name,
-                        row: id,
-                        parent: &parent,
-                    };
                     let header = Header { scope: sid, epoch };
-                    vals.push(StoreValue::Blob(match rule {
-                        CellRule::V2 => envelope::seal_cell(&keys.field, header, &cell, &padded),
-                        _ => keys.seal_v1(
-                            self.prefixes.get(k).copied().flatten(),
-                            header,
-                            &envelope::Cell {
-                                table: self.decoder_names.0,
-                                column: self.column_name(k),
-                                row: &v1_row,
-                            },
-                            &padded,
-                        ),
-                    }));
+                    vals.push(StoreValue::Blob(self.seal_at(
+                        k,
+                        header,
+                        &keys,
+                        (id, &parent, &v1_row),
+                        &padded,
+                    )));
                     canon.insert(&c.name, checked.canonical);
                 }
             }
@@ -781,6 +769,45 @@ impl RowTable<'_> {
             ));
         }
         Ok(vals)
+    }
+
+    /// Seals the padded value of the declared column at `k` for the row
+    /// (`row` id, `parent` id or empty, `v1_row` the row component of a
+    /// built-in table's v1 envelopes) under `header`'s epoch: the envelope
+    /// the table's cell rule names (FORMAT.md §1.1, §1.2, §1.4). What an
+    /// insert, an update and a rotation write.
+    fn seal_at(
+        &self,
+        k: usize,
+        header: Header,
+        keys: &super::EpochKeys,
+        (row, parent, v1_row): (&[u8], &[u8], &[u8]),
+        padded: &[u8],
+    ) -> Vec<u8> {
+        let t = self.t();
+        match t.cell_rule() {
+            CellRule::V2 => envelope::seal_cell(
+                &keys.field,
+                header,
+                &CellAd {
+                    table: &t.name,
+                    column: &t.columns[k].name,
+                    row,
+                    parent,
+                },
+                padded,
+            ),
+            _ => keys.seal_v1(
+                self.prefixes.get(k).copied().flatten(),
+                header,
+                &envelope::Cell {
+                    table: self.decoder_names.0,
+                    column: self.column_name(k),
+                    row: v1_row,
+                },
+                padded,
+            ),
+        }
     }
 
     /// The columns [`RowTable::encode`] gives values for, in order: the
@@ -1982,29 +2009,13 @@ impl RowTable<'_> {
             };
             let checked = self.check_encrypted(c, e, v, false)?;
             let padded = e.padding.pad(&checked.bytes);
-            let sealed = match t.cell_rule() {
-                CellRule::V2 => envelope::seal_cell(
-                    &keys.field,
-                    header,
-                    &CellAd {
-                        table: &t.name,
-                        column: &c.name,
-                        row: row.id.as_bytes(),
-                        parent: &parent,
-                    },
-                    &padded,
-                ),
-                _ => keys.seal_v1(
-                    self.prefixes.get(*k).copied().flatten(),
-                    header,
-                    &envelope::Cell {
-                        table: self.decoder_names.0,
-                        column: self.column_name(*k),
-                        row: &v1_row,
-                    },
-                    &padded,
-                ),
-            };
+            let sealed = self.seal_at(
+                *k,
+                header,
+                keys,
+                (row.id.as_bytes(), &parent, &v1_row),
+                &padded,
+            );
             set.push(&c.name);
             vals.push(StoreValue::Blob(sealed));
             canon.insert(&c.name, checked.canonical);
