@@ -29,6 +29,7 @@ fn login(c: &mut Criterion) {
     let opts = OpenOptions {
         kdf: KdfParams::PRODUCTION,
         pinned_root: None,
+        new_password: None,
     };
     let mut g = c.benchmark_group("login");
     slow(&mut g, 10);

@@ -23,6 +23,26 @@ pub enum Error {
     /// The password did not unlock the user's secret key.
     #[error("wrong password for user {0:?}")]
     WrongPassword(String),
+    /// The user's password was chosen by someone else (an administrator,
+    /// a recovery): they must choose their own before anything else
+    /// ([`crate::OpenOptions::new_password`], `medvault passwd`).
+    #[error(
+        "user {user:?} must choose a new password: the current one was set by {set_by} \
+         (run `medvault passwd`, or open with a new password)"
+    )]
+    PasswordChangeRequired {
+        /// The user.
+        user: String,
+        /// Who set the current password.
+        set_by: String,
+    },
+    /// An invitation or enrolment request that cannot be used; the reason
+    /// names no code or key.
+    #[error("invitation refused: {0}")]
+    BadInvitation(String),
+    /// The invitation's time ran out: the administrator must issue another.
+    #[error("the invitation for {0:?} has expired: ask for a new one")]
+    InvitationExpired(String),
     /// The user exists but an administrator disabled them.
     #[error("user {0:?} is disabled")]
     UserDisabled(String),

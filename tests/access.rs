@@ -248,8 +248,8 @@ async fn forged_grant_inserted_with_raw_sql_is_rejected(f: Fixture) {
 
 async fn swapped_user_cert_is_rejected(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
-    a.add_user("mallory", "mallory pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
+    enrol(&a, "mallory", "mallory pw", false).await;
     // Mallory's certificate is put in Bob's row, so that grants to Bob
     // would be wrapped to Mallory.
     let mallory = f
@@ -282,7 +282,7 @@ async fn swapped_user_cert_is_rejected(f: Fixture) {
 
 async fn a_user_row_promoted_to_admin_with_raw_sql_is_rejected(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     f.exec("UPDATE users SET role = 'admin' WHERE name = 'bob'", vec![])
         .await;
     assert!(matches!(
@@ -296,6 +296,7 @@ async fn the_root_is_pinned(f: Fixture) {
     let opts = OpenOptions {
         kdf: kdf(),
         pinned_root: Some(other.root_fingerprint.clone()),
+        new_password: None,
     };
     let err = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
         .await
@@ -304,6 +305,7 @@ async fn the_root_is_pinned(f: Fixture) {
     let opts = OpenOptions {
         kdf: kdf(),
         pinned_root: Some(f.root_fingerprint.to_lowercase()),
+        new_password: None,
     };
     Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
     // Swapping the root certificate in the metadata is caught.
@@ -393,7 +395,7 @@ async fn restricted_scope_for_a_care_team(f: Fixture) {
 
 async fn a_disabled_admin_signs_nothing_but_what_it_signed_survives(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("admin2", "admin2 pw", true).await.unwrap();
+    enrol(&a, "admin2", "admin2 pw", true).await;
     for s in ["identity", "billing"] {
         a.grant("admin2", s).await.unwrap();
     }
@@ -456,7 +458,7 @@ async fn an_insider_cannot_swap_the_root() {
     use medvault::store::keyring::Keyring;
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     drop(a);
     let kr_path = f.keyring_path();
     let mut kr = Keyring::read(&kr_path).unwrap();
@@ -549,6 +551,6 @@ async fn adding_a_user_is_all_or_nothing(f: Fixture) {
     assert!(matches!(err, Error::UnknownUser(_)), "{err}");
     // With the planted row gone, the same call succeeds.
     f.exec("DELETE FROM scopes WHERE id = 999", vec![]).await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     f.login("bob", "bob pw").await.unwrap();
 }

@@ -50,6 +50,25 @@ impl Cli {
         o
     }
 
+    /// `passwd` for `user` from `pw` to `new` (MEDVAULT_NEW_PASSWORD).
+    fn passwd(&self, user: &str, pw: &str, new: &str) -> Out {
+        let out = Command::cargo_bin("medvault")
+            .unwrap()
+            .env_clear()
+            .env("MEDVAULT_STORE", self.store())
+            .env("MEDVAULT_USER", user)
+            .env("MEDVAULT_PASSWORD", pw)
+            .env("MEDVAULT_NEW_PASSWORD", new)
+            .args(["--danger-fast-kdf", "passwd"])
+            .output()
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
     fn files(&self) -> Vec<u8> {
         let mut all = Vec::new();
         for e in std::fs::read_dir(self.dir.path()).unwrap() {
@@ -75,20 +94,55 @@ fn readme_flow() {
     assert_eq!(shares.len(), 4, "{init}");
     assert!(init.contains("Root key fingerprint"));
 
+    // bob makes his own key from alice's invitation; she certifies it.
+    let inv = c.dir.path().join("bob.invitation");
+    let req = c.dir.path().join("bob.request");
+    c.ok(
+        "alice",
+        "alice pw",
+        &["user", "invite", "bob", "--out", inv.to_str().unwrap()],
+    );
     let out = Command::cargo_bin("medvault")
         .unwrap()
         .env_clear()
-        .env("MEDVAULT_STORE", c.store())
-        .env("MEDVAULT_USER", "alice")
-        .env("MEDVAULT_PASSWORD", "alice pw")
         .env("MEDVAULT_NEW_PASSWORD", "bob pw")
-        .args(["--danger-fast-kdf", "user", "add", "bob"])
+        .args([
+            "--danger-fast-kdf",
+            "enrol",
+            "--invitation",
+            inv.to_str().unwrap(),
+            "--out",
+            req.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let told = String::from_utf8_lossy(&out.stderr).to_string();
+    let certified = c.ok(
+        "alice",
+        "alice pw",
+        &["user", "certify", req.to_str().unwrap()],
+    );
+    let fpr = certified
+        .trim()
+        .rsplit("key ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    assert!(
+        certified.contains("certified user bob") && told.contains(fpr),
+        "{certified} / {told}"
+    );
+    // Once only.
+    c.fails(
+        "alice",
+        "alice pw",
+        &["user", "certify", req.to_str().unwrap()],
+        "exists already",
     );
     c.ok("alice", "alice pw", &["grant", "bob", "identity"]);
 
@@ -788,6 +842,15 @@ fn recover_reset_password_from_shares() {
         .output()
         .unwrap();
     assert!(add.status.success());
+    // The administrator chose bob's password: he must choose his own.
+    c.fails(
+        "bob",
+        "bob pw",
+        &["user", "list"],
+        "must choose a new password",
+    );
+    assert!(c.passwd("bob", "bob pw", "bob's own").ok);
+    c.ok("bob", "bob's own", &["user", "list"]);
     let reset = |input: String| {
         Command::cargo_bin("medvault")
             .unwrap()
@@ -815,7 +878,7 @@ fn recover_reset_password_from_shares() {
         err.contains("1 share(s) given, 2 needed") && err.contains("hint: "),
         "{err}"
     );
-    c.ok("bob", "bob pw", &["user", "list"]);
+    c.ok("bob", "bob's own", &["user", "list"]);
     let two = reset(format!("{}\n\n{}\n", shares[1], shares[3]));
     assert!(
         two.status.success(),
@@ -823,13 +886,17 @@ fn recover_reset_password_from_shares() {
         String::from_utf8_lossy(&two.stderr)
     );
     assert!(String::from_utf8_lossy(&two.stdout).contains("bob has a new key"));
-    c.fails("bob", "bob pw", &["user", "list"], "wrong password");
-    c.ok("bob", "bob's new pw", &["user", "list"]);
+    c.fails("bob", "bob's own", &["user", "list"], "wrong password");
+    c.fails("bob", "bob's new pw", &["user", "list"], "set by @root");
+    let again = c.passwd("bob", "bob's new pw", "bob's new pw");
+    assert!(!again.ok && again.stderr.contains("the password it replaces"));
+    assert!(c.passwd("bob", "bob's new pw", "bob chose again").ok);
+    c.ok("bob", "bob chose again", &["user", "list"]);
 
     // No administrator left to add users? Shares make bob one.
     c.fails(
         "bob",
-        "bob's new pw",
+        "bob chose again",
         &["scope", "create", "care-team"],
         "not an administrator",
     );
@@ -838,7 +905,7 @@ fn recover_reset_password_from_shares() {
         .env_clear()
         .env("MEDVAULT_STORE", c.store())
         .env("MEDVAULT_USER", "bob")
-        .env("MEDVAULT_PASSWORD", "bob's new pw")
+        .env("MEDVAULT_PASSWORD", "bob chose again")
         .args([
             "--danger-fast-kdf",
             "recover",
@@ -860,5 +927,5 @@ fn recover_reset_password_from_shares() {
         out.contains("bob is an administrator") && out.contains("clinical"),
         "{out}"
     );
-    c.ok("bob", "bob's new pw", &["scope", "create", "care-team"]);
+    c.ok("bob", "bob chose again", &["scope", "create", "care-team"]);
 }

@@ -50,6 +50,7 @@ async fn sqlcipher_to_mysql_and_back_without_decrypting() {
     let opts = OpenOptions {
         kdf: kdf(),
         pinned_root: Some(f.root_fingerprint.clone()),
+        new_password: None,
     };
     let on_mysql = Vault::open(&my_url, "bob", "bob pw", &opts).await.unwrap();
     let found = on_mysql.find_patients(&find_dupont()).await.unwrap();
@@ -222,8 +223,8 @@ async fn verify_reports_tampering_without_patient_values() {
 async fn copy_enrols_only_users_whose_rows_verify() {
     for f in [Fixture::sqlite().await, Fixture::mysql().await] {
         let a = f.admin().await;
-        a.add_user("bob", "bob pw", false).await.unwrap();
-        a.add_user("carol", "carol pw", false).await.unwrap();
+        enrol(&a, "bob", "bob pw", false).await;
+        enrol(&a, "carol", "carol pw", false).await;
         a.disable_user("bob").await.unwrap();
         // The operator re-activates bob, and plants "mallory" with carol's
         // certificate and locked key (carol's password would open it).

@@ -41,7 +41,7 @@ async fn damaged_keyring_is_corrupt() {
 async fn tampered_keyring_is_detected() {
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     drop(a);
     let path = f.keyring_path();
     let mut kr = Keyring::read(&path).unwrap();
@@ -153,11 +153,7 @@ fn next_path(f: &Fixture) -> std::path::PathBuf {
 async fn a_keyring_edit_interrupted_after_its_commit_is_finished() {
     let f = Fixture::new().await;
     let old = std::fs::read(f.keyring_path()).unwrap();
-    f.admin()
-        .await
-        .add_user("bob", "bob pw", false)
-        .await
-        .unwrap();
+    enrol(&f.admin().await, "bob", "bob pw", false).await;
     let new = std::fs::read(f.keyring_path()).unwrap();
     assert_ne!(old, new);
     assert!(!next_path(&f).exists(), "installed after the commit");
@@ -194,9 +190,9 @@ async fn a_keyring_edit_that_never_committed_is_discarded() {
 async fn an_older_keyring_put_back_is_tampering() {
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     let before = std::fs::read(f.keyring_path()).unwrap();
-    a.add_user("carol", "carol pw", false).await.unwrap();
+    enrol(&a, "carol", "carol pw", false).await;
     drop(a);
     std::fs::write(f.keyring_path(), &before).unwrap();
     for (user, pw) in [(ADMIN, ADMIN_PW), ("bob", "bob pw")] {
@@ -225,8 +221,8 @@ fn opens_with(f: &Fixture, key: &medvault::crypto::secret::DbKey) -> bool {
 async fn disabling_a_user_rotates_the_database_key() {
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
-    a.add_user("carol", "carol pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
+    enrol(&a, "carol", "carol pw", false).await;
     let old = db_key(&f);
     assert!(
         opens_with(&f, &old),
@@ -258,8 +254,8 @@ async fn disabling_a_user_rotates_the_database_key() {
 async fn a_rotation_interrupted_after_the_rekey_is_finished() {
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
-    a.add_user("carol", "carol pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
+    enrol(&a, "carol", "carol pw", false).await;
     let old_key = db_key(&f);
     a.disable_user("bob").await.unwrap();
     drop(a);

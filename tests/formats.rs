@@ -263,9 +263,20 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     },
                     g("fingerprint"),
                 ),
+                "invite" => trust::invite_record(&terms(m), &h(g("code"))),
                 r => panic!("record {r}"),
             };
             hex::encode(msg)
+        }
+        "enrol-tag" => {
+            let msg = trust::enrol_record(
+                &terms(m),
+                g("fingerprint"),
+                &h(g("cert")),
+                &h(g("locked_key")),
+            );
+            assert_eq!(hex::encode(&msg), g("record"), "enrol record");
+            hex::encode(kdf::hmac(&h(g("code")), &msg))
         }
         "keyring" => {
             let mut kr = Keyring::new(a16(g("vault_id")), a16(g("db_salt")), g("root").into());
@@ -288,6 +299,17 @@ fn compute(m: &BTreeMap<String, String>) -> String {
             &h(g("share")),
         ),
         k => panic!("unknown kat kind {k}"),
+    }
+}
+
+fn terms(m: &BTreeMap<String, String>) -> trust::InviteTerms {
+    let g = |k: &str| m.get(k).unwrap_or_else(|| panic!("kat field {k}")).as_str();
+    trust::InviteTerms {
+        vault_id: a16(g("vault_id")),
+        name: g("user_name").into(),
+        role: g("role").into(),
+        inviter: g("inviter").into(),
+        expires: g("expires").parse().unwrap(),
     }
 }
 

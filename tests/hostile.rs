@@ -21,7 +21,7 @@ fn bad_stored(err: &Error, t: &str, c: &str) -> bool {
 
 async fn a_bad_users_row_is_a_typed_error_for_every_login(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     drop(a);
     if f.is_mysql() {
         f.exec_script(&["ALTER TABLE users MODIFY signed_at VARCHAR(40) NOT NULL"])
@@ -159,7 +159,7 @@ async fn a_grafted_certificate_cannot_move_a_user_to_another_root() {
 
     let f = Fixture::new().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     a.grant("bob", "clinical").await.unwrap();
     let patient_id = a
         .insert_patient(&patient("Dupont", "Hélène", "1970-03-02"))

@@ -20,7 +20,8 @@ fn production_keys_use_argon2id_128mib_with_aead() {
         }
     );
     let pw = "a long pass phrase".into();
-    let (cert, locked) = pgp::generate("carol", &pw, KdfParams::PRODUCTION, "ROOTFPR").unwrap();
+    let (cert, locked) =
+        pgp::generate("carol", &pw, KdfParams::PRODUCTION, "ROOTFPR", None).unwrap();
     assert_eq!(pgp::root_pin(&cert).as_deref(), Some("ROOTFPR"));
     assert_eq!(cert.primary_key().key().version(), 6, "RFC 9580 key");
     let tsk = openpgp::Cert::from_bytes(&locked).unwrap();
@@ -87,7 +88,7 @@ fn planted_keys_with_extreme_kdf_parameters_are_refused_before_unlocking() {
     // Too many passes, too many lanes, more than 256 MiB (a login unlocks
     // two keys at once): each is refused before any password is tried.
     for (t, p, m_log2) in [(9, 1, 3), (1, 9, 7), (1, 1, 19)] {
-        let (_, locked) = pgp::generate("x", &pw, KdfParams { t, p, m_log2 }, "R").unwrap();
+        let (_, locked) = pgp::generate("x", &pw, KdfParams { t, p, m_log2 }, "R", None).unwrap();
         let err = LockedKey::parse(&locked).err().unwrap();
         assert!(
             matches!(&err, Error::BadKey(m) if m.contains("out of range")),
@@ -104,6 +105,7 @@ fn planted_keys_with_extreme_kdf_parameters_are_refused_before_unlocking() {
             m_log2: 3,
         },
         "R",
+        None,
     )
     .unwrap();
     LockedKey::parse(&locked).unwrap();

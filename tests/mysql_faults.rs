@@ -113,7 +113,7 @@ async fn a_server_asking_for_a_local_file_is_refused() {
 async fn lock_wait_timeouts_are_retried() {
     let f = Fixture::mysql().await;
     let a = f.admin().await;
-    a.add_user("bob", "bob pw", false).await.unwrap();
+    enrol(&a, "bob", "bob pw", false).await;
     a.grant("bob", "identity").await.unwrap();
     drop(a);
     let url = format!("{}?lock_wait_timeout=1", f.url);

@@ -255,6 +255,7 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
         let opts = OpenOptions {
             kdf: kdf(),
             pinned_root: Some(f.root_fingerprint.clone()),
+            new_password: None,
         };
         let c = Vault::open(to, ADMIN, ADMIN_PW, &opts).await.unwrap();
         assert_eq!(c.policy_info().version, 1);
@@ -380,7 +381,7 @@ async fn dropping_an_index_drops_its_column(f: Fixture) {
 
 async fn disabling_the_admin_who_signed_the_schema_locks_no_one_out(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("carol", "carol pw", true).await.unwrap();
+    enrol(&a, "carol", "carol pw", true).await;
     let carol = f.login("carol", "carol pw").await.unwrap();
     carol.apply_schema(EMR).await.unwrap();
     drop(carol);
@@ -396,7 +397,7 @@ async fn disabling_the_admin_who_signed_the_schema_locks_no_one_out(f: Fixture) 
 
 async fn a_second_administrator_applying_from_an_older_version_changes_nothing(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("carol", "carol pw", true).await.unwrap();
+    enrol(&a, "carol", "carol pw", true).await;
     let carol = f.login("carol", "carol pw").await.unwrap();
     a.apply_schema(EMR).await.unwrap();
     // Carol planned from version 0: her apply is refused before any DDL.
@@ -646,7 +647,7 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
     drop(t);
     let late_index = late_index();
     // An administrator who holds no clinical key cannot compute it.
-    a.add_user("carol", "carol pw", true).await.unwrap();
+    enrol(&a, "carol", "carol pw", true).await;
     let carol = f.login("carol", "carol pw").await.unwrap();
     let err = carol.apply_schema(&late_index).await.unwrap_err();
     assert!(matches!(err, Error::NoAccess(_)), "{err}");

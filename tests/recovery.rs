@@ -37,7 +37,11 @@ async fn a_lost_password_is_reset_with_every_grant_back(f: Fixture) {
         f.login("bob", "bob pw").await,
         Err(Error::WrongPassword(_))
     ));
-    let bob = f.login("bob", "a fresh password").await.unwrap();
+    // The password was chosen by whoever ran the recovery: bob must choose
+    // his own at his first login.
+    let bob = f
+        .first_login("bob", "a fresh password", "bob's own again")
+        .await;
     assert_eq!(bob.get_patient(&pid).await.unwrap().family_name, "Dupont");
     let notes = bob.list_notes(&pid, Some("personal")).await.unwrap();
     assert_eq!(notes.notes.len(), 1);
@@ -92,10 +96,10 @@ async fn bad_shares_change_nothing(f: Fixture) {
 
 async fn an_administrator_reset_keeps_what_they_signed_valid(f: Fixture) {
     let a = f.admin().await;
-    a.add_user("boss", "boss pw", true).await.unwrap();
+    enrol(&a, "boss", "boss pw", true).await;
     a.grant("boss", "identity").await.unwrap();
     let boss = f.login("boss", "boss pw").await.unwrap();
-    boss.add_user("clerk", "clerk pw", false).await.unwrap();
+    enrol(&boss, "clerk", "clerk pw", false).await;
     boss.grant("clerk", "identity").await.unwrap();
     boss.rotate("identity").await.unwrap();
     drop(boss);
@@ -108,7 +112,9 @@ async fn an_administrator_reset_keeps_what_they_signed_valid(f: Fixture) {
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     let clerk = f.login("clerk", "clerk pw").await.unwrap();
     assert!(clerk.scopes().contains(&"identity".to_string()));
-    let boss = f.login("boss", "the boss is back").await.unwrap();
+    let boss = f
+        .first_login("boss", "the boss is back", "boss chose this")
+        .await;
     assert!(boss.is_admin());
     boss.rotate("identity").await.unwrap();
 }
@@ -140,7 +146,7 @@ async fn shares_certify_a_new_administrator(f: Fixture) {
     bob.add_note(&pid, "Seen by the new administrator", Some("clinical"))
         .await
         .unwrap();
-    bob.add_user("dana", "dana pw", false).await.unwrap();
+    enrol(&bob, "dana", "dana pw", false).await;
     // Again: nothing left to do.
     assert!(bob
         .recover_new_admin("bob", None, &shares)
@@ -155,7 +161,7 @@ async fn shares_certify_a_new_administrator(f: Fixture) {
     bob.recover_new_admin("carol", Some("carol pw"), &shares)
         .await
         .unwrap();
-    let carol = f.login("carol", "carol pw").await.unwrap();
+    let carol = f.first_login("carol", "carol pw", "carol's own").await;
     assert!(carol.is_admin());
     assert_eq!(
         carol.scopes(),

@@ -402,7 +402,7 @@ async fn a_retirement_survives_its_signer_being_disabled(f: Fixture) {
     a.insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
         .await
         .unwrap();
-    a.add_user("boss", "boss pw", true).await.unwrap();
+    enrol(&a, "boss", "boss pw", true).await;
     a.grant("boss", "identity").await.unwrap();
     let boss = f.login("boss", "boss pw").await.unwrap();
     let r = boss.rotate("identity").await.unwrap();

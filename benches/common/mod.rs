@@ -186,6 +186,7 @@ pub async fn new_vault(url: &str) -> (Session, String) {
         &OpenOptions {
             kdf: bench_kdf(),
             pinned_root: Some(report.root_fingerprint.clone()),
+            new_password: None,
         },
     )
     .await

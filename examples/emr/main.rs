@@ -30,14 +30,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = OpenOptions {
         kdf,
         pinned_root: Some(report.root_fingerprint.clone()),
+        new_password: None,
     };
     let admin = Vault::open(&url, "admin", "admin password", &opts).await?;
-    admin.add_user("doctor", "doctor password", false).await?;
+    // The doctor makes her own key from an invitation: her password never
+    // passes through the administrator's hands.
+    let invitation = admin.invite("doctor", false, None).await?;
+    let request = medvault::enrol(&invitation, "doctor password", kdf)?;
+    admin.certify(&request).await?;
     admin.grant("doctor", "clinical").await?;
+    // The clerk's password is the administrator's choice, so the clerk's
+    // first login replaces it.
     admin.add_user("clerk", "clerk password", false).await?;
     admin.grant("clerk", "billing").await?;
     let doctor = Vault::open(&url, "doctor", "doctor password", &opts).await?;
-    let clerk = Vault::open(&url, "clerk", "clerk password", &opts).await?;
+    let first_login = OpenOptions {
+        new_password: Some("the clerk's own password".into()),
+        ..opts.clone()
+    };
+    let clerk = Vault::open(&url, "clerk", "clerk password", &first_login).await?;
 
     let s = app::run(&admin, &doctor, &clerk).await?;
     println!("allergies of Hélène Dupont: {}", s.allergies.join(", "));

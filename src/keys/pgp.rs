@@ -95,13 +95,19 @@ fn pgp_err(context: &str, e: anyhow::Error) -> Error {
 /// login the client pins the root it reads there: only someone who can
 /// unlock this key with the user's password could have put it there, so a
 /// database or keyring writer cannot swap the root under the user.
+///
+/// `set_by` names whoever chose `password` when it is not the key's owner
+/// (an administrator's `user add`, a recovery): it is written into the
+/// same self-signature (notation [`SET_BY_NOTATION`]), and the owner's
+/// first login must change the password ([`password_set_by`]).
 pub fn generate(
     userid: &str,
     password: &Password,
     kdf: KdfParams,
     root: &str,
+    set_by: Option<&str>,
 ) -> Result<(Cert, Vec<u8>)> {
-    let binding = SignatureBuilder::new(SignatureType::PositiveCertification)
+    let mut binding = SignatureBuilder::new(SignatureType::PositiveCertification)
         .set_notation(
             ROOT_NOTATION,
             root.as_bytes(),
@@ -109,6 +115,16 @@ pub fn generate(
             false,
         )
         .map_err(|e| pgp_err("notation", e))?;
+    if let Some(by) = set_by {
+        binding = binding
+            .add_notation(
+                SET_BY_NOTATION,
+                by.as_bytes(),
+                NotationDataFlags::empty().set_human_readable(),
+                false,
+            )
+            .map_err(|e| pgp_err("notation", e))?;
+    }
     let cert = new_cert(userid, binding)?;
     let locked = lock(&cert, password, kdf)?;
     Ok((cert.strip_secret_key_material(), locked))
@@ -173,19 +189,87 @@ fn lock(cert: &Cert, password: &Password, kdf: KdfParams) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `open` (secrets unencrypted) with a new self-signature on each user ID:
+/// the newest one's subpackets minus the [`SET_BY_NOTATION`].
+fn chosen_by_owner(open: Cert) -> Result<Cert> {
+    let err = |e| pgp_err("user id binding", e);
+    let mut signer = open
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .and_then(|k| k.into_keypair())
+        .map_err(err)?;
+    let mut packets: Vec<Packet> = Vec::new();
+    {
+        let vc = open.with_policy(POLICY, None).map_err(err)?;
+        for u in vc.userids() {
+            let old = u.binding_signature();
+            // Signatures are dated to the second, and the newest binding
+            // wins: the new one must be strictly newer.
+            if let Some(t) = old.signature_creation_time() {
+                while std::time::SystemTime::now() < t + std::time::Duration::from_secs(1) {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            let mut b = SignatureBuilder::from(old.clone());
+            b.hashed_area_mut()
+                .remove_all(openpgp::packet::signature::subpacket::SubpacketTag::NotationData);
+            if let Some(root) = root_pin(&open) {
+                b = b
+                    .set_notation(
+                        ROOT_NOTATION,
+                        root.as_bytes(),
+                        NotationDataFlags::empty().set_human_readable(),
+                        false,
+                    )
+                    .map_err(err)?;
+            }
+            let sig = u.userid().bind(&mut signer, &open, b).map_err(err)?;
+            packets.push(sig.into());
+        }
+    }
+    let (cert, _) = open.insert_packets(packets).map_err(err)?;
+    Ok(cert)
+}
+
 /// Notation naming the vault root a user's key belongs to (FORMAT.md §8).
 pub const ROOT_NOTATION: &str = "root@medvault";
 
-/// The root fingerprint a certificate's own user ID binding names, if any.
-pub fn root_pin(cert: &Cert) -> Option<String> {
+/// Notation naming who chose the password a key was first locked under,
+/// when that was not its owner (FORMAT.md §8).
+pub const SET_BY_NOTATION: &str = "password-set-by@medvault";
+
+fn binding_notation(cert: &Cert, name: &str) -> Option<String> {
     let vc = cert.with_policy(POLICY, None).ok()?;
-    let pin = vc.userids().find_map(|u| {
+    let value = vc.userids().find_map(|u| {
         u.binding_signature()
-            .notation(ROOT_NOTATION)
+            .notation(name)
             .next()
             .map(|v| v.to_vec())
     })?;
-    String::from_utf8(pin).ok()
+    String::from_utf8(value).ok()
+}
+
+/// The root fingerprint a certificate's own user ID binding names, if any.
+pub fn root_pin(cert: &Cert) -> Option<String> {
+    binding_notation(cert, ROOT_NOTATION)
+}
+
+/// Who chose the password this key is locked under, if it was not its
+/// owner: the [`SET_BY_NOTATION`] of the newest valid self-signature on
+/// the user ID. Only the key's own primary key makes self-signatures, so
+/// the notation goes away only when its owner signs a newer binding
+/// without it ([`LockedKey::relock`] does, at a password change); putting
+/// an older copy of the key back brings the demand back, never removes it.
+pub fn password_set_by(cert: &Cert) -> Option<String> {
+    binding_notation(cert, SET_BY_NOTATION)
+}
+
+/// Whether `cert` has a valid user ID that is exactly `name`.
+pub fn has_userid(cert: &Cert, name: &str) -> bool {
+    cert.with_policy(POLICY, None)
+        .is_ok_and(|vc| vc.userids().any(|u| u.userid().value() == name.as_bytes()))
 }
 
 /// Parses a public certificate and checks that medvault accepts it.
@@ -264,6 +348,11 @@ impl LockedKey {
     /// The same secret keys locked under `new` (FORMAT.md §8): each is
     /// decrypted with `old` and encrypted again under `new` with a fresh
     /// Argon2 salt. `Err(WrongPassword)` if `old` does not unlock them.
+    ///
+    /// A key whose password someone else chose ([`password_set_by`]) also
+    /// gets a new self-signature on its user ID, the same but without that
+    /// notation: its owner has now chosen. (It is dated at least a second
+    /// after the one it replaces, which the newest-binding rule needs.)
     pub fn relock(
         &self,
         user: &str,
@@ -284,11 +373,14 @@ impl LockedKey {
                 key.role_into_subordinate().into()
             });
         }
-        let (open, _) = self
+        let (mut open, _) = self
             .tsk
             .clone()
             .insert_packets(packets)
             .map_err(|e| pgp_err("relock", e))?;
+        if password_set_by(&open).is_some() {
+            open = chosen_by_owner(open)?;
+        }
         lock(&open, new, kdf)
     }
 

@@ -5,6 +5,7 @@
 //! user was granted, after checking every grant's signature chain up to the
 //! pinned root. Patient and note operations are in [`patients`].
 
+pub mod enrol;
 pub mod patients;
 pub mod rotate;
 pub mod rows;
@@ -12,6 +13,7 @@ pub mod schema;
 pub mod transfer;
 pub mod trust;
 
+pub use enrol::{enrol, request_fingerprint, Enrolled};
 pub use rotate::{RotateOptions, RotateProgress, RotateReport};
 pub use schema::{ApplyReport, PolicyInfo};
 
@@ -68,8 +70,8 @@ impl Default for CreateOptions {
     }
 }
 
-/// Options for [`Vault::open`].
-#[derive(Clone, Debug)]
+/// Options for [`Vault::open`]. `Debug` does not show `new_password`.
+#[derive(Clone)]
 pub struct OpenOptions {
     /// Argon2 setting for keys this session creates (new users).
     pub kdf: KdfParams,
@@ -78,6 +80,13 @@ pub struct OpenOptions {
     /// key, which the password proves at login), never the keyring's copy.
     /// A shared store needs it.
     pub pinned_root: Option<String>,
+    /// The password to change to when this login must change it: the
+    /// user's password was chosen by someone else (an administrator's
+    /// `user add`, a recovery), so the login is refused with
+    /// [`Error::PasswordChangeRequired`] until they choose their own. With
+    /// it, [`Vault::open`] changes the password and then opens the session
+    /// ([`Session::changed_password_at_login`]). Ignored otherwise.
+    pub new_password: Option<String>,
 }
 
 impl Default for OpenOptions {
@@ -85,7 +94,18 @@ impl Default for OpenOptions {
         OpenOptions {
             kdf: KdfParams::PRODUCTION,
             pinned_root: None,
+            new_password: None,
         }
+    }
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("kdf", &self.kdf)
+            .field("pinned_root", &self.pinned_root)
+            .field("new_password", &self.new_password.as_ref().map(|_| "<set>"))
+            .finish()
     }
 }
 
@@ -324,7 +344,7 @@ impl Vault {
             drop(root_tsk);
             let root_fpr = pgp::fingerprint(&root_cert);
 
-            let (admin_cert, admin_locked) = pgp::generate(&admin, &pw, opts.kdf, &root_fpr)?;
+            let (admin_cert, admin_locked) = pgp::generate(&admin, &pw, opts.kdf, &root_fpr, None)?;
             let mut admin_row = UserRow {
                 name: admin.clone(),
                 role: "admin".into(),
@@ -425,12 +445,51 @@ impl Vault {
     }
 
     /// Logs `user` in with `password`.
+    ///
+    /// A user whose password someone else chose (an administrator's
+    /// [`Session::add_user`], a recovery) must choose their own at their
+    /// first login: without [`OpenOptions::new_password`] the login is
+    /// refused with [`Error::PasswordChangeRequired`]; with it the password
+    /// is changed first.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> medvault::Result<()> {
+    /// use medvault::{OpenOptions, Vault};
+    /// let opts = OpenOptions {
+    ///     new_password: Some("a sentence only I know".into()),
+    ///     ..Default::default()
+    /// };
+    /// let s = Vault::open("sqlcipher:clinic.db", "dr.moreau", "from the admin", &opts).await?;
+    /// assert!(s.changed_password_at_login());
+    /// # Ok(()) }
+    /// ```
     pub async fn open(
         url: &str,
         user: &str,
         password: &str,
         opts: &OpenOptions,
     ) -> Result<Session> {
+        let s = Self::login(url, user, password, opts).await?;
+        let set_by = s
+            .password_set_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(by) = set_by {
+            let Some(new) = &opts.new_password else {
+                return Err(Error::PasswordChangeRequired {
+                    user: user.to_owned(),
+                    set_by: by,
+                });
+            };
+            s.change_password(new).await?;
+            s.changed_at_login
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(s)
+    }
+
+    async fn login(url: &str, user: &str, password: &str, opts: &OpenOptions) -> Result<Session> {
         let loc = StoreUrl::parse(url)?;
         let shown = loc.to_string();
         validate_user_name(user)?;
@@ -603,6 +662,11 @@ pub struct Session {
     probed: std::sync::Mutex<Option<[i64; 4]>>,
     /// Held while the key state is read again ([`Session::refresh_keys`]).
     refreshing: tokio::sync::Mutex<()>,
+    /// Who chose this user's password, if not they ([`pgp::password_set_by`]);
+    /// cleared by a password change.
+    password_set_by: std::sync::Mutex<Option<String>>,
+    /// Whether [`Vault::open`] changed the password (a first login).
+    changed_at_login: std::sync::atomic::AtomicBool,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -957,7 +1021,10 @@ impl Session {
         }
         let probed = probe_store(&*store, user).await?;
         let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
+        let set_by = pgp::password_set_by(&locked.cert());
         Ok(Session {
+            password_set_by: std::sync::Mutex::new(set_by),
+            changed_at_login: std::sync::atomic::AtomicBool::new(false),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
             vault_id,
@@ -999,6 +1066,10 @@ impl Session {
     pub async fn change_password(&self, new: &str) -> Result<()> {
         check_new_password(new, &self.user, self.kdf)?;
         let new_pw = check_password(new)?;
+        let old = self.password();
+        if new_pw.map(|a| old.map(|b| ct_eq(&a[..], &b[..]))) {
+            return Err(Error::WeakPassword("it is the password it replaces".into()));
+        }
         let mut dir = self.directory().await?;
         let me = dir.verify(&self.user)?;
         if !me.active {
@@ -1030,7 +1101,18 @@ impl Session {
         .await?;
         self.store.set_locked_key(&self.user, &bytes).await?;
         *self.password.write().unwrap_or_else(|p| p.into_inner()) = new_pw;
+        *self
+            .password_set_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
+    }
+
+    /// Whether [`Vault::open`] changed this user's password (their first
+    /// login after someone else chose it; [`OpenOptions::new_password`]).
+    pub fn changed_password_at_login(&self) -> bool {
+        self.changed_at_login
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads the key state again: scopes, epochs, retirements and this
@@ -1202,15 +1284,29 @@ impl Session {
             return Err(Error::UserExists(name.to_owned()));
         }
         let kdf = self.kdf;
-        let n = name.to_owned();
+        let (n, me) = (name.to_owned(), self.user.clone());
         let root = pgp::fingerprint(&self.root_cert);
-        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &root)).await?;
-        let fpr = pgp::fingerprint(&cert);
+        let (cert, locked) =
+            blocking(move || pgp::generate(&n, &pw, kdf, &root, Some(&me))).await?;
+        self.enter_user(name, admin, &cert, locked).await
+    }
+
+    /// Signs the row of a new user with key `cert` (secret `locked`) and
+    /// stores it with their personal scope, in one transaction. Returns
+    /// the fingerprint.
+    pub(crate) async fn enter_user(
+        &self,
+        name: &str,
+        admin: bool,
+        cert: &Cert,
+        locked: Vec<u8>,
+    ) -> Result<String> {
+        let fpr = pgp::fingerprint(cert);
         let mut row = UserRow {
             name: name.to_owned(),
             role: if admin { "admin" } else { "user" }.into(),
             status: "active".into(),
-            cert: pgp::cert_bytes(&cert)?,
+            cert: pgp::cert_bytes(cert)?,
             locked_key: locked,
             certifier: self.user.clone(),
             signed_at: now(),
@@ -1226,7 +1322,7 @@ impl Session {
         let me = self.user.clone();
         let (vault_id, root) = (self.vault_id, self.root_cert.clone());
         let (personal, _) = self
-            .with_signer(|s| new_scope(&vault_id, s, &me, scope, &[(name, &cert), (ROOT, &root)]))
+            .with_signer(|s| new_scope(&vault_id, s, &me, scope, &[(name, cert), (ROOT, &root)]))
             .await?;
         // The user and their personal scope in one transaction: a user
         // without a personal scope is never left behind.
@@ -1632,7 +1728,7 @@ impl Session {
             .cloned()
             .ok_or_else(|| Error::UnknownUser(user.to_owned()))?;
         let (n, kdf, rf) = (user.to_owned(), self.kdf, root.fpr.clone());
-        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
+        let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf, Some(ROOT))).await?;
         let fpr = pgp::fingerprint(&cert);
         let root_grants: HashMap<(u32, u32), GrantRow> = self
             .store
@@ -1740,7 +1836,8 @@ impl Session {
                     "a new administrator needs a password (they are not a user yet)",
                 ))?)?;
                 let (n, kdf, rf) = (user.to_owned(), self.kdf, root.fpr.clone());
-                let (cert, locked) = blocking(move || pgp::generate(&n, &pw, kdf, &rf)).await?;
+                let (cert, locked) =
+                    blocking(move || pgp::generate(&n, &pw, kdf, &rf, Some(ROOT))).await?;
                 let mut row = UserRow {
                     name: user.to_owned(),
                     role: "admin".into(),

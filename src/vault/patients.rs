@@ -703,6 +703,7 @@ mod tests {
         let opts = OpenOptions {
             kdf,
             pinned_root: None,
+            new_password: None,
         };
         Vault::open(&url, "admin", "pw", &opts).await.unwrap()
     }

@@ -78,6 +78,55 @@ pub fn retire_record(vault_id: &[u8; 16], s: &ScopeRow, e: &EpochRow, r: &Retire
     )
 }
 
+/// What an invitation says (§5.6), before it is signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteTerms {
+    /// Vault id.
+    pub vault_id: [u8; 16],
+    /// The name the new user will have.
+    pub name: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// The administrator who issued it (and alone can certify it).
+    pub inviter: String,
+    /// Unix seconds after which it is refused.
+    pub expires: i64,
+}
+
+/// §5.6: what the inviter's signature over an invitation covers; `code`
+/// is the invitation's secret code.
+pub fn invite_record(t: &InviteTerms, code: &[u8]) -> Vec<u8> {
+    record(
+        "invite",
+        &[
+            &t.vault_id,
+            t.name.as_bytes(),
+            t.role.as_bytes(),
+            t.inviter.as_bytes(),
+            &t.expires.to_be_bytes(),
+            &sha256(code),
+        ],
+    )
+}
+
+/// §5.6: what an enrolment request's tag (HMAC-SHA256 under the code)
+/// covers: the terms and the user's certificate and locked key.
+pub fn enrol_record(t: &InviteTerms, fingerprint: &str, cert: &[u8], locked_key: &[u8]) -> Vec<u8> {
+    record(
+        "enrol",
+        &[
+            &t.vault_id,
+            t.name.as_bytes(),
+            t.role.as_bytes(),
+            t.inviter.as_bytes(),
+            &t.expires.to_be_bytes(),
+            fingerprint.as_bytes(),
+            &sha256(cert),
+            &sha256(locked_key),
+        ],
+    )
+}
+
 /// §5.4: what a policy row's signature covers.
 pub fn policy_record(vault_id: &[u8; 16], p: &PolicyRow) -> Vec<u8> {
     record(

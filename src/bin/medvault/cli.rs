@@ -66,8 +66,24 @@ pub enum Command {
         /// Scope.
         scope: String,
     },
+    /// Make your own key from an administrator's invitation, under a
+    /// password only you know, and write the enrolment request to give
+    /// back to them (`medvault user certify`). Needs no --store or --user.
+    Enrol {
+        /// The invitation file (`-`: standard input).
+        #[arg(long, value_name = "PATH")]
+        invitation: PathBuf,
+        /// Where to write the request (default: standard output).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// File holding your new password (else MEDVAULT_NEW_PASSWORD, else
+        /// asked twice).
+        #[arg(long, value_name = "PATH")]
+        new_password_file: Option<PathBuf>,
+    },
     /// Change your password: your secret key is locked again under the new
-    /// one (no data re-encrypted; on SQLCipher the keyring entry too).
+    /// one (no data re-encrypted; on SQLCipher the keyring entry too). Also
+    /// the first login of a user whose password an administrator chose.
     Passwd {
         /// File holding the new password (else MEDVAULT_NEW_PASSWORD, else
         /// asked twice).
@@ -265,8 +281,32 @@ pub enum SchemaCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
-    /// Add a user; their password comes from --new-password-file,
-    /// MEDVAULT_NEW_PASSWORD, or is asked twice.
+    /// Invite a user: they make their own key (`medvault enrol`) and you
+    /// certify it (`user certify`), so their password never passes through
+    /// your hands. The invitation holds a secret code: hand it over as you
+    /// would a password.
+    Invite {
+        /// New user's name (a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// Make them an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Days the invitation is good for.
+        #[arg(long, value_name = "N", default_value_t = medvault::vault::enrol::DEFAULT_INVITATION_DAYS)]
+        days: u64,
+        /// Where to write the invitation (default: standard output).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Certify the user an enrolment request (from `medvault enrol`) names.
+    Certify {
+        /// The request file (`-`: standard input).
+        request: PathBuf,
+    },
+    /// Add a user under a password you choose; they must change it at
+    /// their first login. It comes from --new-password-file,
+    /// MEDVAULT_NEW_PASSWORD, or is asked twice. (`user invite` keeps
+    /// their secret theirs.)
     Add {
         /// New user's name (a-z, 0-9, '.', '_', '-').
         name: String,

@@ -112,6 +112,10 @@ impl CliError {
         let h = match self {
             CliError::Msg { hint, .. } => return Some(hint.clone()),
             CliError::Vault(e) => match e {
+                Error::PasswordChangeRequired { .. } => "run `medvault passwd` (it takes the new password from --new-password-file, MEDVAULT_NEW_PASSWORD or a prompt)".into(),
+                Error::UserExists(_) => "`medvault user list` shows who exists; choose another name".into(),
+                Error::BadInvitation(_) => "ask the administrator for a new invitation and copy the file whole".into(),
+                Error::InvitationExpired(_) => "ask the administrator for a new invitation (`medvault user invite`)".into(),
                 Error::WeakPassword(_) => "choose a longer password: four or five unrelated words are easy to remember and hard to guess".into(),
                 Error::WrongPassword(_) => "check the password (and --password-file / MEDVAULT_PASSWORD)".into(),
                 Error::UnknownUser(_) => "check --user; an administrator can list users with `medvault user list`".into(),
@@ -221,11 +225,65 @@ async fn login_at(cli: &Cli, url: &str) -> R<Session> {
     let url = url.to_owned();
     let name = user(cli)?;
     let pw = password::current(cli.password_file.as_deref(), cli.batch, &name)?;
-    let opts = OpenOptions {
+    let mut opts = OpenOptions {
         kdf: kdf(cli),
         pinned_root: cli.root.clone(),
+        new_password: None,
     };
-    Ok(Vault::open(&url, &name, &pw, &opts).await?)
+    match Vault::open(&url, &name, &pw, &opts).await {
+        // A first login after an administrator chose the password: on a
+        // terminal, ask for the user's own and go on.
+        Err(Error::PasswordChangeRequired { set_by, .. }) if password::can_prompt(cli.batch) => {
+            eprintln!("Your password was set by {set_by}: choose your own now.");
+            opts.new_password = Some(password::new(
+                None,
+                "MEDVAULT_NEW_PASSWORD",
+                cli.batch,
+                &name,
+            )?);
+            let s = Vault::open(&url, &name, &pw, &opts).await?;
+            eprintln!("password changed for {name}");
+            Ok(s)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Reads a text file, or standard input for `-`.
+fn read_text(path: &std::path::Path, what: &str) -> R<String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| CliError::msg(format!("cannot read the {what}: {e}"), "try again"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| {
+        CliError::msg(
+            format!("cannot read the {what} {}: {e}", path.display()),
+            "check the path",
+        )
+    })
+}
+
+/// Writes `text` to `out`, or standard output; a file is made readable by
+/// its owner only (an invitation holds a secret code).
+fn write_text(out: Option<&std::path::Path>, text: &str, what: &str) -> R {
+    let Some(path) = out else {
+        print!("{text}");
+        return Ok(());
+    };
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| {
+        CliError::msg(
+            format!("cannot write the {what} to {}: {e}", path.display()),
+            "choose a path that does not exist yet",
+        )
+    })?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .map_err(|e| CliError::msg(format!("cannot write the {what}: {e}"), "check the disk"))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> R {
@@ -304,6 +362,36 @@ pub async fn run(cli: Cli) -> R {
         Command::User(cmd) => {
             let s = login(&cli).await?;
             match cmd {
+                UserCmd::Invite {
+                    name,
+                    admin,
+                    days,
+                    out,
+                } => {
+                    let valid = std::time::Duration::from_secs(days.saturating_mul(86_400));
+                    let text = s.invite(name, *admin, Some(valid)).await?;
+                    write_text(out.as_deref(), &text, "invitation")?;
+                    eprintln!(
+                        "invited {name} for {days} days: they run `medvault enrol --invitation <file>` and give you the request for `medvault user certify`"
+                    );
+                }
+                UserCmd::Certify { request } => {
+                    let text = read_text(request, "enrolment request")?;
+                    let e = s.certify(&text).await?;
+                    if cli.json {
+                        return json(&e);
+                    }
+                    println!(
+                        "certified {} {} (key {})",
+                        if e.role == "admin" {
+                            "administrator"
+                        } else {
+                            "user"
+                        },
+                        e.name,
+                        e.fingerprint
+                    );
+                }
                 UserCmd::Add {
                     name,
                     admin,
@@ -368,16 +456,51 @@ pub async fn run(cli: Cli) -> R {
             print_rotation(&report);
             Ok(())
         }
-        Command::Passwd { new_password_file } => {
-            let s = login(&cli).await?;
+        Command::Enrol {
+            invitation,
+            out,
+            new_password_file,
+        } => {
+            let text = read_text(invitation, "invitation")?;
             let pw = password::new(
                 new_password_file.as_deref(),
                 "MEDVAULT_NEW_PASSWORD",
                 cli.batch,
-                s.user(),
+                "your new key",
+            )?;
+            let kdf = new_key_kdf(&cli);
+            let request = tokio::task::spawn_blocking(move || medvault::enrol(&text, &pw, kdf))
+                .await
+                .map_err(|e| {
+                    CliError::msg(format!("key generation stopped: {e}"), "try again")
+                })??;
+            write_text(out.as_deref(), &request, "enrolment request")?;
+            eprintln!(
+                "your key: {} (read it out to the administrator when they certify it)",
+                medvault::request_fingerprint(&request)?
+            );
+            Ok(())
+        }
+        Command::Passwd { new_password_file } => {
+            let url = store(&cli)?;
+            let name = user(&cli)?;
+            let old = password::current(cli.password_file.as_deref(), cli.batch, &name)?;
+            let pw = password::new(
+                new_password_file.as_deref(),
+                "MEDVAULT_NEW_PASSWORD",
+                cli.batch,
+                &name,
             )?;
             new_key_kdf(&cli);
-            s.change_password(&pw).await?;
+            let opts = OpenOptions {
+                kdf: kdf(&cli),
+                pinned_root: cli.root.clone(),
+                new_password: Some(pw.clone()),
+            };
+            let s = Vault::open(&url, &name, &old, &opts).await?;
+            if !s.changed_password_at_login() {
+                s.change_password(&pw).await?;
+            }
             println!("password changed for {}", s.user());
             Ok(())
         }

@@ -156,6 +156,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     let opts = OpenOptions {
         kdf,
         pinned_root: Some(report.root_fingerprint.clone()),
+        new_password: None,
     };
     let t = Instant::now();
     let leroy = Vault::open(&url, "dr.leroy", "leroy: tulips in april", &opts).await?;
@@ -166,11 +167,17 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     );
 
     let t = Instant::now();
+    // dr.moreau makes her own key from an invitation (on her own machine,
+    // `medvault enrol`); the clerk gets a password dr.leroy chose.
+    let invitation = leroy.invite("dr.moreau", false, None).await?;
+    let request = tokio::task::spawn_blocking(move || {
+        medvault::enrol(&invitation, "moreau: blue heron", kdf)
+    })
+    .await
+    .map_err(|e| CliError::msg(format!("key generation stopped: {e}"), "try again"))??;
+    leroy.certify(&request).await?;
     leroy
-        .add_user("dr.moreau", "moreau: blue heron", false)
-        .await?;
-    leroy
-        .add_user("clerk.petit", "petit: invoices", false)
+        .add_user("clerk.petit", "petit: chosen by leroy", false)
         .await?;
     for scope in ["identity", "clinical"] {
         leroy.grant("dr.moreau", scope).await?;
@@ -179,7 +186,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         leroy.grant("clerk.petit", scope).await?;
     }
     step(
-        "added clinician dr.moreau (identity, clinical) and clerk clerk.petit (identity, billing)",
+        "enrolled clinician dr.moreau from an invitation (her key, her password), added clerk clerk.petit; granted identity+clinical and identity+billing",
         t.elapsed(),
     );
 
@@ -277,7 +284,19 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         t.elapsed(),
     );
 
-    let clerk = Vault::open(&url, "clerk.petit", "petit: invoices", &opts).await?;
+    // The clerk's first login: the password dr.leroy chose must go.
+    match Vault::open(&url, "clerk.petit", "petit: chosen by leroy", &opts).await {
+        Err(Error::PasswordChangeRequired { .. }) => println!(
+            "             clerk.petit's first login: refused until the clerk chooses a password of their own"
+        ),
+        Ok(_) => return Err(CliError::msg("no password change was asked for", "report this bug")),
+        Err(e) => return Err(e.into()),
+    }
+    let first = OpenOptions {
+        new_password: Some("petit: invoices".into()),
+        ..opts.clone()
+    };
+    let clerk = Vault::open(&url, "clerk.petit", "petit: chosen by leroy", &first).await?;
     match clerk.list_notes(&pid, Some("clinical")).await {
         Err(Error::NoAccess(scope)) => println!("             clerk.petit reading clinical notes: refused, no access to scope \"{scope}\""),
         Ok(_) => return Err(CliError::msg("the clerk could read clinical notes", "report this bug")),
@@ -337,11 +356,17 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     leroy
         .recover_reset_password("dr.moreau", "moreau: green kingfisher", &two)
         .await?;
-    let moreau = Vault::open(&url, "dr.moreau", "moreau: green kingfisher", &opts).await?;
+    // Whoever ran the recovery knows that password: dr.moreau replaces it
+    // at her first login.
+    let first = OpenOptions {
+        new_password: Some("moreau: grey wagtail".into()),
+        ..opts.clone()
+    };
+    let moreau = Vault::open(&url, "dr.moreau", "moreau: green kingfisher", &first).await?;
     let back = moreau.find_patients(&q).await?;
     step(
         &format!(
-            "2 of 4 recovery shares gave dr.moreau a new key and password, every grant back; found {} match(es) again",
+            "2 of 4 recovery shares gave dr.moreau a new key and password (replaced at her next login), every grant back; found {} match(es) again",
             back.len()
         ),
         t.elapsed(),

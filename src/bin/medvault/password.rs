@@ -55,6 +55,11 @@ pub fn new(file: Option<&Path>, env: &str, batch: bool, who: &str) -> Result<Str
     Ok(a)
 }
 
+/// Whether a prompt can be shown.
+pub fn can_prompt(batch: bool) -> bool {
+    !batch && std::io::stdin().is_terminal()
+}
+
 fn prompt_once(prompt: &str, batch: bool, how: &str) -> Result<String, CliError> {
     if batch || !std::io::stdin().is_terminal() {
         return Err(CliError::msg(
