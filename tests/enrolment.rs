@@ -57,7 +57,6 @@ async fn an_invited_user_makes_their_own_key(f: Fixture) {
     // The request carries no code, and no password.
     let request = medvault::enrol(&invitation, "only bob knows this", kdf()).unwrap();
     assert!(!request.contains(field(&invitation, "code")));
-    assert!(!request.contains(&hex::encode("only bob knows this")));
     let e = a.certify(&request).await.unwrap();
     assert_eq!((e.name.as_str(), e.role.as_str()), ("bob", "user"));
     assert_eq!(
@@ -166,6 +165,22 @@ async fn an_altered_or_foreign_request_is_refused_and_changes_nothing(f: Fixture
         );
         assert!(!err.to_string().contains(field(&invitation, "code")));
     }
+    // A key protected more cheaply than the vault's setting.
+    let cheap_inv = a.invite("carl", false, None).await.unwrap();
+    let cheap = medvault::enrol(
+        &cheap_inv,
+        "violet kettle marching orbit",
+        medvault::KdfParams {
+            m_log2: kdf().m_log2 - 1,
+            ..kdf()
+        },
+    )
+    .unwrap();
+    let err = a.certify(&cheap).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::BadInvitation(m) if m.contains("cheaper Argon2")),
+        "{err}"
+    );
     // Only the administrator who issued it can certify it.
     let err = a2.certify(&request).await.unwrap_err();
     assert!(
@@ -236,21 +251,21 @@ async fn a_password_an_administrator_chose_must_be_changed(f: Fixture) {
         .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
         .await
         .unwrap();
-    a.add_user("bob", "set by admin", false).await.unwrap();
+    a.add_user("bob", "kettle 42 chosen", false).await.unwrap();
     a.grant("bob", "identity").await.unwrap();
-    let err = f.login("bob", "set by admin").await.unwrap_err();
+    let err = f.login("bob", "kettle 42 chosen").await.unwrap_err();
     assert!(
         matches!(&err, Error::PasswordChangeRequired { user, set_by } if user == "bob" && set_by == "admin"),
         "{err}"
     );
-    assert!(!err.to_string().contains("set by admin\""));
+    assert!(!err.to_string().contains("kettle"), "{err}");
     // Keeping the administrator's password is not a change.
     let same = medvault::OpenOptions {
-        new_password: Some("set by admin".into()),
+        new_password: Some("kettle 42 chosen".into()),
         ..f.opts()
     };
     assert!(matches!(
-        medvault::Vault::open(&f.url, "bob", "set by admin", &same).await,
+        medvault::Vault::open(&f.url, "bob", "kettle 42 chosen", &same).await,
         Err(Error::WeakPassword(m)) if m.contains("replaces")
     ));
     // On MySQL a login reads the locked key from the users row (SQLCipher:
@@ -266,7 +281,7 @@ async fn a_password_an_administrator_chose_must_be_changed(f: Fixture) {
     } else {
         None
     };
-    let bob = f.first_login("bob", "set by admin", "bob chose").await;
+    let bob = f.first_login("bob", "kettle 42 chosen", "bob chose").await;
     assert_eq!(bob.get_patient(&pid).await.unwrap().family_name, "Dupont");
     drop(bob);
     // From now on an ordinary login; a later change needs no wait.
@@ -279,13 +294,30 @@ async fn a_password_an_administrator_chose_must_be_changed(f: Fixture) {
     // A store that puts the administrator-chosen key back brings the demand
     // back with it; it cannot take it away.
     if let Some(old) = stored_before {
+        // Nor can it strip the user ID (and its notation) from that key:
+        // a key without its own binding is tampered.
+        use sequoia_openpgp::parse::Parse;
+        use sequoia_openpgp::serialize::MarshalInto;
+        let stripped = sequoia_openpgp::Cert::from_bytes(&old)
+            .unwrap()
+            .retain_userids(|_| false)
+            .as_tsk()
+            .to_vec()
+            .unwrap();
+        f.exec(
+            "UPDATE users SET locked_key = ? WHERE name = 'bob'",
+            vec![Val::B(stripped)],
+        )
+        .await;
+        let err = f.login("bob", "kettle 42 chosen").await.unwrap_err();
+        assert!(matches!(err, Error::LockedKeyTampered(_)), "{err}");
         f.exec(
             "UPDATE users SET locked_key = ? WHERE name = 'bob'",
             vec![Val::B(old)],
         )
         .await;
         assert!(matches!(
-            f.login("bob", "set by admin").await,
+            f.login("bob", "kettle 42 chosen").await,
             Err(Error::PasswordChangeRequired { .. })
         ));
         assert!(matches!(

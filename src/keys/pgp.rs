@@ -212,6 +212,8 @@ fn chosen_by_owner(open: Cert) -> Result<Cert> {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
             }
+            // The same subpackets; of the notations, only the root's is
+            // kept (medvault's keys carry no others).
             let mut b = SignatureBuilder::from(old.clone());
             b.hashed_area_mut()
                 .remove_all(openpgp::packet::signature::subpacket::SubpacketTag::NotationData);
@@ -382,6 +384,35 @@ impl LockedKey {
             open = chosen_by_owner(open)?;
         }
         lock(&open, new, kdf)
+    }
+
+    /// Whether every secret key is protected by Argon2 at least as costly
+    /// as `floor` (passes and memory; lanes do not add cost).
+    pub fn protected_at_least(&self, floor: KdfParams) -> bool {
+        use openpgp::packet::key::SecretKeyMaterial;
+        self.tsk
+            .keys()
+            .secret()
+            .all(|ka| match ka.key().optional_secret() {
+                Some(SecretKeyMaterial::Encrypted(e)) => matches!(
+                    e.s2k(),
+                    S2K::Argon2 { t, m, .. } if *t >= floor.t && *m >= floor.m_log2
+                ),
+                _ => false,
+            })
+    }
+
+    /// Checks the parts of the key a login acts on but no stored signature
+    /// covers: a valid self-signed user ID `user` naming a root. Every key
+    /// medvault makes has one, made by the key itself; a key stripped of it
+    /// (which would also drop [`password_set_by`]'s demand) is tampered.
+    pub fn check_binding(&self, user: &str) -> Result<()> {
+        let cert = self.cert();
+        if has_userid(&cert, user) && root_pin(&cert).is_some() {
+            Ok(())
+        } else {
+            Err(Error::LockedKeyTampered(user.to_owned()))
+        }
     }
 
     /// The public certificate.
@@ -678,6 +709,35 @@ impl OpenKey {
         let tsk = Cert::from_bytes(bytes).map_err(|e| pgp_err("secret key", e))?;
         check_cert(&tsk)?;
         Ok(OpenKey { tsk })
+    }
+
+    /// Whether every secret key is protected by Argon2 at least as costly
+    /// as `floor` (passes and memory; lanes do not add cost).
+    pub fn protected_at_least(&self, floor: KdfParams) -> bool {
+        use openpgp::packet::key::SecretKeyMaterial;
+        self.tsk
+            .keys()
+            .secret()
+            .all(|ka| match ka.key().optional_secret() {
+                Some(SecretKeyMaterial::Encrypted(e)) => matches!(
+                    e.s2k(),
+                    S2K::Argon2 { t, m, .. } if *t >= floor.t && *m >= floor.m_log2
+                ),
+                _ => false,
+            })
+    }
+
+    /// Checks the parts of the key a login acts on but no stored signature
+    /// covers: a valid self-signed user ID `user` naming a root. Every key
+    /// medvault makes has one, made by the key itself; a key stripped of it
+    /// (which would also drop [`password_set_by`]'s demand) is tampered.
+    pub fn check_binding(&self, user: &str) -> Result<()> {
+        let cert = self.cert();
+        if has_userid(&cert, user) && root_pin(&cert).is_some() {
+            Ok(())
+        } else {
+            Err(Error::LockedKeyTampered(user.to_owned()))
+        }
     }
 
     /// The public certificate.

@@ -354,18 +354,14 @@ impl Session {
         }
         let mut dir = self.directory().await?;
         let me = dir.verify(&self.user)?;
+        // One message for both failures: what the unsealing gives is not
+        // told apart from a bad signature.
         let code = self
             .dec
             .unwrap(&r.signed.sealed_code)
             .filter(|c| c.len() == CODE_LEN)
-            .ok_or_else(|| bad("its code is not sealed to your key"))?;
-        if !pgp::verify(
-            &me.cert,
-            &trust::invite_record(t, &code),
-            &r.signed.signature,
-        ) {
-            return Err(bad("its terms do not carry your signature"));
-        }
+            .filter(|c| pgp::verify(&me.cert, &trust::invite_record(t, c), &r.signed.signature))
+            .ok_or_else(|| bad("its terms do not carry your signature"))?;
         if t.expires < now() {
             return Err(Error::InvitationExpired(t.name.clone()));
         }
@@ -381,12 +377,26 @@ impl Session {
         if pgp::fingerprint(&locked.cert()) != fpr {
             return Err(bad("its locked key is not the key of its certificate"));
         }
+        // What a login will act on (the locked key's binding) and what
+        // others will read (the certificate) must both be the invited
+        // name under this root, with a password no one else chose.
         let root = pgp::fingerprint(&self.root_cert);
-        if pgp::root_pin(&cert).as_deref() != Some(root.as_str()) {
-            return Err(bad("its key is not bound to this vault's root"));
+        let mine = locked.cert();
+        for c in [&cert, &mine] {
+            if pgp::root_pin(c).as_deref() != Some(root.as_str()) {
+                return Err(bad("its key is not bound to this vault's root"));
+            }
+            if !pgp::has_userid(c, &t.name) || c.userids().count() != 1 {
+                return Err(bad("its key does not carry the invited name alone"));
+            }
+            if pgp::password_set_by(c).is_some() {
+                return Err(bad("its key says someone else chose its password"));
+            }
         }
-        if !pgp::has_userid(&cert, &t.name) {
-            return Err(bad("its key does not carry the invited name"));
+        if !locked.protected_at_least(self.kdf) {
+            return Err(bad(
+                "its secret key is protected by a cheaper Argon2 setting than this vault's",
+            ));
         }
         if dir.row(&t.name).is_some() {
             return Err(Error::UserExists(t.name.clone()));

@@ -558,13 +558,14 @@ impl Vault {
         // The root named in the user's own certificate must agree with the
         // configured one: a server that swapped the root and re-signed
         // everything still cannot forge that.
-        if let Some(own) = pgp::root_pin(&locked.cert()) {
-            if !ct_eq(
-                own.as_bytes(),
-                pinned.trim().to_ascii_uppercase().as_bytes(),
-            ) {
-                return Err(Error::UntrustedRoot { pinned, found: own });
-            }
+        locked.check_binding(user)?;
+        let own = pgp::root_pin(&locked.cert())
+            .ok_or_else(|| Error::LockedKeyTampered(user.to_owned()))?;
+        if !ct_eq(
+            own.as_bytes(),
+            pinned.trim().to_ascii_uppercase().as_bytes(),
+        ) {
+            return Err(Error::UntrustedRoot { pinned, found: own });
         }
         Session::establish(Arc::new(store), user, locked, keys, pw, &pinned, opts.kdf).await
     }
@@ -1019,6 +1020,9 @@ impl Session {
                 what: format!("certificate of {user} (it does not match their secret key)"),
             });
         }
+        // The login acts on the key's own user ID binding (the root it
+        // names, whether its password must change): it must be there.
+        locked.check_binding(user)?;
         let probed = probe_store(&*store, user).await?;
         let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
         let set_by = pgp::password_set_by(&locked.cert());
