@@ -928,4 +928,37 @@ fn recover_reset_password_from_shares() {
         "{out}"
     );
     c.ok("bob", "bob chose again", &["scope", "create", "care-team"]);
+
+    // Nobody can log in? No --user: the root, rebuilt from the shares, acts.
+    let as_root = Command::cargo_bin("medvault")
+        .unwrap()
+        .env_clear()
+        .env("MEDVAULT_STORE", c.store())
+        .env("MEDVAULT_NEW_PASSWORD", "set by the root")
+        .args([
+            "--danger-fast-kdf",
+            "recover",
+            "reset-password",
+            "admin",
+            "--shares",
+            "-",
+        ])
+        .write_stdin(format!("{}\n{}\n", shares[1], shares[2]))
+        .output()
+        .unwrap();
+    assert!(
+        as_root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
+    assert!(String::from_utf8_lossy(&as_root.stderr).contains("as its root"));
+    c.fails("admin", "pw", &["user", "list"], "wrong password");
+    c.fails(
+        "admin",
+        "set by the root",
+        &["user", "list"],
+        "set by @root",
+    );
+    assert!(c.passwd("admin", "set by the root", "the admin again").ok);
+    c.ok("admin", "the admin again", &["user", "list"]);
 }

@@ -255,7 +255,7 @@ async fn copy_enrols_only_users_whose_rows_verify() {
         .unwrap();
         let mut enrolled: Vec<&str> = kr.entries.iter().map(|e| e.name.as_str()).collect();
         enrolled.sort_unstable();
-        assert_eq!(enrolled, vec![ADMIN, "carol"]);
+        assert_eq!(enrolled, vec!["@root", ADMIN, "carol"]);
         let backup_url = format!("sqlcipher:{}", backup.display());
         for (user, pw) in [("bob", "bob pw"), ("mallory", "carol pw")] {
             let err = Vault::open(&backup_url, user, pw, &open_opts())

@@ -263,8 +263,20 @@ async fn a_rotation_interrupted_after_the_rekey_is_finished() {
     let rotated = std::fs::read(f.keyring_path()).unwrap();
     // The keyring as it was before the rekey: the same entries, the old key.
     let mut before = Keyring::read(&f.keyring_path()).unwrap();
+    let root_cert: Vec<u8> = raw(&f)
+        .query_row(
+            "SELECT value FROM vault_meta WHERE key = 'root_cert'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let root_cert = medvault::keys::pgp::parse_cert(&root_cert).unwrap();
     for e in before.entries.iter_mut() {
-        let cert = LockedKey::parse(&e.locked_key).unwrap().cert();
+        let cert = if e.name == "@root" {
+            root_cert.clone()
+        } else {
+            LockedKey::parse(&e.locked_key).unwrap().cert()
+        };
         e.wrapped_db_key = medvault::keys::pgp::wrap(&[&cert], old_key.expose()).unwrap();
     }
     let before_digest = before.write(&old_key, &f.keyring_path()).unwrap();

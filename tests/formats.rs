@@ -264,6 +264,21 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     g("fingerprint"),
                 ),
                 "invite" => trust::invite_record(&terms(m), &h(g("code"))),
+                "request" => trust::request_record(
+                    &vid,
+                    &ScopeRow {
+                        id: g("scope_id").parse().unwrap(),
+                        name: g("scope").into(),
+                        owner: None,
+                    },
+                    &medvault::vault::access::RequestRow {
+                        scope_id: g("scope_id").parse().unwrap(),
+                        requester: g("requester").into(),
+                        requested_at: g("requested_at").parse().unwrap(),
+                        signature: vec![],
+                    },
+                    g("fingerprint"),
+                ),
                 r => panic!("record {r}"),
             };
             hex::encode(msg)

@@ -12,7 +12,108 @@ per_store!(
     bad_shares_change_nothing,
     an_administrator_reset_keeps_what_they_signed_valid,
     shares_certify_a_new_administrator,
+    shares_open_the_vault_when_nobody_can_log_in,
 );
+
+/// Every password is lost: k shares open the vault as its root (on
+/// SQLCipher through the keyring's root entry, which a database key
+/// rotation keeps), and the root gives the administrator a new password.
+async fn shares_open_the_vault_when_nobody_can_log_in(f: Fixture) {
+    let a = f.admin().await;
+    let pid = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    f.user(&a, "bob", &["identity"]).await;
+    // A disable rotates the SQLCipher file's key: the root entry follows.
+    a.disable_user("bob").await.unwrap();
+    drop(a);
+    let shares = vec![f.shares[1].clone(), f.shares[3].clone()];
+    // Bad shares open nothing.
+    let one = vec![f.shares[0].clone()];
+    assert!(matches!(
+        medvault::Vault::open_with_shares(&f.url, &one, &f.opts()).await,
+        Err(Error::BadShares(_))
+    ));
+    let other = Fixture::sqlite().await;
+    let foreign = vec![other.shares[0].clone(), other.shares[1].clone()];
+    assert!(matches!(
+        medvault::Vault::open_with_shares(&f.url, &foreign, &f.opts()).await,
+        Err(Error::BadShares(_))
+    ));
+    // A pin that is not this root is refused.
+    let pinned = medvault::OpenOptions {
+        pinned_root: Some(other.root_fingerprint.clone()),
+        ..f.opts()
+    };
+    assert!(matches!(
+        medvault::Vault::open_with_shares(&f.url, &shares, &pinned).await,
+        Err(Error::UntrustedRoot { .. })
+    ));
+    let root = medvault::Vault::open_with_shares(&f.url, &shares, &f.opts())
+        .await
+        .unwrap();
+    assert_eq!(root.user(), "@root");
+    assert!(root.is_admin());
+    assert_eq!(root.get_patient(&pid).await.unwrap().family_name, "Dupont");
+    assert!(matches!(
+        root.change_password("a password for the root").await,
+        Err(Error::Refused(_))
+    ));
+    root.recover_reset_password(ADMIN, "set by the root", &shares)
+        .await
+        .unwrap();
+    drop(root);
+    let a = f
+        .first_login(ADMIN, "set by the root", "the admin's own again")
+        .await;
+    assert_eq!(a.get_patient(&pid).await.unwrap().family_name, "Dupont");
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+/// A SQLCipher vault whose keyring has no root entry (made before it
+/// existed) gets one at the next login; until then the shares alone
+/// cannot open it, and say so.
+#[tokio::test]
+async fn an_old_keyring_gets_its_root_entry_at_the_next_login() {
+    use medvault::keys::pgp::LockedKey;
+    use medvault::store::keyring::Keyring;
+    let f = Fixture::sqlite().await;
+    let shares = vec![f.shares[0].clone(), f.shares[2].clone()];
+    // Control: a new vault's keyring has it.
+    let mut kr = Keyring::read(&f.keyring_path()).unwrap();
+    assert!(kr.entry("@root").is_some());
+    // Take it out, as a keyring of an older medvault.
+    let e = kr.entry(ADMIN).unwrap();
+    let dec = LockedKey::parse(&e.locked_key)
+        .unwrap()
+        .unlock_decryptor(ADMIN, &ADMIN_PW.into())
+        .unwrap();
+    let key = medvault::crypto::secret::DbKey::from_slice(&dec.unwrap(&e.wrapped_db_key).unwrap())
+        .unwrap();
+    kr.entries.retain(|e| e.name != "@root");
+    let digest = kr.write(&key, &f.keyring_path()).unwrap();
+    raw(&f)
+        .execute(
+            "INSERT OR REPLACE INTO vault_meta (key, value) VALUES ('keyring_digest', ?1)",
+            [&digest[..]],
+        )
+        .unwrap();
+    assert!(matches!(
+        medvault::Vault::open_with_shares(&f.url, &shares, &f.opts()).await,
+        Err(Error::Refused(m)) if m.contains("no root entry")
+    ));
+    f.admin().await;
+    assert!(Keyring::read(&f.keyring_path())
+        .unwrap()
+        .entry("@root")
+        .is_some());
+    let root = medvault::Vault::open_with_shares(&f.url, &shares, &f.opts())
+        .await
+        .unwrap();
+    assert_eq!(root.user(), "@root");
+}
 
 async fn a_lost_password_is_reset_with_every_grant_back(f: Fixture) {
     let a = f.admin().await;

@@ -22,13 +22,14 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 16] = [
+pub const RESERVED_TABLES: [&str; 17] = [
     "vault_meta",
     "users",
     "scopes",
     "epochs",
     "grants",
     "policies",
+    "access_requests",
     "refinery_schema_history",
     "app_schema_history",
     "grants_grantee",

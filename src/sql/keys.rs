@@ -212,6 +212,40 @@ pub const PROBE: &str = "SELECT \
      (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
      (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?)";
 
+/// Every pending access request, by scope and requester.
+pub fn requests() -> String {
+    format!(
+        "SELECT {} FROM access_requests ORDER BY scope_id, requester",
+        column_list(&super::ACCESS_REQUESTS)
+    )
+}
+
+/// A new access request: [`request_values`].
+pub const INSERT_REQUEST: &str = "INSERT INTO access_requests \
+     (scope_id, requester, requested_at, signature) VALUES (?, ?, ?, ?)";
+
+/// Removes the request of `requester = ?` for `scope_id = ?`:
+/// [`request_key`].
+pub const DELETE_REQUEST: &str = "DELETE FROM access_requests WHERE scope_id = ? AND requester = ?";
+
+/// The values of [`INSERT_REQUEST`].
+pub fn request_values(r: &crate::vault::access::RequestRow) -> Vec<Value> {
+    vec![
+        Value::Int(i64::from(r.scope_id)),
+        Value::Text(r.requester.clone()),
+        Value::Int(r.requested_at),
+        Value::Blob(r.signature.clone()),
+    ]
+}
+
+/// The values of [`DELETE_REQUEST`].
+pub fn request_key(scope_id: u32, requester: &str) -> Vec<Value> {
+    vec![
+        Value::Int(i64::from(scope_id)),
+        Value::Text(requester.to_owned()),
+    ]
+}
+
 /// The highest stored schema version (0 with none).
 pub const MAX_POLICY_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM policies";
 

@@ -160,9 +160,26 @@ pub const POLICIES: TableSpec = TableSpec {
     vault_rows: "1 = 1",
 };
 
+/// `access_requests`: pending requests for a scope, each signed by its
+/// requester.
+pub const ACCESS_REQUESTS: TableSpec = TableSpec {
+    name: "access_requests",
+    columns: &["scope_id", "requester", "requested_at", "signature"],
+    paged: false,
+    vault_rows: "1 = 1",
+};
+
 /// Every table of a vault, parents before children.
 pub const TABLES: &[TableSpec] = &[
-    VAULT_META, USERS, SCOPES, EPOCHS, GRANTS, POLICIES, PATIENTS, NOTES,
+    VAULT_META,
+    USERS,
+    SCOPES,
+    EPOCHS,
+    GRANTS,
+    POLICIES,
+    ACCESS_REQUESTS,
+    PATIENTS,
+    NOTES,
 ];
 
 /// A declared table as `copy` and `verify` see it: every stored column

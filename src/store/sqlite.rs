@@ -21,6 +21,7 @@ use crate::crypto::secret::DbKey;
 use crate::error::{Error, Result};
 use crate::keys::pgp;
 use crate::sql::{self, keys, Cell};
+use crate::vault::trust::ROOT;
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -222,6 +223,8 @@ impl SqliteStore {
             locked_key: genesis.admin.locked_key.clone(),
             wrapped_db_key: pgp::wrap(&[admin_cert], key.expose())?,
         });
+        kr.entries
+            .push(root_entry(&conn, &key).map_err(|e| e.at(path))?);
         let digest = kr.write(&key, keyring_path)?;
         record_keyring_digest(&conn, &digest).map_err(|e| sql_err(path, e))?;
         Ok(SqliteStore {
@@ -340,7 +343,12 @@ impl SqliteStore {
             record_keyring_digest(&conn, &keyring::digest_of(&bytes))
                 .map_err(|e| sql_err(path, e))?;
         }
-        let in_force = reconcile_keyring(&conn, &key, &keyring_path)?;
+        let mut in_force = reconcile_keyring(&conn, &key, &keyring_path)?;
+        if in_force.entry(ROOT).is_none() {
+            // A vault made, or copied, before the root had an entry: it
+            // gets one now, so recovery never needs a user who can log in.
+            in_force = add_root_entry(&mut conn, &key, &keyring_path).map_err(|e| e.at(path))?;
+        }
         Ok((
             SqliteStore {
                 conn: Arc::new(Mutex::new(conn)),
@@ -476,9 +484,14 @@ impl Ctx {
     fn rotate_db_key(&self, c: &Connection) -> Result<()> {
         let new = DbKey::generate();
         let mut kr = self.keyring_in_force()?;
+        let root_cert = meta_cert(c)?;
         for e in kr.entries.iter_mut() {
-            let cert = pgp::LockedKey::parse(&e.locked_key)?.cert();
-            e.wrapped_db_key = pgp::wrap(&[&cert], new.expose())?;
+            e.wrapped_db_key = if e.name == ROOT {
+                pgp::wrap(&[&root_cert], new.expose())?
+            } else {
+                let cert = pgp::LockedKey::parse(&e.locked_key)?.cert();
+                pgp::wrap(&[&cert], new.expose())?
+            };
         }
         let mut pending = PendingKeyring::new(&self.keyring_path);
         let digest = kr.write(&new, &pending.next)?;
@@ -630,6 +643,84 @@ fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
 
 /// Puts `row`'s keyring entry (its locked key, the database key wrapped
 /// to it) in place of any entry or disabled mark of that name.
+/// Errors of the keyring's root entry, before they are tied to a path.
+enum RootEntryError {
+    Sql(rusqlite::Error),
+    Other(Error),
+}
+
+impl RootEntryError {
+    fn at(self, path: &Path) -> Error {
+        match self {
+            RootEntryError::Sql(e) => sql_err(path, e),
+            RootEntryError::Other(e) => e,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for RootEntryError {
+    fn from(e: rusqlite::Error) -> Self {
+        RootEntryError::Sql(e)
+    }
+}
+
+impl From<Error> for RootEntryError {
+    fn from(e: Error) -> Self {
+        RootEntryError::Other(e)
+    }
+}
+
+fn meta_blob(c: &Connection, key: &str) -> std::result::Result<Vec<u8>, RootEntryError> {
+    let v: Option<Vec<u8>> = c
+        .query_row(keys::META_VALUE, [key], |r| r.get(0))
+        .optional()?;
+    v.ok_or_else(|| RootEntryError::Other(Error::Store(format!("vault metadata {key} is missing"))))
+}
+
+/// The root certificate from `vault_meta`.
+fn meta_cert(c: &Connection) -> Result<sequoia_openpgp::Cert> {
+    let bytes = meta_blob(c, "root_cert").map_err(|e| match e {
+        RootEntryError::Sql(e) => Error::Store(format!("reading the root certificate: {e}")),
+        RootEntryError::Other(e) => e,
+    })?;
+    pgp::parse_cert(&bytes)
+}
+
+/// The keyring entry of the root (FORMAT.md §7): the sealed root key as
+/// `vault_meta.root_sealed` holds it, and the database key wrapped to the
+/// root certificate. With k recovery shares it opens the file when no
+/// user can log in.
+fn root_entry(c: &Connection, key: &DbKey) -> std::result::Result<Entry, RootEntryError> {
+    let sealed = meta_blob(c, "root_sealed")?;
+    let cert = pgp::parse_cert(&meta_blob(c, "root_cert")?)?;
+    Ok(Entry {
+        name: ROOT.to_owned(),
+        locked_key: sealed,
+        wrapped_db_key: pgp::wrap(&[&cert], key.expose())?,
+    })
+}
+
+/// Adds the root's entry to the keyring in force, as a keyring edit
+/// (§7.1) of its own. Returns the keyring now in force.
+fn add_root_entry(
+    conn: &mut Connection,
+    key: &DbKey,
+    keyring_path: &Path,
+) -> std::result::Result<Keyring, RootEntryError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut kr = Keyring::read(keyring_path)?;
+    kr.verify(key, keyring_path)?;
+    if kr.entry(ROOT).is_none() {
+        kr.entries.push(root_entry(&tx, key)?);
+    }
+    let pending = PendingKeyring::new(keyring_path);
+    let digest = kr.write(key, &pending.next)?;
+    record_keyring_digest(&tx, &digest)?;
+    tx.commit()?;
+    pending.install()?;
+    Ok(kr)
+}
+
 fn enter(kr: &mut Keyring, row: &UserRow, wrapped_db_key: Vec<u8>) {
     kr.entries.retain(|e| e.name != row.name);
     kr.disabled.retain(|d| d != &row.name);

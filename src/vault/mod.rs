@@ -5,6 +5,7 @@
 //! user was granted, after checking every grant's signature chain up to the
 //! pinned root. Patient and note operations are in [`patients`].
 
+pub mod access;
 pub mod enrol;
 pub mod patients;
 pub mod rotate;
@@ -13,6 +14,7 @@ pub mod schema;
 pub mod transfer;
 pub mod trust;
 
+pub use access::AccessRequest;
 pub use enrol::{enrol, request_fingerprint, Enrolled};
 pub use rotate::{RotateOptions, RotateProgress, RotateReport};
 pub use schema::{ApplyReport, PolicyInfo};
@@ -489,6 +491,75 @@ impl Vault {
         Ok(s)
     }
 
+    /// Opens a session as the vault's root, rebuilt in memory from k
+    /// recovery shares: for when nobody can log in any more (every
+    /// administrator's password lost). Its user is `@root`; it acts as an
+    /// administrator, typically to [`Session::recover_reset_password`] or
+    /// [`Session::recover_new_admin`], and cannot change a password or
+    /// copy the vault. On SQLCipher the database key comes from the
+    /// keyring's root entry (FORMAT.md §7). The shares are the authority:
+    /// the root they open is pinned, and must match
+    /// [`OpenOptions::pinned_root`] if that is given. Bad shares change
+    /// nothing and say why ([`Error::BadShares`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(shares: Vec<String>) -> medvault::Result<()> {
+    /// use medvault::{OpenOptions, Vault};
+    /// let url = "sqlcipher:clinic.db";
+    /// let root = Vault::open_with_shares(url, &shares, &OpenOptions::default()).await?;
+    /// root.recover_reset_password("dr.leroy", "a long new passphrase", &shares)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_with_shares(
+        url: &str,
+        shares: &[String],
+        opts: &OpenOptions,
+    ) -> Result<Session> {
+        let loc = StoreUrl::parse(url)?;
+        let (store, root): (Arc<dyn Store>, OpenKey) = match loc {
+            #[cfg(feature = "mysql")]
+            StoreUrl::Mysql(u) => {
+                let store = MysqlStore::connect(&u).await?;
+                let vault_id: [u8; 16] = store
+                    .meta("vault_id")
+                    .await?
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| Error::Store("vault metadata vault_id is missing".into()))?;
+                let sealed = store
+                    .meta("root_sealed")
+                    .await?
+                    .ok_or_else(|| Error::Store("vault metadata root_sealed is missing".into()))?;
+                let shares = shares.to_vec();
+                let root = blocking(move || {
+                    OpenKey::parse(&recovery::recover(&vault_id, &sealed, &shares)?)
+                })
+                .await?;
+                (Arc::new(store), root)
+            }
+            #[cfg(not(feature = "mysql"))]
+            StoreUrl::Mysql(_) => return Err(Error::NotBuiltIn("MySQL store", "mysql")),
+            StoreUrl::Sqlcipher(path) => {
+                let shares = shares.to_vec();
+                let (store, root) = blocking(move || open_embedded_as_root(&path, &shares)).await?;
+                (Arc::new(store) as Arc<dyn Store>, root)
+            }
+        };
+        let fpr = pgp::fingerprint(&root.cert());
+        if let Some(pin) = &opts.pinned_root {
+            if !ct_eq(fpr.as_bytes(), pin.trim().to_ascii_uppercase().as_bytes()) {
+                return Err(Error::UntrustedRoot {
+                    pinned: pin.clone(),
+                    found: fpr,
+                });
+            }
+        }
+        let keys = (root.decryptor()?, root.signer()?);
+        // A password no one knows: the root has none.
+        let none = Password::from(hex::encode(crate::crypto::random_array::<16>()));
+        Session::establish(store, ROOT, None, keys, none, &fpr, opts.kdf).await
+    }
+
     async fn login(url: &str, user: &str, password: &str, opts: &OpenOptions) -> Result<Session> {
         let loc = StoreUrl::parse(url)?;
         let shown = loc.to_string();
@@ -519,7 +590,7 @@ impl Vault {
             Some(p) => p,
             None => return Err(Error::RootNotPinned(shown)),
         };
-        Session::establish(store, user, locked, keys, pw, &pinned, opts.kdf).await
+        Session::establish(store, user, Some(locked), keys, pw, &pinned, opts.kdf).await
     }
 }
 
@@ -567,7 +638,16 @@ impl Vault {
         ) {
             return Err(Error::UntrustedRoot { pinned, found: own });
         }
-        Session::establish(Arc::new(store), user, locked, keys, pw, &pinned, opts.kdf).await
+        Session::establish(
+            Arc::new(store),
+            user,
+            Some(locked),
+            keys,
+            pw,
+            &pinned,
+            opts.kdf,
+        )
+        .await
     }
 }
 
@@ -644,6 +724,47 @@ pub(crate) fn open_embedded(
         return Err(Error::UnknownUser(user.to_owned()));
     }
     Ok((store, locked, (dec, signer)))
+}
+
+/// Opens an embedded vault as the root from recovery shares: the
+/// keyring's root entry holds the sealed root key and the database key
+/// wrapped to it (FORMAT.md §7). Blocking.
+fn open_embedded_as_root(
+    path: &std::path::Path,
+    shares: &[String],
+) -> Result<(SqliteStore, OpenKey)> {
+    let kr_path = StoreUrl::keyring_path(path);
+    if !path.exists() && !kr_path.exists() {
+        return Err(Error::NoVault(path.display().to_string()));
+    }
+    let kr = Keyring::read(&kr_path)?;
+    let entry = kr.entry(ROOT).ok_or(Error::Refused(
+        "this vault's keyring has no root entry yet (made by an older medvault): \
+         any user's next login adds it; until then recover from a user's session",
+    ))?;
+    let root = OpenKey::parse(&recovery::recover(&kr.vault_id, &entry.locked_key, shares)?)?;
+    let dec = root.decryptor()?;
+    let open_with = |k: &Keyring| -> Option<DbKey> {
+        let raw = dec.unwrap(&k.entry(ROOT)?.wrapped_db_key)?;
+        let key = DbKey::from_slice(&raw)?;
+        k.verify(&key, &kr_path).ok()?;
+        Some(key)
+    };
+    let key = open_with(&kr).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+    let (store, _) = match SqliteStore::open(path, key, &kr) {
+        // A database key rotation whose new keyring is not yet in force
+        // (FORMAT.md §7.2), as at a user's login.
+        Err(err @ (Error::WrongDatabaseKey(_) | Error::DatabaseCorrupt(_))) => {
+            let next = crate::store::keyring::next_path(&kr_path);
+            let rotated = Keyring::read(&next)
+                .ok()
+                .and_then(|n| open_with(&n).map(|k| (n, k)))
+                .ok_or(err)?;
+            SqliteStore::open_after_rotation(path, rotated.1, &rotated.0)?
+        }
+        other => other?,
+    };
+    Ok((store, root))
 }
 
 /// A logged-in user.
@@ -977,10 +1098,12 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// `locked`: the user's key as stored; `None` for the root (a session
+    /// opened from recovery shares).
     async fn establish(
         store: Arc<dyn Store>,
         user: &str,
-        locked: LockedKey,
+        locked: Option<LockedKey>,
         (dec, signer): (Decryptor, RecordSigner),
         password: Password,
         pinned: &str,
@@ -1015,17 +1138,24 @@ impl Session {
             return Err(Error::UserDisabled(user.to_owned()));
         }
         let in_force = schema::load(&*store, &vault_id, &mut dir).await?;
-        if pgp::fingerprint(&me.cert) != pgp::fingerprint(&locked.cert()) {
-            return Err(Error::BadSignature {
-                what: format!("certificate of {user} (it does not match their secret key)"),
-            });
-        }
-        // The login acts on the key's own user ID binding (the root it
-        // names, whether its password must change): it must be there.
-        locked.check_binding(user)?;
+        let set_by = match &locked {
+            Some(locked) => {
+                if pgp::fingerprint(&me.cert) != pgp::fingerprint(&locked.cert()) {
+                    return Err(Error::BadSignature {
+                        what: format!("certificate of {user} (it does not match their secret key)"),
+                    });
+                }
+                // The login acts on the key's own user ID binding (the root
+                // it names, whether its password must change): it must be
+                // there.
+                locked.check_binding(user)?;
+                pgp::password_set_by(&locked.cert())
+            }
+            None if user == ROOT => None,
+            None => return Err(Error::Refused("a user's session needs their key")),
+        };
         let probed = probe_store(&*store, user).await?;
         let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
-        let set_by = pgp::password_set_by(&locked.cert());
         Ok(Session {
             password_set_by: std::sync::Mutex::new(set_by),
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
@@ -1068,6 +1198,11 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn change_password(&self, new: &str) -> Result<()> {
+        if self.user == ROOT {
+            return Err(Error::Refused(
+                "the root has no password: its key is rebuilt from recovery shares",
+            ));
+        }
         check_new_password(new, &self.user, self.kdf)?;
         let new_pw = check_password(new)?;
         let old = self.password();

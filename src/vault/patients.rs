@@ -175,11 +175,11 @@ impl Session {
         ad
     }
 
-    async fn patients(&self) -> Result<RowTable<'_>> {
+    pub(crate) async fn patients(&self) -> Result<RowTable<'_>> {
         self.table(PATIENTS).await
     }
 
-    async fn notes(&self) -> Result<RowTable<'_>> {
+    pub(crate) async fn notes(&self) -> Result<RowTable<'_>> {
         self.table(NOTES).await
     }
 

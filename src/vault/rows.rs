@@ -1933,7 +1933,7 @@ impl RowTable<'_> {
             }
             if !stale.is_empty() {
                 let statements = par_map(stale, |(cells, row_scope)| {
-                    self.reseal_row(cells, row_scope, (sid, target), &keys)
+                    self.reseal_row(cells, row_scope, (sid, target), &keys, None)
                 })
                 .into_iter()
                 .collect::<Result<Vec<_>>>()?;
@@ -1951,12 +1951,18 @@ impl RowTable<'_> {
 
     /// The statement that writes one stale row's cells of scope `sid`
     /// sealed under `target` ([`RowTable::reseal`]).
+    ///
+    /// `moved_to`: the row's cells of scope `sid` follow the row into that
+    /// scope instead ([`RowTable::move_to_scope`]): the row's own cells
+    /// (per-row scope) are sealed under it, `keys` being its epoch
+    /// `target`'s, and the row's scope column changes with them.
     fn reseal_row(
         &self,
         cells: Vec<Cell>,
         row_scope: Option<u32>,
         (sid, target): (u32, u32),
         keys: &super::EpochKeys,
+        moved_to: Option<u32>,
     ) -> Result<(String, Vec<StoreValue>)> {
         let t = self.t();
         let implied = self.decoder_names.1.len() - t.columns.len();
@@ -1964,7 +1970,8 @@ impl RowTable<'_> {
         let mut mine: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
         for (k, c) in t.columns.iter().enumerate() {
             if let ColumnType::Encrypted(e) = &c.ty {
-                if self.column_scope(k, e, row_scope) == Some(sid) {
+                let follows = moved_to.is_none() || e.scope == ScopeRule::PerRow;
+                if follows && self.column_scope(k, e, row_scope) == Some(sid) {
                     let old = match cells.get(implied + k) {
                         Some(Cell::Bytes(b)) => Some(b.clone()),
                         _ => None,
@@ -1993,7 +2000,7 @@ impl RowTable<'_> {
             .map(|p| p.as_bytes().to_vec())
             .unwrap_or_default();
         let header = Header {
-            scope: sid,
+            scope: moved_to.unwrap_or(sid),
             epoch: target,
         };
         let mut set: Vec<&str> = Vec::new();
@@ -2021,7 +2028,8 @@ impl RowTable<'_> {
             canon.insert(&c.name, checked.canonical);
         }
         for (pos, i) in t.indexes.iter().enumerate() {
-            if self.index_scope(i).ok() != Some(sid) {
+            // Indexes cover columns of a named scope, which stay.
+            if moved_to.is_some() || self.index_scope(i).ok() != Some(sid) {
                 continue;
             }
             let parts: Option<Vec<&str>> = i
@@ -2038,8 +2046,18 @@ impl RowTable<'_> {
                 None => StoreValue::Null,
             });
         }
+        let scope_column = self.decoder_names.1.get(implied.wrapping_sub(1));
+        let moved = match (moved_to, scope_column) {
+            (Some(to), Some(col)) if t.row_scoped() => {
+                set.push(*col);
+                vals.push(StoreValue::Int(i64::from(to)));
+                Some(*col)
+            }
+            (Some(_), _) => return Err(Error::Refused("this table's cells have fixed scopes")),
+            (None, _) => None,
+        };
         vals.push(StoreValue::Blob(row.id.as_bytes().to_vec()));
-        let cas: Vec<(&str, bool)> = mine
+        let mut cas: Vec<(&str, bool)> = mine
             .iter()
             .map(|(k, old)| (t.columns[*k].name.as_str(), old.is_none()))
             .collect();
@@ -2047,7 +2065,65 @@ impl RowTable<'_> {
             mine.into_iter()
                 .filter_map(|(_, old)| old.map(StoreValue::Blob)),
         );
+        if let Some(col) = moved {
+            cas.push((col, false));
+            vals.push(StoreValue::Int(i64::from(sid)));
+        }
         Ok((stmt::reseal(self.s.store.dialect(), t, &set, &cas), vals))
+    }
+
+    /// Moves row `id` of a table whose rows each name their scope into
+    /// scope `to`: its cells are opened and sealed again under `to`'s
+    /// current epoch (cells of named scopes stay as they are), and its
+    /// scope column changes, in one conditional write (false if the row
+    /// changed meanwhile, or is gone). The user must hold both scopes.
+    pub(crate) async fn move_to_scope(&self, id: Id, to: u32) -> Result<bool> {
+        self.check_current().await?;
+        let t = self.t();
+        if !t.row_scoped() {
+            return Err(Error::Refused("this table's cells have fixed scopes"));
+        }
+        let (epoch, keys) = {
+            let ks = self.s.ks();
+            let epoch = *ks
+                .current
+                .get(&to)
+                .ok_or_else(|| Error::NoAccess(self.s.scope_name(to)))?;
+            let keys = ks
+                .keys
+                .get(&(to, epoch))
+                .cloned()
+                .ok_or_else(|| Error::NoAccess(self.s.scope_name(to)))?;
+            (epoch, keys)
+        };
+        let d = self.s.store.dialect();
+        let rows = self
+            .s
+            .store
+            .lookup(
+                stmt::by_id(d, t),
+                vec![StoreValue::Blob(id.as_bytes().to_vec())],
+            )
+            .await?;
+        let Some(cells) = rows.into_iter().next() else {
+            return Ok(false);
+        };
+        let implied = self.decoder_names.1.len() - t.columns.len();
+        let from = RowDecoder::new(
+            self.decoder_names.0,
+            &["scope_id"],
+            vec![cells
+                .get(implied.wrapping_sub(1))
+                .cloned()
+                .unwrap_or(Cell::Null)],
+        )?
+        .int::<u32>(0)?;
+        if from == to {
+            return Ok(false);
+        }
+        let statement = self.reseal_row(cells, Some(from), (from, epoch), &keys, Some(to))?;
+        let n = self.s.store.write_all(vec![statement]).await?;
+        Ok(n.first().copied().unwrap_or(0) > 0)
     }
 
     /// Deletes a row (and, through the database, its children); false if

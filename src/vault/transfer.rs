@@ -96,6 +96,17 @@ async fn open_destination(
             let key = DbKey::generate();
             let mut kr = Keyring::new(vault_id, [0; 16], pgp::fingerprint(&source.root_cert));
             let mut dir = source.directory().await?;
+            // The root's entry (FORMAT.md §7): recovery without a login.
+            let sealed = source
+                .store
+                .meta("root_sealed")
+                .await?
+                .ok_or_else(|| Error::Store("vault metadata root_sealed is missing".into()))?;
+            kr.entries.push(Entry {
+                name: ROOT.to_owned(),
+                locked_key: sealed,
+                wrapped_db_key: pgp::wrap(&[&source.root_cert], key.expose())?,
+            });
             for name in dir.names() {
                 let Some(row) = dir.row(&name).cloned() else {
                     continue;
@@ -124,6 +135,11 @@ impl Session {
     pub async fn copy_to(&self, to: &str, progress: Progress<'_>) -> Result<CopyReport> {
         // The schema in force now, not the one of this login: another
         // administrator may have applied since.
+        if self.user == ROOT {
+            return Err(Error::Refused(
+                "copy needs a user's login: a session opened from recovery shares cannot reopen the copy",
+            ));
+        }
         let version = self.reload_schema().await?;
         let mut not_enrolled = Vec::new();
         let dst = open_destination(to, self, &self.password(), &mut not_enrolled).await?;

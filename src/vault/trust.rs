@@ -127,6 +127,26 @@ pub fn enrol_record(t: &InviteTerms, fingerprint: &str, cert: &[u8], locked_key:
     )
 }
 
+/// §5.7: what a requester's signature over an access request covers.
+pub fn request_record(
+    vault_id: &[u8; 16],
+    s: &ScopeRow,
+    r: &super::access::RequestRow,
+    requester_fpr: &str,
+) -> Vec<u8> {
+    record(
+        "request",
+        &[
+            vault_id,
+            &s.id.to_be_bytes(),
+            s.name.as_bytes(),
+            r.requester.as_bytes(),
+            requester_fpr.as_bytes(),
+            &r.requested_at.to_be_bytes(),
+        ],
+    )
+}
+
 /// §5.4: what a policy row's signature covers.
 pub fn policy_record(vault_id: &[u8; 16], p: &PolicyRow) -> Vec<u8> {
     record(
@@ -183,11 +203,18 @@ pub struct Directory {
 
 impl Directory {
     /// Wraps the rows read from the store.
+    ///
+    /// A row named `@root` (which no user name can be) is dropped: the
+    /// root is the pinned certificate, never a row.
     pub fn new(vault_id: [u8; 16], root: Cert, rows: Vec<UserRow>) -> Directory {
         Directory {
             vault_id,
             root,
-            rows: rows.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            rows: rows
+                .into_iter()
+                .filter(|r| r.name != ROOT)
+                .map(|r| (r.name.clone(), r))
+                .collect(),
             done: HashMap::new(),
         }
     }
@@ -239,12 +266,23 @@ impl Directory {
         Ok(v.cert)
     }
 
-    /// Verifies `name`'s row and its certifier chain up to the root.
+    /// Verifies `name`'s row and its certifier chain up to the root
+    /// (`@root` is the root itself).
     pub fn verify(&mut self, name: &str) -> Result<Verified> {
         self.verify_depth(name, 0)
     }
 
     fn verify_depth(&mut self, name: &str, depth: usize) -> Result<Verified> {
+        if name == ROOT {
+            // The root acts as an active administrator (a session opened
+            // from recovery shares, Vault::open_with_shares).
+            return Ok(Verified {
+                name: ROOT.to_owned(),
+                admin: true,
+                active: true,
+                cert: self.root.clone(),
+            });
+        }
         if let Some(v) = self.done.get(name) {
             return Ok(v.clone());
         }

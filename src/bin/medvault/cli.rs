@@ -118,8 +118,9 @@ pub enum Command {
     #[command(subcommand)]
     Recovery(RecoveryCmd),
     /// Use k recovery shares: give a user who lost their password a new
-    /// key with all their grants (you log in as yourself; the shares are
-    /// the authority).
+    /// key with all their grants, or certify a new administrator (the
+    /// shares are the authority). Log in as yourself, or give no --user
+    /// when nobody can log in: the root, rebuilt from the shares, acts.
     #[command(subcommand)]
     Recover(RecoverCmd),
     /// Rows of any declared table: insert, get, find, list, update, delete.
@@ -335,6 +336,31 @@ pub enum ScopeCmd {
     },
     /// List the scopes you hold keys for.
     List,
+    /// Ask for access to a scope you do not hold (signed with your key).
+    Request {
+        /// Scope.
+        name: String,
+    },
+    /// List pending access requests, and whether each signature verifies
+    /// (administrators).
+    Requests,
+    /// Approve a user's request: grant them the scope (administrators
+    /// holding it).
+    Approve {
+        /// User who asked.
+        #[arg(value_name = "USER")]
+        requester: String,
+        /// Scope.
+        name: String,
+    },
+    /// Decline a user's request (administrators).
+    Decline {
+        /// User who asked.
+        #[arg(value_name = "USER")]
+        requester: String,
+        /// Scope.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,6 +433,18 @@ pub enum NoteCmd {
         /// Scope: clinical (default), personal, billing, or restricted.
         #[arg(long)]
         scope: Option<String>,
+    },
+    /// Move a patient's notes of one scope into another (a restricted
+    /// scope for their care team): each is sealed again under its key.
+    Move {
+        /// Patient id.
+        patient: String,
+        /// The scope they are in now.
+        #[arg(long)]
+        from: String,
+        /// The scope they move to.
+        #[arg(long)]
+        to: String,
     },
     /// List a patient's notes you may read.
     List {

@@ -249,6 +249,22 @@ async fn login_at(cli: &Cli, url: &str) -> R<Session> {
     }
 }
 
+/// The session of `recover`: the user's login, or with no `--user` the
+/// vault's root rebuilt from the shares (when nobody can log in).
+async fn login_or_root(cli: &Cli, shares: &[String]) -> R<Session> {
+    if cli.user.is_some() {
+        return login(cli).await;
+    }
+    let url = store(cli)?;
+    eprintln!("no --user given: opening the vault as its root, from the shares");
+    let opts = OpenOptions {
+        kdf: kdf(cli),
+        pinned_root: cli.root.clone(),
+        new_password: None,
+    };
+    Ok(Vault::open_with_shares(&url, shares, &opts).await?)
+}
+
 /// Reads a text file, or standard input for `-`.
 fn read_text(path: &std::path::Path, what: &str) -> R<String> {
     if path.as_os_str() == "-" {
@@ -541,6 +557,40 @@ pub async fn run(cli: Cli) -> R {
                         println!("{sc}");
                     }
                 }
+                ScopeCmd::Request { name } => {
+                    s.request_access(name).await?;
+                    println!("asked for access to {name}; an administrator holding it will approve or decline");
+                }
+                ScopeCmd::Requests => {
+                    let list = s.access_requests().await?;
+                    if cli.json {
+                        return json(&list);
+                    }
+                    for r in list {
+                        println!(
+                            "{:<20} asks for {:<24} at {}  {}",
+                            shown(&r.requester),
+                            shown(&r.scope),
+                            r.requested_at,
+                            if r.verified {
+                                "verified"
+                            } else {
+                                "UNTRUSTED (signature does not verify)"
+                            }
+                        );
+                    }
+                }
+                ScopeCmd::Approve { requester, name } => {
+                    s.approve_request(requester, name).await?;
+                    println!("granted {name} to {requester}");
+                }
+                ScopeCmd::Decline { requester, name } => {
+                    if s.decline_request(requester, name).await? {
+                        println!("declined {requester}'s request for {name}");
+                    } else {
+                        println!("{requester} had no pending request for {name}");
+                    }
+                }
             }
             Ok(())
         }
@@ -650,6 +700,10 @@ pub async fn run(cli: Cli) -> R {
                         .await?;
                     println!("{id}");
                 }
+                NoteCmd::Move { patient, from, to } => {
+                    let n = s.move_notes(&patient.parse::<Id>()?, from, to).await?;
+                    println!("moved {n} note(s) from {from} to {to}");
+                }
                 NoteCmd::List { patient, scope } => {
                     let list = s
                         .list_notes(&patient.parse::<Id>()?, scope.as_deref())
@@ -698,7 +752,7 @@ pub async fn run(cli: Cli) -> R {
             new_password_file,
         }) => {
             let shares = read_shares(shares)?;
-            let s = login(&cli).await?;
+            let s = login_or_root(&cli, &shares).await?;
             let exists = s.list_users().await?.iter().any(|u| &u.name == target);
             let pw = if exists {
                 None
@@ -729,7 +783,7 @@ pub async fn run(cli: Cli) -> R {
             new_password_file,
         }) => {
             let shares = read_shares(shares)?;
-            let s = login(&cli).await?;
+            let s = login_or_root(&cli, &shares).await?;
             let pw = password::new(
                 new_password_file.as_deref(),
                 "MEDVAULT_NEW_PASSWORD",

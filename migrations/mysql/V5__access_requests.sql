@@ -1,0 +1,12 @@
+-- Access requests (schema/FORMAT.md §5.7, §9.12): a user asks for a scope
+-- they do not hold; an administrator holding it approves (a grant) or
+-- declines. Each row is signed by the requester; one pending request per
+-- user and scope.
+CREATE TABLE access_requests (
+    scope_id     INT UNSIGNED NOT NULL,
+    requester    VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    requested_at BIGINT NOT NULL,
+    signature    BLOB NOT NULL,
+    PRIMARY KEY (scope_id, requester),
+    FOREIGN KEY (scope_id) REFERENCES scopes (id)
+) ENGINE = InnoDB;
