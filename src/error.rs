@@ -36,6 +36,15 @@ pub enum Error {
         /// Who set the current password.
         set_by: String,
     },
+    /// The SQLCipher file no longer opens with the key this session logged
+    /// in with, and its keyring moved to another key: another session
+    /// changed the database key (it disabled a user). Log in again; a
+    /// disabled user is then refused.
+    #[error(
+        "the database {0:?} was re-keyed by another session since this login \
+         (a user was disabled): log in again"
+    )]
+    DatabaseKeyChanged(std::path::PathBuf),
     /// An invitation or enrolment request that cannot be used; the reason
     /// names no code or key.
     #[error("invitation refused: {0}")]

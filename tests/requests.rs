@@ -111,10 +111,22 @@ async fn a_care_team_scope_holds_a_patients_notes(f: Fixture) {
             .len(),
         2
     );
-    // Without the target scope nothing moves.
+    // Only an administrator moves notes, never into or out of a personal
+    // scope, and only between scopes they hold.
     let outsider = f.user(&a, "outsider", &["identity", "clinical"]).await;
     assert!(matches!(
-        outsider
+        outsider.move_notes(&other, "clinical", "personal").await,
+        Err(Error::NotAdmin(_))
+    ));
+    assert!(matches!(
+        a.move_notes(&other, "clinical", "personal").await,
+        Err(Error::Refused(_))
+    ));
+    enrol(&a, "admin2", "admin2 pw", true).await;
+    a.grant("admin2", "clinical").await.unwrap();
+    let admin2 = f.login("admin2", "admin2 pw").await.unwrap();
+    assert!(matches!(
+        admin2
             .move_notes(&other, "clinical", "care-team-dupont")
             .await,
         Err(Error::NoAccess(_))
@@ -178,6 +190,13 @@ async fn a_request_is_approved_or_declined(f: Fixture) {
         seen,
         vec![("bob", "care-team", true), ("bob", "team-two", true)]
     );
+    // Approving needs the scope: an administrator without it cannot.
+    enrol(&a, "admin2", "admin2 pw", true).await;
+    let admin2 = f.login("admin2", "admin2 pw").await.unwrap();
+    assert!(matches!(
+        admin2.approve_request("bob", "care-team").await,
+        Err(Error::NoAccess(_))
+    ));
     a.approve_request("bob", "care-team").await.unwrap();
     assert!(a.decline_request("bob", "team-two").await.unwrap());
     assert!(!a.decline_request("bob", "team-two").await.unwrap());
@@ -208,6 +227,13 @@ async fn a_forged_request_is_never_approved(f: Fixture) {
             vec![],
         )
         .await;
+    // The same time as bob's own: only the scope (or the name) differs.
+    let at = f
+        .int(
+            "SELECT requested_at FROM access_requests WHERE requester = 'bob'",
+            vec![],
+        )
+        .await;
     let other = f
         .int("SELECT id FROM scopes WHERE name = 'other-team'", vec![])
         .await;
@@ -216,12 +242,12 @@ async fn a_forged_request_is_never_approved(f: Fixture) {
         .await;
     f.exec(
         "INSERT INTO access_requests (scope_id, requester, requested_at, signature) VALUES (?, ?, ?, ?)",
-        vec![Val::I(other), Val::T("bob".into()), Val::I(1_800_000_000), Val::B(sig.clone())],
+        vec![Val::I(other), Val::T("bob".into()), Val::I(at), Val::B(sig.clone())],
     )
     .await;
     f.exec(
         "INSERT INTO access_requests (scope_id, requester, requested_at, signature) VALUES (?, ?, ?, ?)",
-        vec![Val::I(care), Val::T("mallory".into()), Val::I(1_800_000_000), Val::B(sig)],
+        vec![Val::I(care), Val::T("mallory".into()), Val::I(at), Val::B(sig)],
     )
     .await;
     let listed = a.access_requests().await.unwrap();

@@ -21,7 +21,64 @@ per_store!(
     a_retirement_survives_its_signer_being_disabled,
     a_revocation_racing_a_rotation_is_never_undone,
     restored_old_grants_do_not_get_the_new_key,
+    a_user_without_the_newest_epoch_never_writes_under_an_older_one,
 );
+
+/// A store that withholds a user's grant of the newest epoch (or a grant
+/// that was lost) cannot make them write under the epoch before it, even
+/// while that one is still live (a rotation part-way): they are told
+/// `NotCurrent`, and nothing is written. Once the older epoch is retired
+/// they hold nothing live: `NoAccess`.
+async fn a_user_without_the_newest_epoch_never_writes_under_an_older_one(f: Fixture) {
+    let a = f.admin().await;
+    f.user(&a, "bob", &["identity"]).await;
+    for i in 0..3 {
+        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
+            .await
+            .unwrap();
+    }
+    // A rotation stopped after its first page: epoch 2 exists, epoch 1 is
+    // still live.
+    let opts = RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let report = a
+        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!report.finished);
+    let sid = f
+        .int("SELECT id FROM scopes WHERE name = 'identity'", vec![])
+        .await;
+    let removed = f
+        .exec(
+            "DELETE FROM grants WHERE grantee = 'bob' AND scope_id = ? AND epoch = ?",
+            vec![Val::I(sid), Val::I(i64::from(report.epoch))],
+        )
+        .await;
+    assert_eq!(removed, 1, "control: bob was given the new epoch");
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    let before = f.patient_count().await;
+    let err = bob
+        .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotCurrent { scope, epoch } if scope == "identity" && *epoch == report.epoch),
+        "{err}"
+    );
+    assert_eq!(f.patient_count().await, before);
+    // The rotation finished: epoch 1 retired, bob holds nothing live.
+    assert!(a.rotate("identity").await.unwrap().finished);
+    let bob = f.login("bob", "bob pw").await.unwrap();
+    assert!(matches!(
+        bob.insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+            .await,
+        Err(Error::NoAccess(_))
+    ));
+    assert_eq!(f.patient_count().await, before);
+}
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
 
@@ -320,13 +377,17 @@ async fn an_open_session_follows_a_rotation_made_elsewhere(f: Fixture) {
     let bob = f.user(&a, "bob", &["identity"]).await;
     a.disable_user("bob").await.unwrap();
     // (On SQLCipher disabling a user also changes the file's key, so the
-    // open connection stops reading the file at all.)
+    // open connection stops reading the file at all, and says why.)
     let r = bob.insert_patient(&patient("X", "Y", "2000-01-01")).await;
-    assert!(
-        matches!(r, Err(Error::UserDisabled(_)))
-            || (!f.is_mysql() && matches!(r, Err(Error::DatabaseCorrupt(_)))),
-        "{r:?}"
-    );
+    if f.is_mysql() {
+        assert!(matches!(r, Err(Error::UserDisabled(_))), "{r:?}");
+    } else {
+        assert!(matches!(r, Err(Error::DatabaseKeyChanged(_))), "{r:?}");
+        assert!(matches!(
+            f.login("bob", "bob pw").await,
+            Err(Error::UserDisabled(_))
+        ));
+    }
     assert_eq!(dupont_count(&a).await, 2);
 }
 

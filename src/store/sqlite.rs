@@ -223,8 +223,8 @@ impl SqliteStore {
             locked_key: genesis.admin.locked_key.clone(),
             wrapped_db_key: pgp::wrap(&[admin_cert], key.expose())?,
         });
-        kr.entries
-            .push(root_entry(&conn, &key).map_err(|e| e.at(path))?);
+        let entry = root_entry(&conn, &key, &kr).map_err(|e| e.at(path))?;
+        kr.entries.push(entry);
         let digest = kr.write(&key, keyring_path)?;
         record_keyring_digest(&conn, &digest).map_err(|e| sql_err(path, e))?;
         Ok(SqliteStore {
@@ -344,7 +344,14 @@ impl SqliteStore {
                 .map_err(|e| sql_err(path, e))?;
         }
         let mut in_force = reconcile_keyring(&conn, &key, &keyring_path)?;
-        if in_force.entry(ROOT).is_none() {
+        // (Not for a copy cut short before its metadata: it has no root
+        // to enter yet.)
+        let has_root = conn
+            .query_row(keys::META_VALUE, ["root_sealed"], |_| Ok(()))
+            .optional()
+            .map_err(|e| sql_err(path, e))?
+            .is_some();
+        if has_root && in_force.entry(ROOT).is_none() {
             // A vault made, or copied, before the root had an entry: it
             // gets one now, so recovery never needs a user who can log in.
             in_force = add_root_entry(&mut conn, &key, &keyring_path).map_err(|e| e.at(path))?;
@@ -396,7 +403,7 @@ impl SqliteStore {
             Err(std::sync::TryLockError::WouldBlock) => return Err(f),
         };
         let ctx = self.ctx();
-        Ok(f(&mut guard, &ctx))
+        Ok(explain(&ctx, f(&mut guard, &ctx)))
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T>
@@ -408,9 +415,28 @@ impl SqliteStore {
         let ctx = self.ctx();
         crate::runtime::blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard, &ctx)
+            explain(&ctx, f(&mut guard, &ctx))
         })
         .await
+    }
+}
+
+/// A file that stops authenticating under the key this operation started
+/// with, beside a keyring whose MAC no longer verifies under that key
+/// either: another session changed the database key (FORMAT.md §7.2, a
+/// user disabled). Said as such, not as damage.
+fn explain<T>(ctx: &Ctx, r: Result<T>) -> Result<T> {
+    match r {
+        Err(Error::DatabaseCorrupt(p)) => {
+            let rekeyed = Keyring::read(&ctx.keyring_path)
+                .is_ok_and(|kr| kr.verify(&ctx.key, &ctx.keyring_path).is_err());
+            Err(if rekeyed {
+                Error::DatabaseKeyChanged(p)
+            } else {
+                Error::DatabaseCorrupt(p)
+            })
+        }
+        other => other,
     }
 }
 
@@ -484,7 +510,7 @@ impl Ctx {
     fn rotate_db_key(&self, c: &Connection) -> Result<()> {
         let new = DbKey::generate();
         let mut kr = self.keyring_in_force()?;
-        let root_cert = meta_cert(c)?;
+        let root_cert = meta_cert(c, &kr)?;
         for e in kr.entries.iter_mut() {
             e.wrapped_db_key = if e.name == ROOT {
                 pgp::wrap(&[&root_cert], new.expose())?
@@ -641,8 +667,6 @@ fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
     }
 }
 
-/// Puts `row`'s keyring entry (its locked key, the database key wrapped
-/// to it) in place of any entry or disabled mark of that name.
 /// Errors of the keyring's root entry, before they are tied to a path.
 enum RootEntryError {
     Sql(rusqlite::Error),
@@ -677,22 +701,37 @@ fn meta_blob(c: &Connection, key: &str) -> std::result::Result<Vec<u8>, RootEntr
     v.ok_or_else(|| RootEntryError::Other(Error::Store(format!("vault metadata {key} is missing"))))
 }
 
-/// The root certificate from `vault_meta`.
-fn meta_cert(c: &Connection) -> Result<sequoia_openpgp::Cert> {
+/// The root certificate from `vault_meta`, which must be the one the
+/// keyring names (a database-key holder who swapped it would otherwise
+/// be given the next database key).
+fn meta_cert(c: &Connection, kr: &Keyring) -> Result<sequoia_openpgp::Cert> {
     let bytes = meta_blob(c, "root_cert").map_err(|e| match e {
         RootEntryError::Sql(e) => Error::Store(format!("reading the root certificate: {e}")),
         RootEntryError::Other(e) => e,
     })?;
-    pgp::parse_cert(&bytes)
+    let cert = pgp::parse_cert(&bytes)?;
+    if !crate::crypto::secret::ct_eq(
+        pgp::fingerprint(&cert).as_bytes(),
+        kr.root_fingerprint.as_bytes(),
+    ) {
+        return Err(Error::BadSignature {
+            what: "root certificate in vault_meta (not the root the keyring names)".into(),
+        });
+    }
+    Ok(cert)
 }
 
 /// The keyring entry of the root (FORMAT.md §7): the sealed root key as
 /// `vault_meta.root_sealed` holds it, and the database key wrapped to the
 /// root certificate. With k recovery shares it opens the file when no
 /// user can log in.
-fn root_entry(c: &Connection, key: &DbKey) -> std::result::Result<Entry, RootEntryError> {
+fn root_entry(
+    c: &Connection,
+    key: &DbKey,
+    kr: &Keyring,
+) -> std::result::Result<Entry, RootEntryError> {
     let sealed = meta_blob(c, "root_sealed")?;
-    let cert = pgp::parse_cert(&meta_blob(c, "root_cert")?)?;
+    let cert = meta_cert(c, kr)?;
     Ok(Entry {
         name: ROOT.to_owned(),
         locked_key: sealed,
@@ -711,7 +750,8 @@ fn add_root_entry(
     let mut kr = Keyring::read(keyring_path)?;
     kr.verify(key, keyring_path)?;
     if kr.entry(ROOT).is_none() {
-        kr.entries.push(root_entry(&tx, key)?);
+        let entry = root_entry(&tx, key, &kr)?;
+        kr.entries.push(entry);
     }
     let pending = PendingKeyring::new(keyring_path);
     let digest = kr.write(key, &pending.next)?;
@@ -721,6 +761,8 @@ fn add_root_entry(
     Ok(kr)
 }
 
+/// Puts `row`'s keyring entry (its locked key, the database key wrapped
+/// to it) in place of any entry or disabled mark of that name.
 fn enter(kr: &mut Keyring, row: &UserRow, wrapped_db_key: Vec<u8>) {
     kr.entries.retain(|e| e.name != row.name);
     kr.disabled.retain(|d| d != &row.name);

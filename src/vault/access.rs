@@ -51,6 +51,11 @@ pub struct AccessRequest {
     pub verified: bool,
 }
 
+/// A user's personal scope (an owner, or the `personal:` prefix).
+fn is_personal(s: &crate::store::ScopeRow) -> bool {
+    s.owner.is_some() || s.name.starts_with(PERSONAL_PREFIX)
+}
+
 fn request_row(cells: Vec<crate::sql::Cell>) -> Result<RequestRow> {
     let mut d = crate::sql::ACCESS_REQUESTS.decoder(cells)?;
     Ok(RequestRow {
@@ -85,7 +90,7 @@ impl Session {
             .get(&sid)
             .cloned()
             .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
-        if scope_row.owner.is_some() || scope_row.name.starts_with(PERSONAL_PREFIX) {
+        if is_personal(&scope_row) {
             return Err(Error::Refused("a personal scope is its owner's alone"));
         }
         if ks.live(sid).next().is_some() {
@@ -142,8 +147,9 @@ impl Session {
     }
 
     /// Approves `user`'s request for `scope` (admin holding the scope):
-    /// the request must verify; then the scope is granted
-    /// ([`Session::grant`]) and the request removed.
+    /// the request must verify, and the scope be no one's personal scope;
+    /// then the scope is granted ([`Session::grant`]) and the request
+    /// removed.
     pub async fn approve_request(&self, user: &str, scope: &str) -> Result<()> {
         self.require_admin()?;
         validate_user_name(user)?;
@@ -163,6 +169,9 @@ impl Session {
             .ok_or(Error::Refused(
                 "no pending request of this user for this scope",
             ))?;
+        if is_personal(&scope_row) {
+            return Err(Error::Refused("a personal scope is its owner's alone"));
+        }
         let mut dir = self.directory().await?;
         if !self.request_verifies(&mut dir, &scope_row, &row) {
             return Err(Error::BadSignature {
@@ -213,7 +222,7 @@ impl Session {
         scope: &crate::store::ScopeRow,
         r: &RequestRow,
     ) -> bool {
-        if r.requester == ROOT {
+        if r.requester == ROOT || is_personal(scope) {
             return false;
         }
         let Ok(v) = dir.verify(&r.requester) else {
@@ -228,11 +237,14 @@ impl Session {
     }
 
     /// Moves `patient`'s notes of scope `from` into scope `to` (a
-    /// restricted scope for their care team, say): each is sealed again
-    /// under `to`'s current key, with its author, time and order as they
-    /// were, so only holders of `to` read it from now on. The user must
-    /// hold both. Returns how many moved. Copies made before (a backup,
-    /// what a holder of `from` read) are not taken back.
+    /// restricted scope for their care team, say; admin only, holding
+    /// both; neither may be a personal scope): each is sealed again under
+    /// `to`'s current key, with its author, time and order as they were,
+    /// so only holders of `to` read it from now on. Returns how many moved;
+    /// a note another client changed meanwhile is left, and reported as
+    /// [`Error::Concurrent`] after the others moved (run it again). Copies
+    /// made before (a backup, what a holder of `from` read) are not taken
+    /// back.
     ///
     /// ```no_run
     /// # async fn demo(s: &medvault::Session, patient: medvault::Id) -> medvault::Result<()> {
@@ -241,28 +253,52 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn move_notes(&self, patient: &Id, from: &str, to: &str) -> Result<usize> {
+        self.require_admin()?;
         let (from_id, to_id) = (self.scope_id(from)?, self.scope_id(to)?);
-        if from_id == to_id {
-            return Ok(0);
-        }
         for sid in [from_id, to_id] {
-            if !self.ks().current.contains_key(&sid) {
+            let ks = self.ks();
+            let row = ks
+                .scopes
+                .get(&sid)
+                .ok_or_else(|| Error::UnknownScope(self.scope_name(sid)))?;
+            if is_personal(row) {
+                return Err(Error::Refused(
+                    "notes do not move into or out of a personal scope",
+                ));
+            }
+            if !ks.current.contains_key(&sid) {
                 return Err(Error::NoAccess(self.scope_name(sid)));
             }
+        }
+        if from_id == to_id {
+            return Ok(0);
         }
         let notes = self.notes().await?;
         if self.patients().await?.get(*patient).await?.is_none() {
             return Err(Error::NoSuchPatient(patient.to_string()));
         }
         let from_name = self.scope_name(from_id);
-        let mut moved = 0;
+        let (mut moved, mut raced) = (0, 0);
         for r in notes.children(*patient).await? {
             if r.scope.as_deref() != Some(from_name.as_str()) {
                 continue;
             }
-            if notes.move_to_scope(r.id, to_id).await? {
+            let at = (r.id, Some(*patient), from_id, to_id);
+            let done = match notes.move_to_scope(at).await {
+                Err(Error::KeysOutdated { .. }) => {
+                    self.refresh_keys().await?;
+                    notes.move_to_scope(at).await?
+                }
+                other => other?,
+            };
+            if done {
                 moved += 1;
+            } else {
+                raced += 1;
             }
+        }
+        if raced > 0 {
+            return Err(Error::Concurrent("a note of this patient"));
         }
         Ok(moved)
     }

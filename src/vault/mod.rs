@@ -1529,6 +1529,7 @@ impl Session {
     /// scope this admin holds to the user's verified certificate.
     pub async fn grant(&self, user: &str, scope: &str) -> Result<()> {
         self.require_admin()?;
+        validate_user_name(user)?;
         let sid = self.scope_id(scope)?;
         let ks = self.ks();
         let scope_row = ks

@@ -150,13 +150,21 @@ impl Session {
         Ok(NewRow::child_of(patient).scope(scope).set("body", body))
     }
 
-    /// The current epoch of a scope and its keys, or `NoAccess`.
+    /// The current epoch of a scope and its keys. `NotCurrent` if the user
+    /// holds a live epoch of it but not the newest (it was rotated without
+    /// them): they read, never write, under the older one. Else `NoAccess`.
     pub(super) fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
         let ks = self.ks();
         let epoch = *ks
             .current
             .get(&scope)
-            .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
+            .ok_or_else(|| match ks.latest.get(&scope) {
+                Some(&latest) if ks.live(scope).next().is_some() => Error::NotCurrent {
+                    scope: self.scope_name(scope),
+                    epoch: latest,
+                },
+                _ => Error::NoAccess(self.scope_name(scope)),
+            })?;
         let keys = ks
             .keys
             .get(&(scope, epoch))

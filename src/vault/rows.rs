@@ -2072,12 +2072,17 @@ impl RowTable<'_> {
         Ok((stmt::reseal(self.s.store.dialect(), t, &set, &cas), vals))
     }
 
-    /// Moves row `id` of a table whose rows each name their scope into
-    /// scope `to`: its cells are opened and sealed again under `to`'s
-    /// current epoch (cells of named scopes stay as they are), and its
-    /// scope column changes, in one conditional write (false if the row
-    /// changed meanwhile, or is gone). The user must hold both scopes.
-    pub(crate) async fn move_to_scope(&self, id: Id, to: u32) -> Result<bool> {
+    /// Moves row `id` (child of `parent`, in scope `from`) of a table
+    /// whose rows each name their scope into scope `to`: its cells are
+    /// opened and sealed again under `to`'s current epoch (cells of named
+    /// scopes stay as they are), and its scope column changes, in one
+    /// conditional write (false if the row changed meanwhile, or is gone).
+    /// A row the store answers that is not that one is `BadStoredValue`.
+    /// The user must hold both scopes.
+    pub(crate) async fn move_to_scope(
+        &self,
+        (id, parent, from, to): (Id, Option<Id>, u32, u32),
+    ) -> Result<bool> {
         self.check_current().await?;
         let t = self.t();
         if !t.row_scoped() {
@@ -2108,16 +2113,22 @@ impl RowTable<'_> {
         let Some(cells) = rows.into_iter().next() else {
             return Ok(false);
         };
-        let implied = self.decoder_names.1.len() - t.columns.len();
-        let from = RowDecoder::new(
-            self.decoder_names.0,
-            &["scope_id"],
-            vec![cells
-                .get(implied.wrapping_sub(1))
-                .cloned()
-                .unwrap_or(Cell::Null)],
-        )?
-        .int::<u32>(0)?;
+        // The row asked for, as verified: its id, parent and scope.
+        let seen = self.open(cells.clone())?;
+        let wrong = |column| Error::BadStoredValue {
+            table: self.decoder_names.0,
+            column,
+            expected: "the row that was asked for",
+        };
+        if seen.id != id {
+            return Err(wrong("id"));
+        }
+        if seen.parent != parent {
+            return Err(wrong("parent"));
+        }
+        if seen.scope.as_deref() != Some(self.s.scope_name(from).as_str()) {
+            return Err(wrong("scope_id"));
+        }
         if from == to {
             return Ok(false);
         }

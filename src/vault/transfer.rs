@@ -229,6 +229,12 @@ impl Session {
             r.tables.push((t.name.to_owned(), s.count(t).await?));
         }
         let mut dir: Directory = self.directory().await?;
+        // A row named `@root` is no user's (Directory sets it aside).
+        if s.users().await?.iter().any(|u| u.name == ROOT) {
+            r.problems.push(
+                "user @root: a users row under the root's name, which no user can have".into(),
+            );
+        }
         for name in dir.names() {
             match dir.verify(&name) {
                 Ok(_) => r.signatures_verified += 1,

@@ -435,7 +435,8 @@ pub enum NoteCmd {
         scope: Option<String>,
     },
     /// Move a patient's notes of one scope into another (a restricted
-    /// scope for their care team): each is sealed again under its key.
+    /// scope for their care team): each is sealed again under its key
+    /// (administrators holding both; not personal scopes).
     Move {
         /// Patient id.
         patient: String,

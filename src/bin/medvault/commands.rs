@@ -128,6 +128,7 @@ impl CliError {
                 Error::KeyringCorrupt { .. } | Error::KeyringTampered(_) => "restore the keyring file from your backup".into(),
                 Error::WrongDatabaseKey(_) => "the keyring beside the database belongs to another vault; restore the right one".into(),
                 Error::DatabaseCorrupt(_) => "restore the database from your backup".into(),
+                Error::DatabaseKeyChanged(_) => "run the command again (it logs in again)".into(),
                 Error::NoVault(_) => "create one with `medvault init --user <name>`, or check --store".into(),
                 Error::VaultExists(_) => "choose another --store path, or log in to the existing vault".into(),
                 Error::BadStoreUrl { .. } => "use --store sqlcipher:/path/to/clinic.db (or MEDVAULT_STORE)".into(),
