@@ -30,6 +30,7 @@ fn login(c: &mut Criterion) {
         kdf: KdfParams::PRODUCTION,
         pinned_root: None,
         new_password: None,
+        state_dir: None,
     };
     let mut g = c.benchmark_group("login");
     slow(&mut g, 10);

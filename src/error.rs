@@ -36,6 +36,15 @@ pub enum Error {
         /// Who set the current password.
         set_by: String,
     },
+    /// The store shows an older state than this client saw before
+    /// ([`crate::OpenOptions::state_dir`]): a restored backup, or rows put
+    /// back by someone who can write the database. Writing under an older
+    /// key epoch (which a revoked user may hold) is refused.
+    #[error(
+        "the store was rolled back: it shows {0}; if you restored a backup on purpose, \
+         remove this client's state file for the vault"
+    )]
+    RolledBack(String),
     /// The SQLCipher file no longer opens with the key this session logged
     /// in with, and its keyring moved to another key: another session
     /// changed the database key (it disabled a user). Log in again; a

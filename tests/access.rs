@@ -297,6 +297,7 @@ async fn the_root_is_pinned(f: Fixture) {
         kdf: kdf(),
         pinned_root: Some(other.root_fingerprint.clone()),
         new_password: None,
+        state_dir: None,
     };
     let err = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
         .await
@@ -306,6 +307,7 @@ async fn the_root_is_pinned(f: Fixture) {
         kdf: kdf(),
         pinned_root: Some(f.root_fingerprint.to_lowercase()),
         new_password: None,
+        state_dir: None,
     };
     Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
     // Swapping the root certificate in the metadata is caught.

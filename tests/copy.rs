@@ -51,6 +51,7 @@ async fn sqlcipher_to_mysql_and_back_without_decrypting() {
         kdf: kdf(),
         pinned_root: Some(f.root_fingerprint.clone()),
         new_password: None,
+        state_dir: None,
     };
     let on_mysql = Vault::open(&my_url, "bob", "bob pw", &opts).await.unwrap();
     let found = on_mysql.find_patients(&find_dupont()).await.unwrap();

@@ -256,6 +256,7 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
             kdf: kdf(),
             pinned_root: Some(f.root_fingerprint.clone()),
             new_password: None,
+            state_dir: None,
         };
         let c = Vault::open(to, ADMIN, ADMIN_PW, &opts).await.unwrap();
         assert_eq!(c.policy_info().version, 1);

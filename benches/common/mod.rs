@@ -187,6 +187,7 @@ pub async fn new_vault(url: &str) -> (Session, String) {
             kdf: bench_kdf(),
             pinned_root: Some(report.root_fingerprint.clone()),
             new_password: None,
+            state_dir: None,
         },
     )
     .await

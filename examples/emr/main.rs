@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         kdf,
         pinned_root: Some(report.root_fingerprint.clone()),
         new_password: None,
+        state_dir: None,
     };
     let admin = Vault::open(&url, "admin", "admin password", &opts).await?;
     // The doctor makes her own key from an invitation: her password never

@@ -11,6 +11,7 @@ pub mod patients;
 pub mod rotate;
 pub mod rows;
 pub mod schema;
+mod seen;
 pub mod transfer;
 pub mod trust;
 
@@ -89,6 +90,14 @@ pub struct OpenOptions {
     /// it, [`Vault::open`] changes the password and then opens the session
     /// ([`Session::changed_password_at_login`]). Ignored otherwise.
     pub new_password: Option<String>,
+    /// Where this client remembers, across sessions, the newest key epoch
+    /// of each scope and the newest schema version it has seen of the
+    /// vault (one small file per vault and user). With it, a store put
+    /// back to an older state is refused: writes under an older epoch,
+    /// and a login to an older schema, give [`Error::RolledBack`]. `None`
+    /// remembers within the session only. The command uses
+    /// `~/.local/state/medvault`.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for OpenOptions {
@@ -97,6 +106,7 @@ impl Default for OpenOptions {
             kdf: KdfParams::PRODUCTION,
             pinned_root: None,
             new_password: None,
+            state_dir: None,
         }
     }
 }
@@ -107,6 +117,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("kdf", &self.kdf)
             .field("pinned_root", &self.pinned_root)
             .field("new_password", &self.new_password.as_ref().map(|_| "<set>"))
+            .field("state_dir", &self.state_dir)
             .finish()
     }
 }
@@ -557,7 +568,11 @@ impl Vault {
         let keys = (root.decryptor()?, root.signer()?);
         // A password no one knows: the root has none.
         let none = Password::from(hex::encode(crate::crypto::random_array::<16>()));
-        Session::establish(store, ROOT, None, keys, none, &fpr, opts.kdf).await
+        let opts = OpenOptions {
+            state_dir: None,
+            ..opts.clone()
+        };
+        Session::establish(store, ROOT, None, keys, none, &fpr, &opts).await
     }
 
     async fn login(url: &str, user: &str, password: &str, opts: &OpenOptions) -> Result<Session> {
@@ -590,7 +605,7 @@ impl Vault {
             Some(p) => p,
             None => return Err(Error::RootNotPinned(shown)),
         };
-        Session::establish(store, user, Some(locked), keys, pw, &pinned, opts.kdf).await
+        Session::establish(store, user, Some(locked), keys, pw, &pinned, opts).await
     }
 }
 
@@ -638,16 +653,7 @@ impl Vault {
         ) {
             return Err(Error::UntrustedRoot { pinned, found: own });
         }
-        Session::establish(
-            Arc::new(store),
-            user,
-            Some(locked),
-            keys,
-            pw,
-            &pinned,
-            opts.kdf,
-        )
-        .await
+        Session::establish(Arc::new(store), user, Some(locked), keys, pw, &pinned, opts).await
     }
 }
 
@@ -789,6 +795,8 @@ pub struct Session {
     password_set_by: std::sync::Mutex<Option<String>>,
     /// Whether [`Vault::open`] changed the password (a first login).
     changed_at_login: std::sync::atomic::AtomicBool,
+    /// What this client has seen across sessions ([`OpenOptions::state_dir`]).
+    high_water: Option<std::sync::Mutex<seen::HighWater>>,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -1107,8 +1115,9 @@ impl Session {
         (dec, signer): (Decryptor, RecordSigner),
         password: Password,
         pinned: &str,
-        kdf: KdfParams,
+        opts: &OpenOptions,
     ) -> Result<Session> {
+        let kdf = opts.kdf;
         let meta = |v: Option<Vec<u8>>, what: &str| {
             v.ok_or_else(|| Error::Store(format!("vault metadata {what} is missing")))
         };
@@ -1156,8 +1165,24 @@ impl Session {
         };
         let probed = probe_store(&*store, user).await?;
         let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
+        let high_water = match &opts.state_dir {
+            Some(d) => {
+                let mut hw = seen::HighWater::load(d, &vault_id, user)?;
+                if in_force.version() < hw.schema_version() {
+                    return Err(Error::RolledBack(format!(
+                        "schema version {} (this client has seen version {})",
+                        in_force.version(),
+                        hw.schema_version()
+                    )));
+                }
+                hw.raise(&state.latest, in_force.version())?;
+                Some(std::sync::Mutex::new(hw))
+            }
+            None => None,
+        };
         Ok(Session {
             password_set_by: std::sync::Mutex::new(set_by),
+            high_water,
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
@@ -1247,6 +1272,14 @@ impl Session {
         Ok(())
     }
 
+    /// The newest epoch of scope `sid` this client saw in any session, if
+    /// it remembers ([`OpenOptions::state_dir`]).
+    pub(crate) fn seen_epoch(&self, sid: u32) -> Option<u32> {
+        self.high_water
+            .as_ref()
+            .and_then(|hw| hw.lock().unwrap_or_else(|p| p.into_inner()).epoch(sid))
+    }
+
     /// Whether [`Vault::open`] changed this user's password (their first
     /// login after someone else chose it; [`OpenOptions::new_password`]).
     pub fn changed_password_at_login(&self) -> bool {
@@ -1293,9 +1326,16 @@ impl Session {
                 next.current.insert(*sid, *e);
             }
         }
+        let latest = next.latest.clone();
         *guard = Arc::new(next);
         drop(guard);
         *self.probed.lock().unwrap_or_else(|p| p.into_inner()) = Some(probe.keys);
+        if let Some(hw) = &self.high_water {
+            let version = self.schema_version();
+            hw.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .raise(&latest, version)?;
+        }
         Ok(())
     }
 

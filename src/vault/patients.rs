@@ -169,6 +169,16 @@ impl Session {
             .keys
             .get(&(scope, epoch))
             .ok_or_else(|| Error::NoAccess(self.scope_name(scope)))?;
+        // An epoch older than one this client saw in an earlier session:
+        // the store was put back (a revoked user may hold this key).
+        if let Some(seen) = self.seen_epoch(scope) {
+            if epoch < seen {
+                return Err(Error::RolledBack(format!(
+                    "key epoch {epoch} of scope {} (this client has seen epoch {seen})",
+                    self.scope_name(scope)
+                )));
+            }
+        }
         Ok((epoch, Arc::clone(keys)))
     }
 
@@ -712,6 +722,7 @@ mod tests {
             kdf,
             pinned_root: None,
             new_password: None,
+            state_dir: None,
         };
         Vault::open(&url, "admin", "pw", &opts).await.unwrap()
     }

@@ -31,7 +31,7 @@ pub(crate) struct InForce {
 }
 
 impl InForce {
-    fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.row.as_ref().map_or(0, |r| r.version)
     }
 }

@@ -22,6 +22,7 @@ pub fn open_opts() -> OpenOptions {
         kdf: kdf(),
         pinned_root: None,
         new_password: None,
+        state_dir: None,
     }
 }
 
@@ -200,6 +201,7 @@ impl Fixture {
             kdf: kdf(),
             pinned_root: self.mysql.as_ref().map(|_| self.root_fingerprint.clone()),
             new_password: None,
+            state_dir: None,
         }
     }
 

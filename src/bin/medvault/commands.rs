@@ -128,6 +128,7 @@ impl CliError {
                 Error::KeyringCorrupt { .. } | Error::KeyringTampered(_) => "restore the keyring file from your backup".into(),
                 Error::WrongDatabaseKey(_) => "the keyring beside the database belongs to another vault; restore the right one".into(),
                 Error::DatabaseCorrupt(_) => "restore the database from your backup".into(),
+                Error::RolledBack(_) => "do not trust this store: it shows an older state than you saw before; after restoring a backup on purpose, remove the vault's file in ~/.local/state/medvault (or $MEDVAULT_STATE_DIR)".into(),
                 Error::DatabaseKeyChanged(_) => "run the command again (it logs in again)".into(),
                 Error::NoVault(_) => "create one with `medvault init --user <name>`, or check --store".into(),
                 Error::VaultExists(_) => "choose another --store path, or log in to the existing vault".into(),
@@ -230,6 +231,7 @@ async fn login_at(cli: &Cli, url: &str) -> R<Session> {
         kdf: kdf(cli),
         pinned_root: cli.root.clone(),
         new_password: None,
+        state_dir: state_dir(),
     };
     match Vault::open(&url, &name, &pw, &opts).await {
         // A first login after an administrator chose the password: on a
@@ -262,8 +264,21 @@ async fn login_or_root(cli: &Cli, shares: &[String]) -> R<Session> {
         kdf: kdf(cli),
         pinned_root: cli.root.clone(),
         new_password: None,
+        state_dir: state_dir(),
     };
     Ok(Vault::open_with_shares(&url, shares, &opts).await?)
+}
+
+/// Where this client remembers what it has seen of each vault (the
+/// newest key epochs and schema version, a rollback defence):
+/// `MEDVAULT_STATE_DIR`, else `$XDG_STATE_HOME/medvault`, else
+/// `~/.local/state/medvault`; none without a home.
+fn state_dir() -> Option<std::path::PathBuf> {
+    let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
+    env("MEDVAULT_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("XDG_STATE_HOME").map(|d| std::path::Path::new(&d).join("medvault")))
+        .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".local/state/medvault")))
 }
 
 /// Reads a text file, or standard input for `-`.
@@ -513,6 +528,7 @@ pub async fn run(cli: Cli) -> R {
                 kdf: kdf(&cli),
                 pinned_root: cli.root.clone(),
                 new_password: Some(pw.clone()),
+                state_dir: state_dir(),
             };
             let s = Vault::open(&url, &name, &old, &opts).await?;
             if !s.changed_password_at_login() {

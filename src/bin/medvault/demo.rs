@@ -157,6 +157,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         kdf,
         pinned_root: Some(report.root_fingerprint.clone()),
         new_password: None,
+        state_dir: None,
     };
     let t = Instant::now();
     let leroy = Vault::open(&url, "dr.leroy", "leroy: tulips in april", &opts).await?;

@@ -1,0 +1,128 @@
+//! What this client has seen of a vault, kept across sessions (README,
+//! "Access over time"; SECURITY.md §3): the newest key epoch of each scope
+//! and the newest schema version. A store put back to an older state (a
+//! restored backup, or an attacker replaying old rows) shows older ones; a
+//! client that remembers refuses to write under an epoch older than one it
+//! has seen (a revoked user may hold it) and to open a schema older than
+//! one it has seen.
+//!
+//! The file is `<state dir>/<vault id hex>-<user>.json`, written whole
+//! (through a temporary file and a rename): `{"format": 1, "epochs":
+//! {"<scope id>": <epoch>}, "schema_version": <n>}`. It holds no secret;
+//! the client's machine is trusted to keep it (SECURITY.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Serialize, Deserialize, Default, Clone, PartialEq, Eq, Debug)]
+struct File {
+    format: u32,
+    epochs: BTreeMap<u32, u32>,
+    schema_version: u64,
+}
+
+/// The newest epochs and schema version this client has seen of a vault,
+/// as one user.
+#[derive(Debug)]
+pub(crate) struct HighWater {
+    path: PathBuf,
+    seen: File,
+}
+
+impl HighWater {
+    /// Reads the state of `vault_id` and `user` from `dir` (nothing seen
+    /// yet if there is no file). A damaged file is an error, not a fresh
+    /// start: starting afresh is exactly what a rollback would want.
+    pub(crate) fn load(dir: &Path, vault_id: &[u8; 16], user: &str) -> Result<HighWater> {
+        let path = dir.join(format!("{}-{user}.json", hex::encode(vault_id)));
+        let seen = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: File = serde_json::from_slice(&bytes).map_err(|_| {
+                    Error::Store(format!(
+                        "the client state file {} is damaged; remove it only if you trust the store",
+                        path.display()
+                    ))
+                })?;
+                if f.format != 1 {
+                    return Err(Error::Store(format!(
+                        "the client state file {} is of another medvault version",
+                        path.display()
+                    )));
+                }
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File {
+                format: 1,
+                ..File::default()
+            },
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(HighWater { path, seen })
+    }
+
+    /// The newest epoch seen of scope `sid`.
+    pub(crate) fn epoch(&self, sid: u32) -> Option<u32> {
+        self.seen.epochs.get(&sid).copied()
+    }
+
+    /// The newest schema version seen.
+    pub(crate) fn schema_version(&self) -> u64 {
+        self.seen.schema_version
+    }
+
+    /// Raises what was seen to `latest` and `schema_version` (never
+    /// lowers it); writes the file if that changed anything.
+    pub(crate) fn raise(&mut self, latest: &HashMap<u32, u32>, schema_version: u64) -> Result<()> {
+        let mut next = self.seen.clone();
+        for (sid, e) in latest {
+            let v = next.epochs.entry(*sid).or_insert(*e);
+            *v = (*v).max(*e);
+        }
+        next.schema_version = next.schema_version.max(schema_version);
+        if next == self.seen {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let bytes = serde_json::to_vec_pretty(&next)
+            .map_err(|e| Error::Store(format!("client state: {e}")))?;
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.seen = next;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raises_never_lowers_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let vid = [7u8; 16];
+        let mut hw = HighWater::load(dir.path(), &vid, "bob").unwrap();
+        assert_eq!(hw.epoch(2), None);
+        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4).unwrap();
+        hw.raise(&HashMap::from([(2, 1)]), 2).unwrap();
+        let back = HighWater::load(dir.path(), &vid, "bob").unwrap();
+        assert_eq!(
+            (back.epoch(2), back.epoch(5), back.schema_version()),
+            (Some(3), Some(1), 4)
+        );
+        // Another user's file is another file.
+        assert_eq!(
+            HighWater::load(dir.path(), &vid, "carol").unwrap().epoch(2),
+            None
+        );
+        // A damaged file is an error, not a fresh start.
+        std::fs::write(&back.path, b"{").unwrap();
+        assert!(HighWater::load(dir.path(), &vid, "bob").is_err());
+    }
+}
