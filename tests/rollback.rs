@@ -11,7 +11,78 @@ use medvault::{Error, OpenOptions, Vault};
 per_store!(
     a_store_put_back_cannot_make_a_client_write_under_an_old_epoch,
     a_store_put_back_cannot_hide_a_newer_schema,
+    a_store_put_back_cannot_make_a_move_or_a_rotation_use_an_old_epoch,
 );
+
+/// Puts the key tables of `scope` back to before its epoch `new`: that
+/// epoch and its grants gone, the older ones live again.
+async fn put_back(f: &Fixture, scope: &str, new: u32) {
+    let sid = f
+        .int(
+            "SELECT id FROM scopes WHERE name = ?",
+            vec![Val::T(scope.into())],
+        )
+        .await;
+    let (sid, new) = (Val::I(sid), Val::I(i64::from(new)));
+    f.exec(
+        "DELETE FROM grants WHERE scope_id = ? AND epoch = ?",
+        vec![sid.clone(), new.clone()],
+    )
+    .await;
+    f.exec(
+        "DELETE FROM epochs WHERE scope_id = ? AND epoch = ?",
+        vec![sid.clone(), new],
+    )
+    .await;
+    f.exec(
+        "UPDATE epochs SET retired_by = NULL, retired_at = NULL, retired_sig = NULL, \
+         state = 'current' WHERE scope_id = ?",
+        vec![sid],
+    )
+    .await;
+}
+
+async fn a_store_put_back_cannot_make_a_move_or_a_rotation_use_an_old_epoch(f: Fixture) {
+    let state = tempfile::tempdir().unwrap();
+    let opts = remembering(&f, &state);
+    let a = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
+    let pid = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_note(&pid, "History", Some("clinical")).await.unwrap();
+    a.create_scope("team").await.unwrap();
+    let report = a.rotate("team").await.unwrap();
+    drop(a);
+    // Seen at the next login; then the store hides the team's new epoch.
+    Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
+    put_back(&f, "team", report.epoch).await;
+    let a = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
+    let err = a.move_notes(&pid, "clinical", "team").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack(m) if m.contains("team")),
+        "{err}"
+    );
+    assert_eq!(
+        a.list_notes(&pid, Some("clinical"))
+            .await
+            .unwrap()
+            .notes
+            .len(),
+        1
+    );
+    let err = a.rotate("team").await.unwrap_err();
+    assert!(matches!(&err, Error::RolledBack(_)), "{err}");
+    // Control: without memory the move goes under the old epoch.
+    let forgetful = f.admin().await;
+    assert_eq!(
+        forgetful
+            .move_notes(&pid, "clinical", "team")
+            .await
+            .unwrap(),
+        1
+    );
+}
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
 
@@ -76,7 +147,8 @@ async fn a_store_put_back_cannot_make_a_client_write_under_an_old_epoch(f: Fixtu
         "{err}"
     );
     assert_eq!(f.patient_count().await, before + 1);
-    // Another user's memory is their own.
+    // A client with no memory of this vault (a first login on a new
+    // machine) is not protected.
     let other = tempfile::tempdir().unwrap();
     let fresh = remembering(&f, &other);
     Vault::open(&f.url, "bob", "bob pw", &fresh)
@@ -91,10 +163,9 @@ async fn a_store_put_back_cannot_hide_a_newer_schema(f: Fixture) {
     let state = tempfile::tempdir().unwrap();
     let opts = remembering(&f, &state);
     let a = Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
+    // Applying it is seeing it.
     a.apply_schema(EMR).await.unwrap();
     drop(a);
-    // Seen at the next login.
-    Vault::open(&f.url, ADMIN, ADMIN_PW, &opts).await.unwrap();
     f.exec("DELETE FROM policies", vec![]).await;
     // Control: a client without memory opens the built-in schema.
     f.admin().await;

@@ -105,7 +105,7 @@ async fn populate(a: &medvault::Session, n: usize) -> Vec<medvault::Id> {
         .collect();
     let ids = a.insert_patients(&people).await.unwrap();
     let pt = a.table("patients").await.unwrap();
-    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i.is_multiple_of(3)) {
         let mut ch = std::collections::BTreeMap::new();
         ch.insert(
             "insurance_number".to_string(),

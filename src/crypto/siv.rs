@@ -74,7 +74,7 @@ macro_rules! siv_impl {
             /// From an RFC 5297 key: the first half keys CMAC, the second CTR.
             /// `None` unless the key is twice the cipher's key size.
             pub fn new(key: &[u8]) -> Option<Self> {
-                if key.len() % 2 != 0 {
+                if !key.len().is_multiple_of(2) {
                     return None;
                 }
                 let (mac_key, ctr_key) = key.split_at(key.len() / 2);

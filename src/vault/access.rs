@@ -266,7 +266,12 @@ impl Session {
                     "notes do not move into or out of a personal scope",
                 ));
             }
-            if !ks.current.contains_key(&sid) {
+            // Read from `from` (any live epoch held), written under `to`'s
+            // current epoch.
+            if sid == to_id && !ks.current.contains_key(&sid) {
+                return Err(self.not_writable(sid));
+            }
+            if ks.live(sid).next().is_none() {
                 return Err(Error::NoAccess(self.scope_name(sid)));
             }
         }

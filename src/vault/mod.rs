@@ -96,7 +96,10 @@ pub struct OpenOptions {
     /// back to an older state is refused: writes under an older epoch,
     /// and a login to an older schema, give [`Error::RolledBack`]. `None`
     /// remembers within the session only. The command uses
-    /// `~/.local/state/medvault`.
+    /// `MEDVAULT_STATE_DIR`, else `$XDG_STATE_HOME/medvault`, else
+    /// `~/.local/state/medvault`. A directory that cannot be written makes
+    /// the login fail (nothing is skipped silently). A session opened from
+    /// recovery shares ([`Vault::open_with_shares`]) keeps none.
     pub state_dir: Option<std::path::PathBuf>,
 }
 
@@ -930,6 +933,19 @@ pub(crate) struct KeyState {
 }
 
 impl KeyState {
+    /// Raises `latest` to the epochs this client saw in earlier sessions
+    /// ([`OpenOptions::state_dir`]): a scope whose newest signed epoch here
+    /// is older than that has no current epoch, so every write path
+    /// (`current_keys`, a rotation, a move) refuses it.
+    fn floor(&mut self, seen: &seen::HighWater) {
+        for (sid, e) in seen.epochs() {
+            if self.latest.get(&sid).is_none_or(|l| *l < e) {
+                self.latest.insert(sid, e);
+                self.current.remove(&sid);
+            }
+        }
+    }
+
     /// The epochs of `scope` this session holds and that are not retired:
     /// the ones a search computes index values under.
     pub(crate) fn live(&self, scope: u32) -> impl Iterator<Item = (u32, &Arc<EpochKeys>)> + '_ {
@@ -1164,7 +1180,7 @@ impl Session {
             None => return Err(Error::Refused("a user's session needs their key")),
         };
         let probed = probe_store(&*store, user).await?;
-        let state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
+        let mut state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
         let high_water = match &opts.state_dir {
             Some(d) => {
                 let mut hw = seen::HighWater::load(d, &vault_id, user)?;
@@ -1175,6 +1191,7 @@ impl Session {
                         hw.schema_version()
                     )));
                 }
+                state.floor(&hw);
                 hw.raise(&state.latest, in_force.version())?;
                 Some(std::sync::Mutex::new(hw))
             }
@@ -1326,11 +1343,20 @@ impl Session {
                 next.current.insert(*sid, *e);
             }
         }
-        let latest = next.latest.clone();
+        if let Some(hw) = &self.high_water {
+            next.floor(&hw.lock().unwrap_or_else(|p| p.into_inner()));
+        }
         *guard = Arc::new(next);
         drop(guard);
         *self.probed.lock().unwrap_or_else(|p| p.into_inner()) = Some(probe.keys);
+        self.raise_seen()
+    }
+
+    /// Records the newest epochs and schema version this session knows in
+    /// the client's state file, if it keeps one.
+    pub(crate) fn raise_seen(&self) -> Result<()> {
         if let Some(hw) = &self.high_water {
+            let latest = self.ks().latest.clone();
             let version = self.schema_version();
             hw.lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -158,13 +158,7 @@ impl Session {
         let epoch = *ks
             .current
             .get(&scope)
-            .ok_or_else(|| match ks.latest.get(&scope) {
-                Some(&latest) if ks.live(scope).next().is_some() => Error::NotCurrent {
-                    scope: self.scope_name(scope),
-                    epoch: latest,
-                },
-                _ => Error::NoAccess(self.scope_name(scope)),
-            })?;
+            .ok_or_else(|| self.not_writable(scope))?;
         let keys = ks
             .keys
             .get(&(scope, epoch))
@@ -180,6 +174,34 @@ impl Session {
             }
         }
         Ok((epoch, Arc::clone(keys)))
+    }
+
+    /// Why nothing can be written under `scope`: the store shows only
+    /// epochs older than one this client saw in an earlier session
+    /// (`RolledBack`); or the user holds a live epoch but not the newest
+    /// (`NotCurrent`); or none (`NoAccess`).
+    pub(crate) fn not_writable(&self, scope: u32) -> Error {
+        let ks = self.ks();
+        let name = self.scope_name(scope);
+        match (self.seen_epoch(scope), ks.latest.get(&scope)) {
+            (Some(seen), _) if !ks.known_epochs.contains(&(scope, seen)) => {
+                let shown = ks
+                    .known_epochs
+                    .iter()
+                    .filter(|(s, _)| *s == scope)
+                    .map(|(_, e)| *e)
+                    .max()
+                    .unwrap_or(0);
+                Error::RolledBack(format!(
+                    "key epoch {shown} as the newest of scope {name} (this client has seen epoch {seen})"
+                ))
+            }
+            (_, Some(&latest)) if ks.live(scope).next().is_some() => Error::NotCurrent {
+                scope: name,
+                epoch: latest,
+            },
+            _ => Error::NoAccess(name),
+        }
     }
 
     /// A note's v1 row component (FORMAT.md §1.2): its id, its patient's id

@@ -267,10 +267,7 @@ impl Session {
                 .get(&sid)
                 .ok_or_else(|| Error::NoAccess(name.clone()))?;
             if !ks.keys.contains_key(&(sid, latest)) {
-                return Err(Error::NotCurrent {
-                    scope: name,
-                    epoch: latest,
-                });
+                return Err(self.not_writable(sid));
             }
             let unfinished = ks
                 .known_epochs

@@ -2088,19 +2088,7 @@ impl RowTable<'_> {
         if !t.row_scoped() {
             return Err(Error::Refused("this table's cells have fixed scopes"));
         }
-        let (epoch, keys) = {
-            let ks = self.s.ks();
-            let epoch = *ks
-                .current
-                .get(&to)
-                .ok_or_else(|| Error::NoAccess(self.s.scope_name(to)))?;
-            let keys = ks
-                .keys
-                .get(&(to, epoch))
-                .cloned()
-                .ok_or_else(|| Error::NoAccess(self.s.scope_name(to)))?;
-            (epoch, keys)
-        };
+        let (epoch, keys) = self.s.current_keys(to)?;
         let d = self.s.store.dialect();
         let rows = self
             .s

@@ -255,7 +255,10 @@ impl Session {
         if version >= guard.version() {
             *guard = fresh;
         }
-        Ok(guard.version())
+        let now = guard.version();
+        drop(guard);
+        self.raise_seen()?;
+        Ok(now)
     }
 
     /// The version of the schema in force in this session.
@@ -460,6 +463,7 @@ impl Session {
             schema: Arc::new(new),
             row: Some(row),
         };
+        self.raise_seen()?;
         Ok(ApplyReport {
             version,
             changes: changes.iter().map(|c| c.to_string()).collect(),

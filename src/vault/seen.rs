@@ -39,7 +39,13 @@ impl HighWater {
     /// start: starting afresh is exactly what a rollback would want.
     pub(crate) fn load(dir: &Path, vault_id: &[u8; 16], user: &str) -> Result<HighWater> {
         let path = dir.join(format!("{}-{user}.json", hex::encode(vault_id)));
-        let seen = match std::fs::read(&path) {
+        let seen = Self::read(&path)?;
+        Ok(HighWater { path, seen })
+    }
+
+    /// The file at `path` (nothing seen if there is none).
+    fn read(path: &Path) -> Result<File> {
+        Ok(match std::fs::read(path) {
             Ok(bytes) => {
                 let f: File = serde_json::from_slice(&bytes).map_err(|_| {
                     Error::Store(format!(
@@ -59,9 +65,8 @@ impl HighWater {
                 format: 1,
                 ..File::default()
             },
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        Ok(HighWater { path, seen })
+            Err(e) => return Err(Error::io(path, e)),
+        })
     }
 
     /// The newest epoch seen of scope `sid`.
@@ -74,29 +79,78 @@ impl HighWater {
         self.seen.schema_version
     }
 
+    /// Every scope's newest epoch seen.
+    pub(crate) fn epochs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.seen.epochs.iter().map(|(s, e)| (*s, *e))
+    }
+
     /// Raises what was seen to `latest` and `schema_version` (never
-    /// lowers it); writes the file if that changed anything.
+    /// lowers it); writes the file if that changed anything. Another
+    /// session of the same user (another process) may have raised it
+    /// meanwhile: under an exclusive lock on `<file>.lock`, the file is
+    /// read again and merged (the larger of each), written to a temporary
+    /// file, synced, and renamed over, so it is never lowered nor left
+    /// half-written.
     pub(crate) fn raise(&mut self, latest: &HashMap<u32, u32>, schema_version: u64) -> Result<()> {
         let mut next = self.seen.clone();
-        for (sid, e) in latest {
-            let v = next.epochs.entry(*sid).or_insert(*e);
-            *v = (*v).max(*e);
-        }
-        next.schema_version = next.schema_version.max(schema_version);
+        merge(
+            &mut next,
+            latest.iter().map(|(s, e)| (*s, *e)),
+            schema_version,
+        );
         if next == self.seen {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+        let dir = self
+            .path
+            .parent()
+            .ok_or_else(|| Error::Store("the client state directory has no parent".into()))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock_path = self.path.with_extension("json.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let on_disk = Self::read(&self.path)?;
+        merge(
+            &mut next,
+            on_disk.epochs.into_iter(),
+            on_disk.schema_version,
+        );
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::Store(format!("client state: {e}")))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        let tmp = self.path.with_extension(format!(
+            "json.{}.{}.tmp",
+            std::process::id(),
+            hex::encode(crate::crypto::random_array::<4>())
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            #[cfg(unix)]
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(&self.path, e));
+        }
         self.seen = next;
         Ok(())
     }
+}
+
+fn merge(f: &mut File, epochs: impl Iterator<Item = (u32, u32)>, schema_version: u64) {
+    for (sid, e) in epochs {
+        let v = f.epochs.entry(sid).or_insert(e);
+        *v = (*v).max(e);
+    }
+    f.schema_version = f.schema_version.max(schema_version);
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ fn synthetic(n: usize) -> Vec<NewPatient> {
     let mut r = Lcg(0x6d65_6476_6175_6c74);
     (0..n)
         .map(|_| {
-            let family = if r.next() % 4 == 0 {
+            let family = if r.next().is_multiple_of(4) {
                 format!("{}-{}", r.pick(FAMILY), r.pick(FAMILY))
             } else {
                 r.pick(FAMILY).to_owned()
