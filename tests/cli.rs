@@ -52,14 +52,29 @@ impl Cli {
 
     /// `passwd` for `user` from `pw` to `new` (MEDVAULT_NEW_PASSWORD).
     fn passwd(&self, user: &str, pw: &str, new: &str) -> Out {
-        let out = Command::cargo_bin("medvault")
-            .unwrap()
-            .env_clear()
-            .env("MEDVAULT_STORE", self.store())
-            .env("MEDVAULT_USER", user)
-            .env("MEDVAULT_PASSWORD", pw)
-            .env("MEDVAULT_NEW_PASSWORD", new)
-            .args(["--danger-fast-kdf", "passwd"])
+        self.with_env(
+            &[
+                ("MEDVAULT_USER", user),
+                ("MEDVAULT_PASSWORD", pw),
+                ("MEDVAULT_NEW_PASSWORD", new),
+            ],
+            &["passwd"],
+            "",
+        )
+    }
+
+    /// The command on this store with only `env` set (no user unless it
+    /// names one), `input` on standard input.
+    fn with_env(&self, env: &[(&str, &str)], args: &[&str], input: &str) -> Out {
+        let mut cmd = Command::cargo_bin("medvault").unwrap();
+        cmd.env_clear().env("MEDVAULT_STORE", self.store());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .arg("--danger-fast-kdf")
+            .args(args)
+            .write_stdin(input)
             .output()
             .unwrap();
         Out {
@@ -930,28 +945,13 @@ fn recover_reset_password_from_shares() {
     c.ok("bob", "bob chose again", &["scope", "create", "care-team"]);
 
     // Nobody can log in? No --user: the root, rebuilt from the shares, acts.
-    let as_root = Command::cargo_bin("medvault")
-        .unwrap()
-        .env_clear()
-        .env("MEDVAULT_STORE", c.store())
-        .env("MEDVAULT_NEW_PASSWORD", "set by the root")
-        .args([
-            "--danger-fast-kdf",
-            "recover",
-            "reset-password",
-            "admin",
-            "--shares",
-            "-",
-        ])
-        .write_stdin(format!("{}\n{}\n", shares[1], shares[2]))
-        .output()
-        .unwrap();
-    assert!(
-        as_root.status.success(),
-        "{}",
-        String::from_utf8_lossy(&as_root.stderr)
+    let as_root = c.with_env(
+        &[("MEDVAULT_NEW_PASSWORD", "set by the root")],
+        &["recover", "reset-password", "admin", "--shares", "-"],
+        &format!("{}\n{}\n", shares[1], shares[2]),
     );
-    assert!(String::from_utf8_lossy(&as_root.stderr).contains("as its root"));
+    assert!(as_root.ok, "{}", as_root.stderr);
+    assert!(as_root.stderr.contains("as its root"), "{}", as_root.stderr);
     c.fails("admin", "pw", &["user", "list"], "wrong password");
     c.fails(
         "admin",

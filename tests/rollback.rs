@@ -107,26 +107,7 @@ async fn a_store_put_back_cannot_make_a_client_write_under_an_old_epoch(f: Fixtu
     Vault::open(&f.url, "bob", "bob pw", &opts).await.unwrap();
     // The store is put back to before the rotation (as far as the key
     // tables go): the new epoch and its grants gone, the old one live.
-    let sid = f
-        .int("SELECT id FROM scopes WHERE name = 'identity'", vec![])
-        .await;
-    let (sid, new) = (Val::I(sid), Val::I(i64::from(report.epoch)));
-    f.exec(
-        "DELETE FROM grants WHERE scope_id = ? AND epoch = ?",
-        vec![sid.clone(), new.clone()],
-    )
-    .await;
-    f.exec(
-        "DELETE FROM epochs WHERE scope_id = ? AND epoch = ?",
-        vec![sid.clone(), new],
-    )
-    .await;
-    f.exec(
-        "UPDATE epochs SET retired_by = NULL, retired_at = NULL, retired_sig = NULL, \
-         state = 'current' WHERE scope_id = ?",
-        vec![sid],
-    )
-    .await;
+    put_back(&f, "identity", report.epoch).await;
     let before = f.patient_count().await;
     // Control: a client that remembers nothing writes under the old epoch,
     // which is what the rollback is for (a revoked user may hold it).

@@ -711,35 +711,6 @@ impl OpenKey {
         Ok(OpenKey { tsk })
     }
 
-    /// Whether every secret key is protected by Argon2 at least as costly
-    /// as `floor` (passes and memory; lanes do not add cost).
-    pub fn protected_at_least(&self, floor: KdfParams) -> bool {
-        use openpgp::packet::key::SecretKeyMaterial;
-        self.tsk
-            .keys()
-            .secret()
-            .all(|ka| match ka.key().optional_secret() {
-                Some(SecretKeyMaterial::Encrypted(e)) => matches!(
-                    e.s2k(),
-                    S2K::Argon2 { t, m, .. } if *t >= floor.t && *m >= floor.m_log2
-                ),
-                _ => false,
-            })
-    }
-
-    /// Checks the parts of the key a login acts on but no stored signature
-    /// covers: a valid self-signed user ID `user` naming a root. Every key
-    /// medvault makes has one, made by the key itself; a key stripped of it
-    /// (which would also drop [`password_set_by`]'s demand) is tampered.
-    pub fn check_binding(&self, user: &str) -> Result<()> {
-        let cert = self.cert();
-        if has_userid(&cert, user) && root_pin(&cert).is_some() {
-            Ok(())
-        } else {
-            Err(Error::LockedKeyTampered(user.to_owned()))
-        }
-    }
-
     /// The public certificate.
     pub fn cert(&self) -> Cert {
         self.tsk.clone().strip_secret_key_material()

@@ -85,11 +85,7 @@ impl Session {
         self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
         let ks = self.ks();
-        let scope_row = ks
-            .scopes
-            .get(&sid)
-            .cloned()
-            .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
+        let scope_row = self.scope_row(sid, scope)?;
         if is_personal(&scope_row) {
             return Err(Error::Refused("a personal scope is its owner's alone"));
         }
@@ -155,12 +151,7 @@ impl Session {
         validate_user_name(user)?;
         self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
-        let scope_row = self
-            .ks()
-            .scopes
-            .get(&sid)
-            .cloned()
-            .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
+        let scope_row = self.scope_row(sid, scope)?;
         let row = self
             .request_rows()
             .await?

@@ -1454,6 +1454,16 @@ impl Session {
             .ok_or_else(|| Error::UnknownScope(name.chars().take(80).collect()))
     }
 
+    /// The scope row of `sid` (which `name` resolved to), or
+    /// `UnknownScope`.
+    pub(crate) fn scope_row(&self, sid: u32, name: &str) -> Result<ScopeRow> {
+        self.ks()
+            .scopes
+            .get(&sid)
+            .cloned()
+            .ok_or_else(|| Error::UnknownScope(name.to_owned()))
+    }
+
     pub(crate) fn scope_name(&self, id: u32) -> String {
         self.ks()
             .scopes
@@ -1598,11 +1608,7 @@ impl Session {
         validate_user_name(user)?;
         let sid = self.scope_id(scope)?;
         let ks = self.ks();
-        let scope_row = ks
-            .scopes
-            .get(&sid)
-            .cloned()
-            .ok_or_else(|| Error::UnknownScope(scope.to_owned()))?;
+        let scope_row = self.scope_row(sid, scope)?;
         // Retired epochs are left out: no cell uses them.
         let held: Vec<(u32, Arc<EpochKeys>)> =
             ks.live(sid).map(|(e, k)| (e, Arc::clone(k))).collect();
