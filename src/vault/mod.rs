@@ -647,7 +647,8 @@ impl Vault {
         // The root named in the user's own certificate must agree with the
         // configured one: a server that swapped the root and re-signed
         // everything still cannot forge that.
-        locked.check_binding(user)?;
+        // (A key without its root binding is tampered: `establish`
+        // checks the rest of that binding.)
         let own = pgp::root_pin(&locked.cert())
             .ok_or_else(|| Error::LockedKeyTampered(user.to_owned()))?;
         if !ct_eq(
@@ -706,25 +707,10 @@ pub(crate) fn open_embedded(
         .ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     let key = DbKey::from_slice(&raw).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
     kr.verify(&key, &kr_path)?;
-    let (store, in_force) = match SqliteStore::open(path, key, &kr) {
-        // The file's key was rotated and the crash came before the new
-        // keyring was put in force (FORMAT.md §7.2): `.next` has the key.
-        // (The salt survives a rekey, so the old key reads as damage.)
-        Err(err @ (Error::WrongDatabaseKey(_) | Error::DatabaseCorrupt(_))) => {
-            let rotated = Keyring::read(&next)
-                .ok()
-                .and_then(|n| {
-                    let e = n.entry(user)?;
-                    let raw = dec.unwrap(&e.wrapped_db_key)?;
-                    let k = DbKey::from_slice(&raw)?;
-                    n.verify(&k, &kr_path).ok()?;
-                    Some((n, k))
-                })
-                .ok_or(err)?;
-            SqliteStore::open_after_rotation(path, rotated.1, &rotated.0)?
-        }
-        other => other?,
-    };
+    let (store, in_force) = open_keyed_file(path, key, &kr, &kr_path, |n| {
+        let raw = dec.unwrap(&n.entry(user)?.wrapped_db_key)?;
+        DbKey::from_slice(&raw)
+    })?;
     // What counts is the keyring in force, the one the database records.
     if in_force.is_disabled(user) {
         return Err(Error::UserDisabled(user.to_owned()));
@@ -753,27 +739,44 @@ fn open_embedded_as_root(
     ))?;
     let root = OpenKey::parse(&recovery::recover(&kr.vault_id, &entry.locked_key, shares)?)?;
     let dec = root.decryptor()?;
-    let open_with = |k: &Keyring| -> Option<DbKey> {
+    let unwrap = |k: &Keyring| -> Option<DbKey> {
         let raw = dec.unwrap(&k.entry(ROOT)?.wrapped_db_key)?;
-        let key = DbKey::from_slice(&raw)?;
-        k.verify(&key, &kr_path).ok()?;
-        Some(key)
+        DbKey::from_slice(&raw)
     };
-    let key = open_with(&kr).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
-    let (store, _) = match SqliteStore::open(path, key, &kr) {
-        // A database key rotation whose new keyring is not yet in force
-        // (FORMAT.md §7.2), as at a user's login.
-        Err(err @ (Error::WrongDatabaseKey(_) | Error::DatabaseCorrupt(_))) => {
-            let next = crate::store::keyring::next_path(&kr_path);
-            let rotated = Keyring::read(&next)
-                .ok()
-                .and_then(|n| open_with(&n).map(|k| (n, k)))
-                .ok_or(err)?;
-            SqliteStore::open_after_rotation(path, rotated.1, &rotated.0)?
-        }
-        other => other?,
-    };
+    let key = unwrap(&kr).ok_or_else(|| Error::KeyringTampered(kr_path.clone()))?;
+    kr.verify(&key, &kr_path)?;
+    let (store, _) = open_keyed_file(path, key, &kr, &kr_path, unwrap)?;
     Ok((store, root))
+}
+
+/// Opens the file with `key` (from keyring `kr`, MAC checked). If the
+/// file's key was rotated and the crash came before the new keyring was
+/// put in force (FORMAT.md §7.2), `<keyring>.next` has the key: `unwrap`
+/// takes it from there, its MAC is checked, and it is put in force. (The
+/// salt survives a rekey, so the old key reads as damage.) Returns the
+/// store and the keyring in force.
+fn open_keyed_file(
+    path: &std::path::Path,
+    key: DbKey,
+    kr: &Keyring,
+    kr_path: &std::path::Path,
+    unwrap: impl Fn(&Keyring) -> Option<DbKey>,
+) -> Result<(SqliteStore, Keyring)> {
+    match SqliteStore::open(path, key, kr) {
+        Err(err @ (Error::WrongDatabaseKey(_) | Error::DatabaseCorrupt(_))) => {
+            let next = crate::store::keyring::next_path(kr_path);
+            let (n, k) = Keyring::read(&next)
+                .ok()
+                .and_then(|n| {
+                    let k = unwrap(&n)?;
+                    n.verify(&k, kr_path).ok()?;
+                    Some((n, k))
+                })
+                .ok_or(err)?;
+            SqliteStore::open_after_rotation(path, k, &n)
+        }
+        other => other,
+    }
 }
 
 /// A logged-in user.
