@@ -229,6 +229,10 @@ pub enum Error {
         /// Its newest epoch.
         epoch: u32,
     },
+    /// The user's signed grant of this scope lets them read it, not write
+    /// under it.
+    #[error("user holds scope {0:?} for reading only; an administrator can grant it read-write")]
+    ReadOnly(String),
     /// Another client changed the same key state at the same time (two
     /// rotations of one scope): one won; run the operation again.
     #[error("{0} changed concurrently; run it again")]

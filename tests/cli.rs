@@ -243,6 +243,31 @@ fn readme_flow() {
         &["note", "list", id, "--scope", "clinical"],
         "no access to scope \"clinical\"",
     );
+    // Read-only: bob reads the clinical notes and writes none.
+    let granted = c.ok(
+        "alice",
+        "alice pw",
+        &["grant", "bob", "clinical", "--read-only"],
+    );
+    assert!(granted.contains("(read)"), "{granted}");
+    let access = c.ok("alice", "alice pw", &["scope", "access", "clinical"]);
+    assert!(
+        access
+            .lines()
+            .any(|l| l.starts_with("alice") && l.ends_with("read-write"))
+            && access
+                .lines()
+                .any(|l| l.starts_with("bob") && l.ends_with(" read")),
+        "{access}"
+    );
+    let bobs = c.ok("bob", "bob pw", &["note", "list", id]);
+    assert!(bobs.contains("Penicillin allergy"), "{bobs}");
+    c.fails(
+        "bob",
+        "bob pw",
+        &["note", "add", id, "--text", "Not allowed"],
+        "for reading only",
+    );
 
     let users = c.ok("alice", "alice pw", &["user", "list"]);
     assert!(

@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use medvault::Error;
+use medvault::{Error, Rights};
 
 per_store!(
     a_care_team_scope_holds_a_patients_notes,
@@ -177,7 +177,8 @@ async fn a_request_is_approved_or_declined(f: Fixture) {
         Err(Error::NotAdmin(_))
     ));
     assert!(matches!(
-        bob.approve_request("bob", "care-team").await,
+        bob.approve_request("bob", "care-team", Rights::ReadWrite)
+            .await,
         Err(Error::NotAdmin(_))
     ));
     let pending = a.access_requests().await.unwrap();
@@ -194,15 +195,20 @@ async fn a_request_is_approved_or_declined(f: Fixture) {
     enrol(&a, "admin2", "admin2 pw", true).await;
     let admin2 = f.login("admin2", "admin2 pw").await.unwrap();
     assert!(matches!(
-        admin2.approve_request("bob", "care-team").await,
+        admin2
+            .approve_request("bob", "care-team", Rights::ReadWrite)
+            .await,
         Err(Error::NoAccess(_))
     ));
-    a.approve_request("bob", "care-team").await.unwrap();
+    a.approve_request("bob", "care-team", Rights::ReadWrite)
+        .await
+        .unwrap();
     assert!(a.decline_request("bob", "team-two").await.unwrap());
     assert!(!a.decline_request("bob", "team-two").await.unwrap());
     assert!(a.access_requests().await.unwrap().is_empty());
     assert!(matches!(
-        a.approve_request("bob", "team-two").await,
+        a.approve_request("bob", "team-two", Rights::ReadWrite)
+            .await,
         Err(Error::Refused(_))
     ));
     let bob = f.login("bob", "bob pw").await.unwrap();
@@ -269,7 +275,7 @@ async fn a_forged_request_is_never_approved(f: Fixture) {
     );
     for (who, scope) in [("bob", "other-team"), ("mallory", "care-team")] {
         assert!(matches!(
-            a.approve_request(who, scope).await,
+            a.approve_request(who, scope, Rights::ReadWrite).await,
             Err(Error::BadSignature { .. })
         ));
     }
@@ -278,5 +284,7 @@ async fn a_forged_request_is_never_approved(f: Fixture) {
     let bob = f.login("bob", "bob pw").await.unwrap();
     assert!(!bob.scopes().contains(&"other-team".to_string()));
     // The genuine one still goes through.
-    a.approve_request("bob", "care-team").await.unwrap();
+    a.approve_request("bob", "care-team", Rights::ReadWrite)
+        .await
+        .unwrap();
 }

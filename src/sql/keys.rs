@@ -210,7 +210,8 @@ pub const PROBE: &str = "SELECT \
      (SELECT COUNT(*) FROM epochs), \
      (SELECT COUNT(retired_sig) FROM epochs), \
      (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
-     (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?)";
+     (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?), \
+     (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read')";
 
 /// Every pending access request, by scope and requester.
 pub fn requests() -> String {

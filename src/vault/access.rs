@@ -22,7 +22,7 @@ use crate::records::Id;
 use crate::sql::keys as stmt;
 
 use super::trust::{self, ROOT};
-use super::{now, validate_user_name, Session, PERSONAL_PREFIX};
+use super::{now, validate_user_name, Rights, Session, PERSONAL_PREFIX};
 
 /// A stored access request (FORMAT.md §9.12).
 #[derive(Clone, Debug)]
@@ -35,6 +35,20 @@ pub struct RequestRow {
     pub requested_at: i64,
     /// The requester's signature (FORMAT.md §5.7).
     pub signature: Vec<u8>,
+}
+
+/// One entry of a scope's access list ([`Session::access_list`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// The user.
+    pub user: String,
+    /// What their signed grant of the scope's current epoch lets them do.
+    #[serde(serialize_with = "rights_text")]
+    pub rights: Rights,
+}
+
+fn rights_text<S: serde::Serializer>(r: &Rights, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(r.as_str())
 }
 
 /// A pending access request as an administrator sees it.
@@ -142,11 +156,37 @@ impl Session {
             .collect())
     }
 
+    /// The scope's access list: who holds its current key epoch by a
+    /// grant that verifies to the root, active users only, with the rights
+    /// each signed grant gives, sorted by name. The root, which holds every
+    /// epoch, is not listed.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// for h in s.access_list("clinical").await? {
+    ///     println!("{} {}", h.user, h.rights);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn access_list(&self, scope: &str) -> Result<Vec<Holder>> {
+        let sid = self.scope_id(scope)?;
+        let latest = self.ks().latest.get(&sid).copied();
+        let Some(latest) = latest else {
+            return Err(Error::UnknownScope(scope.to_owned()));
+        };
+        Ok(self
+            .holders(sid, Some(latest))
+            .await?
+            .into_iter()
+            .map(|(user, _, rights)| Holder { user, rights })
+            .collect())
+    }
+
     /// Approves `user`'s request for `scope` (admin holding the scope):
     /// the request must verify, and the scope be no one's personal scope;
-    /// then the scope is granted ([`Session::grant`]) and the request
-    /// removed.
-    pub async fn approve_request(&self, user: &str, scope: &str) -> Result<()> {
+    /// then the scope is granted with `rights` ([`Session::grant_rights`])
+    /// and the request removed.
+    pub async fn approve_request(&self, user: &str, scope: &str, rights: Rights) -> Result<()> {
         self.require_admin()?;
         validate_user_name(user)?;
         self.refresh_keys().await?;
@@ -169,7 +209,7 @@ impl Session {
                 what: format!("access request of {user} for {}", scope_row.name),
             });
         }
-        self.grant(user, scope).await?;
+        self.grant_rights(user, scope, rights).await?;
         self.store
             .write_all(vec![(
                 stmt::DELETE_REQUEST.into(),

@@ -15,7 +15,7 @@ mod seen;
 pub mod transfer;
 pub mod trust;
 
-pub use access::AccessRequest;
+pub use access::{AccessRequest, Holder};
 pub use enrol::{enrol, request_fingerprint, Enrolled};
 pub use rotate::{RotateOptions, RotateProgress, RotateReport};
 pub use schema::{ApplyReport, PolicyInfo};
@@ -49,8 +49,40 @@ pub const SCOPE_CLINICAL: &str = "clinical";
 pub const SCOPE_BILLING: &str = "billing";
 /// Prefix of a user's personal scope (`personal:<user>`).
 pub const PERSONAL_PREFIX: &str = "personal:";
-/// Rights recorded in a grant. Write rights are not yet separate (README).
-pub const RIGHTS_RW: &str = "read-write";
+/// What a grant lets its grantee do with a scope's key (FORMAT.md §5.3):
+/// part of the signed grant, so a store cannot change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rights {
+    /// Read what is sealed under the scope; write nothing under it.
+    Read,
+    /// Read, and write rows under the scope.
+    ReadWrite,
+}
+
+impl Rights {
+    /// The text stored in the grant's `rights` column and signed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rights::Read => "read",
+            Rights::ReadWrite => "read-write",
+        }
+    }
+
+    /// Parses a grant's `rights` text; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Rights> {
+        match text {
+            "read" => Some(Rights::Read),
+            "read-write" => Some(Rights::ReadWrite),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Options for [`Vault::create`].
 #[derive(Clone, Debug)]
@@ -268,7 +300,7 @@ fn sign_grant(
     signer: &mut RecordSigner,
     scope: &ScopeRow,
     epoch: u32,
-    (grantee, grantee_cert): (&str, &Cert),
+    (grantee, grantee_cert, rights): (&str, &Cert, Rights),
     granter: &str,
     key: &EpochKey,
 ) -> Result<GrantRow> {
@@ -276,7 +308,7 @@ fn sign_grant(
         scope_id: scope.id,
         epoch,
         grantee: grantee.to_owned(),
-        rights: RIGHTS_RW.to_owned(),
+        rights: rights.as_str().to_owned(),
         wrapped: pgp::wrap(&[grantee_cert], key.expose())?,
         granter: granter.to_owned(),
         signed_at: now(),
@@ -314,7 +346,15 @@ fn new_scope(
     let grants = recipients
         .iter()
         .map(|(name, cert)| {
-            sign_grant(vault_id, signer, &scope, 1, (name, cert), signer_name, &key)
+            sign_grant(
+                vault_id,
+                signer,
+                &scope,
+                1,
+                (name, cert, Rights::ReadWrite),
+                signer_name,
+                &key,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((
@@ -793,7 +833,7 @@ pub struct Session {
     dec: Decryptor,
     /// The key-state part of the last [`keys::PROBE`] answer this
     /// session's keys were loaded after (`None`: not yet probed).
-    probed: std::sync::Mutex<Option<[i64; 4]>>,
+    probed: std::sync::Mutex<Option<[i64; 5]>>,
     /// Held while the key state is read again ([`Session::refresh_keys`]).
     refreshing: tokio::sync::Mutex<()>,
     /// Who chose this user's password, if not they ([`pgp::password_set_by`]);
@@ -821,6 +861,7 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
             vec![
                 crate::store::Value::Text(user.to_owned()),
                 crate::store::Value::Text(user.to_owned()),
+                crate::store::Value::Text(user.to_owned()),
             ],
         )
         .await?;
@@ -831,12 +872,19 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
     })?;
     let mut d = crate::sql::RowDecoder::new(
         "epochs",
-        &["version", "epochs", "retired", "grants", "signed_at"],
+        &[
+            "version",
+            "epochs",
+            "retired",
+            "grants",
+            "signed_at",
+            "rights",
+        ],
         cells,
     )?;
     Ok(Probe {
         schema_version: d.int(0)?,
-        keys: [d.int(1)?, d.int(2)?, d.int(3)?, d.int(4)?],
+        keys: [d.int(1)?, d.int(2)?, d.int(3)?, d.int(4)?, d.int(5)?],
     })
 }
 
@@ -888,7 +936,7 @@ impl Recovered {
         vault_id: &[u8; 16],
         scope: &ScopeRow,
         epoch: u32,
-        to: (&str, &Cert),
+        to: (&str, &Cert, Rights),
         key: &EpochKey,
     ) -> Result<GrantRow> {
         let mut signer = self.signer.lock().await;
@@ -910,8 +958,9 @@ pub(crate) struct SignAs<'a> {
 pub(crate) struct Probe {
     /// The highest stored schema version.
     pub(crate) schema_version: u64,
-    /// Epochs, retired epochs, grants to this user, this user's row.
-    pub(crate) keys: [i64; 4],
+    /// Epochs, retired epochs, grants to this user, this user's row, the
+    /// grants to them for reading only (so a change of rights is seen).
+    pub(crate) keys: [i64; 5],
 }
 
 /// Scopes and keys as a session knows them.
@@ -933,6 +982,9 @@ pub(crate) struct KeyState {
     /// Epochs whose signed retirement verified (FORMAT.md §5.5): no cell
     /// uses them, so searches leave their index values out.
     pub(crate) retired: std::collections::HashSet<(u32, u32)>,
+    /// The held epochs this user's signed grant lets them write under
+    /// ([`Rights::ReadWrite`]); the others they only read.
+    pub(crate) writable: std::collections::HashSet<(u32, u32)>,
 }
 
 impl KeyState {
@@ -999,6 +1051,7 @@ async fn load_keys(
         .collect();
     let my_fpr = pgp::fingerprint(cert);
     let mut keys = HashMap::new();
+    let mut writable = std::collections::HashSet::new();
     // Read after the epochs: an epoch and its grants are stored in one
     // transaction, so every epoch read above has its grants here. A grant
     // of an epoch newer than any read above was stored meanwhile (another
@@ -1042,6 +1095,19 @@ async fn load_keys(
             return Err(Error::BadSignature {
                 what: what(&scope.name),
             });
+        }
+        // Signed with the grant: a store cannot raise it.
+        match Rights::parse(&g.rights) {
+            Some(Rights::ReadWrite) => {
+                writable.insert((g.scope_id, g.epoch));
+            }
+            Some(Rights::Read) => {}
+            None => {
+                return Err(Error::GrantInvalid {
+                    scope: scope.name.clone(),
+                    reason: "its rights are not ones this version of medvault knows",
+                })
+            }
         }
         // A key this session unwrapped before, for the same commitment,
         // is not unwrapped again.
@@ -1112,6 +1178,7 @@ async fn load_keys(
         current,
         latest,
         retired,
+        writable,
     })
 }
 
@@ -1344,6 +1411,9 @@ impl Session {
                 next.known_epochs.insert((*sid, *e));
                 next.latest.insert(*sid, *e);
                 next.current.insert(*sid, *e);
+                if guard.writable.contains(&(*sid, *e)) {
+                    next.writable.insert((*sid, *e));
+                }
             }
         }
         if let Some(hw) = &self.high_water {
@@ -1410,6 +1480,7 @@ impl Session {
             Arc::new(EpochKeys::derive(key, id, 1, self.policy)),
         );
         next.known_epochs.insert((id, 1));
+        next.writable.insert((id, 1));
         next.current.insert(id, 1);
         next.latest.insert(id, 1);
         next.scope_ids.insert(scope.name.clone(), id);
@@ -1604,9 +1675,25 @@ impl Session {
         Ok(())
     }
 
-    /// Grants `scope` to `user` (admin only): wraps every epoch key of the
-    /// scope this admin holds to the user's verified certificate.
+    /// Grants `scope` to `user` for reading and writing (admin only):
+    /// wraps every epoch key of the scope this admin holds to the user's
+    /// verified certificate. [`Session::grant_rights`] chooses the rights.
     pub async fn grant(&self, user: &str, scope: &str) -> Result<()> {
+        self.grant_rights(user, scope, Rights::ReadWrite).await
+    }
+
+    /// Grants `scope` to `user` with `rights` (admin only): with
+    /// [`Rights::Read`] they read what is sealed under it and write
+    /// nothing ([`Error::ReadOnly`]). Granting again to a user who holds
+    /// the scope replaces their grants' rights; a rotation keeps each
+    /// holder's rights.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// s.grant_rights("clerk.petit", "clinical", medvault::Rights::Read).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn grant_rights(&self, user: &str, scope: &str, rights: Rights) -> Result<()> {
         self.require_admin()?;
         validate_user_name(user)?;
         let sid = self.scope_id(scope)?;
@@ -1631,7 +1718,15 @@ impl Session {
             let key = &keys.raw;
             let row = self
                 .with_signer(|s| {
-                    sign_grant(&vault_id, s, &scope_row, e, (user, &target.cert), &me, key)
+                    sign_grant(
+                        &vault_id,
+                        s,
+                        &scope_row,
+                        e,
+                        (user, &target.cert, rights),
+                        &me,
+                        key,
+                    )
                 })
                 .await?;
             rows.push(row);
@@ -1976,8 +2071,11 @@ impl Session {
                 });
             };
             let key = root.open(rg)?;
+            // The rights the old grant gave, signed; text from a newer
+            // medvault gives no more than reading.
+            let rights = Rights::parse(&g.rights).unwrap_or(Rights::Read);
             grants.push(
-                root.grant(&self.vault_id, scope, g.epoch, (user, &cert), &key)
+                root.grant(&self.vault_id, scope, g.epoch, (user, &cert, rights), &key)
                     .await?,
             );
         }
@@ -2122,8 +2220,14 @@ impl Session {
             }
             let key = root.open(&g)?;
             grants.push(
-                root.grant(&self.vault_id, scope, g.epoch, (user, &cert), &key)
-                    .await?,
+                root.grant(
+                    &self.vault_id,
+                    scope,
+                    g.epoch,
+                    (user, &cert, Rights::ReadWrite),
+                    &key,
+                )
+                .await?,
             );
             named.insert(scope.name.clone());
         }

@@ -150,10 +150,22 @@ impl Session {
         Ok(NewRow::child_of(patient).scope(scope).set("body", body))
     }
 
-    /// The current epoch of a scope and its keys. `NotCurrent` if the user
-    /// holds a live epoch of it but not the newest (it was rotated without
-    /// them): they read, never write, under the older one. Else `NoAccess`.
+    /// The current epoch of a scope and its keys, to write under.
+    /// `NotCurrent` if the user holds a live epoch of it but not the newest
+    /// (it was rotated without them): they read, never write, under the
+    /// older one. `ReadOnly` if their grant of it gives no write right.
+    /// Else `NoAccess`.
     pub(super) fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
+        let (epoch, keys) = self.current_read_keys(scope)?;
+        if !self.ks().writable.contains(&(scope, epoch)) {
+            return Err(Error::ReadOnly(self.scope_name(scope)));
+        }
+        Ok((epoch, keys))
+    }
+
+    /// [`Session::current_keys`] without the write right: the keys a
+    /// search or a maintenance job (computing a new index) uses.
+    pub(super) fn current_read_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
         let ks = self.ks();
         let epoch = *ks
             .current

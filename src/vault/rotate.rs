@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{sign_grant, trust, EpochKeys, Session};
+use super::{sign_grant, trust, EpochKeys, Rights, Session};
 use crate::crypto::kdf;
 use crate::crypto::secret::EpochKey;
 use crate::error::{Error, Result};
@@ -294,12 +294,14 @@ impl Session {
     }
 
     /// The users holding `epoch` of `sid` by a grant that verifies, active,
-    /// with their certificates (the root is not among them).
-    async fn holders(
+    /// with their certificates and the rights that grant gives (the root is
+    /// not among them). A grant whose rights text this version does not
+    /// know gives reading.
+    pub(super) async fn holders(
         &self,
         sid: u32,
         epoch: Option<u32>,
-    ) -> Result<Vec<(String, sequoia_openpgp::Cert)>> {
+    ) -> Result<Vec<(String, sequoia_openpgp::Cert, Rights)>> {
         let ks = self.ks();
         let scope = ks
             .scopes
@@ -307,12 +309,12 @@ impl Session {
             .cloned()
             .ok_or_else(|| Error::UnknownScope(format!("#{sid}")))?;
         let mut dir = self.directory().await?;
-        let mut out: Vec<(String, sequoia_openpgp::Cert)> = Vec::new();
+        let mut out: Vec<(String, sequoia_openpgp::Cert, Rights)> = Vec::new();
         for g in self.store.grants_all().await? {
             if g.scope_id != sid
                 || epoch.is_some_and(|e| g.epoch != e)
                 || g.grantee == ROOT
-                || out.iter().any(|(n, _)| *n == g.grantee)
+                || out.iter().any(|(n, _, _)| *n == g.grantee)
             {
                 continue;
             }
@@ -328,7 +330,8 @@ impl Session {
             let msg =
                 trust::grant_record(&self.vault_id, &scope, &g, &pgp::fingerprint(&user.cert));
             if pgp::verify(&granter, &msg, &g.signature) {
-                out.push((g.grantee.clone(), user.cert));
+                let rights = Rights::parse(&g.rights).unwrap_or(Rights::Read);
+                out.push((g.grantee.clone(), user.cert, rights));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -336,7 +339,8 @@ impl Session {
     }
 
     /// Stores epoch `latest + 1` of `sid` with its grants (every holder of
-    /// `latest`, and the root) in one transaction, and holds it.
+    /// `latest`, with the rights they had, and the root) in one
+    /// transaction, and holds it.
     async fn new_epoch(
         &self,
         sid: u32,
@@ -353,14 +357,20 @@ impl Session {
             .checked_add(1)
             .ok_or(Error::Refused("the scope has used every epoch number"))?;
         let mut recipients = self.holders(sid, Some(latest)).await?;
-        recipients.retain(|(n, _)| Some(n.as_str()) != excluded);
-        if self.user != ROOT && !recipients.iter().any(|(n, _)| *n == self.user) {
+        recipients.retain(|(n, _, _)| Some(n.as_str()) != excluded);
+        if self.user != ROOT && !recipients.iter().any(|(n, _, _)| *n == self.user) {
             // The rotating administrator holds `latest` (checked above),
-            // even if by a grant the listing above could not verify.
+            // even if by a grant the listing above could not verify; with
+            // the rights their own grant gives.
             let mut dir = self.directory().await?;
-            recipients.push((self.user.clone(), dir.verify(&self.user)?.cert));
+            let rights = if ks.writable.contains(&(sid, latest)) {
+                Rights::ReadWrite
+            } else {
+                Rights::Read
+            };
+            recipients.push((self.user.clone(), dir.verify(&self.user)?.cert, rights));
         }
-        recipients.push((ROOT.to_owned(), self.root_cert.clone()));
+        recipients.push((ROOT.to_owned(), self.root_cert.clone(), Rights::ReadWrite));
         let key = EpochKey::generate();
         let mut epoch = EpochRow {
             scope_id: sid,
@@ -375,19 +385,25 @@ impl Session {
         let msg = trust::epoch_record(&vault_id, &scope, &epoch);
         epoch.signature = self.with_signer(|s| s.sign(&msg)).await?;
         let mut statements = vec![(keys::INSERT_EPOCH.to_owned(), keys::epoch_values(&epoch))];
-        for (name, cert) in &recipients {
+        for (name, cert, rights) in &recipients {
             let g = self
-                .with_signer(|s| sign_grant(&vault_id, s, &scope, next, (name, cert), &me, &key))
+                .with_signer(|s| {
+                    sign_grant(&vault_id, s, &scope, next, (name, cert, *rights), &me, &key)
+                })
                 .await?;
             statements.push((keys::PUT_GRANT.to_owned(), keys::grant_values(&g)));
         }
         self.store.write_all(statements).await?;
-        self.hold_epoch(sid, next, key);
-        Ok((next, recipients.into_iter().map(|(n, _)| n).collect()))
+        let writable = recipients
+            .iter()
+            .any(|(n, _, r)| *n == self.user && *r == Rights::ReadWrite);
+        self.hold_epoch(sid, next, key, writable);
+        Ok((next, recipients.into_iter().map(|(n, _, _)| n).collect()))
     }
 
-    /// Holds epoch `epoch` of `sid` (just made) as the scope's current one.
-    fn hold_epoch(&self, sid: u32, epoch: u32, key: EpochKey) {
+    /// Holds epoch `epoch` of `sid` (just made) as the scope's current one,
+    /// `writable` if this user's grant of it gives the write right.
+    fn hold_epoch(&self, sid: u32, epoch: u32, key: EpochKey, writable: bool) {
         let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
         let mut next = super::KeyState::clone(&guard);
         next.keys.insert(
@@ -395,6 +411,9 @@ impl Session {
             Arc::new(EpochKeys::derive(key, sid, epoch, self.policy)),
         );
         next.known_epochs.insert((sid, epoch));
+        if writable {
+            next.writable.insert((sid, epoch));
+        }
         next.current.insert(sid, epoch);
         next.latest.insert(sid, epoch);
         *guard = Arc::new(next);
@@ -477,7 +496,7 @@ impl Session {
             .holders(sid, Some(current))
             .await?
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|(n, _, _)| n)
             .collect();
         let Some(before) = current.checked_sub(1).filter(|e| *e > 0) else {
             return Ok(Vec::new());
@@ -496,18 +515,26 @@ impl Session {
             })
             .map(|g| g.grantee)
             .collect();
-        let missing: Vec<(String, sequoia_openpgp::Cert)> = self
+        let missing: Vec<(String, sequoia_openpgp::Cert, Rights)> = self
             .holders(sid, Some(before))
             .await?
             .into_iter()
-            .filter(|(n, _)| !have.contains(n) && recent.contains(n))
+            .filter(|(n, _, _)| !have.contains(n) && recent.contains(n))
             .collect();
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut statements = Vec::new();
-        for (name, cert) in &missing {
+        for (name, cert, rights) in &missing {
             let g = self
                 .with_signer(|s| {
-                    sign_grant(&vault_id, s, &scope, current, (name, cert), &me, &held.raw)
+                    sign_grant(
+                        &vault_id,
+                        s,
+                        &scope,
+                        current,
+                        (name, cert, *rights),
+                        &me,
+                        &held.raw,
+                    )
                 })
                 .await?;
             statements.push((keys::PUT_GRANT.to_owned(), keys::grant_values(&g)));
@@ -515,6 +542,6 @@ impl Session {
         if !statements.is_empty() {
             self.store.write_all(statements).await?;
         }
-        Ok(missing.into_iter().map(|(n, _)| n).collect())
+        Ok(missing.into_iter().map(|(n, _, _)| n).collect())
     }
 }

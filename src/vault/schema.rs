@@ -442,7 +442,7 @@ impl Session {
                     });
                 if let (true, Some(n)) = (existing, scope) {
                     let sid = self.scope_id(&n)?;
-                    self.current_keys(sid)?;
+                    self.current_read_keys(sid)?;
                     to_fill.push((t.clone(), index.clone()));
                 }
             }

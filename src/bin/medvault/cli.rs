@@ -48,13 +48,17 @@ pub enum Command {
     /// Manage users (administrators).
     #[command(subcommand)]
     User(UserCmd),
-    /// Grant a scope to a user (administrators).
+    /// Grant a scope to a user (administrators), for reading and writing
+    /// unless --read-only. Granting again changes the rights.
     Grant {
         /// User to grant to.
         #[arg(value_name = "USER")]
         grantee: String,
         /// Scope: identity, clinical, billing, or a restricted scope.
         scope: String,
+        /// The user may read what is sealed under the scope, not write.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Remove a user's grant of a scope and rotate the scope, so nothing
     /// written afterwards is readable to them (administrators holding the
@@ -336,6 +340,12 @@ pub enum ScopeCmd {
     },
     /// List the scopes you hold keys for.
     List,
+    /// Who holds a scope's current key, and whether each may write (its
+    /// signed access list).
+    Access {
+        /// Scope.
+        name: String,
+    },
     /// Ask for access to a scope you do not hold (signed with your key).
     Request {
         /// Scope.
@@ -352,6 +362,9 @@ pub enum ScopeCmd {
         requester: String,
         /// Scope.
         name: String,
+        /// Grant reading only.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Decline a user's request (administrators).
     Decline {

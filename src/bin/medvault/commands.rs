@@ -122,6 +122,7 @@ impl CliError {
                 Error::UserDisabled(_) => "ask an administrator; disabled users cannot log in".into(),
                 Error::InvalidUserName(_) => "user names are lower case: alice, dr.martin, clerk-2".into(),
                 Error::NoAccess(s) => format!("ask an administrator to run `medvault grant <you> {s}`"),
+                Error::ReadOnly(s) => format!("`medvault scope access {s}` lists who may write; an administrator grants writing with `medvault grant <you> {s}`"),
                 Error::NotAdmin(_) => "log in as an administrator (--user)".into(),
                 Error::UnknownScope(_) => "scopes: identity, clinical, billing, personal, or one made with `medvault scope create`".into(),
                 Error::KeyringMissing(p) => format!("{} must sit beside the database; restore it from your backup", p.display()),
@@ -469,9 +470,14 @@ pub async fn run(cli: Cli) -> R {
             }
             Ok(())
         }
-        Command::Grant { grantee: u, scope } => {
-            login(&cli).await?.grant(u, scope).await?;
-            println!("granted {scope} to {u}");
+        Command::Grant {
+            grantee: u,
+            scope,
+            read_only,
+        } => {
+            let rights = rights_of(*read_only);
+            login(&cli).await?.grant_rights(u, scope, rights).await?;
+            println!("granted {scope} to {u} ({rights})");
             Ok(())
         }
         Command::Revoke { grantee: u, scope } => {
@@ -578,6 +584,15 @@ pub async fn run(cli: Cli) -> R {
                     s.request_access(name).await?;
                     println!("asked for access to {name}; an administrator holding it will approve or decline");
                 }
+                ScopeCmd::Access { name } => {
+                    let list = s.access_list(name).await?;
+                    if cli.json {
+                        return json(&list);
+                    }
+                    for h in list {
+                        println!("{:<20} {}", shown(&h.user), h.rights);
+                    }
+                }
                 ScopeCmd::Requests => {
                     let list = s.access_requests().await?;
                     if cli.json {
@@ -597,9 +612,14 @@ pub async fn run(cli: Cli) -> R {
                         );
                     }
                 }
-                ScopeCmd::Approve { requester, name } => {
-                    s.approve_request(requester, name).await?;
-                    println!("granted {name} to {requester}");
+                ScopeCmd::Approve {
+                    requester,
+                    name,
+                    read_only,
+                } => {
+                    let rights = rights_of(*read_only);
+                    s.approve_request(requester, name, rights).await?;
+                    println!("granted {name} to {requester} ({rights})");
                 }
                 ScopeCmd::Decline { requester, name } => {
                     if s.decline_request(requester, name).await? {
@@ -1335,4 +1355,13 @@ fn read_shares(path: &std::path::Path) -> R<Vec<String>> {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect())
+}
+
+/// The rights a `--read-only` flag asks for.
+fn rights_of(read_only: bool) -> medvault::Rights {
+    if read_only {
+        medvault::Rights::Read
+    } else {
+        medvault::Rights::ReadWrite
+    }
 }

@@ -1,0 +1,201 @@
+//! Write rights (README, "Access over time"; FORMAT.md §5.3): a grant
+//! names the rights it gives, `read` or `read-write`, under the granter's
+//! signature. A reader holds the key and writes nothing under it; a
+//! rotation keeps each holder's rights; a store cannot raise them.
+
+#[macro_use]
+mod common;
+use common::*;
+use medvault::{Error, Holder, NewPatient, PatientQuery, Rights};
+
+per_store!(
+    a_reader_reads_and_never_writes,
+    rights_change_and_survive_a_rotation,
+    a_store_cannot_raise_rights,
+);
+
+fn family(name: &str) -> PatientQuery {
+    PatientQuery {
+        family_name: Some(name.into()),
+        ..PatientQuery::default()
+    }
+}
+
+fn holders(list: &[(&str, Rights)]) -> Vec<Holder> {
+    list.iter()
+        .map(|(u, r)| Holder {
+            user: (*u).to_owned(),
+            rights: *r,
+        })
+        .collect()
+}
+
+async fn a_reader_reads_and_never_writes(f: Fixture) {
+    let a = f.admin().await;
+    let dupont = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_note(&dupont, "Penicillin allergy", Some("clinical"))
+        .await
+        .unwrap();
+    enrol(&a, "clerk", "clerk pw", false).await;
+    a.grant_rights("clerk", "identity", Rights::Read)
+        .await
+        .unwrap();
+    a.grant_rights("clerk", "clinical", Rights::Read)
+        .await
+        .unwrap();
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    assert_eq!(
+        a.access_list("clinical").await.unwrap(),
+        holders(&[(ADMIN, Rights::ReadWrite), ("clerk", Rights::Read)])
+    );
+    // Reads work.
+    let found = clerk.find_patients(&family("Dupont")).await.unwrap();
+    assert_eq!(found.len(), 1);
+    let notes = clerk.list_notes(&dupont, None).await.unwrap().notes;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].body, "Penicillin allergy");
+    // No write goes through, and nothing is written.
+    let before = f.patient_count().await;
+    assert!(matches!(
+        clerk.insert_patient(&patient("Martin", "Anne", "1980-01-01")).await,
+        Err(Error::ReadOnly(s)) if s == "identity"
+    ));
+    assert!(matches!(
+        clerk.update_patient(&dupont, &patient("Durand", "Jean", "1970-03-02")).await,
+        Err(Error::ReadOnly(s)) if s == "identity"
+    ));
+    assert!(matches!(
+        clerk.add_note(&dupont, "Not mine to write", Some("clinical")).await,
+        Err(Error::ReadOnly(s)) if s == "clinical"
+    ));
+    assert_eq!(f.patient_count().await, before);
+    assert_eq!(
+        clerk.list_notes(&dupont, None).await.unwrap().notes.len(),
+        1
+    );
+    assert_eq!(a.find_patients(&family("Dupont")).await.unwrap().len(), 1);
+    // Their own personal scope stays theirs to write.
+    clerk
+        .add_note(&dupont, "My own reminder", Some("personal:clerk"))
+        .await
+        .unwrap();
+}
+
+async fn rights_change_and_survive_a_rotation(f: Fixture) {
+    let a = f.admin().await;
+    let dupont = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let nurse = f.user(&a, "nurse", &["identity", "clinical"]).await;
+    enrol(&a, "clerk", "clerk pw", false).await;
+    a.grant_rights("clerk", "clinical", Rights::Read)
+        .await
+        .unwrap();
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    nurse
+        .add_note(&dupont, "Written before", Some("clinical"))
+        .await
+        .unwrap();
+    // Made read-only while her session is open: the next write sees it.
+    a.grant_rights("nurse", "clinical", Rights::Read)
+        .await
+        .unwrap();
+    assert!(matches!(
+        nurse
+            .add_note(&dupont, "Written after", Some("clinical"))
+            .await,
+        Err(Error::ReadOnly(_))
+    ));
+    // And given the right back.
+    a.grant_rights("nurse", "clinical", Rights::ReadWrite)
+        .await
+        .unwrap();
+    nurse
+        .add_note(&dupont, "Written again", Some("clinical"))
+        .await
+        .unwrap();
+    // A rotation wraps the new epoch to each holder with their rights.
+    a.rotate("clinical").await.unwrap();
+    assert_eq!(
+        f.epochs_of("notes", "body")
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&2],
+        "the rotation moved every note to epoch 2"
+    );
+    assert_eq!(
+        a.access_list("clinical").await.unwrap(),
+        holders(&[
+            (ADMIN, Rights::ReadWrite),
+            ("clerk", Rights::Read),
+            ("nurse", Rights::ReadWrite)
+        ])
+    );
+    nurse
+        .add_note(&dupont, "Under the new epoch", Some("clinical"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        clerk
+            .add_note(&dupont, "Still not mine", Some("clinical"))
+            .await,
+        Err(Error::ReadOnly(_))
+    ));
+    assert_eq!(
+        clerk.list_notes(&dupont, None).await.unwrap().notes.len(),
+        3
+    );
+    // The same after a fresh login.
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    assert!(matches!(
+        clerk
+            .add_note(&dupont, "Still not mine", Some("clinical"))
+            .await,
+        Err(Error::ReadOnly(_))
+    ));
+}
+
+async fn a_store_cannot_raise_rights(f: Fixture) {
+    let a = f.admin().await;
+    enrol(&a, "clerk", "clerk pw", false).await;
+    a.grant_rights("clerk", "identity", Rights::Read)
+        .await
+        .unwrap();
+    // Control: the reader cannot write.
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    let p: NewPatient = patient("Martin", "Anne", "1980-01-01");
+    assert!(matches!(
+        clerk.insert_patient(&p).await,
+        Err(Error::ReadOnly(_))
+    ));
+    drop(clerk);
+    // The store rewrites the rights column: the grant no longer verifies.
+    let n = f
+        .exec(
+            "UPDATE grants SET rights = 'read-write' WHERE grantee = 'clerk' AND rights = 'read'",
+            vec![],
+        )
+        .await;
+    assert!(n >= 1);
+    assert!(matches!(
+        f.login("clerk", "clerk pw").await,
+        Err(Error::BadSignature { .. })
+    ));
+    // Nor can it shorten a grant's rights text to one this version does
+    // not know (the signature fails first).
+    f.exec(
+        "UPDATE grants SET rights = 'write' WHERE grantee = 'clerk'",
+        vec![],
+    )
+    .await;
+    assert!(matches!(
+        f.login("clerk", "clerk pw").await,
+        Err(Error::BadSignature { .. })
+    ));
+    assert_eq!(f.patient_count().await, 0);
+}
