@@ -244,6 +244,111 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    author_signatures(c, n);
+}
+
+/// What authenticating rows by their author costs (FORMAT.md §5.8), per
+/// chunk of 500 rows (a bulk insert's transaction chunk), beside the
+/// insert above in the same run: one signature per row, or one batch of
+/// 500 leaves and a single signature; and a reader's check of a batch.
+fn author_signatures(c: &mut Criterion, n: usize) {
+    use medvault::keys::pgp;
+    use medvault::vault::authorship::{
+        leaf, sign_batch, GrantEvidence, RowVersion, Stored, KIND_WRITE,
+    };
+    const CHUNK: usize = 500;
+    let vid = [7u8; 16];
+    let (cert, tsk) = pgp::generate_unprotected("bench").expect("key");
+    let mut signer = pgp::OpenKey::parse(&tsk)
+        .expect("key")
+        .signer()
+        .expect("signer");
+    // Stored values the size of an allergy row's.
+    let parent = [1u8; 16];
+    let substance = [2u8; 73];
+    let reaction = [3u8; 169];
+    let bi = [4u8; 2];
+    let ids: Vec<[u8; 16]> = (0..CHUNK).map(|i| [(i % 251) as u8; 16]).collect();
+    let leaves_of = |ids: &[[u8; 16]]| -> Vec<[u8; 32]> {
+        ids.iter()
+            .map(|id| {
+                let v = RowVersion {
+                    table: "allergies",
+                    id,
+                    version: 1,
+                    author: "bench",
+                    written_at: 1_795_000_000,
+                };
+                leaf(
+                    &vid,
+                    &v,
+                    &[
+                        ("patient_id", Stored::Bytes(&parent)),
+                        ("substance", Stored::Bytes(&substance)),
+                        ("reaction", Stored::Bytes(&reaction)),
+                        ("recorded_on", Stored::Bytes(b"2001")),
+                        ("bi_substance", Stored::Bytes(&bi)),
+                    ],
+                )
+            })
+            .collect()
+    };
+    let evidence = vec![GrantEvidence {
+        scope_id: 2,
+        epoch: 1,
+        rights: "read-write".into(),
+        wrapped_sha256: [5; 32],
+        granter: "admin".into(),
+        signed_at: 1_795_000_000,
+        signature: vec![6; 120],
+    }];
+    let mut g = c.benchmark_group(format!(
+        "author signatures per {CHUNK} rows (compare: insert of {n} rows above)"
+    ));
+    g.throughput(Throughput::Elements(CHUNK as u64));
+    g.bench_function("one signature per row", |b| {
+        b.iter(|| {
+            for l in leaves_of(&ids) {
+                signer.sign(&l).expect("sign");
+            }
+        })
+    });
+    g.bench_function("one batch: 500 leaves, one signature", |b| {
+        b.iter(|| {
+            let leaves = leaves_of(&ids);
+            sign_batch(
+                &vid,
+                &mut signer,
+                ("bench", 1_795_000_000),
+                KIND_WRITE,
+                &leaves,
+                &evidence,
+            )
+            .expect("batch")
+        })
+    });
+    let batch = sign_batch(
+        &vid,
+        &mut signer,
+        ("bench", 1_795_000_000),
+        KIND_WRITE,
+        &leaves_of(&ids),
+        &evidence,
+    )
+    .expect("batch");
+    g.bench_function(
+        "reader: 500 leaves recomputed, one signature verified",
+        |b| {
+            b.iter(|| {
+                let leaves = leaves_of(&ids).concat();
+                assert_eq!(leaves, batch.leaves);
+                let msg = medvault::vault::trust::batch_record(&vid, &batch);
+                assert!(pgp::verify(&cert, &msg, &batch.signature));
+            })
+        },
+    );
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -279,9 +279,79 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     },
                     g("fingerprint"),
                 ),
+                "batch" => {
+                    let b = medvault::vault::authorship::BatchRow {
+                        id: a16(g("batch_id")),
+                        kind: g("batch_kind").into(),
+                        signer: g("signer").into(),
+                        signed_at: g("signed_at").parse().unwrap(),
+                        leaves: h(g("leaves")),
+                        evidence: h(g("evidence")),
+                        signature: vec![],
+                    };
+                    trust::batch_record(&vid, &b)
+                }
                 r => panic!("record {r}"),
             };
             hex::encode(msg)
+        }
+        "row-leaf" => {
+            use medvault::vault::authorship::{leaf, RowVersion, Stored};
+            let vid = a16(g("vault_id"));
+            let id = a16(g("row"));
+            let v = RowVersion {
+                table: g("table"),
+                id: &id,
+                version: g("version").parse().unwrap(),
+                author: g("author"),
+                written_at: g("written_at").parse().unwrap(),
+            };
+            let bytes: Vec<(String, String, Vec<u8>)> = g("columns")
+                .split(" | ")
+                .map(|c| {
+                    let (name, v) = c.split_once('=').unwrap();
+                    let (tag, body) = v.split_once(':').unwrap_or((v, ""));
+                    let b = match tag {
+                        "hex" => h(body),
+                        "text" => body.as_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    (name.to_owned(), v.to_owned(), b)
+                })
+                .collect();
+            let cols: Vec<(&str, Stored)> = bytes
+                .iter()
+                .map(|(name, v, b)| {
+                    let value = match v.split_once(':').map_or(v.as_str(), |(t, _)| t) {
+                        "null" => Stored::Null,
+                        "int" => Stored::Int(v[4..].parse().unwrap()),
+                        "hex" | "text" => Stored::Bytes(b),
+                        t => panic!("column value {t}"),
+                    };
+                    (name.as_str(), value)
+                })
+                .collect();
+            assert_eq!(
+                hex::encode(trust::row_record(&vid, &v, &cols)),
+                g("record").replace([' ', '\n'], ""),
+                "row record"
+            );
+            hex::encode(leaf(&vid, &v, &cols))
+        }
+        "evidence" => {
+            use medvault::vault::authorship::{encode_evidence, parse_evidence, GrantEvidence};
+            let e = GrantEvidence {
+                scope_id: g("scope_id").parse().unwrap(),
+                epoch: g("epoch").parse().unwrap(),
+                rights: g("rights").into(),
+                wrapped_sha256: kdf::sha256(&h(g("wrapped"))),
+                granter: g("granter").into(),
+                signed_at: g("signed_at").parse().unwrap(),
+                signature: h(g("signature")),
+            };
+            let bytes = encode_evidence(std::slice::from_ref(&e));
+            assert_eq!(parse_evidence(&bytes), Some(vec![e]));
+            hex::encode(bytes)
         }
         "enrol-tag" => {
             let msg = trust::enrol_record(

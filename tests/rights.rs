@@ -12,6 +12,7 @@ per_store!(
     a_reader_reads_and_never_writes,
     rights_change_and_survive_a_rotation,
     a_store_cannot_raise_rights,
+    deletes_and_moves_need_the_write_right,
 );
 
 fn family(name: &str) -> PatientQuery {
@@ -110,6 +111,15 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .await,
         Err(Error::ReadOnly(_))
     ));
+    // Taking the right rotated the scope: the read-write grant of epoch 1,
+    // which a store could put back, no longer reaches the current key.
+    assert_eq!(
+        f.epochs_of("notes", "body")
+            .await
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&2]
+    );
     // And given the right back.
     a.grant_rights("nurse", "clinical", Rights::ReadWrite)
         .await
@@ -125,8 +135,8 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .await
             .keys()
             .collect::<Vec<_>>(),
-        vec![&2],
-        "the rotation moved every note to epoch 2"
+        vec![&3],
+        "the rotation moved every note to epoch 3"
     );
     assert_eq!(
         a.access_list("clinical").await.unwrap(),
@@ -198,4 +208,69 @@ async fn a_store_cannot_raise_rights(f: Fixture) {
         Err(Error::BadSignature { .. })
     ));
     assert_eq!(f.patient_count().await, 0);
+}
+
+async fn deletes_and_moves_need_the_write_right(f: Fixture) {
+    let a = f.admin().await;
+    let dupont = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let martin = a
+        .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
+        .await
+        .unwrap();
+    a.add_note(&dupont, "Penicillin allergy", Some("clinical"))
+        .await
+        .unwrap();
+    enrol(&a, "clerk", "clerk pw", false).await;
+    a.grant_rights("clerk", "identity", Rights::Read)
+        .await
+        .unwrap();
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    // A reader cannot delete a patient (and their notes with them).
+    assert!(matches!(
+        clerk.delete_patient(&martin).await,
+        Err(Error::ReadOnly(s)) if s == "identity"
+    ));
+    assert_eq!(f.patient_count().await, 2);
+    // A writer of identity cannot either while the patient has notes in a
+    // scope they may not write.
+    a.grant_rights("clerk", "identity", Rights::ReadWrite)
+        .await
+        .unwrap();
+    assert!(matches!(
+        clerk.delete_patient(&dupont).await,
+        Err(Error::NoAccess(s)) if s == "clinical"
+    ));
+    assert_eq!(a.list_notes(&dupont, None).await.unwrap().notes.len(), 1);
+    // Control: a patient without notes is theirs to delete.
+    clerk.delete_patient(&martin).await.unwrap();
+    assert_eq!(f.patient_count().await, 1);
+
+    // An administrator holding clinical for reading grants no writing,
+    // and moves no note out of it.
+    enrol(&a, "admin2", "admin2 pw", true).await;
+    a.grant_rights("admin2", "clinical", Rights::Read)
+        .await
+        .unwrap();
+    let a2 = f.login("admin2", "admin2 pw").await.unwrap();
+    assert!(matches!(
+        a2.grant_rights("clerk", "clinical", Rights::ReadWrite)
+            .await,
+        Err(Error::ReadOnly(_))
+    ));
+    a2.create_scope("care-team").await.unwrap();
+    assert!(matches!(
+        a2.move_notes(&dupont, "clinical", "care-team").await,
+        Err(Error::ReadOnly(s)) if s == "clinical"
+    ));
+    assert_eq!(
+        a.list_notes(&dupont, Some("clinical"))
+            .await
+            .unwrap()
+            .notes
+            .len(),
+        1
+    );
 }

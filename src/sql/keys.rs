@@ -211,7 +211,8 @@ pub const PROBE: &str = "SELECT \
      (SELECT COUNT(retired_sig) FROM epochs), \
      (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
      (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?), \
-     (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read')";
+     (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read'), \
+     (SELECT COALESCE(MAX(signed_at), -1) FROM grants WHERE grantee = ?)";
 
 /// Every pending access request, by scope and requester.
 pub fn requests() -> String {

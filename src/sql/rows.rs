@@ -187,6 +187,22 @@ pub fn delete(d: Dialect, table: &Table) -> String {
     )
 }
 
+/// The child rows of `table` whose parent column is `?`: their scope
+/// (`scope_id`, or 0 for a table without one), once per scope.
+pub fn child_scopes(d: Dialect, table: &Table) -> Option<String> {
+    let p = table.parent.as_ref()?;
+    let scope = if table.row_scoped() {
+        d.quote("scope_id")
+    } else {
+        "0".to_owned()
+    };
+    Some(format!(
+        "SELECT DISTINCT {scope} FROM {} WHERE {} = ?",
+        d.quote(&table.name),
+        d.quote(&p.column)
+    ))
+}
+
 /// Whether a row of `table` with `id = ?` exists (`SELECT 1 ...`).
 pub fn exists(d: Dialect, table: &str) -> String {
     format!(

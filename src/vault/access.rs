@@ -156,7 +156,8 @@ impl Session {
             .collect())
     }
 
-    /// The scope's access list: who holds its current key epoch by a
+    /// The scope's access list (administrators, and holders of the scope):
+    /// who holds its current key epoch by a
     /// grant that verifies to the root, active users only, with the rights
     /// each signed grant gives, sorted by name. The root, which holds every
     /// epoch, is not listed.
@@ -170,6 +171,9 @@ impl Session {
     /// ```
     pub async fn access_list(&self, scope: &str) -> Result<Vec<Holder>> {
         let sid = self.scope_id(scope)?;
+        if !self.is_admin() && self.ks().live(sid).next().is_none() {
+            return Err(Error::NoAccess(self.scope_name(sid)));
+        }
         let latest = self.ks().latest.get(&sid).copied();
         let Some(latest) = latest else {
             return Err(Error::UnknownScope(scope.to_owned()));
@@ -297,14 +301,13 @@ impl Session {
                     "notes do not move into or out of a personal scope",
                 ));
             }
-            // Read from `from` (any live epoch held), written under `to`'s
-            // current epoch.
-            if sid == to_id && !ks.current.contains_key(&sid) {
-                return Err(self.not_writable(sid));
-            }
             if ks.live(sid).next().is_none() {
                 return Err(Error::NoAccess(self.scope_name(sid)));
             }
+            // Read from `from` (any live epoch held), written under `to`'s
+            // current epoch; taking notes out of `from` is a write to it,
+            // so both need the write right.
+            self.current_keys(sid)?;
         }
         if from_id == to_id {
             return Ok(0);

@@ -6,6 +6,7 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod access;
+pub mod authorship;
 pub mod enrol;
 pub mod patients;
 pub mod rotate;
@@ -833,7 +834,7 @@ pub struct Session {
     dec: Decryptor,
     /// The key-state part of the last [`keys::PROBE`] answer this
     /// session's keys were loaded after (`None`: not yet probed).
-    probed: std::sync::Mutex<Option<[i64; 5]>>,
+    probed: std::sync::Mutex<Option<[i64; 6]>>,
     /// Held while the key state is read again ([`Session::refresh_keys`]).
     refreshing: tokio::sync::Mutex<()>,
     /// Who chose this user's password, if not they ([`pgp::password_set_by`]);
@@ -862,6 +863,7 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
                 crate::store::Value::Text(user.to_owned()),
                 crate::store::Value::Text(user.to_owned()),
                 crate::store::Value::Text(user.to_owned()),
+                crate::store::Value::Text(user.to_owned()),
             ],
         )
         .await?;
@@ -879,12 +881,20 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
             "grants",
             "signed_at",
             "rights",
+            "granted_at",
         ],
         cells,
     )?;
     Ok(Probe {
         schema_version: d.int(0)?,
-        keys: [d.int(1)?, d.int(2)?, d.int(3)?, d.int(4)?, d.int(5)?],
+        keys: [
+            d.int(1)?,
+            d.int(2)?,
+            d.int(3)?,
+            d.int(4)?,
+            d.int(5)?,
+            d.int(6)?,
+        ],
     })
 }
 
@@ -959,8 +969,9 @@ pub(crate) struct Probe {
     /// The highest stored schema version.
     pub(crate) schema_version: u64,
     /// Epochs, retired epochs, grants to this user, this user's row, the
-    /// grants to them for reading only (so a change of rights is seen).
-    pub(crate) keys: [i64; 5],
+    /// grants to them for reading only and the newest signature of a
+    /// grant to them (so a change of rights is seen).
+    pub(crate) keys: [i64; 6],
 }
 
 /// Scopes and keys as a session knows them.
@@ -1097,17 +1108,10 @@ async fn load_keys(
             });
         }
         // Signed with the grant: a store cannot raise it.
-        match Rights::parse(&g.rights) {
-            Some(Rights::ReadWrite) => {
-                writable.insert((g.scope_id, g.epoch));
-            }
-            Some(Rights::Read) => {}
-            None => {
-                return Err(Error::GrantInvalid {
-                    scope: scope.name.clone(),
-                    reason: "its rights are not ones this version of medvault knows",
-                })
-            }
+        // Rights text this version does not know gives reading only, as
+        // everywhere (rotation, recovery).
+        if Rights::parse(&g.rights) == Some(Rights::ReadWrite) {
+            writable.insert((g.scope_id, g.epoch));
         }
         // A key this session unwrapped before, for the same commitment,
         // is not unwrapped again.
@@ -1686,7 +1690,12 @@ impl Session {
     /// [`Rights::Read`] they read what is sealed under it and write
     /// nothing ([`Error::ReadOnly`]). Granting again to a user who holds
     /// the scope replaces their grants' rights; a rotation keeps each
-    /// holder's rights.
+    /// holder's rights. Only an administrator who may write under the
+    /// scope grants writing. Taking the write right from a user who had
+    /// it rotates the scope to a new epoch ([`Session::revoke`] does the
+    /// same), so the read-write grants of the older epochs, which a store
+    /// could put back, no longer let them write under the current key; if
+    /// that rotation stops part-way, `rotate` finishes it.
     ///
     /// ```no_run
     /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
@@ -1696,7 +1705,20 @@ impl Session {
     pub async fn grant_rights(&self, user: &str, scope: &str, rights: Rights) -> Result<()> {
         self.require_admin()?;
         validate_user_name(user)?;
+        // Every epoch there is now, not only those this session loaded.
+        self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
+        if rights == Rights::ReadWrite {
+            self.current_keys(sid)?;
+        }
+        let was_writer = match self.ks().latest.get(&sid) {
+            Some(&latest) => self
+                .holders(sid, Some(latest))
+                .await?
+                .iter()
+                .any(|(n, _, r)| n == user && *r == Rights::ReadWrite),
+            None => false,
+        };
         let ks = self.ks();
         let scope_row = self.scope_row(sid, scope)?;
         // Retired epochs are left out: no cell uses them.
@@ -1738,6 +1760,16 @@ impl Session {
         self.refresh_keys().await?;
         self.catch_up_grants(sid, rotate::CatchUp::Grantee(user))
             .await?;
+        if rights == Rights::Read && was_writer {
+            let opts = RotateOptions {
+                new_epoch: true,
+                ..RotateOptions::default()
+            };
+            self.rotate_excluding(scope, &opts, None, &mut |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .await?;
+        }
         Ok(())
     }
 

@@ -156,8 +156,9 @@ impl Session {
     /// older one. `ReadOnly` if their grant of it gives no write right.
     /// Else `NoAccess`.
     pub(super) fn current_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
-        let (epoch, keys) = self.current_read_keys(scope)?;
-        if !self.ks().writable.contains(&(scope, epoch)) {
+        let ks = self.ks();
+        let (epoch, keys) = self.read_keys_in(&ks, scope)?;
+        if !ks.writable.contains(&(scope, epoch)) {
             return Err(Error::ReadOnly(self.scope_name(scope)));
         }
         Ok((epoch, keys))
@@ -166,7 +167,15 @@ impl Session {
     /// [`Session::current_keys`] without the write right: the keys a
     /// search or a maintenance job (computing a new index) uses.
     pub(super) fn current_read_keys(&self, scope: u32) -> Result<(u32, Arc<super::EpochKeys>)> {
-        let ks = self.ks();
+        self.read_keys_in(&self.ks(), scope)
+    }
+
+    /// [`Session::current_read_keys`] in the key state `ks`.
+    fn read_keys_in(
+        &self,
+        ks: &super::KeyState,
+        scope: u32,
+    ) -> Result<(u32, Arc<super::EpochKeys>)> {
         let epoch = *ks
             .current
             .get(&scope)

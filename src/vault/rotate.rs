@@ -474,8 +474,9 @@ impl Session {
     }
 
     /// Wraps the current epoch of `sid` to the active users who hold the
-    /// epoch before it by a verified grant but not the current one: a
-    /// grant made while a rotation was choosing its recipients. Which
+    /// epoch before it by a verified grant but not the current one, or
+    /// hold the current one with other rights: a grant (or a change of
+    /// rights) made while a rotation was choosing its recipients. Which
     /// users: `who` ([`CatchUp`]); never a store's say-so alone, so a
     /// store that puts back a revoked user's old grants does not get them
     /// the new key. Returns their names.
@@ -492,15 +493,16 @@ impl Session {
             .get(&sid)
             .cloned()
             .ok_or_else(|| Error::UnknownScope(format!("#{sid}")))?;
-        let have: Vec<String> = self
+        let have: HashMap<String, Rights> = self
             .holders(sid, Some(current))
             .await?
             .into_iter()
-            .map(|(n, _, _)| n)
+            .map(|(n, _, r)| (n, r))
             .collect();
         let Some(before) = current.checked_sub(1).filter(|e| *e > 0) else {
             return Ok(Vec::new());
         };
+        let before_retired = ks.retired.contains(&(sid, before));
         let recent: Vec<String> = self
             .store
             .grants_all()
@@ -519,7 +521,12 @@ impl Session {
             .holders(sid, Some(before))
             .await?
             .into_iter()
-            .filter(|(n, _, _)| !have.contains(n) && recent.contains(n))
+            .filter(|(n, _, r)| match have.get(n) {
+                None => recent.contains(n),
+                // Rights changed on `before` after the current epoch was
+                // made; a retired `before` is no grant's target any more.
+                Some(now) => now != r && !before_retired && recent.contains(n),
+            })
             .collect();
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut statements = Vec::new();

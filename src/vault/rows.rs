@@ -857,6 +857,65 @@ impl RowTable<'_> {
         }
     }
 
+    /// Refuses to delete `row` unless this user may write under every
+    /// scope its cells hold values of (withheld ones included), and under
+    /// every scope of the child rows the delete would take with it (a
+    /// patient's notes): `ReadOnly`, `NotCurrent` or `NoAccess`. Only the
+    /// children, not their own children, are looked at.
+    async fn check_deletable(&self, row: &Row) -> Result<()> {
+        let t = self.t();
+        let row_scope = match &row.scope {
+            Some(name) => Some(self.s.scope_id(name)?),
+            None => None,
+        };
+        for (k, c) in t.columns.iter().enumerate() {
+            let ColumnType::Encrypted(e) = &c.ty else {
+                continue;
+            };
+            let held = row.values.get(&c.name).is_some_and(|v| *v != Value::Null);
+            if !held && !row.withheld.contains(&c.name) {
+                continue;
+            }
+            match self.column_scope(k, e, row_scope) {
+                Some(sid) => {
+                    self.s.current_keys(sid)?;
+                }
+                None => return Err(Error::NoAccess(format!("the scope of {}", c.name))),
+            }
+        }
+        let d = self.s.store.dialect();
+        for child in self
+            .schema
+            .tables
+            .iter()
+            .filter(|c| c.parent.as_ref().is_some_and(|p| p.table == t.name))
+        {
+            let Some(sql) = stmt::child_scopes(d, child) else {
+                continue;
+            };
+            let scopes = self
+                .s
+                .store
+                .lookup(sql, vec![StoreValue::Blob(row.id.as_bytes().to_vec())])
+                .await?;
+            for cells in scopes {
+                let mut dec = RowDecoder::new(self.decoder_names.0, &["scope_id"], cells)?;
+                let sid: u32 = dec.int(0)?;
+                if sid != 0 {
+                    self.s.current_keys(sid)?;
+                }
+                // Named scopes of the child's encrypted columns.
+                for (_, e) in child.encrypted() {
+                    if let ScopeRule::Named(n) = &e.scope {
+                        let sid = self.s.scope_id(n)?;
+                        self.s.current_keys(sid)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts one row; returns its new id.
     pub async fn insert(&self, row: &NewRow) -> Result<Id> {
         let ids = self.insert_many(std::slice::from_ref(row)).await?;
@@ -1677,6 +1736,50 @@ impl RowTable<'_> {
                     .map(|i| i.name.as_str()),
             );
         }
+        // A column this user reads but may not write under (a scope held
+        // for reading, or not at its newest epoch), and that the update
+        // leaves unchanged, is kept as stored too, with the indexes over
+        // it; an index it shares with a changed column cannot be.
+        let row_scope = match &old.scope {
+            Some(name) => Some(self.s.scope_id(name)?),
+            None => None,
+        };
+        let mut first_refusal = None;
+        for (k, c) in t.columns.iter().enumerate() {
+            let ColumnType::Encrypted(e) = &c.ty else {
+                continue;
+            };
+            if kept.contains(&c.name.as_str()) || changes.contains_key(&c.name) {
+                continue;
+            }
+            let Some(sid) = self.column_scope(k, e, row_scope) else {
+                continue;
+            };
+            let Err(refused) = self.s.current_keys(sid) else {
+                continue;
+            };
+            if t.indexes
+                .iter()
+                .any(|i| i.over.contains(&c.name) && i.over.iter().any(|o| changes.contains_key(o)))
+            {
+                return Err(refused);
+            }
+            first_refusal.get_or_insert(refused);
+            kept.push(&c.name);
+            kept.extend(
+                t.indexes
+                    .iter()
+                    .filter(|i| i.over.contains(&c.name))
+                    .map(|i| i.name.as_str()),
+            );
+        }
+        // A row none of whose sealed cells this user may write is not
+        // theirs to change, plain columns included.
+        if let Some(refused) = first_refusal {
+            if t.encrypted().all(|(c, _)| kept.contains(&c.name.as_str())) {
+                return Err(refused);
+            }
+        }
         // The parent and scope are re-sealed as read: something sealed
         // must vouch for them, or a row the database moved would be
         // laundered by the update.
@@ -2131,6 +2234,11 @@ impl RowTable<'_> {
         if self.t().cell_rule() == CellRule::V1Note {
             return Err(Error::AppendOnly(self.name.clone()));
         }
+        self.check_current().await?;
+        let Some(row) = self.get(id).await? else {
+            return Ok(false);
+        };
+        self.check_deletable(&row).await?;
         let d = self.s.store.dialect();
         let n = self
             .s

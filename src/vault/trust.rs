@@ -163,19 +163,81 @@ pub fn policy_record(vault_id: &[u8; 16], p: &PolicyRow) -> Vec<u8> {
 
 /// §5.3: what a grant row's signature covers.
 pub fn grant_record(vault_id: &[u8; 16], s: &ScopeRow, g: &GrantRow, grantee_fpr: &str) -> Vec<u8> {
+    grant_record_hashed(
+        vault_id,
+        s,
+        g.epoch,
+        (&g.grantee, grantee_fpr),
+        (&g.rights, &sha256(&g.wrapped)),
+        (&g.granter, g.signed_at),
+    )
+}
+
+/// [`grant_record`] from the SHA-256 of the wrapped key: what a batch's
+/// evidence (§5.8) carries in place of the wrapped key.
+pub fn grant_record_hashed(
+    vault_id: &[u8; 16],
+    s: &ScopeRow,
+    epoch: u32,
+    (grantee, grantee_fpr): (&str, &str),
+    (rights, wrapped_sha256): (&str, &[u8; 32]),
+    (granter, signed_at): (&str, i64),
+) -> Vec<u8> {
     record(
         "grant",
         &[
             vault_id,
             &s.id.to_be_bytes(),
             s.name.as_bytes(),
-            &g.epoch.to_be_bytes(),
-            g.grantee.as_bytes(),
+            &epoch.to_be_bytes(),
+            grantee.as_bytes(),
             grantee_fpr.as_bytes(),
-            g.rights.as_bytes(),
-            &sha256(&g.wrapped),
-            g.granter.as_bytes(),
-            &g.signed_at.to_be_bytes(),
+            rights.as_bytes(),
+            wrapped_sha256,
+            granter.as_bytes(),
+            &signed_at.to_be_bytes(),
+        ],
+    )
+}
+
+/// §5.8: one version of one row as stored, which a batch's leaf is the
+/// SHA-256 of: the row's table, id, version, author and time, then each
+/// stored column but the id by name and value ([`super::authorship`]).
+pub fn row_record(
+    vault_id: &[u8; 16],
+    v: &super::authorship::RowVersion<'_>,
+    columns: &[(&str, super::authorship::Stored<'_>)],
+) -> Vec<u8> {
+    let version = v.version.to_be_bytes();
+    let written_at = v.written_at.to_be_bytes();
+    let values: Vec<Vec<u8>> = columns.iter().map(|(_, c)| c.encode()).collect();
+    let mut parts: Vec<&[u8]> = vec![
+        vault_id,
+        v.table.as_bytes(),
+        v.id,
+        &version,
+        v.author.as_bytes(),
+        &written_at,
+    ];
+    for ((name, _), value) in columns.iter().zip(&values) {
+        parts.push(name.as_bytes());
+        parts.push(value);
+    }
+    record("row", &parts)
+}
+
+/// §5.8: what a batch's signature covers.
+pub fn batch_record(vault_id: &[u8; 16], b: &super::authorship::BatchRow) -> Vec<u8> {
+    record(
+        "batch",
+        &[
+            vault_id,
+            &b.id,
+            b.kind.as_bytes(),
+            b.signer.as_bytes(),
+            &b.signed_at.to_be_bytes(),
+            &sha256(&b.evidence),
+            &b.leaves,
         ],
     )
 }
