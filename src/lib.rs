@@ -67,8 +67,9 @@ pub use records::{
     Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
 };
 pub use vault::{
-    enrol, request_fingerprint, AccessRequest, CreateOptions, Enrolled, Holder, InitReport,
-    OpenOptions, Rights, RotateOptions, RotateProgress, RotateReport, Session, UserInfo, Vault,
+    enrol, request_fingerprint, AccessRequest, CreateOptions, DisableReport, Enrolled, Holder,
+    InitReport, OpenOptions, Rights, RotateOptions, RotateProgress, RotateReport, Session,
+    UserInfo, Vault,
 };
 
 /// The README's examples are compiled as doctests.

@@ -13,7 +13,11 @@ per_store!(
     rights_change_and_survive_a_rotation,
     a_store_cannot_raise_rights,
     deletes_and_moves_need_the_write_right,
+    an_update_keeps_a_column_it_may_only_read,
+    disabling_a_user_rotates_their_scopes,
 );
+
+const EMR: &str = include_str!("../examples/emr/schema.toml");
 
 fn family(name: &str) -> PatientQuery {
     PatientQuery {
@@ -273,4 +277,86 @@ async fn deletes_and_moves_need_the_write_right(f: Fixture) {
             .len(),
         1
     );
+}
+
+/// A column of `patients` under a scope the user holds for reading
+/// (billing): updating the patient's identity keeps it as stored;
+/// changing it is `ReadOnly`.
+async fn an_update_keeps_a_column_it_may_only_read(f: Fixture) {
+    let a = f.admin().await;
+    let with_billing = format!(
+        "{EMR}\n[[column]]\ntable = \"patients\"\ncolumn = \"billing_ref\"\nscope = \"billing\"\n\
+         kind = \"code\"\nmax_bytes = 32\npadding = {{ block = 32 }}\noptional = true\n"
+    );
+    a.apply_schema(&with_billing).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let mut set = std::collections::BTreeMap::new();
+    set.insert(
+        "billing_ref".to_string(),
+        medvault::vault::rows::Value::from("INV-17"),
+    );
+    let pt = a.table("patients").await.unwrap();
+    assert!(pt.update(p, &set).await.unwrap());
+    enrol(&a, "doc", "doc pw", false).await;
+    a.grant("doc", "identity").await.unwrap();
+    a.grant_rights("doc", "billing", Rights::Read)
+        .await
+        .unwrap();
+    let doc = f.login("doc", "doc pw").await.unwrap();
+    doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
+        .await
+        .unwrap();
+    let err = doc
+        .table("patients")
+        .await
+        .unwrap()
+        .update(p, &set)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ReadOnly(s) if s == "billing"),
+        "{err}"
+    );
+    let row = pt.get(p).await.unwrap().unwrap();
+    assert_eq!(row.text("billing_ref"), Some("INV-17"));
+    assert_eq!(row.text("given_names"), Some("Jean-Marc"));
+    assert!(a.verify_store().await.unwrap().problems.is_empty());
+}
+
+/// Disabling a user rotates every shared scope they held (as a revocation
+/// does); one the disabling administrator does not hold is reported.
+async fn disabling_a_user_rotates_their_scopes(f: Fixture) {
+    let a = f.admin().await;
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    a.add_note(&p, "Penicillin allergy", Some("clinical"))
+        .await
+        .unwrap();
+    enrol(&a, "admin2", "admin2 pw", true).await;
+    let a2 = f.login("admin2", "admin2 pw").await.unwrap();
+    a2.create_scope("team-two").await.unwrap();
+    let bob = f.user(&a, "bob", &["identity", "clinical"]).await;
+    a2.grant("bob", "team-two").await.unwrap();
+    bob.add_note(&p, "Bob's own", Some("personal:bob"))
+        .await
+        .unwrap();
+    drop(bob);
+    let r = a.disable_user("bob").await.unwrap();
+    assert_eq!(r.rotated, ["identity", "clinical"]);
+    assert_eq!(r.not_rotated, ["team-two"]);
+    // Every shared cell is under the new epoch; bob's personal note stays.
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await,
+        [(2, 1)].into()
+    );
+    let clinical: Vec<Vec<u8>> = f.blobs("SELECT body FROM notes WHERE scope_id = 2").await;
+    assert_eq!(clinical.len(), 1);
+    assert_eq!(u32::from_be_bytes(clinical[0][5..9].try_into().unwrap()), 2);
+    assert_eq!(a.list_notes(&p, None).await.unwrap().notes.len(), 1);
+    assert!(a.verify_store().await.unwrap().problems.is_empty());
 }

@@ -187,8 +187,8 @@ pub fn delete(d: Dialect, table: &Table) -> String {
     )
 }
 
-/// The child rows of `table` whose parent column is `?`: their scope
-/// (`scope_id`, or 0 for a table without one), once per scope.
+/// The child rows of `table` whose parent column is `?`: their id and
+/// scope (`scope_id`, or 0 for a table without one).
 pub fn child_scopes(d: Dialect, table: &Table) -> Option<String> {
     let p = table.parent.as_ref()?;
     let scope = if table.row_scoped() {
@@ -197,7 +197,8 @@ pub fn child_scopes(d: Dialect, table: &Table) -> Option<String> {
         "0".to_owned()
     };
     Some(format!(
-        "SELECT DISTINCT {scope} FROM {} WHERE {} = ?",
+        "SELECT {}, {scope} FROM {} WHERE {} = ?",
+        d.quote("id"),
         d.quote(&table.name),
         d.quote(&p.column)
     ))

@@ -66,7 +66,7 @@ pub struct AccessRequest {
 }
 
 /// A user's personal scope (an owner, or the `personal:` prefix).
-fn is_personal(s: &crate::store::ScopeRow) -> bool {
+pub(super) fn is_personal(s: &crate::store::ScopeRow) -> bool {
     s.owner.is_some() || s.name.starts_with(PERSONAL_PREFIX)
 }
 
@@ -289,6 +289,8 @@ impl Session {
     /// ```
     pub async fn move_notes(&self, patient: &Id, from: &str, to: &str) -> Result<usize> {
         self.require_admin()?;
+        // The rights below are judged on the key state as stored now.
+        self.refresh_keys().await?;
         let (from_id, to_id) = (self.scope_id(from)?, self.scope_id(to)?);
         for sid in [from_id, to_id] {
             let ks = self.ks();

@@ -221,6 +221,12 @@ pub fn sign_batch(
     if leaves.is_empty() || leaves.len() > MAX_LEAVES {
         return Err(Error::Refused("a batch vouches for 1 to 65536 rows"));
     }
+    match kind {
+        KIND_WRITE => {}
+        KIND_RESEAL if evidence.is_empty() => {}
+        KIND_RESEAL => return Err(Error::Refused("a reseal carries no evidence")),
+        _ => return Err(Error::Refused("a batch is a write or a reseal")),
+    }
     let mut b = BatchRow {
         id: crate::crypto::random_array(),
         kind: kind.to_owned(),
@@ -256,7 +262,7 @@ pub type Forgery = &'static str;
 
 /// Verifies a batch: its signature under the signer's certificate (a
 /// user whose row verifies to the root, active or not: a disabled
-/// user's earlier writes stay theirs); a reseal's signer is an
+/// user's earlier writes stay theirs); a reseal's signer is an active
 /// administrator; each grant of a write's evidence is signed, to the
 /// signer's certificate, by the root or by an administrator (one disabled
 /// since only for a grant signed no later than the record that disabled
@@ -275,8 +281,8 @@ pub fn verify_batch(
     let who = dir
         .verify(&b.signer)
         .map_err(|_| "a batch signed by no verified user")?;
-    if reseal && !who.admin {
-        return Err("a reseal signed by someone who is not an administrator");
+    if reseal && !(who.admin && who.active) {
+        return Err("a reseal signed by someone who is not an active administrator");
     }
     if !pgp::verify(&who.cert, &trust::batch_record(vault_id, b), &b.signature) {
         return Err("a batch whose signature does not verify");

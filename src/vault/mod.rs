@@ -200,6 +200,16 @@ pub struct UserInfo {
     pub trusted: bool,
 }
 
+/// What [`Session::disable_user`] did besides disabling the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DisableReport {
+    /// Shared scopes they held, rotated to a new epoch they are not given.
+    pub rotated: Vec<String>,
+    /// Shared scopes they held whose newest epoch this administrator does
+    /// not hold, so could not rotate.
+    pub not_rotated: Vec<String>,
+}
+
 /// Entry points.
 pub struct Vault;
 
@@ -881,7 +891,7 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
             "grants",
             "signed_at",
             "rights",
-            "granted_at",
+            "grant_signed_at",
         ],
         cells,
     )?;
@@ -1711,14 +1721,32 @@ impl Session {
         if rights == Rights::ReadWrite {
             self.current_keys(sid)?;
         }
-        let was_writer = match self.ks().latest.get(&sid) {
-            Some(&latest) => self
-                .holders(sid, Some(latest))
-                .await?
-                .iter()
-                .any(|(n, _, r)| n == user && *r == Rights::ReadWrite),
-            None => false,
-        };
+        // A writer under any live epoch who is to read only: the scope
+        // moves to a new epoch first (they are given it with their old
+        // rights, changed below with the others), so an interrupted
+        // downgrade is one that changed nothing, or one run again rotates.
+        if rights == Rights::Read {
+            let live: Vec<u32> = self.ks().live(sid).map(|(e, _)| e).collect();
+            let mut was_writer = false;
+            for e in live {
+                was_writer |= self
+                    .holders(sid, Some(e))
+                    .await?
+                    .iter()
+                    .any(|(n, _, r)| n == user && *r == Rights::ReadWrite);
+            }
+            if was_writer {
+                self.current_read_keys(sid)?;
+                let opts = RotateOptions {
+                    new_epoch: true,
+                    ..RotateOptions::default()
+                };
+                self.rotate_excluding(scope, &opts, None, &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await?;
+            }
+        }
         let ks = self.ks();
         let scope_row = self.scope_row(sid, scope)?;
         // Retired epochs are left out: no cell uses them.
@@ -1758,18 +1786,8 @@ impl Session {
         // A rotation that chose its recipients before this grant was
         // stored did not wrap its new epoch to this user: do it now.
         self.refresh_keys().await?;
-        self.catch_up_grants(sid, rotate::CatchUp::Grantee(user))
+        self.catch_up_grants(sid, rotate::CatchUp::Grantee(user, rights))
             .await?;
-        if rights == Rights::Read && was_writer {
-            let opts = RotateOptions {
-                new_epoch: true,
-                ..RotateOptions::default()
-            };
-            self.rotate_excluding(scope, &opts, None, &mut |_| {
-                std::ops::ControlFlow::Continue(())
-            })
-            .await?;
-        }
         Ok(())
     }
 
@@ -1818,8 +1836,24 @@ impl Session {
     }
 
     /// Disables a user (admin only): a new signed row, their grants and
-    /// login material removed in one transaction.
-    pub async fn disable_user(&self, name: &str) -> Result<()> {
+    /// login material removed in one transaction. Then every shared scope
+    /// they held is rotated to a new epoch they are not given, as
+    /// [`Session::revoke`] does, so the keys they unwrapped open nothing
+    /// written afterwards and, once every row is sealed again, match no
+    /// index value. A scope this administrator cannot rotate (it does not
+    /// hold its newest epoch) is listed in the report for one who can
+    /// (`rotate SCOPE --new-epoch`). If a rotation stops part-way, `rotate`
+    /// finishes it.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// let r = s.disable_user("clerk.petit").await?;
+    /// for scope in &r.not_rotated {
+    ///     eprintln!("{scope} still needs a rotation");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn disable_user(&self, name: &str) -> Result<DisableReport> {
         self.require_admin()?;
         validate_user_name(name)?;
         if name == self.user {
@@ -1827,6 +1861,14 @@ impl Session {
         }
         let mut dir = self.directory().await?;
         let target = dir.verify(name)?;
+        // The scopes they hold, read before their grants go.
+        let held: std::collections::BTreeSet<u32> = self
+            .store
+            .grants_to(name)
+            .await?
+            .iter()
+            .map(|g| g.scope_id)
+            .collect();
         if target.admin {
             let by = SignAs {
                 name: &self.user,
@@ -1843,7 +1885,31 @@ impl Session {
         row.signed_at = now();
         let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&target.cert));
         row.signature = self.with_signer(|s| s.sign(&msg)).await?;
-        self.store.replace_user(&row).await
+        self.store.replace_user(&row).await?;
+        let mut report = DisableReport::default();
+        for sid in held {
+            let ks = self.ks();
+            let Some(scope) = ks.scopes.get(&sid).cloned() else {
+                continue;
+            };
+            if access::is_personal(&scope) {
+                continue;
+            }
+            if !ks.current.contains_key(&sid) {
+                report.not_rotated.push(scope.name);
+                continue;
+            }
+            let opts = RotateOptions {
+                new_epoch: true,
+                ..RotateOptions::default()
+            };
+            self.rotate_excluding(&scope.name, &opts, Some(name), &mut |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .await?;
+            report.rotated.push(scope.name);
+        }
+        Ok(report)
     }
 
     /// Before an administrator is disabled, every row it signed (users it

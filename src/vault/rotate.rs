@@ -98,8 +98,9 @@ pub struct RotateReport {
 /// Whom [`Session::catch_up_grants`] considers.
 #[derive(Clone, Copy)]
 pub(crate) enum CatchUp<'a> {
-    /// The user a `grant` just wrapped the older epochs to.
-    Grantee(&'a str),
+    /// The user a `grant` just wrapped the older epochs to, with the
+    /// rights it gave (carried as given, never as the store shows them).
+    Grantee(&'a str, Rights),
     /// Users granted the epoch before the current one by a grant signed
     /// after this time (Unix seconds: a rotation's start, so grants that
     /// raced it), never the excluded one (a user being revoked).
@@ -510,7 +511,7 @@ impl Session {
             .into_iter()
             .filter(|g| g.scope_id == sid && g.epoch == before)
             .filter(|g| match who {
-                CatchUp::Grantee(name) => g.grantee == name,
+                CatchUp::Grantee(name, _) => g.grantee == name,
                 CatchUp::SignedAfter(t, excluded) => {
                     g.signed_at > t && Some(g.grantee.as_str()) != excluded
                 }
@@ -531,6 +532,10 @@ impl Session {
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut statements = Vec::new();
         for (name, cert, rights) in &missing {
+            let rights = match who {
+                CatchUp::Grantee(_, given) => given,
+                CatchUp::SignedAfter(..) => *rights,
+            };
             let g = self
                 .with_signer(|s| {
                     sign_grant(
@@ -538,7 +543,7 @@ impl Session {
                         s,
                         &scope,
                         current,
-                        (name, cert, *rights),
+                        (name, cert, rights),
                         &me,
                         &held.raw,
                     )

@@ -859,9 +859,10 @@ impl RowTable<'_> {
 
     /// Refuses to delete `row` unless this user may write under every
     /// scope its cells hold values of (withheld ones included), and under
-    /// every scope of the child rows the delete would take with it (a
-    /// patient's notes): `ReadOnly`, `NotCurrent` or `NoAccess`. Only the
-    /// children, not their own children, are looked at.
+    /// every scope of the rows the delete would take with it (a patient's
+    /// notes, and their children in turn): `ReadOnly`, `NotCurrent` or
+    /// `NoAccess`. Checked before the delete, not in its transaction: a
+    /// child another client adds meanwhile goes with its parent.
     async fn check_deletable(&self, row: &Row) -> Result<()> {
         let t = self.t();
         let row_scope = match &row.scope {
@@ -884,32 +885,41 @@ impl RowTable<'_> {
             }
         }
         let d = self.s.store.dialect();
-        for child in self
-            .schema
-            .tables
-            .iter()
-            .filter(|c| c.parent.as_ref().is_some_and(|p| p.table == t.name))
-        {
-            let Some(sql) = stmt::child_scopes(d, child) else {
-                continue;
-            };
-            let scopes = self
-                .s
-                .store
-                .lookup(sql, vec![StoreValue::Blob(row.id.as_bytes().to_vec())])
-                .await?;
-            for cells in scopes {
-                let mut dec = RowDecoder::new(self.decoder_names.0, &["scope_id"], cells)?;
-                let sid: u32 = dec.int(0)?;
-                if sid != 0 {
-                    self.s.current_keys(sid)?;
-                }
-                // Named scopes of the child's encrypted columns.
-                for (_, e) in child.encrypted() {
-                    if let ScopeRule::Named(n) = &e.scope {
-                        let sid = self.s.scope_id(n)?;
+        let mut todo: Vec<(&str, Id)> = vec![(&t.name, row.id)];
+        let mut checked_named = std::collections::HashSet::new();
+        while let Some((table, id)) = todo.pop() {
+            for child in self
+                .schema
+                .tables
+                .iter()
+                .filter(|c| c.parent.as_ref().is_some_and(|p| p.table == table))
+            {
+                let Some(sql) = stmt::child_scopes(d, child) else {
+                    continue;
+                };
+                let rows = self
+                    .s
+                    .store
+                    .lookup(sql, vec![StoreValue::Blob(id.as_bytes().to_vec())])
+                    .await?;
+                for cells in rows {
+                    let mut dec =
+                        RowDecoder::new(self.decoder_names.0, &["id", "scope_id"], cells)?;
+                    let child_id = dec.id(0)?;
+                    let sid: u32 = dec.int(1)?;
+                    if sid != 0 {
                         self.s.current_keys(sid)?;
                     }
+                    // Named scopes of the child's encrypted columns.
+                    if checked_named.insert(child.name.as_str()) {
+                        for (_, e) in child.encrypted() {
+                            if let ScopeRule::Named(n) = &e.scope {
+                                let sid = self.s.scope_id(n)?;
+                                self.s.current_keys(sid)?;
+                            }
+                        }
+                    }
+                    todo.push((&child.name, Id(child_id)));
                 }
             }
         }
@@ -1755,8 +1765,12 @@ impl RowTable<'_> {
             let Some(sid) = self.column_scope(k, e, row_scope) else {
                 continue;
             };
-            let Err(refused) = self.s.current_keys(sid) else {
-                continue;
+            let refused = match self.s.current_keys(sid) {
+                Ok(_) => continue,
+                // Held for reading, or not at its newest epoch: kept.
+                Err(e @ (Error::ReadOnly(_) | Error::NotCurrent { .. })) => e,
+                // A rollback, or no key at all, is not hidden.
+                Err(e) => return Err(e),
             };
             if t.indexes
                 .iter()
@@ -1775,10 +1789,20 @@ impl RowTable<'_> {
         }
         // A row none of whose sealed cells this user may write is not
         // theirs to change, plain columns included.
-        if let Some(refused) = first_refusal {
-            if t.encrypted().all(|(c, _)| kept.contains(&c.name.as_str())) {
-                return Err(refused);
-            }
+        if t.encrypted().next().is_some()
+            && t.encrypted().all(|(c, _)| kept.contains(&c.name.as_str()))
+        {
+            return Err(first_refusal.unwrap_or_else(|| {
+                let scope = t
+                    .encrypted()
+                    .find_map(|(_, e)| match &e.scope {
+                        ScopeRule::Named(n) => Some(n.clone()),
+                        ScopeRule::PerRow => None,
+                    })
+                    .or_else(|| old.scope.clone())
+                    .unwrap_or_default();
+                Error::NoAccess(scope)
+            }));
         }
         // The parent and scope are re-sealed as read: something sealed
         // must vouch for them, or a row the database moved would be

@@ -464,8 +464,16 @@ pub async fn run(cli: Cli) -> R {
                     }
                 }
                 UserCmd::Disable { name } => {
-                    s.disable_user(name).await?;
+                    let r = s.disable_user(name).await?;
                     println!("disabled {name}");
+                    for scope in &r.rotated {
+                        println!("rotated {scope} to a new key epoch {name} does not hold");
+                    }
+                    for scope in &r.not_rotated {
+                        println!(
+                            "{scope} not rotated: you do not hold its newest key; an administrator who does should run `medvault rotate {scope} --new-epoch`"
+                        );
+                    }
                 }
             }
             Ok(())
