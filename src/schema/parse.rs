@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 17] = [
+pub const RESERVED_TABLES: [&str; 18] = [
     "vault_meta",
     "users",
     "scopes",
@@ -33,6 +33,7 @@ pub const RESERVED_TABLES: [&str; 17] = [
     "refinery_schema_history",
     "app_schema_history",
     "grants_grantee",
+    "grants_probe",
     "patients_bi_family_name",
     "patients_bi_given_names",
     "patients_bi_born",

@@ -165,6 +165,33 @@ pub fn page(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
     )
 }
 
+/// [`page`] limited to the rows whose `scope_id = ?` (the first
+/// parameter, before the `id > ?` one): the rows of one scope in a table
+/// whose rows each name their scope.
+pub fn page_in_scope(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
+    let after = if after {
+        format!(" AND {} > ?", d.quote("id"))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {} FROM {} WHERE {} = ?{after} ORDER BY {} LIMIT {limit}",
+        list(d, &read_columns(table)),
+        d.quote(&table.name),
+        d.quote("scope_id"),
+        d.quote("id")
+    )
+}
+
+/// The number of rows whose `scope_id = ?`.
+pub fn count_in_scope(d: Dialect, table: &Table) -> String {
+    format!(
+        "SELECT COUNT(*) FROM {} WHERE {} = ?",
+        d.quote(&table.name),
+        d.quote("scope_id")
+    )
+}
+
 /// `UPDATE t SET col = ?, ... WHERE id = ?`.
 pub fn update(d: Dialect, table: &Table, cols: &[String]) -> String {
     format!(

@@ -180,8 +180,7 @@ impl Session {
         for pass in 1..=MAX_PASSES as u32 {
             let mut total = 0;
             for t in &tables {
-                let t = self.table(t).await?;
-                total += self.store.count(&crate::sql::table_spec(t.table())).await?;
+                total += self.table(t).await?.rotation_rows(sid).await?;
             }
             let (mut seen_before, mut rewritten_pass, mut raced) = (0u64, 0u64, 0u64);
             for t in &tables {

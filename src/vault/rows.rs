@@ -483,11 +483,6 @@ struct Checked {
 }
 
 impl RowTable<'_> {
-    /// The table's declaration.
-    pub(crate) fn table(&self) -> &Table {
-        self.t()
-    }
-
     fn t(&self) -> &Table {
         // Invariant: `Session::table` checked the name against this schema.
         self.schema
@@ -1960,6 +1955,49 @@ impl RowTable<'_> {
         }
     }
 
+    /// Whether every cell of scope `sid` in this table is in a `per-row`
+    /// column (no named column is of that scope), so a rotation of `sid`
+    /// reads only the rows whose `scope_id` is `sid` (rotating `billing`
+    /// does not read every clinical note). A row whose `scope_id` the
+    /// store changed is not opened here; opened anywhere, its envelope's
+    /// scope differs from the column and it is `Tampered`.
+    pub(crate) fn cells_of_scope_only_per_row(&self, sid: u32) -> bool {
+        let t = self.t();
+        t.row_scoped()
+            && t.columns.iter().enumerate().all(|(k, c)| match &c.ty {
+                ColumnType::Encrypted(
+                    e @ Encrypted {
+                        scope: ScopeRule::Named(_),
+                        ..
+                    },
+                ) => self.column_scope(k, e, None) != Some(sid),
+                _ => true,
+            })
+    }
+
+    /// The rows a rotation of `sid` reads in this table: those of `sid`
+    /// alone when [`RowTable::cells_of_scope_only_per_row`], else all.
+    pub(crate) async fn rotation_rows(&self, sid: u32) -> Result<u64> {
+        let t = self.t();
+        if !self.cells_of_scope_only_per_row(sid) {
+            return self.s.store.count(&crate::sql::table_spec(t)).await;
+        }
+        let rows = self
+            .s
+            .store
+            .lookup(
+                stmt::count_in_scope(self.s.store.dialect(), t),
+                vec![StoreValue::Int(i64::from(sid))],
+            )
+            .await?;
+        let cells = rows.into_iter().next().ok_or(Error::BadStoredValue {
+            table: self.decoder_names.0,
+            column: "*",
+            expected: "one count",
+        })?;
+        RowDecoder::new(self.decoder_names.0, &["count"], cells)?.int(0)
+    }
+
     /// One pass of a key rotation over this table (`src/vault/rotate.rs`):
     /// every row with a cell of scope `sid` under an epoch other than
     /// `target` is opened and its cells of that scope sealed again under
@@ -1986,6 +2024,7 @@ impl RowTable<'_> {
         };
         let implied = self.decoder_names.1.len() - t.columns.len();
         let scope_at = t.row_scoped().then(|| implied - 1);
+        let in_scope = self.cells_of_scope_only_per_row(sid);
         let mut out = Reseal::default();
         let mut after: Option<Id> = None;
         loop {
@@ -1996,15 +2035,21 @@ impl RowTable<'_> {
             if self.s.ks().latest.get(&sid).is_some_and(|l| *l > target) {
                 return Err(Error::Concurrent("the key epochs of this scope"));
             }
-            let params = after
-                .iter()
-                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
-                .collect();
-            let rows = self
-                .s
-                .store
-                .select(stmt::page(d, t, after.is_some(), batch), params)
-                .await?;
+            let mut params: Vec<StoreValue> = Vec::new();
+            if in_scope {
+                params.push(StoreValue::Int(i64::from(sid)));
+            }
+            params.extend(
+                after
+                    .iter()
+                    .map(|a| StoreValue::Blob(a.as_bytes().to_vec())),
+            );
+            let sql = if in_scope {
+                stmt::page_in_scope(d, t, after.is_some(), batch)
+            } else {
+                stmt::page(d, t, after.is_some(), batch)
+            };
+            let rows = self.s.store.select(sql, params).await?;
             self.check_page_len(rows.len(), batch)?;
             if rows.is_empty() {
                 return Ok(out);

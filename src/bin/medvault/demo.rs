@@ -183,11 +183,13 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     for scope in ["identity", "clinical"] {
         leroy.grant("dr.moreau", scope).await?;
     }
-    for scope in ["identity", "billing"] {
-        leroy.grant("clerk.petit", scope).await?;
-    }
+    // The clerk finds patients but does not edit who they are.
+    leroy
+        .grant_rights("clerk.petit", "identity", medvault::Rights::Read)
+        .await?;
+    leroy.grant("clerk.petit", "billing").await?;
     step(
-        "enrolled clinician dr.moreau from an invitation (her key, her password), added clerk clerk.petit; granted identity+clinical and identity+billing",
+        "enrolled clinician dr.moreau from an invitation (her key, her password), added clerk clerk.petit; granted identity+clinical, and identity (read-only)+billing",
         t.elapsed(),
     );
 
@@ -301,6 +303,18 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     match clerk.list_notes(&pid, Some("clinical")).await {
         Err(Error::NoAccess(scope)) => println!("             clerk.petit reading clinical notes: refused, no access to scope \"{scope}\""),
         Ok(_) => return Err(CliError::msg("the clerk could read clinical notes", "report this bug")),
+        Err(e) => return Err(e.into()),
+    }
+    let seen = clerk.get_patient(&pid).await?;
+    let renamed = medvault::NewPatient {
+        family_name: "Renamed".into(),
+        given_names: seen.given_names,
+        born: seen.born,
+        sex: seen.sex,
+    };
+    match clerk.update_patient(&pid, &renamed).await {
+        Err(Error::ReadOnly(scope)) => println!("             clerk.petit editing a patient's name: refused, scope \"{scope}\" is granted for reading only"),
+        Ok(_) => return Err(CliError::msg("the clerk could edit a patient", "report this bug")),
         Err(e) => return Err(e.into()),
     }
     let visible = clerk.list_notes(&pid, None).await?;
