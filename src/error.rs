@@ -265,6 +265,17 @@ pub enum Error {
         /// Column of the cell.
         column: &'static str,
     },
+    /// A row is not vouched for by its author (FORMAT.md §5.8): written
+    /// without the write right (raw SQL by someone holding only the read
+    /// key), or its author, time, version, index or any stored value edited
+    /// since. It is never shown.
+    #[error("a row of {table} is forged: {reason}; it is not shown")]
+    Forged {
+        /// The table.
+        table: &'static str,
+        /// What failed (names no value).
+        reason: &'static str,
+    },
     /// A cell is under a key epoch newer than any this session knows: its
     /// scope was rotated after the session loaded its keys. The row API
     /// reads the key state again and retries once by itself

@@ -281,9 +281,12 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
     )
     .await;
     let v = a.verify_store().await.unwrap();
-    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    assert_eq!(v.problems.len(), 2, "{:?}", v.problems);
+    assert_eq!(v.forged, 1, "the index is part of what the author signed");
     assert!(
-        v.problems[0].contains("bi_substance does not match"),
+        v.problems
+            .iter()
+            .any(|p| p.contains("bi_substance does not match")),
         "{:?}",
         v.problems
     );
@@ -299,14 +302,15 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
         .await
         .unwrap());
     let before = a.verify_store().await.unwrap();
-    assert_eq!(before.problems.len(), 1, "{:?}", before.problems);
+    assert_eq!(before.problems.len(), 2, "{:?}", before.problems);
     f.exec(
         "UPDATE patients SET bi_insurance_number = NULL WHERE id = ?",
         vec![Val::B(p.as_bytes().to_vec())],
     )
     .await;
     let v = a.verify_store().await.unwrap();
-    assert_eq!(v.problems.len(), 2, "{:?}", v.problems);
+    assert_eq!(v.problems.len(), 4, "{:?}", v.problems);
+    assert_eq!(v.forged, 2, "a value set to NULL leaves the leaf");
     assert!(
         v.problems
             .iter()
@@ -362,6 +366,19 @@ async fn dropping_an_index_drops_its_column(f: Fixture) {
         .await
     };
     assert_eq!(has_bi_drug().await, 1);
+    // Rows that hold the index: their authors signed it (FORMAT.md §5.8),
+    // so it is cleared from them, signed again, before the column goes.
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let rx = a
+        .table("prescriptions")
+        .await
+        .unwrap()
+        .insert_many(&[prescription(p, "500 mg"), prescription(p, "250 mg")])
+        .await
+        .unwrap();
     let start = EMR.find("[[index]]\ntable = \"prescriptions\"").unwrap();
     let end = start + EMR[start..].find("bits = 18\n").unwrap() + "bits = 18\n".len();
     let without = format!("{}{}", &EMR[..start], &EMR[end..]);
@@ -369,6 +386,19 @@ async fn dropping_an_index_drops_its_column(f: Fixture) {
     assert_eq!(r.changes, ["drop blind index prescriptions.bi_drug"]);
     assert_eq!(r.version, 2);
     assert_eq!(has_bi_drug().await, 0);
+    let t = a.table("prescriptions").await.unwrap();
+    for id in rx {
+        let row = t.get(id).await.unwrap().unwrap();
+        assert_eq!(row.text("drug"), Some("Amoxicillin"));
+        assert!(
+            matches!(&row.authorship, medvault::vault::rows::Authorship::Signed { author, version: 1, resealed_by: Some(by), .. } if author == ADMIN && by == ADMIN),
+            "{:?}",
+            row.authorship
+        );
+    }
+    drop(t);
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
     drop(a);
     assert!(f
         .admin()
@@ -653,6 +683,14 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
     let err = carol.apply_schema(&late_index).await.unwrap_err();
     assert!(matches!(err, Error::NoAccess(_)), "{err}");
     assert_eq!(f.int("SELECT count(*) FROM policies", vec![]).await, 1);
+    // The row as an apply cut short leaves it: no value, and the
+    // authentication it had before (filling the value signs it again).
+    let unfilled_auth = f
+        .blob(
+            "SELECT medvault_auth FROM prescriptions WHERE id = ?",
+            vec![Val::B(ids[1].as_bytes().to_vec())],
+        )
+        .await;
     // The one who does: every row gets its value.
     let r = a.apply_schema(&late_index).await.unwrap();
     assert_eq!((r.version, r.indexed), (2, 3));
@@ -679,8 +717,11 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
     // Cut short: a row left without its value is found by verify, and
     // filled by applying the same file again.
     f.exec(
-        "UPDATE prescriptions SET bi_dosage = NULL WHERE id = ?",
-        vec![Val::B(ids[1].as_bytes().to_vec())],
+        "UPDATE prescriptions SET bi_dosage = NULL, medvault_auth = ? WHERE id = ?",
+        vec![
+            Val::B(unfilled_auth.clone()),
+            Val::B(ids[1].as_bytes().to_vec()),
+        ],
     )
     .await;
     assert!(found("250 mg").await.is_empty());

@@ -238,9 +238,12 @@ async fn false_positives_of_truncated_indexes_are_dropped(f: Fixture) {
             vec![id0.into()],
         )
         .await;
+    // A collision of truncated indexes, made by hand: the row's
+    // authentication goes with the edit (a row so edited that keeps it is
+    // forged, tests/authorship.rs), so it reads as unsigned.
     let n = f
         .exec(
-            "UPDATE patients SET bi_family_name = ? WHERE id = ?",
+            "UPDATE patients SET bi_family_name = ?, medvault_auth = NULL WHERE id = ?",
             vec![bi0.into(), id1.into()],
         )
         .await;
@@ -518,9 +521,14 @@ async fn notes_come_back_in_the_order_written(f: Fixture) {
         .insert_patients_with_notes(&[(patient("Martin", "Léa", "1980-01-01"), batch)])
         .await
         .unwrap()[0];
-    // Every note in the same second, whatever the clock did.
-    f.exec("UPDATE notes SET created_at = 1700000000", vec![])
-        .await;
+    // Every note in the same second, whatever the clock did (an edit by
+    // hand: the notes then read as unsigned, as notes written before rows
+    // were authenticated).
+    f.exec(
+        "UPDATE notes SET created_at = 1700000000, medvault_auth = NULL",
+        vec![],
+    )
+    .await;
     let bodies =
         |l: medvault::NoteList| -> Vec<String> { l.notes.into_iter().map(|n| n.body).collect() };
     let want: Vec<String> = (1..=8).map(|i| format!("note {i}")).collect();

@@ -13,7 +13,7 @@ per_store!(
     rights_change_and_survive_a_rotation,
     a_store_cannot_raise_rights,
     deletes_and_moves_need_the_write_right,
-    an_update_keeps_a_column_it_may_only_read,
+    an_update_needs_the_write_right_on_every_scope_of_the_row,
     disabling_a_user_rotates_their_scopes,
 );
 
@@ -280,9 +280,11 @@ async fn deletes_and_moves_need_the_write_right(f: Fixture) {
 }
 
 /// A column of `patients` under a scope the user holds for reading
-/// (billing): updating the patient's identity keeps it as stored;
-/// changing it is `ReadOnly`.
-async fn an_update_keeps_a_column_it_may_only_read(f: Fixture) {
+/// (billing): the whole row is the new version's author's to sign
+/// (FORMAT.md §5.8), so updating the patient's identity is `ReadOnly`
+/// too, and changes nothing. Given the write right on billing, the same
+/// update goes through, signed by them.
+async fn an_update_needs_the_write_right_on_every_scope_of_the_row(f: Fixture) {
     let a = f.admin().await;
     let with_billing = format!(
         "{EMR}\n[[column]]\ntable = \"patients\"\ncolumn = \"billing_ref\"\nscope = \"billing\"\n\
@@ -306,23 +308,39 @@ async fn an_update_keeps_a_column_it_may_only_read(f: Fixture) {
         .await
         .unwrap();
     let doc = f.login("doc", "doc pw").await.unwrap();
+    for err in [
+        doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
+            .await
+            .unwrap_err(),
+        doc.table("patients")
+            .await
+            .unwrap()
+            .update(p, &set)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, Error::ReadOnly(s) if s == "billing"),
+            "{err}"
+        );
+    }
+    let row = pt.get(p).await.unwrap().unwrap();
+    assert_eq!(row.text("billing_ref"), Some("INV-17"));
+    assert_eq!(row.text("given_names"), Some("Jean"));
+    // Control: with the write right the same update is theirs.
+    a.grant_rights("doc", "billing", Rights::ReadWrite)
+        .await
+        .unwrap();
     doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
         .await
         .unwrap();
-    let err = doc
-        .table("patients")
-        .await
-        .unwrap()
-        .update(p, &set)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::ReadOnly(s) if s == "billing"),
-        "{err}"
-    );
     let row = pt.get(p).await.unwrap().unwrap();
-    assert_eq!(row.text("billing_ref"), Some("INV-17"));
     assert_eq!(row.text("given_names"), Some("Jean-Marc"));
+    assert!(
+        matches!(&row.authorship, medvault::vault::rows::Authorship::Signed { author, version: 3, .. } if author == "doc"),
+        "{:?}",
+        row.authorship
+    );
     assert!(a.verify_store().await.unwrap().problems.is_empty());
 }
 

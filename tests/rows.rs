@@ -743,9 +743,11 @@ async fn built_in_cells_moved_across_rows_are_tampered(f: Fixture) {
 }
 
 /// A column an application adds to `patients` under another scope
-/// (billing): a clinician without that scope still reads, finds, lists
-/// and updates patients, and the billing value is kept as stored; changing
-/// it is `NoAccess`.
+/// (billing): a clinician without that scope still reads, finds and lists
+/// patients. Updating one is `NoAccess`: the new version of the row is
+/// signed by its author alone (FORMAT.md §5.8), billing cell included, so
+/// it needs the write right under every scope of the row. Nothing
+/// changes; with billing granted, the same update goes through.
 async fn a_patient_column_of_another_scope_does_not_block_the_patient_api(f: Fixture) {
     let (a, p) = setup(&f).await;
     let with_billing = format!(
@@ -775,20 +777,31 @@ async fn a_patient_column_of_another_scope_does_not_block_the_patient_api(f: Fix
     };
     assert_eq!(doc.find_patients(&q).await.unwrap().len(), 1);
     assert_eq!(doc.list_patients(None, 10).await.unwrap().patients.len(), 1);
+    for err in [
+        doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
+            .await
+            .unwrap_err(),
+        doc.table("patients")
+            .await
+            .unwrap()
+            .update(p, &set)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, Error::NoAccess(s) if s == "billing"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        pt.get(p).await.unwrap().unwrap().text("given_names"),
+        Some("Jean")
+    );
+    // Control: with billing granted, the update is theirs to make.
+    a.grant("doc", "billing").await.unwrap();
     doc.update_patient(&p, &patient("Dupont", "Jean-Marc", "1970-03-02"))
         .await
         .unwrap();
-    let err = doc
-        .table("patients")
-        .await
-        .unwrap()
-        .update(p, &set)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::NoAccess(s) if s == "billing"),
-        "{err}"
-    );
     // The billing value is as the admin stored it; the update is there.
     let row = pt.get(p).await.unwrap().unwrap();
     assert_eq!(row.text("billing_ref"), Some("INV-2024-17"));

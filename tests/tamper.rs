@@ -245,10 +245,10 @@ async fn debug_output_names_no_patient_value(f: Fixture) {
     assert!(shown.contains(&p1.to_string()), "ids are shown");
 }
 
-/// Blind indexes swapped between two rows hide both patients from search
-/// (each row is then a "false positive" of the other's query, and dropped).
-/// `verify` recomputes every index it can read and names each mismatch,
-/// without a value or an index in the message.
+/// Blind indexes swapped between two rows: both rows are forged (their
+/// author signed their indexes), and a search that meets one reports it.
+/// `verify` names each forged row and recomputes every index it can read
+/// and names each mismatch, without a value or an index in the message.
 async fn swapped_blind_indexes_are_found_by_verify(f: Fixture) {
     let (a, p1, p2) = two_patients(&f).await;
     let clean = a.verify_store().await.unwrap();
@@ -265,10 +265,23 @@ async fn swapped_blind_indexes_are_found_by_verify(f: Fixture) {
         family_name: Some("Dupont".into()),
         ..Default::default()
     };
-    assert!(a.find_patients(&q).await.unwrap().is_empty(), "hidden");
+    // The indexes are part of what the author signed: the rows are forged,
+    // and a search that meets one says so rather than answer without it.
+    assert!(matches!(
+        a.find_patients(&q).await,
+        Err(Error::Forged {
+            table: "patients",
+            ..
+        })
+    ));
     let r = a.verify_store().await.unwrap();
+    assert_eq!(r.forged, 2);
     let mut want = Vec::new();
     for id in [p1, p2] {
+        want.push(format!(
+            "patients {id}: a row of patients is forged: the row is not the one its batch \
+             vouches for; it is not shown"
+        ));
         for col in ["bi_family_name", "bi_family_born"] {
             want.push(format!(
                 "patients {id}: {col} does not match the row's values"

@@ -428,17 +428,20 @@ fn table_of(
 }
 
 /// Whether `name` is one of the columns medvault gives tables (`id`,
-/// `scope_id`, `parent_id`, the table's parent column): reported if so.
+/// `scope_id`, `parent_id`, the table's parent column, and every name
+/// starting with `medvault_`, such as the row authentication column):
+/// reported if so.
 fn medvaults_name(ck: &mut Check<'_>, name: &Spanned<String>, table: &Table) -> bool {
     let n = name.get_ref();
     let taken = ["id", "scope_id", "parent_id"].contains(&n.as_str())
+        || n.starts_with("medvault_")
         || table.implied_columns().iter().any(|i| i.name() == n);
     if taken {
         ck.at(
             name.span(),
             format!(
-                "{}.{n}: `id`, `scope_id`, `parent_id` and the parent column are \
-                 medvault's (every table has them as needed)",
+                "{}.{n}: `id`, `scope_id`, `parent_id`, the parent column and names \
+                 starting with `medvault_` are medvault's (every table has them as needed)",
                 table.name
             ),
         );

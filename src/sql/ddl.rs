@@ -214,6 +214,7 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
             Dialect::Mysql => keys.push(key),
         }
     }
+    cols.push(auth_column_def(dialect));
     let body = cols
         .into_iter()
         .chain(keys)
@@ -227,6 +228,30 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
     let mut out = vec![format!("CREATE TABLE {} (\n{body}\n{tail}", q(t))];
     out.extend(after);
     out
+}
+
+/// The column every data table carries for the authentication of its
+/// rows by their author (FORMAT.md §5.8, §9.10): NULL for a row written
+/// before it existed.
+pub const AUTH_COLUMN: &str = "medvault_auth";
+
+/// The definition of [`AUTH_COLUMN`].
+fn auth_column_def(dialect: Dialect) -> String {
+    let n = dialect.quote(AUTH_COLUMN);
+    match dialect {
+        Dialect::Sqlite => format!("{n} BLOB"),
+        Dialect::Mysql => format!("{n} VARBINARY(255) NULL"),
+    }
+}
+
+/// The statement that adds [`AUTH_COLUMN`] to a table made before it
+/// existed.
+pub fn add_auth_column(table: &str, dialect: Dialect) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN {}",
+        dialect.quote(table),
+        auth_column_def(dialect)
+    )
 }
 
 /// The statements that add the declared column `column` of `table` (an
@@ -332,6 +357,7 @@ plain = "boolean"
             ("reason", "BLOB", true),
             ("with_doctor", "BLOB", false),
             ("confirmed", "INTEGER", true),
+            ("medvault_auth", "BLOB", false),
         ]
         .iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
@@ -340,7 +366,7 @@ plain = "boolean"
         // STRICT: a text in a blob column is refused by SQLite itself.
         c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         let e = c.execute(
-            "INSERT INTO appointments VALUES (zeroblob(16), zeroblob(16), 1, 0, 'clear', NULL, 0)",
+            "INSERT INTO appointments VALUES (zeroblob(16), zeroblob(16), 1, 0, 'clear', NULL, 0, NULL)",
             [],
         );
         let e = e.expect_err("a STRICT table refuses text in an envelope column");

@@ -169,6 +169,22 @@ pub const ACCESS_REQUESTS: TableSpec = TableSpec {
     vault_rows: "1 = 1",
 };
 
+/// `medvault_batches`: signed batches of row leaves (FORMAT.md §5.8).
+pub const BATCHES: TableSpec = TableSpec {
+    name: "medvault_batches",
+    columns: &[
+        "id",
+        "kind",
+        "signer",
+        "signed_at",
+        "leaves",
+        "evidence",
+        "signature",
+    ],
+    paged: true,
+    vault_rows: "1 = 1",
+};
+
 /// Every table of a vault, parents before children.
 pub const TABLES: &[TableSpec] = &[
     VAULT_META,
@@ -178,6 +194,7 @@ pub const TABLES: &[TableSpec] = &[
     GRANTS,
     POLICIES,
     ACCESS_REQUESTS,
+    BATCHES,
     PATIENTS,
     NOTES,
 ];
@@ -185,8 +202,7 @@ pub const TABLES: &[TableSpec] = &[
 /// A declared table as `copy` and `verify` see it: every stored column
 /// (implied, declared, index), paged by its id.
 pub fn table_spec(t: &crate::schema::Table) -> TableSpec {
-    let mut cols = rows::read_columns(t);
-    cols.extend(t.indexes.iter().map(|i| i.name.clone()));
+    let cols = rows::stored_columns(t);
     TableSpec {
         name: crate::schema::intern(&t.name),
         columns: crate::schema::intern_list(&cols),

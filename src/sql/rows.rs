@@ -17,6 +17,17 @@ pub fn read_columns(table: &Table) -> Vec<String> {
         .collect()
 }
 
+/// The columns a row is selected with, in order: [`read_columns`], the
+/// blind indexes, then the row's authentication
+/// ([`super::ddl::AUTH_COLUMN`]): everything its author signed, and the
+/// reference to the signature.
+pub fn stored_columns(table: &Table) -> Vec<String> {
+    let mut cols = read_columns(table);
+    cols.extend(table.indexes.iter().map(|i| i.name.clone()));
+    cols.push(super::ddl::AUTH_COLUMN.to_owned());
+    cols
+}
+
 fn list(d: Dialect, cols: &[String]) -> String {
     cols.iter()
         .map(|c| d.quote(c))
@@ -132,7 +143,7 @@ fn numbered_insert(table: &Table, cols: &[String], seq: &str, n: usize) -> Strin
 pub fn by_id(d: Dialect, table: &Table) -> String {
     format!(
         "SELECT {} FROM {} WHERE {} = ?",
-        list(d, &read_columns(table)),
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
         d.quote("id")
     )
@@ -142,7 +153,7 @@ pub fn by_id(d: Dialect, table: &Table) -> String {
 pub fn by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
     format!(
         "SELECT {} FROM {} WHERE {} IN ({}) ORDER BY {}",
-        list(d, &read_columns(table)),
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
         d.quote(column),
         marks(n.max(1)),
@@ -159,7 +170,7 @@ pub fn page(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
     };
     format!(
         "SELECT {} FROM {}{filter} ORDER BY {} LIMIT {limit}",
-        list(d, &read_columns(table)),
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
         d.quote("id")
     )
@@ -176,7 +187,7 @@ pub fn page_in_scope(d: Dialect, table: &Table, after: bool, limit: u32) -> Stri
     };
     format!(
         "SELECT {} FROM {} WHERE {} = ?{after} ORDER BY {} LIMIT {limit}",
-        list(d, &read_columns(table)),
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
         d.quote("scope_id"),
         d.quote("id")
@@ -189,19 +200,6 @@ pub fn count_in_scope(d: Dialect, table: &Table) -> String {
         "SELECT COUNT(*) FROM {} WHERE {} = ?",
         d.quote(&table.name),
         d.quote("scope_id")
-    )
-}
-
-/// `UPDATE t SET col = ?, ... WHERE id = ?`.
-pub fn update(d: Dialect, table: &Table, cols: &[String]) -> String {
-    format!(
-        "UPDATE {} SET {} WHERE {} = ?",
-        d.quote(&table.name),
-        cols.iter()
-            .map(|c| format!("{} = ?", d.quote(c)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        d.quote("id")
     )
 }
 
@@ -256,24 +254,27 @@ pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u
     }
     format!(
         "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
-        list(d, &read_columns(table)),
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
         filter.join(" AND "),
         d.quote("id")
     )
 }
 
-/// Sets `index` of the row `id = ?` to `?` where it is still NULL and
-/// its first covered column still holds `?` (parameters: the value, the
-/// id, the covered cell as read): a rotation that sealed the row again
-/// meanwhile wrote the index itself, under the new epoch, and wins.
-pub fn set_index(d: Dialect, table: &Table, index: &Index) -> String {
-    let i = d.quote(&index.name);
+/// Up to `limit` rows in id order (after `id > ?` when `after`) whose
+/// `index` holds a value: the rows an index about to be dropped is
+/// cleared from first.
+pub fn indexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {
+    let mut filter = vec![format!("{} IS NOT NULL", d.quote(&index.name))];
+    if after {
+        filter.push(format!("{} > ?", d.quote("id")));
+    }
     format!(
-        "UPDATE {} SET {i} = ? WHERE {} = ? AND {i} IS NULL AND {} = ?",
+        "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
+        list(d, &stored_columns(table)),
         d.quote(&table.name),
-        d.quote("id"),
-        d.quote(&index.over[0])
+        filter.join(" AND "),
+        d.quote("id")
     )
 }
 

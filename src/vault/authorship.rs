@@ -113,6 +113,71 @@ pub fn leaf(vault_id: &[u8; 16], v: &RowVersion<'_>, columns: &[(&str, Stored<'_
     sha256(&trust::row_record(vault_id, v, columns))
 }
 
+/// A row's authentication as stored in its `medvault_auth` column
+/// (FORMAT.md §9.10): `0x01` ‖ version (u64 BE) ‖ written_at (i64 BE) ‖
+/// batch id (16 bytes) ‖ leaf index (u32 BE) ‖ author (UTF-8, 1 to 64
+/// bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowAuth {
+    /// 1 when inserted, one more at each update.
+    pub version: u64,
+    /// When this version was written (Unix seconds).
+    pub written_at: i64,
+    /// The batch that vouches for it.
+    pub batch: [u8; 16],
+    /// Its leaf's place in the batch.
+    pub leaf: u32,
+    /// Who wrote this version.
+    pub author: String,
+}
+
+impl RowAuth {
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(37 + self.author.len());
+        out.push(1);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.written_at.to_be_bytes());
+        out.extend_from_slice(&self.batch);
+        out.extend_from_slice(&self.leaf.to_be_bytes());
+        out.extend_from_slice(self.author.as_bytes());
+        out
+    }
+
+    /// Parses the stored form strictly; `None` if it is anything else.
+    pub fn parse(b: &[u8]) -> Option<RowAuth> {
+        let (tag, rest) = b.split_first()?;
+        if *tag != 1 {
+            return None;
+        }
+        let (version, rest) = rest.split_first_chunk::<8>()?;
+        let (written_at, rest) = rest.split_first_chunk::<8>()?;
+        let (batch, rest) = rest.split_first_chunk::<16>()?;
+        let (leaf, author) = rest.split_first_chunk::<4>()?;
+        if author.is_empty() || author.len() > 64 {
+            return None;
+        }
+        Some(RowAuth {
+            version: u64::from_be_bytes(*version),
+            written_at: i64::from_be_bytes(*written_at),
+            batch: *batch,
+            leaf: u32::from_be_bytes(*leaf),
+            author: String::from_utf8(author.to_vec()).ok()?,
+        })
+    }
+
+    /// The version this names, for its leaf.
+    pub fn row_version<'a>(&'a self, table: &'a str, id: &'a [u8; 16]) -> RowVersion<'a> {
+        RowVersion {
+            table,
+            id,
+            version: self.version,
+            author: &self.author,
+            written_at: self.written_at,
+        }
+    }
+}
+
 /// A signed grant carried in a batch as evidence of its signer's right
 /// to write under (scope, epoch).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +278,21 @@ pub struct BatchRow {
 pub fn sign_batch(
     vault_id: &[u8; 16],
     signer: &mut RecordSigner,
+    who: (&str, i64),
+    kind: &str,
+    leaves: &[[u8; 32]],
+    evidence: &[GrantEvidence],
+) -> Result<BatchRow> {
+    let id = crate::crypto::random_array();
+    sign_batch_with_id(vault_id, id, signer, who, kind, leaves, evidence)
+}
+
+/// [`sign_batch`] with the batch id chosen by the caller (the rows name
+/// it before the batch is signed).
+pub fn sign_batch_with_id(
+    vault_id: &[u8; 16],
+    id: [u8; 16],
+    signer: &mut RecordSigner,
     (signer_name, signed_at): (&str, i64),
     kind: &str,
     leaves: &[[u8; 32]],
@@ -228,7 +308,7 @@ pub fn sign_batch(
         _ => return Err(Error::Refused("a batch is a write or a reseal")),
     }
     let mut b = BatchRow {
-        id: crate::crypto::random_array(),
+        id,
         kind: kind.to_owned(),
         signer: signer_name.to_owned(),
         signed_at,
@@ -281,7 +361,11 @@ pub fn verify_batch(
     let who = dir
         .verify(&b.signer)
         .map_err(|_| "a batch signed by no verified user")?;
-    if reseal && !(who.admin && who.active) {
+    // An administrator disabled since still vouches for what they sealed
+    // again before the record that disabled them.
+    let disabled_at = dir.row(&b.signer).map(|r| r.signed_at);
+    let was_admin = who.admin && (who.active || disabled_at.is_some_and(|t| b.signed_at <= t));
+    if reseal && !was_admin {
         return Err("a reseal signed by someone who is not an active administrator");
     }
     if !pgp::verify(&who.cert, &trust::batch_record(vault_id, b), &b.signature) {

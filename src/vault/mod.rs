@@ -839,6 +839,12 @@ pub struct Session {
     admin: bool,
     password: std::sync::RwLock<Password>,
     signer: tokio::sync::Mutex<RecordSigner>,
+    /// Batches of row leaves this session verified (FORMAT.md §5.8), by
+    /// id: each is read and checked once, not once per row.
+    #[allow(clippy::type_complexity)]
+    batches: std::sync::Mutex<
+        HashMap<[u8; 16], std::result::Result<Arc<authorship::VerifiedBatch>, authorship::Forgery>>,
+    >,
     /// The user's decryption key, to unwrap grants made after login
     /// ([`Session::refresh_keys`]).
     dec: Decryptor,
@@ -1006,6 +1012,9 @@ pub(crate) struct KeyState {
     /// The held epochs this user's signed grant lets them write under
     /// ([`Rights::ReadWrite`]); the others they only read.
     pub(crate) writable: std::collections::HashSet<(u32, u32)>,
+    /// This user's signed `read-write` grant of each epoch in `writable`,
+    /// as a batch of rows they write carries it (FORMAT.md §5.8).
+    pub(crate) evidence: HashMap<(u32, u32), Arc<authorship::GrantEvidence>>,
 }
 
 impl KeyState {
@@ -1073,6 +1082,7 @@ async fn load_keys(
     let my_fpr = pgp::fingerprint(cert);
     let mut keys = HashMap::new();
     let mut writable = std::collections::HashSet::new();
+    let mut evidence = HashMap::new();
     // Read after the epochs: an epoch and its grants are stored in one
     // transaction, so every epoch read above has its grants here. A grant
     // of an epoch newer than any read above was stored meanwhile (another
@@ -1122,6 +1132,18 @@ async fn load_keys(
         // everywhere (rotation, recovery).
         if Rights::parse(&g.rights) == Some(Rights::ReadWrite) {
             writable.insert((g.scope_id, g.epoch));
+            evidence.insert(
+                (g.scope_id, g.epoch),
+                Arc::new(authorship::GrantEvidence {
+                    scope_id: g.scope_id,
+                    epoch: g.epoch,
+                    rights: g.rights.clone(),
+                    wrapped_sha256: kdf::sha256(&g.wrapped),
+                    granter: g.granter.clone(),
+                    signed_at: g.signed_at,
+                    signature: g.signature.clone(),
+                }),
+            );
         }
         // A key this session unwrapped before, for the same commitment,
         // is not unwrapped again.
@@ -1193,6 +1215,7 @@ async fn load_keys(
         latest,
         retired,
         writable,
+        evidence,
     })
 }
 
@@ -1293,6 +1316,7 @@ impl Session {
             admin: me.admin,
             password: std::sync::RwLock::new(password),
             signer: tokio::sync::Mutex::new(signer),
+            batches: std::sync::Mutex::new(HashMap::new()),
             dec,
             probed: std::sync::Mutex::new(Some(probed.keys)),
             refreshing: tokio::sync::Mutex::new(()),
@@ -2197,6 +2221,13 @@ impl Session {
             };
             self.resign_rows_of(&mut dir, &old, by).await?;
         }
+        // The rows they wrote (or, as an administrator, sealed again) stay
+        // genuine under their new key.
+        let by = SignAs {
+            name: ROOT,
+            key: &root.signer,
+        };
+        self.resign_batches_of(&mut dir, user, by).await?;
         self.store.reset_user(&new, &grants).await?;
         Ok(fpr)
     }

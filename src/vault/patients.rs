@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::rows::{NewRow, Row, RowTable, Value, STREAM_CHUNK};
+use super::rows::{NewRow, PendingBatch, Row, RowTable, Value, STREAM_CHUNK};
 use super::{Session, SCOPE_CLINICAL};
 use crate::crypto::envelope::{self, Cell, Header};
 use crate::error::{Error, Result};
@@ -390,9 +390,14 @@ impl Session {
         notes: &[(usize, NewRow)],
     ) -> Result<()> {
         let chunks = patients.len().div_ceil(STREAM_CHUNK);
+        // One signature per chunk, over its patients and their notes.
+        let mut signer = self.signer.lock().await;
+        let signer = std::sync::Mutex::new(&mut *signer);
         self.write_chunks(chunks, |c| {
             let range = c * STREAM_CHUNK..((c + 1) * STREAM_CHUNK).min(patients.len());
-            let mut statements = pt.seal_rows(&patients[range.clone()], &ids[range.clone()])?;
+            let mut batch = PendingBatch::new(super::authorship::KIND_WRITE);
+            let mut statements =
+                pt.seal_rows(&patients[range.clone()], &ids[range.clone()], &mut batch)?;
             let (from, to) = (
                 notes.partition_point(|(k, _)| *k < range.start),
                 notes.partition_point(|(k, _)| *k < range.end),
@@ -400,7 +405,11 @@ impl Session {
             if from < to {
                 let rows: Vec<NewRow> = notes[from..to].iter().map(|(_, r)| r.clone()).collect();
                 let note_ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
-                statements.extend(nt.seal_rows(&rows, &note_ids)?);
+                statements.extend(nt.seal_rows(&rows, &note_ids, &mut batch)?);
+            }
+            let mut signer = signer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = self.sign_pending(batch, &mut signer)? {
+                statements.push(b);
             }
             Ok(statements)
         })

@@ -30,10 +30,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+mod auth;
+
+pub use auth::Authorship;
+pub(crate) use auth::PendingBatch;
+
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::Session;
+use super::{authorship, Session};
 use crate::crypto::envelope::{self, CellAd, Header};
 use crate::crypto::kdf;
 use crate::crypto::padding::unpad;
@@ -190,6 +195,10 @@ pub struct Row {
     pub values: BTreeMap<String, Value>,
     /// Encrypted columns of a scope this user holds no key for.
     pub withheld: Vec<String>,
+    /// Who vouches for the row (FORMAT.md §5.8): a row whose stored
+    /// authentication does not check is never returned
+    /// ([`Error::Forged`]).
+    pub authorship: Authorship,
 }
 
 impl fmt::Debug for Row {
@@ -330,6 +339,18 @@ pub(crate) struct Reseal {
     pub stopped: bool,
 }
 
+/// What `verify` learnt of one stored row ([`RowTable::verify_row`]).
+pub(crate) struct Verified {
+    /// The row, as far as this user reads it.
+    pub row: Row,
+    /// How many blind indexes were recomputed.
+    pub checked: usize,
+    /// The indexes whose stored value is not the recomputed one.
+    pub wrong: Vec<String>,
+    /// Why the row is forged, if it is.
+    pub forged: Option<Error>,
+}
+
 /// One declared table of the schema in force, for reading and writing
 /// rows. Made by [`Session::table`].
 pub struct RowTable<'s> {
@@ -339,6 +360,9 @@ pub struct RowTable<'s> {
     /// The table's name and read columns as the row decoder takes them,
     /// made once (not per row).
     decoder_names: (&'static str, &'static [&'static str]),
+    /// Every column a row is selected with ([`stmt::stored_columns`]):
+    /// the read columns, the indexes, the row's authentication.
+    stored_names: &'static [&'static str],
     /// Index keys derived so far, by (scope, epoch, index position): one
     /// HKDF per key, not per row.
     index_keys: std::sync::Mutex<std::collections::HashMap<(u32, u32, usize), Arc<IndexKey>>>,
@@ -380,9 +404,9 @@ impl Session {
         if schema.table(name).is_none() {
             return Err(Error::UnknownTable(name.chars().take(64).collect()));
         }
-        let names = match schema.table(name) {
-            Some(t) => stmt::read_columns(t),
-            None => Vec::new(),
+        let (names, stored) = match schema.table(name) {
+            Some(t) => (stmt::read_columns(t), stmt::stored_columns(t)),
+            None => (Vec::new(), Vec::new()),
         };
         // Per column, resolved once for the table rather than per cell:
         // the scope id of a named scope, and the position of the column's
@@ -415,6 +439,7 @@ impl Session {
             s: self,
             version: self.schema_version(),
             decoder_names: (schema::intern(name), schema::intern_list(&names)),
+            stored_names: schema::intern_list(&stored),
             schema,
             name: name.to_owned(),
             index_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -470,6 +495,9 @@ impl Session {
         written.map(|_| ())
     }
 }
+
+/// One statement and its parameters.
+type Statement = (String, Vec<StoreValue>);
 
 /// Values medvault sets on a built-in row, by column, in place of the
 /// caller's ([`RowTable::builtin_rules`]).
@@ -982,25 +1010,42 @@ impl RowTable<'_> {
     /// The statements that insert `rows` as `ids` (one id per row): every
     /// row checked (a built-in table's rules applied) and sealed, on every
     /// core; the first bad row is the error. Parents are not checked.
+    ///
+    /// Each row is version 1 by this user, its leaf appended to `batch`'s
+    /// (which the caller signs and stores in the same transaction).
     pub(crate) fn seal_rows(
         &self,
         rows: &[NewRow],
         ids: &[Id],
+        batch: &mut PendingBatch,
     ) -> Result<Vec<(String, Vec<StoreValue>)>> {
         let t = self.t();
-        let encoded = par_map(rows.iter().zip(ids).collect(), |(r, id)| {
-            let overrides = if t.builtin {
-                self.builtin_rules(&r.values, r.values.keys(), true)?
-            } else {
-                Overrides::new()
-            };
-            self.encode(r, &overrides, &[], id.as_bytes(), &|_| true)
-        });
+        let cols = self.write_columns();
+        let base = batch.leaves.len();
+        let pending: &PendingBatch = batch;
+        let encoded = par_map(
+            rows.iter().zip(ids).enumerate().collect(),
+            |(i, (r, id))| {
+                let overrides = if t.builtin {
+                    self.builtin_rules(&r.values, r.values.keys(), true)?
+                } else {
+                    Overrides::new()
+                };
+                let mut vals = self.encode(r, &overrides, &[], id.as_bytes(), &|_| true)?;
+                let (leaf, epochs) =
+                    self.authenticate(&cols, &mut vals, (1, &self.s.user), (pending, base + i))?;
+                Ok::<_, Error>((vals, leaf, epochs))
+            },
+        );
         let mut values = Vec::with_capacity(rows.len());
         for e in encoded {
-            values.push(e?);
+            let (vals, leaf, epochs) = e?;
+            values.push(vals);
+            batch.leaves.push(leaf);
+            batch.epochs.extend(epochs);
         }
-        let cols = self.write_columns();
+        let mut cols = cols;
+        cols.push(crate::sql::ddl::AUTH_COLUMN.to_owned());
         Ok(stmt::insert_rows(self.s.store.dialect(), t, &cols, values))
     }
 
@@ -1059,10 +1104,18 @@ impl RowTable<'_> {
         self.check_parents(rows).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
+        // One signature per chunk (FORMAT.md §5.8), made while the store
+        // writes the chunk before.
+        let mut signer = self.s.signer.lock().await;
+        let signer = std::sync::Mutex::new(&mut *signer);
         self.s
             .write_chunks(chunks, |k| {
                 let range = k * STREAM_CHUNK..((k + 1) * STREAM_CHUNK).min(rows.len());
-                self.seal_rows(&rows[range.clone()], &ids[range])
+                let mut batch = PendingBatch::new(authorship::KIND_WRITE);
+                let statements = self.seal_rows(&rows[range.clone()], &ids[range], &mut batch)?;
+                let mut signer = signer.lock().unwrap_or_else(|p| p.into_inner());
+                let signed = self.s.sign_pending(batch, &mut signer)?;
+                Ok(auth::with_batch(statements, signed))
             })
             .await?;
         Ok(ids)
@@ -1180,19 +1233,30 @@ impl RowTable<'_> {
     /// column, index columns last), recomputes each blind index the user
     /// can (every covered column readable) under every held epoch of its
     /// scope, and returns the row with the names of the indexes whose
-    /// stored value is none of those.
-    pub(crate) fn verify_row(&self, mut cells: Vec<Cell>) -> Result<(Row, usize, Vec<String>)> {
+    /// stored value is none of those, and [`Error::Forged`] if its
+    /// authentication does not check ([`RowTable::prepare`] read its
+    /// batch).
+    pub(crate) fn verify_row(&self, cells: Vec<Cell>) -> Result<Verified> {
         let t = self.t();
         let n = self.decoder_names.1.len();
-        if cells.len() != n + t.indexes.len() {
+        if cells.len() != self.stored_names.len() {
             return Err(Error::BadStoredValue {
                 table: self.decoder_names.0,
                 column: "*",
                 expected: "a row with the declared number of columns",
             });
         }
-        let stored = cells.split_off(n);
-        let row = self.open(cells)?;
+        let mut stored = cells[n..].to_vec();
+        stored.pop(); // the row's authentication, checked by `open`
+        let (mut row, authorship) = self.open_checked(cells)?;
+        let forged = match authorship {
+            Ok(a) => {
+                row.authorship = a;
+                None
+            }
+            Err(e @ Error::Forged { .. }) => Some(e),
+            Err(e) => return Err(e),
+        };
         let ks = self.s.ks();
         let (mut checked, mut wrong) = (0, Vec::new());
         for (pos, (i, stored)) in t.indexes.iter().zip(stored).enumerate() {
@@ -1234,12 +1298,56 @@ impl RowTable<'_> {
                 wrong.push(i.name.clone());
             }
         }
-        Ok((row, checked, wrong))
+        Ok(Verified {
+            row,
+            checked,
+            wrong,
+            forged,
+        })
     }
 
-    /// Decodes and opens one stored row.
-    fn open(&self, cells: Vec<Cell>) -> Result<Row> {
+    /// The (scope, epoch) pairs the sealed cells of the stored row
+    /// `cells` name in their headers (a cell that has none is reported
+    /// when it is opened).
+    fn cell_epochs(&self, cells: &[Cell]) -> Vec<(u32, u32)> {
         let t = self.t();
+        let implied = self.decoder_names.1.len() - t.columns.len();
+        t.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.ty, ColumnType::Encrypted(_)))
+            .filter_map(|(k, _)| match cells.get(implied + k) {
+                Some(Cell::Bytes(b)) => Header::peek(b).map(|h| (h.scope, h.epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Decodes and opens one stored row (every column of
+    /// [`stmt::stored_columns`]), after checking who vouches for it
+    /// ([`RowTable::prepare`] read its batch).
+    fn open(&self, cells: Vec<Cell>) -> Result<Row> {
+        let (mut row, authorship) = self.open_checked(cells)?;
+        row.authorship = authorship?;
+        Ok(row)
+    }
+
+    /// [`RowTable::open`], the verdict on the row's authentication apart
+    /// (the row's own `authorship` then says nothing): `verify` reports a
+    /// forged row and what else is wrong with it.
+    fn open_checked(&self, mut cells: Vec<Cell>) -> Result<(Row, Result<Authorship>)> {
+        let t = self.t();
+        if cells.len() != self.stored_names.len() {
+            return Err(Error::BadStoredValue {
+                table: self.decoder_names.0,
+                column: "*",
+                expected: "a row with the declared number of columns",
+            });
+        }
+        // Checked here, reported after the cells are opened: a cell that is
+        // malformed, moved or under a forged epoch gets its own error.
+        let authorship = self.check_auth(&cells, &self.cell_epochs(&cells));
+        cells.truncate(self.decoder_names.1.len());
         let mut d = RowDecoder::new(self.decoder_names.0, self.decoder_names.1, cells)?;
         let id = d.id(0)?;
         let mut at = 1;
@@ -1386,13 +1494,15 @@ impl RowTable<'_> {
                 }
             }
         }
-        Ok(Row {
+        let row = Row {
             id: Id(id),
             parent: parent.map(Id),
             scope: row_scope.map(|s| self.s.scope_name(s)),
             values,
             withheld,
-        })
+            authorship: Authorship::Unsigned,
+        };
+        Ok((row, authorship))
     }
 
     /// One row, or `None`.
@@ -1416,6 +1526,7 @@ impl RowTable<'_> {
                 vec![StoreValue::Blob(id.as_bytes().to_vec())],
             )
             .await?;
+        self.prepare(&rows).await?;
         let mut out = Vec::new();
         for cells in rows {
             let r = self.open(cells)?;
@@ -1519,6 +1630,7 @@ impl RowTable<'_> {
             }
             break;
         }
+        self.prepare(&rows).await?;
         let mut out: Vec<Row> = Vec::new();
         for r in self.open_page(rows, None, "each row once, in id order")? {
             let matches = criteria.iter().all(|(name, _)| {
@@ -1567,6 +1679,7 @@ impl RowTable<'_> {
             .select(stmt::page(d, self.t(), after.is_some(), limit), params)
             .await?;
         self.check_page_len(rows.len(), limit)?;
+        self.prepare(&rows).await?;
         self.open_page(
             rows,
             after,
@@ -1628,6 +1741,7 @@ impl RowTable<'_> {
                 return Err(self.bad_order(order));
             }
             pending = fetch(Some(next));
+            self.prepare(&rows).await?;
             let (out, next) = match self.open_page(rows, after, order) {
                 Err(Error::KeysOutdated { .. }) => {
                     // Rotated meanwhile: the key state again, this page
@@ -1637,6 +1751,7 @@ impl RowTable<'_> {
                     self.s.refresh_keys().await?;
                     let again = fetch(after).await.map_err(|_| stopped())??;
                     self.check_page_len(again.len(), limit)?;
+                    self.prepare(&again).await?;
                     let out = self
                         .open_page(again, after, order)
                         .map_err(outdated_is_tampered)?;
@@ -1686,6 +1801,7 @@ impl RowTable<'_> {
                 vec![StoreValue::Blob(parent.as_bytes().to_vec())],
             )
             .await?;
+        self.prepare(&rows).await?;
         let out = self.open_page(rows, None, "each row once, in id order")?;
         if out.iter().any(|r| r.parent != Some(parent)) {
             return Err(Error::BadStoredValue {
@@ -1702,7 +1818,13 @@ impl RowTable<'_> {
     /// current epoch and every blind index recomputed. False if there is
     /// no such row. The user must be able to read the whole row
     /// (`NoAccess` otherwise): an index may cover a column they did not
-    /// change. The last of two concurrent updates wins.
+    /// change.
+    ///
+    /// The new version of the row is theirs: signed by them (FORMAT.md
+    /// §5.8), so they must hold the write right under every scope of its
+    /// sealed cells, changed or not (`ReadOnly` or `NoAccess` otherwise).
+    /// It is written only if the row is still the version read; two
+    /// concurrent updates both apply, one after the other.
     pub async fn update(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<bool> {
         self.check_current().await?;
         let t = self.t();
@@ -1711,8 +1833,58 @@ impl RowTable<'_> {
                 return Err(self.unknown_column(k));
             }
         }
-        let Some(old) = self.get(id).await? else {
-            return Ok(false);
+        for _ in 0..4 {
+            if let Some(done) = self.update_once(id, changes).await? {
+                return Ok(done);
+            }
+        }
+        Err(Error::Concurrent(
+            "the row, changed by other clients while it was updated",
+        ))
+    }
+
+    /// One row with its stored cells, or `None`.
+    async fn get_raw(&self, id: Id) -> Result<Option<(Row, Vec<Cell>)>> {
+        match self.get_raw_once(id).await {
+            Err(Error::KeysOutdated { .. }) => {
+                self.s.refresh_keys().await?;
+                self.get_raw_once(id).await.map_err(outdated_is_tampered)
+            }
+            r => r,
+        }
+    }
+
+    async fn get_raw_once(&self, id: Id) -> Result<Option<(Row, Vec<Cell>)>> {
+        let d = self.s.store.dialect();
+        let rows = self
+            .s
+            .store
+            .lookup(
+                stmt::by_id(d, self.t()),
+                vec![StoreValue::Blob(id.as_bytes().to_vec())],
+            )
+            .await?;
+        self.prepare(&rows).await?;
+        let Some(cells) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let r = self.open(cells.clone())?;
+        if r.id != id {
+            return Err(Error::BadStoredValue {
+                table: self.decoder_names.0,
+                column: "id",
+                expected: "the id that was asked for",
+            });
+        }
+        Ok(Some((r, cells)))
+    }
+
+    /// [`RowTable::update`] once: `None` if the row changed between the
+    /// read and the write (the write did nothing).
+    async fn update_once(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<Option<bool>> {
+        let t = self.t();
+        let Some((old, raw)) = self.get_raw(id).await? else {
+            return Ok(Some(false));
         };
         // A withheld column (a scope this user holds no key for) is left
         // as stored, with the indexes over it; changing it, or a column an
@@ -1827,23 +1999,94 @@ impl RowTable<'_> {
         let vals = self.encode(&next, &overrides, &kept, id.as_bytes(), &|c| {
             changes.contains_key(c)
         })?;
-        let (mut cols, mut vals): (Vec<String>, Vec<StoreValue>) = self
-            .write_columns()
-            .into_iter()
-            .zip(vals)
+        // The whole row as it will be stored, the kept columns as read: the
+        // new version's leaf covers them too.
+        let cols = self.write_columns();
+        let mut full = Vec::with_capacity(vals.len() + 1);
+        for (c, v) in cols.iter().zip(vals) {
+            if !kept.contains(&c.as_str()) {
+                full.push(v);
+                continue;
+            }
+            let cell = self
+                .stored_names
+                .iter()
+                .position(|n| n == c)
+                .and_then(|at| raw.get(at));
+            full.push(match cell {
+                Some(Cell::Null) => StoreValue::Null,
+                Some(Cell::Int(i)) => StoreValue::Int(*i),
+                Some(Cell::UInt(u)) => {
+                    StoreValue::Int(i64::try_from(*u).map_err(|_| Error::BadStoredValue {
+                        table: self.decoder_names.0,
+                        column: "*",
+                        expected: "a 64-bit integer",
+                    })?)
+                }
+                Some(Cell::Bytes(b)) => StoreValue::Blob(b.clone()),
+                _ => {
+                    return Err(Error::BadStoredValue {
+                        table: self.decoder_names.0,
+                        column: "*",
+                        expected: "a value medvault stores",
+                    })
+                }
+            });
+        }
+        let version = match &old.authorship {
+            Authorship::Signed { version, .. } => version
+                .checked_add(1)
+                .ok_or(Error::Refused("the row has reached its last version"))?,
+            Authorship::Unsigned => 1,
+        };
+        let mut batch = PendingBatch::new(authorship::KIND_WRITE);
+        let (leaf, epochs) =
+            self.authenticate(&cols, &mut full, (version, &self.s.user), (&batch, 0))?;
+        // Every sealed cell of the new version, kept ones included, is
+        // under an epoch this user may write: the version is signed by
+        // them alone.
+        {
+            let ks = self.s.ks();
+            if let Some((sid, e)) = epochs.iter().find(|e| !ks.writable.contains(e)) {
+                let scope = self.s.scope_name(*sid);
+                return Err(if ks.keys.contains_key(&(*sid, *e)) {
+                    Error::ReadOnly(scope)
+                } else {
+                    Error::NoAccess(scope)
+                });
+            }
+        }
+        batch.leaves.push(leaf);
+        batch.epochs.extend(epochs);
+        let signed = {
+            let mut signer = self.s.signer.lock().await;
+            self.s.sign_pending(batch, &mut signer)?
+        };
+        // Every column but the id and the kept ones, the authentication
+        // last; written only where the row's authentication is still the
+        // one read (the same version, or still none).
+        let auth_value = full.pop().unwrap_or(StoreValue::Null);
+        let (mut set, mut params): (Vec<&str>, Vec<StoreValue>) = cols
+            .iter()
+            .zip(full)
+            .skip(1)
             .filter(|(c, _)| !kept.contains(&c.as_str()))
+            .map(|(c, v)| (c.as_str(), v))
             .unzip();
-        // Every column but the id, then the id for the WHERE clause.
-        cols.remove(0);
-        let id_value = vals.remove(0);
-        vals.push(id_value);
+        set.push(crate::sql::ddl::AUTH_COLUMN);
+        params.push(auth_value);
+        params.push(StoreValue::Blob(id.as_bytes().to_vec()));
+        let old_auth = match raw.last() {
+            Some(Cell::Bytes(b)) => Some(b.clone()),
+            _ => None,
+        };
+        let cas = [(crate::sql::ddl::AUTH_COLUMN, old_auth.is_none())];
+        params.extend(old_auth.map(StoreValue::Blob));
         let d = self.s.store.dialect();
-        let n = self
-            .s
-            .store
-            .write_all(vec![(stmt::update(d, t, &cols), vals)])
-            .await?;
-        Ok(n.first().copied().unwrap_or(0) > 0)
+        let mut statements = vec![(stmt::reseal(d, t, &set, &cas), params)];
+        statements.extend(signed);
+        let n = self.s.store.write_all(statements).await?;
+        Ok((n.first().copied().unwrap_or(0) > 0).then_some(true))
     }
 
     /// Computes the blind index `index` for the rows that hold values in
@@ -1882,6 +2125,7 @@ impl RowTable<'_> {
                 .select(stmt::unindexed(d, t, idx, after.is_some(), PAGE), params)
                 .await?;
             self.check_page_len(rows.len(), PAGE)?;
+            self.prepare(&rows).await?;
             // The first covered cell of each row, as read: its envelope's
             // epoch is the row's, and the write is conditional on it.
             let first: Vec<Vec<u8>> = rows
@@ -1895,14 +2139,18 @@ impl RowTable<'_> {
                     }),
                 })
                 .collect::<Result<_>>()?;
+            let raw = rows.clone();
             let rows = self.open_page(rows, after, "each row once, in id order")?;
             let Some(last) = rows.last() else {
                 return Ok(filled);
             };
             after = Some(last.id);
             let ks = self.s.ks();
-            let mut statements = Vec::with_capacity(rows.len());
-            for (r, old) in rows.iter().zip(first) {
+            let mut statements = Vec::with_capacity(rows.len() + 1);
+            // The administrator vouches, in one reseal batch per page, that
+            // the rows keep what their authors wrote.
+            let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
+            for (i, ((r, old), cells)) in rows.iter().zip(first).zip(&raw).enumerate() {
                 let mut parts = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
                     let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
@@ -1926,17 +2174,128 @@ impl RowTable<'_> {
                     .ok_or_else(|| Error::NoAccess(self.s.scope_name(sid)))?;
                 let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-                statements.push((
-                    stmt::set_index(d, t, idx),
-                    vec![
-                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec()),
-                        StoreValue::Blob(r.id.as_bytes().to_vec()),
-                        StoreValue::Blob(old),
-                    ],
-                ));
+                let value =
+                    StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
+                let re = self.reauthenticate(cells, &[(&idx.name, &value)], (&batch, i))?;
+                let old_auth = match cells.last() {
+                    Some(Cell::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                };
+                let mut set = vec![idx.name.as_str()];
+                let mut params = vec![value];
+                if let Some(re) = re {
+                    set.push(crate::sql::ddl::AUTH_COLUMN);
+                    params.push(StoreValue::Blob(re.auth));
+                    batch.leaves.push(re.leaf);
+                } else {
+                    batch.leaves.push([0; 32]);
+                }
+                params.push(StoreValue::Blob(r.id.as_bytes().to_vec()));
+                params.push(StoreValue::Blob(old));
+                let cas = [
+                    (idx.over[0].as_str(), false),
+                    (idx.name.as_str(), true),
+                    (crate::sql::ddl::AUTH_COLUMN, old_auth.is_none()),
+                ];
+                params.extend(old_auth.map(StoreValue::Blob));
+                statements.push((stmt::reseal(d, t, &set, &cas), params));
+            }
+            drop(ks);
+            let asked = statements.len();
+            if batch.leaves.iter().any(|l| *l != [0; 32]) {
+                let mut signer = self.s.signer.lock().await;
+                statements.extend(self.s.sign_pending(batch, &mut signer)?);
             }
             let changed = self.s.store.write_all(statements).await?;
-            filled += changed.iter().sum::<u64>();
+            filled += changed.iter().take(asked).sum::<u64>();
+        }
+    }
+
+    /// Clears the blind index `index` from every row that holds a value
+    /// in it, before the index column is dropped (a schema that no longer
+    /// declares it), in pages of 500, each page one transaction with one
+    /// reseal batch: the rows' leaves leave the column out (FORMAT.md
+    /// §5.8), so they stay genuine once it is gone. Each row is opened
+    /// (its authentication checked) first, and written only if its index
+    /// value and authentication are still as read. Returns the rows
+    /// cleared; run again, it finds none.
+    pub(crate) async fn clear_index(&self, index: &str) -> Result<u64> {
+        const PAGE: u32 = 500;
+        let t = self.t();
+        let Some(idx) = t.index(index) else {
+            return Err(self.unknown_column(index));
+        };
+        let at = self
+            .stored_names
+            .iter()
+            .position(|n| *n == idx.name)
+            .ok_or_else(|| self.unknown_column(index))?;
+        let d = self.s.store.dialect();
+        let mut cleared = 0;
+        let mut after: Option<Id> = None;
+        loop {
+            let params = after
+                .iter()
+                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
+                .collect();
+            let rows = self
+                .s
+                .store
+                .select(stmt::indexed(d, t, idx, after.is_some(), PAGE), params)
+                .await?;
+            self.check_page_len(rows.len(), PAGE)?;
+            self.prepare(&rows).await?;
+            let raw = rows.clone();
+            let opened = self.open_page(rows, after, "each row once, in id order")?;
+            let Some(last) = opened.last() else {
+                return Ok(cleared);
+            };
+            after = Some(last.id);
+            let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
+            let mut statements = Vec::with_capacity(raw.len() + 1);
+            for (i, (r, cells)) in opened.iter().zip(&raw).enumerate() {
+                let old = match cells.get(at) {
+                    Some(Cell::Bytes(b)) => b.clone(),
+                    _ => {
+                        return Err(Error::BadStoredValue {
+                            table: self.decoder_names.0,
+                            column: "*",
+                            expected: "a blind index in each row selected for one",
+                        })
+                    }
+                };
+                let re =
+                    self.reauthenticate(cells, &[(&idx.name, &StoreValue::Null)], (&batch, i))?;
+                let old_auth = match cells.last() {
+                    Some(Cell::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                };
+                let mut set = vec![idx.name.as_str()];
+                let mut params = vec![StoreValue::Null];
+                match re {
+                    Some(re) => {
+                        set.push(crate::sql::ddl::AUTH_COLUMN);
+                        params.push(StoreValue::Blob(re.auth));
+                        batch.leaves.push(re.leaf);
+                    }
+                    None => batch.leaves.push([0; 32]),
+                }
+                params.push(StoreValue::Blob(r.id.as_bytes().to_vec()));
+                params.push(StoreValue::Blob(old));
+                let cas = [
+                    (idx.name.as_str(), false),
+                    (crate::sql::ddl::AUTH_COLUMN, old_auth.is_none()),
+                ];
+                params.extend(old_auth.map(StoreValue::Blob));
+                statements.push((stmt::reseal(d, t, &set, &cas), params));
+            }
+            let asked = statements.len();
+            if batch.leaves.iter().any(|l| *l != [0; 32]) {
+                let mut signer = self.s.signer.lock().await;
+                statements.extend(self.s.sign_pending(batch, &mut signer)?);
+            }
+            let changed = self.s.store.write_all(statements).await?;
+            cleared += changed.iter().take(asked).sum::<u64>();
         }
     }
 
@@ -2053,6 +2412,7 @@ impl RowTable<'_> {
             };
             let rows = self.s.store.select(sql, params).await?;
             self.check_page_len(rows.len(), batch)?;
+            self.prepare(&rows).await?;
             if rows.is_empty() {
                 return Ok(out);
             }
@@ -2108,13 +2468,38 @@ impl RowTable<'_> {
                 }
             }
             if !stale.is_empty() {
-                let statements = par_map(stale, |(cells, row_scope)| {
-                    self.reseal_row(cells, row_scope, (sid, target), &keys, None)
-                })
+                // The administrator vouches, in one reseal batch per page,
+                // that the rows keep what their authors wrote.
+                let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
+                let pending = &batch;
+                let resealed = par_map(
+                    stale.into_iter().enumerate().collect(),
+                    |(i, (cells, row_scope))| {
+                        self.reseal_row(cells, row_scope, (sid, target), &keys, None, (pending, i))
+                    },
+                )
                 .into_iter()
                 .collect::<Result<Vec<_>>>()?;
-                let asked = statements.len() as u64;
-                let changed: u64 = self.s.store.write_all(statements).await?.iter().sum();
+                let mut statements = Vec::with_capacity(resealed.len() + 1);
+                for (statement, re) in resealed {
+                    statements.push(statement);
+                    // A row nothing vouched for keeps its place, empty.
+                    batch.leaves.push(re.map_or([0; 32], |r| r.leaf));
+                }
+                let asked = statements.len();
+                if batch.leaves.iter().any(|l| *l != [0; 32]) {
+                    let mut signer = self.s.signer.lock().await;
+                    statements.extend(self.s.sign_pending(batch, &mut signer)?);
+                }
+                let changed: u64 = self
+                    .s
+                    .store
+                    .write_all(statements)
+                    .await?
+                    .iter()
+                    .take(asked)
+                    .sum();
+                let asked = asked as u64;
                 out.rewritten += changed;
                 out.raced += asked.saturating_sub(changed);
             }
@@ -2132,6 +2517,10 @@ impl RowTable<'_> {
     /// scope instead ([`RowTable::move_to_scope`]): the row's own cells
     /// (per-row scope) are sealed under it, `keys` being its epoch
     /// `target`'s, and the row's scope column changes with them.
+    ///
+    /// The row's authentication follows ([`RowTable::reauthenticate`]):
+    /// its leaf at `auth`'s place in the batch, returned with the
+    /// statement; the write is conditional on it too.
     fn reseal_row(
         &self,
         cells: Vec<Cell>,
@@ -2139,7 +2528,8 @@ impl RowTable<'_> {
         (sid, target): (u32, u32),
         keys: &super::EpochKeys,
         moved_to: Option<u32>,
-    ) -> Result<(String, Vec<StoreValue>)> {
+        auth: (&PendingBatch, usize),
+    ) -> Result<(Statement, Option<auth::Reauthenticated>)> {
         let t = self.t();
         let implied = self.decoder_names.1.len() - t.columns.len();
         // The cells to re-seal, as read: the write is conditional on them.
@@ -2156,6 +2546,7 @@ impl RowTable<'_> {
                 }
             }
         }
+        let raw = cells.clone();
         let row = self.open(cells)?;
         if mine
             .iter()
@@ -2232,6 +2623,12 @@ impl RowTable<'_> {
             (Some(_), _) => return Err(Error::Refused("this table's cells have fixed scopes")),
             (None, _) => None,
         };
+        let pairs: Vec<(&str, &StoreValue)> = set.iter().copied().zip(vals.iter()).collect();
+        let re = self.reauthenticate(&raw, &pairs, auth)?;
+        if let Some(re) = &re {
+            set.push(crate::sql::ddl::AUTH_COLUMN);
+            vals.push(StoreValue::Blob(re.auth.clone()));
+        }
         vals.push(StoreValue::Blob(row.id.as_bytes().to_vec()));
         let mut cas: Vec<(&str, bool)> = mine
             .iter()
@@ -2245,7 +2642,18 @@ impl RowTable<'_> {
             cas.push((col, false));
             vals.push(StoreValue::Int(i64::from(sid)));
         }
-        Ok((stmt::reseal(self.s.store.dialect(), t, &set, &cas), vals))
+        // Only if the row is still the version read.
+        match raw.last() {
+            Some(Cell::Bytes(b)) => {
+                cas.push((crate::sql::ddl::AUTH_COLUMN, false));
+                vals.push(StoreValue::Blob(b.clone()));
+            }
+            _ => cas.push((crate::sql::ddl::AUTH_COLUMN, true)),
+        }
+        Ok((
+            (stmt::reseal(self.s.store.dialect(), t, &set, &cas), vals),
+            re,
+        ))
     }
 
     /// Moves row `id` (child of `parent`, in scope `from`) of a table
@@ -2274,6 +2682,7 @@ impl RowTable<'_> {
                 vec![StoreValue::Blob(id.as_bytes().to_vec())],
             )
             .await?;
+        self.prepare(&rows).await?;
         let Some(cells) = rows.into_iter().next() else {
             return Ok(false);
         };
@@ -2296,8 +2705,25 @@ impl RowTable<'_> {
         if from == to {
             return Ok(false);
         }
-        let statement = self.reseal_row(cells, Some(from), (from, epoch), &keys, Some(to))?;
-        let n = self.s.store.write_all(vec![statement]).await?;
+        // A move is a new version of the row, by this user: they must hold
+        // the write right under every scope of its cells after the move.
+        let mut batch = PendingBatch::new(authorship::KIND_WRITE);
+        let (statement, re) = self.reseal_row(
+            cells,
+            Some(from),
+            (from, epoch),
+            &keys,
+            Some(to),
+            (&batch, 0),
+        )?;
+        let mut statements = vec![statement];
+        if let Some(re) = re {
+            batch.leaves.push(re.leaf);
+            batch.epochs.extend(re.epochs);
+            let mut signer = self.s.signer.lock().await;
+            statements.extend(self.s.sign_pending(batch, &mut signer)?);
+        }
+        let n = self.s.store.write_all(statements).await?;
         Ok(n.first().copied().unwrap_or(0) > 0)
     }
 

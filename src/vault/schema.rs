@@ -107,10 +107,24 @@ pub(crate) async fn load(
 pub(crate) async fn check_tables(store: &dyn Store, schema: &Schema) -> Result<()> {
     let mut wrong = Vec::new();
     for t in &schema.tables {
-        let Some(cols) = store.table_columns(&t.name).await? else {
+        let Some(mut cols) = store.table_columns(&t.name).await? else {
             wrong.push(format!("table {} is missing", t.name));
             continue;
         };
+        if !cols.iter().any(|c| c.name == ddl::AUTH_COLUMN) {
+            // A table made before rows were authenticated (V7): it gets the
+            // column, empty, so its rows read as unsigned. Another client
+            // may add it at the same moment: then the table is read again.
+            let add = ddl::add_auth_column(&t.name, store.dialect());
+            if let Err(e) = store.write_all(vec![(add, Vec::new())]).await {
+                cols = store.table_columns(&t.name).await?.unwrap_or_default();
+                if !cols.iter().any(|c| c.name == ddl::AUTH_COLUMN) {
+                    return Err(e);
+                }
+            } else {
+                cols = store.table_columns(&t.name).await?.unwrap_or_default();
+            }
+        }
         let implied = t.implied_columns();
         let mut need: Vec<(&str, bool)> = implied
             .iter()
@@ -122,6 +136,7 @@ pub(crate) async fn check_tables(store: &dyn Store, schema: &Schema) -> Result<(
                 .map(|c| (c.name.as_str(), matches!(c.ty, ColumnType::Encrypted(_)))),
         );
         need.extend(t.indexes.iter().map(|i| (i.name.as_str(), true)));
+        need.push((ddl::AUTH_COLUMN, true));
         for (name, binary) in need {
             match cols.iter().find(|c| c.name == name) {
                 None => wrong.push(format!("{}.{name} is missing", t.name)),
@@ -160,8 +175,7 @@ pub(crate) fn steps(
         match c {
             Change::AddTable(t) => {
                 let nt = table(t)?;
-                let mut cols = crate::sql::rows::read_columns(nt);
-                cols.extend(nt.indexes.iter().map(|i| i.name.clone()));
+                let cols = crate::sql::rows::stored_columns(nt);
                 out.push(SchemaStep {
                     table: t.clone(),
                     done_when: Done::TableExists(cols),
@@ -448,6 +462,20 @@ impl Session {
             }
         }
         let steps = steps(&new, &current.schema, &changes, self.store.dialect())?;
+        // An index about to be dropped is first cleared from the rows that
+        // hold it, their authentication signed again without it (FORMAT.md
+        // §5.8): dropping the column under them would make them forged.
+        for c in &changes {
+            if let Change::DropIndex { table: t, index } = c {
+                if current
+                    .schema
+                    .table(t)
+                    .is_some_and(|o| o.index(index).is_some())
+                {
+                    self.table(t).await?.clear_index(index).await?;
+                }
+            }
+        }
         let mut row = PolicyRow {
             version: current.version() + 1,
             text: text.as_bytes().to_vec(),

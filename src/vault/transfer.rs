@@ -319,14 +319,31 @@ impl Session {
                     }
                     _ => return Err(Error::Store(format!("{}: row id is not binary", t.name))),
                 };
-                for row in rows {
-                    let id = match row.first() {
-                        Some(Value::Blob(b)) => hex::encode(b),
+                let rows: Vec<Vec<crate::sql::Cell>> = rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(crate::sql::Cell::from).collect())
+                    .collect();
+                rows_api.prepare(&rows).await?;
+                for cells in rows {
+                    let id = match cells.first() {
+                        Some(crate::sql::Cell::Bytes(b)) => hex::encode(b),
                         _ => String::new(),
                     };
-                    let cells = row.into_iter().map(crate::sql::Cell::from).collect();
                     match rows_api.verify_row(cells) {
-                        Ok((opened, checked, wrong)) => {
+                        Ok(super::rows::Verified {
+                            row: opened,
+                            checked,
+                            wrong,
+                            forged,
+                        }) => {
+                            match forged {
+                                Some(e) => {
+                                    r.forged += 1;
+                                    r.problems.push(format!("{} {id}: {e}", t.name));
+                                }
+                                None if opened.authorship.is_signed() => r.rows_signed += 1,
+                                None => r.rows_unsigned += 1,
+                            }
                             r.envelopes_checked += t
                                 .encrypted()
                                 .filter(|(c, _)| {
@@ -379,6 +396,14 @@ pub struct VerifyReport {
     pub indexes_checked: u64,
     /// Notes in scopes this user holds no key for (headers checked only).
     pub withheld: u64,
+    /// Rows whose author's signed batch vouches for them (FORMAT.md §5.8).
+    pub rows_signed: u64,
+    /// Rows written before rows were authenticated: nothing vouches for
+    /// them.
+    pub rows_unsigned: u64,
+    /// Rows whose authentication is there but does not check: each is
+    /// also a problem.
+    pub forged: u64,
     /// Everything that failed, one line each (no patient values).
     pub problems: Vec<String>,
 }

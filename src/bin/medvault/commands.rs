@@ -140,7 +140,7 @@ impl CliError {
                 Error::NoSuchPatient(_) => "find the patient with `medvault patient find`".into(),
                 Error::EmptyQuery => "give --family, --given and/or --born".into(),
                 Error::TooLong { .. } | Error::EmptyValue(_) => "shorten or fill in the value".into(),
-                Error::UntrustedRoot { .. } | Error::BadSignature { .. } | Error::GrantInvalid { .. } | Error::Tampered { .. } => {
+                Error::UntrustedRoot { .. } | Error::BadSignature { .. } | Error::GrantInvalid { .. } | Error::Tampered { .. } | Error::Forged { .. } => {
                     "the database was modified outside medvault; do not trust it and contact your administrator".into()
                 }
                 Error::RootNotPinned(_) => {

@@ -1,0 +1,579 @@
+//! Rows authenticated by their author, in the row API (FORMAT.md §5.8,
+//! §9.10): what a writer adds to the rows it writes, and what a reader
+//! checks before it shows one.
+//!
+//! A writer gives each row version it writes a `medvault_auth` value
+//! (version, time, author, batch, leaf) and signs one batch of leaves per
+//! chunk of rows, with its signed `read-write` grants as evidence. A reader
+//! recomputes the leaf of every row it reads from the stored values, finds
+//! it in a batch whose signature, signer and evidence verify to the root
+//! (each batch read and checked once per session), and reports
+//! [`Error::Forged`] otherwise. A row with no authentication at all was
+//! written before this version: [`Authorship::Unsigned`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::RowTable;
+use crate::crypto::envelope::Header;
+use crate::error::{Error, Result};
+use crate::keys::pgp::RecordSigner;
+use crate::schema::ColumnType;
+use crate::sql::{self, Cell};
+use crate::store::Value as StoreValue;
+use crate::vault::authorship::{self, BatchRow, Forgery, RowAuth, Stored, VerifiedBatch};
+use crate::vault::Session;
+
+/// Who vouches for a row as read ([`super::Row::authorship`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authorship {
+    /// The row's author signed this version of it (or an administrator
+    /// sealed it again, keeping what the author wrote, under a new key
+    /// epoch: `resealed_by`).
+    Signed {
+        /// Who wrote this version.
+        author: String,
+        /// When (Unix seconds).
+        written_at: i64,
+        /// 1 when inserted, one more at each update.
+        version: u64,
+        /// The administrator who last sealed it again, if one did.
+        resealed_by: Option<String>,
+    },
+    /// Written before medvault authenticated rows (a vault made before
+    /// format 7): nothing vouches for it.
+    Unsigned,
+}
+
+impl Authorship {
+    /// Whether the row's author vouches for it.
+    pub fn is_signed(&self) -> bool {
+        matches!(self, Authorship::Signed { .. })
+    }
+}
+
+/// A row's leaf, and the (scope, epoch) pairs of its sealed cells.
+pub(crate) type Leaf = ([u8; 32], Vec<(u32, u32)>);
+
+/// Rows sealed for one batch, before it is signed: the leaves in order,
+/// and the (scope, epoch) pairs their cells are sealed under.
+pub(crate) struct PendingBatch {
+    pub id: [u8; 16],
+    pub kind: &'static str,
+    pub signed_at: i64,
+    pub leaves: Vec<[u8; 32]>,
+    pub epochs: BTreeSet<(u32, u32)>,
+}
+
+impl PendingBatch {
+    /// An empty batch of `kind`, written now.
+    pub fn new(kind: &'static str) -> PendingBatch {
+        PendingBatch {
+            id: crate::crypto::random_array(),
+            kind,
+            signed_at: crate::vault::now(),
+            leaves: Vec::new(),
+            epochs: BTreeSet::new(),
+        }
+    }
+}
+
+/// The statement that stores a signed batch.
+fn insert_batch(b: &BatchRow) -> (String, Vec<StoreValue>) {
+    (
+        format!(
+            "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            sql::BATCHES.name,
+            sql::column_list(&sql::BATCHES)
+        ),
+        vec![
+            StoreValue::Blob(b.id.to_vec()),
+            StoreValue::Text(b.kind.clone()),
+            StoreValue::Text(b.signer.clone()),
+            StoreValue::Int(b.signed_at),
+            StoreValue::Blob(b.leaves.clone()),
+            StoreValue::Blob(b.evidence.clone()),
+            StoreValue::Blob(b.signature.clone()),
+        ],
+    )
+}
+
+/// Whether a stored column is in a row's leaf (FORMAT.md §5.8): every
+/// one but the id (in the record already) whose value is not NULL, so a
+/// column added to a table, empty in the rows there, leaves their leaves
+/// as they were, and a value set to NULL takes its column out.
+fn in_leaf(name: &str, v: &Stored<'_>) -> bool {
+    name != "id" && *v != Stored::Null
+}
+
+fn forged(table: &'static str) -> impl Fn(Forgery) -> Error {
+    move |reason| Error::Forged { table, reason }
+}
+
+impl Session {
+    /// Signs `batch` as this user and returns the statement that stores
+    /// it; `None` for a batch of no rows. A write batch carries this
+    /// user's signed `read-write` grant of every epoch its rows use.
+    pub(crate) fn sign_pending(
+        &self,
+        batch: PendingBatch,
+        signer: &mut RecordSigner,
+    ) -> Result<Option<(String, Vec<StoreValue>)>> {
+        if batch.leaves.is_empty() {
+            return Ok(None);
+        }
+        let evidence = if batch.kind == authorship::KIND_WRITE {
+            let ks = self.ks();
+            batch
+                .epochs
+                .iter()
+                .map(|e| {
+                    ks.evidence
+                        .get(e)
+                        .map(|g| g.as_ref().clone())
+                        .ok_or_else(|| Error::ReadOnly(self.scope_name(e.0)))
+                })
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let b = authorship::sign_batch_with_id(
+            &self.vault_id,
+            batch.id,
+            signer,
+            (&self.user, batch.signed_at),
+            batch.kind,
+            &batch.leaves,
+            &evidence,
+        )?;
+        Ok(Some(insert_batch(&b)))
+    }
+
+    /// Reads and verifies the batches `ids` this session has not seen,
+    /// and remembers each verdict.
+    pub(crate) async fn load_batches(&self, ids: BTreeSet<[u8; 16]>) -> Result<()> {
+        let ids: Vec<[u8; 16]> = {
+            let cache = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter().filter(|i| !cache.contains_key(i)).collect()
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut dir = self.directory().await?;
+        // Read now, not from the key state: a batch may name a scope made
+        // since this session loaded its keys. Each grant of the evidence
+        // is verified over its scope's row, so a row the store made up
+        // verifies nothing.
+        let scopes: HashMap<u32, crate::store::ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        for part in ids.chunks(200) {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE id IN ({})",
+                sql::column_list(&sql::BATCHES),
+                sql::BATCHES.name,
+                vec!["?"; part.len()].join(", ")
+            );
+            let params = part.iter().map(|i| StoreValue::Blob(i.to_vec())).collect();
+            let rows = self.store.select(sql, params).await?;
+            let mut verdicts = HashMap::new();
+            for cells in rows {
+                let mut d = sql::BATCHES.decoder(cells)?;
+                let b = BatchRow {
+                    id: d.id(0)?,
+                    kind: d.text(1)?,
+                    signer: d.text(2)?,
+                    signed_at: d.int(3)?,
+                    leaves: d.blob(4)?,
+                    evidence: d.blob(5)?,
+                    signature: d.blob(6)?,
+                };
+                let v = authorship::verify_batch(&mut dir, &self.vault_id, &scopes, &b);
+                verdicts.insert(b.id, v.map(Arc::new));
+            }
+            let mut cache = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            for id in part {
+                // A batch the store does not answer vouches for nothing.
+                let v = verdicts
+                    .remove(id)
+                    .unwrap_or(Err("no batch vouches for the row"));
+                cache.insert(*id, v);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RowTable<'_> {
+    /// The (scope, epoch) pairs of the sealed cells among `vals`, the
+    /// values of [`RowTable::write_columns`].
+    fn written_epochs(&self, cols: &[String], vals: &[StoreValue]) -> Vec<(u32, u32)> {
+        let t = self.t();
+        cols.iter()
+            .zip(vals)
+            .filter(|(c, _)| matches!(t.column(c).map(|c| &c.ty), Some(ColumnType::Encrypted(_))))
+            .filter_map(|(_, v)| match v {
+                StoreValue::Blob(b) => Header::peek(b).map(|h| (h.scope, h.epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Authenticates a row about to be written: `vals` (the values of
+    /// `cols`, [`RowTable::write_columns`]) get the row's
+    /// `medvault_auth` appended, and its leaf and epochs join `batch`'s at
+    /// `leaf`. Returns the leaf and the epochs.
+    pub(crate) fn authenticate(
+        &self,
+        cols: &[String],
+        vals: &mut Vec<StoreValue>,
+        (version, author): (u64, &str),
+        (batch, leaf): (&PendingBatch, usize),
+    ) -> Result<Leaf> {
+        let id: [u8; 16] = match vals.first() {
+            Some(StoreValue::Blob(b)) => b.as_slice().try_into().ok(),
+            _ => None,
+        }
+        .ok_or(Error::Refused("a row without an id"))?;
+        let auth = RowAuth {
+            version,
+            written_at: batch.signed_at,
+            batch: batch.id,
+            leaf: u32::try_from(leaf).map_err(|_| Error::Refused("too many rows in one batch"))?,
+            author: author.to_owned(),
+        };
+        let columns: Vec<(&str, Stored<'_>)> = cols
+            .iter()
+            .zip(vals.iter())
+            .map(|(c, v)| (c.as_str(), Stored::from(v)))
+            .filter(|(c, v)| in_leaf(c, v))
+            .collect();
+        let h = authorship::leaf(
+            &self.s.vault_id,
+            &auth.row_version(&self.name, &id),
+            &columns,
+        );
+        let epochs = self.written_epochs(cols, vals);
+        vals.push(StoreValue::Blob(auth.encode()));
+        Ok((h, epochs))
+    }
+
+    /// The batch ids the stored rows `rows` name (cells as
+    /// [`sql::rows::stored_columns`] selects them).
+    pub(crate) fn batch_ids(rows: &[Vec<Cell>]) -> BTreeSet<[u8; 16]> {
+        rows.iter()
+            .filter_map(|cells| match cells.last() {
+                Some(Cell::Bytes(b)) => RowAuth::parse(b).map(|a| a.batch),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Reads the batches the stored rows `rows` name that this session
+    /// has not checked yet.
+    pub(crate) async fn prepare(&self, rows: &[Vec<Cell>]) -> Result<()> {
+        self.s.load_batches(Self::batch_ids(rows)).await
+    }
+
+    /// The leaf of the stored row `cells` (every column of
+    /// [`sql::rows::stored_columns`] but the last) as `auth` names it;
+    /// `None` if a value is of a type no writer stores.
+    pub(crate) fn stored_leaf(&self, auth: &RowAuth, cells: &[Cell]) -> Option<[u8; 32]> {
+        let id: [u8; 16] = match cells.first() {
+            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok()?,
+            _ => return None,
+        };
+        let numbered = self.t().numbered_column();
+        let names = self.stored_names;
+        let n = names.len().checked_sub(1)?;
+        let mut columns = Vec::with_capacity(n);
+        for (name, c) in names.iter().take(n).zip(cells) {
+            if Some(*name) == numbered {
+                continue;
+            }
+            let v = Stored::from_cell(c)?;
+            if in_leaf(name, &v) {
+                columns.push((*name, v));
+            }
+        }
+        Some(authorship::leaf(
+            &self.s.vault_id,
+            &auth.row_version(&self.name, &id),
+            &columns,
+        ))
+    }
+
+    /// Who vouches for the stored row `cells`, whose sealed cells are
+    /// under `epochs`: [`Error::Forged`] if its authentication is there
+    /// but does not check. Its batch must have been read
+    /// ([`RowTable::prepare`]).
+    pub(crate) fn check_auth(&self, cells: &[Cell], epochs: &[(u32, u32)]) -> Result<Authorship> {
+        let table = self.decoder_names.0;
+        let auth = match cells.last() {
+            Some(Cell::Null) => return Ok(Authorship::Unsigned),
+            Some(Cell::Bytes(b)) => RowAuth::parse(b).ok_or(Error::Forged {
+                table,
+                reason: "its authentication is malformed",
+            })?,
+            _ => {
+                return Err(Error::Forged {
+                    table,
+                    reason: "its authentication is malformed",
+                })
+            }
+        };
+        let batch: Arc<VerifiedBatch> = {
+            let cache = self.s.batches.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get(&auth.batch) {
+                Some(Ok(b)) => Arc::clone(b),
+                Some(Err(why)) => return Err(forged(table)(why)),
+                None => return Err(forged(table)("no batch vouches for the row")),
+            }
+        };
+        let leaf = self.stored_leaf(&auth, cells).ok_or(Error::Forged {
+            table,
+            reason: "a value no writer stores",
+        })?;
+        let row_id: [u8; 16] = match cells.first() {
+            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
+            _ => None,
+        }
+        .ok_or(Error::Forged {
+            table,
+            reason: "a row without an id",
+        })?;
+        let index = usize::try_from(auth.leaf).unwrap_or(usize::MAX);
+        authorship::check_row(
+            &batch,
+            index,
+            &leaf,
+            &auth.row_version(&self.name, &row_id),
+            epochs,
+        )
+        .map_err(forged(table))?;
+        Ok(Authorship::Signed {
+            author: auth.author,
+            written_at: auth.written_at,
+            version: auth.version,
+            resealed_by: batch.reseal.then(|| batch.signer.clone()),
+        })
+    }
+}
+
+/// The statements a write of `rows` makes, and the batch signed over them.
+pub(crate) fn with_batch(
+    mut statements: Vec<(String, Vec<StoreValue>)>,
+    batch: Option<(String, Vec<StoreValue>)>,
+) -> Vec<(String, Vec<StoreValue>)> {
+    if let Some(b) = batch {
+        statements.push(b);
+    }
+    statements
+}
+
+/// A row's new authentication after some of its columns were sealed
+/// again ([`RowTable::reauthenticate`]).
+pub(crate) struct Reauthenticated {
+    /// The `medvault_auth` value to store.
+    pub auth: Vec<u8>,
+    /// Its leaf, for the batch.
+    pub leaf: [u8; 32],
+    /// The (scope, epoch) pairs of its sealed cells.
+    pub epochs: Vec<(u32, u32)>,
+}
+
+impl RowTable<'_> {
+    /// The authentication of the stored row `cells` (already opened, so
+    /// its own checked) once the columns of `set` hold the given values,
+    /// at leaf `leaf` of `batch`:
+    /// - a reseal batch (an administrator sealing cells again under a new
+    ///   epoch or a new index) keeps the version, author and time: `None`
+    ///   for a row nothing vouched for before (it stays unsigned);
+    /// - a write batch (a user moving the row) makes a new version by
+    ///   this user, now.
+    pub(crate) fn reauthenticate(
+        &self,
+        cells: &[Cell],
+        set: &[(&str, &StoreValue)],
+        (batch, leaf): (&PendingBatch, usize),
+    ) -> Result<Option<Reauthenticated>> {
+        let table = self.decoder_names.0;
+        let old = match cells.last() {
+            Some(Cell::Bytes(b)) => Some(RowAuth::parse(b).ok_or(Error::Forged {
+                table,
+                reason: "its authentication is malformed",
+            })?),
+            _ => None,
+        };
+        let leaf_at =
+            u32::try_from(leaf).map_err(|_| Error::Refused("too many rows in one batch"))?;
+        let auth = match (batch.kind, old) {
+            (authorship::KIND_RESEAL, None) => return Ok(None),
+            (authorship::KIND_RESEAL, Some(a)) => RowAuth {
+                batch: batch.id,
+                leaf: leaf_at,
+                ..a
+            },
+            (_, old) => RowAuth {
+                version: match old {
+                    Some(a) => a
+                        .version
+                        .checked_add(1)
+                        .ok_or(Error::Refused("the row has reached its last version"))?,
+                    None => 1,
+                },
+                written_at: batch.signed_at,
+                batch: batch.id,
+                leaf: leaf_at,
+                author: self.s.user.clone(),
+            },
+        };
+        let id: [u8; 16] = match cells.first() {
+            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
+            _ => None,
+        }
+        .ok_or(Error::Forged {
+            table,
+            reason: "a row without an id",
+        })?;
+        let t = self.t();
+        let numbered = t.numbered_column();
+        let n = self.stored_names.len().saturating_sub(1);
+        let mut columns: Vec<(&str, Stored<'_>)> = Vec::with_capacity(n);
+        let mut epochs = Vec::new();
+        for (name, c) in self.stored_names.iter().take(n).zip(cells) {
+            if Some(*name) == numbered {
+                continue;
+            }
+            let v = match set.iter().find(|(s, _)| s == name) {
+                Some((_, v)) => Stored::from(*v),
+                None => Stored::from_cell(c).ok_or(Error::Forged {
+                    table,
+                    reason: "a value no writer stores",
+                })?,
+            };
+            if let (Some(ColumnType::Encrypted(_)), Stored::Bytes(b)) =
+                (t.column(name).map(|c| &c.ty), &v)
+            {
+                if let Some(h) = Header::peek(b) {
+                    epochs.push((h.scope, h.epoch));
+                }
+            }
+            if in_leaf(name, &v) {
+                columns.push((*name, v));
+            }
+        }
+        let leaf = authorship::leaf(
+            &self.s.vault_id,
+            &auth.row_version(&self.name, &id),
+            &columns,
+        );
+        Ok(Some(Reauthenticated {
+            auth: auth.encode(),
+            leaf,
+            epochs,
+        }))
+    }
+}
+
+impl Session {
+    /// Signs again, as `by` (the root, in a recovery), every batch `user`
+    /// signed that verifies under their present certificate, which is
+    /// about to be replaced (FORMAT.md §5.8): each becomes a `reseal` batch
+    /// with the same id and leaves, so the rows it vouched for keep their
+    /// author and time and stay genuine under the user's new key. A batch
+    /// that does not verify now is left as it is (it vouched for nothing).
+    /// Run before the user's row changes; run again, it finds nothing of
+    /// theirs left.
+    pub(crate) async fn resign_batches_of(
+        &self,
+        dir: &mut crate::vault::trust::Directory,
+        user: &str,
+        by: crate::vault::SignAs<'_>,
+    ) -> Result<u64> {
+        const PAGE: usize = 100;
+        let scopes: HashMap<u32, crate::store::ScopeRow> = self
+            .store
+            .scopes()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let mut after: Option<[u8; 16]> = None;
+        let mut done = 0;
+        loop {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE signer = ?{} ORDER BY id LIMIT {PAGE}",
+                sql::column_list(&sql::BATCHES),
+                sql::BATCHES.name,
+                if after.is_some() { " AND id > ?" } else { "" }
+            );
+            let mut params = vec![StoreValue::Text(user.to_owned())];
+            params.extend(after.map(|a| StoreValue::Blob(a.to_vec())));
+            let rows = self.store.select(sql, params).await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let mut statements = Vec::new();
+            for cells in rows {
+                let mut d = sql::BATCHES.decoder(cells)?;
+                let b = BatchRow {
+                    id: d.id(0)?,
+                    kind: d.text(1)?,
+                    signer: d.text(2)?,
+                    signed_at: d.int(3)?,
+                    leaves: d.blob(4)?,
+                    evidence: d.blob(5)?,
+                    signature: d.blob(6)?,
+                };
+                if after.is_some_and(|a| b.id <= a) || b.signer != user {
+                    return Err(Error::BadStoredValue {
+                        table: sql::BATCHES.name,
+                        column: "id",
+                        expected: "the asked signer's batches, once each, in id order",
+                    });
+                }
+                after = Some(b.id);
+                if authorship::verify_batch(dir, &self.vault_id, &scopes, &b).is_err() {
+                    continue;
+                }
+                let mut again = BatchRow {
+                    kind: authorship::KIND_RESEAL.to_owned(),
+                    signer: by.name.to_owned(),
+                    signed_at: crate::vault::now(),
+                    evidence: Vec::new(),
+                    signature: Vec::new(),
+                    ..b.clone()
+                };
+                again.signature = by
+                    .key
+                    .lock()
+                    .await
+                    .sign(&crate::vault::trust::batch_record(&self.vault_id, &again))?;
+                statements.push((
+                    format!(
+                        "UPDATE {} SET kind = ?, signer = ?, signed_at = ?, evidence = ?, \
+                         signature = ? WHERE id = ? AND signature = ?",
+                        sql::BATCHES.name
+                    ),
+                    vec![
+                        StoreValue::Text(again.kind),
+                        StoreValue::Text(again.signer),
+                        StoreValue::Int(again.signed_at),
+                        StoreValue::Blob(again.evidence),
+                        StoreValue::Blob(again.signature),
+                        StoreValue::Blob(b.id.to_vec()),
+                        StoreValue::Blob(b.signature),
+                    ],
+                ));
+            }
+            if !statements.is_empty() {
+                done += self.store.write_all(statements).await?.iter().sum::<u64>();
+            }
+        }
+    }
+}

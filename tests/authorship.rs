@@ -1,0 +1,330 @@
+//! Rows authenticated by their author (FORMAT.md §5.8, §9.13): every row
+//! written carries its version, author and time and a leaf of a batch its
+//! author signed; a reader recomputes the leaf from what it read. A store
+//! that edits any of it, drops or alters the batch, or moves one row's
+//! authentication onto another makes a row every reader reports as
+//! forged, never shows.
+
+#[macro_use]
+mod common;
+use common::*;
+use medvault::vault::rows::{Authorship, NewRow, Value};
+use medvault::{Error, Id};
+
+per_store!(
+    every_edit_of_a_row_or_its_authentication_is_forged,
+    a_batch_the_store_drops_or_alters_vouches_for_nothing,
+    versions_follow_updates_moves_and_rotations,
+    a_row_without_authentication_is_unsigned_until_rewritten,
+);
+
+const EMR: &str = include_str!("../examples/emr/schema.toml");
+
+fn allergy(p: Id, substance: &str) -> NewRow {
+    NewRow::child_of(p)
+        .set("substance", substance)
+        .set("reaction", "Rash")
+        .set("recorded_on", "2020")
+}
+
+fn id(i: Id) -> Val {
+    Val::B(i.as_bytes().to_vec())
+}
+
+async fn auth_of(f: &Fixture, table: &str, row: Id) -> Vec<u8> {
+    f.blob(
+        &format!("SELECT medvault_auth FROM {table} WHERE id = ?"),
+        vec![id(row)],
+    )
+    .await
+}
+
+async fn set_auth(f: &Fixture, table: &str, row: Id, auth: Vec<u8>) {
+    let n = f
+        .exec(
+            &format!("UPDATE {table} SET medvault_auth = ? WHERE id = ?"),
+            vec![Val::B(auth), id(row)],
+        )
+        .await;
+    assert_eq!(n, 1);
+}
+
+fn is_forged<T: std::fmt::Debug>(r: &medvault::Result<T>) -> bool {
+    matches!(r, Err(Error::Forged { .. }))
+}
+
+/// Each field of `medvault_auth` edited (version, time, batch, leaf,
+/// author), another row's authentication copied over, a plain value, a
+/// blind index: forged, to `get`, `find` and `verify`. Each edit is
+/// undone before the next, and the row reads genuine again (the control).
+async fn every_edit_of_a_row_or_its_authentication_is_forged(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").await.unwrap();
+    let ids = t
+        .insert_many(&[allergy(p, "Penicillin"), allergy(p, "Latex")])
+        .await
+        .unwrap();
+    let (x, y) = (ids[0], ids[1]);
+    let row = t.get(x).await.unwrap().unwrap();
+    match &row.authorship {
+        Authorship::Signed {
+            author,
+            version,
+            resealed_by,
+            ..
+        } => {
+            assert_eq!((author.as_str(), *version), (ADMIN, 1));
+            assert_eq!(resealed_by, &None);
+        }
+        other => panic!("{other:?}"),
+    }
+    let genuine = auth_of(&f, "allergies", x).await;
+    assert_eq!(genuine[0], 1);
+    let by = |s: &str| vec![("substance", Value::from(s))];
+    // Every byte range of the layout (§9.13), one at a time.
+    for (what, at) in [
+        ("version", 8),
+        ("written_at", 16),
+        ("batch", 20),
+        ("leaf", 36),
+        ("author", genuine.len() - 1),
+    ] {
+        let mut edited = genuine.clone();
+        edited[at] ^= 1;
+        set_auth(&f, "allergies", x, edited).await;
+        assert!(is_forged(&t.get(x).await), "{what}");
+        assert!(is_forged(&t.find(&by("Penicillin")).await), "{what}");
+        set_auth(&f, "allergies", x, genuine.clone()).await;
+        assert!(t.get(x).await.unwrap().unwrap().authorship.is_signed());
+    }
+    // Malformed, and another row's (a valid leaf of the same batch).
+    for (what, bad) in [
+        ("malformed", vec![2u8; 40]),
+        ("another row's", auth_of(&f, "allergies", y).await),
+    ] {
+        set_auth(&f, "allergies", x, bad).await;
+        assert!(is_forged(&t.get(x).await), "{what}");
+        set_auth(&f, "allergies", x, genuine.clone()).await;
+    }
+    // A plain value and a blind index, which no envelope binds.
+    f.exec(
+        "UPDATE allergies SET recorded_on = '2019' WHERE id = ?",
+        vec![id(x)],
+    )
+    .await;
+    assert!(is_forged(&t.get(x).await), "plain value");
+    f.exec(
+        "UPDATE allergies SET recorded_on = '2020' WHERE id = ?",
+        vec![id(x)],
+    )
+    .await;
+    assert!(t.get(x).await.unwrap().unwrap().authorship.is_signed());
+    let bi = f
+        .blob(
+            "SELECT bi_substance FROM allergies WHERE id = ?",
+            vec![id(y)],
+        )
+        .await;
+    f.exec(
+        "UPDATE allergies SET bi_substance = ? WHERE id = ?",
+        vec![Val::B(bi), id(x)],
+    )
+    .await;
+    assert!(is_forged(&t.get(x).await), "blind index");
+    let v = a.verify_store().await.unwrap();
+    assert_eq!(v.forged, 1, "{:?}", v.problems);
+    for p in &v.problems {
+        assert!(!p.contains("Penicillin") && !p.contains("Rash"), "{p}");
+    }
+    // The other row, untouched, is genuine throughout.
+    assert!(t.get(y).await.unwrap().unwrap().authorship.is_signed());
+}
+
+/// The batch is the store's to keep: deleted, its signer renamed, its
+/// kind changed or a leaf altered, the rows it vouched for are forged.
+async fn a_batch_the_store_drops_or_alters_vouches_for_nothing(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    let x = doc
+        .table("allergies")
+        .await
+        .unwrap()
+        .insert(&allergy(p, "Penicillin"))
+        .await
+        .unwrap();
+    let batch = auth_of(&f, "allergies", x).await[17..33].to_vec();
+    let edits: [(&str, &str, Vec<Val>); 4] = [
+        (
+            "signer",
+            "UPDATE medvault_batches SET signer = ? WHERE id = ?",
+            vec![Val::T(ADMIN.into())],
+        ),
+        (
+            "kind",
+            "UPDATE medvault_batches SET kind = 'reseal' WHERE id = ?",
+            vec![],
+        ),
+        (
+            "leaves",
+            "UPDATE medvault_batches SET leaves = ? WHERE id = ?",
+            vec![Val::B(vec![7; 32])],
+        ),
+        (
+            "signed_at",
+            "UPDATE medvault_batches SET signed_at = signed_at + 1 WHERE id = ?",
+            vec![],
+        ),
+    ];
+    let saved = f
+        .blob(
+            "SELECT signature FROM medvault_batches WHERE id = ?",
+            vec![Val::B(batch.clone())],
+        )
+        .await;
+    assert!(!saved.is_empty());
+    for (what, sql, mut params) in edits {
+        // A fresh session each time: a verified batch is remembered.
+        let b = f.login("doc", "doc pw").await.unwrap();
+        let t = b.table("allergies").await.unwrap();
+        assert!(t.get(x).await.unwrap().unwrap().authorship.is_signed());
+        let backup = f
+            .blob(
+                "SELECT leaves FROM medvault_batches WHERE id = ?",
+                vec![Val::B(batch.clone())],
+            )
+            .await;
+        let (kind, signer, at) = (
+            "write",
+            "doc",
+            f.int(
+                "SELECT signed_at FROM medvault_batches WHERE id = ?",
+                vec![Val::B(batch.clone())],
+            )
+            .await,
+        );
+        params.push(Val::B(batch.clone()));
+        assert_eq!(f.exec(sql, params).await, 1, "{what}");
+        let b = f.login("doc", "doc pw").await.unwrap();
+        let t = b.table("allergies").await.unwrap();
+        assert!(is_forged(&t.get(x).await), "{what}");
+        f.exec(
+            "UPDATE medvault_batches SET kind = ?, signer = ?, signed_at = ?, leaves = ? \
+             WHERE id = ?",
+            vec![
+                Val::T(kind.into()),
+                Val::T(signer.into()),
+                Val::I(at),
+                Val::B(backup),
+                Val::B(batch.clone()),
+            ],
+        )
+        .await;
+    }
+    f.exec(
+        "DELETE FROM medvault_batches WHERE id = ?",
+        vec![Val::B(batch)],
+    )
+    .await;
+    let b = f.login("doc", "doc pw").await.unwrap();
+    let t = b.table("allergies").await.unwrap();
+    assert!(is_forged(&t.get(x).await), "dropped");
+}
+
+/// Insert: version 1 by its writer. Update: the next version, by the
+/// updater. Rotation: the same version and author, resealed by the
+/// administrator. A note moved: the next version by the mover. `verify`
+/// counts every row genuine.
+async fn versions_follow_updates_moves_and_rotations(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    let t = a.table("allergies").await.unwrap();
+    let x = t.insert(&allergy(p, "Penicillin")).await.unwrap();
+    let mut set = std::collections::BTreeMap::new();
+    set.insert("reaction".to_string(), Value::from("Hives"));
+    assert!(doc
+        .table("allergies")
+        .await
+        .unwrap()
+        .update(x, &set)
+        .await
+        .unwrap());
+    let signed = |r: medvault::vault::rows::Row| match r.authorship {
+        Authorship::Signed {
+            author,
+            version,
+            resealed_by,
+            ..
+        } => (author, version, resealed_by),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        signed(t.get(x).await.unwrap().unwrap()),
+        ("doc".to_string(), 2, None)
+    );
+    a.rotate("clinical").await.unwrap();
+    let row = t.get(x).await.unwrap().unwrap();
+    assert_eq!(row.text("reaction"), Some("Hives"));
+    assert_eq!(signed(row), ("doc".to_string(), 2, Some(ADMIN.to_string())));
+    // A note moved into a care team's scope (by an administrator) is a
+    // new version by the mover.
+    let n = doc.add_note(&p, "a note", None).await.unwrap();
+    a.create_scope("team").await.unwrap();
+    a.grant("doc", "team").await.unwrap();
+    assert_eq!(a.move_notes(&p, "clinical", "team").await.unwrap(), 1);
+    let notes = doc.table("notes").await.unwrap();
+    assert_eq!(
+        signed(notes.get(n).await.unwrap().unwrap()),
+        (ADMIN.to_string(), 2, None)
+    );
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!((v.forged, v.rows_unsigned), (0, 0));
+    assert_eq!(v.rows_signed, 3, "patient, allergy, note");
+}
+
+/// A row whose authentication is NULL (written before format 7) reads as
+/// unsigned, never as signed; an update makes it version 1 of its
+/// updater.
+async fn a_row_without_authentication_is_unsigned_until_rewritten(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").await.unwrap();
+    let x = t.insert(&allergy(p, "Penicillin")).await.unwrap();
+    f.exec(
+        "UPDATE allergies SET medvault_auth = NULL WHERE id = ?",
+        vec![id(x)],
+    )
+    .await;
+    assert_eq!(
+        t.get(x).await.unwrap().unwrap().authorship,
+        Authorship::Unsigned
+    );
+    let v = a.verify_store().await.unwrap();
+    assert_eq!((v.rows_unsigned, v.forged), (1, 0));
+    let mut set = std::collections::BTreeMap::new();
+    set.insert("reaction".to_string(), Value::from("Hives"));
+    assert!(t.update(x, &set).await.unwrap());
+    assert!(matches!(
+        t.get(x).await.unwrap().unwrap().authorship,
+        Authorship::Signed { version: 1, .. }
+    ));
+}
