@@ -16,6 +16,9 @@ per_store!(
     a_batch_the_store_drops_or_alters_vouches_for_nothing,
     versions_follow_updates_moves_and_rotations,
     a_row_without_authentication_is_unsigned_until_rewritten,
+    a_recovered_key_keeps_what_it_signed_and_nothing_more,
+    a_row_of_nulls_still_needs_the_write_right,
+    a_table_opened_under_an_older_schema_says_so_rather_than_forged,
 );
 
 const EMR: &str = include_str!("../examples/emr/schema.toml");
@@ -327,4 +330,139 @@ async fn a_row_without_authentication_is_unsigned_until_rewritten(f: Fixture) {
         t.get(x).await.unwrap().unwrap().authorship,
         Authorship::Signed { version: 1, .. }
     ));
+}
+
+/// A recovery gives the administrator a new key. What the old key signed
+/// before stays genuine through the root's signed record of it (FORMAT.md
+/// §5.9): the administrator's own rows, and doc's rows, whose evidence is
+/// a grant the administrator signed. A forgery stays forged.
+async fn a_recovered_key_keeps_what_it_signed_and_nothing_more(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    let t = a.table("allergies").await.unwrap();
+    let mine = t.insert(&allergy(p, "Penicillin")).await.unwrap();
+    let forged = t.insert(&allergy(p, "Latex")).await.unwrap();
+    let theirs = doc
+        .table("allergies")
+        .await
+        .unwrap()
+        .insert(&allergy(p, "Pollen"))
+        .await
+        .unwrap();
+    let mut edited = auth_of(&f, "allergies", forged).await;
+    let last = edited.len() - 1;
+    edited[last] ^= 1; // another author
+    set_auth(&f, "allergies", forged, edited).await;
+    drop(t);
+    drop((a, doc));
+    let shares = vec![f.shares[1].clone(), f.shares[3].clone()];
+    let root = medvault::Vault::open_with_shares(&f.url, &shares, &f.opts())
+        .await
+        .unwrap();
+    root.recover_reset_password(ADMIN, "set by the root", &shares)
+        .await
+        .unwrap();
+    drop(root);
+    let a = f
+        .first_login(ADMIN, "set by the root", "the admin's own again")
+        .await;
+    let doc = f.login("doc", "doc pw").await.unwrap();
+    for s in [&a, &doc] {
+        let t = s.table("allergies").await.unwrap();
+        for (row, author) in [(mine, ADMIN), (theirs, "doc")] {
+            match t.get(row).await.unwrap().unwrap().authorship {
+                Authorship::Signed { author: by, .. } => assert_eq!(by, author),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(is_forged(&t.get(forged).await));
+    }
+    let v = a.verify_store().await.unwrap();
+    assert_eq!((v.forged, v.rows_unsigned), (1, 0), "{:?}", v.problems);
+}
+
+/// A row whose only encrypted column is left NULL seals nothing, yet its
+/// author vouches for it under the table's scope: a user who may only
+/// read that scope cannot write it (`ReadOnly`); with the write right the
+/// row is theirs, signed.
+async fn a_row_of_nulls_still_needs_the_write_right(f: Fixture) {
+    let a = f.admin().await;
+    let memos = format!(
+        "{EMR}\n[[table]]\nname = \"memos\"\nparent = \"patients\"\n\n\
+         [[column]]\ntable = \"memos\"\ncolumn = \"day\"\nplain = \"date\"\n\n\
+         [[column]]\ntable = \"memos\"\ncolumn = \"text\"\nscope = \"clinical\"\n\
+         kind = \"text\"\nmax_bytes = 100\npadding = {{ block = 32 }}\noptional = true\n"
+    );
+    a.apply_schema(&memos).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    enrol(&a, "doc", "doc pw", false).await;
+    a.grant("doc", "identity").await.unwrap();
+    a.grant_rights("doc", "clinical", medvault::Rights::Read)
+        .await
+        .unwrap();
+    let doc = f.login("doc", "doc pw").await.unwrap();
+    let memo = NewRow::child_of(p).set("day", "2026-11-24");
+    let t = doc.table("memos").await.unwrap();
+    let err = t.insert(&memo).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ReadOnly(s) if s == "clinical"),
+        "{err}"
+    );
+    assert_eq!(f.int("SELECT count(*) FROM memos", vec![]).await, 0);
+    // Control: given the write right, the same row is theirs.
+    a.grant_rights("doc", "clinical", medvault::Rights::ReadWrite)
+        .await
+        .unwrap();
+    let id = t.insert(&memo).await.unwrap();
+    assert!(matches!(
+        t.get(id).await.unwrap().unwrap().authorship,
+        Authorship::Signed { ref author, .. } if author == "doc"
+    ));
+}
+
+/// An administrator adds a column and writes a row with a value in it:
+/// the value is in the row's leaf. A table opened before, under the older
+/// schema, does not read the column, so the leaf it recomputes differs: it
+/// answers `SchemaChanged` (not `Forged`), and opened again it reads the
+/// row, genuine.
+async fn a_table_opened_under_an_older_schema_says_so_rather_than_forged(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
+    let old = doc.table("allergies").await.unwrap();
+    let with_note = format!(
+        "{EMR}\n[[column]]\ntable = \"allergies\"\ncolumn = \"noted_by\"\nplain = \"text\"\noptional = true\n"
+    );
+    a.apply_schema(&with_note).await.unwrap();
+    let x = a
+        .table("allergies")
+        .await
+        .unwrap()
+        .insert(&allergy(p, "Penicillin").set("noted_by", "nurse"))
+        .await
+        .unwrap();
+    let err = old.get(x).await.unwrap_err();
+    assert!(matches!(err, Error::SchemaChanged { version: 2 }), "{err}");
+    let row = doc
+        .table("allergies")
+        .await
+        .unwrap()
+        .get(x)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.text("noted_by"), Some("nurse"));
+    assert!(row.authorship.is_signed());
 }

@@ -1,11 +1,11 @@
--- Row authentication by the author (FORMAT.md §5.8, §9.10). Each row of
+-- Row authentication by the author (FORMAT.md §5.8, §9.13). Each row of
 -- a data table carries `medvault_auth`: which version of the row it is,
 -- who wrote it and when, and which leaf of which signed batch vouches for
 -- it. It lives in the row itself, so a row and its authentication change
 -- in one statement, and a write conditional on one is conditional on the
 -- other. Rows written before this version have none (NULL): "unsigned".
 -- Declared tables made before it get the column from the client
--- (src/vault/schema.rs, `add_auth_columns`).
+-- (src/vault/schema.rs, `check_tables`).
 ALTER TABLE patients ADD COLUMN medvault_auth VARBINARY(255) NULL;
 ALTER TABLE notes ADD COLUMN medvault_auth VARBINARY(255) NULL;
 
@@ -22,6 +22,14 @@ CREATE TABLE medvault_batches (
     signature BLOB NOT NULL
 ) ENGINE = InnoDB;
 
--- A recovery that gives a user a new key signs their batches again
--- (src/vault/rows/auth.rs, `resign_batches_of`): found by signer.
-CREATE INDEX medvault_batches_signer ON medvault_batches (signer);
+-- A user's key replaced by a recovery, signed by the root: what it signed
+-- before (batches, grants) stays verifiable (FORMAT.md §5.9).
+CREATE TABLE medvault_replaced_keys (
+    name        VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    fingerprint VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    cert        BLOB NOT NULL,
+    replaced_at BIGINT NOT NULL,
+    signer      VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    signature   BLOB NOT NULL,
+    PRIMARY KEY (name, fingerprint)
+) ENGINE = InnoDB;

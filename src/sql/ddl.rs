@@ -231,7 +231,7 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
 }
 
 /// The column every data table carries for the authentication of its
-/// rows by their author (FORMAT.md §5.8, §9.10): NULL for a row written
+/// rows by their author (FORMAT.md §5.8, §9.13): NULL for a row written
 /// before it existed.
 pub const AUTH_COLUMN: &str = "medvault_auth";
 

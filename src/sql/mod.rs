@@ -185,6 +185,22 @@ pub const BATCHES: TableSpec = TableSpec {
     vault_rows: "1 = 1",
 };
 
+/// `medvault_replaced_keys`: users' keys replaced by a recovery, signed
+/// (FORMAT.md §5.9).
+pub const REPLACED_KEYS: TableSpec = TableSpec {
+    name: "medvault_replaced_keys",
+    columns: &[
+        "name",
+        "fingerprint",
+        "cert",
+        "replaced_at",
+        "signer",
+        "signature",
+    ],
+    paged: false,
+    vault_rows: "1 = 1",
+};
+
 /// Every table of a vault, parents before children.
 pub const TABLES: &[TableSpec] = &[
     VAULT_META,
@@ -195,6 +211,7 @@ pub const TABLES: &[TableSpec] = &[
     POLICIES,
     ACCESS_REQUESTS,
     BATCHES,
+    REPLACED_KEYS,
     PATIENTS,
     NOTES,
 ];

@@ -14,9 +14,7 @@
 //! 1.04 µs a row, a tenth of the insert. So a bulk insert signs once per
 //! chunk of 500 rows.
 //!
-//! Status: the format and these functions are checked by known-answer
-//! vectors and tests; the row API does not write or check batches yet
-//! (issue #10, "Write rights").
+//! The row API writes and checks them (`src/vault/rows/auth.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -114,7 +112,7 @@ pub fn leaf(vault_id: &[u8; 16], v: &RowVersion<'_>, columns: &[(&str, Stored<'_
 }
 
 /// A row's authentication as stored in its `medvault_auth` column
-/// (FORMAT.md §9.10): `0x01` ‖ version (u64 BE) ‖ written_at (i64 BE) ‖
+/// (FORMAT.md §9.13): `0x01` ‖ version (u64 BE) ‖ written_at (i64 BE) ‖
 /// batch id (16 bytes) ‖ leaf index (u32 BE) ‖ author (UTF-8, 1 to 64
 /// bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -368,9 +366,16 @@ pub fn verify_batch(
     if reseal && !was_admin {
         return Err("a reseal signed by someone who is not an active administrator");
     }
-    if !pgp::verify(&who.cert, &trust::batch_record(vault_id, b), &b.signature) {
-        return Err("a batch whose signature does not verify");
-    }
+    // Signed with the signer's present key, or with one a recovery
+    // replaced, no later than it was replaced (FORMAT.md §5.9).
+    let record = trust::batch_record(vault_id, b);
+    let cert = dir
+        .certs_of(&b.signer)
+        .into_iter()
+        .filter(|(_, until)| until.is_none_or(|t| b.signed_at <= t))
+        .map(|(c, _)| c)
+        .find(|c| pgp::verify(c, &record, &b.signature))
+        .ok_or("a batch whose signature does not verify")?;
     if b.leaves.is_empty() || !b.leaves.len().is_multiple_of(32) || b.leaves.len() / 32 > MAX_LEAVES
     {
         return Err("a batch whose leaves are malformed");
@@ -384,16 +389,13 @@ pub fn verify_batch(
     if reseal && !evidence.is_empty() {
         return Err("a reseal that carries evidence");
     }
-    let fpr = pgp::fingerprint(&who.cert);
+    let fpr = pgp::fingerprint(&cert);
     let mut writable = HashSet::new();
     for g in &evidence {
         let scope = scopes
             .get(&g.scope_id)
             .ok_or("evidence for a scope the vault does not have")?;
-        let granter = if g.granter == ROOT {
-            dir.verify(ROOT)
-                .map_err(|_| "evidence by no verified user")?
-        } else {
+        if g.granter != ROOT {
             let v = dir
                 .verify(&g.granter)
                 .map_err(|_| "evidence by no verified user")?;
@@ -401,8 +403,7 @@ pub fn verify_batch(
             if !v.admin || (!v.active && disabled_at.is_none_or(|t| g.signed_at > t)) {
                 return Err("evidence signed by someone who was not an administrator");
             }
-            v
-        };
+        }
         let msg = trust::grant_record_hashed(
             vault_id,
             scope,
@@ -411,7 +412,14 @@ pub fn verify_batch(
             (&g.rights, &g.wrapped_sha256),
             (&g.granter, g.signed_at),
         );
-        if !pgp::verify(&granter.cert, &msg, &g.signature) {
+        // The granter's present key, or one a recovery replaced after
+        // the grant was signed.
+        let signed = dir
+            .certs_of(&g.granter)
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|t| g.signed_at <= t))
+            .any(|(c, _)| pgp::verify(c, &msg, &g.signature));
+        if !signed {
             return Err("evidence whose signature does not verify");
         }
         if Rights::parse(&g.rights) == Some(Rights::ReadWrite) {
@@ -430,14 +438,16 @@ pub fn verify_batch(
 /// Checks one row version against a verified batch: the leaf at `index`
 /// is the one recomputed from what was read; a write's author is its
 /// signer, written at its time, holding the write right under every
-/// (scope, epoch) the row's cells are sealed under (`epochs`). A reseal
-/// vouches for any author and time.
+/// (scope, epoch) the row's cells are sealed under (`epochs`), and under
+/// some epoch of each scope in `scopes` (the row's own scope when no cell
+/// is sealed under it; every scope of its columns when none is sealed).
+/// A reseal vouches for any author and time.
 pub fn check_row(
     b: &VerifiedBatch,
     index: usize,
     leaf: &[u8; 32],
     v: &RowVersion<'_>,
-    epochs: &[(u32, u32)],
+    (epochs, scopes): (&[(u32, u32)], &[u32]),
 ) -> std::result::Result<(), Forgery> {
     if b.leaves.get(index) != Some(leaf) {
         return Err("the row is not the one its batch vouches for");
@@ -450,6 +460,12 @@ pub fn check_row(
     }
     if epochs.iter().any(|e| !b.writable.contains(e)) {
         return Err("the author had no write right under the row's key epoch");
+    }
+    if scopes
+        .iter()
+        .any(|s| !b.writable.iter().any(|(w, _)| w == s))
+    {
+        return Err("the author had no write right under the row's scope");
     }
     Ok(())
 }
@@ -598,18 +614,21 @@ mod tests {
         let g = w.grant("alice", "bob", Rights::ReadWrite, T);
         let b = w.batch("bob", KIND_WRITE, &[leaf0, other], &[g]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &leaf0, &v, &[(2, 1)]), Ok(()));
+        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1)], &[])), Ok(()));
         // The same row with one value changed, at another position, by
         // another author or time, or under an epoch without evidence.
         let edited = leaf(&VID, &v, &columns(b"sealeD"));
-        assert!(check_row(&vb, 0, &edited, &v, &[(2, 1)]).is_err());
-        assert!(check_row(&vb, 1, &leaf0, &v, &[(2, 1)]).is_err());
-        assert!(check_row(&vb, 9, &leaf0, &v, &[(2, 1)]).is_err());
+        assert!(check_row(&vb, 0, &edited, &v, (&[(2, 1)], &[])).is_err());
+        assert!(check_row(&vb, 1, &leaf0, &v, (&[(2, 1)], &[])).is_err());
+        assert!(check_row(&vb, 9, &leaf0, &v, (&[(2, 1)], &[])).is_err());
         let carol = version(&id, "carol", T + 10);
         let as_carol = leaf(&VID, &carol, &columns(b"sealed"));
-        assert!(check_row(&vb, 0, &as_carol, &carol, &[(2, 1)]).is_err());
-        assert!(check_row(&vb, 0, &leaf0, &version(&id, "bob", T), &[(2, 1)]).is_err());
-        assert!(check_row(&vb, 0, &leaf0, &v, &[(2, 1), (2, 2)]).is_err());
+        assert!(check_row(&vb, 0, &as_carol, &carol, (&[(2, 1)], &[])).is_err());
+        assert!(check_row(&vb, 0, &leaf0, &version(&id, "bob", T), (&[(2, 1)], &[])).is_err());
+        assert!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1), (2, 2)], &[])).is_err());
+        // A scope with no sealed cell in the row still needs the right.
+        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[], &[2])), Ok(()));
+        assert!(check_row(&vb, 0, &leaf0, &v, (&[], &[3])).is_err());
         // A version of the row is bound: version 2 is another leaf.
         let v2 = RowVersion { version: 2, ..v };
         assert_ne!(leaf(&VID, &v2, &columns(b"sealed")), leaf0);
@@ -626,7 +645,7 @@ mod tests {
         let b = w.batch("carol", KIND_WRITE, &[l], &[read]);
         let vb = w.verify(&b).unwrap();
         assert_eq!(
-            check_row(&vb, 0, &l, &v, &[(2, 1)]),
+            check_row(&vb, 0, &l, &v, (&[(2, 1)], &[])),
             Err("the author had no write right under the row's key epoch")
         );
         // Bob's read-write grant does not verify as hers.
@@ -710,7 +729,7 @@ mod tests {
         let l = leaf(&VID, &v, &columns(b"sealed again"));
         let b = w.batch("alice", KIND_RESEAL, &[l], &[]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &l, &v, &[(2, 3)]), Ok(()));
+        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 3)], &[])), Ok(()));
         // Dave was disabled at T + 100: his grants of before still count,
         // one dated after does not.
         let v = version(&id, "bob", T + 10);
@@ -718,7 +737,7 @@ mod tests {
         let before = w.grant("dave", "bob", Rights::ReadWrite, T + 50);
         let b = w.batch("bob", KIND_WRITE, &[l], &[before]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &l, &v, &[(2, 1)]), Ok(()));
+        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 1)], &[])), Ok(()));
         let after = w.grant("dave", "bob", Rights::ReadWrite, T + 101);
         let b = w.batch("bob", KIND_WRITE, &[l], &[after]);
         assert!(w.verify(&b).is_err());

@@ -2221,13 +2221,14 @@ impl Session {
             };
             self.resign_rows_of(&mut dir, &old, by).await?;
         }
-        // The rows they wrote (or, as an administrator, sealed again) stay
-        // genuine under their new key.
+        // Their replaced key stays theirs for what it signed until now
+        // (rows, and grants as an administrator): FORMAT.md §5.9.
         let by = SignAs {
             name: ROOT,
             key: &root.signer,
         };
-        self.resign_batches_of(&mut dir, user, by).await?;
+        let replaced = self.replaced_key_statement(user, &old.cert, by).await?;
+        self.store.write_all(vec![replaced]).await?;
         self.store.reset_user(&new, &grants).await?;
         Ok(fpr)
     }

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use super::authorship::{KIND_WRITE, MAX_LEAVES};
 use super::rows::{NewRow, PendingBatch, Row, RowTable, Value, STREAM_CHUNK};
 use super::{Session, SCOPE_CLINICAL};
 use crate::crypto::envelope::{self, Cell, Header};
@@ -395,22 +396,35 @@ impl Session {
         let signer = std::sync::Mutex::new(&mut *signer);
         self.write_chunks(chunks, |c| {
             let range = c * STREAM_CHUNK..((c + 1) * STREAM_CHUNK).min(patients.len());
-            let mut batch = PendingBatch::new(super::authorship::KIND_WRITE);
+            let mut batch = PendingBatch::new(KIND_WRITE);
             let mut statements =
                 pt.seal_rows(&patients[range.clone()], &ids[range.clone()], &mut batch)?;
             let (from, to) = (
                 notes.partition_point(|(k, _)| *k < range.start),
                 notes.partition_point(|(k, _)| *k < range.end),
             );
-            if from < to {
-                let rows: Vec<NewRow> = notes[from..to].iter().map(|(_, r)| r.clone()).collect();
+            let mut signer = signer.lock().unwrap_or_else(|p| p.into_inner());
+            // The chunk's notes join its patients' batch, up to the most
+            // leaves a batch holds; past that, they go in batches of their
+            // own.
+            let room = MAX_LEAVES.saturating_sub(batch.leaves.len()).max(1);
+            let mut start = from;
+            while start < to {
+                let end = if start == from {
+                    to.min(start + room)
+                } else {
+                    to.min(start + MAX_LEAVES)
+                };
+                if start != from {
+                    let full = std::mem::replace(&mut batch, PendingBatch::new(KIND_WRITE));
+                    statements.extend(self.sign_pending(full, &mut signer)?);
+                }
+                let rows: Vec<NewRow> = notes[start..end].iter().map(|(_, r)| r.clone()).collect();
                 let note_ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
                 statements.extend(nt.seal_rows(&rows, &note_ids, &mut batch)?);
+                start = end;
             }
-            let mut signer = signer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = self.sign_pending(batch, &mut signer)? {
-                statements.push(b);
-            }
+            statements.extend(self.sign_pending(batch, &mut signer)?);
             Ok(statements)
         })
         .await

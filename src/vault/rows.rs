@@ -1087,6 +1087,7 @@ impl RowTable<'_> {
     pub(crate) async fn check_current(&self) -> Result<()> {
         let probe = self.s.probe().await?;
         self.s.keys_follow(&probe).await?;
+        self.s.ensure_evidence().await?;
         if probe.schema_version > self.version {
             let version = self.s.reload_schema().await?;
             if version > self.version {
@@ -1505,6 +1506,27 @@ impl RowTable<'_> {
         Ok((row, authorship))
     }
 
+    /// A row found forged through a table opened under an older schema
+    /// than the one stored may be one written since with a column or an
+    /// index this table does not read (they are in its leaf): then
+    /// [`Error::SchemaChanged`], after the session has read the new schema;
+    /// the table opened again reads it.
+    async fn changed_schema<T>(&self, r: Result<T>) -> Result<T> {
+        match r {
+            Err(e @ Error::Forged { .. }) => {
+                let probe = self.s.probe().await?;
+                if probe.schema_version > self.version {
+                    let version = self.s.reload_schema().await?;
+                    if version > self.version {
+                        return Err(Error::SchemaChanged { version });
+                    }
+                }
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
     /// One row, or `None`.
     pub async fn get(&self, id: Id) -> Result<Option<Row>> {
         match self.get_once(id).await {
@@ -1512,7 +1534,7 @@ impl RowTable<'_> {
                 self.s.refresh_keys().await?;
                 self.get_once(id).await.map_err(outdated_is_tampered)
             }
-            r => r,
+            r => self.changed_schema(r).await,
         }
     }
 
@@ -1551,7 +1573,7 @@ impl RowTable<'_> {
                 self.s.refresh_keys().await?;
                 self.find_once(criteria).await.map_err(outdated_is_tampered)
             }
-            r => r,
+            r => self.changed_schema(r).await,
         }
     }
 
@@ -1663,7 +1685,7 @@ impl RowTable<'_> {
                     .await
                     .map_err(outdated_is_tampered)
             }
-            r => r,
+            r => self.changed_schema(r).await,
         }
     }
 
@@ -1707,6 +1729,15 @@ impl RowTable<'_> {
     /// # let _ = seen; Ok(()) }
     /// ```
     pub async fn scan(
+        &self,
+        page: u32,
+        f: impl FnMut(Vec<Row>) -> std::ops::ControlFlow<()>,
+    ) -> Result<u64> {
+        let r = self.scan_pages(page, f).await;
+        self.changed_schema(r).await
+    }
+
+    async fn scan_pages(
         &self,
         page: u32,
         mut f: impl FnMut(Vec<Row>) -> std::ops::ControlFlow<()>,
@@ -1782,7 +1813,7 @@ impl RowTable<'_> {
                     .await
                     .map_err(outdated_is_tampered)
             }
-            r => r,
+            r => self.changed_schema(r).await,
         }
     }
 

@@ -465,6 +465,10 @@ impl Session {
         // An index about to be dropped is first cleared from the rows that
         // hold it, their authentication signed again without it (FORMAT.md
         // §5.8): dropping the column under them would make them forged.
+        // Cleared once before the new schema is stored and once after (a
+        // client under the older schema may write the index until it sees
+        // the new one: it is refused from then on), then the column goes.
+        let mut clearing = Vec::new();
         for c in &changes {
             if let Change::DropIndex { table: t, index } = c {
                 if current
@@ -472,10 +476,15 @@ impl Session {
                     .table(t)
                     .is_some_and(|o| o.index(index).is_some())
                 {
-                    self.table(t).await?.clear_index(index).await?;
+                    let old = self.table(t).await?;
+                    old.clear_index(index).await?;
+                    clearing.push((old, index.clone()));
                 }
             }
         }
+        let (drops, adds): (Vec<SchemaStep>, Vec<SchemaStep>) = steps
+            .into_iter()
+            .partition(|s| matches!(s.done_when, Done::ColumnAbsent(_)) && !clearing.is_empty());
         let mut row = PolicyRow {
             version: current.version() + 1,
             text: text.as_bytes().to_vec(),
@@ -485,7 +494,14 @@ impl Session {
         };
         let record = trust::policy_record(&self.vault_id, &row);
         row.signature = self.with_signer(|s| s.sign(&record)).await?;
-        self.store.apply_policy(&steps, Some(&row)).await?;
+        self.store.apply_policy(&adds, Some(&row)).await?;
+        for (old, index) in &clearing {
+            old.clear_index(index).await?;
+        }
+        drop(clearing);
+        if !drops.is_empty() {
+            self.store.apply_policy(&drops, None).await?;
+        }
         let version = row.version;
         *self.schema_state.write().unwrap_or_else(|p| p.into_inner()) = InForce {
             schema: Arc::new(new),

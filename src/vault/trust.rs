@@ -255,12 +255,44 @@ pub struct Verified {
     pub cert: Cert,
 }
 
+/// A user's key replaced by a recovery (FORMAT.md §5.9, §9.14), kept so
+/// that what it signed before stays verifiable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplacedKey {
+    /// The user.
+    pub user: String,
+    /// The replaced certificate, binary OpenPGP.
+    pub cert: Vec<u8>,
+    /// When it was replaced (Unix seconds): it vouches for nothing it
+    /// signed later.
+    pub replaced_at: i64,
+    /// Who signed this record: the root, or an active administrator.
+    pub signer: String,
+    /// The signature over [`replaced_key_record`].
+    pub signature: Vec<u8>,
+}
+
+/// §5.9: what a replaced key's record covers.
+pub fn replaced_key_record(vault_id: &[u8; 16], r: &ReplacedKey, fingerprint: &str) -> Vec<u8> {
+    record(
+        "replaced-key",
+        &[
+            vault_id,
+            r.user.as_bytes(),
+            fingerprint.as_bytes(),
+            &r.replaced_at.to_be_bytes(),
+            r.signer.as_bytes(),
+        ],
+    )
+}
+
 /// The users table, verified on demand.
 pub struct Directory {
     vault_id: [u8; 16],
     root: Cert,
     rows: HashMap<String, UserRow>,
     done: HashMap<String, Verified>,
+    replaced: HashMap<String, Vec<ReplacedKey>>,
 }
 
 impl Directory {
@@ -278,7 +310,42 @@ impl Directory {
                 .map(|r| (r.name.clone(), r))
                 .collect(),
             done: HashMap::new(),
+            replaced: HashMap::new(),
         }
+    }
+
+    /// Adds the records of replaced keys read from the store; each is
+    /// checked when it is used ([`Directory::certs_of`]).
+    pub fn with_replaced(mut self, rows: Vec<ReplacedKey>) -> Directory {
+        for r in rows {
+            self.replaced.entry(r.user.clone()).or_default().push(r);
+        }
+        self
+    }
+
+    /// The certificates `name` has signed with: their present one (no
+    /// limit; the root's for `@root`), then each replaced one whose record
+    /// verifies under the root or an active administrator, with the time
+    /// after which it vouches for nothing. Empty if `name`'s row does not
+    /// verify.
+    pub fn certs_of(&mut self, name: &str) -> Vec<(Cert, Option<i64>)> {
+        let Ok(v) = self.verify(name) else {
+            return Vec::new();
+        };
+        let mut out = vec![(v.cert, None)];
+        for r in self.replaced.get(name).cloned().unwrap_or_default() {
+            let Ok(cert) = pgp::parse_cert(&r.cert) else {
+                continue;
+            };
+            let Ok(signer) = self.signer_cert(&r.signer) else {
+                continue;
+            };
+            let msg = replaced_key_record(&self.vault_id, &r, &pgp::fingerprint(&cert));
+            if pgp::verify(&signer, &msg, &r.signature) {
+                out.push((cert, Some(r.replaced_at)));
+            }
+        }
+        out
     }
 
     /// Names of all rows, sorted.

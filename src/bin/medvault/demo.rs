@@ -306,6 +306,13 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         Err(e) => return Err(e.into()),
     }
     let seen = clerk.get_patient(&pid).await?;
+    // Every row read is checked against its author's signed batch.
+    match clerk.table("patients").await?.get(pid).await?.map(|r| r.authorship) {
+        Some(medvault::vault::rows::Authorship::Signed { author, version, .. }) => println!(
+            "             clerk.petit reading the patient: version {version}, signed by its author {author}, checked"
+        ),
+        _ => return Err(CliError::msg("the patient row is not signed by its author", "report this bug")),
+    }
     let renamed = medvault::NewPatient {
         family_name: "Renamed".into(),
         given_names: seen.given_names,

@@ -1,5 +1,5 @@
 //! Rows authenticated by their author, in the row API (FORMAT.md §5.8,
-//! §9.10): what a writer adds to the rows it writes, and what a reader
+//! §9.13): what a writer adds to the rows it writes, and what a reader
 //! checks before it shows one.
 //!
 //! A writer gives each row version it writes a `medvault_auth` value
@@ -22,6 +22,7 @@ use crate::schema::ColumnType;
 use crate::sql::{self, Cell};
 use crate::store::Value as StoreValue;
 use crate::vault::authorship::{self, BatchRow, Forgery, RowAuth, Stored, VerifiedBatch};
+use crate::vault::trust::{replaced_key_record, ReplacedKey};
 use crate::vault::Session;
 
 /// Who vouches for a row as read ([`super::Row::authorship`]).
@@ -122,6 +123,9 @@ impl Session {
         if batch.leaves.is_empty() {
             return Ok(None);
         }
+        if batch.leaves.len() > authorship::MAX_LEAVES {
+            return Err(Error::Refused("a batch vouches for 1 to 65536 rows"));
+        }
         let evidence = if batch.kind == authorship::KIND_WRITE {
             let ks = self.ks();
             batch
@@ -149,6 +153,80 @@ impl Session {
         Ok(Some(insert_batch(&b)))
     }
 
+    /// The records of users' keys a recovery replaced (FORMAT.md §5.9), as
+    /// stored; each is checked where it is used.
+    pub(crate) async fn replaced_keys(&self) -> Result<Vec<ReplacedKey>> {
+        let sql = format!(
+            "SELECT {} FROM {}",
+            sql::column_list(&sql::REPLACED_KEYS),
+            sql::REPLACED_KEYS.name
+        );
+        let mut out = Vec::new();
+        for cells in self.store.select(sql, Vec::new()).await? {
+            let mut d = sql::REPLACED_KEYS.decoder(cells)?;
+            out.push(ReplacedKey {
+                user: d.text(0)?,
+                cert: d.blob(2)?,
+                replaced_at: d.int(3)?,
+                signer: d.text(4)?,
+                signature: d.blob(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The statement that stores the record of `user`'s key `cert`,
+    /// replaced now, signed by `by` (FORMAT.md §5.9).
+    pub(crate) async fn replaced_key_statement(
+        &self,
+        user: &str,
+        cert: &sequoia_openpgp::Cert,
+        by: crate::vault::SignAs<'_>,
+    ) -> Result<(String, Vec<StoreValue>)> {
+        let fpr = crate::keys::pgp::fingerprint(cert);
+        let mut r = ReplacedKey {
+            user: user.to_owned(),
+            cert: crate::keys::pgp::cert_bytes(cert)?,
+            replaced_at: crate::vault::now(),
+            signer: by.name.to_owned(),
+            signature: Vec::new(),
+        };
+        r.signature = by
+            .key
+            .lock()
+            .await
+            .sign(&replaced_key_record(&self.vault_id, &r, &fpr))?;
+        Ok((
+            format!(
+                "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
+                sql::REPLACED_KEYS.name,
+                sql::column_list(&sql::REPLACED_KEYS)
+            ),
+            vec![
+                StoreValue::Text(r.user),
+                StoreValue::Text(fpr),
+                StoreValue::Blob(r.cert),
+                StoreValue::Int(r.replaced_at),
+                StoreValue::Text(r.signer),
+                StoreValue::Blob(r.signature),
+            ],
+        ))
+    }
+
+    /// Reads the key state again if this session holds the write right
+    /// under an epoch whose signed grant it has not read (a scope it made,
+    /// an epoch its rotation made): a batch it signs carries that grant.
+    pub(crate) async fn ensure_evidence(&self) -> Result<()> {
+        let missing = {
+            let ks = self.ks();
+            ks.writable.iter().any(|e| !ks.evidence.contains_key(e))
+        };
+        if missing {
+            self.refresh_keys().await?;
+        }
+        Ok(())
+    }
+
     /// Reads and verifies the batches `ids` this session has not seen,
     /// and remembers each verdict.
     pub(crate) async fn load_batches(&self, ids: BTreeSet<[u8; 16]>) -> Result<()> {
@@ -159,7 +237,10 @@ impl Session {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut dir = self.directory().await?;
+        let mut dir = self
+            .directory()
+            .await?
+            .with_replaced(self.replaced_keys().await?);
         // Read now, not from the key state: a batch may name a scope made
         // since this session loaded its keys. Each grant of the evidence
         // is verified over its scope's row, so a row the store made up
@@ -182,16 +263,26 @@ impl Session {
             let rows = self.store.select(sql, params).await?;
             let mut verdicts = HashMap::new();
             for cells in rows {
-                let mut d = sql::BATCHES.decoder(cells)?;
-                let b = BatchRow {
-                    id: d.id(0)?,
-                    kind: d.text(1)?,
-                    signer: d.text(2)?,
-                    signed_at: d.int(3)?,
-                    leaves: d.blob(4)?,
-                    evidence: d.blob(5)?,
-                    signature: d.blob(6)?,
+                // A batch row that does not decode vouches for nothing; the
+                // other batches of the page are still read.
+                let decoded = (|| {
+                    let mut d = sql::BATCHES.decoder(cells)?;
+                    Ok::<_, Error>(BatchRow {
+                        id: d.id(0)?,
+                        kind: d.text(1)?,
+                        signer: d.text(2)?,
+                        signed_at: d.int(3)?,
+                        leaves: d.blob(4)?,
+                        evidence: d.blob(5)?,
+                        signature: d.blob(6)?,
+                    })
+                })();
+                let Ok(b) = decoded else {
+                    continue;
                 };
+                if !part.contains(&b.id) {
+                    continue; // not asked for
+                }
                 let v = authorship::verify_batch(&mut dir, &self.vault_id, &scopes, &b);
                 verdicts.insert(b.id, v.map(Arc::new));
             }
@@ -209,6 +300,52 @@ impl Session {
 }
 
 impl RowTable<'_> {
+    /// The scopes a row's author must hold the write right under beyond
+    /// the epochs of its sealed cells (`epochs`): the row's own scope
+    /// (`scope_id`) when no cell is sealed under it, since the author chose
+    /// it; and, for a row with no sealed cell at all, every scope of its
+    /// encrypted columns. A row with some sealed cell and a named scope's
+    /// column left NULL needs nothing more there (a clinician without the
+    /// billing right still writes a prescription without its price).
+    fn bare_scopes(&self, row_scope: Option<u32>, epochs: &[(u32, u32)]) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        if let Some(rs) = row_scope {
+            if !epochs.iter().any(|(s, _)| *s == rs) {
+                out.push(rs);
+            }
+        }
+        if epochs.is_empty() {
+            out.extend(
+                self.t()
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, c)| match &c.ty {
+                        ColumnType::Encrypted(e) => self.column_scope(k, e, row_scope),
+                        _ => None,
+                    }),
+            );
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The row scope among stored or written values (`scope_id`), if the
+    /// table has one and it is a scope id.
+    fn scope_among<'v>(
+        &self,
+        mut named: impl Iterator<Item = (&'v str, Stored<'v>)>,
+    ) -> Option<u32> {
+        if !self.t().row_scoped() {
+            return None;
+        }
+        match named.find(|(n, _)| *n == "scope_id")?.1 {
+            Stored::Int(i) => u32::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
     /// The (scope, epoch) pairs of the sealed cells among `vals`, the
     /// values of [`RowTable::write_columns`].
     fn written_epochs(&self, cols: &[String], vals: &[StoreValue]) -> Vec<(u32, u32)> {
@@ -257,7 +394,18 @@ impl RowTable<'_> {
             &auth.row_version(&self.name, &id),
             &columns,
         );
-        let epochs = self.written_epochs(cols, vals);
+        let mut epochs = self.written_epochs(cols, vals);
+        // A scope of the row with no sealed cell (its columns NULL): the
+        // author vouches under its current epoch.
+        let row_scope = self.scope_among(
+            cols.iter()
+                .map(|c| c.as_str())
+                .zip(vals.iter().map(Stored::from)),
+        );
+        for sid in self.bare_scopes(row_scope, &epochs) {
+            let (epoch, _) = self.s.current_keys(sid)?;
+            epochs.push((sid, epoch));
+        }
         vals.push(StoreValue::Blob(auth.encode()));
         Ok((h, epochs))
     }
@@ -347,12 +495,20 @@ impl RowTable<'_> {
             reason: "a row without an id",
         })?;
         let index = usize::try_from(auth.leaf).unwrap_or(usize::MAX);
+        let row_scope = self.scope_among(
+            self.stored_names.iter().copied().zip(
+                cells
+                    .iter()
+                    .map(|c| Stored::from_cell(c).unwrap_or(Stored::Null)),
+            ),
+        );
+        let bare = self.bare_scopes(row_scope, epochs);
         authorship::check_row(
             &batch,
             index,
             &leaf,
             &auth.row_version(&self.name, &row_id),
-            epochs,
+            (epochs, &bare),
         )
         .map_err(forged(table))?;
         Ok(Authorship::Signed {
@@ -472,108 +628,17 @@ impl RowTable<'_> {
             &auth.row_version(&self.name, &id),
             &columns,
         );
+        if batch.kind == authorship::KIND_WRITE {
+            let row_scope = self.scope_among(columns.iter().copied());
+            for sid in self.bare_scopes(row_scope, &epochs) {
+                let (epoch, _) = self.s.current_keys(sid)?;
+                epochs.push((sid, epoch));
+            }
+        }
         Ok(Some(Reauthenticated {
             auth: auth.encode(),
             leaf,
             epochs,
         }))
-    }
-}
-
-impl Session {
-    /// Signs again, as `by` (the root, in a recovery), every batch `user`
-    /// signed that verifies under their present certificate, which is
-    /// about to be replaced (FORMAT.md §5.8): each becomes a `reseal` batch
-    /// with the same id and leaves, so the rows it vouched for keep their
-    /// author and time and stay genuine under the user's new key. A batch
-    /// that does not verify now is left as it is (it vouched for nothing).
-    /// Run before the user's row changes; run again, it finds nothing of
-    /// theirs left.
-    pub(crate) async fn resign_batches_of(
-        &self,
-        dir: &mut crate::vault::trust::Directory,
-        user: &str,
-        by: crate::vault::SignAs<'_>,
-    ) -> Result<u64> {
-        const PAGE: usize = 100;
-        let scopes: HashMap<u32, crate::store::ScopeRow> = self
-            .store
-            .scopes()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let mut after: Option<[u8; 16]> = None;
-        let mut done = 0;
-        loop {
-            let sql = format!(
-                "SELECT {} FROM {} WHERE signer = ?{} ORDER BY id LIMIT {PAGE}",
-                sql::column_list(&sql::BATCHES),
-                sql::BATCHES.name,
-                if after.is_some() { " AND id > ?" } else { "" }
-            );
-            let mut params = vec![StoreValue::Text(user.to_owned())];
-            params.extend(after.map(|a| StoreValue::Blob(a.to_vec())));
-            let rows = self.store.select(sql, params).await?;
-            if rows.is_empty() {
-                return Ok(done);
-            }
-            let mut statements = Vec::new();
-            for cells in rows {
-                let mut d = sql::BATCHES.decoder(cells)?;
-                let b = BatchRow {
-                    id: d.id(0)?,
-                    kind: d.text(1)?,
-                    signer: d.text(2)?,
-                    signed_at: d.int(3)?,
-                    leaves: d.blob(4)?,
-                    evidence: d.blob(5)?,
-                    signature: d.blob(6)?,
-                };
-                if after.is_some_and(|a| b.id <= a) || b.signer != user {
-                    return Err(Error::BadStoredValue {
-                        table: sql::BATCHES.name,
-                        column: "id",
-                        expected: "the asked signer's batches, once each, in id order",
-                    });
-                }
-                after = Some(b.id);
-                if authorship::verify_batch(dir, &self.vault_id, &scopes, &b).is_err() {
-                    continue;
-                }
-                let mut again = BatchRow {
-                    kind: authorship::KIND_RESEAL.to_owned(),
-                    signer: by.name.to_owned(),
-                    signed_at: crate::vault::now(),
-                    evidence: Vec::new(),
-                    signature: Vec::new(),
-                    ..b.clone()
-                };
-                again.signature = by
-                    .key
-                    .lock()
-                    .await
-                    .sign(&crate::vault::trust::batch_record(&self.vault_id, &again))?;
-                statements.push((
-                    format!(
-                        "UPDATE {} SET kind = ?, signer = ?, signed_at = ?, evidence = ?, \
-                         signature = ? WHERE id = ? AND signature = ?",
-                        sql::BATCHES.name
-                    ),
-                    vec![
-                        StoreValue::Text(again.kind),
-                        StoreValue::Text(again.signer),
-                        StoreValue::Int(again.signed_at),
-                        StoreValue::Blob(again.evidence),
-                        StoreValue::Blob(again.signature),
-                        StoreValue::Blob(b.id.to_vec()),
-                        StoreValue::Blob(b.signature),
-                    ],
-                ));
-            }
-            if !statements.is_empty() {
-                done += self.store.write_all(statements).await?.iter().sum::<u64>();
-            }
-        }
     }
 }
