@@ -426,6 +426,22 @@ async fn a_row_of_nulls_still_needs_the_write_right(f: Fixture) {
         t.get(id).await.unwrap().unwrap().authorship,
         Authorship::Signed { ref author, .. } if author == "doc"
     ));
+    // A column of another scope added since (billing, which doc may not
+    // write) leaves the row genuine: one of the table's scopes is enough.
+    let with_billing = format!(
+        "{memos}\n[[column]]\ntable = \"memos\"\ncolumn = \"fee\"\nscope = \"billing\"\n\
+         kind = \"code\"\nmax_bytes = 16\npadding = {{ block = 16 }}\noptional = true\n"
+    );
+    a.apply_schema(&with_billing).await.unwrap();
+    let row = a
+        .table("memos")
+        .await
+        .unwrap()
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.authorship.is_signed());
 }
 
 /// An administrator adds a column and writes a row with a value in it:

@@ -438,16 +438,17 @@ pub fn verify_batch(
 /// Checks one row version against a verified batch: the leaf at `index`
 /// is the one recomputed from what was read; a write's author is its
 /// signer, written at its time, holding the write right under every
-/// (scope, epoch) the row's cells are sealed under (`epochs`), and under
-/// some epoch of each scope in `scopes` (the row's own scope when no cell
-/// is sealed under it; every scope of its columns when none is sealed).
+/// (scope, epoch) the row's cells are sealed under (`epochs`), under some
+/// epoch of each scope in `each` (the row's own scope when no cell is
+/// sealed under it), and under some epoch of one scope of `one_of` when
+/// that is not empty (the scopes of a row with no sealed cell).
 /// A reseal vouches for any author and time.
 pub fn check_row(
     b: &VerifiedBatch,
     index: usize,
     leaf: &[u8; 32],
     v: &RowVersion<'_>,
-    (epochs, scopes): (&[(u32, u32)], &[u32]),
+    (epochs, each, one_of): (&[(u32, u32)], &[u32], &[u32]),
 ) -> std::result::Result<(), Forgery> {
     if b.leaves.get(index) != Some(leaf) {
         return Err("the row is not the one its batch vouches for");
@@ -461,10 +462,8 @@ pub fn check_row(
     if epochs.iter().any(|e| !b.writable.contains(e)) {
         return Err("the author had no write right under the row's key epoch");
     }
-    if scopes
-        .iter()
-        .any(|s| !b.writable.iter().any(|(w, _)| w == s))
-    {
+    let holds = |s: &u32| b.writable.iter().any(|(w, _)| w == s);
+    if !each.iter().all(holds) || !(one_of.is_empty() || one_of.iter().any(holds)) {
         return Err("the author had no write right under the row's scope");
     }
     Ok(())
@@ -482,6 +481,7 @@ mod tests {
 
     struct World {
         root: Cert,
+        root_signer: RecordSigner,
         rows: Vec<UserRow>,
         keys: HashMap<String, (Cert, RecordSigner)>,
         scopes: HashMap<u32, ScopeRow>,
@@ -530,6 +530,7 @@ mod tests {
             )]);
             World {
                 root,
+                root_signer,
                 rows,
                 keys,
                 scopes,
@@ -586,6 +587,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_replaced_key_counts_for_what_it_signed_before_and_only_by_the_root() {
+        let mut w = World::new();
+        let old_cert = w.keys["bob"].0.clone();
+        let g = w.grant("alice", "bob", Rights::ReadWrite, T);
+        let l = leaf(&VID, &version(&[1; 16], "bob", T + 10), &columns(b"x"));
+        let b = w.batch("bob", KIND_WRITE, &[l], &[g]);
+        // A recovery: bob's row now holds a new key, signed at T + 50.
+        let (new_cert, new_signer) = key("bob");
+        w.keys.insert("bob".into(), (new_cert.clone(), new_signer));
+        let row = w.rows.iter_mut().find(|r| r.name == "bob").unwrap();
+        row.cert = pgp::cert_bytes(&new_cert).unwrap();
+        row.signed_at = T + 50;
+        let msg = trust::user_record(&VID, row, &pgp::fingerprint(&new_cert));
+        row.signature = w.root_signer.sign(&msg).unwrap();
+        assert!(w.verify(&b).is_err(), "control: the old key is unknown");
+        let fpr = pgp::fingerprint(&old_cert);
+        let record = |w: &mut World, signer: &str, at: i64| {
+            let mut r = trust::ReplacedKey {
+                user: "bob".into(),
+                cert: pgp::cert_bytes(&old_cert).unwrap(),
+                replaced_at: at,
+                signer: signer.into(),
+                signature: Vec::new(),
+            };
+            let msg = trust::replaced_key_record(&VID, &r, &fpr);
+            r.signature = if signer == ROOT {
+                w.root_signer.sign(&msg).unwrap()
+            } else {
+                w.keys.get_mut(signer).unwrap().1.sign(&msg).unwrap()
+            };
+            r
+        };
+        let with = |w: &World, r: trust::ReplacedKey| {
+            let mut dir = w.dir().with_replaced(vec![r]);
+            verify_batch(&mut dir, &VID, &w.scopes, &b)
+        };
+        let good = record(&mut w, ROOT, T + 50);
+        let vb = with(&w, good).unwrap();
+        assert!(vb.writable.contains(&(2, 1)));
+        // Signed by an administrator, not the root: ignored.
+        let by_alice = record(&mut w, "alice", T + 50);
+        assert!(with(&w, by_alice).is_err());
+        // Replaced before the batch was signed: it does not count.
+        let early = record(&mut w, ROOT, T + 5);
+        assert!(with(&w, early).is_err());
+        // Replaced after the user's present row: not a replacement.
+        let late = record(&mut w, ROOT, T + 60);
+        assert!(with(&w, late).is_err());
+    }
+
     fn columns(body: &[u8]) -> Vec<(&'static str, Stored<'_>)> {
         vec![
             ("scope_id", Stored::Int(2)),
@@ -614,21 +666,30 @@ mod tests {
         let g = w.grant("alice", "bob", Rights::ReadWrite, T);
         let b = w.batch("bob", KIND_WRITE, &[leaf0, other], &[g]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1)], &[])), Ok(()));
+        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1)], &[], &[])), Ok(()));
         // The same row with one value changed, at another position, by
         // another author or time, or under an epoch without evidence.
         let edited = leaf(&VID, &v, &columns(b"sealeD"));
-        assert!(check_row(&vb, 0, &edited, &v, (&[(2, 1)], &[])).is_err());
-        assert!(check_row(&vb, 1, &leaf0, &v, (&[(2, 1)], &[])).is_err());
-        assert!(check_row(&vb, 9, &leaf0, &v, (&[(2, 1)], &[])).is_err());
+        assert!(check_row(&vb, 0, &edited, &v, (&[(2, 1)], &[], &[])).is_err());
+        assert!(check_row(&vb, 1, &leaf0, &v, (&[(2, 1)], &[], &[])).is_err());
+        assert!(check_row(&vb, 9, &leaf0, &v, (&[(2, 1)], &[], &[])).is_err());
         let carol = version(&id, "carol", T + 10);
         let as_carol = leaf(&VID, &carol, &columns(b"sealed"));
-        assert!(check_row(&vb, 0, &as_carol, &carol, (&[(2, 1)], &[])).is_err());
-        assert!(check_row(&vb, 0, &leaf0, &version(&id, "bob", T), (&[(2, 1)], &[])).is_err());
-        assert!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1), (2, 2)], &[])).is_err());
+        assert!(check_row(&vb, 0, &as_carol, &carol, (&[(2, 1)], &[], &[])).is_err());
+        assert!(check_row(
+            &vb,
+            0,
+            &leaf0,
+            &version(&id, "bob", T),
+            (&[(2, 1)], &[], &[])
+        )
+        .is_err());
+        assert!(check_row(&vb, 0, &leaf0, &v, (&[(2, 1), (2, 2)], &[], &[])).is_err());
         // A scope with no sealed cell in the row still needs the right.
-        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[], &[2])), Ok(()));
-        assert!(check_row(&vb, 0, &leaf0, &v, (&[], &[3])).is_err());
+        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[], &[2], &[])), Ok(()));
+        assert!(check_row(&vb, 0, &leaf0, &v, (&[], &[3], &[])).is_err());
+        assert_eq!(check_row(&vb, 0, &leaf0, &v, (&[], &[], &[3, 2])), Ok(()));
+        assert!(check_row(&vb, 0, &leaf0, &v, (&[], &[], &[3])).is_err());
         // A version of the row is bound: version 2 is another leaf.
         let v2 = RowVersion { version: 2, ..v };
         assert_ne!(leaf(&VID, &v2, &columns(b"sealed")), leaf0);
@@ -645,7 +706,7 @@ mod tests {
         let b = w.batch("carol", KIND_WRITE, &[l], &[read]);
         let vb = w.verify(&b).unwrap();
         assert_eq!(
-            check_row(&vb, 0, &l, &v, (&[(2, 1)], &[])),
+            check_row(&vb, 0, &l, &v, (&[(2, 1)], &[], &[])),
             Err("the author had no write right under the row's key epoch")
         );
         // Bob's read-write grant does not verify as hers.
@@ -729,7 +790,7 @@ mod tests {
         let l = leaf(&VID, &v, &columns(b"sealed again"));
         let b = w.batch("alice", KIND_RESEAL, &[l], &[]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 3)], &[])), Ok(()));
+        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 3)], &[], &[])), Ok(()));
         // Dave was disabled at T + 100: his grants of before still count,
         // one dated after does not.
         let v = version(&id, "bob", T + 10);
@@ -737,7 +798,7 @@ mod tests {
         let before = w.grant("dave", "bob", Rights::ReadWrite, T + 50);
         let b = w.batch("bob", KIND_WRITE, &[l], &[before]);
         let vb = w.verify(&b).unwrap();
-        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 1)], &[])), Ok(()));
+        assert_eq!(check_row(&vb, 0, &l, &v, (&[(2, 1)], &[], &[])), Ok(()));
         let after = w.grant("dave", "bob", Rights::ReadWrite, T + 101);
         let b = w.batch("bob", KIND_WRITE, &[l], &[after]);
         assert!(w.verify(&b).is_err());

@@ -500,6 +500,14 @@ impl Session {
         }
         drop(clearing);
         if !drops.is_empty() {
+            // Not if another administrator applied a newer version since
+            // (it may declare the index again).
+            let latest = self.store.latest_policy().await?.map(|r| r.version);
+            if latest != Some(row.version) {
+                return Err(Error::Concurrent(
+                    "the schema, applied again by another administrator",
+                ));
+            }
             self.store.apply_policy(&drops, None).await?;
         }
         let version = row.version;

@@ -324,24 +324,31 @@ impl Directory {
     }
 
     /// The certificates `name` has signed with: their present one (no
-    /// limit; the root's for `@root`), then each replaced one whose record
-    /// verifies under the root or an active administrator, with the time
-    /// after which it vouches for nothing. Empty if `name`'s row does not
-    /// verify.
+    /// limit; the root's for `@root`, which is never replaced), then each
+    /// replaced one whose record the root signed, with the time after which
+    /// it vouches for nothing (no later than the user's present row was
+    /// signed: a key is replaced when the row changes). Empty if `name`'s
+    /// row does not verify.
     pub fn certs_of(&mut self, name: &str) -> Vec<(Cert, Option<i64>)> {
         let Ok(v) = self.verify(name) else {
             return Vec::new();
         };
         let mut out = vec![(v.cert, None)];
+        if name == ROOT {
+            return out;
+        }
+        let row_signed_at = self.rows.get(name).map(|r| r.signed_at);
         for r in self.replaced.get(name).cloned().unwrap_or_default() {
+            // Only the root replaces a key (a recovery); an administrator's
+            // record would let them sign as anyone.
+            if r.signer != ROOT || row_signed_at.is_none_or(|t| r.replaced_at > t) {
+                continue;
+            }
             let Ok(cert) = pgp::parse_cert(&r.cert) else {
                 continue;
             };
-            let Ok(signer) = self.signer_cert(&r.signer) else {
-                continue;
-            };
             let msg = replaced_key_record(&self.vault_id, &r, &pgp::fingerprint(&cert));
-            if pgp::verify(&signer, &msg, &r.signature) {
+            if pgp::verify(&self.root, &msg, &r.signature) {
                 out.push((cert, Some(r.replaced_at)));
             }
         }

@@ -163,14 +163,18 @@ impl Session {
         );
         let mut out = Vec::new();
         for cells in self.store.select(sql, Vec::new()).await? {
-            let mut d = sql::REPLACED_KEYS.decoder(cells)?;
-            out.push(ReplacedKey {
-                user: d.text(0)?,
-                cert: d.blob(2)?,
-                replaced_at: d.int(3)?,
-                signer: d.text(4)?,
-                signature: d.blob(5)?,
-            });
+            // A record that does not decode vouches for nothing.
+            let decoded = (|| {
+                let mut d = sql::REPLACED_KEYS.decoder(cells)?;
+                Ok::<_, Error>(ReplacedKey {
+                    user: d.text(0)?,
+                    cert: d.blob(2)?,
+                    replaced_at: d.int(3)?,
+                    signer: d.text(4)?,
+                    signature: d.blob(5)?,
+                })
+            })();
+            out.extend(decoded.ok());
         }
         Ok(out)
     }
@@ -196,9 +200,15 @@ impl Session {
             .lock()
             .await
             .sign(&replaced_key_record(&self.vault_id, &r, &fpr))?;
+        // Run again after a recovery cut short, the record of the same key
+        // is there already: kept.
+        let insert = match self.store.dialect() {
+            crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
+            crate::store::Dialect::Mysql => "INSERT IGNORE",
+        };
         Ok((
             format!(
-                "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
+                "{insert} INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
                 sql::REPLACED_KEYS.name,
                 sql::column_list(&sql::REPLACED_KEYS)
             ),
@@ -307,15 +317,20 @@ impl RowTable<'_> {
     /// encrypted columns. A row with some sealed cell and a named scope's
     /// column left NULL needs nothing more there (a clinician without the
     /// billing right still writes a prescription without its price).
-    fn bare_scopes(&self, row_scope: Option<u32>, epochs: &[(u32, u32)]) -> Vec<u32> {
-        let mut out: Vec<u32> = Vec::new();
+    ///
+    /// Returns the scopes needed each, and those of which one is enough: a
+    /// reader checks a row of NULLs against the scopes its own schema
+    /// gives the table, which a column added since only adds to.
+    fn bare_scopes(&self, row_scope: Option<u32>, epochs: &[(u32, u32)]) -> (Vec<u32>, Vec<u32>) {
+        let mut each: Vec<u32> = Vec::new();
         if let Some(rs) = row_scope {
             if !epochs.iter().any(|(s, _)| *s == rs) {
-                out.push(rs);
+                each.push(rs);
             }
         }
-        if epochs.is_empty() {
-            out.extend(
+        let mut one_of: Vec<u32> = Vec::new();
+        if epochs.is_empty() && row_scope.is_none() {
+            one_of.extend(
                 self.t()
                     .columns
                     .iter()
@@ -326,9 +341,34 @@ impl RowTable<'_> {
                     }),
             );
         }
-        out.sort_unstable();
-        out.dedup();
-        out
+        one_of.sort_unstable();
+        one_of.dedup();
+        (each, one_of)
+    }
+
+    /// Adds to `epochs` (a row's, being written) the current epoch of each
+    /// scope [`RowTable::bare_scopes`] asks for, which this user must be
+    /// able to write under: each of the first, and those of the second
+    /// they can (at least one).
+    fn vouch_bare(&self, row_scope: Option<u32>, epochs: &mut Vec<(u32, u32)>) -> Result<()> {
+        let (each, one_of) = self.bare_scopes(row_scope, epochs);
+        for sid in each {
+            let (epoch, _) = self.s.current_keys(sid)?;
+            epochs.push((sid, epoch));
+        }
+        let mut refused = None;
+        for sid in &one_of {
+            match self.s.current_keys(*sid) {
+                Ok((epoch, _)) => epochs.push((*sid, epoch)),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        match refused {
+            Some(e) if !one_of.iter().any(|s| epochs.iter().any(|(w, _)| w == s)) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The row scope among stored or written values (`scope_id`), if the
@@ -402,10 +442,7 @@ impl RowTable<'_> {
                 .map(|c| c.as_str())
                 .zip(vals.iter().map(Stored::from)),
         );
-        for sid in self.bare_scopes(row_scope, &epochs) {
-            let (epoch, _) = self.s.current_keys(sid)?;
-            epochs.push((sid, epoch));
-        }
+        self.vouch_bare(row_scope, &mut epochs)?;
         vals.push(StoreValue::Blob(auth.encode()));
         Ok((h, epochs))
     }
@@ -502,13 +539,13 @@ impl RowTable<'_> {
                     .map(|c| Stored::from_cell(c).unwrap_or(Stored::Null)),
             ),
         );
-        let bare = self.bare_scopes(row_scope, epochs);
+        let (each, one_of) = self.bare_scopes(row_scope, epochs);
         authorship::check_row(
             &batch,
             index,
             &leaf,
             &auth.row_version(&self.name, &row_id),
-            (epochs, &bare),
+            (epochs, &each, &one_of),
         )
         .map_err(forged(table))?;
         Ok(Authorship::Signed {
@@ -630,10 +667,7 @@ impl RowTable<'_> {
         );
         if batch.kind == authorship::KIND_WRITE {
             let row_scope = self.scope_among(columns.iter().copied());
-            for sid in self.bare_scopes(row_scope, &epochs) {
-                let (epoch, _) = self.s.current_keys(sid)?;
-                epochs.push((sid, epoch));
-            }
+            self.vouch_bare(row_scope, &mut epochs)?;
         }
         Ok(Some(Reauthenticated {
             auth: auth.encode(),
