@@ -2181,7 +2181,7 @@ impl RowTable<'_> {
             // The administrator vouches, in one reseal batch per page, that
             // the rows keep what their authors wrote.
             let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
-            for (i, ((r, old), cells)) in rows.iter().zip(first).zip(&raw).enumerate() {
+            for ((r, old), cells) in rows.iter().zip(first).zip(&raw) {
                 let mut parts = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
                     let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
@@ -2207,38 +2207,15 @@ impl RowTable<'_> {
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
                 let value =
                     StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
-                let re = self.reauthenticate(cells, &[(&idx.name, &value)], (&batch, i))?;
-                let old_auth = match cells.last() {
-                    Some(Cell::Bytes(b)) => Some(b.clone()),
-                    _ => None,
-                };
-                let mut set = vec![idx.name.as_str()];
-                let mut params = vec![value];
-                if let Some(re) = re {
-                    set.push(crate::sql::ddl::AUTH_COLUMN);
-                    params.push(StoreValue::Blob(re.auth));
-                    batch.leaves.push(re.leaf);
-                } else {
-                    batch.leaves.push([0; 32]);
-                }
-                params.push(StoreValue::Blob(r.id.as_bytes().to_vec()));
-                params.push(StoreValue::Blob(old));
-                let cas = [
-                    (idx.over[0].as_str(), false),
-                    (idx.name.as_str(), true),
-                    (crate::sql::ddl::AUTH_COLUMN, old_auth.is_none()),
-                ];
-                params.extend(old_auth.map(StoreValue::Blob));
-                statements.push((stmt::reseal(d, t, &set, &cas), params));
+                statements.push(self.reseal_column(
+                    cells,
+                    (&idx.name, value),
+                    &[(&idx.over[0], Some(old)), (&idx.name, None)],
+                    &mut batch,
+                )?);
             }
             drop(ks);
-            let asked = statements.len();
-            if batch.leaves.iter().any(|l| *l != [0; 32]) {
-                let mut signer = self.s.signer.lock().await;
-                statements.extend(self.s.sign_pending(batch, &mut signer)?);
-            }
-            let changed = self.s.store.write_all(statements).await?;
-            filled += changed.iter().take(asked).sum::<u64>();
+            filled += self.write_resealed(statements, batch).await?;
         }
     }
 
@@ -2284,7 +2261,8 @@ impl RowTable<'_> {
             after = Some(last.id);
             let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
             let mut statements = Vec::with_capacity(raw.len() + 1);
-            for (i, (r, cells)) in opened.iter().zip(&raw).enumerate() {
+            // Each opened above (its authentication checked).
+            for cells in &raw {
                 let old = match cells.get(at) {
                     Some(Cell::Bytes(b)) => b.clone(),
                     _ => {
@@ -2295,38 +2273,14 @@ impl RowTable<'_> {
                         })
                     }
                 };
-                let re =
-                    self.reauthenticate(cells, &[(&idx.name, &StoreValue::Null)], (&batch, i))?;
-                let old_auth = match cells.last() {
-                    Some(Cell::Bytes(b)) => Some(b.clone()),
-                    _ => None,
-                };
-                let mut set = vec![idx.name.as_str()];
-                let mut params = vec![StoreValue::Null];
-                match re {
-                    Some(re) => {
-                        set.push(crate::sql::ddl::AUTH_COLUMN);
-                        params.push(StoreValue::Blob(re.auth));
-                        batch.leaves.push(re.leaf);
-                    }
-                    None => batch.leaves.push([0; 32]),
-                }
-                params.push(StoreValue::Blob(r.id.as_bytes().to_vec()));
-                params.push(StoreValue::Blob(old));
-                let cas = [
-                    (idx.name.as_str(), false),
-                    (crate::sql::ddl::AUTH_COLUMN, old_auth.is_none()),
-                ];
-                params.extend(old_auth.map(StoreValue::Blob));
-                statements.push((stmt::reseal(d, t, &set, &cas), params));
+                statements.push(self.reseal_column(
+                    cells,
+                    (&idx.name, StoreValue::Null),
+                    &[(&idx.name, Some(old))],
+                    &mut batch,
+                )?);
             }
-            let asked = statements.len();
-            if batch.leaves.iter().any(|l| *l != [0; 32]) {
-                let mut signer = self.s.signer.lock().await;
-                statements.extend(self.s.sign_pending(batch, &mut signer)?);
-            }
-            let changed = self.s.store.write_all(statements).await?;
-            cleared += changed.iter().take(asked).sum::<u64>();
+            cleared += self.write_resealed(statements, batch).await?;
         }
     }
 
@@ -2517,20 +2471,8 @@ impl RowTable<'_> {
                     // A row nothing vouched for keeps its place, empty.
                     batch.leaves.push(re.map_or([0; 32], |r| r.leaf));
                 }
-                let asked = statements.len();
-                if batch.leaves.iter().any(|l| *l != [0; 32]) {
-                    let mut signer = self.s.signer.lock().await;
-                    statements.extend(self.s.sign_pending(batch, &mut signer)?);
-                }
-                let changed: u64 = self
-                    .s
-                    .store
-                    .write_all(statements)
-                    .await?
-                    .iter()
-                    .take(asked)
-                    .sum();
-                let asked = asked as u64;
+                let asked = statements.len() as u64;
+                let changed = self.write_resealed(statements, batch).await?;
                 out.rewritten += changed;
                 out.raced += asked.saturating_sub(changed);
             }

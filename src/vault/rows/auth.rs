@@ -19,7 +19,7 @@ use crate::crypto::envelope::Header;
 use crate::error::{Error, Result};
 use crate::keys::pgp::RecordSigner;
 use crate::schema::ColumnType;
-use crate::sql::{self, Cell};
+use crate::sql::{self, rows as stmt, Cell};
 use crate::store::Value as StoreValue;
 use crate::vault::authorship::{self, BatchRow, Forgery, RowAuth, Stored, VerifiedBatch};
 use crate::vault::trust::{replaced_key_record, ReplacedKey};
@@ -472,6 +472,22 @@ impl RowTable<'_> {
             Some(Cell::Bytes(b)) => b.as_slice().try_into().ok()?,
             _ => return None,
         };
+        Some(authorship::leaf(
+            &self.s.vault_id,
+            &auth.row_version(&self.name, &id),
+            &self.leaf_columns(cells, &[])?,
+        ))
+    }
+
+    /// The columns of the stored row `cells` as its leaf takes them (§5.8:
+    /// every one but the id, a numbered one and the authentication, whose
+    /// value is not NULL), with the values of `set` in place of those
+    /// stored; `None` if a value is of a type no writer stores.
+    fn leaf_columns<'a>(
+        &self,
+        cells: &'a [Cell],
+        set: &[(&str, &'a StoreValue)],
+    ) -> Option<Vec<(&'static str, Stored<'a>)>> {
         let numbered = self.t().numbered_column();
         let names = self.stored_names;
         let n = names.len().checked_sub(1)?;
@@ -480,16 +496,15 @@ impl RowTable<'_> {
             if Some(*name) == numbered {
                 continue;
             }
-            let v = Stored::from_cell(c)?;
+            let v = match set.iter().find(|(s, _)| s == name) {
+                Some((_, v)) => Stored::from(*v),
+                None => Stored::from_cell(c)?,
+            };
             if in_leaf(name, &v) {
                 columns.push((*name, v));
             }
         }
-        Some(authorship::leaf(
-            &self.s.vault_id,
-            &auth.row_version(&self.name, &id),
-            &columns,
-        ))
+        Some(columns)
     }
 
     /// Who vouches for the stored row `cells`, whose sealed cells are
@@ -568,6 +583,79 @@ pub(crate) fn with_batch(
     statements
 }
 
+impl RowTable<'_> {
+    /// The statement that sets `column` of the stored row `cells` to
+    /// `value` in a reseal (a new or a dropped index), and re-points the
+    /// row's authentication to its new leaf, appended to `batch` (an empty
+    /// leaf for a row nothing vouched for, which stays so). It is written
+    /// only if each of `cas` (a column and its value as read, `None` for
+    /// NULL) and the row's authentication are still as read.
+    pub(crate) fn reseal_column(
+        &self,
+        cells: &[Cell],
+        (column, value): (&str, StoreValue),
+        cas: &[(&str, Option<Vec<u8>>)],
+        batch: &mut PendingBatch,
+    ) -> Result<super::Statement> {
+        let at = batch.leaves.len();
+        let re = self.reauthenticate(cells, &[(column, &value)], (batch, at))?;
+        let mut set = vec![column];
+        let mut params = vec![value];
+        match re {
+            Some(re) => {
+                set.push(crate::sql::ddl::AUTH_COLUMN);
+                params.push(StoreValue::Blob(re.auth));
+                batch.leaves.push(re.leaf);
+            }
+            None => batch.leaves.push([0; 32]),
+        }
+        let id = match cells.first() {
+            Some(Cell::Bytes(b)) => b.clone(),
+            _ => {
+                return Err(Error::BadStoredValue {
+                    table: self.decoder_names.0,
+                    column: "id",
+                    expected: "16 bytes",
+                })
+            }
+        };
+        params.push(StoreValue::Blob(id));
+        let old_auth = match cells.last() {
+            Some(Cell::Bytes(b)) => Some(b.clone()),
+            _ => None,
+        };
+        let mut conditions: Vec<(&str, bool)> =
+            cas.iter().map(|(c, v)| (*c, v.is_none())).collect();
+        conditions.push((crate::sql::ddl::AUTH_COLUMN, old_auth.is_none()));
+        params.extend(
+            cas.iter()
+                .filter_map(|(_, v)| v.clone())
+                .chain(old_auth)
+                .map(StoreValue::Blob),
+        );
+        let d = self.s.store.dialect();
+        Ok((stmt::reseal(d, self.t(), &set, &conditions), params))
+    }
+
+    /// Writes one page of a reseal in one transaction: the row
+    /// `statements`, then `batch` signed by this administrator if it
+    /// vouches for any row. Returns how many rows were written (a row
+    /// changed meanwhile is not).
+    pub(crate) async fn write_resealed(
+        &self,
+        mut statements: Vec<super::Statement>,
+        batch: PendingBatch,
+    ) -> Result<u64> {
+        let asked = statements.len();
+        if batch.leaves.iter().any(|l| *l != [0; 32]) {
+            let mut signer = self.s.signer.lock().await;
+            statements.extend(self.s.sign_pending(batch, &mut signer)?);
+        }
+        let changed = self.s.store.write_all(statements).await?;
+        Ok(changed.iter().take(asked).sum())
+    }
+}
+
 /// A row's new authentication after some of its columns were sealed
 /// again ([`RowTable::reauthenticate`]).
 pub(crate) struct Reauthenticated {
@@ -633,33 +721,26 @@ impl RowTable<'_> {
             table,
             reason: "a row without an id",
         })?;
+        let columns = self.leaf_columns(cells, set).ok_or(Error::Forged {
+            table,
+            reason: "a value no writer stores",
+        })?;
+        // The epochs of its sealed cells as they will be (NULL ones are not
+        // in the leaf and seal nothing).
         let t = self.t();
-        let numbered = t.numbered_column();
-        let n = self.stored_names.len().saturating_sub(1);
-        let mut columns: Vec<(&str, Stored<'_>)> = Vec::with_capacity(n);
-        let mut epochs = Vec::new();
-        for (name, c) in self.stored_names.iter().take(n).zip(cells) {
-            if Some(*name) == numbered {
-                continue;
-            }
-            let v = match set.iter().find(|(s, _)| s == name) {
-                Some((_, v)) => Stored::from(*v),
-                None => Stored::from_cell(c).ok_or(Error::Forged {
-                    table,
-                    reason: "a value no writer stores",
-                })?,
-            };
-            if let (Some(ColumnType::Encrypted(_)), Stored::Bytes(b)) =
-                (t.column(name).map(|c| &c.ty), &v)
-            {
-                if let Some(h) = Header::peek(b) {
-                    epochs.push((h.scope, h.epoch));
-                }
-            }
-            if in_leaf(name, &v) {
-                columns.push((*name, v));
-            }
-        }
+        let mut epochs: Vec<(u32, u32)> = columns
+            .iter()
+            .filter(|(name, _)| {
+                matches!(
+                    t.column(name).map(|c| &c.ty),
+                    Some(ColumnType::Encrypted(_))
+                )
+            })
+            .filter_map(|(_, v)| match v {
+                Stored::Bytes(b) => Header::peek(b).map(|h| (h.scope, h.epoch)),
+                _ => None,
+            })
+            .collect();
         let leaf = authorship::leaf(
             &self.s.vault_id,
             &auth.row_version(&self.name, &id),
