@@ -67,8 +67,8 @@ pub use records::{
     Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
 };
 pub use vault::{
-    enrol, request_fingerprint, AccessRequest, CreateOptions, DisableReport, Enrolled, Holder,
-    InitReport, OpenOptions, Rights, RotateOptions, RotateProgress, RotateReport, Session,
+    enrol, request_fingerprint, AccessRequest, AdoptReport, CreateOptions, DisableReport, Enrolled,
+    Holder, InitReport, OpenOptions, Rights, RotateOptions, RotateProgress, RotateReport, Session,
     UserInfo, Vault,
 };
 

@@ -15,7 +15,8 @@ per_store!(
     every_edit_of_a_row_or_its_authentication_is_forged,
     a_batch_the_store_drops_or_alters_vouches_for_nothing,
     versions_follow_updates_moves_and_rotations,
-    a_row_without_authentication_is_unsigned_until_rewritten,
+    a_row_without_authentication_is_forged_once_every_row_is_signed,
+    the_record_that_every_row_is_signed_cannot_be_taken_back,
     a_recovered_key_keeps_what_it_signed_and_nothing_more,
     a_row_of_nulls_still_needs_the_write_right,
     a_table_opened_under_an_older_schema_says_so_rather_than_forged,
@@ -300,36 +301,235 @@ async fn versions_follow_updates_moves_and_rotations(f: Fixture) {
     assert_eq!(v.rows_signed, 3, "patient, allergy, note");
 }
 
-/// A row whose authentication is NULL (written before format 7) reads as
-/// unsigned, never as signed; an update makes it version 1 of its
-/// updater.
-async fn a_row_without_authentication_is_unsigned_until_rewritten(f: Fixture) {
+/// A vault made by this version records, signed by the root, that every
+/// row is signed: a row whose authentication a store sets to NULL is
+/// forged, not "written before". In a vault made before format 7 (the
+/// record removed here) such a row reads as unsigned until an
+/// administrator adopts it: then it is version 0 of the adopter, the
+/// record is stored, and a row set to NULL afterwards is forged and stays
+/// so (adopting again launders nothing).
+async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixture) {
     let a = f.admin().await;
+    assert!(a.rows_signed());
     a.apply_schema(EMR).await.unwrap();
     let p = a
         .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
         .await
         .unwrap();
     let t = a.table("allergies").await.unwrap();
-    let x = t.insert(&allergy(p, "Penicillin")).await.unwrap();
-    f.exec(
-        "UPDATE allergies SET medvault_auth = NULL WHERE id = ?",
-        vec![id(x)],
-    )
-    .await;
+    let ids = t
+        .insert_many(&[allergy(p, "Penicillin"), allergy(p, "Latex")])
+        .await
+        .unwrap();
+    let (x, y) = (ids[0], ids[1]);
+    let null = |row: Id| {
+        let f = &f;
+        async move {
+            f.exec(
+                "UPDATE allergies SET medvault_auth = NULL WHERE id = ?",
+                vec![id(row)],
+            )
+            .await
+        }
+    };
+    let saved_x = auth_of(&f, "allergies", x).await;
+    null(x).await;
+    assert!(is_forged(&t.get(x).await));
+    let v = a.verify_store().await.unwrap();
+    assert_eq!((v.forged, v.rows_unsigned), (1, 0));
+    drop(t);
+    drop(a);
+
+    // A vault made before format 7: no record.
+    f.made_before_rows_were_signed().await;
+    let a = f.admin().await;
+    assert!(!a.rows_signed());
+    let t = a.table("allergies").await.unwrap();
     assert_eq!(
         t.get(x).await.unwrap().unwrap().authorship,
         Authorship::Unsigned
     );
     let v = a.verify_store().await.unwrap();
     assert_eq!((v.rows_unsigned, v.forged), (1, 0));
-    let mut set = std::collections::BTreeMap::new();
-    set.insert("reaction".to_string(), Value::from("Hives"));
-    assert!(t.update(x, &set).await.unwrap());
+    // Only an administrator adopts.
+    let bob = f.user(&a, "bob", &["identity", "clinical"]).await;
     assert!(matches!(
-        t.get(x).await.unwrap().unwrap().authorship,
+        bob.adopt_rows(&mut |_, _| {}).await,
+        Err(Error::NotAdmin(_))
+    ));
+    let mut heard = Vec::new();
+    let report = a
+        .adopt_rows(&mut |table, n| heard.push((table.to_owned(), n)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.adopted,
+            report.tables.clone(),
+            report.all_signed,
+            report.already
+        ),
+        (1, vec![("allergies".to_owned(), 1)], true, false)
+    );
+    assert_eq!(heard, vec![("allergies".to_owned(), 1)]);
+    assert!(a.rows_signed());
+    match t.get(x).await.unwrap().unwrap().authorship {
+        Authorship::Adopted {
+            by, resealed_by, ..
+        } => assert_eq!((by.as_str(), resealed_by), (ADMIN, None)),
+        other => panic!("{other:?}"),
+    }
+    // Every other session sees it adopted, and the record.
+    let b = f.login("bob", "bob pw").await.unwrap();
+    assert!(b.rows_signed());
+    let bt = b.table("allergies").await.unwrap();
+    assert!(matches!(
+        bt.get(x).await.unwrap().unwrap().authorship,
+        Authorship::Adopted { .. }
+    ));
+    let v = a.verify_store().await.unwrap();
+    assert_eq!(
+        (v.rows_adopted, v.rows_unsigned, v.forged),
+        (1, 0, 0),
+        "{:?}",
+        v.problems
+    );
+    // An adopted row is version 0 of the adopter at the batch's time:
+    // claiming version 1 is forged.
+    let adopted = auth_of(&f, "allergies", x).await;
+    let mut v1 = adopted.clone();
+    v1[8] = 1;
+    set_auth(&f, "allergies", x, v1).await;
+    assert!(is_forged(&bt.get(x).await));
+    set_auth(&f, "allergies", x, adopted.clone()).await;
+    assert!(bt.get(x).await.unwrap().is_some());
+    // The authentication its author signed before the store cleared it
+    // still checks (the row did not change); then adopted again.
+    set_auth(&f, "allergies", x, saved_x).await;
+    assert!(matches!(
+        bt.get(x).await.unwrap().unwrap().authorship,
         Authorship::Signed { version: 1, .. }
     ));
+    set_auth(&f, "allergies", x, adopted).await;
+
+    // Now a row set to NULL is forged, to every session, and adopting
+    // again does not make it genuine.
+    null(y).await;
+    assert!(is_forged(&bt.get(y).await));
+    assert!(is_forged(&t.get(y).await));
+    let again = a.adopt_rows(&mut |_, _| {}).await.unwrap();
+    assert_eq!((again.adopted, again.already), (0, true));
+    assert!(is_forged(
+        &f.admin()
+            .await
+            .table("allergies")
+            .await
+            .unwrap()
+            .get(y)
+            .await
+    ));
+    // A rotation keeps the adopted row adopted, resealed by the
+    // administrator.
+    f.exec("DELETE FROM allergies WHERE id = ?", vec![id(y)])
+        .await;
+    assert!(a.rotate("clinical").await.unwrap().finished);
+    match bt.get(x).await.unwrap().unwrap().authorship {
+        Authorship::Adopted {
+            by, resealed_by, ..
+        } => assert_eq!((by.as_str(), resealed_by.as_deref()), (ADMIN, Some(ADMIN))),
+        other => panic!("{other:?}"),
+    }
+    // An update makes it version 1 of its updater.
+    let mut set = std::collections::BTreeMap::new();
+    set.insert("reaction".to_string(), Value::from("Hives"));
+    assert!(bt.update(x, &set).await.unwrap());
+    assert!(matches!(
+        bt.get(x).await.unwrap().unwrap().authorship,
+        Authorship::Signed { version: 1, ref author, .. } if author == "bob"
+    ));
+}
+
+/// The record that every row is signed cannot be taken back: a client
+/// that has seen it refuses a store without it (a client with no memory
+/// of the vault reads rows set to NULL as unsigned: the control), and a
+/// record that does not verify stops every login.
+async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
+    let state = tempfile::tempdir().unwrap();
+    let opts = medvault::OpenOptions {
+        state_dir: Some(state.path().to_owned()),
+        ..f.opts()
+    };
+    let a = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap();
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let x = a
+        .table("allergies")
+        .await
+        .unwrap()
+        .insert(&allergy(p, "Penicillin"))
+        .await
+        .unwrap();
+    drop(a);
+    let mark = f
+        .blob(
+            "SELECT `value` FROM vault_meta WHERE `key` = 'rows_signed'",
+            vec![],
+        )
+        .await;
+    f.exec("DELETE FROM vault_meta WHERE `key` = 'rows_signed'", vec![])
+        .await;
+    f.exec(
+        "UPDATE allergies SET medvault_auth = NULL WHERE id = ?",
+        vec![id(x)],
+    )
+    .await;
+    // Control: a client that remembers nothing sees an unsigned row.
+    let forgetful = f.admin().await;
+    assert_eq!(
+        forgetful
+            .table("allergies")
+            .await
+            .unwrap()
+            .get(x)
+            .await
+            .unwrap()
+            .unwrap()
+            .authorship,
+        Authorship::Unsigned
+    );
+    let err = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack(m) if m.contains("every row is signed")),
+        "{err}"
+    );
+    // A record whose time was changed does not verify: no login at all.
+    let mut edited = mark.clone();
+    edited[8] ^= 1;
+    f.exec(
+        "INSERT INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)",
+        vec![Val::B(edited)],
+    )
+    .await;
+    assert!(matches!(
+        f.login(ADMIN, ADMIN_PW).await,
+        Err(Error::BadSignature { .. })
+    ));
+    f.exec(
+        "UPDATE vault_meta SET `value` = ? WHERE `key` = 'rows_signed'",
+        vec![Val::B(mark)],
+    )
+    .await;
+    let a = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap();
+    assert!(is_forged(&a.table("allergies").await.unwrap().get(x).await));
 }
 
 /// A recovery gives the administrator a new key. What the old key signed

@@ -822,6 +822,15 @@ fn rows_through_the_cli() {
     c.fails("admin", "pw", &["row", "get", "alergies", a], "no table");
     c.ok("admin", "pw", &["row", "delete", "allergies", a]);
     c.fails("admin", "pw", &["row", "get", "allergies", a], "no row");
+    // A vault made now has every row signed: nothing to adopt, and verify
+    // counts the patient and the allergy left as their author's.
+    let out = c.ok("admin", "pw", &["adopt"]);
+    assert!(out.contains("nothing to adopt"), "{out}");
+    let out = c.ok("admin", "pw", &["verify"]);
+    assert!(
+        out.contains("2 rows signed by their author, 0 adopted, 0 unsigned, 0 forged"),
+        "{out}"
+    );
 }
 
 /// `passwd`: the new password from MEDVAULT_NEW_PASSWORD; afterwards only

@@ -291,9 +291,39 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     };
                     trust::batch_record(&vid, &b)
                 }
+                "rows-signed" => {
+                    trust::rows_signed_record(&vid, g("signer"), g("signed_at").parse().unwrap())
+                }
+                "replaced-key" => trust::replaced_key_record(
+                    &vid,
+                    &trust::ReplacedKey {
+                        user: g("user").into(),
+                        cert: vec![],
+                        replaced_at: g("replaced_at").parse().unwrap(),
+                        signer: g("signer").into(),
+                        signature: vec![],
+                    },
+                    g("fingerprint"),
+                ),
                 r => panic!("record {r}"),
             };
             hex::encode(msg)
+        }
+        "row-auth" => {
+            let a = medvault::vault::authorship::RowAuth {
+                version: g("version").parse().unwrap(),
+                written_at: g("written_at").parse().unwrap(),
+                batch: a16(g("batch")),
+                leaf: g("leaf").parse().unwrap(),
+                author: g("author").into(),
+            };
+            let encoded = a.encode();
+            // The layout parses back to itself.
+            assert_eq!(
+                medvault::vault::authorship::RowAuth::parse(&encoded),
+                Some(a)
+            );
+            hex::encode(encoded)
         }
         "row-leaf" => {
             use medvault::vault::authorship::{leaf, RowVersion, Stored};

@@ -240,7 +240,10 @@ async fn false_positives_of_truncated_indexes_are_dropped(f: Fixture) {
         .await;
     // A collision of truncated indexes, made by hand: the row's
     // authentication goes with the edit (a row so edited that keeps it is
-    // forged, tests/authorship.rs), so it reads as unsigned.
+    // forged, tests/authorship.rs), so it reads as unsigned, in a vault
+    // made before rows were signed.
+    f.made_before_rows_were_signed().await;
+    let a = f.admin().await;
     let n = f
         .exec(
             "UPDATE patients SET bi_family_name = ?, medvault_auth = NULL WHERE id = ?",
@@ -523,12 +526,14 @@ async fn notes_come_back_in_the_order_written(f: Fixture) {
         .unwrap()[0];
     // Every note in the same second, whatever the clock did (an edit by
     // hand: the notes then read as unsigned, as notes written before rows
-    // were authenticated).
+    // were authenticated, in a vault made then).
     f.exec(
         "UPDATE notes SET created_at = 1700000000, medvault_auth = NULL",
         vec![],
     )
     .await;
+    f.made_before_rows_were_signed().await;
+    let a = f.admin().await;
     let bodies =
         |l: medvault::NoteList| -> Vec<String> { l.notes.into_iter().map(|n| n.body).collect() };
     let want: Vec<String> = (1..=8).map(|i| format!("note {i}")).collect();

@@ -194,6 +194,32 @@ pub fn page_in_scope(d: Dialect, table: &Table, after: bool, limit: u32) -> Stri
     )
 }
 
+/// Up to `limit` rows in id order (after `id > ?` when `after`) with no
+/// authentication: the rows an adoption signs (FORMAT.md §5.8).
+pub fn unsigned(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
+    let after = if after {
+        format!(" AND {} > ?", d.quote("id"))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {} FROM {} WHERE {} IS NULL{after} ORDER BY {} LIMIT {limit}",
+        list(d, &stored_columns(table)),
+        d.quote(&table.name),
+        d.quote(super::ddl::AUTH_COLUMN),
+        d.quote("id")
+    )
+}
+
+/// The number of rows with no authentication.
+pub fn count_unsigned(d: Dialect, table: &Table) -> String {
+    format!(
+        "SELECT COUNT(*) FROM {} WHERE {} IS NULL",
+        d.quote(&table.name),
+        d.quote(super::ddl::AUTH_COLUMN)
+    )
+}
+
 /// The number of rows whose `scope_id = ?`.
 pub fn count_in_scope(d: Dialect, table: &Table) -> String {
     format!(

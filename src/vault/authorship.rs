@@ -32,6 +32,10 @@ pub const KIND_WRITE: &str = "write";
 /// A batch of rows sealed again by an administrator (a rotation, a move,
 /// a new index): the cells' plaintext and authorship are unchanged.
 pub const KIND_RESEAL: &str = "reseal";
+/// A batch of rows written before rows were authenticated, which an
+/// administrator vouches for as the store held them (`medvault adopt`):
+/// each is version 0, its author the administrator, its time the batch's.
+pub const KIND_ADOPT: &str = "adopt";
 
 /// Largest number of rows one batch vouches for.
 pub const MAX_LEAVES: usize = 1 << 16;
@@ -301,9 +305,17 @@ pub fn sign_batch_with_id(
     }
     match kind {
         KIND_WRITE => {}
-        KIND_RESEAL if evidence.is_empty() => {}
-        KIND_RESEAL => return Err(Error::Refused("a reseal carries no evidence")),
-        _ => return Err(Error::Refused("a batch is a write or a reseal")),
+        KIND_RESEAL | KIND_ADOPT if evidence.is_empty() => {}
+        KIND_RESEAL | KIND_ADOPT => {
+            return Err(Error::Refused(
+                "an administrator's batch carries no evidence",
+            ))
+        }
+        _ => {
+            return Err(Error::Refused(
+                "a batch is a write, a reseal or an adoption",
+            ))
+        }
     }
     let mut b = BatchRow {
         id,
@@ -323,6 +335,8 @@ pub fn sign_batch_with_id(
 pub struct VerifiedBatch {
     /// Whether it is a reseal by an administrator.
     pub reseal: bool,
+    /// Whether it is an adoption of unsigned rows by an administrator.
+    pub adopt: bool,
     /// The signer.
     pub signer: String,
     /// When it was signed.
@@ -351,9 +365,10 @@ pub fn verify_batch(
     scopes: &HashMap<u32, ScopeRow>,
     b: &BatchRow,
 ) -> std::result::Result<VerifiedBatch, Forgery> {
-    let reseal = match b.kind.as_str() {
-        KIND_WRITE => false,
-        KIND_RESEAL => true,
+    let (reseal, adopt) = match b.kind.as_str() {
+        KIND_WRITE => (false, false),
+        KIND_RESEAL => (true, false),
+        KIND_ADOPT => (false, true),
         _ => return Err("a batch of an unknown kind"),
     };
     let who = dir
@@ -363,8 +378,8 @@ pub fn verify_batch(
     // again before the record that disabled them.
     let disabled_at = dir.row(&b.signer).map(|r| r.signed_at);
     let was_admin = who.admin && (who.active || disabled_at.is_some_and(|t| b.signed_at <= t));
-    if reseal && !was_admin {
-        return Err("a reseal signed by someone who is not an active administrator");
+    if (reseal || adopt) && !was_admin {
+        return Err("a reseal or adoption signed by someone who is not an active administrator");
     }
     // Signed with the signer's present key, or with one a recovery
     // replaced, no later than it was replaced (FORMAT.md §5.9).
@@ -386,8 +401,8 @@ pub fn verify_batch(
         .filter_map(|c| <[u8; 32]>::try_from(c).ok())
         .collect();
     let evidence = parse_evidence(&b.evidence).ok_or("a batch whose evidence is malformed")?;
-    if reseal && !evidence.is_empty() {
-        return Err("a reseal that carries evidence");
+    if (reseal || adopt) && !evidence.is_empty() {
+        return Err("a reseal or adoption that carries evidence");
     }
     let fpr = pgp::fingerprint(&cert);
     let mut writable = HashSet::new();
@@ -428,6 +443,7 @@ pub fn verify_batch(
     }
     Ok(VerifiedBatch {
         reseal,
+        adopt,
         signer: b.signer.clone(),
         signed_at: b.signed_at,
         leaves,
@@ -442,7 +458,8 @@ pub fn verify_batch(
 /// epoch of each scope in `each` (the row's own scope when no cell is
 /// sealed under it), and under some epoch of one scope of `one_of` when
 /// that is not empty (the scopes of a row with no sealed cell).
-/// A reseal vouches for any author and time.
+/// A reseal vouches for any author and time; an adoption for version 0,
+/// by its signer, at its time. A write is of version 1 or more.
 pub fn check_row(
     b: &VerifiedBatch,
     index: usize,
@@ -453,8 +470,19 @@ pub fn check_row(
     if b.leaves.get(index) != Some(leaf) {
         return Err("the row is not the one its batch vouches for");
     }
+    if b.adopt {
+        if v.version != 0 || v.author != b.signer || v.written_at != b.signed_at {
+            return Err(
+                "an adopted row that names another version, adopter or time than its batch",
+            );
+        }
+        return Ok(());
+    }
     if b.reseal {
         return Ok(());
+    }
+    if v.version == 0 {
+        return Err("a write of version 0, which only an adoption is");
     }
     if v.author != b.signer || v.written_at != b.signed_at {
         return Err("the row names another author or time than its batch");
@@ -779,6 +807,37 @@ mod tests {
         for (k, e) in edits.iter().enumerate() {
             assert!(w.verify(e).is_err(), "edit {k} verified");
         }
+    }
+
+    #[test]
+    fn an_adoption_vouches_for_version_0_of_its_signer_and_a_write_for_1_on() {
+        let batch = |adopt: bool| VerifiedBatch {
+            reseal: false,
+            adopt,
+            signer: "alice".into(),
+            signed_at: T,
+            leaves: vec![[9; 32]],
+            writable: HashSet::from([(1, 1)]),
+        };
+        let v = |version: u64, author: &'static str, written_at: i64| RowVersion {
+            table: "t",
+            id: &[1; 16],
+            version,
+            author,
+            written_at,
+        };
+        let check = |b: &VerifiedBatch, rv: &RowVersion<'_>| {
+            check_row(b, 0, &[9; 32], rv, (&[(1, 1)], &[], &[]))
+        };
+        let (adopt, write) = (batch(true), batch(false));
+        assert_eq!(check(&adopt, &v(0, "alice", T)), Ok(()));
+        // Another version, adopter or time than the batch's.
+        assert!(check(&adopt, &v(1, "alice", T)).is_err());
+        assert!(check(&adopt, &v(0, "bob", T)).is_err());
+        assert!(check(&adopt, &v(0, "alice", T + 1)).is_err());
+        // A write is version 1 or more: 0 is an adoption's alone.
+        assert_eq!(check(&write, &v(1, "alice", T)), Ok(()));
+        assert!(check(&write, &v(0, "alice", T)).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! pinned root. Patient and note operations are in [`patients`].
 
 pub mod access;
+mod adopt;
 pub mod authorship;
 pub mod enrol;
 pub mod patients;
@@ -17,6 +18,7 @@ pub mod transfer;
 pub mod trust;
 
 pub use access::{AccessRequest, Holder};
+pub use adopt::AdoptReport;
 pub use enrol::{enrol, request_fingerprint, Enrolled};
 pub use rotate::{RotateOptions, RotateProgress, RotateReport};
 pub use schema::{ApplyReport, PolicyInfo};
@@ -470,6 +472,12 @@ impl Vault {
                     ("root_cert".into(), pgp::cert_bytes(&root_cert)?),
                     ("root_sealed".into(), split.sealed.clone()),
                     ("created_at".into(), now().to_string().into_bytes()),
+                    // Every row of a vault made now is authenticated from
+                    // the start (FORMAT.md §5.10).
+                    (
+                        "rows_signed".into(),
+                        trust::RowsSigned::sign(&vault_id, ROOT, &mut root, now())?.encode(),
+                    ),
                 ],
                 admin: admin_row,
                 scopes,
@@ -860,6 +868,10 @@ pub struct Session {
     changed_at_login: std::sync::atomic::AtomicBool,
     /// What this client has seen across sessions ([`OpenOptions::state_dir`]).
     high_water: Option<std::sync::Mutex<seen::HighWater>>,
+    /// Whether the vault's record that every row is signed verified
+    /// (FORMAT.md §5.10): a row with no authentication is then forged.
+    /// Never goes back to false within a session.
+    rows_signed: std::sync::atomic::AtomicBool,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -868,6 +880,28 @@ pub struct Session {
     policy: &'static Policy,
     /// The schema in force (replaced whole by `apply_schema`).
     schema_state: std::sync::RwLock<schema::InForce>,
+}
+
+/// Whether the store holds the record that every row is signed
+/// (FORMAT.md §5.10). One that is there and does not verify is an error:
+/// the store was tampered with.
+async fn rows_signed_in(store: &dyn Store, vault_id: &[u8; 16], root: &Cert) -> Result<bool> {
+    let Some(v) = store.meta("rows_signed").await? else {
+        return Ok(false);
+    };
+    let bad = || Error::BadSignature {
+        what: "the vault's record that every row is signed".into(),
+    };
+    let r = trust::RowsSigned::parse(&v).ok_or_else(bad)?;
+    let mut dir = Directory::new(*vault_id, root.clone(), Vec::new());
+    if r.signer != ROOT {
+        dir = Directory::new(*vault_id, root.clone(), store.users().await?)
+            .with_replaced(rows::replaced_keys(store).await?);
+    }
+    if !r.verifies(&mut dir, vault_id) {
+        return Err(bad());
+    }
+    Ok(true)
 }
 
 /// Runs [`crate::sql::keys::PROBE`] for `user`.
@@ -1288,6 +1322,7 @@ impl Session {
         };
         let probed = probe_store(&*store, user).await?;
         let mut state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
+        let rows_signed = rows_signed_in(&*store, &vault_id, &root_cert).await?;
         let high_water = match &opts.state_dir {
             Some(d) => {
                 let mut hw = seen::HighWater::load(d, &vault_id, user)?;
@@ -1298,8 +1333,14 @@ impl Session {
                         hw.schema_version()
                     )));
                 }
+                if hw.rows_signed() && !rows_signed {
+                    return Err(Error::RolledBack(
+                        "the record that every row is signed is gone (this client has seen it)"
+                            .into(),
+                    ));
+                }
                 state.floor(&hw);
-                hw.raise(&state.latest, in_force.version())?;
+                hw.raise(&state.latest, in_force.version(), rows_signed)?;
                 Some(std::sync::Mutex::new(hw))
             }
             None => None,
@@ -1307,6 +1348,7 @@ impl Session {
         Ok(Session {
             password_set_by: std::sync::Mutex::new(set_by),
             high_water,
+            rows_signed: std::sync::atomic::AtomicBool::new(rows_signed),
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
@@ -1427,6 +1469,7 @@ impl Session {
         let _one = self.refreshing.lock().await;
         // Probed first: a change after it is seen by the next probe.
         let probe = self.probe().await?;
+        self.learn_rows_signed().await?;
         let seen = self.ks();
         let next = load_keys(
             &*self.store,
@@ -1469,9 +1512,31 @@ impl Session {
         if let Some(hw) = &self.high_water {
             let latest = self.ks().latest.clone();
             let version = self.schema_version();
-            hw.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .raise(&latest, version)?;
+            hw.lock().unwrap_or_else(|p| p.into_inner()).raise(
+                &latest,
+                version,
+                self.rows_signed(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether every row of the vault is authenticated, by a record this
+    /// session verified (FORMAT.md §5.10): a row without authentication
+    /// is then forged, not [`rows::Authorship::Unsigned`].
+    pub fn rows_signed(&self) -> bool {
+        self.rows_signed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Reads the record that every row is signed, if this session has not
+    /// seen it yet (an administrator adopted the vault's unsigned rows
+    /// since it logged in).
+    pub(crate) async fn learn_rows_signed(&self) -> Result<()> {
+        if !self.rows_signed()
+            && rows_signed_in(&*self.store, &self.vault_id, &self.root_cert).await?
+        {
+            self.rows_signed
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 mod auth;
 
+pub(crate) use auth::replaced_keys;
 pub use auth::Authorship;
 pub(crate) use auth::PendingBatch;
 
@@ -2064,12 +2065,11 @@ impl RowTable<'_> {
                 }
             });
         }
-        let version = match &old.authorship {
-            Authorship::Signed { version, .. } => version
-                .checked_add(1)
-                .ok_or(Error::Refused("the row has reached its last version"))?,
-            Authorship::Unsigned => 1,
-        };
+        let version = old
+            .authorship
+            .version()
+            .checked_add(1)
+            .ok_or(Error::Refused("the row has reached its last version"))?;
         let mut batch = PendingBatch::new(authorship::KIND_WRITE);
         let (leaf, epochs) =
             self.authenticate(&cols, &mut full, (version, &self.s.user), (&batch, 0))?;

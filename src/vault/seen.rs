@@ -8,7 +8,9 @@
 //!
 //! The file is `<state dir>/<vault id hex>-<user>.json`, written whole
 //! (through a temporary file and a rename): `{"format": 1, "epochs":
-//! {"<scope id>": <epoch>}, "schema_version": <n>}`. It holds no secret;
+//! {"<scope id>": <epoch>}, "schema_version": <n>, "rows_signed": <bool>}`
+//! (`rows_signed`: the vault's record that every row is signed was seen;
+//! false when absent). It holds no secret;
 //! the client's machine is trusted to keep it (SECURITY.md).
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +25,10 @@ struct File {
     format: u32,
     epochs: BTreeMap<u32, u32>,
     schema_version: u64,
+    /// Whether the vault's record that every row is signed was seen
+    /// (FORMAT.md §5.10); absent in files written before it existed.
+    #[serde(default)]
+    rows_signed: bool,
 }
 
 /// The newest epochs and schema version this client has seen of a vault,
@@ -79,6 +85,11 @@ impl HighWater {
         self.seen.schema_version
     }
 
+    /// Whether the record that every row is signed was seen.
+    pub(crate) fn rows_signed(&self) -> bool {
+        self.seen.rows_signed
+    }
+
     /// Every scope's newest epoch seen.
     pub(crate) fn epochs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         self.seen.epochs.iter().map(|(s, e)| (*s, *e))
@@ -91,12 +102,17 @@ impl HighWater {
     /// read again and merged (the larger of each), written to a temporary
     /// file, synced, and renamed over, so it is never lowered nor left
     /// half-written.
-    pub(crate) fn raise(&mut self, latest: &HashMap<u32, u32>, schema_version: u64) -> Result<()> {
+    pub(crate) fn raise(
+        &mut self,
+        latest: &HashMap<u32, u32>,
+        schema_version: u64,
+        rows_signed: bool,
+    ) -> Result<()> {
         let mut next = self.seen.clone();
         merge(
             &mut next,
             latest.iter().map(|(s, e)| (*s, *e)),
-            schema_version,
+            (schema_version, rows_signed),
         );
         if next == self.seen {
             return Ok(());
@@ -118,7 +134,7 @@ impl HighWater {
         merge(
             &mut next,
             on_disk.epochs.into_iter(),
-            on_disk.schema_version,
+            (on_disk.schema_version, on_disk.rows_signed),
         );
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::Store(format!("client state: {e}")))?;
@@ -145,12 +161,17 @@ impl HighWater {
     }
 }
 
-fn merge(f: &mut File, epochs: impl Iterator<Item = (u32, u32)>, schema_version: u64) {
+fn merge(
+    f: &mut File,
+    epochs: impl Iterator<Item = (u32, u32)>,
+    (schema_version, rows_signed): (u64, bool),
+) {
     for (sid, e) in epochs {
         let v = f.epochs.entry(sid).or_insert(e);
         *v = (*v).max(e);
     }
     f.schema_version = f.schema_version.max(schema_version);
+    f.rows_signed |= rows_signed;
 }
 
 #[cfg(test)]
@@ -163,13 +184,26 @@ mod tests {
         let vid = [7u8; 16];
         let mut hw = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(hw.epoch(2), None);
-        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4).unwrap();
-        hw.raise(&HashMap::from([(2, 1)]), 2).unwrap();
+        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4, true).unwrap();
+        hw.raise(&HashMap::from([(2, 1)]), 2, false).unwrap();
         let back = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(
-            (back.epoch(2), back.epoch(5), back.schema_version()),
-            (Some(3), Some(1), 4)
+            (
+                back.epoch(2),
+                back.epoch(5),
+                back.schema_version(),
+                back.rows_signed()
+            ),
+            (Some(3), Some(1), 4, true)
         );
+        // A file written before `rows_signed` existed reads as not seen.
+        std::fs::write(
+            dir.path().join(format!("{}-dave.json", hex::encode(vid))),
+            br#"{"format": 1, "epochs": {"2": 1}, "schema_version": 0}"#,
+        )
+        .unwrap();
+        let old = HighWater::load(dir.path(), &vid, "dave").unwrap();
+        assert_eq!((old.epoch(2), old.rows_signed()), (Some(1), false));
         // Another user's file is another file.
         assert_eq!(
             HighWater::load(dir.path(), &vid, "carol").unwrap().epoch(2),

@@ -341,8 +341,11 @@ impl Session {
                                     r.forged += 1;
                                     r.problems.push(format!("{} {id}: {e}", t.name));
                                 }
-                                None if opened.authorship.is_signed() => r.rows_signed += 1,
-                                None => r.rows_unsigned += 1,
+                                None => match opened.authorship {
+                                    super::rows::Authorship::Signed { .. } => r.rows_signed += 1,
+                                    super::rows::Authorship::Adopted { .. } => r.rows_adopted += 1,
+                                    super::rows::Authorship::Unsigned => r.rows_unsigned += 1,
+                                },
                             }
                             r.envelopes_checked += t
                                 .encrypted()
@@ -398,8 +401,11 @@ pub struct VerifyReport {
     pub withheld: u64,
     /// Rows whose author's signed batch vouches for them (FORMAT.md §5.8).
     pub rows_signed: u64,
-    /// Rows written before rows were authenticated: nothing vouches for
-    /// them.
+    /// Rows written before rows were authenticated that an administrator
+    /// adopted (`medvault adopt`): they vouch for them as found.
+    pub rows_adopted: u64,
+    /// Rows written before rows were authenticated, not adopted: nothing
+    /// vouches for them.
     pub rows_unsigned: u64,
     /// Rows whose authentication is there but does not check: each is
     /// also a problem.

@@ -286,6 +286,97 @@ pub fn replaced_key_record(vault_id: &[u8; 16], r: &ReplacedKey, fingerprint: &s
     )
 }
 
+/// The record, signed by the root or an administrator, after which every
+/// row of the vault is authenticated (FORMAT.md §5.10): a row with no
+/// authentication is forged from then on. A vault made by this version
+/// has it from the start (signed by the root); a vault made before gets
+/// it when an administrator adopts its unsigned rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowsSigned {
+    /// The root (`@root`) or an administrator.
+    pub signer: String,
+    /// When (Unix seconds).
+    pub signed_at: i64,
+    /// The signature over [`rows_signed_record`].
+    pub signature: Vec<u8>,
+}
+
+/// §5.10: what the record that every row is signed covers.
+pub fn rows_signed_record(vault_id: &[u8; 16], signer: &str, signed_at: i64) -> Vec<u8> {
+    record(
+        "rows-signed",
+        &[vault_id, signer.as_bytes(), &signed_at.to_be_bytes()],
+    )
+}
+
+impl RowsSigned {
+    /// Signs the record as `signer` (`name`), now.
+    pub fn sign(
+        vault_id: &[u8; 16],
+        name: &str,
+        signer: &mut pgp::RecordSigner,
+        signed_at: i64,
+    ) -> Result<RowsSigned> {
+        Ok(RowsSigned {
+            signer: name.to_owned(),
+            signed_at,
+            signature: signer.sign(&rows_signed_record(vault_id, name, signed_at))?,
+        })
+    }
+
+    /// The stored form (`vault_meta.rows_signed`, FORMAT.md §9.1):
+    /// `0x01` ‖ signed_at (i64 BE) ‖ signer length (u8) ‖ signer (UTF-8)
+    /// ‖ signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![1];
+        out.extend_from_slice(&self.signed_at.to_be_bytes());
+        // A user name is at most 64 bytes (`validate_user_name`).
+        out.push(u8::try_from(self.signer.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(self.signer.as_bytes());
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Parses the stored form strictly; `None` if it is anything else.
+    pub fn parse(b: &[u8]) -> Option<RowsSigned> {
+        let (tag, rest) = b.split_first()?;
+        if *tag != 1 {
+            return None;
+        }
+        let (at, rest) = rest.split_first_chunk::<8>()?;
+        let (len, rest) = rest.split_first()?;
+        let len = usize::from(*len);
+        if len == 0 || rest.len() <= len {
+            return None;
+        }
+        let (signer, signature) = rest.split_at(len);
+        Some(RowsSigned {
+            signer: String::from_utf8(signer.to_vec()).ok()?,
+            signed_at: i64::from_be_bytes(*at),
+            signature: signature.to_vec(),
+        })
+    }
+
+    /// Whether the record verifies: signed by the root, or by an
+    /// administrator verified to it (one disabled since, by a record
+    /// signed no earlier than this one, still counts), with their present
+    /// key or one a recovery replaced later.
+    pub fn verifies(&self, dir: &mut Directory, vault_id: &[u8; 16]) -> bool {
+        let Ok(who) = dir.verify(&self.signer) else {
+            return false;
+        };
+        let disabled_at = dir.row(&self.signer).map(|r| r.signed_at);
+        if !who.admin || !(who.active || disabled_at.is_some_and(|t| self.signed_at <= t)) {
+            return false;
+        }
+        let msg = rows_signed_record(vault_id, &self.signer, self.signed_at);
+        dir.certs_of(&self.signer)
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|t| self.signed_at <= t))
+            .any(|(c, _)| pgp::verify(c, &msg, &self.signature))
+    }
+}
+
 /// The users table, verified on demand.
 pub struct Directory {
     vault_id: [u8; 16],

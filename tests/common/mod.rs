@@ -282,6 +282,18 @@ impl Fixture {
             || contains(&bytes, hex::encode(marker).as_bytes())
     }
 
+    /// Makes the vault look like one made before format 7 (FORMAT.md
+    /// §5.10): without the record that every row is signed, a row with no
+    /// authentication reads as unsigned, not forged, in sessions opened
+    /// from now on.
+    #[allow(dead_code)]
+    pub async fn made_before_rows_were_signed(&self) {
+        let n = self
+            .exec("DELETE FROM vault_meta WHERE `key` = 'rows_signed'", vec![])
+            .await;
+        assert_eq!(n, 1);
+    }
+
     /// Executes raw SQL (`?` placeholders) as the attacker; rows changed.
     pub async fn exec(&self, sql: &str, params: Vec<Val>) -> u64 {
         match &self.mysql {

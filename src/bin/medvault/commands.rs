@@ -572,6 +572,40 @@ pub async fn run(cli: Cli) -> R {
             print_rotation(&report);
             Ok(())
         }
+        Command::Adopt => {
+            let s = login(&cli).await?;
+            let bar = adoption_bar();
+            let report = s
+                .adopt_rows(&mut |table, n| {
+                    bar.set_message(table.to_owned());
+                    bar.set_position(n);
+                })
+                .await?;
+            bar.finish_and_clear();
+            if cli.json {
+                return json(&report);
+            }
+            for (t, n) in &report.tables {
+                println!("{t:<12} {n:>9} rows adopted");
+            }
+            if report.already {
+                println!("every row of this vault is signed already: nothing to adopt");
+            } else if report.all_signed {
+                println!(
+                    "{} rows adopted; every row is signed from now on (a row without a signature is forged)",
+                    report.adopted
+                );
+            } else {
+                return Err(CliError::msg(
+                    format!(
+                        "{} rows adopted, but rows without a signature appeared meanwhile",
+                        report.adopted
+                    ),
+                    "run `medvault adopt` again",
+                ));
+            }
+            Ok(())
+        }
         Command::Scope(cmd) => {
             let s = login(&cli).await?;
             match cmd {
@@ -893,6 +927,10 @@ pub async fn run(cli: Cli) -> R {
                     r.fields_decrypted,
                     r.indexes_checked,
                     r.withheld
+                );
+                println!(
+                    "{} rows signed by their author, {} adopted, {} unsigned, {} forged",
+                    r.rows_signed, r.rows_adopted, r.rows_unsigned, r.forged
                 );
                 for p in &r.problems {
                     println!("PROBLEM: {}", shown(p));
@@ -1294,6 +1332,19 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             }
             Ok(())
         }
+    }
+}
+
+/// A running count on a terminal (hidden otherwise).
+fn adoption_bar() -> indicatif::ProgressBar {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:<12} {pos} rows adopted") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
     }
 }
 

@@ -41,15 +41,39 @@ pub enum Authorship {
         /// The administrator who last sealed it again, if one did.
         resealed_by: Option<String>,
     },
+    /// Written before medvault authenticated rows, then adopted by an
+    /// administrator (`medvault adopt`, [`Session::adopt_rows`]), who
+    /// vouches for it as the store held it then: its author is not known.
+    /// An update makes it version 1 of its updater.
+    Adopted {
+        /// The administrator who adopted it.
+        by: String,
+        /// When (Unix seconds).
+        adopted_at: i64,
+        /// The administrator who last sealed it again, if one did.
+        resealed_by: Option<String>,
+    },
     /// Written before medvault authenticated rows (a vault made before
-    /// format 7): nothing vouches for it.
+    /// format 7) and not adopted yet: nothing vouches for it. Once the
+    /// vault records that every row is signed ([`Session::rows_signed`]),
+    /// such a row is [`Error::Forged`] instead.
     Unsigned,
 }
 
 impl Authorship {
-    /// Whether the row's author vouches for it.
+    /// Whether a signature vouches for the row: its author's, or the
+    /// administrator's who adopted it.
     pub fn is_signed(&self) -> bool {
-        matches!(self, Authorship::Signed { .. })
+        !matches!(self, Authorship::Unsigned)
+    }
+
+    /// The row's version: 1 when inserted, one more at each update; 0 for
+    /// an adopted or unsigned row.
+    pub fn version(&self) -> u64 {
+        match self {
+            Authorship::Signed { version, .. } => *version,
+            Authorship::Adopted { .. } | Authorship::Unsigned => 0,
+        }
     }
 }
 
@@ -111,6 +135,32 @@ fn forged(table: &'static str) -> impl Fn(Forgery) -> Error {
     move |reason| Error::Forged { table, reason }
 }
 
+/// The records of users' keys a recovery replaced (FORMAT.md §5.9), as
+/// `store` holds them; each is checked where it is used.
+pub(crate) async fn replaced_keys(store: &dyn crate::store::Store) -> Result<Vec<ReplacedKey>> {
+    let sql = format!(
+        "SELECT {} FROM {}",
+        sql::column_list(&sql::REPLACED_KEYS),
+        sql::REPLACED_KEYS.name
+    );
+    let mut out = Vec::new();
+    for cells in store.select(sql, Vec::new()).await? {
+        // A record that does not decode vouches for nothing.
+        let decoded = (|| {
+            let mut d = sql::REPLACED_KEYS.decoder(cells)?;
+            Ok::<_, Error>(ReplacedKey {
+                user: d.text(0)?,
+                cert: d.blob(2)?,
+                replaced_at: d.int(3)?,
+                signer: d.text(4)?,
+                signature: d.blob(5)?,
+            })
+        })();
+        out.extend(decoded.ok());
+    }
+    Ok(out)
+}
+
 impl Session {
     /// Signs `batch` as this user and returns the statement that stores
     /// it; `None` for a batch of no rows. A write batch carries this
@@ -156,27 +206,7 @@ impl Session {
     /// The records of users' keys a recovery replaced (FORMAT.md §5.9), as
     /// stored; each is checked where it is used.
     pub(crate) async fn replaced_keys(&self) -> Result<Vec<ReplacedKey>> {
-        let sql = format!(
-            "SELECT {} FROM {}",
-            sql::column_list(&sql::REPLACED_KEYS),
-            sql::REPLACED_KEYS.name
-        );
-        let mut out = Vec::new();
-        for cells in self.store.select(sql, Vec::new()).await? {
-            // A record that does not decode vouches for nothing.
-            let decoded = (|| {
-                let mut d = sql::REPLACED_KEYS.decoder(cells)?;
-                Ok::<_, Error>(ReplacedKey {
-                    user: d.text(0)?,
-                    cert: d.blob(2)?,
-                    replaced_at: d.int(3)?,
-                    signer: d.text(4)?,
-                    signature: d.blob(5)?,
-                })
-            })();
-            out.extend(decoded.ok());
-        }
-        Ok(out)
+        replaced_keys(&*self.store).await
     }
 
     /// The statement that stores the record of `user`'s key `cert`,
@@ -514,6 +544,12 @@ impl RowTable<'_> {
     pub(crate) fn check_auth(&self, cells: &[Cell], epochs: &[(u32, u32)]) -> Result<Authorship> {
         let table = self.decoder_names.0;
         let auth = match cells.last() {
+            Some(Cell::Null) if self.s.rows_signed() => {
+                return Err(Error::Forged {
+                    table,
+                    reason: "a row without authentication in a vault whose rows are all signed",
+                })
+            }
             Some(Cell::Null) => return Ok(Authorship::Unsigned),
             Some(Cell::Bytes(b)) => RowAuth::parse(b).ok_or(Error::Forged {
                 table,
@@ -563,11 +599,19 @@ impl RowTable<'_> {
             (epochs, &each, &one_of),
         )
         .map_err(forged(table))?;
+        let resealed_by = batch.reseal.then(|| batch.signer.clone());
+        if auth.version == 0 {
+            return Ok(Authorship::Adopted {
+                by: auth.author,
+                adopted_at: auth.written_at,
+                resealed_by,
+            });
+        }
         Ok(Authorship::Signed {
             author: auth.author,
             written_at: auth.written_at,
             version: auth.version,
-            resealed_by: batch.reseal.then(|| batch.signer.clone()),
+            resealed_by,
         })
     }
 }
@@ -755,5 +799,109 @@ impl RowTable<'_> {
             leaf,
             epochs,
         }))
+    }
+}
+
+impl RowTable<'_> {
+    /// Adopts this table's rows that have no authentication, `page` at a
+    /// time, each page in one transaction with one adoption batch signed
+    /// by this administrator (FORMAT.md §5.8): each row becomes version 0,
+    /// its author this administrator, its time the batch's. A row is
+    /// written only if it still has no authentication. `on_page` hears the
+    /// running count after each page. Returns how many rows were adopted.
+    ///
+    /// Nothing is decrypted: the administrator vouches for what the store
+    /// holds, and need not hold the rows' keys.
+    pub(crate) async fn adopt_unsigned(
+        &self,
+        page: u32,
+        on_page: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
+        let table = self.decoder_names.0;
+        let d = self.s.store.dialect();
+        let t = self.t();
+        let write = stmt::reseal(
+            d,
+            t,
+            &[crate::sql::ddl::AUTH_COLUMN],
+            &[(crate::sql::ddl::AUTH_COLUMN, true)],
+        );
+        let mut adopted = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let params = after.iter().cloned().map(StoreValue::Blob).collect();
+            let rows = self
+                .s
+                .store
+                .select(stmt::unsigned(d, t, after.is_some(), page), params)
+                .await?;
+            self.check_page_len(rows.len(), page)?;
+            let mut batch = PendingBatch::new(authorship::KIND_ADOPT);
+            let mut statements = Vec::with_capacity(rows.len() + 1);
+            for cells in &rows {
+                let id: [u8; 16] = match cells.first() {
+                    Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
+                    _ => None,
+                }
+                .ok_or(Error::BadStoredValue {
+                    table,
+                    column: "id",
+                    expected: "16 bytes",
+                })?;
+                if after.as_deref().is_some_and(|a| id.as_slice() <= a) {
+                    return Err(Error::BadStoredValue {
+                        table,
+                        column: "id",
+                        expected: "each row once, in id order",
+                    });
+                }
+                after = Some(id.to_vec());
+                if !matches!(cells.last(), Some(Cell::Null)) {
+                    continue; // not asked for: the write would not apply
+                }
+                let auth = RowAuth {
+                    version: 0,
+                    written_at: batch.signed_at,
+                    batch: batch.id,
+                    leaf: u32::try_from(batch.leaves.len())
+                        .map_err(|_| Error::Refused("too many rows in one batch"))?,
+                    author: self.s.user.clone(),
+                };
+                let columns = self.leaf_columns(cells, &[]).ok_or(Error::BadStoredValue {
+                    table,
+                    column: "*",
+                    expected: "a value medvault stores",
+                })?;
+                batch.leaves.push(authorship::leaf(
+                    &self.s.vault_id,
+                    &auth.row_version(&self.name, &id),
+                    &columns,
+                ));
+                statements.push((
+                    write.clone(),
+                    vec![
+                        StoreValue::Blob(auth.encode()),
+                        StoreValue::Blob(id.to_vec()),
+                    ],
+                ));
+            }
+            if rows.is_empty() {
+                return Ok(adopted);
+            }
+            adopted += self.write_resealed(statements, batch).await?;
+            on_page(adopted);
+        }
+    }
+
+    /// How many of this table's rows have no authentication.
+    pub(crate) async fn count_unsigned(&self) -> Result<u64> {
+        let sql = stmt::count_unsigned(self.s.store.dialect(), self.t());
+        let rows = self.s.store.select(sql, Vec::new()).await?;
+        let cells = rows.into_iter().next().ok_or(Error::BadStoredValue {
+            table: self.decoder_names.0,
+            column: "*",
+            expected: "a count",
+        })?;
+        sql::single_int(self.decoder_names.0, cells)
     }
 }

@@ -1,0 +1,116 @@
+//! Adoption of the rows written before medvault authenticated rows
+//! (FORMAT.md §5.8, §5.10): an administrator signs each such row as the
+//! store holds it, then records, signed, that every row of the vault is
+//! signed. From then on a row without authentication is forged: a store
+//! can no longer pass a row off as "written before" by setting its
+//! authentication to NULL.
+
+use serde::Serialize;
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::store::Value as StoreValue;
+
+/// Rows adopted per page, each page one transaction and one signature.
+const PAGE: u32 = 500;
+
+/// What [`Session::adopt_rows`] did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AdoptReport {
+    /// Rows adopted, per table (tables with none left out).
+    pub tables: Vec<(String, u64)>,
+    /// Rows adopted in all.
+    pub adopted: u64,
+    /// Whether the vault now records that every row is signed (false only
+    /// if a row without authentication appeared while adopting; run it
+    /// again).
+    pub all_signed: bool,
+    /// Whether the vault recorded it already before this run: nothing was
+    /// adopted (a row without authentication is forged there, not
+    /// adopted).
+    pub already: bool,
+}
+
+impl Session {
+    /// Adopts every row of every table that has no authentication (rows
+    /// written before format 7), then stores the record that every row is
+    /// signed, signed by this administrator. `progress` hears the table
+    /// and its running count after each page of 500 rows.
+    ///
+    /// The administrator vouches for the rows as the store holds them:
+    /// run it right after upgrading, before anyone could have written a
+    /// row through SQL. An adopted row reads as
+    /// [`super::rows::Authorship::Adopted`]; an update makes it version 1
+    /// of its updater. Killed at any point, run it again: adopted rows are
+    /// not selected again.
+    ///
+    /// ```no_run
+    /// # async fn f(admin: &medvault::vault::Session) -> medvault::error::Result<()> {
+    /// let report = admin.adopt_rows(&mut |table, n| eprintln!("{table}: {n}")).await?;
+    /// assert!(report.all_signed);
+    /// # Ok(()) }
+    /// ```
+    pub async fn adopt_rows(
+        &self,
+        progress: &mut (dyn FnMut(&str, u64) + Send),
+    ) -> Result<AdoptReport> {
+        self.require_admin()?;
+        // Still an active administrator (and learns a record stored since
+        // login).
+        self.refresh_keys().await?;
+        let mut report = AdoptReport::default();
+        if self.rows_signed() {
+            report.all_signed = true;
+            report.already = true;
+            return Ok(report);
+        }
+        self.reload_schema().await?;
+        let tables: Vec<String> = self
+            .schema()
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        for name in &tables {
+            let t = self.table(name).await?;
+            let n = t
+                .adopt_unsigned(PAGE, &mut |n: u64| progress(name, n))
+                .await?;
+            if n > 0 {
+                report.tables.push((name.clone(), n));
+                report.adopted += n;
+            }
+        }
+        let mut left = 0;
+        for name in &tables {
+            left += self.table(name).await?.count_unsigned().await?;
+        }
+        if left > 0 {
+            return Ok(report);
+        }
+        let mark = {
+            let mut signer = self.signer.lock().await;
+            super::trust::RowsSigned::sign(&self.vault_id, &self.user, &mut signer, super::now())?
+        };
+        let insert = match self.store.dialect() {
+            crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
+            crate::store::Dialect::Mysql => "INSERT IGNORE",
+        };
+        // Another administrator's record stored first is kept.
+        self.store
+            .write_all(vec![(
+                format!("{insert} INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)"),
+                vec![StoreValue::Blob(mark.encode())],
+            )])
+            .await?;
+        self.learn_rows_signed().await?;
+        if !self.rows_signed() {
+            return Err(Error::Store(
+                "the record that every row is signed was not stored".into(),
+            ));
+        }
+        self.raise_seen()?;
+        report.all_signed = true;
+        Ok(report)
+    }
+}
