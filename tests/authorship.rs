@@ -9,7 +9,7 @@
 mod common;
 use common::*;
 use medvault::vault::rows::{Authorship, NewRow, Value};
-use medvault::{Error, Id};
+use medvault::{Error, Id, Rights};
 
 per_store!(
     every_edit_of_a_row_or_its_authentication_is_forged,
@@ -17,6 +17,7 @@ per_store!(
     versions_follow_updates_moves_and_rotations,
     a_row_without_authentication_is_forged_once_every_row_is_signed,
     the_record_that_every_row_is_signed_cannot_be_taken_back,
+    a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes,
     a_recovered_key_keeps_what_it_signed_and_nothing_more,
     a_row_of_nulls_still_needs_the_write_right,
     a_table_opened_under_an_older_schema_says_so_rather_than_forged,
@@ -357,6 +358,19 @@ async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixt
         bob.adopt_rows(&mut |_, _| {}).await,
         Err(Error::NotAdmin(_))
     ));
+    // Nor does a session opened from recovery shares, which keeps no
+    // memory of the vault.
+    let shares = vec![f.shares[0].clone(), f.shares[2].clone()];
+    let root = medvault::Vault::open_with_shares(&f.url, &shares, &f.opts())
+        .await
+        .unwrap();
+    assert!(matches!(
+        root.adopt_rows(&mut |_, _| {}).await,
+        Err(Error::Refused(_))
+    ));
+    drop(root);
+    // bob's session, opened before the adoption, stays open.
+    let early = bob.table("allergies").await.unwrap();
     let mut heard = Vec::new();
     let report = a
         .adopt_rows(&mut |table, n| heard.push((table.to_owned(), n)))
@@ -417,6 +431,13 @@ async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixt
     null(y).await;
     assert!(is_forged(&bt.get(y).await));
     assert!(is_forged(&t.get(y).await));
+    // A session opened before the adoption learns of it at its next
+    // write, and does not sign the stripped row as its update.
+    let mut edit = std::collections::BTreeMap::new();
+    edit.insert("reaction".to_string(), Value::from("Cough"));
+    assert!(is_forged(&early.update(y, &edit).await));
+    assert!(bob.rows_signed());
+    assert!(is_forged(&bt.get(y).await));
     let again = a.adopt_rows(&mut |_, _| {}).await.unwrap();
     assert_eq!((again.adopted, again.already), (0, true));
     assert!(is_forged(
@@ -450,9 +471,10 @@ async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixt
 }
 
 /// The record that every row is signed cannot be taken back: a client
-/// that has seen it refuses a store without it (a client with no memory
-/// of the vault reads rows set to NULL as unsigned: the control), and a
-/// record that does not verify stops every login.
+/// that has seen it refuses a store without it, with one that does not
+/// verify, or with another (a client with no memory of the vault reads
+/// rows set to NULL as unsigned: the control, and the limit SECURITY.md
+/// states).
 async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
     let state = tempfile::tempdir().unwrap();
     let opts = medvault::OpenOptions {
@@ -509,7 +531,7 @@ async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
         matches!(&err, Error::RolledBack(m) if m.contains("every row is signed")),
         "{err}"
     );
-    // A record whose time was changed does not verify: no login at all.
+    // A record whose time was changed does not verify: it counts as none.
     let mut edited = mark.clone();
     edited[8] ^= 1;
     f.exec(
@@ -517,19 +539,36 @@ async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
         vec![Val::B(edited)],
     )
     .await;
-    assert!(matches!(
-        f.login(ADMIN, ADMIN_PW).await,
-        Err(Error::BadSignature { .. })
-    ));
+    assert!(!f.admin().await.rows_signed());
+    let err = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::RolledBack(_)), "{err}");
+    // Put back, the row is forged again to the client that remembers.
     f.exec(
         "UPDATE vault_meta SET `value` = ? WHERE `key` = 'rows_signed'",
-        vec![Val::B(mark)],
+        vec![Val::B(mark.clone())],
     )
     .await;
     let a = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
         .await
         .unwrap();
     assert!(is_forged(&a.table("allergies").await.unwrap().get(x).await));
+    drop(a);
+    // The store removes the record again, and an administrator's client
+    // with no memory of the vault adopts the stripped row, storing a
+    // record of its own: the client that saw the first one refuses it.
+    f.exec("DELETE FROM vault_meta WHERE `key` = 'rows_signed'", vec![])
+        .await;
+    let report = f.admin().await.adopt_rows(&mut |_, _| {}).await.unwrap();
+    assert_eq!((report.adopted, report.all_signed), (1, true));
+    let err = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RolledBack(m) if m.contains("replaced")),
+        "{err}"
+    );
 }
 
 /// A recovery gives the administrator a new key. What the old key signed
@@ -681,4 +720,82 @@ async fn a_table_opened_under_an_older_schema_says_so_rather_than_forged(f: Fixt
         .unwrap();
     assert_eq!(row.text("noted_by"), Some("nurse"));
     assert!(row.authorship.is_signed());
+}
+
+/// A row the store forged or damaged stops a rotation of its scope (it is
+/// never sealed again as genuine), and cannot be read; a user with the
+/// write right deletes it (a reader cannot: `ReadOnly`, the row stays),
+/// and the rotation then finishes.
+async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: Fixture) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let t = a.table("allergies").await.unwrap();
+    let ids = t
+        .insert_many(&[
+            allergy(p, "Penicillin"),
+            allergy(p, "Latex"),
+            allergy(p, "Pollen"),
+        ])
+        .await
+        .unwrap();
+    let (forged, damaged, kept) = (ids[0], ids[1], ids[2]);
+    let mut edited = auth_of(&f, "allergies", forged).await;
+    let last = edited.len() - 1;
+    edited[last] ^= 1; // another author
+    set_auth(&f, "allergies", forged, edited).await;
+    let mut cell = f
+        .blob(
+            "SELECT substance FROM allergies WHERE id = ?",
+            vec![id(damaged)],
+        )
+        .await;
+    let last = cell.len() - 1;
+    cell[last] ^= 1;
+    f.exec(
+        "UPDATE allergies SET substance = ? WHERE id = ?",
+        vec![Val::B(cell), id(damaged)],
+    )
+    .await;
+    assert!(is_forged(&t.get(forged).await));
+    assert!(matches!(t.get(damaged).await, Err(Error::Tampered { .. })));
+    let rotation = a.rotate("clinical").await;
+    assert!(
+        matches!(
+            &rotation,
+            Err(Error::Forged { .. }) | Err(Error::Tampered { .. })
+        ),
+        "{rotation:?}"
+    );
+    let rows = || {
+        let f = &f;
+        async move { f.int("SELECT COUNT(*) FROM allergies", vec![]).await }
+    };
+    assert_eq!(rows().await, 3);
+    // A reader of the scope deletes nothing.
+    enrol(&a, "clerk", "clerk pw", false).await;
+    a.grant_rights("clerk", "identity", Rights::Read)
+        .await
+        .unwrap();
+    a.grant_rights("clerk", "clinical", Rights::Read)
+        .await
+        .unwrap();
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    let ct = clerk.table("allergies").await.unwrap();
+    for row in [forged, damaged] {
+        assert!(matches!(ct.delete(row).await, Err(Error::ReadOnly(_))));
+    }
+    assert_eq!(rows().await, 3);
+    // A writer does.
+    for row in [forged, damaged] {
+        assert!(t.delete(row).await.unwrap());
+        assert!(t.get(row).await.unwrap().is_none());
+    }
+    assert!(!t.delete(forged).await.unwrap());
+    assert_eq!(rows().await, 1);
+    assert!(a.rotate("clinical").await.unwrap().finished);
+    assert!(t.get(kept).await.unwrap().unwrap().authorship.is_signed());
 }

@@ -203,7 +203,9 @@ pub fn latest_policy() -> String {
 /// learn that the signed state it depends on changed (parameters: the
 /// user's name, twice): the highest schema version, the number of key
 /// epochs and of retired ones, the grants to the user, and when the
-/// user's row was signed (-1 with none). Unsigned counts, used only to
+/// user's row was signed (-1 with none), the grants to the user for
+/// reading and the newest of their signatures, and whether the record
+/// that every row is signed is there. Unsigned counts, used only to
 /// decide to read the signed state again, never believed themselves.
 pub const PROBE: &str = "SELECT \
      (SELECT COALESCE(MAX(version), 0) FROM policies), \
@@ -212,7 +214,8 @@ pub const PROBE: &str = "SELECT \
      (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
      (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?), \
      (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read'), \
-     (SELECT COALESCE(MAX(signed_at), -1) FROM grants WHERE grantee = ?)";
+     (SELECT COALESCE(MAX(signed_at), -1) FROM grants WHERE grantee = ?), \
+     (SELECT COUNT(*) FROM vault_meta WHERE `key` = 'rows_signed')";
 
 /// Every pending access request, by scope and requester.
 pub fn requests() -> String {

@@ -55,6 +55,14 @@ impl Session {
         progress: &mut (dyn FnMut(&str, u64) + Send),
     ) -> Result<AdoptReport> {
         self.require_admin()?;
+        if self.user == super::trust::ROOT {
+            // A root session keeps no memory of the vault: it could not
+            // tell a vault made before row signing from one a store
+            // stripped of its record.
+            return Err(Error::Refused(
+                "an administrator adopts rows, not a session opened from recovery shares",
+            ));
+        }
         // Still an active administrator (and learns a record stored since
         // login).
         self.refresh_keys().await?;
@@ -64,28 +72,51 @@ impl Session {
             report.already = true;
             return Ok(report);
         }
-        self.reload_schema().await?;
-        let tables: Vec<String> = self
-            .schema()
-            .tables
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
-        for name in &tables {
-            let t = self.table(name).await?;
-            let n = t
-                .adopt_unsigned(PAGE, &mut |n: u64| progress(name, n))
-                .await?;
-            if n > 0 {
-                report.tables.push((name.clone(), n));
-                report.adopted += n;
+        let mut left = 0;
+        for _pass in 0..3 {
+            self.reload_schema().await?;
+            let tables: Vec<String> = self
+                .schema()
+                .tables
+                .iter()
+                .map(|t| t.name.clone())
+                .collect();
+            for name in &tables {
+                let mut tries = 0;
+                let n = loop {
+                    // A table opened again after a schema stored meanwhile.
+                    let t = self.table(name).await?;
+                    match t
+                        .adopt_unsigned(PAGE, &mut |n: u64| progress(name, n))
+                        .await
+                    {
+                        Err(Error::SchemaChanged { .. }) if tries < 3 => tries += 1,
+                        r => break r?,
+                    }
+                };
+                if n > 0 {
+                    match report.tables.iter_mut().find(|(t, _)| t == name) {
+                        Some((_, m)) => *m += n,
+                        None => report.tables.push((name.clone(), n)),
+                    }
+                    report.adopted += n;
+                }
+            }
+            left = 0;
+            for name in &tables {
+                left += self.table(name).await?.count_unsigned().await?;
+            }
+            if left == 0 {
+                break;
             }
         }
-        let mut left = 0;
-        for name in &tables {
-            left += self.table(name).await?.count_unsigned().await?;
-        }
         if left > 0 {
+            return Ok(report);
+        }
+        // Still an administrator now, or the record would not verify.
+        self.refresh_keys().await?;
+        if self.rows_signed() {
+            report.all_signed = true;
             return Ok(report);
         }
         let mark = {
@@ -96,13 +127,21 @@ impl Session {
             crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
             crate::store::Dialect::Mysql => "INSERT IGNORE",
         };
-        // Another administrator's record stored first is kept.
-        self.store
-            .write_all(vec![(
-                format!("{insert} INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)"),
-                vec![StoreValue::Blob(mark.encode())],
-            )])
-            .await?;
+        // A record there that does not verify (the last refresh found none
+        // that does) is replaced; one another administrator stored since
+        // is kept.
+        let mut statements = Vec::new();
+        if let Some(bad) = self.store.meta("rows_signed").await? {
+            statements.push((
+                "DELETE FROM vault_meta WHERE `key` = 'rows_signed' AND `value` = ?".to_owned(),
+                vec![StoreValue::Blob(bad)],
+            ));
+        }
+        statements.push((
+            format!("{insert} INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)"),
+            vec![StoreValue::Blob(mark.encode())],
+        ));
+        self.store.write_all(statements).await?;
         self.learn_rows_signed().await?;
         if !self.rows_signed() {
             return Err(Error::Store(

@@ -864,6 +864,51 @@ mod tests {
     }
 
     #[test]
+    fn an_adoption_and_the_record_that_every_row_is_signed_are_an_administrators() {
+        let mut w = World::new();
+        let l = [3u8; 32];
+        let b = w.batch("alice", KIND_ADOPT, &[l], &[]);
+        assert!(w.verify(&b).unwrap().adopt);
+        let b = w.batch("bob", KIND_ADOPT, &[l], &[]);
+        assert!(w.verify(&b).is_err());
+        let g = w.grant("alice", "alice", Rights::ReadWrite, T);
+        let s = &mut w.keys.get_mut("alice").unwrap().1;
+        assert!(sign_batch(&VID, s, ("alice", T), KIND_ADOPT, &[l], &[g]).is_err());
+
+        let root = trust::RowsSigned::sign(&VID, ROOT, &mut w.root_signer, T).unwrap();
+        assert!(root.verifies(&mut w.dir(), &VID));
+        // Of another vault, or with its time changed: no.
+        assert!(!root.verifies(&mut w.dir(), &[8; 16]));
+        let moved = trust::RowsSigned {
+            signed_at: T + 1,
+            ..root.clone()
+        };
+        assert!(!moved.verifies(&mut w.dir(), &VID));
+        assert_eq!(trust::RowsSigned::parse(&root.encode()), Some(root));
+        let mut by = |who: &str, at: i64| {
+            let s = &mut w.keys.get_mut(who).unwrap().1;
+            let r = trust::RowsSigned::sign(&VID, who, s, at).unwrap();
+            r.verifies(&mut w.dir(), &VID)
+        };
+        assert!(by("alice", T));
+        assert!(!by("bob", T));
+        // Dave was disabled at T + 100.
+        assert!(by("dave", T + 50));
+        assert!(!by("dave", T + 101));
+        // A signer name past 64 bytes, or none, does not parse.
+        let mut long = vec![1];
+        long.extend_from_slice(&T.to_be_bytes());
+        long.push(65);
+        long.extend_from_slice(&[b'a'; 65]);
+        long.push(0);
+        assert_eq!(trust::RowsSigned::parse(&long), None);
+        assert_eq!(
+            trust::RowsSigned::parse(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]),
+            None
+        );
+    }
+
+    #[test]
     fn batch_sizes_and_values() {
         let mut w = World::new();
         let s = &mut w.keys.get_mut("bob").unwrap().1;

@@ -858,7 +858,7 @@ pub struct Session {
     dec: Decryptor,
     /// The key-state part of the last [`keys::PROBE`] answer this
     /// session's keys were loaded after (`None`: not yet probed).
-    probed: std::sync::Mutex<Option<[i64; 6]>>,
+    probed: std::sync::Mutex<Option<[i64; 7]>>,
     /// Held while the key state is read again ([`Session::refresh_keys`]).
     refreshing: tokio::sync::Mutex<()>,
     /// Who chose this user's password, if not they ([`pgp::password_set_by`]);
@@ -868,10 +868,10 @@ pub struct Session {
     changed_at_login: std::sync::atomic::AtomicBool,
     /// What this client has seen across sessions ([`OpenOptions::state_dir`]).
     high_water: Option<std::sync::Mutex<seen::HighWater>>,
-    /// Whether the vault's record that every row is signed verified
-    /// (FORMAT.md §5.10): a row with no authentication is then forged.
-    /// Never goes back to false within a session.
-    rows_signed: std::sync::atomic::AtomicBool,
+    /// The vault's record that every row is signed, once it verified
+    /// (FORMAT.md §5.10; SHA-256 of the stored value, hex): a row with no
+    /// authentication is then forged. Never unset within a session.
+    rows_signed: std::sync::OnceLock<String>,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -882,26 +882,44 @@ pub struct Session {
     schema_state: std::sync::RwLock<schema::InForce>,
 }
 
-/// Whether the store holds the record that every row is signed
-/// (FORMAT.md §5.10). One that is there and does not verify is an error:
-/// the store was tampered with.
-async fn rows_signed_in(store: &dyn Store, vault_id: &[u8; 16], root: &Cert) -> Result<bool> {
+/// The record that every row is signed (FORMAT.md §5.10) the store
+/// holds, if it verifies: SHA-256 of the stored value, hex. One that does
+/// not verify counts as none (a store can delete it as well; a client
+/// that saw one refuses either, [`seen::HighWater`]), and an adoption may
+/// replace it.
+async fn rows_signed_in(
+    store: &dyn Store,
+    vault_id: &[u8; 16],
+    root: &Cert,
+) -> Result<Option<String>> {
     let Some(v) = store.meta("rows_signed").await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    let bad = || Error::BadSignature {
-        what: "the vault's record that every row is signed".into(),
+    let Some(r) = trust::RowsSigned::parse(&v) else {
+        return Ok(None);
     };
-    let r = trust::RowsSigned::parse(&v).ok_or_else(bad)?;
     let mut dir = Directory::new(*vault_id, root.clone(), Vec::new());
     if r.signer != ROOT {
         dir = Directory::new(*vault_id, root.clone(), store.users().await?)
             .with_replaced(rows::replaced_keys(store).await?);
     }
-    if !r.verifies(&mut dir, vault_id) {
-        return Err(bad());
+    Ok(r.verifies(&mut dir, vault_id)
+        .then(|| hex::encode(kdf::sha256(&v))))
+}
+
+/// Refuses a record that every row is signed (`found`, [`rows_signed_in`])
+/// other than the one this client saw first, or none where it saw one.
+fn check_rows_signed_seen(seen: Option<&str>, found: Option<&str>) -> Result<()> {
+    match (seen, found) {
+        (Some(_), None) => Err(Error::RolledBack(
+            "the record that every row is signed is gone (this client has seen it)".into(),
+        )),
+        (Some(a), Some(b)) if a != b => Err(Error::RolledBack(
+            "the record that every row is signed was replaced (this client has seen another)"
+                .into(),
+        )),
+        _ => Ok(()),
     }
-    Ok(true)
 }
 
 /// Runs [`crate::sql::keys::PROBE`] for `user`.
@@ -932,6 +950,7 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
             "signed_at",
             "rights",
             "grant_signed_at",
+            "rows_signed",
         ],
         cells,
     )?;
@@ -944,6 +963,7 @@ async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
             d.int(4)?,
             d.int(5)?,
             d.int(6)?,
+            d.int(7)?,
         ],
     })
 }
@@ -1019,9 +1039,10 @@ pub(crate) struct Probe {
     /// The highest stored schema version.
     pub(crate) schema_version: u64,
     /// Epochs, retired epochs, grants to this user, this user's row, the
-    /// grants to them for reading only and the newest signature of a
-    /// grant to them (so a change of rights is seen).
-    pub(crate) keys: [i64; 6],
+    /// grants to them for reading only, the newest signature of a grant
+    /// to them (so a change of rights is seen), and whether the record
+    /// that every row is signed is there (so an adoption is seen).
+    pub(crate) keys: [i64; 7],
 }
 
 /// Scopes and keys as a session knows them.
@@ -1333,14 +1354,9 @@ impl Session {
                         hw.schema_version()
                     )));
                 }
-                if hw.rows_signed() && !rows_signed {
-                    return Err(Error::RolledBack(
-                        "the record that every row is signed is gone (this client has seen it)"
-                            .into(),
-                    ));
-                }
+                check_rows_signed_seen(hw.rows_signed_record(), rows_signed.as_deref())?;
                 state.floor(&hw);
-                hw.raise(&state.latest, in_force.version(), rows_signed)?;
+                hw.raise(&state.latest, in_force.version(), rows_signed.as_deref())?;
                 Some(std::sync::Mutex::new(hw))
             }
             None => None,
@@ -1348,7 +1364,10 @@ impl Session {
         Ok(Session {
             password_set_by: std::sync::Mutex::new(set_by),
             high_water,
-            rows_signed: std::sync::atomic::AtomicBool::new(rows_signed),
+            rows_signed: match rows_signed {
+                Some(d) => std::sync::OnceLock::from(d),
+                None => std::sync::OnceLock::new(),
+            },
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
@@ -1515,7 +1534,7 @@ impl Session {
             hw.lock().unwrap_or_else(|p| p.into_inner()).raise(
                 &latest,
                 version,
-                self.rows_signed(),
+                self.rows_signed.get().map(String::as_str),
             )?;
         }
         Ok(())
@@ -1525,20 +1544,26 @@ impl Session {
     /// session verified (FORMAT.md §5.10): a row without authentication
     /// is then forged, not [`rows::Authorship::Unsigned`].
     pub fn rows_signed(&self) -> bool {
-        self.rows_signed.load(std::sync::atomic::Ordering::Acquire)
+        self.rows_signed.get().is_some()
     }
 
     /// Reads the record that every row is signed, if this session has not
     /// seen it yet (an administrator adopted the vault's unsigned rows
     /// since it logged in).
     pub(crate) async fn learn_rows_signed(&self) -> Result<()> {
-        if !self.rows_signed()
-            && rows_signed_in(&*self.store, &self.vault_id, &self.root_cert).await?
-        {
-            self.rows_signed
-                .store(true, std::sync::atomic::Ordering::Release);
+        if self.rows_signed() {
+            return Ok(());
         }
-        Ok(())
+        let Some(found) = rows_signed_in(&*self.store, &self.vault_id, &self.root_cert).await?
+        else {
+            return Ok(());
+        };
+        if let Some(hw) = &self.high_water {
+            let hw = hw.lock().unwrap_or_else(|p| p.into_inner());
+            check_rows_signed_seen(hw.rows_signed_record(), Some(&found))?;
+        }
+        let _ = self.rows_signed.set(found);
+        self.raise_seen()
     }
 
     /// Runs [`crate::sql::keys::PROBE`].

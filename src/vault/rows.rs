@@ -888,6 +888,59 @@ impl RowTable<'_> {
     /// `NoAccess`. Checked before the delete, not in its transaction: a
     /// child another client adds meanwhile goes with its parent.
     async fn check_deletable(&self, row: &Row) -> Result<()> {
+        self.check_own_scopes(row)?;
+        self.check_children_deletable(row.id).await
+    }
+
+    /// [`RowTable::check_deletable`] for a row that does not open: the
+    /// write right under every named scope of the table's encrypted
+    /// columns, and under the stored `scope_id` of a table whose rows each
+    /// name one; then the rows the delete takes with it, as for any row.
+    /// False if the row is gone.
+    async fn check_damaged_deletable(&self, id: Id) -> Result<bool> {
+        let t = self.t();
+        let rows = self
+            .s
+            .store
+            .lookup(
+                stmt::by_id(self.s.store.dialect(), t),
+                vec![StoreValue::Blob(id.as_bytes().to_vec())],
+            )
+            .await?;
+        let Some(cells) = rows.first() else {
+            return Ok(false);
+        };
+        let mut scopes = std::collections::BTreeSet::new();
+        for (_, e) in t.encrypted() {
+            if let ScopeRule::Named(n) = &e.scope {
+                scopes.insert(self.s.scope_id(n)?);
+            }
+        }
+        if t.row_scoped() {
+            let stored = self
+                .stored_names
+                .iter()
+                .position(|n| *n == "scope_id")
+                .and_then(|k| cells.get(k));
+            let sid = match stored {
+                Some(Cell::Int(i)) => u32::try_from(*i).ok(),
+                Some(Cell::UInt(u)) => u32::try_from(*u).ok(),
+                _ => None,
+            }
+            .filter(|sid| self.s.ks().scopes.contains_key(sid))
+            .ok_or_else(|| Error::NoAccess(format!("the scope of a damaged row of {}", t.name)))?;
+            scopes.insert(sid);
+        }
+        for sid in scopes {
+            self.s.current_keys(sid)?;
+        }
+        self.check_children_deletable(id).await?;
+        Ok(true)
+    }
+
+    /// The write right under every scope of `row`'s encrypted cells (held
+    /// or withheld).
+    fn check_own_scopes(&self, row: &Row) -> Result<()> {
         let t = self.t();
         let row_scope = match &row.scope {
             Some(name) => Some(self.s.scope_id(name)?),
@@ -908,8 +961,15 @@ impl RowTable<'_> {
                 None => return Err(Error::NoAccess(format!("the scope of {}", c.name))),
             }
         }
+        Ok(())
+    }
+
+    /// The write right under every scope of the rows a delete of `id`
+    /// takes with it, children's children included.
+    async fn check_children_deletable(&self, id: Id) -> Result<()> {
+        let t = self.t();
         let d = self.s.store.dialect();
-        let mut todo: Vec<(&str, Id)> = vec![(&t.name, row.id)];
+        let mut todo: Vec<(&str, Id)> = vec![(&t.name, id)];
         let mut checked_named = std::collections::HashSet::new();
         while let Some((table, id)) = todo.pop() {
             for child in self
@@ -2701,16 +2761,30 @@ impl RowTable<'_> {
     }
 
     /// Deletes a row (and, through the database, its children); false if
-    /// there was none.
+    /// there was none. It needs the write right under every scope of the
+    /// row and of every row the delete takes with it.
+    ///
+    /// A row the store damaged ([`Error::Forged`], [`Error::Tampered`])
+    /// can be deleted too, by a user with the write right under every
+    /// scope its table's encrypted columns may use (its stored `scope_id`
+    /// for a table whose rows each name one): nothing vouches for what it
+    /// holds, and kept, it would stop every rotation of its scopes. Other
+    /// errors (a wrong schema, the store down) delete nothing.
     pub async fn delete(&self, id: Id) -> Result<bool> {
         if self.t().cell_rule() == CellRule::V1Note {
             return Err(Error::AppendOnly(self.name.clone()));
         }
         self.check_current().await?;
-        let Some(row) = self.get(id).await? else {
-            return Ok(false);
-        };
-        self.check_deletable(&row).await?;
+        match self.get(id).await {
+            Ok(None) => return Ok(false),
+            Ok(Some(row)) => self.check_deletable(&row).await?,
+            Err(Error::Forged { .. } | Error::Tampered { .. }) => {
+                if !self.check_damaged_deletable(id).await? {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e),
+        }
         let d = self.s.store.dialect();
         let n = self
             .s

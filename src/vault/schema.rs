@@ -287,7 +287,9 @@ impl Session {
     /// MySQL migration lock, with its history in `app_schema_history`,
     /// apart from medvault's own. Returns the migrations run, in order.
     /// Encrypted tables are not made this way: declare them in the schema
-    /// (`apply_schema`).
+    /// (`apply_schema`). Nor are rows of declared tables written this way:
+    /// a row a migration inserts there carries no author's signature and
+    /// reads as [`Error::Forged`] (FORMAT.md §5.10).
     ///
     /// ```no_run
     /// # async fn demo(admin: &medvault::Session) -> medvault::Result<()> {

@@ -8,9 +8,10 @@
 //!
 //! The file is `<state dir>/<vault id hex>-<user>.json`, written whole
 //! (through a temporary file and a rename): `{"format": 1, "epochs":
-//! {"<scope id>": <epoch>}, "schema_version": <n>, "rows_signed": <bool>}`
-//! (`rows_signed`: the vault's record that every row is signed was seen;
-//! false when absent). It holds no secret;
+//! {"<scope id>": <epoch>}, "schema_version": <n>, "rows_signed_record":
+//! "<hex>"}` (`rows_signed_record`: SHA-256 of the first verified record
+//! that every row is signed this client saw, as stored; absent or null
+//! when none was seen). It holds no secret;
 //! the client's machine is trusted to keep it (SECURITY.md).
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,10 +26,11 @@ struct File {
     format: u32,
     epochs: BTreeMap<u32, u32>,
     schema_version: u64,
-    /// Whether the vault's record that every row is signed was seen
-    /// (FORMAT.md §5.10); absent in files written before it existed.
+    /// SHA-256 (hex) of the vault's record that every row is signed, as
+    /// first seen (FORMAT.md §5.10); absent in files written before it
+    /// existed.
     #[serde(default)]
-    rows_signed: bool,
+    rows_signed_record: Option<String>,
 }
 
 /// The newest epochs and schema version this client has seen of a vault,
@@ -85,9 +87,9 @@ impl HighWater {
         self.seen.schema_version
     }
 
-    /// Whether the record that every row is signed was seen.
-    pub(crate) fn rows_signed(&self) -> bool {
-        self.seen.rows_signed
+    /// The record that every row is signed, as first seen (SHA-256, hex).
+    pub(crate) fn rows_signed_record(&self) -> Option<&str> {
+        self.seen.rows_signed_record.as_deref()
     }
 
     /// Every scope's newest epoch seen.
@@ -106,13 +108,13 @@ impl HighWater {
         &mut self,
         latest: &HashMap<u32, u32>,
         schema_version: u64,
-        rows_signed: bool,
+        rows_signed_record: Option<&str>,
     ) -> Result<()> {
         let mut next = self.seen.clone();
         merge(
             &mut next,
             latest.iter().map(|(s, e)| (*s, *e)),
-            (schema_version, rows_signed),
+            (schema_version, rows_signed_record),
         );
         if next == self.seen {
             return Ok(());
@@ -134,7 +136,10 @@ impl HighWater {
         merge(
             &mut next,
             on_disk.epochs.into_iter(),
-            (on_disk.schema_version, on_disk.rows_signed),
+            (
+                on_disk.schema_version,
+                on_disk.rows_signed_record.as_deref(),
+            ),
         );
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::Store(format!("client state: {e}")))?;
@@ -164,14 +169,18 @@ impl HighWater {
 fn merge(
     f: &mut File,
     epochs: impl Iterator<Item = (u32, u32)>,
-    (schema_version, rows_signed): (u64, bool),
+    (schema_version, record): (u64, Option<&str>),
 ) {
     for (sid, e) in epochs {
         let v = f.epochs.entry(sid).or_insert(e);
         *v = (*v).max(e);
     }
     f.schema_version = f.schema_version.max(schema_version);
-    f.rows_signed |= rows_signed;
+    // The first record seen stays: a different one later is a record the
+    // store replaced, which the caller refuses before raising.
+    if f.rows_signed_record.is_none() {
+        f.rows_signed_record = record.map(str::to_owned);
+    }
 }
 
 #[cfg(test)]
@@ -184,17 +193,19 @@ mod tests {
         let vid = [7u8; 16];
         let mut hw = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(hw.epoch(2), None);
-        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4, true).unwrap();
-        hw.raise(&HashMap::from([(2, 1)]), 2, false).unwrap();
+        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4, Some("aa"))
+            .unwrap();
+        hw.raise(&HashMap::from([(2, 1)]), 2, Some("bb")).unwrap();
+        hw.raise(&HashMap::from([(2, 1)]), 2, None).unwrap();
         let back = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(
             (
                 back.epoch(2),
                 back.epoch(5),
                 back.schema_version(),
-                back.rows_signed()
+                back.rows_signed_record()
             ),
-            (Some(3), Some(1), 4, true)
+            (Some(3), Some(1), 4, Some("aa"))
         );
         // A file written before `rows_signed` existed reads as not seen.
         std::fs::write(
@@ -203,7 +214,7 @@ mod tests {
         )
         .unwrap();
         let old = HighWater::load(dir.path(), &vid, "dave").unwrap();
-        assert_eq!((old.epoch(2), old.rows_signed()), (Some(1), false));
+        assert_eq!((old.epoch(2), old.rows_signed_record()), (Some(1), None));
         // Another user's file is another file.
         assert_eq!(
             HighWater::load(dir.path(), &vid, "carol").unwrap().epoch(2),

@@ -223,6 +223,8 @@ impl Session {
     /// field this user may read decrypts. Problems are listed, not fatal.
     pub async fn verify_store(&self) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
+        self.learn_rows_signed().await?;
+        r.every_row_signed = self.rows_signed();
         let s = &self.store;
         let schema = self.schema();
         for t in TABLES.iter().filter(|t| schema.table(t.name).is_none()) {
@@ -407,6 +409,9 @@ pub struct VerifyReport {
     /// Rows written before rows were authenticated, not adopted: nothing
     /// vouches for them.
     pub rows_unsigned: u64,
+    /// Whether the vault's record that every row is signed verified
+    /// (FORMAT.md §5.10): rows without authentication are then forged.
+    pub every_row_signed: bool,
     /// Rows whose authentication is there but does not check: each is
     /// also a problem.
     pub forged: u64,

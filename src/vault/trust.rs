@@ -346,7 +346,7 @@ impl RowsSigned {
         let (at, rest) = rest.split_first_chunk::<8>()?;
         let (len, rest) = rest.split_first()?;
         let len = usize::from(*len);
-        if len == 0 || rest.len() <= len {
+        if len == 0 || len > 64 || rest.len() <= len {
             return None;
         }
         let (signer, signature) = rest.split_at(len);

@@ -583,19 +583,13 @@ pub async fn run(cli: Cli) -> R {
                 .await?;
             bar.finish_and_clear();
             if cli.json {
-                return json(&report);
-            }
-            for (t, n) in &report.tables {
-                println!("{t:<12} {n:>9} rows adopted");
-            }
-            if report.already {
-                println!("every row of this vault is signed already: nothing to adopt");
-            } else if report.all_signed {
-                println!(
-                    "{} rows adopted; every row is signed from now on (a row without a signature is forged)",
-                    report.adopted
-                );
+                json(&report)?;
             } else {
+                for (t, n) in &report.tables {
+                    println!("{t:<12} {n:>9} rows adopted");
+                }
+            }
+            if !report.all_signed {
                 return Err(CliError::msg(
                     format!(
                         "{} rows adopted, but rows without a signature appeared meanwhile",
@@ -603,6 +597,16 @@ pub async fn run(cli: Cli) -> R {
                     ),
                     "run `medvault adopt` again",
                 ));
+            }
+            if !cli.json {
+                if report.already {
+                    println!("every row of this vault is signed already: nothing to adopt");
+                } else {
+                    println!(
+                        "{} rows adopted; every row is signed from now on (a row without a signature is forged)",
+                        report.adopted
+                    );
+                }
             }
             Ok(())
         }
@@ -932,6 +936,14 @@ pub async fn run(cli: Cli) -> R {
                     "{} rows signed by their author, {} adopted, {} unsigned, {} forged",
                     r.rows_signed, r.rows_adopted, r.rows_unsigned, r.forged
                 );
+                if r.every_row_signed {
+                    println!("every row is signed: a row without a signature is forged");
+                } else {
+                    println!(
+                        "rows without a signature are allowed (a vault made before row signing): \
+                         an administrator runs `medvault adopt`"
+                    );
+                }
                 for p in &r.problems {
                     println!("PROBLEM: {}", shown(p));
                 }

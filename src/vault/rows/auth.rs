@@ -810,6 +810,14 @@ impl RowTable<'_> {
     /// written only if it still has no authentication. `on_page` hears the
     /// running count after each page. Returns how many rows were adopted.
     ///
+    /// Each page first checks the key state and schema version (a schema
+    /// stored since is [`Error::SchemaChanged`]: the caller opens the
+    /// table again), and is read back after it is written: a row another
+    /// client sealed again between the read and the write (a rotation of
+    /// a vault not adopted yet keeps such rows without authentication) no
+    /// longer matches the leaf signed over it, and gets its
+    /// authentication taken off again, for the next pass.
+    ///
     /// Nothing is decrypted: the administrator vouches for what the store
     /// holds, and need not hold the rows' keys.
     pub(crate) async fn adopt_unsigned(
@@ -820,15 +828,14 @@ impl RowTable<'_> {
         let table = self.decoder_names.0;
         let d = self.s.store.dialect();
         let t = self.t();
-        let write = stmt::reseal(
-            d,
-            t,
-            &[crate::sql::ddl::AUTH_COLUMN],
-            &[(crate::sql::ddl::AUTH_COLUMN, true)],
-        );
+        let auth_col = crate::sql::ddl::AUTH_COLUMN;
+        let write = stmt::reseal(d, t, &[auth_col], &[(auth_col, true)]);
+        let undo = stmt::reseal(d, t, &[auth_col], &[(auth_col, false)]);
         let mut adopted = 0;
+        let mut restarts = 0;
         let mut after: Option<Vec<u8>> = None;
         loop {
+            self.check_current().await?;
             let params = after.iter().cloned().map(StoreValue::Blob).collect();
             let rows = self
                 .s
@@ -836,9 +843,20 @@ impl RowTable<'_> {
                 .select(stmt::unsigned(d, t, after.is_some(), page), params)
                 .await?;
             self.check_page_len(rows.len(), page)?;
+            if rows.is_empty() {
+                return Ok(adopted);
+            }
             let mut batch = PendingBatch::new(authorship::KIND_ADOPT);
             let mut statements = Vec::with_capacity(rows.len() + 1);
+            let mut ids = Vec::with_capacity(rows.len());
             for cells in &rows {
+                if cells.len() != self.stored_names.len() {
+                    return Err(Error::BadStoredValue {
+                        table,
+                        column: "*",
+                        expected: "a row with the declared number of columns",
+                    });
+                }
                 let id: [u8; 16] = match cells.first() {
                     Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
                     _ => None,
@@ -884,11 +902,57 @@ impl RowTable<'_> {
                         StoreValue::Blob(id.to_vec()),
                     ],
                 ));
+                ids.push(id);
             }
-            if rows.is_empty() {
-                return Ok(adopted);
+            let (batch_id, leaves) = (batch.id, batch.leaves.clone());
+            let mut n = self.write_resealed(statements, batch).await?;
+            // Read back: each row this page adopted must still be the one
+            // its leaf was signed over.
+            let back = self
+                .s
+                .store
+                .select(
+                    stmt::by_values(d, t, "id", ids.len()),
+                    ids.iter().map(|i| StoreValue::Blob(i.to_vec())).collect(),
+                )
+                .await?;
+            let mut undone = Vec::new();
+            for cells in &back {
+                let Some(Cell::Bytes(stored)) = cells.last() else {
+                    continue;
+                };
+                let Some(auth) = RowAuth::parse(stored) else {
+                    continue;
+                };
+                if auth.batch != batch_id || cells.len() != self.stored_names.len() {
+                    continue;
+                }
+                let signed = usize::try_from(auth.leaf).ok().and_then(|k| leaves.get(k));
+                if signed.is_some() && self.stored_leaf(&auth, cells).as_ref() == signed {
+                    continue;
+                }
+                if let Some(Cell::Bytes(id)) = cells.first() {
+                    undone.push((
+                        undo.clone(),
+                        vec![
+                            StoreValue::Null,
+                            StoreValue::Blob(id.clone()),
+                            StoreValue::Blob(stored.clone()),
+                        ],
+                    ));
+                }
             }
-            adopted += self.write_resealed(statements, batch).await?;
+            if !undone.is_empty() {
+                let k = self.s.store.write_all(undone).await?.iter().sum::<u64>();
+                n = n.saturating_sub(k);
+                // Read again from the start: those rows are due again.
+                restarts += 1;
+                if restarts > 3 {
+                    return Err(Error::Concurrent("the rows being adopted"));
+                }
+                after = None;
+            }
+            adopted += n;
             on_page(adopted);
         }
     }
