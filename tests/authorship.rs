@@ -343,7 +343,23 @@ async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixt
 
     // A vault made before format 7: no record.
     f.made_before_rows_were_signed().await;
-    let a = f.admin().await;
+    // Adoption needs a client that remembers the vault.
+    assert!(matches!(
+        f.admin().await.adopt_rows(&mut |_, _| {}).await,
+        Err(Error::Refused(_))
+    ));
+    let state = tempfile::tempdir().unwrap();
+    let a = medvault::Vault::open(
+        &f.url,
+        ADMIN,
+        ADMIN_PW,
+        &medvault::OpenOptions {
+            state_dir: Some(state.path().to_owned()),
+            ..f.opts()
+        },
+    )
+    .await
+    .unwrap();
     assert!(!a.rows_signed());
     let t = a.table("allergies").await.unwrap();
     assert_eq!(
@@ -435,6 +451,7 @@ async fn a_row_without_authentication_is_forged_once_every_row_is_signed(f: Fixt
     // write, and does not sign the stripped row as its update.
     let mut edit = std::collections::BTreeMap::new();
     edit.insert("reaction".to_string(), Value::from("Cough"));
+    assert!(!bob.rows_signed());
     assert!(is_forged(&early.update(y, &edit).await));
     assert!(bob.rows_signed());
     assert!(is_forged(&bt.get(y).await));
@@ -536,10 +553,18 @@ async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
     edited[8] ^= 1;
     f.exec(
         "INSERT INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)",
-        vec![Val::B(edited)],
+        vec![Val::B(edited.clone())],
     )
     .await;
-    assert!(!f.admin().await.rows_signed());
+    let memoryless = f.admin().await;
+    assert!(!memoryless.rows_signed());
+    let v = memoryless.verify_store().await.unwrap();
+    assert!(!v.every_row_signed);
+    assert!(
+        v.problems.iter().any(|p| p.contains("does not verify")),
+        "{:?}",
+        v.problems
+    );
     let err = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
         .await
         .unwrap_err();
@@ -555,12 +580,26 @@ async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
         .unwrap();
     assert!(is_forged(&a.table("allergies").await.unwrap().get(x).await));
     drop(a);
-    // The store removes the record again, and an administrator's client
-    // with no memory of the vault adopts the stripped row, storing a
-    // record of its own: the client that saw the first one refuses it.
-    f.exec("DELETE FROM vault_meta WHERE `key` = 'rows_signed'", vec![])
-        .await;
-    let report = f.admin().await.adopt_rows(&mut |_, _| {}).await.unwrap();
+    // The store replaces the record with one that does not verify again,
+    // and an administrator's client with no memory of this vault (a new
+    // machine) adopts the stripped row, replacing it with a record of its
+    // own: the client that saw the first one refuses it.
+    f.exec(
+        "UPDATE vault_meta SET `value` = ? WHERE `key` = 'rows_signed'",
+        vec![Val::B(edited)],
+    )
+    .await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fresh = medvault::OpenOptions {
+        state_dir: Some(elsewhere.path().to_owned()),
+        ..f.opts()
+    };
+    let report = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &fresh)
+        .await
+        .unwrap()
+        .adopt_rows(&mut |_, _| {})
+        .await
+        .unwrap();
     assert_eq!((report.adopted, report.all_signed), (1, true));
     let err = medvault::Vault::open(&f.url, ADMIN, ADMIN_PW, &opts)
         .await
@@ -720,6 +759,25 @@ async fn a_table_opened_under_an_older_schema_says_so_rather_than_forged(f: Fixt
         .unwrap();
     assert_eq!(row.text("noted_by"), Some("nurse"));
     assert!(row.authorship.is_signed());
+    // The same when the row is also under a key epoch the session has not
+    // seen (a rotation since): the retry with the new keys still says the
+    // schema changed.
+    let nurse = f.user(&a, "nurse", &["identity", "clinical"]).await;
+    let stale = nurse.table("allergies").await.unwrap();
+    let with_more = format!(
+        "{with_note}\n[[column]]\ntable = \"allergies\"\ncolumn = \"checked_by\"\nplain = \"text\"\noptional = true\n"
+    );
+    a.apply_schema(&with_more).await.unwrap();
+    assert!(a.rotate("clinical").await.unwrap().finished);
+    let y = a
+        .table("allergies")
+        .await
+        .unwrap()
+        .insert(&allergy(p, "Latex").set("checked_by", "doc"))
+        .await
+        .unwrap();
+    let err = stale.get(y).await.unwrap_err();
+    assert!(matches!(err, Error::SchemaChanged { version: 3 }), "{err}");
 }
 
 /// A row the store forged or damaged stops a rotation of its scope (it is

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 use common::*;
+use medvault::vault::rows::NewRow;
 use medvault::{Error, Holder, NewPatient, PatientQuery, Rights};
 
 per_store!(
@@ -13,6 +14,7 @@ per_store!(
     rights_change_and_survive_a_rotation,
     a_store_cannot_raise_rights,
     deletes_and_moves_need_the_write_right,
+    a_delete_needs_the_write_right_down_to_grandchildren,
     an_update_needs_the_write_right_on_every_scope_of_the_row,
     disabling_a_user_rotates_their_scopes,
 );
@@ -377,4 +379,105 @@ async fn disabling_a_user_rotates_their_scopes(f: Fixture) {
     assert_eq!(u32::from_be_bytes(clinical[0][5..9].try_into().unwrap()), 2);
     assert_eq!(a.list_notes(&p, None).await.unwrap().notes.len(), 1);
     assert!(a.verify_store().await.unwrap().problems.is_empty());
+}
+
+/// A delete takes the row's children and their children with it (the
+/// database cascades), so it needs the write right under every scope down
+/// the tree: a patient whose visit has an invoice under billing, which the
+/// user may only read, is `ReadOnly` (billing) and nothing is deleted,
+/// neither through the patient nor through the visit. Given the write
+/// right on billing, the same delete takes all three.
+async fn a_delete_needs_the_write_right_down_to_grandchildren(f: Fixture) {
+    let a = f.admin().await;
+    let tree = format!(
+        "{EMR}
+[[table]]
+name = \"visits\"
+parent = \"patients\"
+
+[[column]]
+table = \"visits\"
+column = \"reason\"
+scope = \"clinical\"
+kind = \"text\"
+max_bytes = 200
+padding = {{ block = 32 }}
+
+[[table]]
+name = \"invoices\"
+parent = \"visits\"
+
+[[column]]
+table = \"invoices\"
+column = \"amount\"
+scope = \"billing\"
+kind = \"code\"
+max_bytes = 32
+padding = {{ block = 32 }}
+"
+    );
+    a.apply_schema(&tree).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    let visit = a
+        .table("visits")
+        .await
+        .unwrap()
+        .insert(&NewRow::child_of(p).set("reason", "Cough"))
+        .await
+        .unwrap();
+    a.table("invoices")
+        .await
+        .unwrap()
+        .insert(&NewRow::child_of(visit).set("amount", "EUR25"))
+        .await
+        .unwrap();
+    enrol(&a, "clerk", "clerk pw", false).await;
+    for scope in ["identity", "clinical"] {
+        a.grant_rights("clerk", scope, Rights::ReadWrite)
+            .await
+            .unwrap();
+    }
+    a.grant_rights("clerk", "billing", Rights::Read)
+        .await
+        .unwrap();
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    let count = |table: &'static str| {
+        let f = &f;
+        async move {
+            f.int(&format!("SELECT COUNT(*) FROM {table}"), vec![])
+                .await
+        }
+    };
+    assert!(matches!(
+        clerk.delete_patient(&p).await,
+        Err(Error::ReadOnly(s)) if s == "billing"
+    ));
+    assert!(matches!(
+        clerk.table("visits").await.unwrap().delete(visit).await,
+        Err(Error::ReadOnly(s)) if s == "billing"
+    ));
+    assert_eq!(
+        (
+            f.patient_count().await,
+            count("visits").await,
+            count("invoices").await
+        ),
+        (1, 1, 1)
+    );
+    // Control: with the write right on billing, all three go.
+    a.grant_rights("clerk", "billing", Rights::ReadWrite)
+        .await
+        .unwrap();
+    clerk.delete_patient(&p).await.unwrap();
+    assert_eq!(
+        (
+            f.patient_count().await,
+            count("visits").await,
+            count("invoices").await
+        ),
+        (0, 0, 0)
+    );
 }

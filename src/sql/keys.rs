@@ -201,7 +201,7 @@ pub fn latest_policy() -> String {
 
 /// What a session checks before each write and alongside each search to
 /// learn that the signed state it depends on changed (parameters: the
-/// user's name, twice): the highest schema version, the number of key
+/// user's name, four times): the highest schema version, the number of key
 /// epochs and of retired ones, the grants to the user, and when the
 /// user's row was signed (-1 with none), the grants to the user for
 /// reading and the newest of their signatures, and whether the record

@@ -229,6 +229,23 @@ pub fn count_in_scope(d: Dialect, table: &Table) -> String {
     )
 }
 
+/// `DELETE FROM t WHERE id = ?`, and its `medvault_auth` is NULL
+/// (`auth_null`) or `= ?` (the second parameter): a damaged row deleted
+/// only as it was read.
+pub fn delete_as_read(d: Dialect, table: &Table, auth_null: bool) -> String {
+    let auth = d.quote(super::ddl::AUTH_COLUMN);
+    let cond = if auth_null {
+        format!("{auth} IS NULL")
+    } else {
+        format!("{auth} = ?")
+    };
+    format!(
+        "DELETE FROM {} WHERE {} = ? AND {cond}",
+        d.quote(&table.name),
+        d.quote("id")
+    )
+}
+
 /// `DELETE FROM t WHERE id = ?`.
 pub fn delete(d: Dialect, table: &Table) -> String {
     format!(

@@ -70,6 +70,14 @@ fn file_salt(path: &Path) -> Option<[u8; 16]> {
     Some(salt)
 }
 
+/// Held while SQLCipher is given a key. SQLCipher sets up its crypto
+/// provider when a connection is first keyed; with OpenSSL built from
+/// source (`vendored-openssl`), two connections keyed at the same moment
+/// early in a process were seen to fail with "An error occurred with
+/// PRAGMA key or rekey" (CI, ten stores made at once). Keying takes
+/// microseconds with a raw key, so it is done one connection at a time.
+static KEYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn open_keyed(path: &Path, key: &DbKey, create: bool) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -84,7 +92,10 @@ fn open_keyed(path: &Path, key: &DbKey, create: bool) -> rusqlite::Result<Connec
         "PRAGMA key = \"x'{}'\";",
         hex::encode(key.expose())
     ));
-    conn.execute_batch(&pragma)?;
+    {
+        let _one = KEYING.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch(&pragma)?;
+    }
     Ok(conn)
 }
 
@@ -525,7 +536,10 @@ impl Ctx {
             "PRAGMA rekey = \"x'{}'\";",
             hex::encode(new.expose())
         ));
-        c.execute_batch(&pragma).map_err(self.e())?;
+        {
+            let _one = KEYING.lock().unwrap_or_else(|p| p.into_inner());
+            c.execute_batch(&pragma).map_err(self.e())?;
+        }
         // From here on the file is under the new key: `.next` must stay
         // (if anything below fails, the next open installs it).
         pending.installing = true;

@@ -33,8 +33,10 @@ pub struct AdoptReport {
 
 impl Session {
     /// Adopts every row of every table that has no authentication (rows
-    /// written before format 7), then stores the record that every row is
-    /// signed, signed by this administrator. `progress` hears the table
+    /// written before migration V7), then stores the record that every row
+    /// is signed, signed by this administrator. The session must remember
+    /// the vault ([`super::OpenOptions::state_dir`]): [`Error::Refused`]
+    /// otherwise, and for a session opened from recovery shares. `progress` hears the table
     /// and its running count after each page of 500 rows.
     ///
     /// The administrator vouches for the rows as the store holds them:
@@ -55,14 +57,6 @@ impl Session {
         progress: &mut (dyn FnMut(&str, u64) + Send),
     ) -> Result<AdoptReport> {
         self.require_admin()?;
-        if self.user == super::trust::ROOT {
-            // A root session keeps no memory of the vault: it could not
-            // tell a vault made before row signing from one a store
-            // stripped of its record.
-            return Err(Error::Refused(
-                "an administrator adopts rows, not a session opened from recovery shares",
-            ));
-        }
         // Still an active administrator (and learns a record stored since
         // login).
         self.refresh_keys().await?;
@@ -71,6 +65,16 @@ impl Session {
             report.all_signed = true;
             report.already = true;
             return Ok(report);
+        }
+        if self.user == super::trust::ROOT || self.high_water.is_none() {
+            // A client that keeps no memory of the vault (a root session,
+            // a session without a state directory) could not tell a vault
+            // made before row signing from one a store stripped of its
+            // record.
+            return Err(Error::Refused(
+                "rows are adopted from an administrator's client that remembers the vault \
+                 (OpenOptions::state_dir), not from recovery shares",
+            ));
         }
         let mut left = 0;
         for _pass in 0..3 {
@@ -82,6 +86,9 @@ impl Session {
                 .map(|t| t.name.clone())
                 .collect();
             for name in &tables {
+                if self.rows_signed() {
+                    break; // another administrator finished meanwhile
+                }
                 let mut tries = 0;
                 let n = loop {
                     // A table opened again after a schema stored meanwhile.
@@ -101,6 +108,10 @@ impl Session {
                     }
                     report.adopted += n;
                 }
+            }
+            if self.rows_signed() {
+                report.all_signed = true;
+                return Ok(report);
             }
             left = 0;
             for name in &tables {
@@ -127,11 +138,19 @@ impl Session {
             crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
             crate::store::Dialect::Mysql => "INSERT IGNORE",
         };
-        // A record there that does not verify (the last refresh found none
-        // that does) is replaced; one another administrator stored since
-        // is kept.
+        // A record there that does not verify is replaced; one another
+        // administrator stored since is kept (the delete is conditional on
+        // the bytes read, the insert keeps a record already there).
         let mut statements = Vec::new();
         if let Some(bad) = self.store.meta("rows_signed").await? {
+            if super::rows_signed_verified(&*self.store, &self.vault_id, &self.root_cert, &bad)
+                .await?
+                .is_some()
+            {
+                self.learn_rows_signed().await?;
+                report.all_signed = self.rows_signed();
+                return Ok(report);
+            }
             statements.push((
                 "DELETE FROM vault_meta WHERE `key` = 'rows_signed' AND `value` = ?".to_owned(),
                 vec![StoreValue::Blob(bad)],

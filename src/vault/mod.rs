@@ -895,7 +895,17 @@ async fn rows_signed_in(
     let Some(v) = store.meta("rows_signed").await? else {
         return Ok(None);
     };
-    let Some(r) = trust::RowsSigned::parse(&v) else {
+    rows_signed_verified(store, vault_id, root, &v).await
+}
+
+/// [`rows_signed_in`] for the stored value `v`.
+pub(crate) async fn rows_signed_verified(
+    store: &dyn Store,
+    vault_id: &[u8; 16],
+    root: &Cert,
+    v: &[u8],
+) -> Result<Option<String>> {
+    let Some(r) = trust::RowsSigned::parse(v) else {
         return Ok(None);
     };
     let mut dir = Directory::new(*vault_id, root.clone(), Vec::new());
@@ -904,7 +914,7 @@ async fn rows_signed_in(
             .with_replaced(rows::replaced_keys(store).await?);
     }
     Ok(r.verifies(&mut dir, vault_id)
-        .then(|| hex::encode(kdf::sha256(&v))))
+        .then(|| hex::encode(kdf::sha256(v))))
 }
 
 /// Refuses a record that every row is signed (`found`, [`rows_signed_in`])
@@ -1554,15 +1564,23 @@ impl Session {
         if self.rows_signed() {
             return Ok(());
         }
-        let Some(found) = rows_signed_in(&*self.store, &self.vault_id, &self.root_cert).await?
-        else {
-            return Ok(());
-        };
+        let found = rows_signed_in(&*self.store, &self.vault_id, &self.root_cert).await?;
         if let Some(hw) = &self.high_water {
             let hw = hw.lock().unwrap_or_else(|p| p.into_inner());
-            check_rows_signed_seen(hw.rows_signed_record(), Some(&found))?;
+            check_rows_signed_seen(hw.rows_signed_record(), found.as_deref())?;
         }
-        let _ = self.rows_signed.set(found);
+        let Some(found) = found else {
+            return Ok(());
+        };
+        if let Err(other) = self.rows_signed.set(found) {
+            // Set meanwhile by another task of this session: the same one.
+            if Some(&other) != self.rows_signed.get() {
+                return Err(Error::RolledBack(
+                    "the record that every row is signed was replaced (this session has seen another)"
+                        .into(),
+                ));
+            }
+        }
         self.raise_seen()
     }
 

@@ -896,8 +896,9 @@ impl RowTable<'_> {
     /// write right under every named scope of the table's encrypted
     /// columns, and under the stored `scope_id` of a table whose rows each
     /// name one; then the rows the delete takes with it, as for any row.
-    /// False if the row is gone.
-    async fn check_damaged_deletable(&self, id: Id) -> Result<bool> {
+    /// `None` if the row is gone, else its `medvault_auth` as read (`None`
+    /// for NULL).
+    async fn check_damaged_deletable(&self, id: Id) -> Result<Option<Option<Vec<u8>>>> {
         let t = self.t();
         let rows = self
             .s
@@ -908,7 +909,11 @@ impl RowTable<'_> {
             )
             .await?;
         let Some(cells) = rows.first() else {
-            return Ok(false);
+            return Ok(None);
+        };
+        let auth = match cells.last() {
+            Some(Cell::Bytes(b)) => Some(b.clone()),
+            _ => None,
         };
         let mut scopes = std::collections::BTreeSet::new();
         for (_, e) in t.encrypted() {
@@ -935,7 +940,7 @@ impl RowTable<'_> {
             self.s.current_keys(sid)?;
         }
         self.check_children_deletable(id).await?;
-        Ok(true)
+        Ok(Some(auth))
     }
 
     /// The write right under every scope of `row`'s encrypted cells (held
@@ -1148,6 +1153,11 @@ impl RowTable<'_> {
     pub(crate) async fn check_current(&self) -> Result<()> {
         let probe = self.s.probe().await?;
         self.s.keys_follow(&probe).await?;
+        // An adoption since (the probe counts the record, not what it
+        // holds: one replacing a record that did not verify is seen here).
+        if !self.s.rows_signed() {
+            self.s.learn_rows_signed().await?;
+        }
         self.s.ensure_evidence().await?;
         if probe.schema_version > self.version {
             let version = self.s.reload_schema().await?;
@@ -1590,13 +1600,16 @@ impl RowTable<'_> {
 
     /// One row, or `None`.
     pub async fn get(&self, id: Id) -> Result<Option<Row>> {
-        match self.get_once(id).await {
+        // A row an older schema does not read is `SchemaChanged`, after
+        // the retry too.
+        let r = match self.get_once(id).await {
             Err(Error::KeysOutdated { .. }) => {
                 self.s.refresh_keys().await?;
                 self.get_once(id).await.map_err(outdated_is_tampered)
             }
-            r => self.changed_schema(r).await,
-        }
+            r => r,
+        };
+        self.changed_schema(r).await
     }
 
     async fn get_once(&self, id: Id) -> Result<Option<Row>> {
@@ -1629,13 +1642,16 @@ impl RowTable<'_> {
     /// that covers exactly those columns (in any order): exact results, in
     /// id order, under every epoch of the scope this user holds.
     pub async fn find(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
-        match self.find_once(criteria).await {
+        // A row an older schema does not read is `SchemaChanged`, after
+        // the retry too.
+        let r = match self.find_once(criteria).await {
             Err(Error::KeysOutdated { .. }) => {
                 self.s.refresh_keys().await?;
                 self.find_once(criteria).await.map_err(outdated_is_tampered)
             }
-            r => self.changed_schema(r).await,
-        }
+            r => r,
+        };
+        self.changed_schema(r).await
     }
 
     async fn find_once(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
@@ -1739,15 +1755,18 @@ impl RowTable<'_> {
     /// A page of at most `limit` rows (up to [`MAX_PAGE`]) in id order,
     /// after `after`.
     pub async fn list(&self, after: Option<Id>, limit: u32) -> Result<Vec<Row>> {
-        match self.list_once(after, limit).await {
+        // A row an older schema does not read is `SchemaChanged`, after
+        // the retry too.
+        let r = match self.list_once(after, limit).await {
             Err(Error::KeysOutdated { .. }) => {
                 self.s.refresh_keys().await?;
                 self.list_once(after, limit)
                     .await
                     .map_err(outdated_is_tampered)
             }
-            r => self.changed_schema(r).await,
-        }
+            r => r,
+        };
+        self.changed_schema(r).await
     }
 
     async fn list_once(&self, after: Option<Id>, limit: u32) -> Result<Vec<Row>> {
@@ -1867,15 +1886,18 @@ impl RowTable<'_> {
 
     /// The rows whose parent is `parent`, in id order.
     pub async fn children(&self, parent: Id) -> Result<Vec<Row>> {
-        match self.children_once(parent).await {
+        // A row an older schema does not read is `SchemaChanged`, after
+        // the retry too.
+        let r = match self.children_once(parent).await {
             Err(Error::KeysOutdated { .. }) => {
                 self.s.refresh_keys().await?;
                 self.children_once(parent)
                     .await
                     .map_err(outdated_is_tampered)
             }
-            r => self.changed_schema(r).await,
-        }
+            r => r,
+        };
+        self.changed_schema(r).await
     }
 
     async fn children_once(&self, parent: Id) -> Result<Vec<Row>> {
@@ -2189,7 +2211,6 @@ impl RowTable<'_> {
     /// a rotation that sealed the row again meanwhile wins. Run again, it
     /// goes on where it stopped: a filled row is no longer selected.
     pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
-        const PAGE: u32 = 500;
         let t = self.t();
         let Some(pos) = t.indexes.iter().position(|i| i.name == index) else {
             return Err(self.unknown_column(index));
@@ -2203,45 +2224,22 @@ impl RowTable<'_> {
             .position(|c| c.name == idx.over[0])
             .ok_or_else(|| self.unknown_column(&idx.over[0]))?;
         let d = self.s.store.dialect();
-        let mut filled = 0;
-        let mut after: Option<Id> = None;
-        loop {
-            let params = after
-                .iter()
-                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
-                .collect();
-            let rows = self
-                .s
-                .store
-                .select(stmt::unindexed(d, t, idx, after.is_some(), PAGE), params)
-                .await?;
-            self.check_page_len(rows.len(), PAGE)?;
-            self.prepare(&rows).await?;
-            // The first covered cell of each row, as read: its envelope's
-            // epoch is the row's, and the write is conditional on it.
-            let first: Vec<Vec<u8>> = rows
-                .iter()
-                .map(|cells| match cells.get(implied + covered) {
-                    Some(Cell::Bytes(b)) => Ok(b.clone()),
-                    _ => Err(Error::BadStoredValue {
-                        table: self.decoder_names.0,
-                        column: "*",
-                        expected: "an envelope in each covered column",
-                    }),
-                })
-                .collect::<Result<_>>()?;
-            let raw = rows.clone();
-            let rows = self.open_page(rows, after, "each row once, in id order")?;
-            let Some(last) = rows.last() else {
-                return Ok(filled);
-            };
-            after = Some(last.id);
-            let ks = self.s.ks();
-            let mut statements = Vec::with_capacity(rows.len() + 1);
-            // The administrator vouches, in one reseal batch per page, that
-            // the rows keep what their authors wrote.
-            let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
-            for ((r, old), cells) in rows.iter().zip(first).zip(&raw) {
+        self.reseal_pages(
+            |after, page| stmt::unindexed(d, t, idx, after, page),
+            |r, cells, batch| {
+                // The first covered cell of the row, as read: its
+                // envelope's epoch is the row's, and the write is
+                // conditional on it.
+                let old = match cells.get(implied + covered) {
+                    Some(Cell::Bytes(b)) => b.clone(),
+                    _ => {
+                        return Err(Error::BadStoredValue {
+                            table: self.decoder_names.0,
+                            column: "*",
+                            expected: "an envelope in each covered column",
+                        })
+                    }
+                };
                 let mut parts = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
                     let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
@@ -2254,11 +2252,12 @@ impl RowTable<'_> {
                     };
                     parts.push(self.check_encrypted(c, e, v, false)?.canonical);
                 }
-                // Under the epoch of the row's cells (opened above, so its
-                // header is sound), as a rotation would write it.
+                // Under the epoch of the row's cells (opened, so its header
+                // is sound), as a rotation would write it.
                 let epoch = envelope::Header::peek(&old)
                     .map(|h| h.epoch)
                     .ok_or(Error::NoAccess(self.s.scope_name(sid)))?;
+                let ks = self.s.ks();
                 let keys = ks
                     .keys
                     .get(&(sid, epoch))
@@ -2267,15 +2266,56 @@ impl RowTable<'_> {
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
                 let value =
                     StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
-                statements.push(self.reseal_column(
+                self.reseal_column(
                     cells,
                     (&idx.name, value),
                     &[(&idx.over[0], Some(old)), (&idx.name, None)],
-                    &mut batch,
-                )?);
+                    batch,
+                )
+            },
+        )
+        .await
+    }
+
+    /// Seals again, page by page of 500 in id order, the rows `select`
+    /// picks (`select(after, page)`: with `id > ?` when `after`), each
+    /// page in one transaction with one reseal batch this administrator
+    /// signs (the rows keep what their authors wrote): `seal` makes each
+    /// opened row's statement (its authentication checked first). Returns
+    /// how many rows were written; a row changed meanwhile is not, and a
+    /// row the statement no longer selects is not read again.
+    async fn reseal_pages(
+        &self,
+        select: impl Fn(bool, u32) -> String,
+        mut seal: impl FnMut(&Row, &[Cell], &mut PendingBatch) -> Result<Statement>,
+    ) -> Result<u64> {
+        const PAGE: u32 = 500;
+        let mut done = 0;
+        let mut after: Option<Id> = None;
+        loop {
+            let params = after
+                .iter()
+                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
+                .collect();
+            let rows = self
+                .s
+                .store
+                .select(select(after.is_some(), PAGE), params)
+                .await?;
+            self.check_page_len(rows.len(), PAGE)?;
+            self.prepare(&rows).await?;
+            let raw = rows.clone();
+            let opened = self.open_page(rows, after, "each row once, in id order")?;
+            let Some(last) = opened.last() else {
+                return Ok(done);
+            };
+            after = Some(last.id);
+            let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
+            let mut statements = Vec::with_capacity(raw.len() + 1);
+            for (r, cells) in opened.iter().zip(&raw) {
+                statements.push(seal(r, cells, &mut batch)?);
             }
-            drop(ks);
-            filled += self.write_resealed(statements, batch).await?;
+            done += self.write_resealed(statements, batch).await?;
         }
     }
 
@@ -2288,7 +2328,6 @@ impl RowTable<'_> {
     /// value and authentication are still as read. Returns the rows
     /// cleared; run again, it finds none.
     pub(crate) async fn clear_index(&self, index: &str) -> Result<u64> {
-        const PAGE: u32 = 500;
         let t = self.t();
         let Some(idx) = t.index(index) else {
             return Err(self.unknown_column(index));
@@ -2299,30 +2338,9 @@ impl RowTable<'_> {
             .position(|n| *n == idx.name)
             .ok_or_else(|| self.unknown_column(index))?;
         let d = self.s.store.dialect();
-        let mut cleared = 0;
-        let mut after: Option<Id> = None;
-        loop {
-            let params = after
-                .iter()
-                .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
-                .collect();
-            let rows = self
-                .s
-                .store
-                .select(stmt::indexed(d, t, idx, after.is_some(), PAGE), params)
-                .await?;
-            self.check_page_len(rows.len(), PAGE)?;
-            self.prepare(&rows).await?;
-            let raw = rows.clone();
-            let opened = self.open_page(rows, after, "each row once, in id order")?;
-            let Some(last) = opened.last() else {
-                return Ok(cleared);
-            };
-            after = Some(last.id);
-            let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
-            let mut statements = Vec::with_capacity(raw.len() + 1);
-            // Each opened above (its authentication checked).
-            for cells in &raw {
+        self.reseal_pages(
+            |after, page| stmt::indexed(d, t, idx, after, page),
+            |_, cells, batch| {
                 let old = match cells.get(at) {
                     Some(Cell::Bytes(b)) => b.clone(),
                     _ => {
@@ -2333,15 +2351,15 @@ impl RowTable<'_> {
                         })
                     }
                 };
-                statements.push(self.reseal_column(
+                self.reseal_column(
                     cells,
                     (&idx.name, StoreValue::Null),
                     &[(&idx.name, Some(old))],
-                    &mut batch,
-                )?);
-            }
-            cleared += self.write_resealed(statements, batch).await?;
-        }
+                    batch,
+                )
+            },
+        )
+        .await
     }
 
     /// The scope of the encrypted column at `k` in a row of `row_scope`,
@@ -2766,34 +2784,40 @@ impl RowTable<'_> {
     ///
     /// A row the store damaged ([`Error::Forged`], [`Error::Tampered`])
     /// can be deleted too, by a user with the write right under every
-    /// scope its table's encrypted columns may use (its stored `scope_id`
-    /// for a table whose rows each name one): nothing vouches for what it
-    /// holds, and kept, it would stop every rotation of its scopes. Other
-    /// errors (a wrong schema, the store down) delete nothing.
+    /// named scope of its table's encrypted columns (and its stored
+    /// `scope_id` for a table whose rows each name one): nothing vouches
+    /// for what it holds, and kept, it would stop every rotation of its
+    /// scopes. It is deleted only as it was read, and takes its children
+    /// with it, genuine or not, as any delete does (their scopes are
+    /// checked the same way). Other errors (a wrong schema, the store down)
+    /// delete nothing.
     pub async fn delete(&self, id: Id) -> Result<bool> {
         if self.t().cell_rule() == CellRule::V1Note {
             return Err(Error::AppendOnly(self.name.clone()));
         }
         self.check_current().await?;
-        match self.get(id).await {
+        let d = self.s.store.dialect();
+        let key = StoreValue::Blob(id.as_bytes().to_vec());
+        let statement = match self.get(id).await {
             Ok(None) => return Ok(false),
-            Ok(Some(row)) => self.check_deletable(&row).await?,
+            Ok(Some(row)) => {
+                self.check_deletable(&row).await?;
+                (stmt::delete(d, self.t()), vec![key])
+            }
             Err(Error::Forged { .. } | Error::Tampered { .. }) => {
-                if !self.check_damaged_deletable(id).await? {
-                    return Ok(false);
+                match self.check_damaged_deletable(id).await? {
+                    None => return Ok(false),
+                    // Only as read: a repair made meanwhile is kept.
+                    Some(None) => (stmt::delete_as_read(d, self.t(), true), vec![key]),
+                    Some(Some(auth)) => (
+                        stmt::delete_as_read(d, self.t(), false),
+                        vec![key, StoreValue::Blob(auth)],
+                    ),
                 }
             }
             Err(e) => return Err(e),
-        }
-        let d = self.s.store.dialect();
-        let n = self
-            .s
-            .store
-            .write_all(vec![(
-                stmt::delete(d, self.t()),
-                vec![StoreValue::Blob(id.as_bytes().to_vec())],
-            )])
-            .await?;
+        };
+        let n = self.s.store.write_all(vec![statement]).await?;
         Ok(n.first().copied().unwrap_or(0) > 0)
     }
 }

@@ -115,7 +115,7 @@ impl HighWater {
             &mut next,
             latest.iter().map(|(s, e)| (*s, *e)),
             (schema_version, rows_signed_record),
-        );
+        )?;
         if next == self.seen {
             return Ok(());
         }
@@ -140,7 +140,7 @@ impl HighWater {
                 on_disk.schema_version,
                 on_disk.rows_signed_record.as_deref(),
             ),
-        );
+        )?;
         let bytes = serde_json::to_vec_pretty(&next)
             .map_err(|e| Error::Store(format!("client state: {e}")))?;
         let tmp = self.path.with_extension(format!(
@@ -166,21 +166,30 @@ impl HighWater {
     }
 }
 
+/// Merges what was seen into `f`; two different records that every row
+/// is signed are [`Error::RolledBack`] (a store replaced the one seen
+/// first, perhaps while another process of this client read it).
 fn merge(
     f: &mut File,
     epochs: impl Iterator<Item = (u32, u32)>,
     (schema_version, record): (u64, Option<&str>),
-) {
+) -> Result<()> {
     for (sid, e) in epochs {
         let v = f.epochs.entry(sid).or_insert(e);
         *v = (*v).max(e);
     }
     f.schema_version = f.schema_version.max(schema_version);
-    // The first record seen stays: a different one later is a record the
-    // store replaced, which the caller refuses before raising.
-    if f.rows_signed_record.is_none() {
-        f.rows_signed_record = record.map(str::to_owned);
+    match (&f.rows_signed_record, record) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::RolledBack(
+                "the record that every row is signed was replaced (this client has seen another)"
+                    .into(),
+            ))
+        }
+        (None, Some(b)) => f.rows_signed_record = Some(b.to_owned()),
+        _ => {}
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -195,8 +204,19 @@ mod tests {
         assert_eq!(hw.epoch(2), None);
         hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4, Some("aa"))
             .unwrap();
-        hw.raise(&HashMap::from([(2, 1)]), 2, Some("bb")).unwrap();
         hw.raise(&HashMap::from([(2, 1)]), 2, None).unwrap();
+        // Another record than the one seen first is refused, and not
+        // written; also when only the file (another process) saw it.
+        assert!(matches!(
+            hw.raise(&HashMap::new(), 0, Some("bb")),
+            Err(Error::RolledBack(_))
+        ));
+        let mut other = HighWater::load(dir.path(), &vid, "bob").unwrap();
+        other.seen.rows_signed_record = None;
+        assert!(matches!(
+            other.raise(&HashMap::new(), 0, Some("cc")),
+            Err(Error::RolledBack(_))
+        ));
         let back = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(
             (

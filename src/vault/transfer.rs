@@ -226,6 +226,12 @@ impl Session {
         self.learn_rows_signed().await?;
         r.every_row_signed = self.rows_signed();
         let s = &self.store;
+        if !r.every_row_signed && s.meta("rows_signed").await?.is_some() {
+            r.problems.push(
+                "vault_meta rows_signed: the record that every row is signed does not verify"
+                    .into(),
+            );
+        }
         let schema = self.schema();
         for t in TABLES.iter().filter(|t| schema.table(t.name).is_none()) {
             r.tables.push((t.name.to_owned(), s.count(t).await?));

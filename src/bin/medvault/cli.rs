@@ -110,7 +110,7 @@ pub enum Command {
         new_epoch: bool,
     },
     /// Sign the rows written before medvault signed rows (a vault made
-    /// before format 7), as the store holds them, then record that every
+    /// before migration V7), as the store holds them, then record that every
     /// row is signed: from then on a row without a signature is reported
     /// as forged. Run it right after upgrading. Resumable (administrators).
     Adopt,

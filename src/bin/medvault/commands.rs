@@ -940,8 +940,9 @@ pub async fn run(cli: Cli) -> R {
                     println!("every row is signed: a row without a signature is forged");
                 } else {
                     println!(
-                        "rows without a signature are allowed (a vault made before row signing): \
-                         an administrator runs `medvault adopt`"
+                        "rows without a signature are allowed: a vault made before row signing, \
+                         or one whose record a store removed (adopt only a vault you upgraded \
+                         yourself, SECURITY.md)"
                     );
                 }
                 for p in &r.problems {

@@ -836,6 +836,11 @@ impl RowTable<'_> {
         let mut after: Option<Vec<u8>> = None;
         loop {
             self.check_current().await?;
+            if self.s.rows_signed() {
+                // Another administrator finished meanwhile: a row without
+                // authentication is forged now, not adopted.
+                return Ok(adopted);
+            }
             let params = after.iter().cloned().map(StoreValue::Blob).collect();
             let rows = self
                 .s
@@ -904,8 +909,14 @@ impl RowTable<'_> {
                 ));
                 ids.push(id);
             }
+            if ids.is_empty() {
+                continue;
+            }
             let (batch_id, leaves) = (batch.id, batch.leaves.clone());
             let mut n = self.write_resealed(statements, batch).await?;
+            // A schema stored meanwhile may have filled an index in these
+            // rows, which this table does not read: undone, all of them.
+            let schema_moved = self.s.probe().await?.schema_version > self.version;
             // Read back: each row this page adopted must still be the one
             // its leaf was signed over.
             let back = self
@@ -924,11 +935,14 @@ impl RowTable<'_> {
                 let Some(auth) = RowAuth::parse(stored) else {
                     continue;
                 };
-                if auth.batch != batch_id || cells.len() != self.stored_names.len() {
+                if auth.batch != batch_id {
                     continue;
                 }
                 let signed = usize::try_from(auth.leaf).ok().and_then(|k| leaves.get(k));
-                if signed.is_some() && self.stored_leaf(&auth, cells).as_ref() == signed {
+                let same = cells.len() == self.stored_names.len()
+                    && signed.is_some()
+                    && self.stored_leaf(&auth, cells).as_ref() == signed;
+                if same && !schema_moved {
                     continue;
                 }
                 if let Some(Cell::Bytes(id)) = cells.first() {
@@ -945,6 +959,10 @@ impl RowTable<'_> {
             if !undone.is_empty() {
                 let k = self.s.store.write_all(undone).await?.iter().sum::<u64>();
                 n = n.saturating_sub(k);
+                if schema_moved {
+                    let version = self.s.reload_schema().await?;
+                    return Err(Error::SchemaChanged { version });
+                }
                 // Read again from the start: those rows are due again.
                 restarts += 1;
                 if restarts > 3 {
