@@ -23,15 +23,6 @@ per_store!(
     a_table_opened_under_an_older_schema_says_so_rather_than_forged,
 );
 
-const EMR: &str = include_str!("../examples/emr/schema.toml");
-
-fn allergy(p: Id, substance: &str) -> NewRow {
-    NewRow::child_of(p)
-        .set("substance", substance)
-        .set("reaction", "Rash")
-        .set("recorded_on", "2020")
-}
-
 fn id(i: Id) -> Val {
     Val::B(i.as_bytes().to_vec())
 }
@@ -54,17 +45,6 @@ async fn set_auth(f: &Fixture, table: &str, row: Id, auth: Vec<u8>) {
     assert_eq!(n, 1);
 }
 
-/// The example EMR schema applied, and one patient, by the administrator.
-async fn with_patient(f: &Fixture) -> (medvault::Session, Id) {
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
-    (a, p)
-}
-
 fn is_forged<T: std::fmt::Debug>(r: &medvault::Result<T>) -> bool {
     matches!(r, Err(Error::Forged { .. }))
 }
@@ -74,7 +54,7 @@ fn is_forged<T: std::fmt::Debug>(r: &medvault::Result<T>) -> bool {
 /// blind index: forged, to `get`, `find` and `verify`. Each edit is
 /// undone before the next, and the row reads genuine again (the control).
 async fn every_edit_of_a_row_or_its_authentication_is_forged(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let ids = t
         .insert_many(&[allergy(p, "Penicillin"), allergy(p, "Latex")])
@@ -159,7 +139,7 @@ async fn every_edit_of_a_row_or_its_authentication_is_forged(f: Fixture) {
 /// The batch is the store's to keep: deleted, its signer renamed, its
 /// kind changed or a leaf altered, the rows it vouched for are forged.
 async fn a_batch_the_store_drops_or_alters_vouches_for_nothing(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let x = doc
         .table("allergies")
@@ -251,7 +231,7 @@ async fn a_batch_the_store_drops_or_alters_vouches_for_nothing(f: Fixture) {
 /// administrator. A note moved: the next version by the mover. `verify`
 /// counts every row genuine.
 async fn versions_follow_updates_moves_and_rotations(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let t = a.table("allergies").await.unwrap();
     let x = t.insert(&allergy(p, "Penicillin")).await.unwrap();
@@ -611,7 +591,7 @@ async fn the_record_that_every_row_is_signed_cannot_be_taken_back(f: Fixture) {
 /// §5.9): the administrator's own rows, and doc's rows, whose evidence is
 /// a grant the administrator signed. A forgery stays forged.
 async fn a_recovered_key_keeps_what_it_signed_and_nothing_more(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let t = a.table("allergies").await.unwrap();
     let mine = t.insert(&allergy(p, "Penicillin")).await.unwrap();
@@ -719,7 +699,7 @@ async fn a_row_of_nulls_still_needs_the_write_right(f: Fixture) {
 /// answers `SchemaChanged` (not `Forged`), and opened again it reads the
 /// row, genuine.
 async fn a_table_opened_under_an_older_schema_says_so_rather_than_forged(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let old = doc.table("allergies").await.unwrap();
     let with_note = format!(
@@ -771,7 +751,7 @@ async fn a_table_opened_under_an_older_schema_says_so_rather_than_forged(f: Fixt
 /// write right deletes it (a reader cannot: `ReadOnly`, the row stays),
 /// and the rotation then finishes.
 async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: Fixture) {
-    let (a, p) = with_patient(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let ids = t
         .insert_many(&[

@@ -184,12 +184,7 @@ async fn a_table_dropped_behind_medvaults_back_is_reported(f: Fixture) {
 async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
     use medvault::vault::rows::{NewRow, Value};
     use medvault::{OpenOptions, Vault};
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -456,12 +451,7 @@ async fn a_table_of_the_same_name_is_not_adopted(f: Fixture) {
 
 async fn a_lower_max_bytes_keeps_older_values_readable(f: Fixture) {
     use medvault::vault::rows::{NewRow, Value};
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let long = "r".repeat(1800);
     let id = t
@@ -663,12 +653,7 @@ fn late_index() -> String {
 /// changes.
 async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) {
     use medvault::vault::rows::Value;
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("prescriptions").await.unwrap();
     let rx = |dosage: &str| prescription(p, dosage);
     let ids = t
@@ -739,12 +724,7 @@ async fn a_new_index_over_existing_values_is_computed_for_every_row(f: Fixture) 
 /// database) stops the computation of a new index: the change is stored,
 /// and the error says so and how to finish.
 async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture) {
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("prescriptions").await.unwrap();
     let rx = |dosage: &str| prescription(p, dosage);
     let ids = t.insert_many(&[rx("500 mg"), rx("250 mg")]).await.unwrap();
@@ -773,12 +753,7 @@ async fn an_index_that_cannot_be_computed_says_the_schema_is_in_force(f: Fixture
 /// works once opened again.
 async fn a_table_opened_under_an_older_schema_refuses_to_write(f: Fixture) {
     use medvault::vault::rows::Value;
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
+    let (a, p) = emr_with_patient(&f).await;
     let rx = |dosage: &str| prescription(p, dosage);
     let doc = f.user(&a, "doc", &["identity", "clinical"]).await;
     let t = doc.table("prescriptions").await.unwrap();

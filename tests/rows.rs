@@ -23,28 +23,8 @@ per_store!(
     a_patient_column_of_another_scope_does_not_block_the_patient_api,
 );
 
-const EMR: &str = include_str!("../examples/emr/schema.toml");
-
-/// An allergy of patient `p`: a rash to `substance`, recorded in 2020.
-fn allergy(p: Id, substance: &str) -> NewRow {
-    NewRow::child_of(p)
-        .set("substance", substance)
-        .set("reaction", "Rash")
-        .set("recorded_on", "2020")
-}
-
-async fn setup(f: &Fixture) -> (medvault::Session, Id) {
-    let a = f.admin().await;
-    a.apply_schema(EMR).await.unwrap();
-    let p = a
-        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
-        .await
-        .unwrap();
-    (a, p)
-}
-
 async fn allergies_of_a_patient_end_to_end(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let q = a
         .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
         .await
@@ -139,7 +119,7 @@ async fn allergies_of_a_patient_end_to_end(f: Fixture) {
 }
 
 async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let q = a
         .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
         .await
@@ -203,7 +183,7 @@ async fn a_cell_moved_across_rows_columns_or_parents_is_tampered(f: Fixture) {
 }
 
 async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("prescriptions").await.unwrap();
     let id = t
         .insert(
@@ -251,7 +231,7 @@ async fn a_user_without_the_scope_sees_the_columns_withheld(f: Fixture) {
 }
 
 async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     assert!(matches!(
         a.table("alergies").await,
         Err(Error::UnknownTable(_))
@@ -324,7 +304,7 @@ async fn bad_rows_are_typed_errors_and_change_nothing(f: Fixture) {
 }
 
 async fn the_no_plaintext_scan_covers_application_tables(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let marker = "Zqxpenicil";
     a.table("allergies")
         .await
@@ -355,7 +335,7 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
         reaction: String,
         recorded_on: Option<String>,
     }
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let mine = Allergy {
         parent: p.to_string(),
@@ -372,7 +352,7 @@ async fn rows_map_to_the_applications_own_types(f: Fixture) {
 }
 
 async fn an_update_reseals_and_reindexes(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let id = t.insert(&allergy(p, "Latex")).await.unwrap();
     let before = f
@@ -481,7 +461,7 @@ plain = \"integer\"
 /// Past 500 rows, insert_many streams sealed chunks to the store inside one
 /// transaction: a bad row in a later chunk leaves nothing written.
 async fn many_rows_stream_in_one_transaction(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("allergies").await.unwrap();
     let rows = |n: usize| -> Vec<NewRow> {
         (0..n)
@@ -509,7 +489,7 @@ async fn many_rows_stream_in_one_transaction(f: Fixture) {
 /// medvault's own columns filled in and refused as input; notes only
 /// added.
 async fn patients_are_served_by_the_row_api_with_their_own_rules(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let t = a.table("patients").await.unwrap();
     // A patient of the patient API, read here.
     let row = t.get(p).await.unwrap().unwrap();
@@ -693,7 +673,7 @@ fn chrono_now() -> i64 {
 /// re-attributed to another author, are `Tampered` through the row API as
 /// through the patient and note API.
 async fn built_in_cells_moved_across_rows_are_tampered(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let q = a
         .insert_patient(&patient("Martin", "Anne", "1980-01-01"))
         .await
@@ -749,7 +729,7 @@ async fn built_in_cells_moved_across_rows_are_tampered(f: Fixture) {
 /// it needs the write right under every scope of the row. Nothing
 /// changes; with billing granted, the same update goes through.
 async fn a_patient_column_of_another_scope_does_not_block_the_patient_api(f: Fixture) {
-    let (a, p) = setup(&f).await;
+    let (a, p) = emr_with_patient(&f).await;
     let with_billing = format!(
         "{EMR}\n[[column]]\ntable = \"patients\"\ncolumn = \"billing_ref\"\nscope = \"billing\"\n\
          kind = \"code\"\nmax_bytes = 32\npadding = {{ block = 32 }}\noptional = true\n"

@@ -545,3 +545,25 @@ pub fn patient_count(f: &Fixture) -> i64 {
         .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
         .unwrap()
 }
+
+/// The example clinic schema (`examples/emr/schema.toml`).
+pub const EMR: &str = include_str!("../../examples/emr/schema.toml");
+
+/// The example schema applied, and one patient, by the administrator.
+pub async fn emr_with_patient(f: &Fixture) -> (Session, medvault::Id) {
+    let a = f.admin().await;
+    a.apply_schema(EMR).await.unwrap();
+    let p = a
+        .insert_patient(&patient("Dupont", "Jean", "1970-03-02"))
+        .await
+        .unwrap();
+    (a, p)
+}
+
+/// An allergy of patient `p` in the example schema.
+pub fn allergy(p: medvault::Id, substance: &str) -> medvault::vault::rows::NewRow {
+    medvault::vault::rows::NewRow::child_of(p)
+        .set("substance", substance)
+        .set("reaction", "Rash")
+        .set("recorded_on", "2020")
+}
