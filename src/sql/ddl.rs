@@ -44,6 +44,15 @@ impl Dialect {
         }
     }
 
+    /// An `INSERT` that keeps a row already there under the same key and
+    /// writes nothing (`INSERT OR IGNORE`, `INSERT IGNORE`).
+    pub fn insert_keeping(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "INSERT OR IGNORE",
+            Dialect::Mysql => "INSERT IGNORE",
+        }
+    }
+
     /// `name` quoted as an identifier. Declared names are `[a-z][a-z0-9_]*`
     /// already (the schema parser refuses others); quoting keeps SQL
     /// keywords usable as names.

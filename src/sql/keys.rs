@@ -14,6 +14,19 @@ use crate::store::{EpochRow, GrantRow, PolicyRow, ScopeRow, UserRow, Value};
 /// One `vault_meta` value by key.
 pub const META_VALUE: &str = "SELECT `value` FROM vault_meta WHERE `key` = ?";
 
+/// Deletes the record that every row is signed if it still holds the
+/// bytes given (FORMAT.md §5.10: one that does not verify, replaced).
+pub const DELETE_ROWS_SIGNED: &str =
+    "DELETE FROM vault_meta WHERE `key` = 'rows_signed' AND `value` = ?";
+
+/// Stores the record that every row is signed, keeping one already there.
+pub fn insert_rows_signed(d: super::ddl::Dialect) -> String {
+    format!(
+        "{} INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)",
+        d.insert_keeping()
+    )
+}
+
 /// A `vault_meta` row: key, value.
 pub const INSERT_META: &str = "INSERT INTO vault_meta (`key`, `value`) VALUES (?, ?)";
 

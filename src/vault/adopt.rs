@@ -134,10 +134,6 @@ impl Session {
             let mut signer = self.signer.lock().await;
             super::trust::RowsSigned::sign(&self.vault_id, &self.user, &mut signer, super::now())?
         };
-        let insert = match self.store.dialect() {
-            crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
-            crate::store::Dialect::Mysql => "INSERT IGNORE",
-        };
         // A record there that does not verify is replaced; one another
         // administrator stored since is kept (the delete is conditional on
         // the bytes read, the insert keeps a record already there).
@@ -152,12 +148,12 @@ impl Session {
                 return Ok(report);
             }
             statements.push((
-                "DELETE FROM vault_meta WHERE `key` = 'rows_signed' AND `value` = ?".to_owned(),
+                crate::sql::keys::DELETE_ROWS_SIGNED.to_owned(),
                 vec![StoreValue::Blob(bad)],
             ));
         }
         statements.push((
-            format!("{insert} INTO vault_meta (`key`, `value`) VALUES ('rows_signed', ?)"),
+            crate::sql::keys::insert_rows_signed(self.store.dialect()),
             vec![StoreValue::Blob(mark.encode())],
         ));
         self.store.write_all(statements).await?;

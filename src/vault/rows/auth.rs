@@ -131,6 +131,14 @@ fn in_leaf(name: &str, v: &Stored<'_>) -> bool {
     name != "id" && *v != Stored::Null
 }
 
+/// The id of a stored row (its first cell, 16 bytes), if it is one.
+fn stored_id(cells: &[Cell]) -> Option<[u8; 16]> {
+    match cells.first() {
+        Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
+        _ => None,
+    }
+}
+
 fn forged(table: &'static str) -> impl Fn(Forgery) -> Error {
     move |reason| Error::Forged { table, reason }
 }
@@ -232,13 +240,10 @@ impl Session {
             .sign(&replaced_key_record(&self.vault_id, &r, &fpr))?;
         // Run again after a recovery cut short, the record of the same key
         // is there already: kept.
-        let insert = match self.store.dialect() {
-            crate::store::Dialect::Sqlite => "INSERT OR IGNORE",
-            crate::store::Dialect::Mysql => "INSERT IGNORE",
-        };
         Ok((
             format!(
-                "{insert} INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
+                "{} INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
+                self.store.dialect().insert_keeping(),
                 sql::REPLACED_KEYS.name,
                 sql::column_list(&sql::REPLACED_KEYS)
             ),
@@ -498,10 +503,7 @@ impl RowTable<'_> {
     /// [`sql::rows::stored_columns`] but the last) as `auth` names it;
     /// `None` if a value is of a type no writer stores.
     pub(crate) fn stored_leaf(&self, auth: &RowAuth, cells: &[Cell]) -> Option<[u8; 32]> {
-        let id: [u8; 16] = match cells.first() {
-            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok()?,
-            _ => return None,
-        };
+        let id = stored_id(cells)?;
         Some(authorship::leaf(
             &self.s.vault_id,
             &auth.row_version(&self.name, &id),
@@ -574,11 +576,7 @@ impl RowTable<'_> {
             table,
             reason: "a value no writer stores",
         })?;
-        let row_id: [u8; 16] = match cells.first() {
-            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
-            _ => None,
-        }
-        .ok_or(Error::Forged {
+        let row_id = stored_id(cells).ok_or(Error::Forged {
             table,
             reason: "a row without an id",
         })?;
@@ -757,11 +755,7 @@ impl RowTable<'_> {
                 author: self.s.user.clone(),
             },
         };
-        let id: [u8; 16] = match cells.first() {
-            Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
-            _ => None,
-        }
-        .ok_or(Error::Forged {
+        let id = stored_id(cells).ok_or(Error::Forged {
             table,
             reason: "a row without an id",
         })?;
@@ -862,11 +856,7 @@ impl RowTable<'_> {
                         expected: "a row with the declared number of columns",
                     });
                 }
-                let id: [u8; 16] = match cells.first() {
-                    Some(Cell::Bytes(b)) => b.as_slice().try_into().ok(),
-                    _ => None,
-                }
-                .ok_or(Error::BadStoredValue {
+                let id = stored_id(cells).ok_or(Error::BadStoredValue {
                     table,
                     column: "id",
                     expected: "16 bytes",
