@@ -201,6 +201,14 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The signed state a write was sealed under (key epochs, grants, the
+    /// user's row, the schema) changed between the check before the write
+    /// and its transaction: nothing was written
+    /// ([`crate::store::Store::write_guarded`]). The row API reads the
+    /// state again and retries by itself; it answers
+    /// [`Error::Concurrent`] when the state keeps changing.
+    #[error("the key state changed while writing; nothing was written")]
+    StateMoved,
     /// A long operation was stopped by its caller; it can be run again and
     /// resumes where it stopped.
     #[error("interrupted; run the same command again to resume")]

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use medvault::store::mysql::{driver_opts, migrate_with, MysqlStore};
 use medvault::store::url::MysqlUrl;
-use medvault::store::StoreUrl;
+use medvault::store::{Store, StoreUrl};
 use medvault::{Error, OpenOptions, Vault};
 use mysql_async::prelude::Queryable;
 
@@ -143,6 +143,122 @@ async fn lock_wait_timeouts_are_retried() {
         .await,
         0
     );
+}
+
+/// A guarded write (`Store::write_guarded`, `write_stream` with a guard)
+/// keeps what its guard read as it was until it commits: a new epoch (a
+/// rotation) or a retirement waits for it, so no rotation can seal every
+/// row again and retire the epoch the write seals under before the write
+/// is there to be sealed again. An unguarded write, the control, holds
+/// nothing of the kind.
+#[tokio::test]
+async fn a_guarded_write_holds_the_key_state_until_it_commits() {
+    let f = Fixture::mysql().await;
+    let n = f.int("SELECT COUNT(*) FROM epochs", vec![]).await;
+    for guarded in [true, false] {
+        let store = MysqlStore::connect(&parse(&f.url)).await.unwrap();
+        let guard = guarded.then(|| medvault::store::Guard {
+            sql: "SELECT (SELECT COUNT(*) FROM epochs)".into(),
+            params: Vec::new(),
+            expect: vec![n],
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let writer = tokio::spawn(async move { store.write_stream(guard, rx).await });
+        let key = format!("guard-test-{guarded}");
+        tx.send(Some(vec![(
+            "INSERT INTO vault_meta (`key`, value) VALUES (?, ?)".into(),
+            vec![
+                medvault::store::Value::Text(key.clone()),
+                medvault::store::Value::Blob(vec![0]),
+            ],
+        )]))
+        .await
+        .unwrap();
+        // The chunk ran (so the guard, before it, did): its row is locked.
+        let mut other = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
+        other
+            .query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let locked: Option<i64> = other
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.innodb_trx t \
+                     JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
+                     WHERE p.db = DATABASE() AND t.trx_rows_modified > 0",
+                    (),
+                )
+                .await
+                .unwrap();
+            if locked.unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let new_epoch = other
+            .query_drop(
+                "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature) \
+                 VALUES (1, 99, 'current', x'00', 'admin', x'00')",
+            )
+            .await;
+        let retire = other
+            .query_drop("UPDATE epochs SET state = 'retired' WHERE scope_id = 1 AND epoch = 1")
+            .await;
+        // Committed before anything is asserted: a failed check must not
+        // leave the transaction open under the test's database.
+        tx.send(None).await.unwrap();
+        writer.await.unwrap().expect("the write commits");
+        other
+            .query_drop("DELETE FROM epochs WHERE epoch = 99")
+            .await
+            .unwrap();
+        other.disconnect().await.unwrap();
+        let waited = |r: &Result<(), mysql_async::Error>| matches!(r, Err(mysql_async::Error::Server(e)) if e.code == 1205);
+        if guarded {
+            assert!(waited(&new_epoch), "a new epoch waits: {new_epoch:?}");
+            assert!(waited(&retire), "a retirement waits: {retire:?}");
+        } else {
+            new_epoch.expect("the control holds no lock on epochs");
+            retire.expect("the control holds no lock on epochs");
+        }
+        assert_eq!(
+            f.int(
+                "SELECT COUNT(*) FROM vault_meta WHERE `key` = ?",
+                vec![key.as_str().into()]
+            )
+            .await,
+            1
+        );
+    }
+}
+
+/// The guard is read inside the transaction: a guard that does not hold
+/// writes nothing and says so.
+#[tokio::test]
+async fn a_guard_that_does_not_hold_writes_nothing() {
+    let f = Fixture::mysql().await;
+    let store = MysqlStore::connect(&parse(&f.url)).await.unwrap();
+    let n = f.int("SELECT COUNT(*) FROM epochs", vec![]).await;
+    let insert = || {
+        vec![(
+            "INSERT INTO vault_meta (`key`, value) VALUES ('guard-test', x'00')".to_string(),
+            Vec::new(),
+        )]
+    };
+    let guard = |expect| medvault::store::Guard {
+        sql: "SELECT (SELECT COUNT(*) FROM epochs)".into(),
+        params: Vec::new(),
+        expect: vec![expect],
+    };
+    let err = store
+        .write_guarded(&guard(n + 1), insert())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StateMoved), "{err}");
+    let count = "SELECT COUNT(*) FROM vault_meta WHERE `key` = 'guard-test'";
+    assert_eq!(f.int(count, vec![]).await, 0);
+    store.write_guarded(&guard(n), insert()).await.unwrap();
+    assert_eq!(f.int(count, vec![]).await, 1);
 }
 
 /// The connection is killed while a large insert transaction runs: either

@@ -212,6 +212,19 @@ pub fn latest_policy() -> String {
     )
 }
 
+/// The key-state columns of [`PROBE`] and [`PROBE_KEYS`].
+macro_rules! probe_keys {
+    () => {
+        "(SELECT COUNT(*) FROM epochs), \
+         (SELECT COUNT(retired_sig) FROM epochs), \
+         (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
+         (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?), \
+         (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read'), \
+         (SELECT COALESCE(MAX(signed_at), -1) FROM grants WHERE grantee = ?), \
+         (SELECT COUNT(*) FROM vault_meta WHERE `key` = 'rows_signed')"
+    };
+}
+
 /// What a session checks before each write and alongside each search to
 /// learn that the signed state it depends on changed (parameters: the
 /// user's name, four times): the highest schema version, the number of key
@@ -220,15 +233,16 @@ pub fn latest_policy() -> String {
 /// reading and the newest of their signatures, and whether the record
 /// that every row is signed is there. Unsigned counts, used only to
 /// decide to read the signed state again, never believed themselves.
-pub const PROBE: &str = "SELECT \
-     (SELECT COALESCE(MAX(version), 0) FROM policies), \
-     (SELECT COUNT(*) FROM epochs), \
-     (SELECT COUNT(retired_sig) FROM epochs), \
-     (SELECT COUNT(*) FROM grants WHERE grantee = ?), \
-     (SELECT COALESCE(MAX(signed_at), -1) FROM users WHERE name = ?), \
-     (SELECT COUNT(*) FROM grants WHERE grantee = ? AND rights = 'read'), \
-     (SELECT COALESCE(MAX(signed_at), -1) FROM grants WHERE grantee = ?), \
-     (SELECT COUNT(*) FROM vault_meta WHERE `key` = 'rows_signed')";
+pub const PROBE: &str = concat!(
+    "SELECT (SELECT COALESCE(MAX(version), 0) FROM policies), ",
+    probe_keys!()
+);
+
+/// [`PROBE`] without its first column (the schema version): the key
+/// state alone, what a write that seals nothing under a schema checks
+/// (a rotation's or an index's reseal, [`crate::store::Guard`]). Same
+/// parameters.
+pub const PROBE_KEYS: &str = concat!("SELECT ", probe_keys!());
 
 /// Every pending access request, by scope and requester.
 pub fn requests() -> String {

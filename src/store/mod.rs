@@ -181,6 +181,48 @@ impl std::fmt::Debug for Value {
     }
 }
 
+/// What a write checks first, inside its own transaction
+/// ([`Store::write_guarded`]): a read statement that answers one row of
+/// integers, and the row the writer expects. The vault's guard is the
+/// key-state probe (`sql::keys::PROBE`) and the schema version: a write
+/// sealed under keys read before a rotation, a revocation or a new
+/// schema is refused instead of committed after it.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// The read statement.
+    pub sql: String,
+    /// Its parameters.
+    pub params: Vec<Value>,
+    /// The one row it must answer.
+    pub expect: Vec<i64>,
+}
+
+impl Guard {
+    /// Whether `rows`, the guard statement's answer, is the row expected.
+    pub fn holds(&self, rows: &[Vec<crate::sql::Cell>]) -> bool {
+        let [row] = rows else {
+            return false;
+        };
+        row.len() == self.expect.len()
+            && row
+                .iter()
+                .zip(&self.expect)
+                .all(|(c, e)| int_cell(c) == Some(*e))
+    }
+}
+
+/// An integer answer as a store gives it (MySQL may send a computed one as
+/// text), or `None`.
+fn int_cell(c: &crate::sql::Cell) -> Option<i64> {
+    use crate::sql::Cell;
+    match c {
+        Cell::Int(n) => Some(*n),
+        Cell::UInt(n) => i64::try_from(*n).ok(),
+        Cell::Bytes(b) if b.len() <= 20 => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Chunks of write statements for [`Store::write_stream`]: `Some(chunk)`
 /// to run, `None` to commit.
 pub type StatementStream = tokio::sync::mpsc::Receiver<Option<Vec<(String, Vec<Value>)>>>;
@@ -323,6 +365,19 @@ pub trait Store: Send + Sync {
     /// transaction (all or nothing); the rows each one changed.
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>>;
 
+    /// [`Store::write_all`], after `guard` inside the same transaction: if
+    /// its answer is not the one expected, nothing is written and the
+    /// answer is [`crate::Error::StateMoved`]. What the guard read cannot
+    /// change before the transaction ends: SQLite writes hold the
+    /// database's write lock from their first statement, and a MySQL
+    /// store runs guarded writes at `SERIALIZABLE`, so the guard's reads
+    /// lock what they read until the commit.
+    async fn write_guarded(
+        &self,
+        guard: &Guard,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<u64>>;
+
     /// Runs an application's migrations not run yet (history in
     /// [`APP_MIGRATIONS`]`.history`, under the MySQL migration lock);
     /// returns the names of those it ran, in order.
@@ -333,7 +388,8 @@ pub trait Store: Send + Sync {
     /// without `None`, nothing is written (rolled back) and the answer is
     /// [`crate::Error::Interrupted`]. The caller seals the next chunk
     /// while the store writes this one. Rows changed, per statement.
-    async fn write_stream(&self, rx: StatementStream) -> Result<Vec<u64>>;
+    /// With a `guard`, it is checked first, as by [`Store::write_guarded`].
+    async fn write_stream(&self, guard: Option<Guard>, rx: StatementStream) -> Result<Vec<u64>>;
 
     /// The policy row of the highest version, if any was applied.
     async fn latest_policy(&self) -> Result<Option<PolicyRow>>;

@@ -169,12 +169,21 @@ impl MysqlStore {
         F: for<'a, 'c> Fn(&'a mut mysql_async::Transaction<'c>) -> TxFuture<'a, T> + Send + Sync,
         T: Send,
     {
+        self.write_with(TxOpts::default(), f).await
+    }
+
+    /// [`MysqlStore::write`] with transaction options `opts`.
+    async fn write_with<T, F>(&self, opts: TxOpts, f: F) -> Result<T>
+    where
+        F: for<'a, 'c> Fn(&'a mut mysql_async::Transaction<'c>) -> TxFuture<'a, T> + Send + Sync,
+        T: Send,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut conn = self.conn().await?;
             let outcome: Result<T, TxError> = async {
-                let mut tx = conn.start_transaction(TxOpts::default()).await?;
+                let mut tx = conn.start_transaction(opts.clone()).await?;
                 let v = f(&mut tx).await?;
                 tx.commit().await?;
                 Ok(v)
@@ -189,6 +198,33 @@ impl MysqlStore {
                 Err(TxError::Vault(e)) => return Err(e),
             }
         }
+    }
+}
+
+/// The transaction of a guarded write ([`Store::write_guarded`]):
+/// `SERIALIZABLE`, where InnoDB reads every row a plain `SELECT` reads
+/// with a shared lock (and locks the gaps between them), so the rows the
+/// guard counted, and the room for new ones, stay as they are until the
+/// commit: a rotation's new epoch or a revocation waits for the write, or
+/// the write's guard waits for them and sees them.
+fn guarded() -> TxOpts {
+    let mut o = TxOpts::default();
+    o.with_isolation_level(mysql_async::IsolationLevel::Serializable);
+    o
+}
+
+/// Runs a write's guard in its transaction: [`Error::StateMoved`] unless
+/// it answers what the writer expects.
+async fn check_guard(
+    tx: &mut mysql_async::Transaction<'_>,
+    g: &super::Guard,
+) -> Result<(), TxError> {
+    let rows: Vec<mysql_async::Row> = tx.exec(g.sql.as_str(), my_params(&g.params)).await?;
+    let rows: Vec<Vec<Cell>> = rows.into_iter().map(cells).collect();
+    if g.holds(&rows) {
+        Ok(())
+    } else {
+        Err(TxError::Vault(Error::StateMoved))
     }
 }
 
@@ -548,19 +584,55 @@ impl Store for MysqlStore {
         .await
     }
 
+    async fn write_guarded(
+        &self,
+        guard: &super::Guard,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<u64>> {
+        self.write_with(guarded(), move |tx| {
+            let statements = statements.clone();
+            let guard = guard.clone();
+            Box::pin(async move {
+                check_guard(tx, &guard).await?;
+                let mut changed = Vec::with_capacity(statements.len());
+                for (sql, params) in &statements {
+                    tx.exec_drop(sql.as_str(), my_params(params)).await?;
+                    changed.push(tx.affected_rows());
+                }
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
     async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {
         let mut runner = refinery::Runner::new(&migrations);
         runner.set_migration_table_name(super::APP_MIGRATIONS.history);
         migrate_set(&self.pool, &runner, &self.describe, &super::APP_MIGRATIONS).await
     }
 
-    async fn write_stream(&self, mut rx: super::StatementStream) -> Result<Vec<u64>> {
+    async fn write_stream(
+        &self,
+        guard: Option<super::Guard>,
+        mut rx: super::StatementStream,
+    ) -> Result<Vec<u64>> {
         // Not retried: the statements are consumed as they come.
         let mut conn = self.conn().await?;
+        let opts = if guard.is_some() {
+            guarded()
+        } else {
+            TxOpts::default()
+        };
         let mut tx = conn
-            .start_transaction(TxOpts::default())
+            .start_transaction(opts)
             .await
             .map_err(|e| self.err(e))?;
+        if let Some(g) = &guard {
+            check_guard(&mut tx, g).await.map_err(|e| match e {
+                TxError::Db(e) => self.err(e),
+                TxError::Vault(e) => e,
+            })?;
+        }
         let mut changed = Vec::new();
         while let Some(msg) = rx.recv().await {
             let Some(chunk) = msg else {

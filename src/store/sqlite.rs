@@ -672,6 +672,17 @@ fn select_cells(c: &Connection, x: &Ctx, sql: &str, params: &[Value]) -> Result<
     rows.map(|r| r.map_err(x.e())).collect()
 }
 
+/// Refuses a guarded write ([`Store::write_guarded`]) whose guard does not
+/// answer what its writer expects: [`Error::StateMoved`].
+fn check_guard(c: &Connection, x: &Ctx, g: &super::Guard) -> Result<()> {
+    let rows = select_cells(c, x, &g.sql, &g.params)?;
+    if g.holds(&rows) {
+        Ok(())
+    } else {
+        Err(Error::StateMoved)
+    }
+}
+
 /// A value `export` cannot carry over as it is.
 fn bad_export(t: &TableSpec, i: usize, expected: &'static str) -> Error {
     Error::BadStoredValue {
@@ -872,6 +883,29 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn write_guarded(
+        &self,
+        guard: &super::Guard,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<u64>> {
+        let guard = guard.clone();
+        self.run(move |c, x| {
+            // `Immediate`: the write lock is taken at `BEGIN`, so nothing
+            // the guard read changes before the commit.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            check_guard(&tx, x, &guard)?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for (sql, params) in &statements {
+                changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
+            }
+            tx.commit().map_err(x.e())?;
+            Ok(changed)
+        })
+        .await
+    }
+
     async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {
         self.run(move |c, _| {
             migrate_set(
@@ -883,11 +917,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn write_stream(&self, mut rx: super::StatementStream) -> Result<Vec<u64>> {
+    async fn write_stream(
+        &self,
+        guard: Option<super::Guard>,
+        mut rx: super::StatementStream,
+    ) -> Result<Vec<u64>> {
         self.run(move |c, x| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
+            if let Some(g) = &guard {
+                check_guard(&tx, x, g)?;
+            }
             let mut changed = Vec::new();
             while let Some(msg) = rx.blocking_recv() {
                 let Some(chunk) = msg else {

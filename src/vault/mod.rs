@@ -9,11 +9,15 @@ pub mod access;
 mod adopt;
 pub mod authorship;
 pub mod enrol;
+#[cfg(test)]
+mod interposed;
 pub mod patients;
 pub mod rotate;
 pub mod rows;
 pub mod schema;
 mod seen;
+#[cfg(test)]
+mod stale_writes;
 pub mod transfer;
 pub mod trust;
 
@@ -932,6 +936,33 @@ fn check_rows_signed_seen(seen: Option<&str>, found: Option<&str>) -> Result<()>
     }
 }
 
+/// How many times a write runs when its guard finds the key state moved
+/// ([`retry_moved`]).
+const MOVED_TRIES: usize = 4;
+
+/// Runs the write `op` again while its guard finds the key state moved
+/// ([`Error::StateMoved`]: nothing was written; `op` checks the state and
+/// reads the keys again first), [`MOVED_TRIES`] times in all; then
+/// [`Error::Concurrent`].
+pub(crate) async fn retry_moved<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for _ in 1..MOVED_TRIES {
+        match op().await {
+            Err(Error::StateMoved) => {}
+            done => return done,
+        }
+    }
+    match op().await {
+        Err(Error::StateMoved) => Err(Error::Concurrent(
+            "the key state, changed by other clients while writing",
+        )),
+        done => done,
+    }
+}
+
 /// Runs [`crate::sql::keys::PROBE`] for `user`.
 async fn probe_store(store: &dyn Store, user: &str) -> Result<Probe> {
     let rows = store
@@ -1582,6 +1613,42 @@ impl Session {
             }
         }
         self.raise_seen()
+    }
+
+    /// What a write sealed under the keys this session read last checks
+    /// inside its transaction ([`Store::write_guarded`]): the key-state
+    /// probe still answers what it answered when those keys were read
+    /// (no new or retired epoch, no grant or user row changed), and, with
+    /// `schema`, the schema version is still that one. Taken before the
+    /// write reads the keys it seals under: a refresh in between makes the
+    /// write fail and retry, never commit under keys older than its guard.
+    pub(crate) async fn write_guard(&self, schema: Option<u64>) -> Result<crate::store::Guard> {
+        let last = *self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = match last {
+            Some(k) => k,
+            None => {
+                let probe = self.probe().await?;
+                self.keys_follow(&probe).await?;
+                let now = *self.probed.lock().unwrap_or_else(|p| p.into_inner());
+                now.unwrap_or(probe.keys)
+            }
+        };
+        let user = || crate::store::Value::Text(self.user.clone());
+        let mut expect = Vec::with_capacity(keys.len() + 1);
+        let sql = match schema {
+            Some(v) => {
+                // A version past i64 is no stored one: the guard fails.
+                expect.push(i64::try_from(v).unwrap_or(-1));
+                crate::sql::keys::PROBE
+            }
+            None => crate::sql::keys::PROBE_KEYS,
+        };
+        expect.extend(keys);
+        Ok(crate::store::Guard {
+            sql: sql.into(),
+            params: vec![user(), user(), user(), user()],
+            expect,
+        })
     }
 
     /// Runs [`crate::sql::keys::PROBE`].

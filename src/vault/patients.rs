@@ -254,10 +254,13 @@ impl Session {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>> + 'a,
     {
-        match write().await {
-            Err(Error::SchemaChanged { .. }) => write().await,
-            done => done,
-        }
+        super::retry_moved(|| async {
+            match write().await {
+                Err(Error::SchemaChanged { .. }) => write().await,
+                done => done,
+            }
+        })
+        .await
     }
 
     /// A patient read by the row API, as the typed API shows it: every
@@ -374,7 +377,9 @@ impl Session {
         self.write_current(|| async {
             let (pt, nt) = (self.patients().await?, self.notes().await?);
             pt.check_current().await?;
-            self.write_batch(&pt, &nt, &ids, &patients, &notes).await
+            let guard = pt.guard().await?;
+            self.write_batch(&guard, (&pt, &nt), &ids, &patients, &notes)
+                .await
         })
         .await?;
         Ok(ids)
@@ -384,8 +389,8 @@ impl Session {
     /// position of its patient), chunk by chunk, in one transaction.
     async fn write_batch(
         &self,
-        pt: &RowTable<'_>,
-        nt: &RowTable<'_>,
+        guard: &crate::store::Guard,
+        (pt, nt): (&RowTable<'_>, &RowTable<'_>),
         ids: &[Id],
         patients: &[NewRow],
         notes: &[(usize, NewRow)],
@@ -394,7 +399,7 @@ impl Session {
         // One signature per chunk, over its patients and their notes.
         let mut signer = self.signer.lock().await;
         let signer = std::sync::Mutex::new(&mut *signer);
-        self.write_chunks(chunks, |c| {
+        self.write_chunks(guard, chunks, |c| {
             let range = c * STREAM_CHUNK..((c + 1) * STREAM_CHUNK).min(patients.len());
             let mut batch = PendingBatch::new(KIND_WRITE);
             let mut statements =
@@ -616,9 +621,8 @@ mod tests {
     use crate::keys::pgp::KdfParams;
     use crate::vault::{CreateOptions, OpenOptions, Vault};
 
-    use crate::store::{
-        EpochRow, GrantRow, NewScope, RowId, ScopeRow, Store, TableSpec, UserRow, Value,
-    };
+    use crate::store::{RowId, Store, Value};
+    use crate::vault::interposed::{Hooks, Interposed};
 
     /// A server that answers for another row than the one asked for: in
     /// reads of the table `patient_of.0` or `notes_of.0`, the id `.1` is
@@ -629,6 +633,19 @@ mod tests {
         patient_of: Option<(&'static str, RowId, RowId)>,
         notes_of: Option<(&'static str, RowId, RowId)>,
         repeat_rows: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Hooks for Lying {
+        fn inner(&self) -> &Arc<dyn Store> {
+            &self.inner
+        }
+        fn params(&self, q: &str, p: Vec<Value>) -> Vec<Value> {
+            self.rewrite(q, p)
+        }
+        fn answer(&self, rows: Vec<Vec<crate::sql::Cell>>) -> Vec<Vec<crate::sql::Cell>> {
+            self.repeat(rows)
+        }
     }
 
     impl Lying {
@@ -642,7 +659,7 @@ mod tests {
         }
 
         /// The statement's parameters, as this liar rewrites them.
-        fn params(&self, q: &str, p: Vec<Value>) -> Vec<Value> {
+        fn rewrite(&self, q: &str, p: Vec<Value>) -> Vec<Value> {
             let d = self.inner.dialect();
             let swap = [self.patient_of, self.notes_of]
                 .into_iter()
@@ -660,113 +677,12 @@ mod tests {
             }
         }
 
-        fn answer(&self, rows: Vec<Vec<crate::sql::Cell>>) -> Vec<Vec<crate::sql::Cell>> {
+        /// Every row twice, with `repeat_rows`.
+        fn repeat(&self, rows: Vec<Vec<crate::sql::Cell>>) -> Vec<Vec<crate::sql::Cell>> {
             if !self.repeat_rows {
                 return rows;
             }
             rows.into_iter().flat_map(|r| [r.clone(), r]).collect()
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Store for Lying {
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-        fn dialect(&self) -> crate::store::Dialect {
-            self.inner.dialect()
-        }
-        async fn migrate_app(&self, m: Vec<refinery::Migration>) -> Result<Vec<String>> {
-            self.inner.migrate_app(m).await
-        }
-        async fn write_stream(&self, rx: crate::store::StatementStream) -> Result<Vec<u64>> {
-            self.inner.write_stream(rx).await
-        }
-        async fn select(&self, q: String, p: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
-            let p = self.params(&q, p);
-            Ok(self.answer(self.inner.select(q, p).await?))
-        }
-        async fn lookup(&self, q: String, p: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
-            let p = self.params(&q, p);
-            Ok(self.answer(self.inner.lookup(q, p).await?))
-        }
-        async fn write_all(&self, s: Vec<(String, Vec<crate::store::Value>)>) -> Result<Vec<u64>> {
-            self.inner.write_all(s).await
-        }
-        async fn latest_policy(&self) -> Result<Option<crate::store::PolicyRow>> {
-            self.inner.latest_policy().await
-        }
-        async fn table_columns(&self, t: &str) -> Result<Option<Vec<crate::store::StoredColumn>>> {
-            self.inner.table_columns(t).await
-        }
-        async fn apply_policy(
-            &self,
-            s: &[crate::store::SchemaStep],
-            r: Option<&crate::store::PolicyRow>,
-        ) -> Result<()> {
-            self.inner.apply_policy(s, r).await
-        }
-        async fn meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
-            self.inner.meta(k).await
-        }
-        async fn users(&self) -> Result<Vec<UserRow>> {
-            self.inner.users().await
-        }
-        async fn insert_user(&self, r: &UserRow, p: &NewScope) -> Result<()> {
-            self.inner.insert_user(r, p).await
-        }
-        async fn replace_user(&self, r: &UserRow) -> Result<()> {
-            self.inner.replace_user(r).await
-        }
-        async fn set_locked_key(&self, u: &str, k: &[u8]) -> Result<()> {
-            self.inner.set_locked_key(u, k).await
-        }
-        async fn reset_user(&self, r: &UserRow, g: &[crate::store::GrantRow]) -> Result<()> {
-            self.inner.reset_user(r, g).await
-        }
-        async fn scopes(&self) -> Result<Vec<ScopeRow>> {
-            self.inner.scopes().await
-        }
-        async fn epochs(&self) -> Result<Vec<EpochRow>> {
-            self.inner.epochs().await
-        }
-        async fn grants_to(&self, g: &str) -> Result<Vec<GrantRow>> {
-            self.inner.grants_to(g).await
-        }
-        async fn insert_scope(&self, s: &NewScope) -> Result<()> {
-            self.inner.insert_scope(s).await
-        }
-        async fn put_grants(&self, g: &[GrantRow]) -> Result<()> {
-            self.inner.put_grants(g).await
-        }
-        async fn grants_by(&self, g: &str) -> Result<Vec<GrantRow>> {
-            self.inner.grants_by(g).await
-        }
-        async fn resign_epoch(&self, e: &EpochRow) -> Result<()> {
-            self.inner.resign_epoch(e).await
-        }
-        async fn delete_grants(&self, s: u32, g: &str) -> Result<usize> {
-            self.inner.delete_grants(s, g).await
-        }
-        async fn grants_all(&self) -> Result<Vec<GrantRow>> {
-            self.inner.grants_all().await
-        }
-        async fn export(
-            &self,
-            t: &TableSpec,
-            a: Option<Vec<u8>>,
-            l: u32,
-        ) -> Result<Vec<Vec<Value>>> {
-            self.inner.export(t, a, l).await
-        }
-        async fn import(&self, t: &TableSpec, r: Vec<Vec<Value>>) -> Result<()> {
-            self.inner.import(t, r).await
-        }
-        async fn count(&self, t: &TableSpec) -> Result<u64> {
-            self.inner.count(t).await
-        }
-        async fn max_id(&self, t: &TableSpec) -> Result<Option<Vec<u8>>> {
-            self.inner.max_id(t).await
         }
     }
 
@@ -811,10 +727,10 @@ mod tests {
         let b = s.insert_patient(&new("Other")).await.unwrap();
         s.add_note(&b, "B's note", None).await.unwrap();
         let honest = Arc::clone(&s.store);
-        s.store = Arc::new(Lying {
+        s.store = Arc::new(Interposed(Lying {
             patient_of: Some(("patients", a.0, b.0)),
             ..Lying::new(&honest)
-        });
+        }));
         let err = s.get_patient(&a).await.unwrap_err();
         assert!(
             matches!(
@@ -829,10 +745,10 @@ mod tests {
         );
         assert!(s.update_patient(&a, &new("Asked")).await.is_err());
         // The patient row answered honestly, the notes are B's.
-        s.store = Arc::new(Lying {
+        s.store = Arc::new(Interposed(Lying {
             notes_of: Some(("notes", a.0, b.0)),
             ..Lying::new(&honest)
-        });
+        }));
         let err = s.list_notes(&a, None).await.unwrap_err();
         assert!(
             matches!(
@@ -846,17 +762,17 @@ mod tests {
             "{err}"
         );
         // Control: honest answers give A, B's note to B, both patients once.
-        s.store = Arc::new(Lying::new(&honest));
+        s.store = Arc::new(Interposed(Lying::new(&honest)));
         assert_eq!(s.get_patient(&a).await.unwrap().family_name, "Asked");
         assert_eq!(s.list_notes(&b, None).await.unwrap().notes.len(), 1);
         assert_eq!(s.list_patients(None, 10).await.unwrap().patients.len(), 2);
         // A page with every patient twice: within the limit, but each would
         // be shown twice; and larger than asked (paging on it would never
         // end).
-        s.store = Arc::new(Lying {
+        s.store = Arc::new(Interposed(Lying {
             repeat_rows: true,
             ..Lying::new(&honest)
-        });
+        }));
         for limit in [10, 1] {
             let err = s.list_patients(None, limit).await.unwrap_err();
             assert!(
@@ -904,7 +820,7 @@ mod tests {
         drop(t);
         // Control: the honest store answers once.
         let honest = Arc::clone(&s.store);
-        s.store = Arc::new(Lying::new(&honest));
+        s.store = Arc::new(Interposed(Lying::new(&honest)));
         {
             let t = s.table("visits").await.unwrap();
             assert_eq!(
@@ -915,10 +831,10 @@ mod tests {
                 1
             );
         }
-        s.store = Arc::new(Lying {
+        s.store = Arc::new(Interposed(Lying {
             repeat_rows: true,
             ..Lying::new(&honest)
-        });
+        }));
         let t = s.table("visits").await.unwrap();
         let twice = |r: Result<Vec<crate::vault::rows::Row>>| {
             matches!(

@@ -455,22 +455,26 @@ impl Session {
     /// in one transaction: all or nothing. One chunk goes to the store
     /// whole; more are streamed, so this core seals chunk k+1 while the
     /// store writes chunk k on the other. An error of `make` rolls the
-    /// transaction back.
+    /// transaction back. `guard` ([`Session::write_guard`]) is checked
+    /// first, inside the transaction.
     pub(crate) async fn write_chunks(
         &self,
+        guard: &crate::store::Guard,
         chunks: usize,
         make: impl Fn(usize) -> Result<Vec<(String, Vec<StoreValue>)>>,
     ) -> Result<()> {
         if chunks <= 1 {
             let statements = if chunks == 1 { make(0)? } else { Vec::new() };
             if !statements.is_empty() {
-                self.store.write_all(statements).await?;
+                self.store.write_guarded(guard, statements).await?;
             }
             return Ok(());
         }
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let store = Arc::clone(&self.store);
-        let writer = crate::runtime::handle()?.spawn(async move { store.write_stream(rx).await });
+        let guard = guard.clone();
+        let writer = crate::runtime::handle()?
+            .spawn(async move { store.write_stream(Some(guard), rx).await });
         let stopped = || Error::Store("a medvault worker task stopped".into());
         let mut sealed = Ok(());
         for k in 0..chunks {
@@ -1168,11 +1172,25 @@ impl RowTable<'_> {
         Ok(())
     }
 
+    /// The guard of a write sealed under this session's keys as read last
+    /// and this table's schema ([`Session::write_guard`]): taken before the
+    /// write reads the keys it seals under.
+    pub(crate) async fn guard(&self) -> Result<crate::store::Guard> {
+        self.s.write_guard(Some(self.version)).await
+    }
+
     /// Inserts rows in one transaction (all or nothing); returns their ids
     /// in order. Every row is checked and sealed before it is written, and
     /// a bad row writes nothing.
     pub async fn insert_many(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
+        super::retry_moved(|| self.insert_many_once(rows)).await
+    }
+
+    /// [`RowTable::insert_many`], once: [`Error::StateMoved`] if the key
+    /// state or schema changed before the write committed.
+    async fn insert_many_once(&self, rows: &[NewRow]) -> Result<Vec<Id>> {
         self.check_current().await?;
+        let guard = self.guard().await?;
         self.check_parents(rows).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
@@ -1181,7 +1199,7 @@ impl RowTable<'_> {
         let mut signer = self.s.signer.lock().await;
         let signer = std::sync::Mutex::new(&mut *signer);
         self.s
-            .write_chunks(chunks, |k| {
+            .write_chunks(&guard, chunks, |k| {
                 let range = k * STREAM_CHUNK..((k + 1) * STREAM_CHUNK).min(rows.len());
                 let mut batch = PendingBatch::new(authorship::KIND_WRITE);
                 let statements = self.seal_rows(&rows[range.clone()], &ids[range], &mut batch)?;
@@ -1940,21 +1958,24 @@ impl RowTable<'_> {
     /// It is written only if the row is still the version read; two
     /// concurrent updates both apply, one after the other.
     pub async fn update(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<bool> {
-        self.check_current().await?;
         let t = self.t();
         for k in changes.keys() {
             if t.column(k).is_none() {
                 return Err(self.unknown_column(k));
             }
         }
-        for _ in 0..4 {
-            if let Some(done) = self.update_once(id, changes).await? {
-                return Ok(done);
+        super::retry_moved(|| async {
+            self.check_current().await?;
+            for _ in 0..4 {
+                if let Some(done) = self.update_once(id, changes).await? {
+                    return Ok(done);
+                }
             }
-        }
-        Err(Error::Concurrent(
-            "the row, changed by other clients while it was updated",
-        ))
+            Err(Error::Concurrent(
+                "the row, changed by other clients while it was updated",
+            ))
+        })
+        .await
     }
 
     /// One row with its stored cells, or `None`.
@@ -1996,6 +2017,7 @@ impl RowTable<'_> {
     /// [`RowTable::update`] once: `None` if the row changed between the
     /// read and the write (the write did nothing).
     async fn update_once(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<Option<bool>> {
+        let guard = self.guard().await?;
         let t = self.t();
         let Some((old, raw)) = self.get_raw(id).await? else {
             return Ok(Some(false));
@@ -2198,7 +2220,7 @@ impl RowTable<'_> {
         let d = self.s.store.dialect();
         let mut statements = vec![(stmt::reseal(d, t, &set, &cas), params)];
         statements.extend(signed);
-        let n = self.s.store.write_all(statements).await?;
+        let n = self.s.store.write_guarded(&guard, statements).await?;
         Ok((n.first().copied().unwrap_or(0) > 0).then_some(true))
     }
 
@@ -2292,7 +2314,11 @@ impl RowTable<'_> {
         const PAGE: u32 = 500;
         let mut done = 0;
         let mut after: Option<Id> = None;
+        let mut moved = 0;
         loop {
+            self.s.keys_follow(&self.s.probe().await?).await?;
+            let guard = self.s.write_guard(None).await?;
+            let page_start = after;
             let params = after
                 .iter()
                 .map(|a| StoreValue::Blob(a.as_bytes().to_vec()))
@@ -2315,7 +2341,17 @@ impl RowTable<'_> {
             for (r, cells) in opened.iter().zip(&raw) {
                 statements.push(seal(r, cells, &mut batch)?);
             }
-            done += self.write_resealed(statements, batch).await?;
+            match self.write_resealed(&guard, statements, batch).await? {
+                Some(n) => done += n,
+                None => {
+                    // The key state moved: the page is read again.
+                    moved += 1;
+                    if moved > 3 {
+                        return Err(Error::Concurrent("the key state"));
+                    }
+                    after = page_start;
+                }
+            }
         }
     }
 
@@ -2451,14 +2487,19 @@ impl RowTable<'_> {
         let in_scope = self.cells_of_scope_only_per_row(sid);
         let mut out = Reseal::default();
         let mut after: Option<Id> = None;
+        let mut moved = 0;
         loop {
             // Another administrator rotated further meanwhile: this pass
             // stops rather than write under an epoch no longer the newest.
             let probe = self.s.probe().await?;
             self.s.keys_follow(&probe).await?;
+            // Taken before the check, so a newer epoch stored after it
+            // fails the page's write instead of following it.
+            let guard = self.s.write_guard(None).await?;
             if self.s.ks().latest.get(&sid).is_some_and(|l| *l > target) {
                 return Err(Error::Concurrent("the key epochs of this scope"));
             }
+            let (page_start, seen_before) = (after, out.seen);
             let mut params: Vec<StoreValue> = Vec::new();
             if in_scope {
                 params.push(StoreValue::Int(i64::from(sid)));
@@ -2550,7 +2591,16 @@ impl RowTable<'_> {
                     batch.leaves.push(re.map_or([0; 32], |r| r.leaf));
                 }
                 let asked = statements.len() as u64;
-                let changed = self.write_resealed(statements, batch).await?;
+                let Some(changed) = self.write_resealed(&guard, statements, batch).await? else {
+                    // The key state moved (a new epoch, a grant): nothing
+                    // was written; the page is read again under it.
+                    moved += 1;
+                    if moved > 3 {
+                        return Err(Error::Concurrent("the key state"));
+                    }
+                    (after, out.seen) = (page_start, seen_before);
+                    continue;
+                };
                 out.rewritten += changed;
                 out.raced += asked.saturating_sub(changed);
             }
@@ -2714,11 +2764,17 @@ impl RowTable<'_> {
     /// conditional write (false if the row changed meanwhile, or is gone).
     /// A row the store answers that is not that one is `BadStoredValue`.
     /// The user must hold both scopes.
-    pub(crate) async fn move_to_scope(
+    pub(crate) async fn move_to_scope(&self, row: (Id, Option<Id>, u32, u32)) -> Result<bool> {
+        super::retry_moved(|| self.move_to_scope_once(row)).await
+    }
+
+    /// [`RowTable::move_to_scope`], once.
+    async fn move_to_scope_once(
         &self,
         (id, parent, from, to): (Id, Option<Id>, u32, u32),
     ) -> Result<bool> {
         self.check_current().await?;
+        let guard = self.guard().await?;
         let t = self.t();
         if !t.row_scoped() {
             return Err(Error::Refused("this table's cells have fixed scopes"));
@@ -2774,7 +2830,7 @@ impl RowTable<'_> {
             let mut signer = self.s.signer.lock().await;
             statements.extend(self.s.sign_pending(batch, &mut signer)?);
         }
-        let n = self.s.store.write_all(statements).await?;
+        let n = self.s.store.write_guarded(&guard, statements).await?;
         Ok(n.first().copied().unwrap_or(0) > 0)
     }
 
@@ -2795,7 +2851,15 @@ impl RowTable<'_> {
         if self.t().cell_rule() == CellRule::V1Note {
             return Err(Error::AppendOnly(self.name.clone()));
         }
+        super::retry_moved(|| self.delete_once(id)).await
+    }
+
+    /// [`RowTable::delete`], once: the rights it checked are still the
+    /// user's when the delete commits (a revocation waits for it, or it
+    /// sees the revocation).
+    async fn delete_once(&self, id: Id) -> Result<bool> {
         self.check_current().await?;
+        let guard = self.guard().await?;
         let d = self.s.store.dialect();
         let key = StoreValue::Blob(id.as_bytes().to_vec());
         let statement = match self.get(id).await {
@@ -2817,7 +2881,7 @@ impl RowTable<'_> {
             }
             Err(e) => return Err(e),
         };
-        let n = self.s.store.write_all(vec![statement]).await?;
+        let n = self.s.store.write_guarded(&guard, vec![statement]).await?;
         Ok(n.first().copied().unwrap_or(0) > 0)
     }
 }

@@ -681,20 +681,26 @@ impl RowTable<'_> {
 
     /// Writes one page of a reseal in one transaction: the row
     /// `statements`, then `batch` signed by this administrator if it
-    /// vouches for any row. Returns how many rows were written (a row
-    /// changed meanwhile is not).
+    /// vouches for any row, if `guard` (taken when the page was read,
+    /// [`Session::write_guard`]) still holds. Returns how many rows were
+    /// written (a row changed meanwhile is not), or `None` if the key state
+    /// moved: nothing was written, and the page is to be read again.
     pub(crate) async fn write_resealed(
         &self,
+        guard: &crate::store::Guard,
         mut statements: Vec<super::Statement>,
         batch: PendingBatch,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let asked = statements.len();
         if batch.leaves.iter().any(|l| *l != [0; 32]) {
             let mut signer = self.s.signer.lock().await;
             statements.extend(self.s.sign_pending(batch, &mut signer)?);
         }
-        let changed = self.s.store.write_all(statements).await?;
-        Ok(changed.iter().take(asked).sum())
+        match self.s.store.write_guarded(guard, statements).await {
+            Ok(changed) => Ok(Some(changed.iter().take(asked).sum())),
+            Err(Error::StateMoved) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -830,6 +836,8 @@ impl RowTable<'_> {
         let mut after: Option<Vec<u8>> = None;
         loop {
             self.check_current().await?;
+            let guard = self.guard().await?;
+            let page_start = after.clone();
             if self.s.rows_signed() {
                 // Another administrator finished meanwhile: a row without
                 // authentication is forged now, not adopted.
@@ -903,7 +911,16 @@ impl RowTable<'_> {
                 continue;
             }
             let (batch_id, leaves) = (batch.id, batch.leaves.clone());
-            let mut n = self.write_resealed(statements, batch).await?;
+            let Some(mut n) = self.write_resealed(&guard, statements, batch).await? else {
+                // The key state or schema moved: nothing was written; the
+                // page is read again under the state as it is now.
+                restarts += 1;
+                if restarts > 3 {
+                    return Err(Error::Concurrent("the rows being adopted"));
+                }
+                after = page_start;
+                continue;
+            };
             // A schema stored meanwhile may have filled an index in these
             // rows, which this table does not read: undone, all of them.
             let schema_moved = self.s.probe().await?.schema_version > self.version;

@@ -1,0 +1,291 @@
+//! Writes sealed under keys read before a rotation or a revocation that
+//! commits between the session's check and its write: the guard inside the
+//! write's transaction ([`crate::store::Store::write_guarded`]) refuses
+//! them, and the write runs again under the state as it is then. Run on
+//! SQLCipher and, with the `mysql` feature, on the server of
+//! `MEDVAULT_TEST_MYSQL_URL`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::crypto::envelope::Header;
+use crate::error::Error;
+use crate::keys::pgp::KdfParams;
+use crate::records::{NewPatient, Sex};
+use crate::store::{Store, Value};
+use crate::vault::interposed::{Hooks, Interposed};
+use crate::vault::{CreateOptions, OpenOptions, Session, Vault};
+
+const ADMIN_PW: &str = "an administrator's long passphrase";
+const NURSE_PW: &str = "a nurse's own long passphrase";
+
+/// Runs `act` (once) before the first row write it sees is passed on:
+/// what another client does between this session's check of the key
+/// state and its write.
+struct ActFirst {
+    inner: Arc<dyn Store>,
+    act: tokio::sync::Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+#[async_trait::async_trait]
+impl Hooks for ActFirst {
+    fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+    async fn before_write(&self) {
+        let act = self.act.lock().await.take();
+        if let Some(act) = act {
+            act.await;
+        }
+    }
+}
+
+/// Puts `act` between `s`'s next check and its write.
+fn act_before_next_write(s: &mut Session, act: impl Future<Output = ()> + Send + 'static) {
+    let inner = Arc::clone(&s.store);
+    s.store = Arc::new(Interposed(ActFirst {
+        inner,
+        act: tokio::sync::Mutex::new(Some(Box::pin(act))),
+    }));
+}
+
+/// A vault made for one test, and how to open it.
+struct Place {
+    url: String,
+    opts: OpenOptions,
+    _dir: tempfile::TempDir,
+    /// The test database to drop at the end (MySQL): server URL, name.
+    db: Option<(String, String)>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        #[cfg(feature = "mysql")]
+        if let Some((base, name)) = self.db.take() {
+            use mysql_async::prelude::Queryable;
+            // From a thread of its own: `drop` cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut c = mysql_async::Conn::from_url(base.as_str()).await.ok()?;
+                    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await
+                        .ok()?;
+                    c.disconnect().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+impl Place {
+    async fn sqlite() -> Place {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
+        Place::made(url, dir).await
+    }
+
+    #[cfg(feature = "mysql")]
+    async fn mysql() -> Place {
+        use mysql_async::prelude::Queryable;
+        let base = std::env::var("MEDVAULT_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+        let name = format!("mvu_{}", hex::encode(crate::crypto::random_array::<8>()));
+        let mut c = mysql_async::Conn::from_url(base.as_str())
+            .await
+            .expect("the test server");
+        c.query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .expect("a test database");
+        c.disconnect().await.expect("disconnect");
+        let (head, _) = base.rsplit_once('/').expect("a URL ending in /database");
+        let url = format!("{head}/{name}");
+        let mut place = Place::made(url, tempfile::tempdir().expect("a temporary directory")).await;
+        place.db = Some((base, name));
+        place
+    }
+
+    async fn made(url: String, dir: tempfile::TempDir) -> Place {
+        let kdf = KdfParams::danger_fast_for_tests();
+        let report = Vault::create(
+            &url,
+            "admin",
+            ADMIN_PW,
+            &CreateOptions {
+                kdf,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a new vault");
+        let opts = OpenOptions {
+            kdf,
+            pinned_root: Some(report.root_fingerprint),
+            new_password: None,
+            state_dir: None,
+        };
+        Place {
+            url,
+            opts,
+            _dir: dir,
+            db: None,
+        }
+    }
+
+    async fn open(&self, user: &str, pw: &str) -> Session {
+        Vault::open(&self.url, user, pw, &self.opts)
+            .await
+            .expect("a login")
+    }
+
+    /// A user holding `identity` read-write, logged in.
+    async fn nurse(&self, admin: &Session) -> Session {
+        admin
+            .add_user("nurse", "set by the administrator first", false)
+            .await
+            .expect("a new user");
+        admin.grant("nurse", "identity").await.expect("a grant");
+        let opts = OpenOptions {
+            new_password: Some(NURSE_PW.into()),
+            ..self.opts.clone()
+        };
+        Vault::open(&self.url, "nurse", "set by the administrator first", &opts)
+            .await
+            .expect("a first login")
+    }
+}
+
+fn patient(family: &str) -> NewPatient {
+    NewPatient {
+        family_name: family.into(),
+        given_names: "Jeanne".into(),
+        born: "1970-03-02".into(),
+        sex: Sex::F,
+    }
+}
+
+/// The epoch patient `id`'s family name is sealed under, as stored.
+async fn stored_epoch(s: &Session, id: &crate::Id) -> u32 {
+    let rows = s
+        .store
+        .select(
+            "SELECT family_name FROM patients WHERE id = ?".into(),
+            vec![Value::Blob(id.as_bytes().to_vec())],
+        )
+        .await
+        .expect("the row");
+    match rows.first().and_then(|r| r.first()) {
+        Some(crate::sql::Cell::Bytes(b)) => Header::peek(b).expect("an envelope").epoch,
+        other => panic!("no sealed family name: {other:?}"),
+    }
+}
+
+/// A rotation that stores its new epoch, seals every row again and
+/// retires the old epoch between a session's check and its insert: the
+/// insert does not commit under the retired epoch (where no search finds
+/// it and the old epoch's holders read it); it is sealed again under the
+/// new one. Then the same for an update.
+async fn a_write_racing_a_rotation_lands_under_the_new_epoch(place: Place) {
+    let mut a = place.open("admin", ADMIN_PW).await;
+    let b = Arc::new(place.open("admin", ADMIN_PW).await);
+    let first = a.insert_patient(&patient("Avant")).await.expect("insert");
+    assert_eq!(stored_epoch(&a, &first).await, 1);
+    let other = Arc::clone(&b);
+    act_before_next_write(&mut a, async move {
+        let r = other.rotate("identity").await.expect("a rotation");
+        assert!(r.finished && r.retired == vec![1], "{r:?}");
+    });
+    let raced = a.insert_patient(&patient("Pendant")).await.expect("insert");
+    assert_eq!(stored_epoch(&a, &first).await, 2, "the rotation ran");
+    assert_eq!(
+        stored_epoch(&a, &raced).await,
+        2,
+        "written under the new epoch"
+    );
+    let found = a
+        .find_patients(&crate::PatientQuery {
+            family_name: Some("Pendant".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+
+    let other = Arc::clone(&b);
+    act_before_next_write(&mut a, async move {
+        let r = other.rotate("identity").await.expect("a rotation");
+        assert!(r.finished && r.retired == vec![2], "{r:?}");
+    });
+    a.update_patient(&raced, &patient("Après"))
+        .await
+        .expect("update");
+    assert_eq!(
+        stored_epoch(&a, &raced).await,
+        3,
+        "updated under the new epoch"
+    );
+    assert_eq!(
+        a.get_patient(&raced).await.expect("read").family_name,
+        "Après"
+    );
+}
+
+/// A revocation between a session's check and its write: the write is
+/// refused ([`Error::NoAccess`]), not committed under the grant just taken
+/// away.
+async fn a_write_racing_its_revocation_is_refused(place: Place) {
+    let admin = Arc::new(place.open("admin", ADMIN_PW).await);
+    let mut nurse = place.nurse(&admin).await;
+    nurse
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("the nurse writes");
+    let other = Arc::clone(&admin);
+    act_before_next_write(&mut nurse, async move {
+        other
+            .revoke("nurse", "identity")
+            .await
+            .expect("a revocation");
+    });
+    let err = nurse
+        .insert_patient(&patient("Pendant"))
+        .await
+        .expect_err("a write after the revocation");
+    assert!(matches!(err, Error::NoAccess(_)), "{err}");
+    let page = admin.list_patients(None, 10).await.expect("list");
+    assert_eq!(page.patients.len(), 1, "nothing written");
+}
+
+mod sqlcipher {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_racing_a_rotation_lands_under_the_new_epoch() {
+        super::a_write_racing_a_rotation_lands_under_the_new_epoch(Place::sqlite().await).await
+    }
+
+    #[tokio::test]
+    async fn a_write_racing_its_revocation_is_refused() {
+        super::a_write_racing_its_revocation_is_refused(Place::sqlite().await).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_racing_a_rotation_lands_under_the_new_epoch() {
+        super::a_write_racing_a_rotation_lands_under_the_new_epoch(Place::mysql().await).await
+    }
+
+    #[tokio::test]
+    async fn a_write_racing_its_revocation_is_refused() {
+        super::a_write_racing_its_revocation_is_refused(Place::mysql().await).await
+    }
+}
