@@ -9,7 +9,7 @@
 mod common;
 use common::*;
 use medvault::vault::rows::{Authorship, NewRow, Value};
-use medvault::{Error, Id, Rights};
+use medvault::{Error, Id, OpenOptions, Rights, Vault};
 
 per_store!(
     every_edit_of_a_row_or_its_authentication_is_forged,
@@ -21,6 +21,7 @@ per_store!(
     a_recovered_key_keeps_what_it_signed_and_nothing_more,
     a_row_of_nulls_still_needs_the_write_right,
     a_table_opened_under_an_older_schema_says_so_rather_than_forged,
+    a_row_under_a_retired_epoch_is_forged,
 );
 
 fn id(i: Id) -> Val {
@@ -817,4 +818,99 @@ async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: 
     assert_eq!(rows().await, 1);
     assert!(a.rotate("clinical").await.unwrap().finished);
     assert!(t.get(kept).await.unwrap().unwrap().authorship.is_signed());
+}
+
+/// The columns of a patient that a rotation seals again.
+const PATIENT_SEALED: [&str; 9] = [
+    "family_name",
+    "given_names",
+    "born",
+    "sex",
+    "bi_family_name",
+    "bi_given_names",
+    "bi_born",
+    "bi_family_born",
+    "medvault_auth",
+];
+
+/// A nurse writes a patient; the nurse is revoked, which rotates
+/// `identity` and retires the epoch the row was sealed under. A row signed
+/// by the nurse under that epoch (here the store puts the old version
+/// back; a revoked writer holding the old key and its grant signs one the
+/// same way) reads as forged: every writer checks in its transaction that
+/// its epoch is the newest, and the rotation retired the epoch after it
+/// found no cell left under it. An administrator deletes it, and the next
+/// rotation finishes. A client with a state directory remembers the
+/// retirement when the store deletes it; one without (the control) is
+/// fooled.
+async fn a_row_under_a_retired_epoch_is_forged(f: Fixture) {
+    let state = tempfile::tempdir().unwrap();
+    let remembering = OpenOptions {
+        state_dir: Some(state.path().to_path_buf()),
+        ..f.opts()
+    };
+    let a = f.admin().await;
+    let nurse = f.user(&a, "nurse", &["identity"]).await;
+    let p = nurse
+        .insert_patient(&patient("Martin", "Lucie", "1984-11-30"))
+        .await
+        .unwrap();
+    let mut old = Vec::new();
+    for c in PATIENT_SEALED {
+        let sql = format!("SELECT {c} FROM patients WHERE id = ?");
+        old.push(f.blob(&sql, vec![id(p)]).await);
+    }
+    let r = a.revoke("nurse", "identity").await.unwrap();
+    assert!(r.finished && r.retired == vec![1], "{r:?}");
+    // Seen retired by a client that keeps a state file.
+    Vault::open(&f.url, ADMIN, ADMIN_PW, &remembering)
+        .await
+        .unwrap();
+    let t = a.table("patients").await.unwrap();
+    match t.get(p).await.unwrap().unwrap().authorship {
+        Authorship::Signed { author, .. } => assert_eq!(author, "nurse"),
+        other => panic!("{other:?}"),
+    }
+    for (c, v) in PATIENT_SEALED.iter().zip(old) {
+        let sql = format!("UPDATE patients SET {c} = ? WHERE id = ?");
+        assert_eq!(f.exec(&sql, vec![Val::B(v), id(p)]).await, 1);
+    }
+    assert_eq!(
+        f.epochs_of("patients", "family_name").await.get(&1),
+        Some(&1)
+    );
+    let err = t.get(p).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Forged { table: "patients", reason } if reason.contains("retired")),
+        "{err}"
+    );
+    assert!(matches!(a.get_patient(&p).await, Err(Error::Forged { .. })));
+    let v = a.verify_store().await.unwrap();
+    assert_eq!(v.forged, 1, "{:?}", v.problems);
+    let again = a.rotate("identity").await;
+    assert!(matches!(again, Err(Error::Forged { .. })), "{again:?}");
+    // The store deletes the retirement: a client that saw it still refuses
+    // the row; one that remembers nothing takes the nurse's old row.
+    let n = f
+        .exec(
+            "UPDATE epochs SET retired_by = NULL, retired_at = NULL, retired_sig = NULL \
+             WHERE epoch = 1 AND scope_id = (SELECT id FROM scopes WHERE name = 'identity')",
+            vec![],
+        )
+        .await;
+    assert_eq!(n, 1);
+    let forgetful = f.admin().await;
+    let fooled = forgetful.table("patients").await.unwrap().get(p).await;
+    assert!(
+        matches!(&fooled, Ok(Some(r)) if matches!(&r.authorship, Authorship::Signed { author, .. } if author == "nurse")),
+        "{fooled:?}"
+    );
+    let seen = Vault::open(&f.url, ADMIN, ADMIN_PW, &remembering)
+        .await
+        .unwrap();
+    let refused = seen.table("patients").await.unwrap().get(p).await;
+    assert!(matches!(refused, Err(Error::Forged { .. })), "{refused:?}");
+    assert!(t.delete(p).await.unwrap());
+    let r = a.rotate("identity").await.unwrap();
+    assert!(r.finished, "{r:?}");
 }

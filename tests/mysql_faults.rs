@@ -145,90 +145,142 @@ async fn lock_wait_timeouts_are_retried() {
     );
 }
 
-/// A guarded write (`Store::write_guarded`, `write_stream` with a guard)
-/// keeps what its guard read as it was until it commits: a new epoch (a
-/// rotation) or a retirement waits for it, so no rotation can seal every
-/// row again and retire the epoch the write seals under before the write
-/// is there to be sealed again. An unguarded write, the control, holds
-/// nothing of the kind.
+/// The vault's guard for `admin` (the key-state probe) with `tail`
+/// appended to its columns, and the answer it gives now.
+async fn admin_guard(f: &Fixture, tail: &str, tail_answer: &[i64]) -> medvault::store::Guard {
+    let sql = format!("{}{tail}", medvault::sql::keys::PROBE_KEYS);
+    let mut c = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
+    let row: mysql_async::Row = c
+        .exec_first(
+            medvault::sql::keys::PROBE_KEYS,
+            (ADMIN, ADMIN, ADMIN, ADMIN),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    c.disconnect().await.unwrap();
+    let mut expect: Vec<i64> = (0..row.len())
+        .map(|i| row.get::<i64, _>(i).unwrap())
+        .collect();
+    expect.extend(tail_answer);
+    medvault::store::Guard {
+        sql,
+        params: vec![medvault::store::Value::Text(ADMIN.into()); 4],
+        expect,
+    }
+}
+
+/// A guarded write (`Store::write_guarded`) keeps what its guard (the
+/// key-state probe) read as it was until it commits: a new epoch (a
+/// rotation), a retirement, and a revocation of the writer's grants wait
+/// for it, so no rotation can seal every row again and retire the epoch
+/// the write sealed under before the write is there to be sealed again.
+/// The guard here sleeps after it has read, to hold the moment open.
 #[tokio::test]
 async fn a_guarded_write_holds_the_key_state_until_it_commits() {
     let f = Fixture::mysql().await;
-    let n = f.int("SELECT COUNT(*) FROM epochs", vec![]).await;
-    for guarded in [true, false] {
-        let store = MysqlStore::connect(&parse(&f.url)).await.unwrap();
-        let guard = guarded.then(|| medvault::store::Guard {
-            sql: "SELECT (SELECT COUNT(*) FROM epochs)".into(),
-            params: Vec::new(),
-            expect: vec![n],
-        });
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let writer = tokio::spawn(async move { store.write_stream(guard, rx).await });
-        let key = format!("guard-test-{guarded}");
-        tx.send(Some(vec![(
-            "INSERT INTO vault_meta (`key`, value) VALUES (?, ?)".into(),
-            vec![
-                medvault::store::Value::Text(key.clone()),
-                medvault::store::Value::Blob(vec![0]),
-            ],
-        )]))
+    let guard = admin_guard(&f, ", SLEEP(4)", &[0]).await;
+    let store = MysqlStore::connect(&parse(&f.url)).await.unwrap();
+    let writer = tokio::spawn(async move {
+        store
+            .write_guarded(
+                &guard,
+                vec![(
+                    "INSERT INTO vault_meta (`key`, value) VALUES ('guard-test', x'00')".into(),
+                    Vec::new(),
+                )],
+            )
+            .await
+    });
+    let mut other = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
+    other
+        .query_drop("SET SESSION innodb_lock_wait_timeout = 1")
         .await
         .unwrap();
-        // The chunk ran (so the guard, before it, did): its row is locked.
-        let mut other = mysql_async::Conn::from_url(f.url.as_str()).await.unwrap();
-        other
-            .query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+    // The guard has read (it sleeps now).
+    for _ in 0..300 {
+        let asleep: Option<i64> = other
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND state = 'User sleep'",
+                (),
+            )
             .await
             .unwrap();
-        for _ in 0..200 {
-            let locked: Option<i64> = other
-                .exec_first(
-                    "SELECT COUNT(*) FROM information_schema.innodb_trx t \
-                     JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
-                     WHERE p.db = DATABASE() AND t.trx_rows_modified > 0",
-                    (),
-                )
-                .await
-                .unwrap();
-            if locked.unwrap_or(0) > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if asleep.unwrap_or(0) > 0 {
+            break;
         }
-        let new_epoch = other
-            .query_drop(
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let new_epoch = other
+        .query_drop(
+            "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature) \
+             VALUES (1, 99, 'current', x'00', 'admin', x'00')",
+        )
+        .await;
+    let retire = other
+        .query_drop("UPDATE epochs SET state = 'retired' WHERE scope_id = 1 AND epoch = 1")
+        .await;
+    let revoke = other
+        .query_drop("DELETE FROM grants WHERE grantee = 'admin' AND scope_id = 1")
+        .await;
+    // Whatever happened, the writer ends before anything is asserted (a
+    // failed check must not leave its transaction open under the drop).
+    let written = writer.await.unwrap();
+    other.query_drop("ROLLBACK").await.unwrap();
+    other.disconnect().await.unwrap();
+    let waited = |r: &Result<(), mysql_async::Error>| matches!(r, Err(mysql_async::Error::Server(e)) if e.code == 1205);
+    assert!(waited(&new_epoch), "a new epoch waits: {new_epoch:?}");
+    assert!(waited(&retire), "a retirement waits: {retire:?}");
+    assert!(waited(&revoke), "a revocation waits: {revoke:?}");
+    written.expect("the write commits");
+    let count = "SELECT COUNT(*) FROM vault_meta WHERE `key` = 'guard-test'";
+    assert_eq!(f.int(count, vec![]).await, 1);
+}
+
+/// A streamed write checks its guard just before the commit: a new epoch
+/// stored while it streamed (a rotation) makes it write nothing; without
+/// a guard (the control) it commits.
+#[tokio::test]
+async fn a_stream_whose_key_state_moved_writes_nothing() {
+    let f = Fixture::mysql().await;
+    for guarded in [true, false] {
+        let guard = admin_guard(&f, "", &[]).await;
+        let store = MysqlStore::connect(&parse(&f.url)).await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let guard = guarded.then_some(guard);
+        let writer = tokio::spawn(async move { store.write_stream(guard, rx).await });
+        let key = format!("guard-test-{guarded}");
+        let chunk = vec![(
+            "INSERT INTO vault_meta (`key`, value) VALUES (?, x'00')".to_string(),
+            vec![medvault::store::Value::Text(key.clone())],
+        )];
+        let sent = tx.send(Some(chunk)).await;
+        let epoch = f
+            .exec(
                 "INSERT INTO epochs (scope_id, epoch, state, commitment, creator, signature) \
                  VALUES (1, 99, 'current', x'00', 'admin', x'00')",
+                vec![],
             )
             .await;
-        let retire = other
-            .query_drop("UPDATE epochs SET state = 'retired' WHERE scope_id = 1 AND epoch = 1")
-            .await;
-        // Committed before anything is asserted: a failed check must not
-        // leave the transaction open under the test's database.
-        tx.send(None).await.unwrap();
-        writer.await.unwrap().expect("the write commits");
-        other
-            .query_drop("DELETE FROM epochs WHERE epoch = 99")
-            .await
-            .unwrap();
-        other.disconnect().await.unwrap();
-        let waited = |r: &Result<(), mysql_async::Error>| matches!(r, Err(mysql_async::Error::Server(e)) if e.code == 1205);
-        if guarded {
-            assert!(waited(&new_epoch), "a new epoch waits: {new_epoch:?}");
-            assert!(waited(&retire), "a retirement waits: {retire:?}");
-        } else {
-            new_epoch.expect("the control holds no lock on epochs");
-            retire.expect("the control holds no lock on epochs");
-        }
-        assert_eq!(
-            f.int(
+        let _ = tx.send(None).await;
+        let written = writer.await.unwrap();
+        f.exec("DELETE FROM epochs WHERE epoch = 99", vec![]).await;
+        sent.unwrap();
+        assert_eq!(epoch, 1);
+        let stored = f
+            .int(
                 "SELECT COUNT(*) FROM vault_meta WHERE `key` = ?",
-                vec![key.as_str().into()]
+                vec![key.as_str().into()],
             )
-            .await,
-            1
-        );
+            .await;
+        if guarded {
+            assert!(matches!(written, Err(Error::StateMoved)), "{written:?}");
+            assert_eq!(stored, 0);
+        } else {
+            written.unwrap();
+            assert_eq!(stored, 1);
+        }
     }
 }
 

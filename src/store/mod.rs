@@ -365,13 +365,15 @@ pub trait Store: Send + Sync {
     /// transaction (all or nothing); the rows each one changed.
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>>;
 
-    /// [`Store::write_all`], after `guard` inside the same transaction: if
-    /// its answer is not the one expected, nothing is written and the
-    /// answer is [`crate::Error::StateMoved`]. What the guard read cannot
-    /// change before the transaction ends: SQLite writes hold the
-    /// database's write lock from their first statement, and a MySQL
-    /// store runs guarded writes at `SERIALIZABLE`, so the guard's reads
-    /// lock what they read until the commit.
+    /// [`Store::write_all`], with `guard` run inside the same transaction,
+    /// after the statements and just before the commit: if its answer is
+    /// not the one expected, nothing is written and the answer is
+    /// [`crate::Error::StateMoved`]. What the guard read cannot change
+    /// before the commit: SQLite writes hold the database's write lock from
+    /// their first statement, and a MySQL store runs guarded writes at
+    /// `SERIALIZABLE`, so the guard's reads lock what they read until the
+    /// commit (a deadlock or lock wait there is `StateMoved` too when the
+    /// store does not retry it itself).
     async fn write_guarded(
         &self,
         guard: &Guard,
@@ -388,7 +390,8 @@ pub trait Store: Send + Sync {
     /// without `None`, nothing is written (rolled back) and the answer is
     /// [`crate::Error::Interrupted`]. The caller seals the next chunk
     /// while the store writes this one. Rows changed, per statement.
-    /// With a `guard`, it is checked first, as by [`Store::write_guarded`].
+    /// With a `guard`, it is checked before the commit, as by
+    /// [`Store::write_guarded`].
     async fn write_stream(&self, guard: Option<Guard>, rx: StatementStream) -> Result<Vec<u64>>;
 
     /// The policy row of the highest version, if any was applied.

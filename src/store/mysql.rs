@@ -206,7 +206,8 @@ impl MysqlStore {
 /// with a shared lock (and locks the gaps between them), so the rows the
 /// guard counted, and the room for new ones, stay as they are until the
 /// commit: a rotation's new epoch or a revocation waits for the write, or
-/// the write's guard waits for them and sees them.
+/// the write's guard waits for them and sees them. The guard runs last,
+/// so those locks are held only across the commit.
 fn guarded() -> TxOpts {
     let mut o = TxOpts::default();
     o.with_isolation_level(mysql_async::IsolationLevel::Serializable);
@@ -593,12 +594,14 @@ impl Store for MysqlStore {
             let statements = statements.clone();
             let guard = guard.clone();
             Box::pin(async move {
-                check_guard(tx, &guard).await?;
                 let mut changed = Vec::with_capacity(statements.len());
                 for (sql, params) in &statements {
                     tx.exec_drop(sql.as_str(), my_params(params)).await?;
                     changed.push(tx.affected_rows());
                 }
+                // Last, just before the commit: its locks are held only
+                // across the commit.
+                check_guard(tx, &guard).await?;
                 Ok(changed)
             })
         })
@@ -627,15 +630,20 @@ impl Store for MysqlStore {
             .start_transaction(opts)
             .await
             .map_err(|e| self.err(e))?;
-        if let Some(g) = &guard {
-            check_guard(&mut tx, g).await.map_err(|e| match e {
-                TxError::Db(e) => self.err(e),
-                TxError::Vault(e) => e,
-            })?;
-        }
         let mut changed = Vec::new();
         while let Some(msg) = rx.recv().await {
             let Some(chunk) = msg else {
+                if let Some(g) = &guard {
+                    // Last, just before the commit (a long import holds no
+                    // lock on the key state while it streams). A deadlock
+                    // or lock wait here wrote nothing the caller keeps:
+                    // the write is run again, as for a moved state.
+                    check_guard(&mut tx, g).await.map_err(|e| match e {
+                        TxError::Db(e) if retryable(&e) => Error::StateMoved,
+                        TxError::Db(e) => self.err(e),
+                        TxError::Vault(e) => e,
+                    })?;
+                }
                 tx.commit().await.map_err(|e| self.err(e))?;
                 return Ok(changed);
             };

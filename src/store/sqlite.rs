@@ -895,11 +895,12 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
-            check_guard(&tx, x, &guard)?;
             let mut changed = Vec::with_capacity(statements.len());
             for (sql, params) in &statements {
                 changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
             }
+            // Last, as on MySQL (here the lock is held from `BEGIN`).
+            check_guard(&tx, x, &guard)?;
             tx.commit().map_err(x.e())?;
             Ok(changed)
         })
@@ -926,12 +927,12 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(x.e())?;
-            if let Some(g) = &guard {
-                check_guard(&tx, x, g)?;
-            }
             let mut changed = Vec::new();
             while let Some(msg) = rx.blocking_recv() {
                 let Some(chunk) = msg else {
+                    if let Some(g) = &guard {
+                        check_guard(&tx, x, g)?;
+                    }
                     tx.commit().map_err(x.e())?;
                     return Ok(changed);
                 };

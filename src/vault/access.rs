@@ -304,7 +304,9 @@ impl Session {
                 ));
             }
             if ks.live(sid).next().is_none() {
-                return Err(Error::NoAccess(self.scope_name(sid)));
+                // `RolledBack` where the store hides the newest epoch and
+                // this client remembers the older ones retired.
+                return Err(self.not_writable(sid));
             }
             // Read from `from` (any live epoch held), written under `to`'s
             // current epoch; taking notes out of `from` is a write to it,

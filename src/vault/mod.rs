@@ -1125,6 +1125,27 @@ impl KeyState {
                 self.current.remove(&sid);
             }
         }
+        // A retirement seen before stays (a store that deletes it would
+        // make the rows a revoked user wrote under that epoch genuine).
+        for (sid, r) in seen.retired() {
+            let older: Vec<(u32, u32)> = self
+                .known_epochs
+                .iter()
+                .filter(|(s, e)| *s == sid && *e <= r)
+                .copied()
+                .collect();
+            self.retired.extend(older);
+        }
+    }
+
+    /// The newest retired epoch of each scope, for the client state file.
+    fn retired_upto(&self) -> HashMap<u32, u32> {
+        let mut out: HashMap<u32, u32> = HashMap::new();
+        for (s, e) in &self.retired {
+            let v = out.entry(*s).or_insert(*e);
+            *v = (*v).max(*e);
+        }
+        out
     }
 
     /// The epochs of `scope` this session holds and that are not retired:
@@ -1397,7 +1418,11 @@ impl Session {
                 }
                 check_rows_signed_seen(hw.rows_signed_record(), rows_signed.as_deref())?;
                 state.floor(&hw);
-                hw.raise(&state.latest, in_force.version(), rows_signed.as_deref())?;
+                hw.raise(
+                    (&state.latest, &state.retired_upto()),
+                    in_force.version(),
+                    rows_signed.as_deref(),
+                )?;
                 Some(std::sync::Mutex::new(hw))
             }
             None => None,
@@ -1570,10 +1595,10 @@ impl Session {
     /// the client's state file, if it keeps one.
     pub(crate) fn raise_seen(&self) -> Result<()> {
         if let Some(hw) = &self.high_water {
-            let latest = self.ks().latest.clone();
+            let ks = self.ks();
             let version = self.schema_version();
             hw.lock().unwrap_or_else(|p| p.into_inner()).raise(
-                &latest,
+                (&ks.latest, &ks.retired_upto()),
                 version,
                 self.rows_signed.get().map(String::as_str),
             )?;
@@ -2402,7 +2427,12 @@ impl Session {
             name: ROOT,
             key: &root.signer,
         };
-        let replaced = self.replaced_key_statement(user, &old.cert, by).await?;
+        // Dated as the new row: `now()` here could be a second later than
+        // the row (re-signing an administrator's rows takes time), and a
+        // record newer than the row counts for nothing.
+        let replaced = self
+            .replaced_key_statement(user, &old.cert, by, new.signed_at)
+            .await?;
         self.store.write_all(vec![replaced]).await?;
         self.store.reset_user(&new, &grants).await?;
         Ok(fpr)

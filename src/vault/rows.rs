@@ -1621,7 +1621,7 @@ impl RowTable<'_> {
         // A row an older schema does not read is `SchemaChanged`, after
         // the retry too.
         let r = match self.get_once(id).await {
-            Err(Error::KeysOutdated { .. }) => {
+            Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
                 self.get_once(id).await.map_err(outdated_is_tampered)
             }
@@ -1663,7 +1663,7 @@ impl RowTable<'_> {
         // A row an older schema does not read is `SchemaChanged`, after
         // the retry too.
         let r = match self.find_once(criteria).await {
-            Err(Error::KeysOutdated { .. }) => {
+            Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
                 self.find_once(criteria).await.map_err(outdated_is_tampered)
             }
@@ -1776,7 +1776,7 @@ impl RowTable<'_> {
         // A row an older schema does not read is `SchemaChanged`, after
         // the retry too.
         let r = match self.list_once(after, limit).await {
-            Err(Error::KeysOutdated { .. }) => {
+            Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
                 self.list_once(after, limit)
                     .await
@@ -1872,7 +1872,7 @@ impl RowTable<'_> {
             pending = fetch(Some(next));
             self.prepare(&rows).await?;
             let (out, next) = match self.open_page(rows, after, order) {
-                Err(Error::KeysOutdated { .. }) => {
+                Err(e) if auth::read_again(&e) => {
                     // Rotated meanwhile: the key state again, this page
                     // again (it may now end elsewhere: the next one is
                     // read after its new end).
@@ -1907,7 +1907,7 @@ impl RowTable<'_> {
         // A row an older schema does not read is `SchemaChanged`, after
         // the retry too.
         let r = match self.children_once(parent).await {
-            Err(Error::KeysOutdated { .. }) => {
+            Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
                 self.children_once(parent)
                     .await
@@ -1981,7 +1981,7 @@ impl RowTable<'_> {
     /// One row with its stored cells, or `None`.
     async fn get_raw(&self, id: Id) -> Result<Option<(Row, Vec<Cell>)>> {
         match self.get_raw_once(id).await {
-            Err(Error::KeysOutdated { .. }) => {
+            Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
                 self.get_raw_once(id).await.map_err(outdated_is_tampered)
             }
@@ -2342,7 +2342,10 @@ impl RowTable<'_> {
                 statements.push(seal(r, cells, &mut batch)?);
             }
             match self.write_resealed(&guard, statements, batch).await? {
-                Some(n) => done += n,
+                Some(n) => {
+                    done += n;
+                    moved = 0;
+                }
                 None => {
                     // The key state moved: the page is read again.
                     moved += 1;
@@ -2601,6 +2604,7 @@ impl RowTable<'_> {
                     (after, out.seen) = (page_start, seen_before);
                     continue;
                 };
+                moved = 0;
                 out.rewritten += changed;
                 out.raced += asked.saturating_sub(changed);
             }

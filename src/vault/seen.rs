@@ -4,14 +4,19 @@
 //! restored backup, or an attacker replaying old rows) shows older ones; a
 //! client that remembers refuses to write under an epoch older than one it
 //! has seen (a revoked user may hold it) and to open a schema older than
-//! one it has seen.
+//! one it has seen, and it keeps an epoch it has seen retired retired (a
+//! row under it is forged, FORMAT.md §5.8) when a store deletes the
+//! retirement.
 //!
 //! The file is `<state dir>/<vault id hex>-<user>.json`, written whole
 //! (through a temporary file and a rename): `{"format": 1, "epochs":
 //! {"<scope id>": <epoch>}, "schema_version": <n>, "rows_signed_record":
-//! "<hex>"}` (`rows_signed_record`: SHA-256 of the first verified record
-//! that every row is signed this client saw, as stored; absent or null
-//! when none was seen). It holds no secret;
+//! "<hex>", "retired": {"<scope id>": <epoch>}}` (`rows_signed_record`:
+//! SHA-256 of the first verified record that every row is signed this
+//! client saw, as stored; absent or null when none was seen; `retired`:
+//! the newest epoch of each scope seen retired by a verified record, every
+//! older one being retired with it; absent in older files). It holds no
+//! secret;
 //! the client's machine is trusted to keep it (SECURITY.md).
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +36,11 @@ struct File {
     /// existed.
     #[serde(default)]
     rows_signed_record: Option<String>,
+    /// The newest epoch of each scope seen retired (a rotation retires
+    /// every older epoch at once); absent in files written before it
+    /// existed.
+    #[serde(default)]
+    retired: BTreeMap<u32, u32>,
 }
 
 /// The newest epochs and schema version this client has seen of a vault,
@@ -97,8 +107,14 @@ impl HighWater {
         self.seen.epochs.iter().map(|(s, e)| (*s, *e))
     }
 
-    /// Raises what was seen to `latest` and `schema_version` (never
-    /// lowers it); writes the file if that changed anything. Another
+    /// Every scope's newest epoch seen retired (every older one was too).
+    pub(crate) fn retired(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.seen.retired.iter().map(|(s, e)| (*s, *e))
+    }
+
+    /// Raises what was seen to `latest`, `retired` (the newest retired
+    /// epoch of each scope) and `schema_version` (never lowers it); writes
+    /// the file if that changed anything. Another
     /// session of the same user (another process) may have raised it
     /// meanwhile: under an exclusive lock on `<file>.lock`, the file is
     /// read again and merged (the larger of each), written to a temporary
@@ -106,14 +122,17 @@ impl HighWater {
     /// half-written.
     pub(crate) fn raise(
         &mut self,
-        latest: &HashMap<u32, u32>,
+        (latest, retired): (&HashMap<u32, u32>, &HashMap<u32, u32>),
         schema_version: u64,
         rows_signed_record: Option<&str>,
     ) -> Result<()> {
         let mut next = self.seen.clone();
         merge(
             &mut next,
-            latest.iter().map(|(s, e)| (*s, *e)),
+            (
+                latest.iter().map(|(s, e)| (*s, *e)),
+                retired.iter().map(|(s, e)| (*s, *e)),
+            ),
             (schema_version, rows_signed_record),
         )?;
         if next == self.seen {
@@ -135,7 +154,7 @@ impl HighWater {
         let on_disk = Self::read(&self.path)?;
         merge(
             &mut next,
-            on_disk.epochs.into_iter(),
+            (on_disk.epochs.into_iter(), on_disk.retired.into_iter()),
             (
                 on_disk.schema_version,
                 on_disk.rows_signed_record.as_deref(),
@@ -171,11 +190,18 @@ impl HighWater {
 /// first, perhaps while another process of this client read it).
 fn merge(
     f: &mut File,
-    epochs: impl Iterator<Item = (u32, u32)>,
+    (epochs, retired): (
+        impl Iterator<Item = (u32, u32)>,
+        impl Iterator<Item = (u32, u32)>,
+    ),
     (schema_version, record): (u64, Option<&str>),
 ) -> Result<()> {
     for (sid, e) in epochs {
         let v = f.epochs.entry(sid).or_insert(e);
+        *v = (*v).max(e);
+    }
+    for (sid, e) in retired {
+        let v = f.retired.entry(sid).or_insert(e);
         *v = (*v).max(e);
     }
     f.schema_version = f.schema_version.max(schema_version);
@@ -202,19 +228,29 @@ mod tests {
         let vid = [7u8; 16];
         let mut hw = HighWater::load(dir.path(), &vid, "bob").unwrap();
         assert_eq!(hw.epoch(2), None);
-        hw.raise(&HashMap::from([(2, 3), (5, 1)]), 4, Some("aa"))
-            .unwrap();
-        hw.raise(&HashMap::from([(2, 1)]), 2, None).unwrap();
+        let none = HashMap::new();
+        hw.raise(
+            (&HashMap::from([(2, 3), (5, 1)]), &HashMap::from([(2, 2)])),
+            4,
+            Some("aa"),
+        )
+        .unwrap();
+        hw.raise(
+            (&HashMap::from([(2, 1)]), &HashMap::from([(2, 1)])),
+            2,
+            None,
+        )
+        .unwrap();
         // Another record than the one seen first is refused, and not
         // written; also when only the file (another process) saw it.
         assert!(matches!(
-            hw.raise(&HashMap::new(), 0, Some("bb")),
+            hw.raise((&none, &none), 0, Some("bb")),
             Err(Error::RolledBack(_))
         ));
         let mut other = HighWater::load(dir.path(), &vid, "bob").unwrap();
         other.seen.rows_signed_record = None;
         assert!(matches!(
-            other.raise(&HashMap::new(), 0, Some("cc")),
+            other.raise((&none, &none), 0, Some("cc")),
             Err(Error::RolledBack(_))
         ));
         let back = HighWater::load(dir.path(), &vid, "bob").unwrap();
@@ -227,6 +263,7 @@ mod tests {
             ),
             (Some(3), Some(1), 4, Some("aa"))
         );
+        assert_eq!(back.retired().collect::<Vec<_>>(), vec![(2, 2)]);
         // A file written before `rows_signed` existed reads as not seen.
         std::fs::write(
             dir.path().join(format!("{}-dave.json", hex::encode(vid))),
@@ -235,6 +272,7 @@ mod tests {
         .unwrap();
         let old = HighWater::load(dir.path(), &vid, "dave").unwrap();
         assert_eq!((old.epoch(2), old.rows_signed_record()), (Some(1), None));
+        assert_eq!(old.retired().count(), 0);
         // Another user's file is another file.
         assert_eq!(
             HighWater::load(dir.path(), &vid, "carol").unwrap().epoch(2),

@@ -1,7 +1,8 @@
 //! Writes sealed under keys read before a rotation or a revocation that
 //! commits between the session's check and its write: the guard inside the
 //! write's transaction ([`crate::store::Store::write_guarded`]) refuses
-//! them, and the write runs again under the state as it is then. Run on
+//! them, and the write runs again under the state as it is then. And an
+//! operation whose records must agree on a time, slower than a second. Run on
 //! SQLCipher and, with the `mysql` feature, on the server of
 //! `MEDVAULT_TEST_MYSQL_URL`.
 
@@ -54,15 +55,18 @@ fn act_before_next_write(s: &mut Session, act: impl Future<Output = ()> + Send +
 struct Place {
     url: String,
     opts: OpenOptions,
+    shares: Vec<String>,
     _dir: tempfile::TempDir,
-    /// The test database to drop at the end (MySQL): server URL, name.
-    db: Option<(String, String)>,
+    _db: TestDb,
 }
 
-impl Drop for Place {
+/// The test database to drop at the end (MySQL): server URL, name.
+struct TestDb(Option<(String, String)>);
+
+impl Drop for TestDb {
     fn drop(&mut self) {
         #[cfg(feature = "mysql")]
-        if let Some((base, name)) = self.db.take() {
+        if let Some((base, name)) = self.0.take() {
             use mysql_async::prelude::Queryable;
             // From a thread of its own: `drop` cannot await.
             let _ = std::thread::spawn(move || {
@@ -72,6 +76,9 @@ impl Drop for Place {
                     .ok()?;
                 rt.block_on(async {
                     let mut c = mysql_async::Conn::from_url(base.as_str()).await.ok()?;
+                    c.query_drop("SET SESSION lock_wait_timeout = 20")
+                        .await
+                        .ok()?;
                     c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
                         .await
                         .ok()?;
@@ -87,7 +94,7 @@ impl Place {
     async fn sqlite() -> Place {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
-        Place::made(url, dir).await
+        Place::made(url, dir, TestDb(None)).await
     }
 
     #[cfg(feature = "mysql")]
@@ -105,12 +112,13 @@ impl Place {
         c.disconnect().await.expect("disconnect");
         let (head, _) = base.rsplit_once('/').expect("a URL ending in /database");
         let url = format!("{head}/{name}");
-        let mut place = Place::made(url, tempfile::tempdir().expect("a temporary directory")).await;
-        place.db = Some((base, name));
-        place
+        // Dropped at the end, also if making the vault fails.
+        let db = TestDb(Some((base, name)));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Place::made(url, dir, db).await
     }
 
-    async fn made(url: String, dir: tempfile::TempDir) -> Place {
+    async fn made(url: String, dir: tempfile::TempDir, db: TestDb) -> Place {
         let kdf = KdfParams::danger_fast_for_tests();
         let report = Vault::create(
             &url,
@@ -132,8 +140,9 @@ impl Place {
         Place {
             url,
             opts,
+            shares: report.shares,
             _dir: dir,
-            db: None,
+            _db: db,
         }
     }
 
@@ -261,6 +270,41 @@ async fn a_write_racing_its_revocation_is_refused(place: Place) {
     assert_eq!(page.patients.len(), 1, "nothing written");
 }
 
+/// A recovery of the administrator's key that takes more than a second
+/// between signing their new row and recording their replaced key: the
+/// record is dated as the row, so what the old key signed (their patient)
+/// stays genuine. (Dated when it was written, it was newer than the row
+/// and counted for nothing: the patient read as forged.)
+async fn a_slow_recovery_keeps_what_the_old_key_signed(place: Place) {
+    let a = place.open("admin", ADMIN_PW).await;
+    let p = a.insert_patient(&patient("Avant")).await.expect("insert");
+    // A retirement the administrator signs: the recovery signs it again
+    // (a write, where the hook waits), between the new row and the record.
+    a.rotate("identity").await.expect("a rotation");
+    drop(a);
+    let mut root = Vault::open_with_shares(&place.url, &place.shares, &place.opts)
+        .await
+        .expect("the root from shares");
+    act_before_next_write(&mut root, async {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    });
+    root.recover_reset_password("admin", "a new one from the root", &place.shares)
+        .await
+        .expect("a recovery");
+    drop(root);
+    let opts = OpenOptions {
+        new_password: Some(ADMIN_PW.into()),
+        ..place.opts.clone()
+    };
+    let a = Vault::open(&place.url, "admin", "a new one from the root", &opts)
+        .await
+        .expect("a first login");
+    assert_eq!(
+        a.get_patient(&p).await.expect("genuine").family_name,
+        "Avant"
+    );
+}
+
 mod sqlcipher {
     use super::*;
 
@@ -272,6 +316,11 @@ mod sqlcipher {
     #[tokio::test]
     async fn a_write_racing_its_revocation_is_refused() {
         super::a_write_racing_its_revocation_is_refused(Place::sqlite().await).await
+    }
+
+    #[tokio::test]
+    async fn a_slow_recovery_keeps_what_the_old_key_signed() {
+        super::a_slow_recovery_keeps_what_the_old_key_signed(Place::sqlite().await).await
     }
 }
 
@@ -287,5 +336,10 @@ mod mysql {
     #[tokio::test]
     async fn a_write_racing_its_revocation_is_refused() {
         super::a_write_racing_its_revocation_is_refused(Place::mysql().await).await
+    }
+
+    #[tokio::test]
+    async fn a_slow_recovery_keeps_what_the_old_key_signed() {
+        super::a_slow_recovery_keeps_what_the_old_key_signed(Place::mysql().await).await
     }
 }

@@ -116,6 +116,9 @@ impl Drop for MysqlDb {
                 .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) = mysql_async::Conn::from_url(base.as_str()).await {
+                    // Not for a day (the server's default) behind a test's
+                    // transaction left open by a failure.
+                    let _ = c.query_drop("SET SESSION lock_wait_timeout = 20").await;
                     let _ = c
                         .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
                         .await;

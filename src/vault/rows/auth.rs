@@ -139,6 +139,26 @@ fn stored_id(cells: &[Cell]) -> Option<[u8; 16]> {
     }
 }
 
+/// Why a row with a cell under a retired epoch is forged (FORMAT.md
+/// §5.8): every writer checks inside its transaction that its epoch is
+/// the newest (§4.3), and a rotation retires an epoch only after its
+/// passes found no cell under it; such a cell was written after that, by
+/// someone holding the old key (a revoked user, the old epoch's grant as
+/// evidence), or put back by the store.
+pub(crate) const UNDER_RETIRED: &str = "a cell is under a key epoch retired before it was written";
+
+/// Whether a read that failed with `e` is to be made again after the key
+/// state is read again: a cell under an epoch this session does not know
+/// yet, or under one it knows as retired (the row may have been read
+/// before a rotation sealed it again, and the retirement learnt after).
+pub(crate) fn read_again(e: &Error) -> bool {
+    match e {
+        Error::KeysOutdated { .. } => true,
+        Error::Forged { reason, .. } => *reason == UNDER_RETIRED,
+        _ => false,
+    }
+}
+
 fn forged(table: &'static str) -> impl Fn(Forgery) -> Error {
     move |reason| Error::Forged { table, reason }
 }
@@ -218,18 +238,21 @@ impl Session {
     }
 
     /// The statement that stores the record of `user`'s key `cert`,
-    /// replaced now, signed by `by` (FORMAT.md §5.9).
+    /// replaced at `replaced_at` (the time of the user row that replaces
+    /// it: a record dated after that row counts for nothing), signed by
+    /// `by` (FORMAT.md §5.9).
     pub(crate) async fn replaced_key_statement(
         &self,
         user: &str,
         cert: &sequoia_openpgp::Cert,
         by: crate::vault::SignAs<'_>,
+        replaced_at: i64,
     ) -> Result<(String, Vec<StoreValue>)> {
         let fpr = crate::keys::pgp::fingerprint(cert);
         let mut r = ReplacedKey {
             user: user.to_owned(),
             cert: crate::keys::pgp::cert_bytes(cert)?,
-            replaced_at: crate::vault::now(),
+            replaced_at,
             signer: by.name.to_owned(),
             signature: Vec::new(),
         };
@@ -597,6 +620,13 @@ impl RowTable<'_> {
             (epochs, &each, &one_of),
         )
         .map_err(forged(table))?;
+        let ks = self.s.ks();
+        if epochs.iter().any(|e| ks.retired.contains(e)) {
+            return Err(Error::Forged {
+                table,
+                reason: UNDER_RETIRED,
+            });
+        }
         let resealed_by = batch.reseal.then(|| batch.signer.clone());
         if auth.version == 0 {
             return Ok(Authorship::Adopted {
@@ -832,7 +862,7 @@ impl RowTable<'_> {
         let write = stmt::reseal(d, t, &[auth_col], &[(auth_col, true)]);
         let undo = stmt::reseal(d, t, &[auth_col], &[(auth_col, false)]);
         let mut adopted = 0;
-        let mut restarts = 0;
+        let (mut restarts, mut moved) = (0, 0);
         let mut after: Option<Vec<u8>> = None;
         loop {
             self.check_current().await?;
@@ -914,13 +944,14 @@ impl RowTable<'_> {
             let Some(mut n) = self.write_resealed(&guard, statements, batch).await? else {
                 // The key state or schema moved: nothing was written; the
                 // page is read again under the state as it is now.
-                restarts += 1;
-                if restarts > 3 {
-                    return Err(Error::Concurrent("the rows being adopted"));
+                moved += 1;
+                if moved > 3 {
+                    return Err(Error::Concurrent("the key state"));
                 }
                 after = page_start;
                 continue;
             };
+            moved = 0;
             // A schema stored meanwhile may have filled an index in these
             // rows, which this table does not read: undone, all of them.
             let schema_moved = self.s.probe().await?.schema_version > self.version;
