@@ -22,6 +22,7 @@ per_store!(
     a_row_of_nulls_still_needs_the_write_right,
     a_table_opened_under_an_older_schema_says_so_rather_than_forged,
     a_row_under_a_retired_epoch_is_forged,
+    a_damaged_row_of_a_restricted_scope_needs_that_scope_s_write_right,
 );
 
 fn id(i: Id) -> Val {
@@ -913,4 +914,63 @@ async fn a_row_under_a_retired_epoch_is_forged(f: Fixture) {
     assert!(t.delete(p).await.unwrap());
     let r = a.rotate("identity").await.unwrap();
     assert!(r.finished, "{r:?}");
+}
+
+/// A damaged row of a table whose rows each name their scope (an
+/// appointment of a care team's restricted scope): deleting it needs the
+/// write right under the scope the row names, not only under the table's
+/// other scopes. A user without that scope gets `NoAccess`, with it for
+/// reading `ReadOnly`, and with the write right deletes it.
+async fn a_damaged_row_of_a_restricted_scope_needs_that_scope_s_write_right(f: Fixture) {
+    let (a, p) = emr_with_patient(&f).await;
+    a.create_scope("team").await.unwrap();
+    let t = a.table("appointments").await.unwrap();
+    let row = t
+        .insert(
+            &NewRow::child_of(p)
+                .scope("team")
+                .set("starts_at", 1_800_000_000i64)
+                .set("minutes", 30i64)
+                .set("reason", "Follow-up")
+                .set("confirmed", true),
+        )
+        .await
+        .unwrap();
+    let mut edited = auth_of(&f, "appointments", row).await;
+    let last = edited.len() - 1;
+    edited[last] ^= 1;
+    set_auth(&f, "appointments", row, edited).await;
+    assert!(is_forged(&t.get(row).await));
+    let nurse = f.user(&a, "nurse", &["identity", "clinical"]).await;
+    let rows = || {
+        let f = &f;
+        async move { f.int("SELECT COUNT(*) FROM appointments", vec![]).await }
+    };
+    let err = nurse
+        .table("appointments")
+        .await
+        .unwrap()
+        .delete(row)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoAccess(_)), "{err}");
+    a.grant_rights("nurse", "team", Rights::Read).await.unwrap();
+    let err = nurse
+        .table("appointments")
+        .await
+        .unwrap()
+        .delete(row)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ReadOnly(_)), "{err}");
+    assert_eq!(rows().await, 1);
+    a.grant("nurse", "team").await.unwrap();
+    assert!(nurse
+        .table("appointments")
+        .await
+        .unwrap()
+        .delete(row)
+        .await
+        .unwrap());
+    assert_eq!(rows().await, 0);
 }

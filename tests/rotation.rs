@@ -23,7 +23,28 @@ per_store!(
     restored_old_grants_do_not_get_the_new_key,
     a_user_without_the_newest_epoch_never_writes_under_an_older_one,
     a_rotation_reads_only_the_rows_of_its_scope,
+    a_rotation_follows_a_schema_stored_since_its_session_began,
 );
+
+/// An administrator's session opened before another applied a schema
+/// with a new table of `clinical` rotates `clinical`: the rotation reads
+/// the schema in force once its new epoch exists, so the new table's rows
+/// are sealed again too, rather than left under the epoch it retires
+/// (where they would read as forged).
+async fn a_rotation_follows_a_schema_stored_since_its_session_began(f: Fixture) {
+    let stale = f.admin().await;
+    let (b, p) = emr_with_patient(&f).await;
+    let t = b.table("allergies").await.unwrap();
+    let id = t.insert(&allergy(p, "Latex")).await.unwrap();
+    let r = stale.rotate("clinical").await.unwrap();
+    assert!(r.finished && r.retired == vec![1], "{r:?}");
+    assert_eq!(
+        f.epochs_of("allergies", "substance").await,
+        [(2, 1)].into_iter().collect()
+    );
+    let row = t.get(id).await.unwrap().unwrap();
+    assert_eq!(row.text("substance"), Some("Latex"));
+}
 
 /// Rotating `billing` reads the billing notes, not every clinical one:
 /// the store is asked for the rows whose scope is billing.

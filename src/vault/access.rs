@@ -328,7 +328,7 @@ impl Session {
             }
             let at = (r.id, Some(*patient), from_id, to_id);
             let done = match notes.move_to_scope(at).await {
-                Err(Error::KeysOutdated { .. }) => {
+                Err(e) if super::rows::read_again(&e) => {
                     self.refresh_keys().await?;
                     notes.move_to_scope(at).await?
                 }

@@ -13,10 +13,11 @@
 //!   values under every live epoch, so search answers throughout;
 //! - running `rotate` again finds the unretired older epoch and carries on
 //!   (rows done are recognised by their envelopes' epoch and skipped);
-//! - old epochs are retired only after a pass that found no row left
-//!   under them; their keys stay with their holders, so a row a stale
-//!   client writes later under an old epoch is still readable (and the
-//!   next rotation moves it).
+//! - old epochs are retired only after a pass, under the schema in force,
+//!   found no row left under them, and only if no schema was stored
+//!   since; every writer checks inside its transaction that its epoch is
+//!   still the newest, so no cell is written under an old epoch once the
+//!   new one exists, and a row under a retired epoch is forged.
 //!
 //! Revocation ([`Session::revoke`]) is a rotation that always makes a new
 //! epoch, after the revoked user's grants are gone.
@@ -175,47 +176,68 @@ impl Session {
             wrapped_to,
             finished: false,
         };
-        let tables = self.tables_of(sid)?;
-        let (mut clean, mut left) = (false, 0);
-        for pass in 1..=MAX_PASSES as u32 {
-            let mut total = 0;
-            for t in &tables {
-                total += self.table(t).await?.rotation_rows(sid).await?;
-            }
-            let (mut seen_before, mut rewritten_pass, mut raced) = (0u64, 0u64, 0u64);
-            for t in &tables {
-                let table = self.table(t).await?;
-                let base_rewritten = report.rewritten;
-                let mut on_page = |seen: u64, rewritten: u64| {
-                    progress(&RotateProgress {
-                        pass,
-                        table: t.clone(),
-                        seen: seen_before + seen,
-                        total,
-                        rewritten: base_rewritten + rewritten,
-                    })
-                };
-                let r = table
-                    .reseal((sid, target), opts.batch, &mut on_page)
-                    .await?;
-                seen_before += r.seen;
-                report.rewritten += r.rewritten;
-                rewritten_pass += r.rewritten;
-                raced += r.raced;
-                if r.stopped {
-                    return Ok(report);
+        // A schema stored meanwhile (by another administrator, or since
+        // this session logged in) may declare more tables or columns of the
+        // scope, with cells under the old epochs: the passes run under the
+        // schema in force once the new epoch exists (cells written after it
+        // are under it), and again from the start if it changes before the
+        // old epochs are retired.
+        let mut schema_moves = 0;
+        'schema: loop {
+            let version = self.reload_schema().await?;
+            let tables = self.tables_of(sid)?;
+            let (mut clean, mut left) = (false, 0);
+            for pass in 1..=MAX_PASSES as u32 {
+                let mut total = 0;
+                for t in &tables {
+                    total += self.table(t).await?.rotation_rows(sid).await?;
                 }
+                let (mut seen_before, mut rewritten_pass, mut raced) = (0u64, 0u64, 0u64);
+                for t in &tables {
+                    let table = self.table(t).await?;
+                    let base_rewritten = report.rewritten;
+                    let mut on_page = |seen: u64, rewritten: u64| {
+                        progress(&RotateProgress {
+                            pass,
+                            table: t.clone(),
+                            seen: seen_before + seen,
+                            total,
+                            rewritten: base_rewritten + rewritten,
+                        })
+                    };
+                    let r = match table.reseal((sid, target), opts.batch, &mut on_page).await {
+                        Err(Error::SchemaChanged { .. }) if schema_moves < 3 => {
+                            schema_moves += 1;
+                            continue 'schema;
+                        }
+                        r => r?,
+                    };
+                    seen_before += r.seen;
+                    report.rewritten += r.rewritten;
+                    rewritten_pass += r.rewritten;
+                    raced += r.raced;
+                    if r.stopped {
+                        return Ok(report);
+                    }
+                }
+                if rewritten_pass == 0 && raced == 0 {
+                    clean = true;
+                    break;
+                }
+                left = rewritten_pass + raced;
             }
-            if rewritten_pass == 0 && raced == 0 {
-                clean = true;
-                break;
+            if !clean {
+                return Err(Error::RotationUnfinished { scope: name, left });
             }
-            left = rewritten_pass + raced;
+            match self.retire_older(sid, target, version).await {
+                Err(Error::SchemaChanged { .. }) if schema_moves < 3 => {
+                    schema_moves += 1;
+                    continue 'schema;
+                }
+                r => report.retired = r?,
+            }
+            break;
         }
-        if !clean {
-            return Err(Error::RotationUnfinished { scope: name, left });
-        }
-        report.retired = self.retire_older(sid, target).await?;
         report.wrapped_to.extend(
             self.catch_up_grants(sid, CatchUp::SignedAfter(started, excluded))
                 .await?,
@@ -420,9 +442,18 @@ impl Session {
     }
 
     /// Signs the retirement of every live epoch of `sid` older than
-    /// `target` (no cell uses them: the passes found none). Returns them.
-    async fn retire_older(&self, sid: u32, target: u32) -> Result<Vec<u32>> {
+    /// `target` (no cell uses them: the passes, under schema `version`,
+    /// found none). Returns them. A schema stored since is
+    /// [`Error::SchemaChanged`] (the passes run again under it): it may
+    /// declare cells the passes did not look at.
+    async fn retire_older(&self, sid: u32, target: u32, version: u64) -> Result<Vec<u32>> {
         self.refresh_keys().await?;
+        let full = self.write_guard(Some(version)).await?;
+        let guard = crate::store::Guard {
+            sql: keys::SCHEMA_AND_EPOCHS.into(),
+            params: Vec::new(),
+            expect: full.expect.iter().take(2).copied().collect(),
+        };
         let ks = self.ks();
         if ks.latest.get(&sid).is_some_and(|l| *l > target) {
             // A newer rotation is under way: it retires what it moves.
@@ -467,7 +498,17 @@ impl Session {
             retired.push(e);
         }
         if !statements.is_empty() {
-            self.store.write_all(statements).await?;
+            match self.store.write_guarded(&guard, statements).await {
+                Err(Error::StateMoved) => {
+                    let now = self.probe().await?.schema_version;
+                    return Err(if now != version {
+                        Error::SchemaChanged { version: now }
+                    } else {
+                        Error::Concurrent("the key state, while retiring old epochs")
+                    });
+                }
+                r => r?,
+            };
             self.refresh_keys().await?;
         }
         Ok(retired)

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 mod auth;
 
+pub(crate) use auth::read_again;
 pub(crate) use auth::replaced_keys;
 pub use auth::Authorship;
 pub(crate) use auth::PendingBatch;
@@ -456,7 +457,7 @@ impl Session {
     /// whole; more are streamed, so this core seals chunk k+1 while the
     /// store writes chunk k on the other. An error of `make` rolls the
     /// transaction back. `guard` ([`Session::write_guard`]) is checked
-    /// first, inside the transaction.
+    /// inside the transaction, just before the commit.
     pub(crate) async fn write_chunks(
         &self,
         guard: &crate::store::Guard,
@@ -2496,9 +2497,17 @@ impl RowTable<'_> {
             // stops rather than write under an epoch no longer the newest.
             let probe = self.s.probe().await?;
             self.s.keys_follow(&probe).await?;
+            // A schema stored since may declare cells of the scope this
+            // table does not know: the rotation runs its passes again
+            // under it before it retires anything.
+            if probe.schema_version > self.version {
+                return Err(Error::SchemaChanged {
+                    version: probe.schema_version,
+                });
+            }
             // Taken before the check, so a newer epoch stored after it
             // fails the page's write instead of following it.
-            let guard = self.s.write_guard(None).await?;
+            let guard = self.s.write_guard(Some(self.version)).await?;
             if self.s.ks().latest.get(&sid).is_some_and(|l| *l > target) {
                 return Err(Error::Concurrent("the key epochs of this scope"));
             }

@@ -51,6 +51,32 @@ fn act_before_next_write(s: &mut Session, act: impl Future<Output = ()> + Send +
     }));
 }
 
+/// A future made anew for each write.
+type Act = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Runs `act` before each of the next `times` row writes it sees.
+struct ActEach {
+    inner: Arc<dyn Store>,
+    times: std::sync::atomic::AtomicUsize,
+    act: Act,
+}
+
+#[async_trait::async_trait]
+impl Hooks for ActEach {
+    fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+    async fn before_write(&self) {
+        use std::sync::atomic::Ordering;
+        let left = self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_ok() {
+            (self.act)().await;
+        }
+    }
+}
+
 /// A vault made for one test, and how to open it.
 struct Place {
     url: String,
@@ -305,6 +331,49 @@ async fn a_slow_recovery_keeps_what_the_old_key_signed(place: Place) {
     );
 }
 
+/// An update whose row another client changes between its read and its
+/// write is read and written again, four times in all: three lost races
+/// still end in the update, four are [`Error::Concurrent`] and leave the
+/// other client's version.
+async fn an_update_losing_every_race_says_concurrent(place: Place) {
+    let other = Arc::new(place.open("admin", ADMIN_PW).await);
+    let seed = other
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("insert");
+    for (races, done) in [(3, true), (4, false)] {
+        let mut a = place.open("admin", ADMIN_PW).await;
+        let (b, n) = (
+            Arc::clone(&other),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        );
+        let act: Act = Box::new(move || {
+            let (b, n) = (Arc::clone(&b), Arc::clone(&n));
+            Box::pin(async move {
+                let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                b.update_patient(&seed, &patient(&format!("Autre{k}")))
+                    .await
+                    .expect("the other client's update");
+            })
+        });
+        let inner = Arc::clone(&a.store);
+        a.store = Arc::new(Interposed(ActEach {
+            inner,
+            times: std::sync::atomic::AtomicUsize::new(races),
+            act,
+        }));
+        let r = a.update_patient(&seed, &patient("Mienne")).await;
+        let now = other.get_patient(&seed).await.expect("read").family_name;
+        if done {
+            r.expect("the update, after three lost races");
+            assert_eq!(now, "Mienne");
+        } else {
+            assert!(matches!(r, Err(Error::Concurrent(_))), "{r:?}");
+            assert_eq!(now, "Autre3");
+        }
+    }
+}
+
 mod sqlcipher {
     use super::*;
 
@@ -321,6 +390,11 @@ mod sqlcipher {
     #[tokio::test]
     async fn a_slow_recovery_keeps_what_the_old_key_signed() {
         super::a_slow_recovery_keeps_what_the_old_key_signed(Place::sqlite().await).await
+    }
+
+    #[tokio::test]
+    async fn an_update_losing_every_race_says_concurrent() {
+        super::an_update_losing_every_race_says_concurrent(Place::sqlite().await).await
     }
 }
 
@@ -341,5 +415,10 @@ mod mysql {
     #[tokio::test]
     async fn a_slow_recovery_keeps_what_the_old_key_signed() {
         super::a_slow_recovery_keeps_what_the_old_key_signed(Place::mysql().await).await
+    }
+
+    #[tokio::test]
+    async fn an_update_losing_every_race_says_concurrent() {
+        super::an_update_losing_every_race_says_concurrent(Place::mysql().await).await
     }
 }

@@ -274,7 +274,7 @@ impl Session {
                 } else {
                     r.problems.push(format!(
                         "key epoch {} of scope #{}: its retirement is not signed \
-                         (the epoch is treated as live)",
+                         (the epoch is treated as live, unless a client remembers it retired)",
                         e.epoch, e.scope_id
                     ));
                 }
