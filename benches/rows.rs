@@ -206,6 +206,8 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    single_writes(c, &data, patients);
+
     let dir = tempfile::tempdir().expect("tempdir");
     let mut plain = plain_db(&dir.path().join("plain.db"));
     let parents: Vec<Id> = (0..patients).map(|_| Id::random()).collect();
@@ -246,6 +248,60 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     author_signatures(c, n);
+}
+
+/// One row per transaction, as an application saving a form writes: what
+/// the key-state checks cost each write (the probe before it and the
+/// guard inside its transaction), beside plaintext single-row
+/// transactions in the same run.
+fn single_writes(c: &mut Criterion, data: &[(usize, String, String, String)], patients: usize) {
+    const SINGLE: usize = 200;
+    let rt = runtime();
+    let data = &data[..SINGLE.min(data.len())];
+    let mut g = c.benchmark_group(format!(
+        "application table {SINGLE} inserts of one row each"
+    ));
+    slow(&mut g, 20);
+    g.throughput(Throughput::Elements(data.len() as u64));
+    g.bench_function("plaintext, keyed SQLCipher", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut db = plain_db(&dir.path().join("plain.db"));
+                let parents: Vec<Id> = (0..patients).map(|_| Id::random()).collect();
+                plain_parents(&db, &parents);
+                let t = Instant::now();
+                for row in data.chunks(1) {
+                    plain_insert(&mut db, &parents, row);
+                }
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("medvault insert", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let (s, parents) = rt.block_on(vault_with_patients(dir.path(), patients));
+                let rows = new_rows(&parents, data);
+                let t = Instant::now();
+                rt.block_on(async {
+                    let t = s.table("allergies").await?;
+                    for r in &rows {
+                        t.insert(r).await?;
+                    }
+                    Ok::<_, medvault::Error>(())
+                })
+                .expect("insert");
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
 }
 
 /// What authenticating rows by their author costs (FORMAT.md §5.8), per

@@ -214,6 +214,12 @@ pub struct DisableReport {
     /// Shared scopes they held whose newest epoch this administrator does
     /// not hold, so could not rotate.
     pub not_rotated: Vec<String>,
+    /// Shared scopes whose rotation stopped with an error (a schema stored
+    /// meanwhile, another administrator rotating, the store), with the
+    /// error: the user's grants are gone already, so run `rotate SCOPE`
+    /// to finish it (`--new-epoch` if it stopped before making its epoch).
+    /// The other scopes were rotated all the same.
+    pub unfinished: Vec<(String, String)>,
 }
 
 /// Entry points.
@@ -2127,11 +2133,18 @@ impl Session {
                 new_epoch: true,
                 ..RotateOptions::default()
             };
-            self.rotate_excluding(&scope.name, &opts, Some(name), &mut |_| {
-                std::ops::ControlFlow::Continue(())
-            })
-            .await?;
-            report.rotated.push(scope.name);
+            // One scope's rotation failing does not leave the others
+            // unrotated: running this again would not find them (the
+            // grants are gone).
+            match self
+                .rotate_excluding(&scope.name, &opts, Some(name), &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await
+            {
+                Ok(_) => report.rotated.push(scope.name),
+                Err(e) => report.unfinished.push((scope.name, e.to_string())),
+            }
         }
         Ok(report)
     }

@@ -165,6 +165,11 @@ impl Session {
         self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
         let name = self.scope_name(sid);
+        // Read first, so a schema this session cannot take (one it cannot
+        // parse or whose signature does not verify) stops the rotation
+        // before anything is written; read again below, once the new epoch
+        // exists.
+        self.reload_schema().await?;
         let (target, created, wrapped_to) =
             self.rotation_target(sid, opts.new_epoch, excluded).await?;
         let mut report = RotateReport {
@@ -448,11 +453,11 @@ impl Session {
     /// declare cells the passes did not look at.
     async fn retire_older(&self, sid: u32, target: u32, version: u64) -> Result<Vec<u32>> {
         self.refresh_keys().await?;
-        let full = self.write_guard(Some(version)).await?;
         let guard = crate::store::Guard {
-            sql: keys::SCHEMA_AND_EPOCHS.into(),
+            sql: keys::SCHEMA_VERSION.into(),
             params: Vec::new(),
-            expect: full.expect.iter().take(2).copied().collect(),
+            // A version past i64 is no stored one: the guard fails.
+            expect: vec![i64::try_from(version).unwrap_or(-1)],
         };
         let ks = self.ks();
         if ks.latest.get(&sid).is_some_and(|l| *l > target) {
@@ -501,11 +506,7 @@ impl Session {
             match self.store.write_guarded(&guard, statements).await {
                 Err(Error::StateMoved) => {
                     let now = self.probe().await?.schema_version;
-                    return Err(if now != version {
-                        Error::SchemaChanged { version: now }
-                    } else {
-                        Error::Concurrent("the key state, while retiring old epochs")
-                    });
+                    return Err(Error::SchemaChanged { version: now });
                 }
                 r => r?,
             };

@@ -2505,6 +2505,12 @@ impl RowTable<'_> {
                     version: probe.schema_version,
                 });
             }
+            if probe.schema_version < self.version {
+                return Err(Error::RolledBack(format!(
+                    "schema version {} (this session has read version {})",
+                    probe.schema_version, self.version
+                )));
+            }
             // Taken before the check, so a newer epoch stored after it
             // fails the page's write instead of following it.
             let guard = self.s.write_guard(Some(self.version)).await?;

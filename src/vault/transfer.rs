@@ -201,6 +201,23 @@ impl Session {
                 "the schema in force changed during the copy; copy again".into(),
             ));
         }
+        // A rotation during the copy (or between a copy cut short and its
+        // resumption) leaves the destination with an older epoch unretired
+        // and rows sealed under it, which a resumed copy (it keeps rows
+        // already there) would not replace.
+        let epochs = |rows: Vec<crate::store::EpochRow>| {
+            let mut v: Vec<(u32, u32, bool)> = rows
+                .into_iter()
+                .map(|e| (e.scope_id, e.epoch, e.retired.is_some()))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        if epochs(src.epochs().await?) != epochs(dst.epochs().await?) {
+            return Err(Error::CopyIncomplete(
+                "the source's key epochs changed during the copy (a rotation); copy again into an empty destination".into(),
+            ));
+        }
         let mut counted = Vec::new();
         for t in &tables {
             let (a, b) = (src.count(t).await?, dst.count(t).await?);

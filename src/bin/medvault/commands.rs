@@ -474,6 +474,11 @@ pub async fn run(cli: Cli) -> R {
                             "{scope} not rotated: you do not hold its newest key; an administrator who does should run `medvault rotate {scope} --new-epoch`"
                         );
                     }
+                    for (scope, why) in &r.unfinished {
+                        println!(
+                            "{scope}: rotation stopped ({why}); run `medvault rotate {scope}` to finish it (`--new-epoch` if it made no new epoch)"
+                        );
+                    }
                 }
             }
             Ok(())
