@@ -848,6 +848,33 @@ fn put_grant_row(c: &Connection, g: &GrantRow) -> rusqlite::Result<usize> {
     exec(c, keys::PUT_GRANT, &keys::grant_values(g))
 }
 
+impl SqliteStore {
+    /// Runs `statements` in one transaction, then `guard` if there is one
+    /// (just before the commit; the write lock is held from `BEGIN
+    /// IMMEDIATE`, so nothing it read changes before the commit).
+    async fn write_checked(
+        &self,
+        guard: Option<super::Guard>,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<u64>> {
+        self.run(move |c, x| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(x.e())?;
+            let mut changed = Vec::with_capacity(statements.len());
+            for (sql, params) in &statements {
+                changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
+            }
+            if let Some(g) = &guard {
+                check_guard(&tx, x, g)?;
+            }
+            tx.commit().map_err(x.e())?;
+            Ok(changed)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn describe(&self) -> String {
@@ -869,18 +896,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>> {
-        self.run(move |c, x| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(x.e())?;
-            let mut changed = Vec::with_capacity(statements.len());
-            for (sql, params) in &statements {
-                changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
-            }
-            tx.commit().map_err(x.e())?;
-            Ok(changed)
-        })
-        .await
+        self.write_checked(None, statements).await
     }
 
     async fn write_guarded(
@@ -888,23 +904,7 @@ impl Store for SqliteStore {
         guard: &super::Guard,
         statements: Vec<(String, Vec<Value>)>,
     ) -> Result<Vec<u64>> {
-        let guard = guard.clone();
-        self.run(move |c, x| {
-            // `Immediate`: the write lock is taken at `BEGIN`, so nothing
-            // the guard read changes before the commit.
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(x.e())?;
-            let mut changed = Vec::with_capacity(statements.len());
-            for (sql, params) in &statements {
-                changed.push(exec(&tx, sql, params).map_err(x.e())? as u64);
-            }
-            // Last, as on MySQL (here the lock is held from `BEGIN`).
-            check_guard(&tx, x, &guard)?;
-            tx.commit().map_err(x.e())?;
-            Ok(changed)
-        })
-        .await
+        self.write_checked(Some(guard.clone()), statements).await
     }
 
     async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {

@@ -374,51 +374,33 @@ async fn an_update_losing_every_race_says_concurrent(place: Place) {
     }
 }
 
-mod sqlcipher {
-    use super::*;
+/// Runs each named `async fn name(place: Place)` once per store.
+macro_rules! per_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlcipher {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Place::sqlite().await).await
+                }
+            )*
+        }
 
-    #[tokio::test]
-    async fn a_write_racing_a_rotation_lands_under_the_new_epoch() {
-        super::a_write_racing_a_rotation_lands_under_the_new_epoch(Place::sqlite().await).await
-    }
-
-    #[tokio::test]
-    async fn a_write_racing_its_revocation_is_refused() {
-        super::a_write_racing_its_revocation_is_refused(Place::sqlite().await).await
-    }
-
-    #[tokio::test]
-    async fn a_slow_recovery_keeps_what_the_old_key_signed() {
-        super::a_slow_recovery_keeps_what_the_old_key_signed(Place::sqlite().await).await
-    }
-
-    #[tokio::test]
-    async fn an_update_losing_every_race_says_concurrent() {
-        super::an_update_losing_every_race_says_concurrent(Place::sqlite().await).await
-    }
+        #[cfg(feature = "mysql")]
+        mod mysql {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Place::mysql().await).await
+                }
+            )*
+        }
+    };
 }
 
-#[cfg(feature = "mysql")]
-mod mysql {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_write_racing_a_rotation_lands_under_the_new_epoch() {
-        super::a_write_racing_a_rotation_lands_under_the_new_epoch(Place::mysql().await).await
-    }
-
-    #[tokio::test]
-    async fn a_write_racing_its_revocation_is_refused() {
-        super::a_write_racing_its_revocation_is_refused(Place::mysql().await).await
-    }
-
-    #[tokio::test]
-    async fn a_slow_recovery_keeps_what_the_old_key_signed() {
-        super::a_slow_recovery_keeps_what_the_old_key_signed(Place::mysql().await).await
-    }
-
-    #[tokio::test]
-    async fn an_update_losing_every_race_says_concurrent() {
-        super::an_update_losing_every_race_says_concurrent(Place::mysql().await).await
-    }
-}
+per_store!(
+    a_write_racing_a_rotation_lands_under_the_new_epoch,
+    a_write_racing_its_revocation_is_refused,
+    a_slow_recovery_keeps_what_the_old_key_signed,
+    an_update_losing_every_race_says_concurrent,
+);
