@@ -201,16 +201,47 @@ impl MysqlStore {
     }
 }
 
-/// The transaction of a guarded write ([`Store::write_guarded`]):
-/// `SERIALIZABLE`, where InnoDB reads every row a plain `SELECT` reads
+impl MysqlStore {
+    /// Runs `statements` in one transaction (retried on deadlock or lock
+    /// timeout), then `guard` if there is one, last, just before the
+    /// commit: its locks are held only across the commit.
+    async fn write_checked(
+        &self,
+        guard: Option<super::Guard>,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<u64>> {
+        let opts = tx_opts(guard.is_some());
+        self.write_with(opts, move |tx| {
+            let statements = statements.clone();
+            let guard = guard.clone();
+            Box::pin(async move {
+                let mut changed = Vec::with_capacity(statements.len());
+                for (sql, params) in &statements {
+                    tx.exec_drop(sql.as_str(), my_params(params)).await?;
+                    changed.push(tx.affected_rows());
+                }
+                if let Some(g) = &guard {
+                    check_guard(tx, g).await?;
+                }
+                Ok(changed)
+            })
+        })
+        .await
+    }
+}
+
+/// The transaction of a write; of a guarded one
+/// ([`Store::write_guarded`]): `SERIALIZABLE`, where InnoDB reads every row a plain `SELECT` reads
 /// with a shared lock (and locks the gaps between them), so the rows the
 /// guard counted, and the room for new ones, stay as they are until the
 /// commit: a rotation's new epoch or a revocation waits for the write, or
 /// the write's guard waits for them and sees them. The guard runs last,
 /// so those locks are held only across the commit.
-fn guarded() -> TxOpts {
+fn tx_opts(guarded: bool) -> TxOpts {
     let mut o = TxOpts::default();
-    o.with_isolation_level(mysql_async::IsolationLevel::Serializable);
+    if guarded {
+        o.with_isolation_level(mysql_async::IsolationLevel::Serializable);
+    }
     o
 }
 
@@ -571,18 +602,7 @@ impl Store for MysqlStore {
     }
 
     async fn write_all(&self, statements: Vec<(String, Vec<Value>)>) -> Result<Vec<u64>> {
-        self.write(move |tx| {
-            let statements = statements.clone();
-            Box::pin(async move {
-                let mut changed = Vec::with_capacity(statements.len());
-                for (sql, params) in &statements {
-                    tx.exec_drop(sql.as_str(), my_params(params)).await?;
-                    changed.push(tx.affected_rows());
-                }
-                Ok(changed)
-            })
-        })
-        .await
+        self.write_checked(None, statements).await
     }
 
     async fn write_guarded(
@@ -590,22 +610,7 @@ impl Store for MysqlStore {
         guard: &super::Guard,
         statements: Vec<(String, Vec<Value>)>,
     ) -> Result<Vec<u64>> {
-        self.write_with(guarded(), move |tx| {
-            let statements = statements.clone();
-            let guard = guard.clone();
-            Box::pin(async move {
-                let mut changed = Vec::with_capacity(statements.len());
-                for (sql, params) in &statements {
-                    tx.exec_drop(sql.as_str(), my_params(params)).await?;
-                    changed.push(tx.affected_rows());
-                }
-                // Last, just before the commit: its locks are held only
-                // across the commit.
-                check_guard(tx, &guard).await?;
-                Ok(changed)
-            })
-        })
-        .await
+        self.write_checked(Some(guard.clone()), statements).await
     }
 
     async fn migrate_app(&self, migrations: Vec<refinery::Migration>) -> Result<Vec<String>> {
@@ -621,11 +626,7 @@ impl Store for MysqlStore {
     ) -> Result<Vec<u64>> {
         // Not retried: the statements are consumed as they come.
         let mut conn = self.conn().await?;
-        let opts = if guard.is_some() {
-            guarded()
-        } else {
-            TxOpts::default()
-        };
+        let opts = tx_opts(guard.is_some());
         let mut tx = conn
             .start_transaction(opts)
             .await

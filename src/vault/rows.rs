@@ -328,6 +328,17 @@ fn outdated_is_tampered(e: Error) -> Error {
     }
 }
 
+/// Counts one more page in a row whose write found the key state moved
+/// (nothing was written; the page is read again): [`Error::Concurrent`]
+/// at the fourth. The count goes back to 0 after a page written.
+pub(crate) fn moved_again(moved: &mut u32) -> Result<()> {
+    *moved += 1;
+    if *moved > 3 {
+        return Err(Error::Concurrent("the key state"));
+    }
+    Ok(())
+}
+
 /// What one pass of a key rotation did to a table ([`RowTable::reseal`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Reseal {
@@ -2349,10 +2360,7 @@ impl RowTable<'_> {
                 }
                 None => {
                     // The key state moved: the page is read again.
-                    moved += 1;
-                    if moved > 3 {
-                        return Err(Error::Concurrent("the key state"));
-                    }
+                    moved_again(&mut moved)?;
                     after = page_start;
                 }
             }
@@ -2612,10 +2620,7 @@ impl RowTable<'_> {
                 let Some(changed) = self.write_resealed(&guard, statements, batch).await? else {
                     // The key state moved (a new epoch, a grant): nothing
                     // was written; the page is read again under it.
-                    moved += 1;
-                    if moved > 3 {
-                        return Err(Error::Concurrent("the key state"));
-                    }
+                    moved_again(&mut moved)?;
                     (after, out.seen) = (page_start, seen_before);
                     continue;
                 };

@@ -944,10 +944,7 @@ impl RowTable<'_> {
             let Some(mut n) = self.write_resealed(&guard, statements, batch).await? else {
                 // The key state or schema moved: nothing was written; the
                 // page is read again under the state as it is now.
-                moved += 1;
-                if moved > 3 {
-                    return Err(Error::Concurrent("the key state"));
-                }
+                super::moved_again(&mut moved)?;
                 after = page_start;
                 continue;
             };
