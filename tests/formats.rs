@@ -305,6 +305,27 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     },
                     g("fingerprint"),
                 ),
+                "closed-writes" => trust::closed_writes_record(
+                    &vid,
+                    &trust::ClosedWrites {
+                        user: g("user").into(),
+                        fingerprint: g("fingerprint").into(),
+                        scopes: g("scopes")
+                            .split(' ')
+                            .map(|p| {
+                                let (s, e) = p.split_once(':').unwrap();
+                                (s.parse().unwrap(), e.parse().unwrap())
+                            })
+                            .collect(),
+                        batches: h(g("batches"))
+                            .chunks(16)
+                            .map(|c| c.try_into().unwrap())
+                            .collect(),
+                        signer: g("signer").into(),
+                        signed_at: g("signed_at").parse().unwrap(),
+                        signature: vec![],
+                    },
+                ),
                 r => panic!("record {r}"),
             };
             hex::encode(msg)

@@ -126,7 +126,9 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .collect::<Vec<_>>(),
         vec![&2]
     );
-    // And given the right back.
+    // And given the right back. Her read-write grant of epoch 2 (the
+    // downgrade's rotation gave it before the read one replaced it) is
+    // closed (FORMAT.md §5.11): the scope moves to epoch 3 first.
     a.grant_rights("nurse", "clinical", Rights::ReadWrite)
         .await
         .unwrap();
@@ -141,8 +143,8 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .await
             .keys()
             .collect::<Vec<_>>(),
-        vec![&3],
-        "the rotation moved every note to epoch 3"
+        vec![&4],
+        "the rotation moved every note to epoch 4"
     );
     assert_eq!(
         a.access_list("clinical").await.unwrap(),

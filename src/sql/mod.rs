@@ -201,6 +201,25 @@ pub const REPLACED_KEYS: TableSpec = TableSpec {
     vault_rows: "1 = 1",
 };
 
+/// `medvault_closed_writes`: records that a user's key gives no write
+/// right any more under some epochs, except in the batches they list
+/// (FORMAT.md §5.11).
+pub const CLOSED_WRITES: TableSpec = TableSpec {
+    name: "medvault_closed_writes",
+    columns: &[
+        "id",
+        "name",
+        "fingerprint",
+        "scopes",
+        "batches",
+        "signer",
+        "signed_at",
+        "signature",
+    ],
+    paged: true,
+    vault_rows: "1 = 1",
+};
+
 /// Every table of a vault, parents before children.
 pub const TABLES: &[TableSpec] = &[
     VAULT_META,
@@ -212,6 +231,7 @@ pub const TABLES: &[TableSpec] = &[
     ACCESS_REQUESTS,
     BATCHES,
     REPLACED_KEYS,
+    CLOSED_WRITES,
     PATIENTS,
     NOTES,
 ];

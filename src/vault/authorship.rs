@@ -358,7 +358,8 @@ pub type Forgery = &'static str;
 /// administrator; each grant of a write's evidence is signed, to the
 /// signer's certificate, by the root or by an administrator (one disabled
 /// since only for a grant signed no later than the record that disabled
-/// them), and those saying `read-write` give the write right.
+/// them), and those saying `read-write` give the write right, unless a
+/// record of closed writes ([`Directory::write_closed`]) takes it away.
 pub fn verify_batch(
     dir: &mut Directory,
     vault_id: &[u8; 16],
@@ -437,7 +438,12 @@ pub fn verify_batch(
         if !signed {
             return Err("evidence whose signature does not verify");
         }
-        if Rights::parse(&g.rights) == Some(Rights::ReadWrite) {
+        // A grant whose write right a revocation, downgrade, disable or
+        // recovery closed counts only in the batches its record lists
+        // (FORMAT.md §5.11).
+        if Rights::parse(&g.rights) == Some(Rights::ReadWrite)
+            && !dir.write_closed(&b.signer, &fpr, &b.id, (g.scope_id, g.epoch))
+        {
             writable.insert((g.scope_id, g.epoch));
         }
     }

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::store::{EpochRow, GrantRow, NewScope, ScopeRow, Store, TableSpec, UserRow, Value};
 
+/// Statements of a write, as a store is asked to run them.
+pub(crate) type Statements = Vec<(String, Vec<Value>)>;
+
 /// What an [`Interposed`] store changes; by default, nothing.
 #[async_trait::async_trait]
 pub(crate) trait Hooks: Send + Sync {
@@ -23,6 +26,12 @@ pub(crate) trait Hooks: Send + Sync {
     /// Runs before a row write (`write_all`, `write_guarded`,
     /// `write_stream`) is passed on.
     async fn before_write(&self) {}
+    /// The statements of a `write_all` or `write_guarded`, as passed on;
+    /// `Ok(None)` keeps the write from the store, answered as if each
+    /// statement changed one row; an error fails it.
+    fn statements(&self, s: Statements) -> Result<Option<Statements>> {
+        Ok(Some(s))
+    }
 }
 
 /// A store that passes every call on to `H::inner`, through its hooks.
@@ -44,19 +53,19 @@ impl<H: Hooks> Store for Interposed<H> {
         g: Option<crate::store::Guard>,
         rx: crate::store::StatementStream,
     ) -> Result<Vec<u64>> {
-        {
-            self.0.before_write().await;
-            self.0.inner().write_stream(g, rx).await
-        }
+        self.0.before_write().await;
+        self.0.inner().write_stream(g, rx).await
     }
     async fn write_guarded(
         &self,
         g: &crate::store::Guard,
         s: Vec<(String, Vec<crate::store::Value>)>,
     ) -> Result<Vec<u64>> {
-        {
-            self.0.before_write().await;
-            self.0.inner().write_guarded(g, s).await
+        self.0.before_write().await;
+        let n = s.len();
+        match self.0.statements(s)? {
+            Some(s) => self.0.inner().write_guarded(g, s).await,
+            None => Ok(vec![1; n]),
         }
     }
     async fn select(&self, q: String, p: Vec<Value>) -> Result<Vec<Vec<crate::sql::Cell>>> {
@@ -68,9 +77,11 @@ impl<H: Hooks> Store for Interposed<H> {
         Ok(self.0.answer(self.0.inner().lookup(q, p).await?))
     }
     async fn write_all(&self, s: Vec<(String, Vec<crate::store::Value>)>) -> Result<Vec<u64>> {
-        {
-            self.0.before_write().await;
-            self.0.inner().write_all(s).await
+        self.0.before_write().await;
+        let n = s.len();
+        match self.0.statements(s)? {
+            Some(s) => self.0.inner().write_all(s).await,
+            None => Ok(vec![1; n]),
         }
     }
     async fn latest_policy(&self) -> Result<Option<crate::store::PolicyRow>> {

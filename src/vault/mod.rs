@@ -8,6 +8,7 @@
 pub mod access;
 mod adopt;
 pub mod authorship;
+mod closed;
 pub mod enrol;
 #[cfg(test)]
 mod interposed;
@@ -863,6 +864,9 @@ pub struct Session {
     batches: std::sync::Mutex<
         HashMap<[u8; 16], std::result::Result<Arc<authorship::VerifiedBatch>, authorship::Forgery>>,
     >,
+    /// Records of closed writes this session stored (FORMAT.md §5.11),
+    /// believed whatever the store answers after.
+    closed_here: std::sync::Mutex<Vec<trust::ClosedWrites>>,
     /// The user's decryption key, to unwrap grants made after login
     /// ([`Session::refresh_keys`]).
     dec: Decryptor,
@@ -1450,6 +1454,7 @@ impl Session {
             password: std::sync::RwLock::new(password),
             signer: tokio::sync::Mutex::new(signer),
             batches: std::sync::Mutex::new(HashMap::new()),
+            closed_here: std::sync::Mutex::new(Vec::new()),
             dec,
             probed: std::sync::Mutex::new(Some(probed.keys)),
             refreshing: tokio::sync::Mutex::new(()),
@@ -1949,15 +1954,34 @@ impl Session {
         self.refresh_keys().await?;
         let sid = self.scope_id(scope)?;
         if rights == Rights::ReadWrite {
-            self.current_keys(sid)?;
+            let (current, _) = self.current_keys(sid)?;
+            // A write right a revocation or downgrade closed under this
+            // epoch (its rotation never ran): the scope moves to a new
+            // epoch first, whose grant gives it back (FORMAT.md §5.11).
+            let mut dir = self
+                .directory()
+                .await?
+                .with_replaced(self.replaced_keys().await?)
+                .with_closed(self.closed_writes().await?);
+            let fpr = pgp::fingerprint(&dir.verify(user)?.cert);
+            if dir.closes(user, &fpr, (sid, current)) {
+                let opts = RotateOptions {
+                    new_epoch: true,
+                    ..RotateOptions::default()
+                };
+                self.rotate_excluding(scope, &opts, None, &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await?;
+            }
         }
         // A writer under any live epoch who is to read only: the scope
         // moves to a new epoch first (they are given it with their old
         // rights, changed below with the others), so an interrupted
         // downgrade is one that changed nothing, or one run again rotates.
+        let mut was_writer = false;
         if rights == Rights::Read {
             let live: Vec<u32> = self.ks().live(sid).map(|(e, _)| e).collect();
-            let mut was_writer = false;
             for e in live {
                 was_writer |= self
                     .holders(sid, Some(e))
@@ -1992,6 +2016,8 @@ impl Session {
         }
         let mut epochs = held;
         epochs.sort_unstable_by_key(|(e, _)| *e);
+        let newest = epochs.last().map(|(e, _)| *e).unwrap_or(0);
+        let closing = (rights == Rights::Read && was_writer).then_some(newest);
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut rows = Vec::new();
         for (e, keys) in epochs {
@@ -2013,6 +2039,22 @@ impl Session {
         }
         // Every epoch's grant in one transaction.
         self.store.put_grants(&rows).await?;
+        // A writer made a reader: their key's write right closes up to the
+        // newest epoch (FORMAT.md §5.11), so a row they write by SQL under
+        // an epoch the rotation above has not retired yet is forged.
+        if let Some(newest) = closing {
+            let by = SignAs {
+                name: &self.user,
+                key: &self.signer,
+            };
+            self.close_writes(
+                (user, &pgp::fingerprint(&target.cert)),
+                vec![(sid, newest)],
+                by,
+                Vec::new(),
+            )
+            .await?;
+        }
         // A rotation that chose its recipients before this grant was
         // stored did not wrap its new epoch to this user: do it now.
         self.refresh_keys().await?;
@@ -2050,12 +2092,50 @@ impl Session {
                 "an administrator cannot revoke their own access",
             ));
         }
-        let n = self.store.delete_grants(sid, user).await?;
-        if n == 0 {
-            return Err(Error::NoSuchGrant {
-                user: user.to_owned(),
-                scope: scope.to_owned(),
-            });
+        let grants: Vec<GrantRow> = self
+            .store
+            .grants_to(user)
+            .await?
+            .into_iter()
+            .filter(|g| g.scope_id == sid)
+            .collect();
+        let no_grant = || Error::NoSuchGrant {
+            user: user.to_owned(),
+            scope: scope.to_owned(),
+        };
+        let newest = grants.iter().map(|g| g.epoch).max().ok_or_else(no_grant)?;
+        let delete = (
+            crate::sql::keys::DELETE_GRANTS.to_owned(),
+            vec![
+                crate::store::Value::Int(i64::from(sid)),
+                crate::store::Value::Text(user.to_owned()),
+            ],
+        );
+        // With the grants, the write right of the key they were made to
+        // closes (FORMAT.md §5.11), up to the newest epoch there is: a row
+        // they write afterwards under the old epoch, before the rotation
+        // retires it, is forged. A user whose row does not verify signs
+        // nothing genuine: no record.
+        let newest = newest.max(self.ks().latest.get(&sid).copied().unwrap_or(0));
+        let fpr = self
+            .directory()
+            .await?
+            .verify(user)
+            .ok()
+            .map(|v| pgp::fingerprint(&v.cert));
+        let counts = match fpr {
+            Some(fpr) => {
+                let by = SignAs {
+                    name: &self.user,
+                    key: &self.signer,
+                };
+                self.close_writes((user, &fpr), vec![(sid, newest)], by, vec![delete])
+                    .await?
+            }
+            None => self.store.write_all(vec![delete]).await?,
+        };
+        if counts.first().copied().unwrap_or(0) == 0 {
+            return Err(no_grant());
         }
         let opts = RotateOptions {
             new_epoch: true,
@@ -2116,6 +2196,28 @@ impl Session {
         let msg = trust::user_record(&self.vault_id, &row, &pgp::fingerprint(&target.cert));
         row.signature = self.with_signer(|s| s.sign(&msg)).await?;
         self.store.replace_user(&row).await?;
+        // Their key's write right closes under every epoch of every scope
+        // (FORMAT.md §5.11): a row they write afterwards by SQL, under an
+        // epoch not yet retired (a personal scope is never rotated), is
+        // forged. Running this again after it stopped here writes it.
+        let every: Vec<(u32, u32)> = self
+            .store
+            .scopes()
+            .await?
+            .iter()
+            .map(|s| (s.id, u32::MAX))
+            .collect();
+        let by = SignAs {
+            name: &self.user,
+            key: &self.signer,
+        };
+        self.close_writes(
+            (name, &pgp::fingerprint(&target.cert)),
+            every,
+            by,
+            Vec::new(),
+        )
+        .await?;
         let mut report = DisableReport::default();
         for sid in held {
             let ks = self.ks();
@@ -2446,7 +2548,13 @@ impl Session {
         let replaced = self
             .replaced_key_statement(user, &old.cert, by, new.signed_at)
             .await?;
-        self.store.write_all(vec![replaced]).await?;
+        // With it, the old key's write right closes under every epoch of
+        // every scope but in the batches it signed until now (FORMAT.md
+        // §5.11): whoever holds it cannot date a new batch before the
+        // replacement.
+        let every: Vec<(u32, u32)> = root.scopes.keys().map(|s| (*s, u32::MAX)).collect();
+        self.close_writes((user, &old_fpr), every, by, vec![replaced])
+            .await?;
         self.store.reset_user(&new, &grants).await?;
         Ok(fpr)
     }

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::keys::pgp::KdfParams;
 use crate::records::{NewPatient, Sex};
 use crate::store::{Store, Value};
-use crate::vault::interposed::{Hooks, Interposed};
+use crate::vault::interposed::{Hooks, Interposed, Statements};
 use crate::vault::{CreateOptions, OpenOptions, Session, Vault};
 
 const ADMIN_PW: &str = "an administrator's long passphrase";
@@ -75,6 +75,63 @@ impl Hooks for ActEach {
             (self.act)().await;
         }
     }
+}
+
+/// Keeps the first row write it sees from the store and hands its
+/// statements over (a write signed now, stored later by SQL); fails every
+/// write after the first `fail_after` passed on, if set.
+struct HoldBack {
+    inner: Arc<dyn Store>,
+    held: Arc<std::sync::Mutex<Option<Statements>>>,
+    hold: std::sync::atomic::AtomicBool,
+    fail_after: Option<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hooks for HoldBack {
+    fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+    fn statements(&self, s: Statements) -> crate::error::Result<Option<Statements>> {
+        use std::sync::atomic::Ordering;
+        if self.hold.swap(false, Ordering::SeqCst) {
+            *self.held.lock().expect("not poisoned") = Some(s);
+            return Ok(None);
+        }
+        if let Some(left) = &self.fail_after {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+            {
+                return Err(Error::Store("cut short by the test".into()));
+            }
+        }
+        Ok(Some(s))
+    }
+}
+
+/// Keeps `s`'s next row write from the store; its statements are in the
+/// answer once it has run.
+fn hold_back_next_write(s: &mut Session) -> Arc<std::sync::Mutex<Option<Statements>>> {
+    let held = Arc::new(std::sync::Mutex::new(None));
+    let inner = Arc::clone(&s.store);
+    s.store = Arc::new(Interposed(HoldBack {
+        inner,
+        held: Arc::clone(&held),
+        hold: std::sync::atomic::AtomicBool::new(true),
+        fail_after: None,
+    }));
+    held
+}
+
+/// Fails every row write of `s` after its next `n`.
+fn fail_writes_after(s: &mut Session, n: usize) {
+    let inner = Arc::clone(&s.store);
+    s.store = Arc::new(Interposed(HoldBack {
+        inner,
+        held: Arc::new(std::sync::Mutex::new(None)),
+        hold: std::sync::atomic::AtomicBool::new(false),
+        fail_after: Some(std::sync::atomic::AtomicUsize::new(n)),
+    }));
 }
 
 /// A vault made for one test, and how to open it.
@@ -374,6 +431,203 @@ async fn an_update_losing_every_race_says_concurrent(place: Place) {
     }
 }
 
+/// A row the nurse signed before her revocation, with the grant she
+/// held, and stored by SQL after it, while the revocation's rotation has
+/// not retired the old epoch: forged, since the revocation's record of
+/// closed writes does not list its batch (FORMAT.md §5.11). Her row from
+/// before stays genuine; the rotation stops at the forged row rather than
+/// vouch for it, and finishes once it is deleted. Granted again, she
+/// writes as herself.
+async fn a_row_signed_before_its_revocation_and_stored_after_is_forged(place: Place) {
+    let admin = place.open("admin", ADMIN_PW).await;
+    let mut nurse = place.nurse(&admin).await;
+    let before = nurse
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    let held = hold_back_next_write(&mut nurse);
+    let late = nurse
+        .insert_patient(&patient("Pendant"))
+        .await
+        .expect("signed, held back");
+    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let r = admin
+        .revoke_with("nurse", "identity", &mut |_| {
+            std::ops::ControlFlow::Break(())
+        })
+        .await
+        .expect("a revocation");
+    assert!(!r.finished, "stopped before the retirement: {r:?}");
+    admin
+        .store
+        .write_all(late_write)
+        .await
+        .expect("stored by SQL");
+    assert_eq!(
+        stored_epoch(&admin, &late).await,
+        1,
+        "under the live old epoch"
+    );
+    // A session opened now reads the stored record.
+    let reader = place.open("admin", ADMIN_PW).await;
+    let err = reader.get_patient(&late).await.expect_err("forged");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+    assert_eq!(
+        reader
+            .get_patient(&before)
+            .await
+            .expect("genuine")
+            .family_name,
+        "Avant"
+    );
+    let err = reader.rotate("identity").await.expect_err("stops");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+    reader.delete_patient(&late).await.expect("deleted");
+    let r = reader.rotate("identity").await.expect("a rotation");
+    assert!(r.finished && r.retired == vec![1], "{r:?}");
+    admin
+        .grant("nurse", "identity")
+        .await
+        .expect("granted again");
+    let again = nurse
+        .insert_patient(&patient("Retour"))
+        .await
+        .expect("a write");
+    assert_eq!(
+        reader
+            .get_patient(&again)
+            .await
+            .expect("genuine")
+            .family_name,
+        "Retour"
+    );
+}
+
+/// A revocation cut short before its rotation made a new epoch: the
+/// nurse's write right under the current epoch is closed, so granting it
+/// again first rotates the scope; her next row is genuine. (Granted under
+/// the closed epoch, every row she wrote would read as forged.)
+async fn a_grant_after_a_revocation_cut_short_gives_the_write_right_back(place: Place) {
+    let mut admin = place.open("admin", ADMIN_PW).await;
+    let nurse = place.nurse(&admin).await;
+    nurse
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    // The record and the deleted grants pass; the new epoch does not.
+    fail_writes_after(&mut admin, 1);
+    let err = admin
+        .revoke("nurse", "identity")
+        .await
+        .expect_err("cut short");
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    let other = place.open("admin", ADMIN_PW).await;
+    other
+        .grant("nurse", "identity")
+        .await
+        .expect("granted again");
+    let p = nurse
+        .insert_patient(&patient("Retour"))
+        .await
+        .expect("a write");
+    assert_eq!(stored_epoch(&other, &p).await, 2, "under a new epoch");
+    assert_eq!(
+        other.get_patient(&p).await.expect("genuine").family_name,
+        "Retour"
+    );
+}
+
+/// A note in her personal scope (never rotated) that the nurse signed
+/// before she was disabled and stored by SQL after: `verify` counts it
+/// forged, and the one she wrote before stays genuine.
+async fn a_note_signed_before_a_disable_and_stored_after_is_forged(place: Place) {
+    let admin = place.open("admin", ADMIN_PW).await;
+    let mut nurse = place.nurse(&admin).await;
+    let p = admin
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    nurse
+        .add_note(&p, "written before", Some("personal"))
+        .await
+        .expect("a note");
+    let held = hold_back_next_write(&mut nurse);
+    nurse
+        .add_note(&p, "written after", Some("personal"))
+        .await
+        .expect("signed, held back");
+    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    admin.disable_user("nurse").await.expect("disabled");
+    admin
+        .store
+        .write_all(late_write)
+        .await
+        .expect("stored by SQL");
+    let reader = place.open("admin", ADMIN_PW).await;
+    let v = reader.verify_store().await.expect("verify");
+    assert_eq!(v.forged, 1, "{:?}", v.problems);
+    assert_eq!(v.rows_signed, 2, "the patient and the note before: {v:?}");
+    // A record whose signature does not verify closes nothing, and says so.
+    reader
+        .store
+        .write_all(vec![(
+            "UPDATE medvault_closed_writes SET signed_at = signed_at + 1".into(),
+            Vec::new(),
+        )])
+        .await
+        .expect("edited by SQL");
+    // A session of its own: a session keeps each batch's verdict.
+    let fresh = place.open("admin", ADMIN_PW).await;
+    let v = fresh.verify_store().await.expect("verify");
+    assert_eq!(v.forged, 0, "{:?}", v.problems);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("closed writes of nurse")),
+        "{:?}",
+        v.problems
+    );
+}
+
+/// A patient the administrator signed with their old key before a
+/// recovery replaced it, stored by SQL after: forged (whoever holds the
+/// old key cannot date a batch before the replacement); the patient the
+/// old key wrote before stays genuine.
+async fn a_row_signed_by_a_replaced_key_and_stored_after_is_forged(place: Place) {
+    let mut a = place.open("admin", ADMIN_PW).await;
+    let before = a.insert_patient(&patient("Avant")).await.expect("a write");
+    let held = hold_back_next_write(&mut a);
+    let late = a
+        .insert_patient(&patient("Pendant"))
+        .await
+        .expect("signed, held back");
+    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    drop(a);
+    let root = Vault::open_with_shares(&place.url, &place.shares, &place.opts)
+        .await
+        .expect("the root from shares");
+    root.recover_reset_password("admin", "a new one from the root", &place.shares)
+        .await
+        .expect("a recovery");
+    root.store
+        .write_all(late_write)
+        .await
+        .expect("stored by SQL");
+    let opts = OpenOptions {
+        new_password: Some(ADMIN_PW.into()),
+        ..place.opts.clone()
+    };
+    let a = Vault::open(&place.url, "admin", "a new one from the root", &opts)
+        .await
+        .expect("a first login");
+    let err = a.get_patient(&late).await.expect_err("forged");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+    assert_eq!(
+        a.get_patient(&before).await.expect("genuine").family_name,
+        "Avant"
+    );
+}
+
 /// Runs each named `async fn name(place: Place)` once per store.
 macro_rules! per_store {
     ($($name:ident),* $(,)?) => {
@@ -403,4 +657,8 @@ per_store!(
     a_write_racing_its_revocation_is_refused,
     a_slow_recovery_keeps_what_the_old_key_signed,
     an_update_losing_every_race_says_concurrent,
+    a_row_signed_before_its_revocation_and_stored_after_is_forged,
+    a_grant_after_a_revocation_cut_short_gives_the_write_right_back,
+    a_note_signed_before_a_disable_and_stored_after_is_forged,
+    a_row_signed_by_a_replaced_key_and_stored_after_is_forged,
 );

@@ -324,6 +324,28 @@ impl Session {
                     .push(format!("grant of {scope} to {}: bad signature", g.grantee));
             }
         }
+        // Records of closed writes (FORMAT.md §5.11): one that does not
+        // decode or verify closes nothing.
+        let stored = s.count(&crate::sql::CLOSED_WRITES).await?;
+        let records = super::closed::stored(&**s).await?;
+        let mut dir = dir.with_replaced(crate::vault::rows::replaced_keys(&**s).await?);
+        let decoded = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        if decoded < stored {
+            r.problems.push(format!(
+                "medvault_closed_writes: {} record(s) that do not decode (they close nothing)",
+                stored - decoded
+            ));
+        }
+        for c in &records {
+            if dir.closed_writes_verify(c) {
+                r.signatures_verified += 1;
+            } else {
+                r.problems.push(format!(
+                    "closed writes of {} signed by {}: bad signature (it closes nothing)",
+                    c.user, c.signer
+                ));
+            }
+        }
         // Every table of the schema, the built-in ones with the columns an
         // application added to them: every row opened (headers, scopes,
         // epochs, the readable fields), every blind index this user can

@@ -286,6 +286,98 @@ pub fn replaced_key_record(vault_id: &[u8; 16], r: &ReplacedKey, fingerprint: &s
     )
 }
 
+/// A record that a user's key gives no write right any more under some
+/// scopes' epochs, except in the batches it lists (FORMAT.md §5.11,
+/// §9.15). A revocation, a downgrade to read, a disable and a recovery
+/// store one, listing every write batch the user had signed when their
+/// right was taken away: a batch they sign afterwards with the grants
+/// they kept (and back-date) vouches for nothing under those epochs,
+/// also while the old epoch is still live during the rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedWrites {
+    /// The user.
+    pub user: String,
+    /// Fingerprint of their certificate whose write right is closed (hex,
+    /// upper case, as in §5.1).
+    pub fingerprint: String,
+    /// (scope id, newest epoch closed), sorted by scope id, each scope
+    /// once: grants of that scope at that epoch or older.
+    pub scopes: Vec<(u32, u32)>,
+    /// The batches still vouched for, sorted, each once.
+    pub batches: Vec<[u8; 16]>,
+    /// The root or an administrator.
+    pub signer: String,
+    /// When (Unix seconds).
+    pub signed_at: i64,
+    /// The signature over [`closed_writes_record`].
+    pub signature: Vec<u8>,
+}
+
+impl ClosedWrites {
+    /// `scopes` as stored: per scope, scope id then epoch, u32 BE each.
+    pub fn scopes_bytes(&self) -> Vec<u8> {
+        self.scopes
+            .iter()
+            .flat_map(|(s, e)| s.to_be_bytes().into_iter().chain(e.to_be_bytes()))
+            .collect()
+    }
+
+    /// Parses stored `scopes`: `None` unless 8 bytes a scope, scope ids
+    /// strictly increasing.
+    pub fn parse_scopes(b: &[u8]) -> Option<Vec<(u32, u32)>> {
+        if !b.len().is_multiple_of(8) {
+            return None;
+        }
+        let out: Vec<(u32, u32)> = b
+            .chunks_exact(8)
+            .filter_map(|c| {
+                let (s, e) = c.split_at(4);
+                Some((
+                    u32::from_be_bytes(s.try_into().ok()?),
+                    u32::from_be_bytes(e.try_into().ok()?),
+                ))
+            })
+            .collect();
+        (out.len() * 8 == b.len() && out.windows(2).all(|w| w[0].0 < w[1].0)).then_some(out)
+    }
+
+    /// Parses stored `batches`: `None` unless 16 bytes a batch, strictly
+    /// increasing.
+    pub fn parse_batches(b: &[u8]) -> Option<Vec<[u8; 16]>> {
+        if !b.len().is_multiple_of(16) {
+            return None;
+        }
+        let out: Vec<[u8; 16]> = b
+            .chunks_exact(16)
+            .filter_map(|c| c.try_into().ok())
+            .collect();
+        (out.len() * 16 == b.len() && out.windows(2).all(|w| w[0] < w[1])).then_some(out)
+    }
+
+    /// Whether it closes the grant of (`scope`, `epoch`) to its key.
+    pub fn covers(&self, scope: u32, epoch: u32) -> bool {
+        self.scopes
+            .iter()
+            .any(|(s, upto)| *s == scope && epoch <= *upto)
+    }
+}
+
+/// §5.11: what a record of closed writes covers.
+pub fn closed_writes_record(vault_id: &[u8; 16], r: &ClosedWrites) -> Vec<u8> {
+    record(
+        "closed-writes",
+        &[
+            vault_id,
+            r.user.as_bytes(),
+            r.fingerprint.as_bytes(),
+            &r.scopes_bytes(),
+            &r.batches.concat(),
+            r.signer.as_bytes(),
+            &r.signed_at.to_be_bytes(),
+        ],
+    )
+}
+
 /// The record, signed by the root or an administrator, after which every
 /// row of the vault is authenticated (FORMAT.md §5.10): a row with no
 /// authentication is forged from then on. A vault made by this version
@@ -384,6 +476,9 @@ pub struct Directory {
     rows: HashMap<String, UserRow>,
     done: HashMap<String, Verified>,
     replaced: HashMap<String, Vec<ReplacedKey>>,
+    /// Records of closed writes by user, with whether each verified once
+    /// checked (`None` until then).
+    closed: HashMap<String, Vec<(ClosedWrites, Option<bool>)>>,
 }
 
 impl Directory {
@@ -402,6 +497,7 @@ impl Directory {
                 .collect(),
             done: HashMap::new(),
             replaced: HashMap::new(),
+            closed: HashMap::new(),
         }
     }
 
@@ -412,6 +508,90 @@ impl Directory {
             self.replaced.entry(r.user.clone()).or_default().push(r);
         }
         self
+    }
+
+    /// Adds the records of closed writes read from the store (and those
+    /// this client wrote itself); each is checked when it is used
+    /// ([`Directory::write_closed`]). The same record twice counts once.
+    pub fn with_closed(mut self, rows: Vec<ClosedWrites>) -> Directory {
+        for r in rows {
+            let mine = self.closed.entry(r.user.clone()).or_default();
+            if !mine.iter().any(|(c, _)| c.signature == r.signature) {
+                mine.push((r, None));
+            }
+        }
+        self
+    }
+
+    /// Whether the grant of (`scope`, `epoch`) to `user`'s key
+    /// `fingerprint`, carried in batch `batch`, is closed: a record that
+    /// verifies (signed by the root, or by an administrator active then,
+    /// with a key valid then) covers it and does not list the batch.
+    /// Records only take rights away, so one that does not verify is
+    /// ignored (a store can drop a record as well; SECURITY.md).
+    pub fn write_closed(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        batch: &[u8; 16],
+        at: (u32, u32),
+    ) -> bool {
+        self.closing(user, fingerprint, at, Some(batch))
+    }
+
+    /// Whether a record that verifies closes the write right of `user`'s
+    /// key `fingerprint` under (`scope`, `epoch`), whatever batches it
+    /// lists: a grant of that epoch made now would give no write right.
+    pub fn closes(&mut self, user: &str, fingerprint: &str, at: (u32, u32)) -> bool {
+        self.closing(user, fingerprint, at, None)
+    }
+
+    fn closing(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        (scope, epoch): (u32, u32),
+        batch: Option<&[u8; 16]>,
+    ) -> bool {
+        let Some(mut records) = self.closed.remove(user) else {
+            return false;
+        };
+        let mut closed = false;
+        for (r, ok) in &mut records {
+            if r.fingerprint != fingerprint || !r.covers(scope, epoch) {
+                continue;
+            }
+            if ok.is_none() {
+                *ok = Some(self.closed_writes_verify(r));
+            }
+            if *ok == Some(true) && batch.is_none_or(|b| r.batches.binary_search(b).is_err()) {
+                closed = true;
+                break;
+            }
+        }
+        self.closed.insert(user.to_owned(), records);
+        closed
+    }
+
+    /// Whether record `r` verifies (see [`Directory::write_closed`]).
+    pub fn closed_writes_verify(&mut self, r: &ClosedWrites) -> bool {
+        if r.user == ROOT {
+            return false;
+        }
+        if r.signer != ROOT {
+            let Ok(who) = self.verify(&r.signer) else {
+                return false;
+            };
+            let disabled_at = self.rows.get(&r.signer).map(|row| row.signed_at);
+            if !who.admin || !(who.active || disabled_at.is_some_and(|t| r.signed_at <= t)) {
+                return false;
+            }
+        }
+        let msg = closed_writes_record(&self.vault_id, r);
+        self.certs_of(&r.signer)
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|t| r.signed_at <= t))
+            .any(|(c, _)| pgp::verify(c, &msg, &r.signature))
     }
 
     /// The certificates `name` has signed with: their present one (no
