@@ -803,6 +803,49 @@ fn rows_through_the_cli() {
         &["row", "find", "allergies", "reaction=Rash"],
         "no blind index",
     );
+    // A year index on the patients' dates of birth, filled by the apply:
+    // found by year, and a query of the wrong form is refused.
+    let dated = c.dir.path().join("dated.toml");
+    std::fs::write(
+        &dated,
+        format!(
+            "{}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_born_year\"\n\
+             over = [\"born\"]\nkind = \"year\"\nbits = 15\n",
+            std::fs::read_to_string(example).unwrap()
+        ),
+    )
+    .unwrap();
+    c.ok("admin", "pw", &["schema", "apply", dated.to_str().unwrap()]);
+    let out = c.ok("admin", "pw", &["schema", "show"]);
+    assert!(
+        out.contains("  bi_born_year             year blind index over (born), 15 bits"),
+        "{out}"
+    );
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "row", "find", "patients", "--year", "born=1970"],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["id"], p);
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "row", "find", "patients", "--year", "born=1971"],
+    );
+    assert_eq!(out.trim(), "[]");
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "patients", "--year", "born=1970-03"],
+        "searched by a year",
+    );
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "patients", "--year-month", "born=1970-03"],
+        "no blind index",
+    );
     let o = c.fails(
         "admin",
         "pw",

@@ -173,6 +173,15 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                 .collect();
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             assert_eq!(refs.join(" | "), g("canonical"));
+            let refs = match m.get("index_kind") {
+                None => refs,
+                Some(k) => {
+                    let kind = medvault::schema::IndexKind::parse(k).unwrap();
+                    let keyed: Vec<&str> = refs.iter().map(|c| kind.part(c).unwrap()).collect();
+                    assert_eq!(keyed.join(" | "), g("keyed"));
+                    keyed
+                }
+            };
             hex::encode(index::compute(&ik, &refs, g("bits").parse().unwrap()).as_bytes())
         }
         "record" => {
@@ -317,10 +326,15 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                                 (s.parse().unwrap(), e.parse().unwrap())
                             })
                             .collect(),
-                        batches: h(g("batches"))
-                            .chunks(16)
-                            .map(|c| c.try_into().unwrap())
-                            .collect(),
+                        batches: {
+                            let mut tags: Vec<[u8; 16]> = g("batch_signatures")
+                                .split(" | ")
+                                .map(|sig| trust::batch_tag(sig.as_bytes()))
+                                .collect();
+                            tags.sort_unstable();
+                            assert_eq!(hex::encode(tags.concat()), g("batches"));
+                            tags
+                        },
                         signer: g("signer").into(),
                         signed_at: g("signed_at").parse().unwrap(),
                         signature: vec![],

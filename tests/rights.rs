@@ -126,9 +126,9 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .collect::<Vec<_>>(),
         vec![&2]
     );
-    // And given the right back. Her read-write grant of epoch 2 (the
-    // downgrade's rotation gave it before the read one replaced it) is
-    // closed (FORMAT.md §5.11): the scope moves to epoch 3 first.
+    // And given the right back: her write right is closed up to epoch 1
+    // only (FORMAT.md §5.11; the downgrade's rotation did not give her
+    // epoch 2 to write), so epoch 2 serves.
     a.grant_rights("nurse", "clinical", Rights::ReadWrite)
         .await
         .unwrap();
@@ -143,8 +143,8 @@ async fn rights_change_and_survive_a_rotation(f: Fixture) {
             .await
             .keys()
             .collect::<Vec<_>>(),
-        vec![&4],
-        "the rotation moved every note to epoch 4"
+        vec![&3],
+        "the rotation moved every note to epoch 3"
     );
     assert_eq!(
         a.access_list("clinical").await.unwrap(),

@@ -21,7 +21,131 @@ per_store!(
     patients_are_served_by_the_row_api_with_their_own_rules,
     built_in_cells_moved_across_rows_are_tampered,
     a_patient_column_of_another_scope_does_not_block_the_patient_api,
+    year_and_month_indexes_find_exactly_the_rows_of_a_date,
 );
+
+/// The example schema with a `year` and a `year-month` index on the
+/// patients' dates of birth.
+fn with_birth_year() -> String {
+    format!(
+        "{EMR}
+[[index]]
+table = \"patients\"
+column = \"bi_born_year\"
+over = [\"born\"]
+kind = \"year\"
+bits = 15
+
+[[index]]
+table = \"patients\"
+column = \"bi_born_month\"
+over = [\"born\"]
+kind = \"year-month\"
+bits = 15
+"
+    )
+}
+
+/// Patients born on dates, partial ones included, spread over a few
+/// years, half of them written before the indexes exist (the schema's
+/// apply fills them) and half after: every search by year and by month
+/// returns exactly what comparing every decrypted date does.
+async fn year_and_month_indexes_find_exactly_the_rows_of_a_date(f: Fixture) {
+    use medvault::schema::IndexKind;
+    let (a, first) = emr_with_patient(&f).await;
+    let mut born = vec![(first, "1970-03-02".to_owned())];
+    let mut seed = 7u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut make = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let y = 1968 + next() % 5;
+                let m = 1 + next() % 3;
+                let d = 1 + next() % 28;
+                match next() % 6 {
+                    0 => format!("{y}"),
+                    1 => format!("{y}-{m:02}"),
+                    _ => format!("{y}-{m:02}-{d:02}"),
+                }
+            })
+            .collect()
+    };
+    let dates = make(60);
+    let people: Vec<_> = dates.iter().map(|d| patient("Martin", "Anne", d)).collect();
+    let ids = a.insert_patients(&people).await.unwrap();
+    born.extend(ids.into_iter().zip(dates));
+    let report = a.apply_schema(&with_birth_year()).await.unwrap();
+    assert!(report.indexed >= 61, "{report:?}");
+    let dates = make(60);
+    let people: Vec<_> = dates.iter().map(|d| patient("Martin", "Anne", d)).collect();
+    let ids = a.insert_patients(&people).await.unwrap();
+    born.extend(ids.into_iter().zip(dates));
+    let t = a.table("patients").await.unwrap();
+    let search = |kind, q: &str| {
+        let t = &t;
+        let q = q.to_owned();
+        async move {
+            let mut got: Vec<Id> = t
+                .find_by(kind, "born", &Value::Text(q))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    for y in 1967..=1973 {
+        let q = y.to_string();
+        let mut want: Vec<Id> = born
+            .iter()
+            .filter(|(_, d)| d.starts_with(&q))
+            .map(|(id, _)| *id)
+            .collect();
+        want.sort();
+        assert_eq!(search(IndexKind::Year, &q).await, want, "{q}");
+        for m in 1..=4 {
+            let q = format!("{y}-{m:02}");
+            let mut want: Vec<Id> = born
+                .iter()
+                .filter(|(_, d)| d.len() >= 7 && d.starts_with(&q))
+                .map(|(id, _)| *id)
+                .collect();
+            want.sort();
+            assert_eq!(search(IndexKind::YearMonth, &q).await, want, "{q}");
+        }
+    }
+    assert!(!search(IndexKind::Year, "1970").await.is_empty());
+    assert!(!search(IndexKind::YearMonth, "1970-03").await.is_empty());
+    // A query of the wrong form, or a kind no index has: typed errors.
+    for (kind, q) in [
+        (IndexKind::Year, "1970-03"),
+        (IndexKind::YearMonth, "1970"),
+        (IndexKind::YearMonth, "1970-13"),
+        (IndexKind::Year, "soon"),
+    ] {
+        let err = t
+            .find_by(kind, "born", &Value::Text(q.into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{q}: {err}");
+    }
+    let t = a.table("allergies").await.unwrap();
+    let err = t
+        .find_by(IndexKind::Year, "substance", &Value::Text("1970".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoIndex { .. }), "{err}");
+    // `verify` recomputes both indexes of every patient.
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
 
 async fn allergies_of_a_patient_end_to_end(f: Fixture) {
     let (a, p) = emr_with_patient(&f).await;

@@ -207,11 +207,13 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                     table: ot.name.clone(),
                     index: oi.name.clone(),
                 }),
-                Some(ni) if ni.over != oi.over || ni.bits != oi.bits => no(format!(
-                    "{}.{}: an index's columns and bits cannot change (its stored values \
+                Some(ni) if ni.over != oi.over || ni.kind != oi.kind || ni.bits != oi.bits => {
+                    no(format!(
+                    "{}.{}: an index's columns, kind and bits cannot change (its stored values \
                      would all be wrong); declare a new index and drop this one",
                     ot.name, oi.name
-                )),
+                ))
+                }
                 Some(_) => {}
             }
         }
@@ -298,6 +300,14 @@ mod tests {
         let rebits = ALLERGIES.replace("bits = 12", "bits = 11");
         let why = refused(&old, &Schema::builtin().extend(&rebits).unwrap());
         assert!(why.contains("bits cannot change"), "{why}");
+        let dated = format!(
+            "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
+             over = [\"born\"]\nkind = \"year\"\nbits = 12\n"
+        );
+        let with_year = Schema::builtin().extend(&dated).unwrap();
+        let rekinded = dated.replace("kind = \"year\"", "kind = \"year-month\"");
+        let why = refused(&with_year, &Schema::builtin().extend(&rekinded).unwrap());
+        assert!(why.contains("kind and bits cannot change"), "{why}");
         let orphan = ALLERGIES.replace("parent = \"patients\"", "");
         let why = refused(&old, &Schema::builtin().extend(&orphan).unwrap());
         assert!(why.contains("parent cannot change"), "{why}");

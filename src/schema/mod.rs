@@ -236,6 +236,60 @@ impl fmt::Display for PlainType {
     }
 }
 
+/// What a blind index keys of the canonical values of its columns
+/// (`schema/LANGUAGE.md` §6, `schema/FORMAT.md` §4.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IndexKind {
+    /// The canonical values themselves: rows whose columns are equal.
+    #[default]
+    Equal,
+    /// The year (`YYYY`) of one date column: rows of the same year.
+    Year,
+    /// The year and month (`YYYY-MM`) of one date column; a partial date
+    /// of a year alone has none.
+    YearMonth,
+}
+
+impl IndexKind {
+    /// Every kind, in the order the language lists them.
+    pub const ALL: [IndexKind; 3] = [IndexKind::Equal, IndexKind::Year, IndexKind::YearMonth];
+
+    /// The name in the schema language.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexKind::Equal => "equal",
+            IndexKind::Year => "year",
+            IndexKind::YearMonth => "year-month",
+        }
+    }
+
+    /// The kind named `s` in the schema language.
+    pub fn parse(s: &str) -> Option<IndexKind> {
+        IndexKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether it covers one date column (and not any columns).
+    pub fn of_a_date(self) -> bool {
+        self != IndexKind::Equal
+    }
+
+    /// What it keys of the canonical value `c` of a column it covers;
+    /// `None` if the value has no such part.
+    pub fn part(self, c: &str) -> Option<&str> {
+        match self {
+            IndexKind::Equal => Some(c),
+            IndexKind::Year => c.get(..4),
+            IndexKind::YearMonth => c.get(..7),
+        }
+    }
+}
+
+impl fmt::Display for IndexKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One blind index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Index {
@@ -244,6 +298,8 @@ pub struct Index {
     /// The encrypted columns whose canonical values it covers, in order;
     /// all of one named scope.
     pub over: Vec<String>,
+    /// What it keys of them.
+    pub kind: IndexKind,
     /// Bits kept of the HMAC.
     pub bits: u16,
     /// Declared by medvault, not by an application.
@@ -254,6 +310,13 @@ impl Index {
     /// Stored bytes of one index value.
     pub fn stored_len(&self) -> usize {
         usize::from(self.bits).div_ceil(8)
+    }
+
+    /// The parts its value is computed over, from the canonical values of
+    /// its columns in order; `None` if a value has no part this kind keys
+    /// (the index value is then NULL).
+    pub fn parts<'a>(&self, canonical: &[&'a str]) -> Option<Vec<&'a str>> {
+        canonical.iter().map(|c| self.kind.part(c)).collect()
     }
 }
 

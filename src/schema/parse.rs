@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Column, ColumnType, Encrypted, Index, Kind, Parent, PlainType, Schema, ScopeRule, Table,
-    FORMAT, MAX_CELL_BYTES, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
+    Column, ColumnType, Encrypted, Index, IndexKind, Kind, Parent, PlainType, Schema, ScopeRule,
+    Table, FORMAT, MAX_CELL_BYTES, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
 };
 use crate::crypto::padding::Padding;
 use crate::error::{Error, Result};
@@ -124,6 +124,7 @@ struct RawIndex {
     table: Spanned<String>,
     column: Spanned<String>,
     over: Spanned<Vec<Spanned<String>>>,
+    kind: Option<Spanned<String>>,
     bits: Spanned<i64>,
 }
 
@@ -796,6 +797,40 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             }
         }
     }
+    let kind = match &i.kind {
+        None => IndexKind::Equal,
+        Some(k) => match IndexKind::parse(k.get_ref()) {
+            Some(kind) => kind,
+            None => {
+                let all: Vec<&str> = IndexKind::ALL.iter().map(|k| k.as_str()).collect();
+                ck.at(
+                    k.span(),
+                    format!(
+                        "unknown index kind \"{}\"; one of {}",
+                        k.get_ref().chars().take(40).collect::<String>(),
+                        all.join(", ")
+                    ),
+                );
+                return;
+            }
+        },
+    };
+    if kind.of_a_date() && ok {
+        let date = match over.as_slice() {
+            [one] => matches!(
+                table.column(one.get_ref()).map(|c| &c.ty),
+                Some(ColumnType::Encrypted(e)) if matches!(e.kind, Kind::Date { .. })
+            ),
+            _ => false,
+        };
+        if !date {
+            ck.at(
+                i.over.span(),
+                format!("a {kind} index covers one encrypted date column"),
+            );
+            ok = false;
+        }
+    }
     let population = table.population(schema);
     let bits = match u16::try_from(*i.bits.get_ref()) {
         Ok(b) if (1..=64).contains(&b) => Some(b),
@@ -836,6 +871,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     schema.tables[ti].indexes.push(Index {
         name,
         over: over.iter().map(|p| p.get_ref().clone()).collect(),
+        kind,
         bits,
         builtin,
     });
@@ -1134,6 +1170,43 @@ parent = \"a\"
         let p = problems(&into);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().all(|p| !p.message.contains("\"c\"")), "{p:?}");
+    }
+
+    #[test]
+    fn index_kinds_of_a_date_cover_one_encrypted_date() {
+        let year = |over: &str, kind: &str| {
+            format!(
+                "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
+                 over = [{over}]\nkind = \"{kind}\"\nbits = 12\n"
+            )
+        };
+        let s = Schema::builtin().extend(&year("\"born\"", "year")).unwrap();
+        let i = s.table("patients").unwrap().index("bi_y").unwrap();
+        assert_eq!(i.kind, IndexKind::Year);
+        assert_eq!(i.parts(&["1970-03-02"]), Some(vec!["1970"]));
+        let s = Schema::builtin()
+            .extend(&year("\"born\"", "year-month"))
+            .unwrap();
+        let i = s.table("patients").unwrap().index("bi_y").unwrap();
+        assert_eq!(i.parts(&["1970-03-02"]), Some(vec!["1970-03"]));
+        assert_eq!(i.parts(&["1970"]), None, "a year alone has no month");
+        // No kind is equality, as before.
+        let s = Schema::builtin().extend(ALLERGIES).unwrap();
+        let i = s.table("allergies").unwrap().index("bi_substance").unwrap();
+        assert_eq!(i.kind, IndexKind::Equal);
+        for (over, kind, want) in [
+            ("\"family_name\"", "year", "one encrypted date column"),
+            (
+                "\"born\", \"family_name\"",
+                "year-month",
+                "one encrypted date column",
+            ),
+            ("\"born\"", "soundex", "unknown index kind \"soundex\""),
+        ] {
+            let (line, msg) = problem(&year(over, kind));
+            assert!(line.is_some(), "{msg}");
+            assert!(msg.contains(want), "{msg}");
+        }
     }
 
     #[test]

@@ -406,6 +406,7 @@ pub fn verify_batch(
         return Err("a reseal or adoption that carries evidence");
     }
     let fpr = pgp::fingerprint(&cert);
+    let tag = trust::batch_tag(&b.signature);
     let mut writable = HashSet::new();
     for g in &evidence {
         let scope = scopes
@@ -442,7 +443,7 @@ pub fn verify_batch(
         // recovery closed counts only in the batches its record lists
         // (FORMAT.md §5.11).
         if Rights::parse(&g.rights) == Some(Rights::ReadWrite)
-            && !dir.write_closed(&b.signer, &fpr, &b.id, (g.scope_id, g.epoch))
+            && !dir.write_closed(&b.signer, &fpr, &tag, (g.scope_id, g.epoch))
         {
             writable.insert((g.scope_id, g.epoch));
         }
@@ -619,6 +620,82 @@ mod tests {
         fn verify(&self, b: &BatchRow) -> std::result::Result<VerifiedBatch, Forgery> {
             verify_batch(&mut self.dir(), &VID, &self.scopes, b)
         }
+    }
+
+    /// A record of closed writes (FORMAT.md §5.11) takes bob's write
+    /// right away in every batch it does not list, named by what the batch
+    /// is (its signature's tag), not by its id: a batch signed again under
+    /// a listed id with other leaves gets none. An edited record, or one
+    /// that is not an administrator's, closes nothing, and beside an
+    /// edited copy the genuine one still closes. No scopes: every scope.
+    #[test]
+    fn a_closed_key_writes_only_in_the_batches_listed() {
+        use crate::vault::trust::{batch_tag, closed_writes_record, ClosedWrites};
+        let mut w = World::new();
+        let g = w.grant("alice", "bob", Rights::ReadWrite, T);
+        let l = leaf(&VID, &version(&[1; 16], "bob", T + 10), &columns(b"x"));
+        let before = w.batch("bob", KIND_WRITE, &[l], std::slice::from_ref(&g));
+        let signed = |w: &mut World, signer: &str, mut r: ClosedWrites| {
+            r.signer = signer.into();
+            r.signature = w
+                .keys
+                .get_mut(signer)
+                .unwrap()
+                .1
+                .sign(&closed_writes_record(&VID, &r))
+                .unwrap();
+            r
+        };
+        let fingerprint = pgp::fingerprint(&w.keys["bob"].0);
+        let rec = signed(
+            &mut w,
+            "alice",
+            ClosedWrites {
+                user: "bob".into(),
+                fingerprint,
+                scopes: vec![(2, 1)],
+                batches: vec![batch_tag(&before.signature)],
+                signer: String::new(),
+                signed_at: T + 20,
+                signature: Vec::new(),
+            },
+        );
+        let writes = |w: &World, b: &BatchRow, recs: &[ClosedWrites]| {
+            verify_batch(&mut w.dir().with_closed(recs.to_vec()), &VID, &w.scopes, b)
+                .unwrap()
+                .writable
+                .contains(&(2, 1))
+        };
+        assert!(writes(&w, &before, std::slice::from_ref(&rec)), "listed");
+        let l2 = leaf(&VID, &version(&[2; 16], "bob", T + 10), &columns(b"y"));
+        let again = sign_batch_with_id(
+            &VID,
+            before.id,
+            &mut w.keys.get_mut("bob").unwrap().1,
+            ("bob", T + 10),
+            KIND_WRITE,
+            &[l2],
+            std::slice::from_ref(&g),
+        )
+        .unwrap();
+        assert!(writes(&w, &again, &[]), "control: no record, the right");
+        assert!(
+            !writes(&w, &again, std::slice::from_ref(&rec)),
+            "the same id is not the same batch"
+        );
+        let mut edited = rec.clone();
+        edited.batches.clear();
+        assert!(writes(&w, &before, std::slice::from_ref(&edited)));
+        assert!(!writes(&w, &again, &[edited, rec.clone()]));
+        let mut by_carol = rec.clone();
+        by_carol.batches.clear();
+        let by_carol = signed(&mut w, "carol", by_carol);
+        assert!(writes(&w, &before, &[by_carol]), "not an administrator");
+        let mut everywhere = rec.clone();
+        everywhere.scopes.clear();
+        let everywhere = signed(&mut w, "alice", everywhere);
+        assert!(writes(&w, &before, std::slice::from_ref(&everywhere)));
+        assert!(!writes(&w, &again, &[everywhere]));
     }
 
     #[test]

@@ -10,73 +10,120 @@ use crate::error::{Error, Result};
 use crate::sql;
 use crate::store::{Guard, Store, Value};
 use crate::vault::authorship::KIND_WRITE;
-use crate::vault::trust::{closed_writes_record, ClosedWrites};
+use crate::vault::trust::{batch_tag, closed_writes_record, ClosedWrites};
 use crate::vault::{now, retry_moved, Session, SignAs};
 
-/// At most this many batches in one record (16 bytes each: the 16 MiB of a
-/// MySQL `MEDIUMBLOB`).
-const MAX_LISTED: usize = 1 << 20;
+/// At most this many batches in one record (16 bytes each: the record
+/// fits a MySQL `MEDIUMBLOB` and a default `max_allowed_packet`).
+const MAX_LISTED: usize = 1_000_000;
 
-/// The records of closed writes `store` holds; one that does not decode
-/// is skipped (records only take rights away). Each is verified where it
-/// is used ([`crate::vault::trust::Directory::write_closed`]).
+/// Decodes one stored record; `None` if it does not decode (a record
+/// only takes rights away, so one that does not decode is skipped).
+fn decode(cells: Vec<crate::sql::Cell>) -> Option<([u8; 16], ClosedWrites)> {
+    let mut d = sql::CLOSED_WRITES.decoder(cells).ok()?;
+    let id = d.id(0).ok()?;
+    Some((
+        id,
+        ClosedWrites {
+            user: d.text(1).ok()?,
+            fingerprint: d.text(2).ok()?,
+            scopes: ClosedWrites::parse_scopes(&d.blob(3).ok()?)?,
+            batches: ClosedWrites::parse_batches(&d.blob(4).ok()?)?,
+            signer: d.text(5).ok()?,
+            signed_at: d.int(6).ok()?,
+            signature: d.blob(7).ok()?,
+        },
+    ))
+}
+
+/// The records of closed writes `store` holds, each as stored; one that
+/// does not decode is skipped. Each is verified where it is used
+/// ([`crate::vault::trust::Directory::write_closed`]).
 pub(crate) async fn stored(store: &dyn Store) -> Result<Vec<ClosedWrites>> {
     let spec = &sql::CLOSED_WRITES;
     let q = format!("SELECT {} FROM {}", sql::column_list(spec), spec.name);
-    let mut out = Vec::new();
-    for cells in store.select(q, Vec::new()).await? {
-        let decoded = (|| {
-            let mut d = spec.decoder(cells)?;
-            let bad = || Error::Refused("a record of closed writes that does not decode");
-            Ok::<_, Error>(ClosedWrites {
-                user: d.text(1)?,
-                fingerprint: d.text(2)?,
-                scopes: ClosedWrites::parse_scopes(&d.blob(3)?).ok_or_else(bad)?,
-                batches: ClosedWrites::parse_batches(&d.blob(4)?).ok_or_else(bad)?,
-                signer: d.text(5)?,
-                signed_at: d.int(6)?,
-                signature: d.blob(7)?,
-            })
-        })();
-        out.extend(decoded.ok());
-    }
-    Ok(out)
+    Ok(store
+        .select(q, Vec::new())
+        .await?
+        .into_iter()
+        .filter_map(decode)
+        .map(|(_, r)| r)
+        .collect())
 }
 
 impl Session {
-    /// The records of closed writes the store holds, and those this
-    /// session stored itself (kept in memory: a store that drops one does
-    /// not reopen, for the rotation that follows, the writes it closed).
+    /// The records of closed writes this session has seen (read from the
+    /// store, or stored itself), the store's new ones read first. A record
+    /// the store drops or edits afterwards stays as this session first
+    /// read it: for the rest of the session it still closes what it
+    /// closed (a rotation that follows a revocation in particular).
     pub(crate) async fn closed_writes(&self) -> Result<Vec<ClosedWrites>> {
-        let mut out = stored(&*self.store).await?;
-        out.extend(
-            self.closed_here
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .cloned(),
-        );
-        Ok(out)
+        let spec = &sql::CLOSED_WRITES;
+        let ids = self
+            .store
+            .select(format!("SELECT id FROM {}", spec.name), Vec::new())
+            .await?;
+        let unseen: Vec<[u8; 16]> = {
+            let seen = self.closed_seen.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter()
+                .filter_map(|cells| {
+                    crate::sql::decode::RowDecoder::new(spec.name, &["id"], cells)
+                        .and_then(|mut d| d.id(0))
+                        .ok()
+                })
+                .filter(|id| !seen.contains_key(id))
+                .collect()
+        };
+        for part in unseen.chunks(100) {
+            let q = format!(
+                "SELECT {} FROM {} WHERE id IN ({})",
+                sql::column_list(spec),
+                spec.name,
+                vec!["?"; part.len()].join(", ")
+            );
+            let params = part.iter().map(|i| Value::Blob(i.to_vec())).collect();
+            let rows = self.store.select(q, params).await?;
+            let mut seen = self.closed_seen.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, r) in rows.into_iter().filter_map(decode) {
+                if part.contains(&id) {
+                    seen.entry(id).or_insert(r);
+                }
+            }
+        }
+        Ok(self
+            .closed_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect())
     }
 
-    /// The write batches `user` has signed, sorted, with a guard that
-    /// holds while there are as many.
+    /// The [`batch_tag`]s of the write batches `user` has signed, sorted,
+    /// with a guard that holds while there are as many rows of theirs.
     async fn write_batches_of(&self, user: &str) -> Result<(Vec<[u8; 16]>, Guard)> {
         let b = &sql::BATCHES;
         let params = vec![Value::Text(user.to_owned()), Value::Text(KIND_WRITE.into())];
-        let q = format!("SELECT id FROM {} WHERE signer = ? AND kind = ?", b.name);
-        let mut ids = Vec::new();
-        for cells in self.store.select(q, params.clone()).await? {
-            // Not decoded: not a batch that can vouch for anything.
-            if let Ok(id) =
-                sql::decode::RowDecoder::new(b.name, &["id"], cells).and_then(|mut d| d.id(0))
-            {
-                ids.push(id);
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let n = i64::try_from(ids.len()).map_err(|_| Error::Refused("too many batches"))?;
+        let q = format!(
+            "SELECT signature FROM {} WHERE signer = ? AND kind = ?",
+            b.name
+        );
+        let rows = self.store.select(q, params.clone()).await?;
+        // Counted as stored: a row that does not decode is not listed
+        // (it vouches for nothing) but counts, so it cannot keep the
+        // guard from holding.
+        let n = i64::try_from(rows.len()).map_err(|_| Error::Refused("too many batches"))?;
+        let mut tags: Vec<[u8; 16]> = rows
+            .into_iter()
+            .filter_map(|cells| {
+                crate::sql::decode::RowDecoder::new(b.name, &["signature"], cells)
+                    .and_then(|mut d| d.blob(0))
+                    .ok()
+            })
+            .map(|sig| batch_tag(&sig))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
         let guard = Guard {
             sql: format!(
                 "SELECT COUNT(*) FROM {} WHERE signer = ? AND kind = ?",
@@ -85,16 +132,17 @@ impl Session {
             params,
             expect: vec![n],
         };
-        Ok((ids, guard))
+        Ok((tags, guard))
     }
 
     /// Stores, signed `by`, the record that `user`'s key `fingerprint`
     /// gives no write right any more under `scopes` (scope id, newest
-    /// epoch closed) but in the write batches they have signed, in one
-    /// transaction with `also` (whose counts it returns). The list is read
-    /// just before and checked inside the transaction: a batch stored in
-    /// between (a write of theirs that committed first) makes it read the
-    /// list again.
+    /// epoch closed; empty: every epoch of every scope) but in the write
+    /// batches they have signed, in one transaction with `also` (whose
+    /// counts it returns). The list is read just before and counted again
+    /// inside the transaction: a batch stored in between (a write of theirs that committed first)
+    /// makes it read the list again. A user with more than
+    /// [`MAX_LISTED`] batches gets no record (`also` is still written).
     pub(crate) async fn close_writes(
         &self,
         (user, fingerprint): (&str, &str),
@@ -113,32 +161,37 @@ impl Session {
                 false
             }
         });
-        if scopes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (record, counts) =
+        let done =
             retry_moved(|| self.close_writes_once((user, fingerprint), &scopes, by, &also)).await?;
-        self.closed_here
+        let Some((record, counts)) = done else {
+            return self.store.write_all(also).await;
+        };
+        self.closed_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(record);
+            .insert(record.0, record.1);
+        // Verdicts given before the record may now be wrong.
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(counts)
     }
-}
 
-impl Session {
+    /// One try of [`Session::close_writes`]: the record stored (with its
+    /// row id) and the counts of `also`, or `None` for a user with too
+    /// many batches, nothing written.
+    #[allow(clippy::type_complexity)]
     async fn close_writes_once(
         &self,
         (user, fingerprint): (&str, &str),
         scopes: &[(u32, u32)],
         by: SignAs<'_>,
         also: &[(String, Vec<Value>)],
-    ) -> Result<(ClosedWrites, Vec<u64>)> {
+    ) -> Result<Option<(([u8; 16], ClosedWrites), Vec<u64>)>> {
         let (batches, guard) = self.write_batches_of(user).await?;
         if batches.len() > MAX_LISTED {
-            return Err(Error::Refused(
-                "a user with more than 1,048,576 write batches",
-            ));
+            return Ok(None);
         }
         let mut r = ClosedWrites {
             user: user.to_owned(),
@@ -154,16 +207,17 @@ impl Session {
             .lock()
             .await
             .sign(&closed_writes_record(&self.vault_id, &r))?;
+        let id = crate::crypto::random_array::<16>();
         let mut stmts = also.to_vec();
-        stmts.push(insert(&r));
+        stmts.push(insert(id, &r));
         let mut counts = self.store.write_guarded(&guard, stmts).await?;
         counts.pop();
-        Ok((r, counts))
+        Ok(Some(((id, r), counts)))
     }
 }
 
-/// The statement that stores `r` under a new random id.
-fn insert(r: &ClosedWrites) -> (String, Vec<Value>) {
+/// The statement that stores `r` as row `id`.
+fn insert(id: [u8; 16], r: &ClosedWrites) -> (String, Vec<Value>) {
     let spec = &sql::CLOSED_WRITES;
     (
         format!(
@@ -172,7 +226,7 @@ fn insert(r: &ClosedWrites) -> (String, Vec<Value>) {
             sql::column_list(spec)
         ),
         vec![
-            Value::Blob(crate::crypto::random_array::<16>().to_vec()),
+            Value::Blob(id.to_vec()),
             Value::Text(r.user.clone()),
             Value::Text(r.fingerprint.clone()),
             Value::Blob(r.scopes_bytes()),

@@ -864,9 +864,10 @@ pub struct Session {
     batches: std::sync::Mutex<
         HashMap<[u8; 16], std::result::Result<Arc<authorship::VerifiedBatch>, authorship::Forgery>>,
     >,
-    /// Records of closed writes this session stored (FORMAT.md §5.11),
-    /// believed whatever the store answers after.
-    closed_here: std::sync::Mutex<Vec<trust::ClosedWrites>>,
+    /// Records of closed writes this session has seen or stored
+    /// (FORMAT.md §5.11), by row id, as first seen: kept whatever the
+    /// store answers after.
+    closed_seen: std::sync::Mutex<HashMap<[u8; 16], trust::ClosedWrites>>,
     /// The user's decryption key, to unwrap grants made after login
     /// ([`Session::refresh_keys`]).
     dec: Decryptor,
@@ -1454,7 +1455,7 @@ impl Session {
             password: std::sync::RwLock::new(password),
             signer: tokio::sync::Mutex::new(signer),
             batches: std::sync::Mutex::new(HashMap::new()),
-            closed_here: std::sync::Mutex::new(Vec::new()),
+            closed_seen: std::sync::Mutex::new(HashMap::new()),
             dec,
             probed: std::sync::Mutex::new(Some(probed.keys)),
             refreshing: tokio::sync::Mutex::new(()),
@@ -1976,26 +1977,31 @@ impl Session {
             }
         }
         // A writer under any live epoch who is to read only: the scope
-        // moves to a new epoch first (they are given it with their old
-        // rights, changed below with the others), so an interrupted
-        // downgrade is one that changed nothing, or one run again rotates.
-        let mut was_writer = false;
+        // moves to a new epoch first, which they are not given (their
+        // grants of every live epoch, the new one included, are made below
+        // for reading), so an interrupted downgrade is one that changed
+        // nothing, or left them without the current key: run again, it
+        // rotates again. `writer_upto`: the newest epoch they could write.
+        let mut writer_upto: Option<u32> = None;
         if rights == Rights::Read {
             let live: Vec<u32> = self.ks().live(sid).map(|(e, _)| e).collect();
             for e in live {
-                was_writer |= self
+                let writes = self
                     .holders(sid, Some(e))
                     .await?
                     .iter()
                     .any(|(n, _, r)| n == user && *r == Rights::ReadWrite);
+                if writes && writer_upto.is_none_or(|w| w < e) {
+                    writer_upto = Some(e);
+                }
             }
-            if was_writer {
+            if writer_upto.is_some() {
                 self.current_read_keys(sid)?;
                 let opts = RotateOptions {
                     new_epoch: true,
                     ..RotateOptions::default()
                 };
-                self.rotate_excluding(scope, &opts, None, &mut |_| {
+                self.rotate_excluding(scope, &opts, Some(user), &mut |_| {
                     std::ops::ControlFlow::Continue(())
                 })
                 .await?;
@@ -2016,8 +2022,6 @@ impl Session {
         }
         let mut epochs = held;
         epochs.sort_unstable_by_key(|(e, _)| *e);
-        let newest = epochs.last().map(|(e, _)| *e).unwrap_or(0);
-        let closing = (rights == Rights::Read && was_writer).then_some(newest);
         let (vault_id, me) = (self.vault_id, self.user.clone());
         let mut rows = Vec::new();
         for (e, keys) in epochs {
@@ -2037,24 +2041,27 @@ impl Session {
                 .await?;
             rows.push(row);
         }
-        // Every epoch's grant in one transaction.
-        self.store.put_grants(&rows).await?;
         // A writer made a reader: their key's write right closes up to the
-        // newest epoch (FORMAT.md §5.11), so a row they write by SQL under
-        // an epoch the rotation above has not retired yet is forged.
-        if let Some(newest) = closing {
+        // newest epoch they could write (FORMAT.md §5.11), so a row they
+        // write by SQL under an epoch the rotation above has not retired
+        // yet is forged. Stored before their grants change: if this stops
+        // in between they hold no grant of the current epoch, and running
+        // it again rotates and stores it again.
+        if let Some(upto) = writer_upto {
             let by = SignAs {
                 name: &self.user,
                 key: &self.signer,
             };
             self.close_writes(
                 (user, &pgp::fingerprint(&target.cert)),
-                vec![(sid, newest)],
+                vec![(sid, upto)],
                 by,
                 Vec::new(),
             )
             .await?;
         }
+        // Every epoch's grant in one transaction.
+        self.store.put_grants(&rows).await?;
         // A rotation that chose its recipients before this grant was
         // stored did not wrap its new epoch to this user: do it now.
         self.refresh_keys().await?;
@@ -2116,6 +2123,7 @@ impl Session {
         // they write afterwards under the old epoch, before the rotation
         // retires it, is forged. A user whose row does not verify signs
         // nothing genuine: no record.
+        self.refresh_keys().await?;
         let newest = newest.max(self.ks().latest.get(&sid).copied().unwrap_or(0));
         let fpr = self
             .directory()
@@ -2200,20 +2208,13 @@ impl Session {
         // (FORMAT.md §5.11): a row they write afterwards by SQL, under an
         // epoch not yet retired (a personal scope is never rotated), is
         // forged. Running this again after it stopped here writes it.
-        let every: Vec<(u32, u32)> = self
-            .store
-            .scopes()
-            .await?
-            .iter()
-            .map(|s| (s.id, u32::MAX))
-            .collect();
         let by = SignAs {
             name: &self.user,
             key: &self.signer,
         };
         self.close_writes(
             (name, &pgp::fingerprint(&target.cert)),
-            every,
+            Vec::new(),
             by,
             Vec::new(),
         )
@@ -2552,8 +2553,7 @@ impl Session {
         // every scope but in the batches it signed until now (FORMAT.md
         // §5.11): whoever holds it cannot date a new batch before the
         // replacement.
-        let every: Vec<(u32, u32)> = root.scopes.keys().map(|s| (*s, u32::MAX)).collect();
-        self.close_writes((user, &old_fpr), every, by, vec![replaced])
+        self.close_writes((user, &old_fpr), Vec::new(), by, vec![replaced])
             .await?;
         self.store.reset_user(&new, &grants).await?;
         Ok(fpr)
@@ -2650,6 +2650,16 @@ impl Session {
             .collect();
         let mut grants = Vec::new();
         let mut named = std::collections::BTreeSet::new();
+        // An epoch under which a record closed this key's write right
+        // (FORMAT.md §5.11: a revocation whose rotation never ran) is
+        // granted for reading: as an administrator they rotate it, and
+        // the new epoch is theirs to write.
+        let fpr = pgp::fingerprint(&cert);
+        let mut closed_dir = self
+            .directory()
+            .await?
+            .with_replaced(self.replaced_keys().await?)
+            .with_closed(self.closed_writes().await?);
         for g in self.store.grants_to(ROOT).await? {
             let (Some(scope), Some(epoch)) = (
                 root.scopes.get(&g.scope_id),
@@ -2675,15 +2685,14 @@ impl Session {
                 continue;
             }
             let key = root.open(&g)?;
+            let rights = if closed_dir.closes(user, &fpr, (g.scope_id, g.epoch)) {
+                Rights::Read
+            } else {
+                Rights::ReadWrite
+            };
             grants.push(
-                root.grant(
-                    &self.vault_id,
-                    scope,
-                    g.epoch,
-                    (user, &cert, Rights::ReadWrite),
-                    &key,
-                )
-                .await?,
+                root.grant(&self.vault_id, scope, g.epoch, (user, &cert, rights), &key)
+                    .await?,
             );
             named.insert(scope.name.clone());
         }

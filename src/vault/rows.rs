@@ -49,7 +49,8 @@ use crate::error::{Error, Result};
 use crate::index::{self, canonical};
 use crate::records::Id;
 use crate::schema::{
-    self, CellRule, Column, ColumnType, Encrypted, Kind, PlainType, Schema, ScopeRule, Table,
+    self, CellRule, Column, ColumnType, Encrypted, Index, IndexKind, Kind, PlainType, Schema,
+    ScopeRule, Table,
 };
 use crate::sql::{rows as stmt, Cell, RowDecoder};
 use crate::store::{RowId, Value as StoreValue};
@@ -797,7 +798,7 @@ impl RowTable<'_> {
                 .iter()
                 .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
                 .collect();
-            let Some(parts) = parts else {
+            let Some(parts) = parts.and_then(|p| i.parts(&p)) else {
                 vals.push(StoreValue::Null);
                 continue;
             };
@@ -1379,6 +1380,14 @@ impl RowTable<'_> {
                 continue;
             }
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+            let Some(refs) = i.parts(&refs) else {
+                // No part this kind keys (a year-month of a year alone):
+                // the value is NULL.
+                if !matches!(stored, Cell::Null) {
+                    wrong.push(i.name.clone());
+                }
+                continue;
+            };
             let sid = self.index_scope(i)?;
             let got = match stored {
                 Cell::Bytes(b) => b,
@@ -1695,7 +1704,7 @@ impl RowTable<'_> {
             .find(|(_, i)| {
                 let mut over: Vec<&str> = i.over.iter().map(String::as_str).collect();
                 over.sort_unstable();
-                over == want
+                i.kind == IndexKind::Equal && over == want
             })
             .ok_or_else(|| Error::NoIndex {
                 table: self.name.clone(),
@@ -1718,6 +1727,109 @@ impl RowTable<'_> {
             .iter()
             .filter_map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
             .collect();
+        let candidates = self.candidates(pos, idx, &parts).await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|r| {
+                criteria.iter().all(|(name, _)| {
+                    self.canonical_of(r, name).is_some_and(|got| {
+                        canon.get(*name).is_some_and(|w| {
+                            crate::crypto::secret::ct_eq(w.as_bytes(), got.as_bytes())
+                        })
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// The canonical value of encrypted column `name` in opened row `r`,
+    /// if it holds one.
+    fn canonical_of(&self, r: &Row, name: &str) -> Option<Zeroizing<String>> {
+        let t = self.t();
+        let (Some(c), Some(v)) = (t.column(name), r.values.get(name)) else {
+            return None;
+        };
+        let ColumnType::Encrypted(e) = &c.ty else {
+            return None;
+        };
+        self.check_encrypted(c, e, v, false)
+            .ok()
+            .map(|got| got.canonical)
+    }
+
+    /// Rows whose date column `column` falls in the year (`kind`
+    /// [`IndexKind::Year`], `value` `"YYYY"`) or the month
+    /// ([`IndexKind::YearMonth`], `"YYYY-MM"`) given, through the index of
+    /// that kind over it: exact results, in id order, under every epoch of
+    /// the scope this user holds. [`IndexKind::Equal`] is [`RowTable::find`]
+    /// on that column alone.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// use medvault::{schema::IndexKind, vault::rows::Value};
+    /// let t = s.table("allergies").await?;
+    /// let rows = t
+    ///     .find_by(IndexKind::Year, "noted", &Value::Text("2024".into()))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_by(&self, kind: IndexKind, column: &str, value: &Value) -> Result<Vec<Row>> {
+        if kind == IndexKind::Equal {
+            return self.find(&[(column, value.clone())]).await;
+        }
+        let r = match self.find_by_once(kind, column, value).await {
+            Err(e) if auth::read_again(&e) => {
+                self.s.refresh_keys().await?;
+                self.find_by_once(kind, column, value)
+                    .await
+                    .map_err(outdated_is_tampered)
+            }
+            r => r,
+        };
+        self.changed_schema(r).await
+    }
+
+    async fn find_by_once(&self, kind: IndexKind, column: &str, value: &Value) -> Result<Vec<Row>> {
+        let t = self.t();
+        let (pos, idx) = t
+            .indexes
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.kind == kind && i.over.len() == 1 && i.over[0] == column)
+            .ok_or_else(|| Error::NoIndex {
+                table: self.name.clone(),
+                columns: format!("{} ({kind})", column.chars().take(64).collect::<String>()),
+            })?;
+        let refused = match kind {
+            IndexKind::Year => "a year index is searched by a year, YYYY",
+            _ => "a year-month index is searched by a year and month, YYYY-MM",
+        };
+        let Value::Text(q) = value else {
+            return Err(Error::Refused(refused));
+        };
+        let q = canonical::partial_date(q.trim()).map_err(|_| Error::Refused(refused))?;
+        let want = kind
+            .part(&q)
+            .filter(|p| p.len() == q.len())
+            .ok_or(Error::Refused(refused))?;
+        let candidates = self.candidates(pos, idx, &[want]).await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|r| {
+                self.canonical_of(r, column).is_some_and(|got| {
+                    kind.part(&got).is_some_and(|p| {
+                        crate::crypto::secret::ct_eq(p.as_bytes(), want.as_bytes())
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// The rows whose index `idx` (at `pos`) holds the value of `parts`
+    /// under any live epoch of its scope, opened, in id order: candidates,
+    /// which the caller compares with what it looks for.
+    async fn candidates(&self, pos: usize, idx: &Index, parts: &[&str]) -> Result<Vec<Row>> {
+        let t = self.t();
         let sid = self.index_scope(idx)?;
         let d = self.s.store.dialect();
         let mut rows = Vec::new();
@@ -1731,7 +1843,7 @@ impl RowTable<'_> {
                 .live(sid)
                 .map(|(e, keys)| {
                     let key = self.index_key(sid, e, keys, (pos, &idx.name));
-                    StoreValue::Blob(index::compute(&key, &parts, idx.bits).as_bytes().to_vec())
+                    StoreValue::Blob(index::compute(&key, parts, idx.bits).as_bytes().to_vec())
                 })
                 .collect();
             if values.is_empty() {
@@ -1760,26 +1872,7 @@ impl RowTable<'_> {
             break;
         }
         self.prepare(&rows).await?;
-        let mut out: Vec<Row> = Vec::new();
-        for r in self.open_page(rows, None, "each row once, in id order")? {
-            let matches = criteria.iter().all(|(name, _)| {
-                let (Some(c), Some(v)) = (t.column(name), r.values.get(*name)) else {
-                    return false;
-                };
-                let ColumnType::Encrypted(e) = &c.ty else {
-                    return false;
-                };
-                self.check_encrypted(c, e, v, false).is_ok_and(|got| {
-                    canon.get(c.name.as_str()).is_some_and(|w| {
-                        crate::crypto::secret::ct_eq(w.as_bytes(), got.canonical.as_bytes())
-                    })
-                })
-            });
-            if matches {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.open_page(rows, None, "each row once, in id order")
     }
 
     /// A page of at most `limit` rows (up to [`MAX_PAGE`]) in id order,
@@ -2298,8 +2391,14 @@ impl RowTable<'_> {
                     .ok_or_else(|| Error::NoAccess(self.s.scope_name(sid)))?;
                 let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-                let value =
-                    StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
+                // A value with no part this kind keys stays NULL (and is
+                // read again by the next run).
+                let value = match idx.parts(&refs) {
+                    Some(refs) => {
+                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec())
+                    }
+                    None => StoreValue::Null,
+                };
                 self.reseal_column(
                     cells,
                     (&idx.name, value),
@@ -2730,7 +2829,7 @@ impl RowTable<'_> {
                 .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
                 .collect();
             set.push(&i.name);
-            vals.push(match parts {
+            vals.push(match parts.and_then(|p| i.parts(&p)) {
                 Some(parts) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
                     StoreValue::Blob(index::compute(&key, &parts, i.bits).as_bytes().to_vec())

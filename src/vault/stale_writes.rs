@@ -480,10 +480,23 @@ async fn a_row_signed_before_its_revocation_and_stored_after_is_forged(place: Pl
             .family_name,
         "Avant"
     );
-    let err = reader.rotate("identity").await.expect_err("stops");
+    // The store drops the record: the session that stored it still
+    // refuses the row, and its rotation stops at it rather than vouch for
+    // it. (A client that never read the record would take the row.)
+    admin
+        .store
+        .write_all(vec![(
+            "DELETE FROM medvault_closed_writes".into(),
+            Vec::new(),
+        )])
+        .await
+        .expect("dropped by SQL");
+    let err = admin.get_patient(&late).await.expect_err("still forged");
     assert!(matches!(err, Error::Forged { .. }), "{err}");
-    reader.delete_patient(&late).await.expect("deleted");
-    let r = reader.rotate("identity").await.expect("a rotation");
+    let err = admin.rotate("identity").await.expect_err("stops");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+    admin.delete_patient(&late).await.expect("deleted");
+    let r = admin.rotate("identity").await.expect("a rotation");
     assert!(r.finished && r.retired == vec![1], "{r:?}");
     admin
         .grant("nurse", "identity")
@@ -500,6 +513,54 @@ async fn a_row_signed_before_its_revocation_and_stored_after_is_forged(place: Pl
             .expect("genuine")
             .family_name,
         "Retour"
+    );
+}
+
+/// Batch rows of the nurse's that do not decode (a signature stored as
+/// an integer, on SQLite) or repeat another's signature do not keep her
+/// revocation from storing its record: they are counted as stored, and
+/// listed once or not at all.
+async fn junk_batches_do_not_block_a_revocation(place: Place) {
+    let admin = place.open("admin", ADMIN_PW).await;
+    let nurse = place.nurse(&admin).await;
+    nurse
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    for (id, sig) in [
+        (Value::Blob(vec![9; 16]), Value::Int(5)),
+        (
+            Value::Blob(vec![8; 16]),
+            Value::Blob(b"not a signature".to_vec()),
+        ),
+        (
+            Value::Blob(vec![7; 16]),
+            Value::Blob(b"not a signature".to_vec()),
+        ),
+    ] {
+        admin
+            .store
+            .write_all(vec![(
+                "INSERT INTO medvault_batches \
+                 (id, kind, signer, signed_at, leaves, evidence, signature) \
+                 VALUES (?, 'write', 'nurse', 0, ?, ?, ?)"
+                    .into(),
+                vec![id, Value::Blob(vec![0; 32]), Value::Blob(Vec::new()), sig],
+            )])
+            .await
+            .expect("planted by SQL");
+    }
+    let r = admin
+        .revoke("nurse", "identity")
+        .await
+        .expect("a revocation");
+    assert!(r.finished, "{r:?}");
+    let v = admin.verify_store().await.expect("verify");
+    assert!(
+        v.tables
+            .iter()
+            .any(|(t, n)| t == "medvault_closed_writes" && *n == 1),
+        "{v:?}"
     );
 }
 
@@ -660,5 +721,6 @@ per_store!(
     a_row_signed_before_its_revocation_and_stored_after_is_forged,
     a_grant_after_a_revocation_cut_short_gives_the_write_right_back,
     a_note_signed_before_a_disable_and_stored_after_is_forged,
+    junk_batches_do_not_block_a_revocation,
     a_row_signed_by_a_replaced_key_and_stored_after_is_forged,
 );

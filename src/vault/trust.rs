@@ -301,9 +301,11 @@ pub struct ClosedWrites {
     /// upper case, as in §5.1).
     pub fingerprint: String,
     /// (scope id, newest epoch closed), sorted by scope id, each scope
-    /// once: grants of that scope at that epoch or older.
+    /// once: grants of that scope at that epoch or older. Empty: every
+    /// epoch of every scope.
     pub scopes: Vec<(u32, u32)>,
-    /// The batches still vouched for, sorted, each once.
+    /// The batches still vouched for, each as its [`batch_tag`], sorted,
+    /// each once.
     pub batches: Vec<[u8; 16]>,
     /// The root or an administrator.
     pub signer: String,
@@ -356,10 +358,22 @@ impl ClosedWrites {
 
     /// Whether it closes the grant of (`scope`, `epoch`) to its key.
     pub fn covers(&self, scope: u32, epoch: u32) -> bool {
-        self.scopes
-            .iter()
-            .any(|(s, upto)| *s == scope && epoch <= *upto)
+        self.scopes.is_empty()
+            || self
+                .scopes
+                .iter()
+                .any(|(s, upto)| *s == scope && epoch <= *upto)
     }
+}
+
+/// How a record of closed writes names a batch: the first 16 bytes of the
+/// SHA-256 of its signature, which covers its id, signer, time, leaves and
+/// evidence (§5.8), so the name stands for that batch alone.
+pub fn batch_tag(signature: &[u8]) -> [u8; 16] {
+    let h = sha256(signature);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
 }
 
 /// §5.11: what a record of closed writes covers.
@@ -516,7 +530,7 @@ impl Directory {
     pub fn with_closed(mut self, rows: Vec<ClosedWrites>) -> Directory {
         for r in rows {
             let mine = self.closed.entry(r.user.clone()).or_default();
-            if !mine.iter().any(|(c, _)| c.signature == r.signature) {
+            if !mine.iter().any(|(c, _)| *c == r) {
                 mine.push((r, None));
             }
         }
@@ -524,9 +538,10 @@ impl Directory {
     }
 
     /// Whether the grant of (`scope`, `epoch`) to `user`'s key
-    /// `fingerprint`, carried in batch `batch`, is closed: a record that
-    /// verifies (signed by the root, or by an administrator active then,
-    /// with a key valid then) covers it and does not list the batch.
+    /// `fingerprint`, carried in the batch whose [`batch_tag`] is `batch`,
+    /// is closed: a record that verifies (signed by the root, or by an
+    /// administrator active then, with a key valid then) covers it and
+    /// does not list the batch.
     /// Records only take rights away, so one that does not verify is
     /// ignored (a store can drop a record as well; SECURITY.md).
     pub fn write_closed(

@@ -206,6 +206,13 @@ pub enum RowCmd {
         /// A JSON object of criteria.
         #[arg(long, value_name = "FILE|-", conflicts_with = "criteria")]
         from: Option<String>,
+        /// Rows whose date column falls in a year, through a `year` index.
+        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month"])]
+        year: Option<String>,
+        /// Rows whose date column falls in a month, through a `year-month`
+        /// index.
+        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from"])]
+        year_month: Option<String>,
     },
     /// A page of rows in id order, or the children of a parent row.
     List {

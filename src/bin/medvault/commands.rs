@@ -1089,8 +1089,12 @@ fn print_table(t: &medvault::schema::Table) {
         println!("  {:<24} {ty}{opt}", c.name);
     }
     for i in &t.indexes {
+        let kind = match i.kind {
+            medvault::schema::IndexKind::Equal => String::new(),
+            k => format!("{k} "),
+        };
         println!(
-            "  {:<24} blind index over ({}), {} bits",
+            "  {:<24} {kind}blind index over ({}), {} bits",
             i.name,
             i.over.join(", "),
             i.bits
@@ -1195,8 +1199,34 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             table,
             criteria,
             from,
+            year,
+            year_month,
         } => {
             let t = s.table(table).await?;
+            let by_date = match (year, year_month) {
+                (Some(a), _) => Some((medvault::schema::IndexKind::Year, a)),
+                (_, Some(a)) => Some((medvault::schema::IndexKind::YearMonth, a)),
+                _ => None,
+            };
+            if let Some((kind, a)) = by_date {
+                let (column, value) = a.split_once('=').ok_or_else(|| {
+                    CliError::msg(
+                        "a date criterion is COLUMN=VALUE",
+                        format!("for example --{kind} born=1970"),
+                    )
+                })?;
+                let found = t
+                    .find_by(kind, column.trim(), &Value::Text(value.trim().to_owned()))
+                    .await
+                    .map_err(|e| match e {
+                        Error::Refused(why) => CliError::msg(
+                            why,
+                            "for example --year born=1970 or --year-month born=1970-03",
+                        ),
+                        e => e.into(),
+                    })?;
+                return print_rows(cli, &found);
+            }
             let given = match from {
                 Some(src) => json_object(&t, src)?.values,
                 None => assignments(&t, criteria)?,
