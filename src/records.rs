@@ -177,6 +177,9 @@ pub struct PatientQuery {
     pub given_names: Option<String>,
     /// Date of birth, `YYYY-MM-DD`.
     pub born: Option<String>,
+    /// Year of birth, `YYYY`: patients born that year, whether their date
+    /// is whole or partial (through the `bi_born_year` index).
+    pub born_year: Option<String>,
 }
 
 /// One page of the patient list.

@@ -822,7 +822,7 @@ async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: 
 }
 
 /// The columns of a patient that a rotation seals again.
-const PATIENT_SEALED: [&str; 9] = [
+const PATIENT_SEALED: [&str; 10] = [
     "family_name",
     "given_names",
     "born",
@@ -831,6 +831,7 @@ const PATIENT_SEALED: [&str; 9] = [
     "bi_given_names",
     "bi_born",
     "bi_family_born",
+    "bi_born_year",
     "medvault_auth",
 ];
 

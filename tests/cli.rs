@@ -803,14 +803,15 @@ fn rows_through_the_cli() {
         &["row", "find", "allergies", "reaction=Rash"],
         "no blind index",
     );
-    // A year index on the patients' dates of birth, filled by the apply:
-    // found by year, and a query of the wrong form is refused.
+    // The built-in year index on the patients' dates of birth, and a
+    // month index the application adds (filled by the apply): found by
+    // year and by month, and a query of the wrong form is refused.
     let dated = c.dir.path().join("dated.toml");
     std::fs::write(
         &dated,
         format!(
-            "{}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_born_year\"\n\
-             over = [\"born\"]\nkind = \"year\"\nbits = 15\n",
+            "{}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_born_month\"\n\
+             over = [\"born\"]\nkind = \"year-month\"\nbits = 15\n",
             std::fs::read_to_string(example).unwrap()
         ),
     )
@@ -818,9 +819,34 @@ fn rows_through_the_cli() {
     c.ok("admin", "pw", &["schema", "apply", dated.to_str().unwrap()]);
     let out = c.ok("admin", "pw", &["schema", "show"]);
     assert!(
-        out.contains("  bi_born_year             year blind index over (born), 15 bits"),
+        out.contains("  bi_born_year             year blind index over (born), 8 bits"),
         "{out}"
     );
+    assert!(
+        out.contains("  bi_born_month            year-month blind index over (born), 15 bits"),
+        "{out}"
+    );
+    let out = c.ok(
+        "admin",
+        "pw",
+        &[
+            "--json",
+            "row",
+            "find",
+            "patients",
+            "--year-month",
+            "born=1970-03",
+        ],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["id"], p);
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "patient", "find", "--born-year", "1970"],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["id"], p);
     let out = c.ok(
         "admin",
         "pw",
@@ -843,7 +869,7 @@ fn rows_through_the_cli() {
     c.fails(
         "admin",
         "pw",
-        &["row", "find", "patients", "--year-month", "born=1970-03"],
+        &["row", "find", "allergies", "--year", "substance=1970"],
         "no blind index",
     );
     let o = c.fails(

@@ -17,6 +17,7 @@ per_store!(
     padding_hides_name_length_within_a_bucket,
     no_marker_reaches_the_database_file_or_its_journals,
     notes_come_back_in_the_order_written,
+    patients_are_found_by_year_of_birth_and_older_ones_once_filled,
 );
 
 fn q(family: Option<&str>, given: Option<&str>, born: Option<&str>) -> PatientQuery {
@@ -24,7 +25,79 @@ fn q(family: Option<&str>, given: Option<&str>, born: Option<&str>) -> PatientQu
         family_name: family.map(String::from),
         given_names: given.map(String::from),
         born: born.map(String::from),
+        born_year: None,
     }
+}
+
+fn born_in(year: &str) -> PatientQuery {
+    PatientQuery {
+        born_year: Some(year.into()),
+        ..Default::default()
+    }
+}
+
+/// The year of birth finds whole and partial dates of that year, alone or
+/// with a family name. A patient as a vault made before format 9 holds it
+/// (no year index, no authentication) is not found by year, and counted,
+/// until an administrator fills the index; then it is.
+async fn patients_are_found_by_year_of_birth_and_older_ones_once_filled(f: Fixture) {
+    let a = f.admin().await;
+    let ids = a
+        .insert_patients(&[
+            patient("Dupont", "Jean", "1970-03-02"),
+            patient("Durand", "Anne", "1970"),
+            patient("Dupont", "Paul", "1971-05"),
+        ])
+        .await
+        .unwrap();
+    let found = |v: Vec<medvault::Patient>| {
+        let mut got: Vec<Id> = v.iter().map(|p| p.id).collect();
+        got.sort();
+        got
+    };
+    let mut both = vec![ids[0], ids[1]];
+    both.sort();
+    assert_eq!(
+        found(a.find_patients(&born_in("1970")).await.unwrap()),
+        both
+    );
+    assert_eq!(
+        found(a.find_patients(&born_in(" 1971 ")).await.unwrap()),
+        vec![ids[2]]
+    );
+    let mut dupont_1970 = born_in("1970");
+    dupont_1970.family_name = Some("DUPONT".into());
+    assert_eq!(
+        found(a.find_patients(&dupont_1970).await.unwrap()),
+        vec![ids[0]]
+    );
+    for bad in ["70", "1970-03", "year"] {
+        let err = a.find_patients(&born_in(bad)).await.unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{bad}: {err}");
+    }
+    assert_eq!(a.unfilled("patients", "bi_born_year").await.unwrap(), 0);
+    // As written before format 9.
+    f.made_before_rows_were_signed().await;
+    let n = f
+        .exec(
+            "UPDATE patients SET bi_born_year = NULL, medvault_auth = NULL WHERE id = ?",
+            vec![Val::B(ids[0].as_bytes().to_vec())],
+        )
+        .await;
+    assert_eq!(n, 1);
+    let a = f.admin().await;
+    assert_eq!(
+        found(a.find_patients(&born_in("1970")).await.unwrap()),
+        vec![ids[1]]
+    );
+    assert_eq!(a.unfilled("patients", "bi_born_year").await.unwrap(), 1);
+    assert_eq!(a.fill_indexes().await.unwrap(), 1);
+    assert_eq!(a.unfilled("patients", "bi_born_year").await.unwrap(), 0);
+    assert_eq!(
+        found(a.find_patients(&born_in("1970")).await.unwrap()),
+        both
+    );
+    assert_eq!(a.get_patient(&ids[0]).await.unwrap().family_name, "Dupont");
 }
 
 async fn crud(f: Fixture) {

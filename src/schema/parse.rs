@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 18] = [
+pub const RESERVED_TABLES: [&str; 19] = [
     "vault_meta",
     "users",
     "scopes",
@@ -38,6 +38,7 @@ pub const RESERVED_TABLES: [&str; 18] = [
     "patients_bi_given_names",
     "patients_bi_born",
     "patients_bi_family_born",
+    "patients_bi_born_year",
     "notes_patient",
     "notes_seq",
     "notes_patient_order",

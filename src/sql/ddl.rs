@@ -148,8 +148,10 @@ fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) 
     // An application's index columns are NULLable whatever they cover: an
     // index value is derived data, and a column left behind by a MySQL
     // apply cut short (its drop runs after the signed row) must not block
-    // inserts. The built-in ones are as the migrations made them.
+    // inserts. The built-in ones are as the migrations made them: NOT
+    // NULL, but for those added after the rows they index (V9).
     let optional = !i.builtin
+        || i.kind != crate::schema::IndexKind::Equal
         || i.over
             .iter()
             .any(|c| table.column(c).is_some_and(|c| c.optional));

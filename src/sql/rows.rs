@@ -304,6 +304,23 @@ pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u
     )
 }
 
+/// How many rows hold a value in every column `index` covers but no
+/// index value: the rows [`unindexed`] selects.
+pub fn unindexed_count(d: Dialect, table: &Table, index: &Index) -> String {
+    let mut filter = vec![format!("{} IS NULL", d.quote(&index.name))];
+    filter.extend(
+        index
+            .over
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
+    );
+    format!(
+        "SELECT COUNT(*) FROM {} WHERE {}",
+        d.quote(&table.name),
+        filter.join(" AND ")
+    )
+}
+
 /// Up to `limit` rows in id order (after `id > ?` when `after`) whose
 /// `index` holds a value: the rows an index about to be dropped is
 /// cleared from first.

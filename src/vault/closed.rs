@@ -53,26 +53,36 @@ pub(crate) async fn stored(store: &dyn Store) -> Result<Vec<ClosedWrites>> {
 
 impl Session {
     /// The records of closed writes this session has seen (read from the
-    /// store, or stored itself), the store's new ones read first. A record
-    /// the store drops or edits afterwards stays as this session first
-    /// read it: for the rest of the session it still closes what it
-    /// closed (a rotation that follows a revocation in particular).
+    /// store, or stored itself), every version of each: a record the store
+    /// drops or edits afterwards still counts, as first read, for the rest
+    /// of the session (a rotation that follows a revocation in
+    /// particular), and one signed again (its administrator disabled)
+    /// counts in its new version too.
     pub(crate) async fn closed_writes(&self) -> Result<Vec<ClosedWrites>> {
         let spec = &sql::CLOSED_WRITES;
-        let ids = self
+        let listed = self
             .store
-            .select(format!("SELECT id FROM {}", spec.name), Vec::new())
+            .select(
+                format!("SELECT id, signature FROM {}", spec.name),
+                Vec::new(),
+            )
             .await?;
         let unseen: Vec<[u8; 16]> = {
             let seen = self.closed_seen.lock().unwrap_or_else(|p| p.into_inner());
-            ids.into_iter()
+            let mut ids: Vec<[u8; 16]> = listed
+                .into_iter()
                 .filter_map(|cells| {
-                    crate::sql::decode::RowDecoder::new(spec.name, &["id"], cells)
-                        .and_then(|mut d| d.id(0))
-                        .ok()
+                    let mut d =
+                        crate::sql::decode::RowDecoder::new(spec.name, &["id", "signature"], cells)
+                            .ok()?;
+                    Some((d.id(0).ok()?, d.blob(1).ok()?))
                 })
-                .filter(|id| !seen.contains_key(id))
-                .collect()
+                .filter(|k| !seen.contains_key(k))
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
         };
         for part in unseen.chunks(100) {
             let q = format!(
@@ -86,7 +96,7 @@ impl Session {
             let mut seen = self.closed_seen.lock().unwrap_or_else(|p| p.into_inner());
             for (id, r) in rows.into_iter().filter_map(decode) {
                 if part.contains(&id) {
-                    seen.entry(id).or_insert(r);
+                    seen.entry((id, r.signature.clone())).or_insert(r);
                 }
             }
         }
@@ -97,6 +107,51 @@ impl Session {
             .values()
             .cloned()
             .collect())
+    }
+
+    /// The records of closed writes `old` signed that verify under its
+    /// key, signed again by `by` (an administrator being disabled: a
+    /// disabled administrator's records count for nothing).
+    pub(crate) async fn resign_closed_writes(
+        &self,
+        old: &crate::vault::trust::Verified,
+        by: SignAs<'_>,
+    ) -> Result<()> {
+        let spec = &sql::CLOSED_WRITES;
+        let q = format!("SELECT {} FROM {}", sql::column_list(spec), spec.name);
+        for (id, r) in self
+            .store
+            .select(q, Vec::new())
+            .await?
+            .into_iter()
+            .filter_map(decode)
+        {
+            let msg = closed_writes_record(&self.vault_id, &r);
+            if r.signer != old.name || !crate::keys::pgp::verify(&old.cert, &msg, &r.signature) {
+                continue;
+            }
+            let mut new = r;
+            new.signer = by.name.to_owned();
+            new.signature = by
+                .key
+                .lock()
+                .await
+                .sign(&closed_writes_record(&self.vault_id, &new))?;
+            self.store
+                .write_all(vec![(
+                    format!(
+                        "UPDATE {} SET signer = ?, signature = ? WHERE id = ?",
+                        spec.name
+                    ),
+                    vec![
+                        Value::Text(new.signer.clone()),
+                        Value::Blob(new.signature.clone()),
+                        Value::Blob(id.to_vec()),
+                    ],
+                )])
+                .await?;
+        }
+        Ok(())
     }
 
     /// The [`batch_tag`]s of the write batches `user` has signed, sorted,
@@ -161,15 +216,26 @@ impl Session {
                 false
             }
         });
-        let done =
-            retry_moved(|| self.close_writes_once((user, fingerprint), &scopes, by, &also)).await?;
+        let who = (user, fingerprint);
+        let done = match retry_moved(|| self.close_writes_once(who, &scopes, by, &also, true)).await
+        {
+            // Their batch count kept moving (a stream of rows of theirs):
+            // stored without the check. A batch stored meanwhile is not
+            // listed and vouches for nothing, which is the safe side.
+            Err(Error::Concurrent(_)) => {
+                self.close_writes_once(who, &scopes, by, &also, false)
+                    .await?
+            }
+            r => r?,
+        };
         let Some((record, counts)) = done else {
             return self.store.write_all(also).await;
         };
+        let (id, record) = record;
         self.closed_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(record.0, record.1);
+            .insert((id, record.signature.clone()), record);
         // Verdicts given before the record may now be wrong.
         self.batches
             .lock()
@@ -188,6 +254,7 @@ impl Session {
         scopes: &[(u32, u32)],
         by: SignAs<'_>,
         also: &[(String, Vec<Value>)],
+        guarded: bool,
     ) -> Result<Option<(([u8; 16], ClosedWrites), Vec<u64>)>> {
         let (batches, guard) = self.write_batches_of(user).await?;
         if batches.len() > MAX_LISTED {
@@ -210,7 +277,11 @@ impl Session {
         let id = crate::crypto::random_array::<16>();
         let mut stmts = also.to_vec();
         stmts.push(insert(id, &r));
-        let mut counts = self.store.write_guarded(&guard, stmts).await?;
+        let mut counts = if guarded {
+            self.store.write_guarded(&guard, stmts).await?
+        } else {
+            self.store.write_all(stmts).await?
+        };
         counts.pop();
         Ok(Some(((id, r), counts)))
     }

@@ -221,6 +221,9 @@ pub struct DisableReport {
     /// to finish it (`--new-epoch` if it stopped before making its epoch).
     /// The other scopes were rotated all the same.
     pub unfinished: Vec<(String, String)>,
+    /// Why the record that closes their key's writes (FORMAT.md §5.11) was
+    /// not stored, if it was not: run `disable_user` again to store it.
+    pub closed_writes: Option<String>,
 }
 
 /// Entry points.
@@ -865,9 +868,10 @@ pub struct Session {
         HashMap<[u8; 16], std::result::Result<Arc<authorship::VerifiedBatch>, authorship::Forgery>>,
     >,
     /// Records of closed writes this session has seen or stored
-    /// (FORMAT.md §5.11), by row id, as first seen: kept whatever the
-    /// store answers after.
-    closed_seen: std::sync::Mutex<HashMap<[u8; 16], trust::ClosedWrites>>,
+    /// (FORMAT.md §5.11), by row id and signature, as first seen: kept
+    /// whatever the store answers after.
+    #[allow(clippy::type_complexity)]
+    closed_seen: std::sync::Mutex<HashMap<([u8; 16], Vec<u8>), trust::ClosedWrites>>,
     /// The user's decryption key, to unwrap grants made after login
     /// ([`Session::refresh_keys`]).
     dec: Decryptor,
@@ -1964,7 +1968,19 @@ impl Session {
                 .await?
                 .with_replaced(self.replaced_keys().await?)
                 .with_closed(self.closed_writes().await?);
-            let fpr = pgp::fingerprint(&dir.verify(user)?.cert);
+            let target = dir.verify(user)?;
+            if !target.active {
+                return Err(Error::UserDisabled(user.to_owned()));
+            }
+            let fpr = pgp::fingerprint(&target.cert);
+            // Closed under every epoch (a recovery of this user cut short
+            // after its record): no new epoch gives it back.
+            if dir.closes(user, &fpr, (sid, u32::MAX)) {
+                return Err(Error::Refused(
+                    "this user's key may write nothing any more (a recovery of theirs \
+                     stopped part-way): run `recover reset-password` again",
+                ));
+            }
             if dir.closes(user, &fpr, (sid, current)) {
                 let opts = RotateOptions {
                     new_epoch: true,
@@ -1976,12 +1992,11 @@ impl Session {
                 .await?;
             }
         }
-        // A writer under any live epoch who is to read only: the scope
-        // moves to a new epoch first, which they are not given (their
-        // grants of every live epoch, the new one included, are made below
-        // for reading), so an interrupted downgrade is one that changed
-        // nothing, or left them without the current key: run again, it
-        // rotates again. `writer_upto`: the newest epoch they could write.
+        // A writer under any live epoch who is to read only
+        // (`writer_upto`: the newest epoch they could write): their grants
+        // are made for reading and their key's write right closed in one
+        // transaction, then the scope moves to a new epoch, as a revocation
+        // does (below). If the rotation stops, `rotate` finishes it.
         let mut writer_upto: Option<u32> = None;
         if rights == Rights::Read {
             let live: Vec<u32> = self.ks().live(sid).map(|(e, _)| e).collect();
@@ -1997,14 +2012,6 @@ impl Session {
             }
             if writer_upto.is_some() {
                 self.current_read_keys(sid)?;
-                let opts = RotateOptions {
-                    new_epoch: true,
-                    ..RotateOptions::default()
-                };
-                self.rotate_excluding(scope, &opts, Some(user), &mut |_| {
-                    std::ops::ControlFlow::Continue(())
-                })
-                .await?;
             }
         }
         let ks = self.ks();
@@ -2041,27 +2048,44 @@ impl Session {
                 .await?;
             rows.push(row);
         }
-        // A writer made a reader: their key's write right closes up to the
-        // newest epoch they could write (FORMAT.md §5.11), so a row they
-        // write by SQL under an epoch the rotation above has not retired
-        // yet is forged. Stored before their grants change: if this stops
-        // in between they hold no grant of the current epoch, and running
-        // it again rotates and stores it again.
-        if let Some(upto) = writer_upto {
-            let by = SignAs {
-                name: &self.user,
-                key: &self.signer,
-            };
-            self.close_writes(
-                (user, &pgp::fingerprint(&target.cert)),
-                vec![(sid, upto)],
-                by,
-                Vec::new(),
-            )
-            .await?;
+        match writer_upto {
+            // A writer made a reader: with the grants, their key's write
+            // right closes up to the newest epoch they could write
+            // (FORMAT.md §5.11), so a row they write by SQL under an epoch
+            // not yet retired is forged; then the rotation.
+            Some(upto) => {
+                let by = SignAs {
+                    name: &self.user,
+                    key: &self.signer,
+                };
+                let grants = rows
+                    .iter()
+                    .map(|g| {
+                        (
+                            crate::sql::keys::PUT_GRANT.to_owned(),
+                            crate::sql::keys::grant_values(g),
+                        )
+                    })
+                    .collect();
+                self.close_writes(
+                    (user, &pgp::fingerprint(&target.cert)),
+                    vec![(sid, upto)],
+                    by,
+                    grants,
+                )
+                .await?;
+                let opts = RotateOptions {
+                    new_epoch: true,
+                    ..RotateOptions::default()
+                };
+                self.rotate_excluding(scope, &opts, None, &mut |_| {
+                    std::ops::ControlFlow::Continue(())
+                })
+                .await?;
+            }
+            // Every epoch's grant in one transaction.
+            None => self.store.put_grants(&rows).await?,
         }
-        // Every epoch's grant in one transaction.
-        self.store.put_grants(&rows).await?;
         // A rotation that chose its recipients before this grant was
         // stored did not wrap its new epoch to this user: do it now.
         self.refresh_keys().await?;
@@ -2212,14 +2236,19 @@ impl Session {
             name: &self.user,
             key: &self.signer,
         };
-        self.close_writes(
-            (name, &pgp::fingerprint(&target.cert)),
-            Vec::new(),
-            by,
-            Vec::new(),
-        )
-        .await?;
         let mut report = DisableReport::default();
+        // A failure here does not keep the scopes from being rotated.
+        if let Err(e) = self
+            .close_writes(
+                (name, &pgp::fingerprint(&target.cert)),
+                Vec::new(),
+                by,
+                Vec::new(),
+            )
+            .await
+        {
+            report.closed_writes = Some(e.to_string());
+        }
         for sid in held {
             let ks = self.ks();
             let Some(scope) = ks.scopes.get(&sid).cloned() else {
@@ -2361,6 +2390,8 @@ impl Session {
             new.signature = by.key.lock().await.sign(&msg)?;
             self.store.put_grants(std::slice::from_ref(&new)).await?;
         }
+        // Records of closed writes it signed (FORMAT.md §5.11).
+        self.resign_closed_writes(old, by).await?;
         // The schema in force, if this administrator signed it: a new
         // version with the same text, signed by this one.
         self.resign_policy_of(old, by).await?;

@@ -474,8 +474,12 @@ impl Session {
     ///
     /// The store is asked through one blind index: family name and date of
     /// birth together when both are given, else the family name, the
-    /// given names or the date alone; a criterion the index does not cover
-    /// is checked on the decrypted candidates.
+    /// given names, the date or the year of birth alone; a criterion the
+    /// index does not cover is checked on the decrypted candidates. A
+    /// patient written before the year index existed (format 9) is found
+    /// by year once an administrator has filled it
+    /// ([`Session::fill_indexes`]); [`Session::unfilled`] counts those
+    /// left.
     pub async fn find_patients(&self, q: &PatientQuery) -> Result<Vec<Patient>> {
         let family = q
             .family_name
@@ -492,6 +496,16 @@ impl Session {
             .as_deref()
             .map(|d| canonical::partial_date(d.trim()))
             .transpose()?;
+        let year = q
+            .born_year
+            .as_deref()
+            .map(|y| match canonical::partial_date(y.trim()) {
+                Ok(y) if y.len() == 4 => Ok(y),
+                _ => Err(Error::Refused(
+                    "a year of birth is searched as YYYY (1800 or later)",
+                )),
+            })
+            .transpose()?;
         let criteria: Vec<(&str, Value)> = match (&family, &given, &born) {
             (Some(f), _, Some(b)) => vec![
                 ("family_name", Value::from(f.as_str())),
@@ -500,9 +514,22 @@ impl Session {
             (Some(f), _, None) => vec![("family_name", Value::from(f.as_str()))],
             (None, Some(g), _) => vec![("given_names", Value::from(g.as_str()))],
             (None, None, Some(b)) => vec![("born", Value::from(b.as_str()))],
-            (None, None, None) => return Err(Error::EmptyQuery),
+            (None, None, None) => Vec::new(),
         };
-        let rows = self.patients().await?.find(&criteria).await?;
+        let table = self.patients().await?;
+        let rows = match (&year, criteria.is_empty()) {
+            (_, false) => table.find(&criteria).await?,
+            (Some(y), true) => {
+                table
+                    .find_by(
+                        crate::schema::IndexKind::Year,
+                        "born",
+                        &Value::from(y.as_str()),
+                    )
+                    .await?
+            }
+            (None, true) => return Err(Error::EmptyQuery),
+        };
         let want = |w: &Option<String>, got: &str, date: bool| {
             w.as_deref().is_none_or(|w| {
                 if date {
@@ -518,6 +545,7 @@ impl Session {
             if want(&family, &p.family_name, false)
                 && want(&given, &p.given_names, false)
                 && want(&born, &p.born, true)
+                && year.as_deref().is_none_or(|y| p.born.get(..4) == Some(y))
             {
                 out.push(p);
             }

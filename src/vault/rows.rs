@@ -1391,6 +1391,8 @@ impl RowTable<'_> {
             let sid = self.index_scope(i)?;
             let got = match stored {
                 Cell::Bytes(b) => b,
+                // NULL: not computed yet (an index newer than the row, until
+                // `fill_indexes`), or removed: reported either way.
                 _ => {
                     wrong.push(i.name.clone());
                     continue;
@@ -2391,36 +2393,73 @@ impl RowTable<'_> {
                     .ok_or_else(|| Error::NoAccess(self.s.scope_name(sid)))?;
                 let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-                // A value with no part this kind keys stays NULL (and is
-                // read again by the next run).
-                let value = match idx.parts(&refs) {
-                    Some(refs) => {
-                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec())
-                    }
-                    None => StoreValue::Null,
+                // A value with no part this kind keys (a year-month of a
+                // year alone) stays NULL: nothing to write.
+                let Some(refs) = idx.parts(&refs) else {
+                    return Ok(None);
                 };
+                let value =
+                    StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
                 self.reseal_column(
                     cells,
                     (&idx.name, value),
                     &[(&idx.over[0], Some(old)), (&idx.name, None)],
                     batch,
                 )
+                .map(Some)
             },
         )
         .await
+    }
+
+    /// How many rows hold a value in every column index `index` covers
+    /// but no index value: rows written before the index existed, not
+    /// filled yet ([`Session::fill_indexes`]), which a search through it
+    /// does not find. For a `year-month` index, rows whose date is a year
+    /// alone stay counted (they have no month).
+    pub async fn unfilled(&self, index: &str) -> Result<u64> {
+        let t = self.t();
+        let idx = t
+            .indexes
+            .iter()
+            .find(|i| i.name == index)
+            .ok_or_else(|| self.unknown_column(index))?;
+        let rows = self
+            .s
+            .store
+            .select(
+                stmt::unindexed_count(self.s.store.dialect(), t, idx),
+                Vec::new(),
+            )
+            .await?;
+        let n = rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|c| match c {
+                Cell::Int(n) => u64::try_from(*n).ok(),
+                Cell::UInt(n) => Some(*n),
+                _ => None,
+            })
+            .ok_or(Error::BadStoredValue {
+                table: self.decoder_names.0,
+                column: "*",
+                expected: "a count",
+            })?;
+        Ok(n)
     }
 
     /// Seals again, page by page of 500 in id order, the rows `select`
     /// picks (`select(after, page)`: with `id > ?` when `after`), each
     /// page in one transaction with one reseal batch this administrator
     /// signs (the rows keep what their authors wrote): `seal` makes each
-    /// opened row's statement (its authentication checked first). Returns
+    /// opened row's statement (its authentication checked first), or none
+    /// for a row with nothing to write. Returns
     /// how many rows were written; a row changed meanwhile is not, and a
     /// row the statement no longer selects is not read again.
     async fn reseal_pages(
         &self,
         select: impl Fn(bool, u32) -> String,
-        mut seal: impl FnMut(&Row, &[Cell], &mut PendingBatch) -> Result<Statement>,
+        mut seal: impl FnMut(&Row, &[Cell], &mut PendingBatch) -> Result<Option<Statement>>,
     ) -> Result<u64> {
         const PAGE: u32 = 500;
         let mut done = 0;
@@ -2450,7 +2489,10 @@ impl RowTable<'_> {
             let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
             let mut statements = Vec::with_capacity(raw.len() + 1);
             for (r, cells) in opened.iter().zip(&raw) {
-                statements.push(seal(r, cells, &mut batch)?);
+                statements.extend(seal(r, cells, &mut batch)?);
+            }
+            if statements.is_empty() {
+                continue;
             }
             match self.write_resealed(&guard, statements, batch).await? {
                 Some(n) => {
@@ -2504,6 +2546,7 @@ impl RowTable<'_> {
                     &[(&idx.name, Some(old))],
                     batch,
                 )
+                .map(Some)
             },
         )
         .await

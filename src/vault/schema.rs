@@ -410,7 +410,9 @@ impl Session {
         let current = self.in_force();
         let changes = change::plan(&current.schema, &new)?;
         if changes.is_empty() {
-            // An apply cut short after its change was stored finishes here.
+            // An apply cut short after its change was stored finishes here
+            // (built-in indexes newer than a vault's rows are filled by
+            // `fill_indexes`).
             let all: Vec<(String, String)> = new
                 .tables
                 .iter()
@@ -424,7 +426,7 @@ impl Session {
             return Ok(ApplyReport {
                 version: current.version(),
                 changes: Vec::new(),
-                indexed: self.fill_indexes(current.version(), &all).await?,
+                indexed: self.fill_listed(current.version(), &all).await?,
             });
         }
         let mut to_fill: Vec<(String, String)> = Vec::new();
@@ -521,8 +523,39 @@ impl Session {
         Ok(ApplyReport {
             version,
             changes: changes.iter().map(|c| c.to_string()).collect(),
-            indexed: self.fill_indexes(version, &to_fill).await?,
+            indexed: self.fill_listed(version, &to_fill).await?,
         })
+    }
+
+    /// Computes every blind index of every table (built-in ones included)
+    /// for the rows that hold values in every column it covers but no
+    /// index value: rows written before the index existed (a vault made
+    /// before format 9 has no year of birth in its patients), or a fill
+    /// cut short. Page by page, each page one transaction; run again, it
+    /// goes on. Administrators only. Returns the rows filled.
+    ///
+    /// ```no_run
+    /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
+    /// let filled = s.fill_indexes().await?;
+    /// println!("{filled} rows indexed");
+    /// # Ok(()) }
+    /// ```
+    pub async fn fill_indexes(&self) -> Result<u64> {
+        self.require_admin()?;
+        let current = self.in_force();
+        let all: Vec<(String, String)> = current
+            .schema
+            .tables
+            .iter()
+            .flat_map(|t| t.indexes.iter().map(|i| (t.name.clone(), i.name.clone())))
+            .collect();
+        self.fill_listed(current.version(), &all).await
+    }
+
+    /// How many rows of `table` hold values in every column `index` covers
+    /// but no index value ([`crate::vault::rows::RowTable::unfilled`]).
+    pub async fn unfilled(&self, table: &str, index: &str) -> Result<u64> {
+        self.table(table).await?.unfilled(index).await
     }
 
     /// Computes the blind indexes `(table, index)` for rows that hold
@@ -530,7 +563,7 @@ impl Session {
     /// added over existing columns, or an apply cut short before it
     /// finished). Returns the rows filled; a failure is
     /// [`Error::IndexNotFilled`], the schema `version` being in force.
-    async fn fill_indexes(&self, version: u64, indexes: &[(String, String)]) -> Result<u64> {
+    async fn fill_listed(&self, version: u64, indexes: &[(String, String)]) -> Result<u64> {
         let mut filled = 0;
         for (t, i) in indexes {
             let done = match self.table(t).await {

@@ -516,6 +516,117 @@ async fn a_row_signed_before_its_revocation_and_stored_after_is_forged(place: Pl
     );
 }
 
+/// A downgrade to read whose rotation is cut short: the nurse's grants
+/// are for reading and her key's write right is closed already, so a row
+/// she signed before and stores by SQL under the epoch still current is
+/// forged, and her session cannot write.
+async fn a_row_signed_before_a_downgrade_cut_short_is_forged(place: Place) {
+    let mut admin = place.open("admin", ADMIN_PW).await;
+    let mut nurse = place.nurse(&admin).await;
+    let before = nurse
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    let held = hold_back_next_write(&mut nurse);
+    let late = nurse
+        .insert_patient(&patient("Pendant"))
+        .await
+        .expect("signed, held back");
+    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    // The grants and the record pass; the rotation's new epoch does not.
+    fail_writes_after(&mut admin, 1);
+    let err = admin
+        .grant_rights("nurse", "identity", crate::Rights::Read)
+        .await
+        .expect_err("cut short");
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    let reader = place.open("admin", ADMIN_PW).await;
+    reader
+        .store
+        .write_all(late_write)
+        .await
+        .expect("stored by SQL");
+    assert_eq!(stored_epoch(&reader, &late).await, 1, "the current epoch");
+    let err = reader.get_patient(&late).await.expect_err("forged");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+    assert_eq!(
+        reader
+            .get_patient(&before)
+            .await
+            .expect("genuine")
+            .family_name,
+        "Avant"
+    );
+    let err = nurse
+        .insert_patient(&patient("Après"))
+        .await
+        .expect_err("read only");
+    assert!(matches!(err, Error::ReadOnly(_)), "{err}");
+}
+
+/// The administrator who revoked the nurse is disabled, her late row
+/// stored by SQL meanwhile: their record of closed writes is signed again
+/// by the one disabling them, so the row stays forged and the disable's
+/// rotation stops at it (a disabled administrator's own records count for
+/// nothing: they could date them as they like).
+async fn a_disabled_administrator_s_record_is_signed_again(place: Place) {
+    let admin = place.open("admin", ADMIN_PW).await;
+    admin
+        .add_user("second", "set by the administrator first", true)
+        .await
+        .expect("an administrator");
+    admin.grant("second", "identity").await.expect("a grant");
+    let opts = OpenOptions {
+        new_password: Some("the second administrator's own".into()),
+        ..place.opts.clone()
+    };
+    let second = Vault::open(
+        &place.url,
+        "second",
+        "set by the administrator first",
+        &opts,
+    )
+    .await
+    .expect("a first login");
+    let mut nurse = place.nurse(&admin).await;
+    // A row for the rotation to stop after.
+    admin
+        .insert_patient(&patient("Avant"))
+        .await
+        .expect("a write");
+    let held = hold_back_next_write(&mut nurse);
+    let late = nurse
+        .insert_patient(&patient("Pendant"))
+        .await
+        .expect("signed, held back");
+    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let r = second
+        .revoke_with("nurse", "identity", &mut |_| {
+            std::ops::ControlFlow::Break(())
+        })
+        .await
+        .expect("a revocation");
+    assert!(!r.finished, "{r:?}");
+    admin
+        .store
+        .write_all(late_write)
+        .await
+        .expect("stored by SQL");
+    // Disabling `second` rotates identity, which stops at the late row
+    // (it would seal it again as genuine if the record no longer counted).
+    let report = admin.disable_user("second").await.expect("disabled");
+    assert!(
+        report
+            .unfinished
+            .iter()
+            .any(|(s, why)| s == "identity" && why.contains("forged")),
+        "{report:?}"
+    );
+    let reader = place.open("admin", ADMIN_PW).await;
+    let err = reader.get_patient(&late).await.expect_err("forged");
+    assert!(matches!(err, Error::Forged { .. }), "{err}");
+}
+
 /// Batch rows of the nurse's that do not decode (a signature stored as
 /// an integer, on SQLite) or repeat another's signature do not keep her
 /// revocation from storing its record: they are counted as stored, and
@@ -722,5 +833,7 @@ per_store!(
     a_grant_after_a_revocation_cut_short_gives_the_write_right_back,
     a_note_signed_before_a_disable_and_stored_after_is_forged,
     junk_batches_do_not_block_a_revocation,
+    a_row_signed_before_a_downgrade_cut_short_is_forged,
+    a_disabled_administrator_s_record_is_signed_again,
     a_row_signed_by_a_replaced_key_and_stored_after_is_forged,
 );

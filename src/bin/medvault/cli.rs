@@ -274,6 +274,11 @@ pub enum SchemaCmd {
     /// Print the schema in force: its version, who applied it, and the
     /// application's file.
     Show,
+    /// Compute every blind index for the rows written before it existed
+    /// (administrators): a vault made before format 9 has no year of birth
+    /// index in its patients. Resumable: run it again after an
+    /// interruption.
+    Fill,
     /// Run an application's own migrations for its plain tables
     /// (administrators): DIR holds `sqlite/` and `mysql/` folders of
     /// `V<n>__<name>.sql` with the same files; history in
@@ -421,9 +426,12 @@ pub enum PatientCmd {
         /// Date of birth, YYYY-MM-DD.
         #[arg(long)]
         born: Option<String>,
+        /// Year of birth, YYYY (a whole or partial date of that year).
+        #[arg(long, value_name = "YYYY")]
+        born_year: Option<String>,
         /// Read the query from a JSON file, or from standard input with `-`:
         /// {"family_name": …, "given_names": …, "born": …}, each optional.
-        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born"])]
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year"])]
         from: Option<String>,
     },
     /// Show one patient.

@@ -38,6 +38,8 @@ struct QueryDoc {
     given_names: Option<String>,
     #[serde(default)]
     born: Option<String>,
+    #[serde(default)]
+    born_year: Option<String>,
 }
 
 /// The most `read_input` reads: far above any field's limit (a note is at
@@ -479,6 +481,11 @@ pub async fn run(cli: Cli) -> R {
                             "{scope}: rotation stopped ({why}); run `medvault rotate {scope}` to finish it (`--new-epoch` if it made no new epoch)"
                         );
                     }
+                    if let Some(why) = &r.closed_writes {
+                        println!(
+                            "the record that closes {name}'s writes was not stored ({why}); run `medvault user disable {name}` again"
+                        );
+                    }
                 }
             }
             Ok(())
@@ -715,6 +722,7 @@ pub async fn run(cli: Cli) -> R {
                     family,
                     given,
                     born,
+                    born_year,
                     from,
                 } => {
                     let q = match from {
@@ -723,15 +731,36 @@ pub async fn run(cli: Cli) -> R {
                             family_name: family.clone(),
                             given_names: given.clone(),
                             born: born.clone(),
+                            born_year: born_year.clone(),
                         },
                     };
+                    let by_year = q.born_year.is_some();
                     let found = s
                         .find_patients(&PatientQuery {
                             family_name: q.family_name,
                             given_names: q.given_names,
                             born: q.born,
+                            born_year: q.born_year,
                         })
-                        .await?;
+                        .await
+                        .map_err(|e| match e {
+                            Error::Refused(why) => {
+                                CliError::msg(why, "for example --born-year 1970")
+                            }
+                            e => e.into(),
+                        })?;
+                    // Patients written before the year index existed are
+                    // not found by year until it is filled: say so.
+                    if by_year {
+                        let left = s.unfilled("patients", "bi_born_year").await?;
+                        if left > 0 {
+                            eprintln!(
+                                "warning: index incomplete: the year of birth of {left} \
+                                 patient(s) written before it existed is not indexed yet; \
+                                 an administrator runs `medvault schema fill`"
+                            );
+                        }
+                    }
                     if cli.json {
                         return json(&found);
                     }
@@ -1023,6 +1052,15 @@ pub async fn run(cli: Cli) -> R {
             for m in &ran {
                 println!("ran {m}");
             }
+            Ok(())
+        }
+        Command::Schema(SchemaCmd::Fill) => {
+            let s = login(&cli).await?;
+            let filled = s.fill_indexes().await?;
+            if cli.json {
+                return json(&serde_json::json!({ "filled": filled }));
+            }
+            println!("{filled} row(s) indexed");
             Ok(())
         }
         Command::Schema(SchemaCmd::Show) => {
@@ -1343,9 +1381,12 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             }
             Ok(())
         }
-        SchemaCmd::Apply { .. } | SchemaCmd::Show | SchemaCmd::Migrate { .. } => Err(
-            CliError::msg("this schema command needs a login", "report this bug"),
-        ),
+        SchemaCmd::Apply { .. } | SchemaCmd::Show | SchemaCmd::Fill | SchemaCmd::Migrate { .. } => {
+            Err(CliError::msg(
+                "this schema command needs a login",
+                "report this bug",
+            ))
+        }
         SchemaCmd::Ddl {
             table,
             schema,

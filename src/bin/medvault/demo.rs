@@ -250,6 +250,23 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         );
     }
     let pid = found.first().map(|p| p.id).unwrap_or(ids[n / 2]);
+    // The desk asks for everyone born in a year: the year-of-birth index
+    // (the server learns which patients share a year, not the year).
+    let year = target.born.get(..4).unwrap_or("1970").to_owned();
+    let t = Instant::now();
+    let same_year = moreau
+        .find_patients(&PatientQuery {
+            born_year: Some(year.clone()),
+            ..Default::default()
+        })
+        .await?;
+    step(
+        &format!(
+            "dr.moreau asked for everyone born in {year}: {} patient(s), each date checked after decryption",
+            same_year.len()
+        ),
+        t.elapsed(),
+    );
 
     let t = Instant::now();
     let mut listed = 0;

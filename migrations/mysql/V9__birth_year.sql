@@ -1,0 +1,6 @@
+-- The year of birth, a blind index of kind `year` (FORMAT.md §4.2, §9.6),
+-- for a search by year at the desk. NULL in the rows written before this
+-- version until an administrator fills it (`medvault schema fill`).
+ALTER TABLE patients
+    ADD COLUMN bi_born_year VARBINARY(32) NULL,
+    ADD KEY patients_bi_born_year (bi_born_year);
