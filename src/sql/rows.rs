@@ -285,13 +285,7 @@ pub fn exists(d: Dialect, table: &str) -> String {
 /// `index` is NULL while every column it covers holds a value: the rows an
 /// index added over columns that held values already has yet to cover.
 pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {
-    let mut filter = vec![format!("{} IS NULL", d.quote(&index.name))];
-    filter.extend(
-        index
-            .over
-            .iter()
-            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
-    );
+    let mut filter = unindexed_filter(d, index);
     if after {
         filter.push(format!("{} > ?", d.quote("id")));
     }
@@ -307,6 +301,15 @@ pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u
 /// How many rows hold a value in every column `index` covers but no
 /// index value: the rows [`unindexed`] selects.
 pub fn unindexed_count(d: Dialect, table: &Table, index: &Index) -> String {
+    format!(
+        "SELECT COUNT(*) FROM {} WHERE {}",
+        d.quote(&table.name),
+        unindexed_filter(d, index).join(" AND ")
+    )
+}
+
+/// `index` NULL, every column it covers not.
+fn unindexed_filter(d: Dialect, index: &Index) -> Vec<String> {
     let mut filter = vec![format!("{} IS NULL", d.quote(&index.name))];
     filter.extend(
         index
@@ -314,11 +317,7 @@ pub fn unindexed_count(d: Dialect, table: &Table, index: &Index) -> String {
             .iter()
             .map(|c| format!("{} IS NOT NULL", d.quote(c))),
     );
-    format!(
-        "SELECT COUNT(*) FROM {} WHERE {}",
-        d.quote(&table.name),
-        filter.join(" AND ")
-    )
+    filter
 }
 
 /// Up to `limit` rows in id order (after `id > ?` when `after`) whose

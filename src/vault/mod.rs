@@ -1982,14 +1982,7 @@ impl Session {
                 ));
             }
             if dir.closes(user, &fpr, (sid, current)) {
-                let opts = RotateOptions {
-                    new_epoch: true,
-                    ..RotateOptions::default()
-                };
-                self.rotate_excluding(scope, &opts, None, &mut |_| {
-                    std::ops::ControlFlow::Continue(())
-                })
-                .await?;
+                self.rotate_new_epoch(scope, None).await?;
             }
         }
         // A writer under any live epoch who is to read only
@@ -2074,14 +2067,7 @@ impl Session {
                     grants,
                 )
                 .await?;
-                let opts = RotateOptions {
-                    new_epoch: true,
-                    ..RotateOptions::default()
-                };
-                self.rotate_excluding(scope, &opts, None, &mut |_| {
-                    std::ops::ControlFlow::Continue(())
-                })
-                .await?;
+                self.rotate_new_epoch(scope, None).await?;
             }
             // Every epoch's grant in one transaction.
             None => self.store.put_grants(&rows).await?,
@@ -2092,6 +2078,19 @@ impl Session {
         self.catch_up_grants(sid, rotate::CatchUp::Grantee(user, rights))
             .await?;
         Ok(())
+    }
+
+    /// Rotates `scope` to a new epoch never wrapped to `excluded`, with
+    /// no progress report.
+    async fn rotate_new_epoch(&self, scope: &str, excluded: Option<&str>) -> Result<RotateReport> {
+        let opts = RotateOptions {
+            new_epoch: true,
+            ..RotateOptions::default()
+        };
+        self.rotate_excluding(scope, &opts, excluded, &mut |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
     }
 
     /// Revokes `scope` from `user` (admin holding the scope): removes
@@ -2261,19 +2260,10 @@ impl Session {
                 report.not_rotated.push(scope.name);
                 continue;
             }
-            let opts = RotateOptions {
-                new_epoch: true,
-                ..RotateOptions::default()
-            };
             // One scope's rotation failing does not leave the others
             // unrotated: running this again would not find them (the
             // grants are gone).
-            match self
-                .rotate_excluding(&scope.name, &opts, Some(name), &mut |_| {
-                    std::ops::ControlFlow::Continue(())
-                })
-                .await
-            {
+            match self.rotate_new_epoch(&scope.name, Some(name)).await {
                 Ok(_) => report.rotated.push(scope.name),
                 Err(e) => report.unfinished.push((scope.name, e.to_string())),
             }

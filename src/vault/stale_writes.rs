@@ -123,6 +123,19 @@ fn hold_back_next_write(s: &mut Session) -> Arc<std::sync::Mutex<Option<Statemen
     held
 }
 
+/// Signs the insert of a patient named `family` as `s` without storing
+/// it: the patient's id, and the statements that store it (by SQL,
+/// later), as `s` would have run them.
+async fn signed_not_stored(s: &mut Session, family: &str) -> (crate::Id, Statements) {
+    let held = hold_back_next_write(s);
+    let id = s
+        .insert_patient(&patient(family))
+        .await
+        .expect("signed, held back");
+    let statements = held.lock().expect("not poisoned").take().expect("held");
+    (id, statements)
+}
+
 /// Fails every row write of `s` after its next `n`.
 fn fail_writes_after(s: &mut Session, n: usize) {
     let inner = Arc::clone(&s.store);
@@ -445,12 +458,7 @@ async fn a_row_signed_before_its_revocation_and_stored_after_is_forged(place: Pl
         .insert_patient(&patient("Avant"))
         .await
         .expect("a write");
-    let held = hold_back_next_write(&mut nurse);
-    let late = nurse
-        .insert_patient(&patient("Pendant"))
-        .await
-        .expect("signed, held back");
-    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let (late, late_write) = signed_not_stored(&mut nurse, "Pendant").await;
     let r = admin
         .revoke_with("nurse", "identity", &mut |_| {
             std::ops::ControlFlow::Break(())
@@ -527,12 +535,7 @@ async fn a_row_signed_before_a_downgrade_cut_short_is_forged(place: Place) {
         .insert_patient(&patient("Avant"))
         .await
         .expect("a write");
-    let held = hold_back_next_write(&mut nurse);
-    let late = nurse
-        .insert_patient(&patient("Pendant"))
-        .await
-        .expect("signed, held back");
-    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let (late, late_write) = signed_not_stored(&mut nurse, "Pendant").await;
     // The grants and the record pass; the rotation's new epoch does not.
     fail_writes_after(&mut admin, 1);
     let err = admin
@@ -594,12 +597,7 @@ async fn a_disabled_administrator_s_record_is_signed_again(place: Place) {
         .insert_patient(&patient("Avant"))
         .await
         .expect("a write");
-    let held = hold_back_next_write(&mut nurse);
-    let late = nurse
-        .insert_patient(&patient("Pendant"))
-        .await
-        .expect("signed, held back");
-    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let (late, late_write) = signed_not_stored(&mut nurse, "Pendant").await;
     let r = second
         .revoke_with("nurse", "identity", &mut |_| {
             std::ops::ControlFlow::Break(())
@@ -768,12 +766,7 @@ async fn a_note_signed_before_a_disable_and_stored_after_is_forged(place: Place)
 async fn a_row_signed_by_a_replaced_key_and_stored_after_is_forged(place: Place) {
     let mut a = place.open("admin", ADMIN_PW).await;
     let before = a.insert_patient(&patient("Avant")).await.expect("a write");
-    let held = hold_back_next_write(&mut a);
-    let late = a
-        .insert_patient(&patient("Pendant"))
-        .await
-        .expect("signed, held back");
-    let late_write = held.lock().expect("not poisoned").take().expect("held");
+    let (late, late_write) = signed_not_stored(&mut a, "Pendant").await;
     drop(a);
     let root = Vault::open_with_shares(&place.url, &place.shares, &place.opts)
         .await
