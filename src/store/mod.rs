@@ -213,7 +213,7 @@ impl Guard {
 
 /// An integer answer as a store gives it (MySQL may send a computed one as
 /// text), or `None`.
-fn int_cell(c: &crate::sql::Cell) -> Option<i64> {
+pub(crate) fn int_cell(c: &crate::sql::Cell) -> Option<i64> {
     use crate::sql::Cell;
     match c {
         Cell::Int(n) => Some(*n),

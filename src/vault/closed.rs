@@ -36,10 +36,10 @@ fn decode(cells: Vec<crate::sql::Cell>) -> Option<([u8; 16], ClosedWrites)> {
     ))
 }
 
-/// The records of closed writes `store` holds, each as stored; one that
-/// does not decode is skipped. Each is verified where it is used
-/// ([`crate::vault::trust::Directory::write_closed`]).
-pub(crate) async fn stored(store: &dyn Store) -> Result<Vec<ClosedWrites>> {
+/// The records of closed writes `store` holds, each with its row id, as
+/// stored; one that does not decode is skipped. Each is verified where it
+/// is used ([`crate::vault::trust::Directory::write_closed`]).
+pub(crate) async fn stored(store: &dyn Store) -> Result<Vec<([u8; 16], ClosedWrites)>> {
     let spec = &sql::CLOSED_WRITES;
     let q = format!("SELECT {} FROM {}", sql::column_list(spec), spec.name);
     Ok(store
@@ -47,11 +47,21 @@ pub(crate) async fn stored(store: &dyn Store) -> Result<Vec<ClosedWrites>> {
         .await?
         .into_iter()
         .filter_map(decode)
-        .map(|(_, r)| r)
         .collect())
 }
 
 impl Session {
+    /// The users table as a batch's verification needs it: with the keys
+    /// recoveries replaced (FORMAT.md §5.9) and the records of closed
+    /// writes this session knows (§5.11).
+    pub(crate) async fn batch_directory(&self) -> Result<crate::vault::trust::Directory> {
+        Ok(self
+            .directory()
+            .await?
+            .with_replaced(self.replaced_keys().await?)
+            .with_closed(self.closed_writes().await?))
+    }
+
     /// The records of closed writes this session has seen (read from the
     /// store, or stored itself), every version of each: a record the store
     /// drops or edits afterwards still counts, as first read, for the rest
@@ -118,14 +128,7 @@ impl Session {
         by: SignAs<'_>,
     ) -> Result<()> {
         let spec = &sql::CLOSED_WRITES;
-        let q = format!("SELECT {} FROM {}", sql::column_list(spec), spec.name);
-        for (id, r) in self
-            .store
-            .select(q, Vec::new())
-            .await?
-            .into_iter()
-            .filter_map(decode)
-        {
+        for (id, r) in stored(&*self.store).await? {
             let msg = closed_writes_record(&self.vault_id, &r);
             if r.signer != old.name || !crate::keys::pgp::verify(&old.cert, &msg, &r.signature) {
                 continue;

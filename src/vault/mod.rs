@@ -1963,11 +1963,7 @@ impl Session {
             // A write right a revocation or downgrade closed under this
             // epoch (its rotation never ran): the scope moves to a new
             // epoch first, whose grant gives it back (FORMAT.md §5.11).
-            let mut dir = self
-                .directory()
-                .await?
-                .with_replaced(self.replaced_keys().await?)
-                .with_closed(self.closed_writes().await?);
+            let mut dir = self.batch_directory().await?;
             let target = dir.verify(user)?;
             if !target.active {
                 return Err(Error::UserDisabled(user.to_owned()));
@@ -2676,11 +2672,7 @@ impl Session {
         // granted for reading: as an administrator they rotate it, and
         // the new epoch is theirs to write.
         let fpr = pgp::fingerprint(&cert);
-        let mut closed_dir = self
-            .directory()
-            .await?
-            .with_replaced(self.replaced_keys().await?)
-            .with_closed(self.closed_writes().await?);
+        let mut closed_dir = self.batch_directory().await?;
         for g in self.store.grants_to(ROOT).await? {
             let (Some(scope), Some(epoch)) = (
                 root.scopes.get(&g.scope_id),

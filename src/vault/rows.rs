@@ -2435,11 +2435,8 @@ impl RowTable<'_> {
         let n = rows
             .first()
             .and_then(|r| r.first())
-            .and_then(|c| match c {
-                Cell::Int(n) => u64::try_from(*n).ok(),
-                Cell::UInt(n) => Some(*n),
-                _ => None,
-            })
+            .and_then(crate::store::int_cell)
+            .and_then(|n| u64::try_from(n).ok())
             .ok_or(Error::BadStoredValue {
                 table: self.decoder_names.0,
                 column: "*",

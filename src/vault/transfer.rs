@@ -327,7 +327,11 @@ impl Session {
         // Records of closed writes (FORMAT.md §5.11): one that does not
         // decode or verify closes nothing.
         let stored = s.count(&crate::sql::CLOSED_WRITES).await?;
-        let records = super::closed::stored(&**s).await?;
+        let records: Vec<_> = super::closed::stored(&**s)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         let mut dir = dir.with_replaced(crate::vault::rows::replaced_keys(&**s).await?);
         let decoded = u64::try_from(records.len()).unwrap_or(u64::MAX);
         if decoded < stored {

@@ -305,11 +305,7 @@ impl Session {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut dir = self
-            .directory()
-            .await?
-            .with_replaced(self.replaced_keys().await?)
-            .with_closed(self.closed_writes().await?);
+        let mut dir = self.batch_directory().await?;
         // Read now, not from the key state: a batch may name a scope made
         // since this session loaded its keys. Each grant of the evidence
         // is verified over its scope's row, so a row the store made up
