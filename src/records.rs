@@ -180,6 +180,10 @@ pub struct PatientQuery {
     /// Year of birth, `YYYY`: patients born that year, whether their date
     /// is whole or partial (through the `bi_born_year` index).
     pub born_year: Option<String>,
+    /// A family name as it sounds: patients whose family name has the
+    /// same phonetic code ("Dupond" finds Dupont; through the
+    /// `bi_family_phonetic` index, `schema/FORMAT.md` §4.2).
+    pub sounds_like: Option<String>,
 }
 
 /// One page of the patient list.

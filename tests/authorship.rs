@@ -822,7 +822,7 @@ async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: 
 }
 
 /// The columns of a patient that a rotation seals again.
-const PATIENT_SEALED: [&str; 10] = [
+const PATIENT_SEALED: [&str; 11] = [
     "family_name",
     "given_names",
     "born",
@@ -832,6 +832,7 @@ const PATIENT_SEALED: [&str; 10] = [
     "bi_born",
     "bi_family_born",
     "bi_born_year",
+    "bi_family_phonetic",
     "medvault_auth",
 ];
 

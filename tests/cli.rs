@@ -860,6 +860,42 @@ fn rows_through_the_cli() {
         &["--json", "row", "find", "patients", "--year", "born=1971"],
     );
     assert_eq!(out.trim(), "[]");
+    // The built-in phonetic index on family names: Dupond finds Dupont,
+    // from the desk and through the table; Martin does not.
+    for args in [
+        &["--json", "patient", "find", "--sounds-like", "dupond"][..],
+        &[
+            "--json",
+            "row",
+            "find",
+            "patients",
+            "--sounds-like",
+            "family_name=Dupond",
+        ],
+    ] {
+        let out = c.ok("admin", "pw", args);
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(found.as_array().map(Vec::len), Some(1), "{out}");
+        assert_eq!(found[0]["id"], p);
+    }
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "patient", "find", "--sounds-like", "Martin"],
+    );
+    assert_eq!(out.trim(), "[]");
+    c.fails(
+        "admin",
+        "pw",
+        &["patient", "find", "--sounds-like", "\u{4e2d}\u{6587}"],
+        "a letter a..z",
+    );
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "patients", "--sounds-like", "born=1970"],
+        "no blind index",
+    );
     c.fails(
         "admin",
         "pw",

@@ -173,11 +173,14 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                 .collect();
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             assert_eq!(refs.join(" | "), g("canonical"));
-            let refs = match m.get("index_kind") {
-                None => refs,
+            let refs: Vec<String> = match m.get("index_kind") {
+                None => parts.clone(),
                 Some(k) => {
                     let kind = medvault::schema::IndexKind::parse(k).unwrap();
-                    let keyed: Vec<&str> = refs.iter().map(|c| kind.part(c).unwrap()).collect();
+                    let keyed: Vec<String> = refs
+                        .iter()
+                        .map(|c| kind.part(c).unwrap().as_str().to_owned())
+                        .collect();
                     assert_eq!(keyed.join(" | "), g("keyed"));
                     keyed
                 }

@@ -39,11 +39,12 @@ impl std::fmt::Debug for BlindIndex {
 
 /// Computes the blind index of canonical `parts` (§4.2: each part as a
 /// u32 big-endian length and its UTF-8 bytes), truncated to `bits`.
-pub fn compute(key: &IndexKey, parts: &[&str], bits: u16) -> BlindIndex {
+pub fn compute<S: AsRef<str>>(key: &IndexKey, parts: &[S], bits: u16) -> BlindIndex {
     // Invariant: HMAC accepts any key length.
     let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
         .expect("HMAC takes any key length");
     for p in parts {
+        let p = p.as_ref();
         mac.update(&(p.len() as u32).to_be_bytes());
         mac.update(p.as_bytes());
     }

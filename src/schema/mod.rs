@@ -248,11 +248,20 @@ pub enum IndexKind {
     /// The year and month (`YYYY-MM`) of one date column; a partial date
     /// of a year alone has none.
     YearMonth,
+    /// The Double Metaphone code (primary, at most 6 letters) of one name
+    /// column, its separators removed: names that sound alike ("Dupond",
+    /// "Dupont"). A name without a sounded letter `a`..`z` has none.
+    Phonetic,
 }
 
 impl IndexKind {
     /// Every kind, in the order the language lists them.
-    pub const ALL: [IndexKind; 3] = [IndexKind::Equal, IndexKind::Year, IndexKind::YearMonth];
+    pub const ALL: [IndexKind; 4] = [
+        IndexKind::Equal,
+        IndexKind::Year,
+        IndexKind::YearMonth,
+        IndexKind::Phonetic,
+    ];
 
     /// The name in the schema language.
     pub fn as_str(self) -> &'static str {
@@ -260,6 +269,7 @@ impl IndexKind {
             IndexKind::Equal => "equal",
             IndexKind::Year => "year",
             IndexKind::YearMonth => "year-month",
+            IndexKind::Phonetic => "phonetic",
         }
     }
 
@@ -270,17 +280,50 @@ impl IndexKind {
 
     /// Whether it covers one date column (and not any columns).
     pub fn of_a_date(self) -> bool {
-        self != IndexKind::Equal
+        matches!(self, IndexKind::Year | IndexKind::YearMonth)
     }
 
     /// What it keys of the canonical value `c` of a column it covers;
     /// `None` if the value has no such part.
-    pub fn part(self, c: &str) -> Option<&str> {
+    pub fn part(self, c: &str) -> Option<Part<'_>> {
         match self {
-            IndexKind::Equal => Some(c),
-            IndexKind::Year => c.get(..4),
-            IndexKind::YearMonth => c.get(..7),
+            IndexKind::Equal => Some(Part::Of(c)),
+            IndexKind::Year => c.get(..4).map(Part::Of),
+            IndexKind::YearMonth => c.get(..7).map(Part::Of),
+            IndexKind::Phonetic => crate::index::canonical::phonetic(c).map(Part::Made),
         }
+    }
+}
+
+/// What an index keys of one canonical value: a slice of it, or a value
+/// made from it (a phonetic code), wiped when dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// A slice of the canonical value.
+    Of(&'a str),
+    /// A value computed from it.
+    Made(zeroize::Zeroizing<String>),
+}
+
+impl Part<'_> {
+    /// The part as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Part::Of(s) => s,
+            Part::Made(s) => s.as_str(),
+        }
+    }
+}
+
+impl AsRef<str> for Part<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for Part<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -315,7 +358,7 @@ impl Index {
     /// The parts its value is computed over, from the canonical values of
     /// its columns in order; `None` if a value has no part this kind keys
     /// (the index value is then NULL).
-    pub fn parts<'a>(&self, canonical: &[&'a str]) -> Option<Vec<&'a str>> {
+    pub fn parts<'a>(&self, canonical: &[&'a str]) -> Option<Vec<Part<'a>>> {
         canonical.iter().map(|c| self.kind.part(c)).collect()
     }
 }

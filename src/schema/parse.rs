@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 19] = [
+pub const RESERVED_TABLES: [&str; 20] = [
     "vault_meta",
     "users",
     "scopes",
@@ -39,6 +39,7 @@ pub const RESERVED_TABLES: [&str; 19] = [
     "patients_bi_born",
     "patients_bi_family_born",
     "patients_bi_born_year",
+    "patients_bi_family_phonetic",
     "notes_patient",
     "notes_seq",
     "notes_patient_order",
@@ -832,6 +833,22 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             ok = false;
         }
     }
+    if kind == IndexKind::Phonetic && ok {
+        let name = match over.as_slice() {
+            [one] => matches!(
+                table.column(one.get_ref()).map(|c| &c.ty),
+                Some(ColumnType::Encrypted(e)) if e.kind == Kind::Name
+            ),
+            _ => false,
+        };
+        if !name {
+            ck.at(
+                i.over.span(),
+                "a phonetic index covers one encrypted column of kind name",
+            );
+            ok = false;
+        }
+    }
     let population = table.population(schema);
     let bits = match u16::try_from(*i.bits.get_ref()) {
         Ok(b) if (1..=64).contains(&b) => Some(b),
@@ -1173,8 +1190,12 @@ parent = \"a\"
         assert!(p.iter().all(|p| !p.message.contains("\"c\"")), "{p:?}");
     }
 
+    fn texts(parts: Option<Vec<crate::schema::Part<'_>>>) -> Option<Vec<String>> {
+        parts.map(|v| v.iter().map(|p| p.as_str().to_owned()).collect())
+    }
+
     #[test]
-    fn index_kinds_of_a_date_cover_one_encrypted_date() {
+    fn index_kinds_cover_one_column_of_their_kind() {
         let year = |over: &str, kind: &str| {
             format!(
                 "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
@@ -1184,13 +1205,29 @@ parent = \"a\"
         let s = Schema::builtin().extend(&year("\"born\"", "year")).unwrap();
         let i = s.table("patients").unwrap().index("bi_y").unwrap();
         assert_eq!(i.kind, IndexKind::Year);
-        assert_eq!(i.parts(&["1970-03-02"]), Some(vec!["1970"]));
+        assert_eq!(
+            texts(i.parts(&["1970-03-02"])),
+            Some(vec!["1970".to_owned()])
+        );
         let s = Schema::builtin()
             .extend(&year("\"born\"", "year-month"))
             .unwrap();
         let i = s.table("patients").unwrap().index("bi_y").unwrap();
-        assert_eq!(i.parts(&["1970-03-02"]), Some(vec!["1970-03"]));
-        assert_eq!(i.parts(&["1970"]), None, "a year alone has no month");
+        assert_eq!(
+            texts(i.parts(&["1970-03-02"])),
+            Some(vec!["1970-03".to_owned()])
+        );
+        assert_eq!(texts(i.parts(&["1970"])), None, "a year alone has no month");
+        let s = Schema::builtin()
+            .extend(&year("\"family_name\"", "phonetic"))
+            .unwrap();
+        let i = s.table("patients").unwrap().index("bi_y").unwrap();
+        assert_eq!(texts(i.parts(&["dupond"])), Some(vec!["TPNT".to_owned()]));
+        assert_eq!(
+            texts(i.parts(&["\u{4e2d}"])),
+            None,
+            "no letter a..z, no code"
+        );
         // No kind is equality, as before.
         let s = Schema::builtin().extend(ALLERGIES).unwrap();
         let i = s.table("allergies").unwrap().index("bi_substance").unwrap();
@@ -1203,6 +1240,12 @@ parent = \"a\"
                 "one encrypted date column",
             ),
             ("\"born\"", "soundex", "unknown index kind \"soundex\""),
+            ("\"born\"", "phonetic", "one encrypted column of kind name"),
+            (
+                "\"family_name\", \"given_names\"",
+                "phonetic",
+                "one encrypted column of kind name",
+            ),
         ] {
             let (line, msg) = problem(&year(over, kind));
             assert!(line.is_some(), "{msg}");

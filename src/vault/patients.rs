@@ -474,10 +474,12 @@ impl Session {
     ///
     /// The store is asked through one blind index: family name and date of
     /// birth together when both are given, else the family name, the
-    /// given names, the date or the year of birth alone; a criterion the
-    /// index does not cover is checked on the decrypted candidates. A
-    /// patient written before the year index existed (format 9) is found
-    /// by year once an administrator has filled it
+    /// given names, the date, the sound of the family name
+    /// ([`PatientQuery::sounds_like`]) or the year of birth alone; a
+    /// criterion the index does not cover is checked on the decrypted
+    /// candidates. A patient written before the year or phonetic index
+    /// existed (format 9, 10) is found by them once an administrator has
+    /// filled them
     /// ([`Session::fill_indexes`]); [`Session::unfilled`] counts those
     /// left.
     pub async fn find_patients(&self, q: &PatientQuery) -> Result<Vec<Patient>> {
@@ -506,6 +508,19 @@ impl Session {
                 )),
             })
             .transpose()?;
+        let sounds = q
+            .sounds_like
+            .as_deref()
+            .map(|v| self.check_name("family_name", "family name", v))
+            .transpose()?;
+        let sound_code = match &sounds {
+            Some(s) => Some(
+                canonical::phonetic(&canonical::name(s)).ok_or(Error::Refused(
+                    "a name searched by its sound holds a letter a..z that is sounded",
+                ))?,
+            ),
+            None => None,
+        };
         let criteria: Vec<(&str, Value)> = match (&family, &given, &born) {
             (Some(f), _, Some(b)) => vec![
                 ("family_name", Value::from(f.as_str())),
@@ -519,6 +534,15 @@ impl Session {
         let table = self.patients().await?;
         let rows = match (&year, criteria.is_empty()) {
             (_, false) => table.find(&criteria).await?,
+            (_, true) if sounds.is_some() => {
+                table
+                    .find_by(
+                        crate::schema::IndexKind::Phonetic,
+                        "family_name",
+                        &Value::from(sounds.as_deref().unwrap_or_default()),
+                    )
+                    .await?
+            }
             (Some(y), true) => {
                 table
                     .find_by(
@@ -546,6 +570,10 @@ impl Session {
                 && want(&given, &p.given_names, false)
                 && want(&born, &p.born, true)
                 && year.as_deref().is_none_or(|y| p.born.get(..4) == Some(y))
+                && sound_code.as_ref().is_none_or(|w| {
+                    canonical::phonetic(&canonical::name(&p.family_name))
+                        .is_some_and(|got| got.as_str() == w.as_str())
+                })
             {
                 out.push(p);
             }

@@ -322,6 +322,14 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
 
 /// A cell still under an unknown epoch after the key state was read again
 /// is not from a rotation: it is forged.
+/// The index value of a row whose value has no part the index's kind
+/// keys (a year-month of a year alone, a name with no sound; FORMAT.md
+/// §4.2): zero bytes, which no lookup asks for, where NULL would mean
+/// "not filled yet".
+fn no_part() -> StoreValue {
+    StoreValue::Blob(Vec::new())
+}
+
 fn outdated_is_tampered(e: Error) -> Error {
     match e {
         Error::KeysOutdated { table, column } => Error::Tampered { table, column },
@@ -798,8 +806,12 @@ impl RowTable<'_> {
                 .iter()
                 .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
                 .collect();
-            let Some(parts) = parts.and_then(|p| i.parts(&p)) else {
+            let Some(parts) = parts else {
                 vals.push(StoreValue::Null);
+                continue;
+            };
+            let Some(parts) = i.parts(&parts) else {
+                vals.push(no_part());
                 continue;
             };
             let sid = self.index_scope(i)?;
@@ -1381,9 +1393,10 @@ impl RowTable<'_> {
             }
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
             let Some(refs) = i.parts(&refs) else {
-                // No part this kind keys (a year-month of a year alone):
-                // the value is NULL.
-                if !matches!(stored, Cell::Null) {
+                // No part this kind keys (a year-month of a year alone, a
+                // name with no sound): the value is zero bytes (NULL: not
+                // filled yet, reported as for any index).
+                if !matches!(&stored, Cell::Bytes(b) if b.is_empty()) {
                     wrong.push(i.name.clone());
                 }
                 continue;
@@ -1804,23 +1817,41 @@ impl RowTable<'_> {
             })?;
         let refused = match kind {
             IndexKind::Year => "a year index is searched by a year, YYYY",
-            _ => "a year-month index is searched by a year and month, YYYY-MM",
+            IndexKind::YearMonth => "a year-month index is searched by a year and month, YYYY-MM",
+            _ => "a phonetic index is searched by a name holding a letter a..z that is sounded",
         };
         let Value::Text(q) = value else {
             return Err(Error::Refused(refused));
         };
-        let q = canonical::partial_date(q.trim()).map_err(|_| Error::Refused(refused))?;
-        let want = kind
-            .part(&q)
-            .filter(|p| p.len() == q.len())
-            .ok_or(Error::Refused(refused))?;
-        let candidates = self.candidates(pos, idx, &[want]).await?;
+        let q: Zeroizing<String> = if kind == IndexKind::Phonetic {
+            // The name as the column takes it (its limits and form), then
+            // its code.
+            let c = t
+                .column(column)
+                .ok_or_else(|| self.unknown_column(column))?;
+            let ColumnType::Encrypted(e) = &c.ty else {
+                return Err(Error::Refused(refused));
+            };
+            self.check_encrypted(c, e, value, true)?.canonical
+        } else {
+            // A year or a month: the query is that part, whole.
+            let q = canonical::partial_date(q.trim()).map_err(|_| Error::Refused(refused))?;
+            match kind.part(&q) {
+                Some(p) if p.as_str().len() == q.len() => Zeroizing::new(q),
+                _ => return Err(Error::Refused(refused)),
+            }
+        };
+        let want = kind.part(&q).ok_or(Error::Refused(refused))?;
+        let candidates = self.candidates(pos, idx, &[want.as_str()]).await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
                 self.canonical_of(r, column).is_some_and(|got| {
                     kind.part(&got).is_some_and(|p| {
-                        crate::crypto::secret::ct_eq(p.as_bytes(), want.as_bytes())
+                        crate::crypto::secret::ct_eq(
+                            p.as_str().as_bytes(),
+                            want.as_str().as_bytes(),
+                        )
                     })
                 })
             })
@@ -2394,12 +2425,14 @@ impl RowTable<'_> {
                 let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
                 // A value with no part this kind keys (a year-month of a
-                // year alone) stays NULL: nothing to write.
-                let Some(refs) = idx.parts(&refs) else {
-                    return Ok(None);
+                // year alone, a name with no sound) gets the zero-byte
+                // value, so that it is no longer counted as unfilled.
+                let value = match idx.parts(&refs) {
+                    Some(refs) => {
+                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec())
+                    }
+                    None => no_part(),
                 };
-                let value =
-                    StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec());
                 self.reseal_column(
                     cells,
                     (&idx.name, value),
@@ -2415,8 +2448,9 @@ impl RowTable<'_> {
     /// How many rows hold a value in every column index `index` covers
     /// but no index value: rows written before the index existed, not
     /// filled yet ([`Session::fill_indexes`]), which a search through it
-    /// does not find. For a `year-month` index, rows whose date is a year
-    /// alone stay counted (they have no month).
+    /// does not find. A row whose value has no part the index keys (a
+    /// year alone under a `year-month` index) is filled with the
+    /// zero-byte value and no longer counted.
     pub async fn unfilled(&self, index: &str) -> Result<u64> {
         let t = self.t();
         let idx = t
@@ -2869,11 +2903,12 @@ impl RowTable<'_> {
                 .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
                 .collect();
             set.push(&i.name);
-            vals.push(match parts.and_then(|p| i.parts(&p)) {
-                Some(parts) => {
+            vals.push(match parts.map(|p| i.parts(&p)) {
+                Some(Some(parts)) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
                     StoreValue::Blob(index::compute(&key, &parts, i.bits).as_bytes().to_vec())
                 }
+                Some(None) => no_part(),
                 None => StoreValue::Null,
             });
         }

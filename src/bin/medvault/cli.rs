@@ -207,12 +207,16 @@ pub enum RowCmd {
         #[arg(long, value_name = "FILE|-", conflicts_with = "criteria")]
         from: Option<String>,
         /// Rows whose date column falls in a year, through a `year` index.
-        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month"])]
+        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month", "sounds_like"])]
         year: Option<String>,
         /// Rows whose date column falls in a month, through a `year-month`
         /// index.
-        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from"])]
+        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from", "sounds_like"])]
         year_month: Option<String>,
+        /// Rows whose name column sounds like the name given, through a
+        /// `phonetic` index.
+        #[arg(long, value_name = "COLUMN=NAME", conflicts_with_all = ["criteria", "from"])]
+        sounds_like: Option<String>,
     },
     /// A page of rows in id order, or the children of a parent row.
     List {
@@ -415,7 +419,8 @@ pub enum PatientCmd {
         #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "sex"])]
         from: Option<String>,
     },
-    /// Find patients by family name, given names and/or date of birth.
+    /// Find patients by family name, given names, date or year of birth,
+    /// or a family name as it sounds.
     Find {
         /// Family name (accents, case and hyphens do not matter).
         #[arg(long)]
@@ -429,9 +434,14 @@ pub enum PatientCmd {
         /// Year of birth, YYYY (a whole or partial date of that year).
         #[arg(long, value_name = "YYYY")]
         born_year: Option<String>,
+        /// A family name as it sounds: "dupond" finds Dupont (Double
+        /// Metaphone, schema/FORMAT.md §4.2).
+        #[arg(long, value_name = "NAME")]
+        sounds_like: Option<String>,
         /// Read the query from a JSON file, or from standard input with `-`:
-        /// {"family_name": …, "given_names": …, "born": …}, each optional.
-        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year"])]
+        /// {"family_name": …, "given_names": …, "born": …, "born_year": …,
+        /// "sounds_like": …}, each optional.
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year", "sounds_like"])]
         from: Option<String>,
     },
     /// Show one patient.

@@ -40,6 +40,8 @@ struct QueryDoc {
     born: Option<String>,
     #[serde(default)]
     born_year: Option<String>,
+    #[serde(default)]
+    sounds_like: Option<String>,
 }
 
 /// The most `read_input` reads: far above any field's limit (a note is at
@@ -723,6 +725,7 @@ pub async fn run(cli: Cli) -> R {
                     given,
                     born,
                     born_year,
+                    sounds_like,
                     from,
                 } => {
                     let q = match from {
@@ -732,32 +735,45 @@ pub async fn run(cli: Cli) -> R {
                             given_names: given.clone(),
                             born: born.clone(),
                             born_year: born_year.clone(),
+                            sounds_like: sounds_like.clone(),
                         },
                     };
                     let by_year = q.born_year.is_some();
+                    let by_sound = q.sounds_like.is_some();
                     let found = s
                         .find_patients(&PatientQuery {
                             family_name: q.family_name,
                             given_names: q.given_names,
                             born: q.born,
                             born_year: q.born_year,
+                            sounds_like: q.sounds_like,
                         })
                         .await
                         .map_err(|e| match e {
-                            Error::Refused(why) => {
+                            Error::Refused(why) if why.contains("year") => {
                                 CliError::msg(why, "for example --born-year 1970")
+                            }
+                            Error::Refused(why) => {
+                                CliError::msg(why, "for example --sounds-like dupond")
                             }
                             e => e.into(),
                         })?;
-                    // Patients written before the year index existed are
-                    // not found by year until it is filled: say so.
-                    if by_year {
-                        let left = s.unfilled("patients", "bi_born_year").await?;
+                    // Patients written before the year or phonetic index
+                    // existed are not found through it until it is filled:
+                    // say so.
+                    for (asked, index, what) in [
+                        (by_year, "bi_born_year", "year of birth"),
+                        (by_sound, "bi_family_phonetic", "family name's sound"),
+                    ] {
+                        if !asked {
+                            continue;
+                        }
+                        let left = s.unfilled("patients", index).await?;
                         if left > 0 {
                             eprintln!(
-                                "warning: index incomplete: the year of birth of {left} \
-                                 patient(s) written before it existed is not indexed yet; \
-                                 an administrator runs `medvault schema fill`"
+                                "warning: index incomplete: the {what} of {left} \
+                                 patient(s) written before its index existed is not indexed \
+                                 yet; an administrator runs `medvault schema fill`"
                             );
                         }
                     }
@@ -1239,28 +1255,28 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             from,
             year,
             year_month,
+            sounds_like,
         } => {
+            use medvault::schema::IndexKind;
             let t = s.table(table).await?;
-            let by_date = match (year, year_month) {
-                (Some(a), _) => Some((medvault::schema::IndexKind::Year, a)),
-                (_, Some(a)) => Some((medvault::schema::IndexKind::YearMonth, a)),
+            let by_kind = match (year, year_month, sounds_like) {
+                (Some(a), _, _) => Some((IndexKind::Year, a, "--year born=1970")),
+                (_, Some(a), _) => Some((IndexKind::YearMonth, a, "--year-month born=1970-03")),
+                (_, _, Some(a)) => Some((IndexKind::Phonetic, a, "--sounds-like family=dupond")),
                 _ => None,
             };
-            if let Some((kind, a)) = by_date {
+            if let Some((kind, a, example)) = by_kind {
                 let (column, value) = a.split_once('=').ok_or_else(|| {
                     CliError::msg(
-                        "a date criterion is COLUMN=VALUE",
-                        format!("for example --{kind} born=1970"),
+                        "a criterion is COLUMN=VALUE",
+                        format!("for example {example}"),
                     )
                 })?;
                 let found = t
                     .find_by(kind, column.trim(), &Value::Text(value.trim().to_owned()))
                     .await
                     .map_err(|e| match e {
-                        Error::Refused(why) => CliError::msg(
-                            why,
-                            "for example --year born=1970 or --year-month born=1970-03",
-                        ),
+                        Error::Refused(why) => CliError::msg(why, format!("for example {example}")),
                         e => e.into(),
                     })?;
                 return print_rows(cli, &found);

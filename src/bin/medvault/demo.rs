@@ -209,7 +209,7 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
     let insert = t.elapsed();
     step(
         &format!(
-            "inserted {n} patients, 4 encrypted fields and 4 blind indexes each ({:.0} patients/s)",
+            "inserted {n} patients, 4 encrypted fields and 6 blind indexes each ({:.0} patients/s)",
             n as f64 / insert.as_secs_f64()
         ),
         insert,
@@ -264,6 +264,30 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         &format!(
             "dr.moreau asked for everyone born in {year}: {} patient(s), each date checked after decryption",
             same_year.len()
+        ),
+        t.elapsed(),
+    );
+
+    // A name heard at the desk and misspelt: the phonetic index (the
+    // server learns which family names sound alike, not the names).
+    let heard = match target.family_name.strip_suffix('t') {
+        Some(stem) => format!("{stem}d"),
+        None => format!("{}e", target.family_name),
+    };
+    let t = Instant::now();
+    let sounding = moreau
+        .find_patients(&PatientQuery {
+            sounds_like: Some(heard.clone()),
+            ..Default::default()
+        })
+        .await?;
+    let spellings: std::collections::BTreeSet<&str> =
+        sounding.iter().map(|p| p.family_name.as_str()).collect();
+    step(
+        &format!(
+            "dr.moreau searched a name as heard, \"{heard}\": {} patient(s) named {}",
+            sounding.len(),
+            spellings.into_iter().collect::<Vec<_>>().join(", ")
         ),
         t.elapsed(),
     );
