@@ -171,7 +171,7 @@ pub struct Patient {
 /// A patient search: any combination of the three; all given must match.
 #[derive(Clone, Default)]
 pub struct PatientQuery {
-    /// Family name (canonical match: accents, case, hyphens ignored).
+    /// Family name (canonical match: accents, case, hyphens, apostrophes and spaces ignored: "obrien" finds O'Brien).
     pub family_name: Option<String>,
     /// Given names (the whole field, canonical match).
     pub given_names: Option<String>,

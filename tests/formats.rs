@@ -166,6 +166,7 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     Some("text") => canonical::text(v),
                     Some("code") => canonical::code(v),
                     Some("partial-date") => canonical::partial_date(v).unwrap(),
+                    Some("name-fold1") => canonical::name_fold1(v),
                     Some(k) => panic!("unknown kind {k}"),
                     None if v.len() == 10 && v.as_bytes()[4] == b'-' => canonical::date(v).unwrap(),
                     None => canonical::name(v),

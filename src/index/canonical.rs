@@ -1,9 +1,14 @@
 //! Canonical forms fed to blind indexes (`schema/FORMAT.md` §4.1).
 //!
-//! Names: Unicode NFKD, combining marks removed, full case folding, then
-//! hyphens, apostrophes and runs of white space folded to one space, and
-//! trimmed — so "Hélène  Saint-Pierre", "HELENE SAINT PIERRE" and the NFD
-//! spelling of the first all give "helene saint pierre".
+//! Names (fold 2, since format 10): Unicode NFKD, combining marks removed,
+//! full case folding, letters with no decomposition spelt out (`ł` `l`,
+//! `ø` `o`, `æ` `ae`, `œ` `oe`, …), then hyphens, apostrophes and white
+//! space removed — so "Hélène  Saint-Pierre", "HELENE SAINTPIERRE" and the
+//! NFD spelling of the first all give "helenesaintpierre", and "obrien"
+//! finds O'Brien. Fold 1 ([`name_fold1`], before format 10) kept one space
+//! for each run of separators and the letters as they were: searches still
+//! ask for it, so that rows indexed before format 10 are found until
+//! `fill_indexes` indexes them again.
 //! Dates: ISO `YYYY-MM-DD` of a real calendar date.
 
 use unicode_normalization::char::is_combining_mark;
@@ -11,7 +16,13 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 
+/// A separator of fold 2: those of fold 1 and the middle dot.
 fn is_separator(c: char) -> bool {
+    is_separator_fold1(c) || c == '\u{00B7}' // middle dot (Catalan l·l, NFKD of ŀ)
+}
+
+/// A separator of fold 1.
+fn is_separator_fold1(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
@@ -26,11 +37,53 @@ fn is_separator(c: char) -> bool {
         )
 }
 
-/// The canonical form of a personal name.
+/// Letters with no Unicode decomposition, after case folding, and what
+/// fold 2 writes for them (`schema/FORMAT.md` §4.1). `ß` needs no entry:
+/// case folding makes it `ss`.
+pub const LETTERS: [(char, &str); 11] = [
+    ('æ', "ae"),
+    ('œ', "oe"),
+    ('ø', "o"),
+    ('ł', "l"),
+    ('đ', "d"),
+    ('ð', "d"),
+    ('þ', "th"),
+    ('ħ', "h"),
+    ('ı', "i"),
+    ('ŧ', "t"),
+    ('ŋ', "ng"),
+];
+
+/// The canonical form of a personal name (fold 2).
 pub fn name(input: &str) -> String {
     // ASCII is its own NFKD, holds no combining marks, and folds case as
     // ASCII lowercase: the same result as the Unicode path (a property
     // test checks it), at a tenth of the cost.
+    if input.is_ascii() {
+        return input
+            .chars()
+            .filter(|c| !is_separator(*c))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+    }
+    let mut out = String::with_capacity(input.len());
+    for c in unicode_fold(input).chars() {
+        if is_separator(c) {
+            continue;
+        }
+        match LETTERS.iter().find(|(l, _)| *l == c) {
+            Some((_, spelt)) => out.push_str(spelt),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The canonical form of a personal name as medvault wrote it before
+/// format 10 (fold 1): separators folded to one space, letters with no
+/// decomposition kept. A search also asks for this form, to find rows
+/// not indexed again since.
+pub fn name_fold1(input: &str) -> String {
     if input.is_ascii() {
         return fold_separators(&input.to_ascii_lowercase());
     }
@@ -51,7 +104,7 @@ fn fold_separators(folded: &str) -> String {
     let mut out = String::with_capacity(folded.len());
     let mut pending_space = false;
     for c in folded.chars() {
-        if is_separator(c) {
+        if is_separator_fold1(c) {
             pending_space = !out.is_empty();
         } else {
             if pending_space {
@@ -210,12 +263,32 @@ mod tests {
 
     #[test]
     fn accents_case_hyphens_apostrophes_and_spaces_fold() {
-        assert_eq!(name("Hélène  Saint-Pierre"), "helene saint pierre");
-        assert_eq!(name("  HÉLÈNE saint pierre "), "helene saint pierre");
-        assert_eq!(name("O’Brien"), "o brien");
+        assert_eq!(name("Hélène  Saint-Pierre"), "helenesaintpierre");
+        assert_eq!(name("  HÉLÈNE saint pierre "), "helenesaintpierre");
+        assert_eq!(name("O’Brien"), "obrien");
         assert_eq!(name("O'Brien"), name("o brien"));
         assert_eq!(name("Straße"), "strasse");
         assert_eq!(name("Ångström"), "angstrom");
+        // What people type finds what was written.
+        for (typed, written) in [
+            ("obrien", "O'Brien"),
+            ("saintpierre", "Saint-Pierre"),
+            ("lukasiewicz", "Łukasiewicz"),
+            ("orsted", "Ørsted"),
+            ("aero", "Ærø"),
+            ("oeuvre", "Œuvre"),
+            ("strasse", "STRASSE"),
+            ("dalessandro", "D’Alessandro"),
+            ("collell", "Col·lell"),
+            ("thorsdottir", "Þorsdóttir"),
+            ("dorde", "Đorđe"),
+        ] {
+            assert_eq!(name(typed), name(written), "{typed} / {written}");
+        }
+        // Fold 1, as before format 10.
+        assert_eq!(name_fold1("Hélène  Saint-Pierre"), "helene saint pierre");
+        assert_eq!(name_fold1("Łukasiewicz"), "łukasiewicz");
+        assert_eq!(name_fold1("Col·lell"), "col·lell");
     }
 
     proptest::proptest! {
@@ -223,7 +296,9 @@ mod tests {
         #[test]
         fn ascii_fast_path_matches_the_unicode_path(s in "[ -~\t\n\r\x0b\x0c\x00-\x1f]{0,40}") {
             proptest::prop_assert!(s.is_ascii());
-            proptest::prop_assert_eq!(name(&s), fold_separators(&unicode_fold(&s)));
+            let unicode: String = unicode_fold(&s).chars().filter(|c| !is_separator(*c)).collect();
+            proptest::prop_assert_eq!(name(&s), unicode);
+            proptest::prop_assert_eq!(name_fold1(&s), fold_separators(&unicode_fold(&s)));
         }
     }
 

@@ -13,6 +13,8 @@ pub mod enrol;
 #[cfg(test)]
 mod interposed;
 pub mod patients;
+#[cfg(test)]
+mod refold_tests;
 pub mod rotate;
 pub mod rows;
 pub mod schema;

@@ -1376,6 +1376,9 @@ impl RowTable<'_> {
         let (mut checked, mut wrong) = (0, Vec::new());
         for (pos, (i, stored)) in t.indexes.iter().zip(stored).enumerate() {
             let mut parts = Vec::new();
+            // A name indexed before format 10 holds the value of its fold-1
+            // form until it is indexed again: accepted too.
+            let mut fold1 = Vec::new();
             for c in &i.over {
                 let (Some(col), Some(v)) = (t.column(c), row.values.get(c)) else {
                     break;
@@ -1386,11 +1389,17 @@ impl RowTable<'_> {
                 if *v == Value::Null {
                     break;
                 }
-                parts.push(self.check_encrypted(col, e, v, false)?.canonical);
+                let canonical = self.check_encrypted(col, e, v, false)?.canonical;
+                fold1.push(match (e.kind, v) {
+                    (Kind::Name, Value::Text(t)) => Zeroizing::new(canonical::name_fold1(t)),
+                    _ => canonical.clone(),
+                });
+                parts.push(canonical);
             }
             if parts.len() != i.over.len() {
                 continue;
             }
+            let older: Vec<&str> = fold1.iter().map(|p| p.as_str()).collect();
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
             let Some(refs) = i.parts(&refs) else {
                 // No part this kind keys (a year-month of a year alone, a
@@ -1412,6 +1421,9 @@ impl RowTable<'_> {
                 }
             };
             checked += 1;
+            let older = (i.kind == IndexKind::Equal
+                && older.iter().zip(&refs).any(|(o, r)| *o != r.as_str()))
+            .then_some(older);
             let ok = ks
                 .keys
                 .iter()
@@ -1419,6 +1431,9 @@ impl RowTable<'_> {
                 .any(|((s, e), k)| {
                     let key = self.index_key(*s, *e, k, (pos, &i.name));
                     index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
+                        || older.as_ref().is_some_and(|o| {
+                            index::compute(&key, o, i.bits).as_bytes() == got.as_slice()
+                        })
                 });
             if !ok {
                 wrong.push(i.name.clone());
@@ -1725,24 +1740,45 @@ impl RowTable<'_> {
                 table: self.name.clone(),
                 columns: want.join(", "),
             })?;
-        // The canonical form of each criterion, in the index's order.
+        // The canonical form of each criterion, in the index's order; and
+        // of names, the form of fold 1 too (rows indexed before format 10
+        // hold it until they are indexed again).
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        let mut fold1: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         for (name, v) in criteria {
             let c = t.column(name).ok_or_else(|| self.unknown_column(name))?;
             let ColumnType::Encrypted(e) = &c.ty else {
                 return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
             };
-            canon.insert(
-                c.name.as_str(),
-                self.check_encrypted(c, e, v, true)?.canonical,
-            );
+            let checked = self.check_encrypted(c, e, v, true)?;
+            if let (Kind::Name, Value::Text(typed)) = (e.kind, v) {
+                fold1.insert(
+                    c.name.as_str(),
+                    Zeroizing::new(canonical::name_fold1(typed)),
+                );
+            }
+            canon.insert(c.name.as_str(), checked.canonical);
         }
         let parts: Vec<&str> = idx
             .over
             .iter()
             .filter_map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
             .collect();
-        let candidates = self.candidates(pos, idx, &parts).await?;
+        let older: Vec<&str> = idx
+            .over
+            .iter()
+            .filter_map(|c| {
+                fold1
+                    .get(c.as_str())
+                    .or_else(|| canon.get(c.as_str()))
+                    .map(|s| s.as_str())
+            })
+            .collect();
+        let mut forms = vec![parts];
+        if older != forms[0] {
+            forms.push(older);
+        }
+        let candidates = self.candidates(pos, idx, &forms).await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
@@ -1842,7 +1878,7 @@ impl RowTable<'_> {
             }
         };
         let want = kind.part(&q).ok_or(Error::Refused(refused))?;
-        let candidates = self.candidates(pos, idx, &[want.as_str()]).await?;
+        let candidates = self.candidates(pos, idx, &[vec![want.as_str()]]).await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
@@ -1858,10 +1894,11 @@ impl RowTable<'_> {
             .collect())
     }
 
-    /// The rows whose index `idx` (at `pos`) holds the value of `parts`
-    /// under any live epoch of its scope, opened, in id order: candidates,
-    /// which the caller compares with what it looks for.
-    async fn candidates(&self, pos: usize, idx: &Index, parts: &[&str]) -> Result<Vec<Row>> {
+    /// The rows whose index `idx` (at `pos`) holds the value of any of
+    /// `forms` (each the parts of one index value) under any live epoch
+    /// of its scope, opened, in id order: candidates, which the caller
+    /// compares with what it looks for.
+    async fn candidates(&self, pos: usize, idx: &Index, forms: &[Vec<&str>]) -> Result<Vec<Row>> {
         let t = self.t();
         let sid = self.index_scope(idx)?;
         let d = self.s.store.dialect();
@@ -1872,17 +1909,22 @@ impl RowTable<'_> {
             // and the new one.
             let mut live: Vec<u32> = ks.live(sid).map(|(e, _)| e).collect();
             live.sort_unstable();
-            let mut values: Vec<StoreValue> = ks
+            let mut blobs: Vec<Vec<u8>> = ks
                 .live(sid)
-                .map(|(e, keys)| {
+                .flat_map(|(e, keys)| {
                     let key = self.index_key(sid, e, keys, (pos, &idx.name));
-                    StoreValue::Blob(index::compute(&key, parts, idx.bits).as_bytes().to_vec())
+                    forms
+                        .iter()
+                        .map(|parts| index::compute(&key, parts, idx.bits).as_bytes().to_vec())
+                        .collect::<Vec<_>>()
                 })
                 .collect();
-            if values.is_empty() {
+            if blobs.is_empty() {
                 return Err(Error::NoAccess(self.s.scope_name(sid)));
             }
-            values.dedup();
+            blobs.sort_unstable();
+            blobs.dedup();
+            let values: Vec<StoreValue> = blobs.into_iter().map(StoreValue::Blob).collect();
             let n = values.len();
             // The key state is checked alongside the search (on MySQL, on
             // another connection at the same time): a scope rotated since
@@ -2371,11 +2413,62 @@ impl RowTable<'_> {
     /// a rotation that sealed the row again meanwhile wins. Run again, it
     /// goes on where it stopped: a filled row is no longer selected.
     pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
+        self.reindex(index, false).await
+    }
+
+    /// Indexes again the rows whose `equal` index `index` over a name
+    /// column holds a value other than the one of today's canonical form:
+    /// rows indexed before format 10 (fold 1, `schema/FORMAT.md` §4.1),
+    /// found until then only by the old form. Every row is opened and its
+    /// value computed; only those that differ are written, page by page,
+    /// each written only if its first covered cell and its index value are
+    /// still as read. Run again, it finds nothing left. Returns the rows
+    /// written; 0 for an index of another kind or over no name.
+    pub(crate) async fn refold_index(&self, index: &str) -> Result<u64> {
+        let t = self.t();
+        let Some(idx) = t.index(index) else {
+            return Err(self.unknown_column(index));
+        };
+        let over_a_name = idx.over.iter().any(|c| {
+            matches!(t.column(c).map(|c| &c.ty),
+                Some(ColumnType::Encrypted(e)) if e.kind == Kind::Name)
+        });
+        if idx.kind != IndexKind::Equal || !over_a_name {
+            return Ok(0);
+        }
+        self.reindex(index, true).await
+    }
+
+    /// The value index `index` holds for `parts` under its scope's current
+    /// epoch: tests write rows as older versions of medvault did.
+    #[cfg(test)]
+    pub(crate) fn index_value(&self, index: &str, parts: &[&str]) -> Result<Vec<u8>> {
+        let t = self.t();
+        let pos = t
+            .indexes
+            .iter()
+            .position(|i| i.name == index)
+            .ok_or_else(|| self.unknown_column(index))?;
+        let idx = &t.indexes[pos];
+        let sid = self.index_scope(idx)?;
+        let (epoch, keys) = self.s.current_keys(sid)?;
+        let key = self.index_key(sid, epoch, &keys, (pos, &idx.name));
+        Ok(index::compute(&key, parts, idx.bits).as_bytes().to_vec())
+    }
+
+    /// [`RowTable::fill_index`] (rows with no index value) or, when
+    /// `refold`, [`RowTable::refold_index`] (rows with one).
+    async fn reindex(&self, index: &str, refold: bool) -> Result<u64> {
         let t = self.t();
         let Some(pos) = t.indexes.iter().position(|i| i.name == index) else {
             return Err(self.unknown_column(index));
         };
         let idx = &t.indexes[pos];
+        let at = self
+            .stored_names
+            .iter()
+            .position(|n| *n == idx.name)
+            .ok_or_else(|| self.unknown_column(index))?;
         let sid = self.index_scope(idx)?;
         let implied = self.decoder_names.1.len() - t.columns.len();
         let covered = t
@@ -2385,7 +2478,10 @@ impl RowTable<'_> {
             .ok_or_else(|| self.unknown_column(&idx.over[0]))?;
         let d = self.s.store.dialect();
         self.reseal_pages(
-            |after, page| stmt::unindexed(d, t, idx, after, page),
+            |after, page| match refold {
+                false => stmt::unindexed(d, t, idx, after, page),
+                true => stmt::indexed(d, t, idx, after, page),
+            },
             |r, cells, batch| {
                 // The first covered cell of the row, as read: its
                 // envelope's epoch is the row's, and the write is
@@ -2433,10 +2529,20 @@ impl RowTable<'_> {
                     }
                     None => no_part(),
                 };
+                let stored = match cells.get(at) {
+                    Some(Cell::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                };
+                if let (StoreValue::Blob(new), Some(old)) = (&value, &stored) {
+                    if new == old {
+                        // Already in today's form: nothing to write.
+                        return Ok(None);
+                    }
+                }
                 self.reseal_column(
                     cells,
                     (&idx.name, value),
-                    &[(&idx.over[0], Some(old)), (&idx.name, None)],
+                    &[(&idx.over[0], Some(old)), (&idx.name, stored)],
                     batch,
                 )
                 .map(Some)

@@ -531,8 +531,11 @@ impl Session {
     /// for the rows that hold values in every column it covers but no
     /// index value: rows written before the index existed (a vault made
     /// before format 9 has no year of birth in its patients), or a fill
-    /// cut short. Page by page, each page one transaction; run again, it
-    /// goes on. Administrators only. Returns the rows filled.
+    /// cut short. Then indexes again the names indexed before format 10
+    /// in their older form (`schema/FORMAT.md` §4.1: "obrien" finds
+    /// O'Brien once it has run). Page by page, each page one transaction;
+    /// run again, it goes on. Administrators only. Returns the rows
+    /// written.
     ///
     /// ```no_run
     /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
@@ -549,7 +552,19 @@ impl Session {
             .iter()
             .flat_map(|t| t.indexes.iter().map(|i| (t.name.clone(), i.name.clone())))
             .collect();
-        self.fill_listed(current.version(), &all).await
+        let mut written = self.fill_listed(current.version(), &all).await?;
+        for (t, i) in &all {
+            let done = match self.table(t).await {
+                Ok(rows) => rows.refold_index(i).await,
+                Err(e) => Err(e),
+            };
+            written += done.map_err(|e| Error::IndexNotFilled {
+                version: current.version(),
+                index: format!("{t}.{i}"),
+                cause: e.to_string(),
+            })?;
+        }
+        Ok(written)
     }
 
     /// How many rows of `table` hold values in every column `index` covers

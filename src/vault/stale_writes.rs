@@ -18,7 +18,7 @@ use crate::store::{Store, Value};
 use crate::vault::interposed::{Hooks, Interposed, Statements};
 use crate::vault::{CreateOptions, OpenOptions, Session, Vault};
 
-const ADMIN_PW: &str = "an administrator's long passphrase";
+pub(super) const ADMIN_PW: &str = "an administrator's long passphrase";
 const NURSE_PW: &str = "a nurse's own long passphrase";
 
 /// Runs `act` (once) before the first row write it sees is passed on:
@@ -148,8 +148,8 @@ fn fail_writes_after(s: &mut Session, n: usize) {
 }
 
 /// A vault made for one test, and how to open it.
-struct Place {
-    url: String,
+pub(super) struct Place {
+    pub(super) url: String,
     opts: OpenOptions,
     shares: Vec<String>,
     _dir: tempfile::TempDir,
@@ -187,14 +187,14 @@ impl Drop for TestDb {
 }
 
 impl Place {
-    async fn sqlite() -> Place {
+    pub(super) async fn sqlite() -> Place {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlcipher:{}", dir.path().join("v.db").display());
         Place::made(url, dir, TestDb(None)).await
     }
 
     #[cfg(feature = "mysql")]
-    async fn mysql() -> Place {
+    pub(super) async fn mysql() -> Place {
         use mysql_async::prelude::Queryable;
         let base = std::env::var("MEDVAULT_TEST_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
@@ -242,7 +242,7 @@ impl Place {
         }
     }
 
-    async fn open(&self, user: &str, pw: &str) -> Session {
+    pub(super) async fn open(&self, user: &str, pw: &str) -> Session {
         Vault::open(&self.url, user, pw, &self.opts)
             .await
             .expect("a login")

@@ -422,7 +422,7 @@ pub enum PatientCmd {
     /// Find patients by family name, given names, date or year of birth,
     /// or a family name as it sounds.
     Find {
-        /// Family name (accents, case and hyphens do not matter).
+        /// Family name (accents, case, hyphens, apostrophes and spaces do not matter: obrien finds O'Brien).
         #[arg(long)]
         family: Option<String>,
         /// Given names.
