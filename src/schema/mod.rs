@@ -296,8 +296,9 @@ impl IndexKind {
 }
 
 /// What an index keys of one canonical value: a slice of it, or a value
-/// made from it (a phonetic code), wiped when dropped.
-#[derive(Debug, PartialEq, Eq)]
+/// made from it (a phonetic code), wiped when dropped. Its `Debug` shows
+/// only its length: it is derived from patient data.
+#[derive(PartialEq, Eq)]
 pub enum Part<'a> {
     /// A slice of the canonical value.
     Of(&'a str),
@@ -312,6 +313,12 @@ impl Part<'_> {
             Part::Of(s) => s,
             Part::Made(s) => s.as_str(),
         }
+    }
+}
+
+impl fmt::Debug for Part<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Part({} bytes)", self.as_str().len())
     }
 }
 
@@ -357,7 +364,7 @@ impl Index {
 
     /// The parts its value is computed over, from the canonical values of
     /// its columns in order; `None` if a value has no part this kind keys
-    /// (the index value is then NULL).
+    /// (the index value is then that of one empty part, FORMAT.md §4.2).
     pub fn parts<'a>(&self, canonical: &[&'a str]) -> Option<Vec<Part<'a>>> {
         canonical.iter().map(|c| self.kind.part(c)).collect()
     }

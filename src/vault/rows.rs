@@ -320,16 +320,21 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
     })
 }
 
-/// A cell still under an unknown epoch after the key state was read again
-/// is not from a rotation: it is forged.
-/// The index value of a row whose value has no part the index's kind
-/// keys (a year-month of a year alone, a name with no sound; FORMAT.md
-/// §4.2): zero bytes, which no lookup asks for, where NULL would mean
-/// "not filled yet".
-fn no_part() -> StoreValue {
-    StoreValue::Blob(Vec::new())
+/// The stored index value of `parts` under `key`, or, for a value with no
+/// part the index's kind keys (`None`: a year-month of a year alone, a
+/// name with no sound; FORMAT.md §4.2), the value of the one empty part,
+/// which no search asks for: keyed like any other (the server cannot tell
+/// that class from the others), where NULL would mean "not filled yet".
+fn keyed_value(key: &IndexKey, parts: Option<&[schema::Part<'_>]>, bits: u16) -> StoreValue {
+    let value = match parts {
+        Some(parts) => index::compute(key, parts, bits),
+        None => index::compute(key, &[""], bits),
+    };
+    StoreValue::Blob(value.as_bytes().to_vec())
 }
 
+/// A cell still under an unknown epoch after the key state was read again
+/// is not from a rotation: it is forged.
 fn outdated_is_tampered(e: Error) -> Error {
     match e {
         Error::KeysOutdated { table, column } => Error::Tampered { table, column },
@@ -369,6 +374,10 @@ pub(crate) struct Verified {
     pub checked: usize,
     /// The indexes whose stored value is not the recomputed one.
     pub wrong: Vec<String>,
+    /// The indexes with no value where the row holds every column they
+    /// cover: not filled yet (an index newer than the row, until
+    /// `fill_indexes`), or removed.
+    pub unfilled: Vec<String>,
     /// Why the row is forged, if it is.
     pub forged: Option<Error>,
 }
@@ -810,16 +819,10 @@ impl RowTable<'_> {
                 vals.push(StoreValue::Null);
                 continue;
             };
-            let Some(parts) = i.parts(&parts) else {
-                vals.push(no_part());
-                continue;
-            };
             let sid = self.index_scope(i)?;
             let (epoch, keys) = self.s.current_keys(sid)?;
             let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
-            vals.push(StoreValue::Blob(
-                index::compute(&key, &parts, i.bits).as_bytes().to_vec(),
-            ));
+            vals.push(keyed_value(&key, i.parts(&parts).as_deref(), i.bits));
         }
         Ok(vals)
     }
@@ -1373,7 +1376,7 @@ impl RowTable<'_> {
             Err(e) => return Err(e),
         };
         let ks = self.s.ks();
-        let (mut checked, mut wrong) = (0, Vec::new());
+        let (mut checked, mut wrong, mut unfilled) = (0, Vec::new(), Vec::new());
         for (pos, (i, stored)) in t.indexes.iter().zip(stored).enumerate() {
             let mut parts = Vec::new();
             // A name indexed before format 10 holds the value of its fold-1
@@ -1401,22 +1404,19 @@ impl RowTable<'_> {
             }
             let older: Vec<&str> = fold1.iter().map(|p| p.as_str()).collect();
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-            let Some(refs) = i.parts(&refs) else {
-                // No part this kind keys (a year-month of a year alone, a
-                // name with no sound): the value is zero bytes (NULL: not
-                // filled yet, reported as for any index).
-                if !matches!(&stored, Cell::Bytes(b) if b.is_empty()) {
-                    wrong.push(i.name.clone());
-                }
-                continue;
+            // No part this kind keys (a year-month of a year alone, a name
+            // with no sound): the value is that of the empty part.
+            let refs: Vec<schema::Part<'_>> = match i.parts(&refs) {
+                Some(p) => p,
+                None => vec![schema::Part::Of("")],
             };
             let sid = self.index_scope(i)?;
             let got = match stored {
                 Cell::Bytes(b) => b,
                 // NULL: not computed yet (an index newer than the row, until
-                // `fill_indexes`), or removed: reported either way.
+                // `fill_indexes`), or removed: counted apart.
                 _ => {
-                    wrong.push(i.name.clone());
+                    unfilled.push(i.name.clone());
                     continue;
                 }
             };
@@ -1443,6 +1443,7 @@ impl RowTable<'_> {
             row,
             checked,
             wrong,
+            unfilled,
             forged,
         })
     }
@@ -2521,14 +2522,9 @@ impl RowTable<'_> {
                 let key = self.index_key(sid, epoch, keys, (pos, &idx.name));
                 let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
                 // A value with no part this kind keys (a year-month of a
-                // year alone, a name with no sound) gets the zero-byte
-                // value, so that it is no longer counted as unfilled.
-                let value = match idx.parts(&refs) {
-                    Some(refs) => {
-                        StoreValue::Blob(index::compute(&key, &refs, idx.bits).as_bytes().to_vec())
-                    }
-                    None => no_part(),
-                };
+                // year alone, a name with no sound) gets the value of the
+                // empty part, so that it is no longer counted as unfilled.
+                let value = keyed_value(&key, idx.parts(&refs).as_deref(), idx.bits);
                 let stored = match cells.get(at) {
                     Some(Cell::Bytes(b)) => Some(b.clone()),
                     _ => None,
@@ -2555,8 +2551,8 @@ impl RowTable<'_> {
     /// but no index value: rows written before the index existed, not
     /// filled yet ([`Session::fill_indexes`]), which a search through it
     /// does not find. A row whose value has no part the index keys (a
-    /// year alone under a `year-month` index) is filled with the
-    /// zero-byte value and no longer counted.
+    /// year alone under a `year-month` index) is filled with the value
+    /// of the empty part and no longer counted.
     pub async fn unfilled(&self, index: &str) -> Result<u64> {
         let t = self.t();
         let idx = t
@@ -3009,12 +3005,11 @@ impl RowTable<'_> {
                 .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
                 .collect();
             set.push(&i.name);
-            vals.push(match parts.map(|p| i.parts(&p)) {
-                Some(Some(parts)) => {
+            vals.push(match parts {
+                Some(p) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
-                    StoreValue::Blob(index::compute(&key, &parts, i.bits).as_bytes().to_vec())
+                    keyed_value(&key, i.parts(&p).as_deref(), i.bits)
                 }
-                Some(None) => no_part(),
                 None => StoreValue::Null,
             });
         }

@@ -385,6 +385,7 @@ impl Session {
                             row: opened,
                             checked,
                             wrong,
+                            unfilled,
                             forged,
                         }) => {
                             match forged {
@@ -419,6 +420,7 @@ impl Session {
                                 })
                                 .count() as u64;
                             r.indexes_checked += checked as u64;
+                            r.indexes_unfilled += unfilled.len() as u64;
                             for w in wrong {
                                 r.problems.push(format!(
                                     "{} {id}: {w} does not match the row's values",
@@ -448,6 +450,13 @@ pub struct VerifyReport {
     pub fields_decrypted: u64,
     /// Blind indexes recomputed from decrypted values and compared.
     pub indexes_checked: u64,
+    /// Blind indexes with no value in a row that holds every column they
+    /// cover: rows written before the index existed (format 9 or 10
+    /// upgrades, an index added to a table), until an administrator runs
+    /// `Session::fill_indexes`. Not a problem: a search through the index
+    /// misses those rows meanwhile (a store that removes values hides rows
+    /// the same way, as it could by withholding them).
+    pub indexes_unfilled: u64,
     /// Notes in scopes this user holds no key for (headers checked only).
     pub withheld: u64,
     /// Rows whose author's signed batch vouches for them (FORMAT.md §5.8).

@@ -753,7 +753,7 @@ pub async fn run(cli: Cli) -> R {
                             Error::Refused(why) if why.contains("year") => {
                                 CliError::msg(why, "for example --born-year 1970")
                             }
-                            Error::Refused(why) => {
+                            Error::Refused(why) if why.contains("sound") => {
                                 CliError::msg(why, "for example --sounds-like dupond")
                             }
                             e => e.into(),
@@ -993,6 +993,14 @@ pub async fn run(cli: Cli) -> R {
                         "rows without a signature are allowed: a vault made before row signing, \
                          or one whose record a store removed (adopt only a vault you upgraded \
                          yourself, SECURITY.md)"
+                    );
+                }
+                if r.indexes_unfilled > 0 {
+                    println!(
+                        "{} blind index value(s) not filled yet (rows written before their \
+                         index existed): searches miss those rows until an administrator runs \
+                         `medvault schema fill`",
+                        r.indexes_unfilled
                     );
                 }
                 for p in &r.problems {
