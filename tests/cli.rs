@@ -626,6 +626,48 @@ fn patient_data_from_standard_input_or_a_file() {
     assert!(!o.ok);
 }
 
+/// `schema plan` works offline: per index its classes and the rows sharing
+/// each value, per row what its index values reveal side by side (the
+/// built-in patients' single a row out, and say so).
+#[test]
+fn schema_plan_prints_what_the_server_learns() {
+    let c = Cli::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/emr/schema.toml");
+    let out = c.ok("", "", &["schema", "plan", example]);
+    assert!(out.contains("patients (100000 rows)"), "{out}");
+    assert!(out.contains("SINGLE A ROW OUT"), "{out}");
+    let year = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("bi_born_year"))
+        .unwrap_or_default();
+    assert!(year.contains(" year ") && year.contains(" 120 "), "{out}");
+    let out = c.ok(
+        "",
+        "",
+        &["--json", "schema", "plan", example, "--population", "20000"],
+    );
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let table = |name: &str| {
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap()
+            .clone()
+    };
+    let allergies = table("allergies");
+    assert_eq!(allergies["population"], 20000);
+    assert_eq!(allergies["indexes"][0]["classes"], 4096.0);
+    assert_eq!(allergies["singles_out"], false);
+    assert_eq!(table("patients")["singles_out"], true);
+    c.fails(
+        "",
+        "",
+        &["schema", "plan", example, "--population", "0"],
+        "at least 1 row",
+    );
+}
+
 /// `schema check` and `schema ddl` work offline on an application's file:
 /// a valid file says what it adds, a bad one lists each problem with its
 /// line and fails, and the SQL of a declared table is printed per dialect.

@@ -40,7 +40,7 @@ fn is_separator_fold1(c: char) -> bool {
 /// Letters with no Unicode decomposition, after case folding, and what
 /// fold 2 writes for them (`schema/FORMAT.md` §4.1). `ß` needs no entry:
 /// case folding makes it `ss`.
-pub const LETTERS: [(char, &str); 11] = [
+pub const LETTERS: [(char, &str); 14] = [
     ('æ', "ae"),
     ('œ', "oe"),
     ('ø', "o"),
@@ -52,6 +52,9 @@ pub const LETTERS: [(char, &str); 11] = [
     ('ı', "i"),
     ('ŧ', "t"),
     ('ŋ', "ng"),
+    ('ɖ', "d"),
+    ('ə', "a"),
+    ('ĸ', "q"),
 ];
 
 /// The canonical form of a personal name (fold 2).
@@ -322,6 +325,9 @@ mod tests {
             ("collell", "Col·lell"),
             ("thorsdottir", "Þorsdóttir"),
             ("dorde", "Đorđe"),
+            ("aliyev", "Əliyev"),
+            ("aero", "ÆRØ"),
+            ("collell", "COĿLELL"),
         ] {
             assert_eq!(name(typed), name(written), "{typed} / {written}");
         }

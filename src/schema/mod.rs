@@ -42,6 +42,7 @@
 
 pub mod change;
 pub mod parse;
+pub mod plan;
 
 use std::fmt;
 use std::sync::OnceLock;

@@ -321,6 +321,35 @@ fn unindexed_filter(d: Dialect, index: &Index) -> Vec<String> {
 }
 
 /// Up to `limit` rows in id order (after `id > ?` when `after`) whose
+/// `index` holds a value and every column it covers too: the rows a
+/// refold (`RowTable::refold_index`) computes again.
+pub fn indexed_over_values(
+    d: Dialect,
+    table: &Table,
+    index: &Index,
+    after: bool,
+    limit: u32,
+) -> String {
+    let mut filter = vec![format!("{} IS NOT NULL", d.quote(&index.name))];
+    filter.extend(
+        index
+            .over
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
+    );
+    if after {
+        filter.push(format!("{} > ?", d.quote("id")));
+    }
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
+        list(d, &stored_columns(table)),
+        d.quote(&table.name),
+        filter.join(" AND "),
+        d.quote("id")
+    )
+}
+
+/// Up to `limit` rows in id order (after `id > ?` when `after`) whose
 /// `index` holds a value: the rows an index about to be dropped is
 /// cleared from first.
 pub fn indexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {

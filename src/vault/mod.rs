@@ -494,6 +494,9 @@ impl Vault {
                         "rows_signed".into(),
                         trust::RowsSigned::sign(&vault_id, ROOT, &mut root, now())?.encode(),
                     ),
+                    // Every name of a vault made now is indexed in fold 2
+                    // (FORMAT.md §4.1).
+                    (NAMES_FOLD.into(), b"2".to_vec()),
                 ],
                 admin: admin_row,
                 scopes,
@@ -893,6 +896,9 @@ pub struct Session {
     /// (FORMAT.md §5.10; SHA-256 of the stored value, hex): a row with no
     /// authentication is then forged. Never unset within a session.
     rows_signed: std::sync::OnceLock<String>,
+    /// Whether every name index holds fold 2 (`vault_meta` `names_fold`,
+    /// FORMAT.md §4.1): searches then no longer ask for fold 1 too.
+    names_refolded: std::sync::atomic::AtomicBool,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -908,6 +914,10 @@ pub struct Session {
 /// not verify counts as none (a store can delete it as well; a client
 /// that saw one refuses either, [`seen::HighWater`]), and an adoption may
 /// replace it.
+/// The `vault_meta` key saying which fold the name indexes hold
+/// (FORMAT.md §4.1, §9.1): `2`, or absent (fold 1 may remain).
+pub(crate) const NAMES_FOLD: &str = "names_fold";
+
 async fn rows_signed_in(
     store: &dyn Store,
     vault_id: &[u8; 16],
@@ -1423,6 +1433,7 @@ impl Session {
         let probed = probe_store(&*store, user).await?;
         let mut state = load_keys(&*store, &vault_id, &mut dir, user, &me.cert, &dec, None).await?;
         let rows_signed = rows_signed_in(&*store, &vault_id, &root_cert).await?;
+        let names_refolded = store.meta(NAMES_FOLD).await?.as_deref() == Some(b"2");
         let high_water = match &opts.state_dir {
             Some(d) => {
                 let mut hw = seen::HighWater::load(d, &vault_id, user)?;
@@ -1452,6 +1463,7 @@ impl Session {
                 None => std::sync::OnceLock::new(),
             },
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
+            names_refolded: std::sync::atomic::AtomicBool::new(names_refolded),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
             vault_id,
@@ -1629,6 +1641,38 @@ impl Session {
     /// is then forged, not [`rows::Authorship::Unsigned`].
     pub fn rows_signed(&self) -> bool {
         self.rows_signed.get().is_some()
+    }
+
+    /// Whether every name index of the vault holds fold 2 (FORMAT.md
+    /// §4.1): true for a vault made from format 10 on, and once
+    /// [`Session::fill_indexes`] indexed the older names again.
+    pub fn names_refolded(&self) -> bool {
+        self.names_refolded
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records that every name index holds fold 2 (`vault_meta`
+    /// `names_fold` = `2`): unsigned, as it only spares searches the
+    /// fold-1 value; a store that removes it makes them ask for it again,
+    /// one that sets it early hides fold-1 rows from searches, as it
+    /// could by withholding them.
+    pub(crate) async fn set_names_refolded(&self) -> Result<()> {
+        let d = self.store.dialect();
+        self.store
+            .write_all(vec![(
+                format!(
+                    "{} INTO vault_meta (`key`, `value`) VALUES (?, ?)",
+                    d.insert_keeping()
+                ),
+                vec![
+                    crate::store::Value::Text(NAMES_FOLD.into()),
+                    crate::store::Value::Blob(b"2".to_vec()),
+                ],
+            )])
+            .await?;
+        self.names_refolded
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Reads the record that every row is signed, if this session has not

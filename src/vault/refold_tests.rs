@@ -45,14 +45,15 @@ async fn a_name_indexed_in_the_older_form_is_found_then_indexed_again(place: Pla
                 vec![Value::Blob(value), Value::Blob(id.as_bytes().to_vec())],
             ),
             (
-                "DELETE FROM vault_meta WHERE `key` = 'rows_signed'".into(),
+                "DELETE FROM vault_meta WHERE `key` IN ('rows_signed', 'names_fold')".into(),
                 vec![],
             ),
         ])
         .await
         .expect("the older row");
-    assert_eq!(n, vec![1, 1]);
+    assert_eq!(n, vec![1, 2]);
     let a = place.open("admin", ADMIN_PW).await;
+    assert!(!a.names_refolded());
     let ids = |v: Vec<crate::records::Patient>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
     // Found as typed then, and by the same name typed otherwise.
     for typed in ["O'Brien", "o brien", "O’BRIEN"] {
@@ -64,14 +65,20 @@ async fn a_name_indexed_in_the_older_form_is_found_then_indexed_again(place: Pla
     assert!(found.is_empty());
     let v = a.verify_store().await.expect("verify");
     assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.indexes_fold1, 1, "{v:?}");
     assert_eq!(a.fill_indexes().await.expect("a fill"), 1);
+    assert!(a.names_refolded());
     assert_eq!(a.fill_indexes().await.expect("a fill"), 0, "nothing left");
+    // A new session knows it too: its searches ask for fold 2 alone.
+    let a = place.open("admin", ADMIN_PW).await;
+    assert!(a.names_refolded());
     for typed in ["obrien", "O'Brien", "o brien"] {
         let found = a.find_patients(&family(typed)).await.expect("a search");
         assert_eq!(ids(found), vec![id], "{typed}");
     }
     let v = a.verify_store().await.expect("verify");
     assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.indexes_fold1, 0, "{v:?}");
 }
 
 mod sqlcipher {

@@ -378,6 +378,9 @@ pub(crate) struct Verified {
     /// cover: not filled yet (an index newer than the row, until
     /// `fill_indexes`), or removed.
     pub unfilled: Vec<String>,
+    /// The indexes holding the value of the names' fold-1 form (written
+    /// before format 10, until `fill_indexes`).
+    pub fold1: usize,
     /// Why the row is forged, if it is.
     pub forged: Option<Error>,
 }
@@ -1377,6 +1380,7 @@ impl RowTable<'_> {
         };
         let ks = self.s.ks();
         let (mut checked, mut wrong, mut unfilled) = (0, Vec::new(), Vec::new());
+        let mut fold1_values = 0;
         for (pos, (i, stored)) in t.indexes.iter().zip(stored).enumerate() {
             let mut parts = Vec::new();
             // A name indexed before format 10 holds the value of its fold-1
@@ -1424,17 +1428,22 @@ impl RowTable<'_> {
             let older = (i.kind == IndexKind::Equal
                 && older.iter().zip(&refs).any(|(o, r)| *o != r.as_str()))
             .then_some(older);
-            let ok = ks
-                .keys
-                .iter()
-                .filter(|((s, _), _)| *s == sid)
-                .any(|((s, e), k)| {
-                    let key = self.index_key(*s, *e, k, (pos, &i.name));
-                    index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
-                        || older.as_ref().is_some_and(|o| {
-                            index::compute(&key, o, i.bits).as_bytes() == got.as_slice()
-                        })
+            let keys_of_scope = || ks.keys.iter().filter(|((s, _), _)| *s == sid);
+            let ok = keys_of_scope().any(|((s, e), k)| {
+                let key = self.index_key(*s, *e, k, (pos, &i.name));
+                index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
+            });
+            let old = !ok
+                && older.as_ref().is_some_and(|o| {
+                    keys_of_scope().any(|((s, e), k)| {
+                        let key = self.index_key(*s, *e, k, (pos, &i.name));
+                        index::compute(&key, o, i.bits).as_bytes() == got.as_slice()
+                    })
                 });
+            if old {
+                fold1_values += 1;
+            }
+            let ok = ok || old;
             if !ok {
                 wrong.push(i.name.clone());
             }
@@ -1444,6 +1453,7 @@ impl RowTable<'_> {
             checked,
             wrong,
             unfilled,
+            fold1: fold1_values,
             forged,
         })
     }
@@ -1776,7 +1786,7 @@ impl RowTable<'_> {
             })
             .collect();
         let mut forms = vec![parts];
-        if older != forms[0] {
+        if older != forms[0] && !self.s.names_refolded() {
             forms.push(older);
         }
         let candidates = self.candidates(pos, idx, &forms).await?;
@@ -2481,7 +2491,7 @@ impl RowTable<'_> {
         self.reseal_pages(
             |after, page| match refold {
                 false => stmt::unindexed(d, t, idx, after, page),
-                true => stmt::indexed(d, t, idx, after, page),
+                true => stmt::indexed_over_values(d, t, idx, after, page),
             },
             |r, cells, batch| {
                 // The first covered cell of the row, as read: its

@@ -534,8 +534,10 @@ impl Session {
     /// cut short. Then indexes again the names indexed before format 10
     /// in their older form (`schema/FORMAT.md` §4.1: "obrien" finds
     /// O'Brien once it has run). Page by page, each page one transaction;
-    /// run again, it goes on. Administrators only. Returns the rows
-    /// written.
+    /// run again, it goes on; once every name is in fold 2 the vault
+    /// records it, and neither searches nor later fills look for fold 1
+    /// again. Indexing names again needs the keys of their scopes.
+    /// Administrators only. Returns the index values written.
     ///
     /// ```no_run
     /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
@@ -553,6 +555,9 @@ impl Session {
             .flat_map(|t| t.indexes.iter().map(|i| (t.name.clone(), i.name.clone())))
             .collect();
         let mut written = self.fill_listed(current.version(), &all).await?;
+        if self.names_refolded() {
+            return Ok(written);
+        }
         for (t, i) in &all {
             let done = match self.table(t).await {
                 Ok(rows) => rows.refold_index(i).await,
@@ -561,9 +566,12 @@ impl Session {
             written += done.map_err(|e| Error::IndexNotFilled {
                 version: current.version(),
                 index: format!("{t}.{i}"),
-                cause: e.to_string(),
+                cause: format!("indexing its names again (fold 2): {e}"),
             })?;
         }
+        // Every name index of every table in fold 2: searches no longer
+        // ask for fold 1.
+        self.set_names_refolded().await?;
         Ok(written)
     }
 

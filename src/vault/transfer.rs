@@ -386,6 +386,7 @@ impl Session {
                             checked,
                             wrong,
                             unfilled,
+                            fold1,
                             forged,
                         }) => {
                             match forged {
@@ -421,6 +422,7 @@ impl Session {
                                 .count() as u64;
                             r.indexes_checked += checked as u64;
                             r.indexes_unfilled += unfilled.len() as u64;
+                            r.indexes_fold1 += fold1 as u64;
                             for w in wrong {
                                 r.problems.push(format!(
                                     "{} {id}: {w} does not match the row's values",
@@ -457,6 +459,10 @@ pub struct VerifyReport {
     /// misses those rows meanwhile (a store that removes values hides rows
     /// the same way, as it could by withholding them).
     pub indexes_unfilled: u64,
+    /// Blind index values over names in their fold-1 form (written before
+    /// format 10, `schema/FORMAT.md` §4.1): found by the spelling they were
+    /// written with until an administrator runs `Session::fill_indexes`.
+    pub indexes_fold1: u64,
     /// Notes in scopes this user holds no key for (headers checked only).
     pub withheld: u64,
     /// Rows whose author's signed batch vouches for them (FORMAT.md §5.8).

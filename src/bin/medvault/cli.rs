@@ -264,6 +264,20 @@ pub enum SchemaCmd {
         #[arg(value_name = "FILE|-")]
         file: String,
     },
+    /// Print what the server learns from the blind indexes of an
+    /// application's schema file and the built-in tables: per index, the
+    /// classes it tells apart and the rows sharing each value; per row,
+    /// the bits its index values reveal side by side (schema/LANGUAGE.md
+    /// §6.1).
+    Plan {
+        /// The file, or `-` for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// Rows to plan every table for, instead of each table's
+        /// planned rows.
+        #[arg(long, value_name = "N")]
+        population: Option<u64>,
+    },
     /// Apply an application's schema file to the vault (administrators):
     /// prints what changes, creates the tables and columns, and stores the
     /// file signed as the schema in force.

@@ -995,6 +995,14 @@ pub async fn run(cli: Cli) -> R {
                          yourself, SECURITY.md)"
                     );
                 }
+                if r.indexes_fold1 > 0 {
+                    println!(
+                        "{} blind index value(s) over names in their older form (before format \
+                         10): found by the spelling they were written with, not yet by what \
+                         people type, until an administrator runs `medvault schema fill`",
+                        r.indexes_fold1
+                    );
+                }
                 if r.indexes_unfilled > 0 {
                     println!(
                         "{} blind index value(s) not filled yet (rows written before their \
@@ -1084,7 +1092,7 @@ pub async fn run(cli: Cli) -> R {
             if cli.json {
                 return json(&serde_json::json!({ "filled": filled }));
             }
-            println!("{filled} row(s) indexed");
+            println!("{filled} index value(s) written");
             Ok(())
         }
         Command::Schema(SchemaCmd::Show) => {
@@ -1402,6 +1410,76 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
             );
             for c in &said {
                 println!("  {c}");
+            }
+            Ok(())
+        }
+        SchemaCmd::Plan { file, population } => {
+            use medvault::schema::plan;
+            let s = app_schema(file)?;
+            if *population == Some(0) {
+                return Err(CliError::msg(
+                    "a population is at least 1 row",
+                    "for example --population 20000",
+                ));
+            }
+            let tables = plan::plan(&s, *population);
+            if cli.json {
+                let out: Vec<serde_json::Value> = tables
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "table": t.table,
+                            "population": t.population,
+                            "values_per_row": t.values_per_row,
+                            "row_bits": t.row_bits,
+                            "row_crowd": t.row_crowd,
+                            "singles_out": t.singles_out(),
+                            "indexes": t.indexes.iter().map(|i| serde_json::json!({
+                                "index": i.index,
+                                "over": i.over,
+                                "kind": i.kind.as_str(),
+                                "bits": i.bits,
+                                "classes": i.classes,
+                                "crowd": i.crowd,
+                                "values_per_row": i.values_per_row,
+                                "bits_revealed": i.bits_revealed,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                return json(&out);
+            }
+            for t in tables.iter().filter(|t| !t.indexes.is_empty()) {
+                println!("{} ({} rows)", t.table, t.population);
+                println!(
+                    "  {:<22} {:<10} {:>4} {:>9} {:>12} {:>8}",
+                    "index", "kind", "bits", "classes", "rows/value", "reveals"
+                );
+                for i in &t.indexes {
+                    println!(
+                        "  {:<22} {:<10} {:>4} {:>9.0} {:>12.2} {:>5.1} bits",
+                        i.index,
+                        i.kind.as_str(),
+                        i.bits,
+                        i.classes,
+                        i.crowd,
+                        i.bits_revealed
+                    );
+                }
+                println!(
+                    "  a row: {} index value(s) side by side, up to {:.1} bits: {}",
+                    t.values_per_row,
+                    t.row_bits,
+                    if t.singles_out() {
+                        format!(
+                            "as few as {:.1e} rows share them all, under 2: they SINGLE A ROW \
+                             OUT (whoever learns one row's values finds its other rows)",
+                            t.row_crowd
+                        )
+                    } else {
+                        format!("as few as {:.1} rows share them all", t.row_crowd)
+                    }
+                );
             }
             Ok(())
         }

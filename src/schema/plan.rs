@@ -1,0 +1,191 @@
+//! What the server learns from a schema's blind indexes, index by index
+//! and row by row (`medvault schema plan`, `schema/LANGUAGE.md` §6.1).
+//!
+//! An index value tells the server which rows share it. How finely it
+//! tells them apart is its number of *classes*: the `2^bits` values of
+//! its truncated HMAC, or fewer where the values themselves are fewer (a
+//! year of birth has about [`YEARS`] values, whatever the bits). With R
+//! rows, C = R / classes rows share each value: the crowd a row hides in.
+//!
+//! The server sees every index of a row side by side, so a row hides only
+//! in the crowd of rows sharing *all* its values. The planner bounds that
+//! from above by adding up the bits each index reveals (`log2(classes)`):
+//! indexes over the same columns overlap, so the true figure can be lower,
+//! never higher. A row whose crowd is under 2 can be singled out by its
+//! index values alone: whoever learns one row's values (by inserting a
+//! known patient) can find that patient's other rows.
+
+use super::{ColumnType, Index, IndexKind, Kind, Schema, Table};
+
+/// Years a date index tells apart: the years of a lifetime.
+pub const YEARS: f64 = 120.0;
+
+/// What one index reveals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexLeak {
+    /// The index column.
+    pub index: String,
+    /// The columns it covers.
+    pub over: Vec<String>,
+    /// Its kind.
+    pub kind: IndexKind,
+    /// Bits kept of its HMAC.
+    pub bits: u16,
+    /// Classes the server can tell apart: `2^bits`, or the number of
+    /// values the columns can hold where that is smaller.
+    pub classes: f64,
+    /// Expected rows sharing each index value, R / classes.
+    pub crowd: f64,
+    /// Index values one row holds in it (1 for every kind today).
+    pub values_per_row: u32,
+    /// Bits of a row it reveals, `log2(classes)`.
+    pub bits_revealed: f64,
+}
+
+/// What the indexes of one table reveal together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableLeak {
+    /// The table.
+    pub table: String,
+    /// Rows planned (R).
+    pub population: u64,
+    /// Its indexes, in order.
+    pub indexes: Vec<IndexLeak>,
+    /// Index values one row holds, all indexes together.
+    pub values_per_row: u32,
+    /// Bits a row's index values reveal side by side, at most: the sum of
+    /// each index's (overlapping indexes make the true figure lower).
+    pub row_bits: f64,
+    /// Expected rows sharing every index value of a row, at least:
+    /// R / 2^row_bits.
+    pub row_crowd: f64,
+}
+
+impl TableLeak {
+    /// Whether a row's index values may single it out (a crowd under 2).
+    pub fn singles_out(&self) -> bool {
+        !self.indexes.is_empty() && self.row_crowd < 2.0
+    }
+}
+
+/// The number of values a column of `kind` holding at most `max_bytes`
+/// bytes can take, as the index sees them (its canonical forms), roughly.
+pub fn values_of(kind: Kind, max_bytes: usize) -> f64 {
+    let len = i32::try_from(max_bytes.min(64)).unwrap_or(64);
+    match kind {
+        // 120 years of days; a partial date adds the years and months.
+        Kind::Date { partial: false } => YEARS * 365.25,
+        Kind::Date { partial: true } => YEARS * (365.25 + 12.0 + 1.0),
+        // Letters and digits.
+        Kind::Code => 36f64.powi(len),
+        // Digits and a sign.
+        Kind::Integer => 2.0 * 10f64.powi(len),
+        // Letters and a space, a lower bound for any script.
+        Kind::Name | Kind::Text => 27f64.powi(len),
+    }
+}
+
+/// What `idx` of `table` reveals with R = `population` rows.
+pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
+    let by_bits = 2f64.powi(i32::from(idx.bits));
+    let values: f64 = match idx.kind {
+        IndexKind::Year => YEARS,
+        IndexKind::YearMonth => YEARS * 12.0,
+        IndexKind::Equal | IndexKind::Phonetic => idx
+            .over
+            .iter()
+            .map(|c| match table.column(c).map(|c| &c.ty) {
+                Some(ColumnType::Encrypted(e)) => values_of(e.kind, e.max_bytes),
+                _ => f64::INFINITY,
+            })
+            .product(),
+    };
+    let classes = by_bits.min(values).max(1.0);
+    let r = population.max(1) as f64;
+    IndexLeak {
+        index: idx.name.clone(),
+        over: idx.over.clone(),
+        kind: idx.kind,
+        bits: idx.bits,
+        classes,
+        crowd: r / classes,
+        values_per_row: 1,
+        bits_revealed: classes.log2(),
+    }
+}
+
+/// What every table's indexes reveal, each table with its planned rows
+/// (its `planned_rows`, else the schema's `planned_population`), or with
+/// `population` rows for every table when it is given.
+pub fn plan(schema: &Schema, population: Option<u64>) -> Vec<TableLeak> {
+    schema
+        .tables
+        .iter()
+        .map(|t| {
+            let r = population.unwrap_or_else(|| t.population(schema));
+            let indexes: Vec<IndexLeak> = t.indexes.iter().map(|i| index_leak(t, i, r)).collect();
+            let row_bits: f64 = indexes.iter().map(|i| i.bits_revealed).sum();
+            TableLeak {
+                table: t.name.clone(),
+                population: r,
+                values_per_row: indexes.iter().map(|i| i.values_per_row).sum(),
+                row_crowd: r.max(1) as f64 / 2f64.powf(row_bits),
+                row_bits,
+                indexes,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leak<'a>(t: &'a TableLeak, name: &str) -> &'a IndexLeak {
+        t.indexes.iter().find(|i| i.index == name).unwrap()
+    }
+
+    #[test]
+    fn the_built_in_patients_are_singled_out_by_their_indexes_together() {
+        let p = plan(Schema::builtin(), None);
+        let patients = p.iter().find(|t| t.table == "patients").unwrap();
+        assert_eq!(patients.population, 100_000);
+        // Each index alone hides a row among about three.
+        let family = leak(patients, "bi_family_name");
+        assert_eq!(family.classes, 32768.0);
+        assert!((family.crowd - 3.05).abs() < 0.01, "{family:?}");
+        // A year has about 120 values, whatever its 8 bits allow.
+        let year = leak(patients, "bi_born_year");
+        assert_eq!((year.classes, year.bits), (YEARS, 8));
+        assert!((year.crowd - 833.3).abs() < 0.1, "{year:?}");
+        // Side by side they single a row out.
+        assert_eq!(patients.values_per_row, 6);
+        assert!(patients.row_bits > 70.0, "{patients:?}");
+        assert!(patients.singles_out());
+        // Notes have no index: nothing to single out by.
+        let notes = p.iter().find(|t| t.table == "notes").unwrap();
+        assert!(!notes.singles_out() && notes.indexes.is_empty());
+    }
+
+    #[test]
+    fn a_low_cardinality_column_has_few_classes_whatever_the_bits() {
+        let s = Schema::builtin()
+            .extend(
+                "format = 2\n[[table]]\nname = \"visits\"\nplanned_rows = 20000\n\
+                 [[column]]\ntable = \"visits\"\ncolumn = \"ward\"\nscope = \"clinical\"\n\
+                 kind = \"code\"\nmax_bytes = 1\npadding = { block = 16 }\n\
+                 [[index]]\ntable = \"visits\"\ncolumn = \"bi_ward\"\nover = [\"ward\"]\n\
+                 bits = 12\n",
+            )
+            .unwrap();
+        let p = plan(&s, None);
+        let visits = p.iter().find(|t| t.table == "visits").unwrap();
+        let ward = leak(visits, "bi_ward");
+        assert_eq!(ward.classes, 36.0, "one letter or digit");
+        assert!((ward.crowd - 20000.0 / 36.0).abs() < 1e-6);
+        assert!(!visits.singles_out());
+        // The population given replaces the planned rows.
+        let p = plan(&s, Some(1000));
+        assert!(p.iter().all(|t| t.population == 1000));
+    }
+}
