@@ -645,8 +645,15 @@ fn prescription(p: medvault::Id, dosage: &str) -> medvault::vault::rows::NewRow 
 /// The example schema plus an index over `prescriptions.dosage`, a column
 /// that holds values once prescriptions are written.
 fn late_index() -> String {
+    // Two 18-bit indexes single a prescription out at its planned rows:
+    // acknowledged (LANGUAGE.md 6.1).
+    let emr = EMR.replacen(
+        "name = \"prescriptions\"",
+        "name = \"prescriptions\"\ndanger_single_out = true",
+        1,
+    );
     format!(
-        "{EMR}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
+        "{emr}\n[[index]]\ntable = \"prescriptions\"\ncolumn = \"bi_dosage\"\nover = [\"dosage\"]\nbits = 18\n"
     )
 }
 

@@ -302,7 +302,7 @@ mod tests {
         assert!(why.contains("bits cannot change"), "{why}");
         let dated = format!(
             "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
-             over = [\"born\"]\nkind = \"year\"\nbits = 12\n"
+             over = [\"born\"]\nkind = \"year\"\nbits = 12\ndanger_low_cardinality = true\n"
         );
         let with_year = Schema::builtin().extend(&dated).unwrap();
         let rekinded = dated.replace("kind = \"year\"", "kind = \"year-month\"");

@@ -102,6 +102,9 @@ pub struct Table {
     pub indexes: Vec<Index>,
     /// Declared by medvault (`schema/policy.toml`), not by an application.
     pub builtin: bool,
+    /// Its indexes may single a row out, side by side, and the schema
+    /// says it knows (`danger_single_out`, LANGUAGE.md §6.1).
+    pub danger_single_out: bool,
 }
 
 /// A table's parent: each row belongs to one row of `table`, whose id is
@@ -355,6 +358,9 @@ pub struct Index {
     pub bits: u16,
     /// Declared by medvault, not by an application.
     pub builtin: bool,
+    /// It covers one column of few values, and the schema says it knows
+    /// (`danger_low_cardinality`, LANGUAGE.md §6.1).
+    pub danger_low_cardinality: bool,
 }
 
 impl Index {

@@ -103,6 +103,7 @@ struct RawTable {
     parent: Option<Spanned<String>>,
     parent_column: Option<Spanned<String>>,
     planned_rows: Option<Spanned<i64>>,
+    danger_single_out: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +129,7 @@ struct RawIndex {
     over: Spanned<Vec<Spanned<String>>>,
     kind: Option<Spanned<String>>,
     bits: Spanned<i64>,
+    danger_low_cardinality: Option<Spanned<bool>>,
 }
 
 /// Collects problems against the text they are in.
@@ -243,6 +245,7 @@ fn build(base: &Schema, text: &str, builtin: bool) -> Result<Schema> {
     for i in &raw.index {
         index(&mut ck, &mut schema, i, builtin);
     }
+    rows_singled_out(&mut ck, &schema, &raw.index);
     // A row's scope (its `scope_id`) is vouched for by the envelopes of its
     // per-row cells: a row must always have one.
     for t in &raw.table {
@@ -327,6 +330,7 @@ fn tables(ck: &mut Check<'_>, schema: &mut Schema, raw: &[Spanned<RawTable>], bu
             columns: Vec::new(),
             indexes: Vec::new(),
             builtin,
+            danger_single_out: t.danger_single_out.as_ref().is_some_and(|d| *d.get_ref()),
         });
     }
     // Parents may be declared below their children: resolve after all.
@@ -886,13 +890,79 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     let (Some(bits), true) = (bits, ok) else {
         return;
     };
-    schema.tables[ti].indexes.push(Index {
+    let made = Index {
         name,
         over: over.iter().map(|p| p.get_ref().clone()).collect(),
         kind,
         bits,
         builtin,
-    });
+        danger_low_cardinality: i
+            .danger_low_cardinality
+            .as_ref()
+            .is_some_and(|d| *d.get_ref()),
+    };
+    // An index over one column of few values hands the server that
+    // column, value class by value class (LANGUAGE.md §6.1).
+    let leak = super::plan::index_leak(table, &made, population);
+    if made.over.len() == 1
+        && leak.values <= super::plan::LOW_CLASSES
+        && !made.danger_low_cardinality
+    {
+        ck.at(
+            raw.span(),
+            format!(
+                "{}.{} covers {} alone, which holds about {:.0} values: the server can name \
+                 each by how many rows it holds (a low-cardinality column: sex, a flag, a \
+                 year). Cover another column too, or acknowledge it with \
+                 danger_low_cardinality = true",
+                table.name, made.name, made.over[0], leak.values
+            ),
+        );
+        return;
+    }
+    schema.tables[ti].indexes.push(made);
+}
+
+/// Refuses a table whose indexes this file declares if, side by side,
+/// they single a row out (LANGUAGE.md §6.1), unless the table says
+/// `danger_single_out = true`.
+fn rows_singled_out(ck: &mut Check<'_>, schema: &Schema, raw: &[Spanned<RawIndex>]) {
+    let mut seen: Vec<&str> = Vec::new();
+    // The last index each table gets in this file: where the problem is.
+    for i in raw.iter().rev() {
+        let name = i.get_ref().table.get_ref().as_str();
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let Some(t) = schema.table(name) else {
+            continue;
+        };
+        if t.danger_single_out {
+            continue;
+        }
+        let r = t.population(schema);
+        let leaks: Vec<_> = t
+            .indexes
+            .iter()
+            .map(|x| super::plan::index_leak(t, x, r))
+            .collect();
+        let leak = super::plan::table_leak(t, r, leaks);
+        if leak.singles_out() {
+            ck.at(
+                i.span(),
+                format!(
+                    "the {} indexes of {} side by side reveal up to {:.1} bits of a row for \
+                     its {r} planned rows: they single a row out (whoever learns one row's \
+                     values finds its other rows; `medvault schema plan` shows each). Drop an \
+                     index or bits, or acknowledge it on the table with danger_single_out = true",
+                    t.indexes.len(),
+                    t.name,
+                    leak.row_bits
+                ),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1199,7 +1269,7 @@ parent = \"a\"
         let year = |over: &str, kind: &str| {
             format!(
                 "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
-                 over = [{over}]\nkind = \"{kind}\"\nbits = 12\n"
+                 over = [{over}]\nkind = \"{kind}\"\nbits = 12\ndanger_low_cardinality = true\n"
             )
         };
         let s = Schema::builtin().extend(&year("\"born\"", "year")).unwrap();
@@ -1251,6 +1321,63 @@ parent = \"a\"
             assert!(line.is_some(), "{msg}");
             assert!(msg.contains(want), "{msg}");
         }
+    }
+
+    #[test]
+    fn indexes_of_few_values_or_that_single_a_row_out_need_a_danger_option() {
+        // A year of birth alone: about 120 values, named by frequency.
+        let year = format!(
+            "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
+             over = [\"born\"]\nkind = \"year\"\nbits = 8\n"
+        );
+        let (line, msg) = problem(&year);
+        assert!(line.is_some(), "{msg}");
+        assert!(
+            msg.contains("born alone, which holds about 120 values"),
+            "{msg}"
+        );
+        assert!(Schema::builtin()
+            .extend(&format!("{year}danger_low_cardinality = true\n"))
+            .is_ok());
+        // Two 15-bit indexes on 100,000 rows: 30 bits side by side.
+        let two = "format = 2\n[[table]]\nname = \"staff\"\n\
+             [[column]]\ntable = \"staff\"\ncolumn = \"name\"\nscope = \"identity\"\n\
+             kind = \"name\"\nmax_bytes = 64\npadding = { block = 16 }\n\
+             [[column]]\ntable = \"staff\"\ncolumn = \"born\"\nscope = \"identity\"\n\
+             kind = \"date\"\nmax_bytes = 10\npadding = { block = 16 }\n\
+             [[index]]\ntable = \"staff\"\ncolumn = \"bi_name\"\nover = [\"name\"]\nbits = 15\n\
+             [[index]]\ntable = \"staff\"\ncolumn = \"bi_born\"\nover = [\"born\"]\nbits = 15\n";
+        let (line, msg) = problem(two);
+        // On the table's last index.
+        let last = two
+            .lines()
+            .collect::<Vec<_>>()
+            .iter()
+            .rposition(|l| *l == "[[index]]")
+            .unwrap()
+            + 1;
+        assert!(line.is_some_and(|l| l >= last), "{line:?} {msg}");
+        assert!(msg.contains("the 2 indexes of staff"), "{msg}");
+        assert!(msg.contains("single a row out"), "{msg}");
+        let acknowledged = two.replace(
+            "name = \"staff\"\n",
+            "name = \"staff\"\ndanger_single_out = true\n",
+        );
+        let s = Schema::builtin().extend(&acknowledged).unwrap();
+        assert!(s.table("staff").unwrap().danger_single_out);
+        // One index alone keeps its crowd: accepted as it is.
+        let one = two
+            .rsplit_once("[[index]]")
+            .map(|(head, _)| head.to_owned())
+            .unwrap();
+        assert!(Schema::builtin().extend(&one).is_ok());
+        // The built-in patients say they know.
+        assert!(
+            Schema::builtin()
+                .table("patients")
+                .unwrap()
+                .danger_single_out
+        );
     }
 
     #[test]

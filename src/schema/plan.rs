@@ -20,6 +20,13 @@ use super::{ColumnType, Index, IndexKind, Kind, Schema, Table};
 /// Years a date index tells apart: the years of a lifetime.
 pub const YEARS: f64 = 120.0;
 
+/// An index over one column that holds this many values or fewer leaks
+/// that column on its own: the server can name each class by how many
+/// rows it holds (sex, a flag, a year of birth). Truncation does not help:
+/// the few values stay apart or merge whole. The schema refuses it unless
+/// acknowledged (`danger_low_cardinality`, LANGUAGE.md §6.1).
+pub const LOW_CLASSES: f64 = 256.0;
+
 /// What one index reveals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexLeak {
@@ -31,6 +38,9 @@ pub struct IndexLeak {
     pub kind: IndexKind,
     /// Bits kept of its HMAC.
     pub bits: u16,
+    /// Values the columns can hold (their canonical forms), roughly: what
+    /// the index tells apart before truncation.
+    pub values: f64,
     /// Classes the server can tell apart: `2^bits`, or the number of
     /// values the columns can hold where that is smaller.
     pub classes: f64,
@@ -76,8 +86,8 @@ pub fn values_of(kind: Kind, max_bytes: usize) -> f64 {
         // 120 years of days; a partial date adds the years and months.
         Kind::Date { partial: false } => YEARS * 365.25,
         Kind::Date { partial: true } => YEARS * (365.25 + 12.0 + 1.0),
-        // Letters and digits.
-        Kind::Code => 36f64.powi(len),
+        // Upper-case letters, digits and the punctuation a code keeps.
+        Kind::Code => 64f64.powi(len),
         // Digits and a sign.
         Kind::Integer => 2.0 * 10f64.powi(len),
         // Letters and a space, a lower bound for any script.
@@ -107,6 +117,7 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
         over: idx.over.clone(),
         kind: idx.kind,
         bits: idx.bits,
+        values,
         classes,
         crowd: r / classes,
         values_per_row: 1,
@@ -124,17 +135,22 @@ pub fn plan(schema: &Schema, population: Option<u64>) -> Vec<TableLeak> {
         .map(|t| {
             let r = population.unwrap_or_else(|| t.population(schema));
             let indexes: Vec<IndexLeak> = t.indexes.iter().map(|i| index_leak(t, i, r)).collect();
-            let row_bits: f64 = indexes.iter().map(|i| i.bits_revealed).sum();
-            TableLeak {
-                table: t.name.clone(),
-                population: r,
-                values_per_row: indexes.iter().map(|i| i.values_per_row).sum(),
-                row_crowd: r.max(1) as f64 / 2f64.powf(row_bits),
-                row_bits,
-                indexes,
-            }
+            table_leak(t, r, indexes)
         })
         .collect()
+}
+
+/// What `indexes`, the leaks of `t`'s indexes, reveal of a row together.
+pub fn table_leak(t: &Table, population: u64, indexes: Vec<IndexLeak>) -> TableLeak {
+    let row_bits: f64 = indexes.iter().map(|i| i.bits_revealed).sum();
+    TableLeak {
+        table: t.name.clone(),
+        population,
+        values_per_row: indexes.iter().map(|i| i.values_per_row).sum(),
+        row_crowd: population.max(1) as f64 / 2f64.powf(row_bits),
+        row_bits,
+        indexes,
+    }
 }
 
 #[cfg(test)]
@@ -169,20 +185,25 @@ mod tests {
 
     #[test]
     fn a_low_cardinality_column_has_few_classes_whatever_the_bits() {
-        let s = Schema::builtin()
-            .extend(
-                "format = 2\n[[table]]\nname = \"visits\"\nplanned_rows = 20000\n\
+        let visits = "format = 2\n[[table]]\nname = \"visits\"\nplanned_rows = 20000\n\
                  [[column]]\ntable = \"visits\"\ncolumn = \"ward\"\nscope = \"clinical\"\n\
                  kind = \"code\"\nmax_bytes = 1\npadding = { block = 16 }\n\
                  [[index]]\ntable = \"visits\"\ncolumn = \"bi_ward\"\nover = [\"ward\"]\n\
-                 bits = 12\n",
-            )
+                 bits = 12\n";
+        // Refused on its own: 64 values the server can name by frequency.
+        let err = Schema::builtin().extend(visits).unwrap_err().to_string();
+        assert!(
+            err.contains("ward alone, which holds about 64 values"),
+            "{err}"
+        );
+        let s = Schema::builtin()
+            .extend(&format!("{visits}danger_low_cardinality = true\n"))
             .unwrap();
         let p = plan(&s, None);
         let visits = p.iter().find(|t| t.table == "visits").unwrap();
         let ward = leak(visits, "bi_ward");
-        assert_eq!(ward.classes, 36.0, "one letter or digit");
-        assert!((ward.crowd - 20000.0 / 36.0).abs() < 1e-6);
+        assert_eq!(ward.classes, 64.0, "one letter, digit or sign");
+        assert!((ward.crowd - 20000.0 / 64.0).abs() < 1e-6);
         assert!(!visits.singles_out());
         // The population given replaces the planned rows.
         let p = plan(&s, Some(1000));

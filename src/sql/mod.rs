@@ -52,7 +52,9 @@ pub const VAULT_META: TableSpec = TableSpec {
     name: "vault_meta",
     columns: &["key", "value"],
     paged: false,
-    vault_rows: "`key` <> 'keyring_digest'",
+    // `names_fold` stays behind too: a copy may hold rows indexed before
+    // the source's fill, so the copy's own fill decides (FORMAT.md §9.1).
+    vault_rows: "`key` NOT IN ('keyring_digest', 'names_fold')",
 };
 
 /// `users`: certificates, locked keys and their signed rows.

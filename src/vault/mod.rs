@@ -1659,16 +1659,22 @@ impl Session {
     pub(crate) async fn set_names_refolded(&self) -> Result<()> {
         let d = self.store.dialect();
         self.store
-            .write_all(vec![(
-                format!(
-                    "{} INTO vault_meta (`key`, `value`) VALUES (?, ?)",
-                    d.insert_keeping()
+            .write_all(vec![
+                (
+                    "DELETE FROM vault_meta WHERE `key` = ?".into(),
+                    vec![crate::store::Value::Text(NAMES_FOLD.into())],
                 ),
-                vec![
-                    crate::store::Value::Text(NAMES_FOLD.into()),
-                    crate::store::Value::Blob(b"2".to_vec()),
-                ],
-            )])
+                (
+                    format!(
+                        "{} INTO vault_meta (`key`, `value`) VALUES (?, ?)",
+                        d.insert_keeping()
+                    ),
+                    vec![
+                        crate::store::Value::Text(NAMES_FOLD.into()),
+                        crate::store::Value::Blob(b"2".to_vec()),
+                    ],
+                ),
+            ])
             .await?;
         self.names_refolded
             .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -542,7 +542,7 @@ impl Session {
     /// ```no_run
     /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {
     /// let filled = s.fill_indexes().await?;
-    /// println!("{filled} rows indexed");
+    /// println!("{filled} index values written");
     /// # Ok(()) }
     /// ```
     pub async fn fill_indexes(&self) -> Result<u64> {
