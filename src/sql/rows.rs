@@ -285,17 +285,7 @@ pub fn exists(d: Dialect, table: &str) -> String {
 /// `index` is NULL while every column it covers holds a value: the rows an
 /// index added over columns that held values already has yet to cover.
 pub fn unindexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {
-    let mut filter = unindexed_filter(d, index);
-    if after {
-        filter.push(format!("{} > ?", d.quote("id")));
-    }
-    format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
-        list(d, &stored_columns(table)),
-        d.quote(&table.name),
-        filter.join(" AND "),
-        d.quote("id")
-    )
+    page_where(d, table, index_filter(d, index, false, true), after, limit)
 }
 
 /// How many rows hold a value in every column `index` covers but no
@@ -304,20 +294,8 @@ pub fn unindexed_count(d: Dialect, table: &Table, index: &Index) -> String {
     format!(
         "SELECT COUNT(*) FROM {} WHERE {}",
         d.quote(&table.name),
-        unindexed_filter(d, index).join(" AND ")
+        index_filter(d, index, false, true).join(" AND ")
     )
-}
-
-/// `index` NULL, every column it covers not.
-fn unindexed_filter(d: Dialect, index: &Index) -> Vec<String> {
-    let mut filter = vec![format!("{} IS NULL", d.quote(&index.name))];
-    filter.extend(
-        index
-            .over
-            .iter()
-            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
-    );
-    filter
 }
 
 /// Up to `limit` rows in id order (after `id > ?` when `after`) whose
@@ -330,30 +308,41 @@ pub fn indexed_over_values(
     after: bool,
     limit: u32,
 ) -> String {
-    let mut filter = vec![format!("{} IS NOT NULL", d.quote(&index.name))];
-    filter.extend(
-        index
-            .over
-            .iter()
-            .map(|c| format!("{} IS NOT NULL", d.quote(c))),
-    );
-    if after {
-        filter.push(format!("{} > ?", d.quote("id")));
-    }
-    format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit}",
-        list(d, &stored_columns(table)),
-        d.quote(&table.name),
-        filter.join(" AND "),
-        d.quote("id")
-    )
+    page_where(d, table, index_filter(d, index, true, true), after, limit)
 }
 
 /// Up to `limit` rows in id order (after `id > ?` when `after`) whose
 /// `index` holds a value: the rows an index about to be dropped is
 /// cleared from first.
 pub fn indexed(d: Dialect, table: &Table, index: &Index, after: bool, limit: u32) -> String {
-    let mut filter = vec![format!("{} IS NOT NULL", d.quote(&index.name))];
+    page_where(d, table, index_filter(d, index, true, false), after, limit)
+}
+
+/// `index` NULL or not (`valued`), and, when `covered`, every column it
+/// covers not NULL.
+fn index_filter(d: Dialect, index: &Index, valued: bool, covered: bool) -> Vec<String> {
+    let is = if valued { "IS NOT NULL" } else { "IS NULL" };
+    let mut filter = vec![format!("{} {is}", d.quote(&index.name))];
+    if covered {
+        filter.extend(
+            index
+                .over
+                .iter()
+                .map(|c| format!("{} IS NOT NULL", d.quote(c))),
+        );
+    }
+    filter
+}
+
+/// Every stored column of up to `limit` rows matching `filter`, in id
+/// order (after `id > ?` when `after`).
+fn page_where(
+    d: Dialect,
+    table: &Table,
+    mut filter: Vec<String>,
+    after: bool,
+    limit: u32,
+) -> String {
     if after {
         filter.push(format!("{} > ?", d.quote("id")));
     }
