@@ -909,15 +909,15 @@ pub struct Session {
     schema_state: std::sync::RwLock<schema::InForce>,
 }
 
+/// The `vault_meta` key saying which fold the name indexes hold
+/// (FORMAT.md §4.1, §9.1): `2`, or absent (fold 1 may remain).
+pub(crate) const NAMES_FOLD: &str = "names_fold";
+
 /// The record that every row is signed (FORMAT.md §5.10) the store
 /// holds, if it verifies: SHA-256 of the stored value, hex. One that does
 /// not verify counts as none (a store can delete it as well; a client
 /// that saw one refuses either, [`seen::HighWater`]), and an adoption may
 /// replace it.
-/// The `vault_meta` key saying which fold the name indexes hold
-/// (FORMAT.md §4.1, §9.1): `2`, or absent (fold 1 may remain).
-pub(crate) const NAMES_FOLD: &str = "names_fold";
-
 async fn rows_signed_in(
     store: &dyn Store,
     vault_id: &[u8; 16],

@@ -1408,12 +1408,9 @@ impl RowTable<'_> {
             }
             let older: Vec<&str> = fold1.iter().map(|p| p.as_str()).collect();
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-            // No part this kind keys (a year-month of a year alone, a name
-            // with no sound): the value is that of the empty part.
-            let refs: Vec<schema::Part<'_>> = match i.parts(&refs) {
-                Some(p) => p,
-                None => vec![schema::Part::Of("")],
-            };
+            // `None`: no part this kind keys (a year-month of a year alone,
+            // a name with no sound), whose value `keyed_value` knows.
+            let keyed = i.parts(&refs);
             let sid = self.index_scope(i)?;
             let got = match stored {
                 Cell::Bytes(b) => b,
@@ -1425,13 +1422,12 @@ impl RowTable<'_> {
                 }
             };
             checked += 1;
-            let older = (i.kind == IndexKind::Equal
-                && older.iter().zip(&refs).any(|(o, r)| *o != r.as_str()))
-            .then_some(older);
+            let older = (i.kind == IndexKind::Equal && older != refs).then_some(older);
             let keys_of_scope = || ks.keys.iter().filter(|((s, _), _)| *s == sid);
             let ok = keys_of_scope().any(|((s, e), k)| {
                 let key = self.index_key(*s, *e, k, (pos, &i.name));
-                index::compute(&key, &refs, i.bits).as_bytes() == got.as_slice()
+                matches!(keyed_value(&key, keyed.as_deref(), i.bits),
+                    StoreValue::Blob(v) if v == *got)
             });
             let old = !ok
                 && older.as_ref().is_some_and(|o| {

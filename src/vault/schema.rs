@@ -558,17 +558,7 @@ impl Session {
         if self.names_refolded() {
             return Ok(written);
         }
-        for (t, i) in &all {
-            let done = match self.table(t).await {
-                Ok(rows) => rows.refold_index(i).await,
-                Err(e) => Err(e),
-            };
-            written += done.map_err(|e| Error::IndexNotFilled {
-                version: current.version(),
-                index: format!("{t}.{i}"),
-                cause: format!("indexing its names again (fold 2): {e}"),
-            })?;
-        }
+        written += self.reindex_listed(current.version(), &all, true).await?;
         // Every name index of every table in fold 2: searches no longer
         // ask for fold 1.
         self.set_names_refolded().await?;
@@ -587,18 +577,33 @@ impl Session {
     /// finished). Returns the rows filled; a failure is
     /// [`Error::IndexNotFilled`], the schema `version` being in force.
     async fn fill_listed(&self, version: u64, indexes: &[(String, String)]) -> Result<u64> {
-        let mut filled = 0;
+        self.reindex_listed(version, indexes, false).await
+    }
+
+    /// [`Session::fill_listed`], or, when `refold`, the names of those
+    /// indexes indexed again in fold 2 (`RowTable::refold_index`).
+    async fn reindex_listed(
+        &self,
+        version: u64,
+        indexes: &[(String, String)],
+        refold: bool,
+    ) -> Result<u64> {
+        let mut written = 0;
         for (t, i) in indexes {
-            let done = match self.table(t).await {
-                Ok(rows) => rows.fill_index(i).await,
-                Err(e) => Err(e),
+            let done = match (self.table(t).await, refold) {
+                (Ok(rows), false) => rows.fill_index(i).await,
+                (Ok(rows), true) => rows.refold_index(i).await,
+                (Err(e), _) => Err(e),
             };
-            filled += done.map_err(|e| Error::IndexNotFilled {
+            written += done.map_err(|e| Error::IndexNotFilled {
                 version,
                 index: format!("{t}.{i}"),
-                cause: e.to_string(),
+                cause: match refold {
+                    false => e.to_string(),
+                    true => format!("indexing its names again (fold 2): {e}"),
+                },
             })?;
         }
-        Ok(filled)
+        Ok(written)
     }
 }
