@@ -436,6 +436,17 @@ pub enum Error {
         /// The columns searched, comma-separated.
         columns: String,
     },
+    /// A prefix search typed fewer characters than the shortest prefix
+    /// its index keys (LANGUAGE.md §6).
+    #[error("{table}.{index} is searched by at least {shortest} characters")]
+    PrefixTooShort {
+        /// Table.
+        table: String,
+        /// The prefix index.
+        index: String,
+        /// Characters a search types at least.
+        shortest: u8,
+    },
     /// A row that does not exist (a parent row, a row to update).
     #[error("no row {id} in {table}")]
     NoSuchRow {

@@ -184,6 +184,11 @@ pub struct PatientQuery {
     /// same phonetic code ("Dupond" finds Dupont; through the
     /// `bi_family_phonetic` index, `schema/FORMAT.md` §4.2).
     pub sounds_like: Option<String>,
+    /// The first letters of a family name, at least 3: patients whose
+    /// canonical family name begins with them ("dup" finds Dupont and
+    /// Dupond, "ob" nothing: too short; through the `bi_family_prefix`
+    /// index, `schema/FORMAT.md` §4.4).
+    pub family_prefix: Option<String>,
 }
 
 /// One page of the patient list.

@@ -822,7 +822,7 @@ async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: 
 }
 
 /// The columns of a patient that a rotation seals again.
-const PATIENT_SEALED: [&str; 11] = [
+const PATIENT_SEALED: [&str; 12] = [
     "family_name",
     "given_names",
     "born",
@@ -833,6 +833,7 @@ const PATIENT_SEALED: [&str; 11] = [
     "bi_family_born",
     "bi_born_year",
     "bi_family_phonetic",
+    "bi_family_prefix",
     "medvault_auth",
 ];
 

@@ -174,6 +174,33 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                 .collect();
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             assert_eq!(refs.join(" | "), g("canonical"));
+            if m.get("index_kind").map(String::as_str) == Some("prefix") {
+                // Each length's prefix, keyed with its length, side by
+                // side, recomputed here from §4.4 with the HMAC alone.
+                let (s, l) = g("lengths").split_once("..").unwrap();
+                let (s, l): (u8, u8) = (s.parse().unwrap(), l.parse().unwrap());
+                let bits: u16 = g("bits").parse().unwrap();
+                let c = refs[0];
+                let prefixes: Vec<String> = (s..=l)
+                    .map(|k| c.chars().take(usize::from(k)).collect())
+                    .collect();
+                assert_eq!(prefixes.join(" | "), g("keyed"));
+                let by_hand: Vec<u8> = (s..=l)
+                    .zip(&prefixes)
+                    .flat_map(|(k, p)| {
+                        index::compute(&ik, &[k.to_string().as_str(), p], bits)
+                            .as_bytes()
+                            .to_vec()
+                    })
+                    .collect();
+                let lengths = medvault::schema::Lengths {
+                    shortest: s,
+                    longest: l,
+                };
+                let chain = index::prefix_chain(&ik, c, lengths, l, bits);
+                assert_eq!(chain.as_bytes(), by_hand.as_slice());
+                return hex::encode(chain.as_bytes());
+            }
             let refs: Vec<String> = match m.get("index_kind") {
                 None => parts.clone(),
                 Some(k) => {

@@ -12,6 +12,7 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::crypto::secret::IndexKey;
+use crate::schema::{Index, Lengths};
 
 /// A blind index value. Public: it is stored in clear beside the ciphertext,
 /// and it may appear in a query. Never print it in an error message all the
@@ -50,6 +51,67 @@ pub fn compute<S: AsRef<str>>(key: &IndexKey, parts: &[S], bits: u16) -> BlindIn
     }
     let full = mac.finalize().into_bytes();
     truncate(&full, bits)
+}
+
+/// The value index `idx` stores for a row whose covered columns hold the
+/// canonical values `canonical` (in the index's order), under `key`
+/// (FORMAT.md §4.2, §4.4):
+/// - a prefix index: the keyed prefix of each of its lengths, side by
+///   side ([`prefix_chain`]);
+/// - any other kind: the keyed parts its kind takes of each value, or,
+///   for a value with no such part (a year-month of a year alone, a name
+///   with no sound), the value of one empty part, which no search asks
+///   for: keyed like any other, so the server cannot tell that class from
+///   the others, where NULL means "not filled yet".
+pub fn value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> BlindIndex {
+    if let (Some(lengths), [one]) = (idx.prefix, canonical) {
+        return prefix_chain(key, one, lengths, lengths.longest, idx.bits);
+    }
+    match idx.parts(canonical) {
+        Some(parts) => compute(key, &parts, idx.bits),
+        None => compute(key, &[""], idx.bits),
+    }
+}
+
+/// The keyed prefixes of canonical value `c` at each length from
+/// `lengths.shortest` to `upto` (at most `lengths.longest`), side by side:
+/// the prefix of length k is `compute(key, [decimal k, first k characters
+/// of c], bits)`, the whole value where it is shorter than k (FORMAT.md
+/// §4.4). The length is keyed with it, so a short value's prefixes
+/// differ from one length to the next.
+pub fn prefix_chain(key: &IndexKey, c: &str, lengths: Lengths, upto: u8, bits: u16) -> BlindIndex {
+    let upto = upto.min(lengths.longest);
+    let mut out = Vec::new();
+    for k in lengths.shortest..=upto {
+        // The byte end of the first k characters, or of `c`.
+        let end = c
+            .char_indices()
+            .nth(usize::from(k))
+            .map_or(c.len(), |(i, _)| i);
+        let prefix = &c[..end];
+        let part = compute(key, &[k.to_string().as_str(), prefix], bits);
+        out.extend_from_slice(part.as_bytes());
+    }
+    BlindIndex(out)
+}
+
+/// The stored values a prefix index `idx` holds for rows whose canonical
+/// value starts with `typed` (its canonical form): the bounds of one
+/// range, `low <= stored <= high`, exactly the values beginning with the
+/// keyed prefixes of `typed`'s lengths (the longest one included where
+/// `typed` is longer). `None` if `idx` is no prefix index or `typed` is
+/// shorter than its shortest length.
+pub fn prefix_range(key: &IndexKey, idx: &Index, typed: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let lengths = idx.prefix?;
+    let n = typed.chars().count();
+    if n < usize::from(lengths.shortest) {
+        return None;
+    }
+    let upto = u8::try_from(n).unwrap_or(u8::MAX).min(lengths.longest);
+    let low = prefix_chain(key, typed, lengths, upto, idx.bits).0;
+    let mut high = low.clone();
+    high.resize(idx.stored_len().max(low.len()), 0xff);
+    Some((low, high))
 }
 
 fn truncate(full: &[u8], bits: u16) -> BlindIndex {

@@ -207,9 +207,14 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                     table: ot.name.clone(),
                     index: oi.name.clone(),
                 }),
-                Some(ni) if ni.over != oi.over || ni.kind != oi.kind || ni.bits != oi.bits => {
+                Some(ni)
+                    if ni.over != oi.over
+                        || ni.kind != oi.kind
+                        || ni.bits != oi.bits
+                        || ni.prefix != oi.prefix =>
+                {
                     no(format!(
-                    "{}.{}: an index's columns, kind and bits cannot change (its stored values \
+                    "{}.{}: an index's columns, kind, bits and lengths cannot change (its stored values \
                      would all be wrong); declare a new index and drop this one",
                     ot.name, oi.name
                 ))
@@ -299,7 +304,7 @@ mod tests {
         );
         let rebits = ALLERGIES.replace("bits = 12", "bits = 11");
         let why = refused(&old, &Schema::builtin().extend(&rebits).unwrap());
-        assert!(why.contains("bits cannot change"), "{why}");
+        assert!(why.contains("bits and lengths cannot change"), "{why}");
         let dated = format!(
             "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
              over = [\"born\"]\nkind = \"year\"\nbits = 12\ndanger_low_cardinality = true\n"
@@ -307,7 +312,30 @@ mod tests {
         let with_year = Schema::builtin().extend(&dated).unwrap();
         let rekinded = dated.replace("kind = \"year\"", "kind = \"year-month\"");
         let why = refused(&with_year, &Schema::builtin().extend(&rekinded).unwrap());
-        assert!(why.contains("kind and bits cannot change"), "{why}");
+        assert!(
+            why.contains("kind, bits and lengths cannot change"),
+            "{why}"
+        );
+        // A prefix index keeps its lengths: its values are keyed per
+        // length.
+        let prefixed = format!(
+            "{}\n[[index]]\ntable = \"allergies\"\ncolumn = \"bi_p\"\n\
+             over = [\"substance\"]\nkind = \"prefix\"\nlongest = 4\nbits = 12\n",
+            ALLERGIES.replace(
+                "name = \"allergies\"\n",
+                "name = \"allergies\"\ndanger_single_out = true\n"
+            )
+        );
+        let with_prefix = Schema::builtin().extend(&prefixed).unwrap();
+        let relengthed = prefixed.replace("longest = 4", "longest = 5");
+        let why = refused(
+            &with_prefix,
+            &Schema::builtin().extend(&relengthed).unwrap(),
+        );
+        assert!(
+            why.contains("bi_p: an index's columns, kind, bits and lengths"),
+            "{why}"
+        );
         let orphan = ALLERGIES.replace("parent = \"patients\"", "");
         let why = refused(&old, &Schema::builtin().extend(&orphan).unwrap());
         assert!(why.contains("parent cannot change"), "{why}");

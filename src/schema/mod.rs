@@ -241,7 +241,7 @@ impl fmt::Display for PlainType {
 }
 
 /// What a blind index keys of the canonical values of its columns
-/// (`schema/LANGUAGE.md` §6, `schema/FORMAT.md` §4.5).
+/// (`schema/LANGUAGE.md` §6, `schema/FORMAT.md` §4.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum IndexKind {
     /// The canonical values themselves: rows whose columns are equal.
@@ -256,15 +256,22 @@ pub enum IndexKind {
     /// column, its separators removed: names that sound alike ("Dupond",
     /// "Dupont"). A name without a sounded letter `a`..`z` has none.
     Phonetic,
+    /// The first characters of one name, text or code column, at each
+    /// length of [`Index::prefix`]: rows whose value starts with what was
+    /// typed ("dup" finds Dupont and Dupond). One stored value chains the
+    /// keyed prefix of every length, so one range of the SQL index finds
+    /// them (FORMAT.md §4.4).
+    Prefix,
 }
 
 impl IndexKind {
     /// Every kind, in the order the language lists them.
-    pub const ALL: [IndexKind; 4] = [
+    pub const ALL: [IndexKind; 5] = [
         IndexKind::Equal,
         IndexKind::Year,
         IndexKind::YearMonth,
         IndexKind::Phonetic,
+        IndexKind::Prefix,
     ];
 
     /// The name in the schema language.
@@ -274,6 +281,7 @@ impl IndexKind {
             IndexKind::Year => "year",
             IndexKind::YearMonth => "year-month",
             IndexKind::Phonetic => "phonetic",
+            IndexKind::Prefix => "prefix",
         }
     }
 
@@ -288,10 +296,12 @@ impl IndexKind {
     }
 
     /// What it keys of the canonical value `c` of a column it covers;
-    /// `None` if the value has no such part.
+    /// `None` if the value has no such part. A prefix index keys the whole
+    /// value's prefixes, one per length ([`crate::index::value`]): its part
+    /// is the whole value.
     pub fn part(self, c: &str) -> Option<Part<'_>> {
         match self {
-            IndexKind::Equal => Some(Part::Of(c)),
+            IndexKind::Equal | IndexKind::Prefix => Some(Part::Of(c)),
             IndexKind::Year => c.get(..4).map(Part::Of),
             IndexKind::YearMonth => c.get(..7).map(Part::Of),
             IndexKind::Phonetic => crate::index::canonical::phonetic(c).map(Part::Made),
@@ -361,12 +371,48 @@ pub struct Index {
     /// It covers one column of few values, and the schema says it knows
     /// (`danger_low_cardinality`, LANGUAGE.md §6.1).
     pub danger_low_cardinality: bool,
+    /// The prefix lengths a [`IndexKind::Prefix`] index keys; `None` for
+    /// every other kind.
+    pub prefix: Option<Lengths>,
 }
 
+/// The prefix lengths, in characters, a prefix index keys: every length
+/// from `shortest` to `longest`. A search types at least `shortest`
+/// characters; one longer than `longest` is found through the longest
+/// prefix and the rest compared after decryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lengths {
+    /// The shortest prefix keyed (at least 1).
+    pub shortest: u8,
+    /// The longest prefix keyed (at most [`MAX_PREFIX`]).
+    pub longest: u8,
+}
+
+impl Lengths {
+    /// How many prefixes one value holds.
+    pub fn count(self) -> usize {
+        usize::from(self.longest.saturating_sub(self.shortest)) + 1
+    }
+}
+
+/// The longest prefix an index may key.
+pub const MAX_PREFIX: u8 = 16;
+
+/// The most bytes one stored index value may take (a MySQL
+/// `VARBINARY(32)`): a prefix index's lengths times its bytes per value
+/// stay within it.
+pub const MAX_INDEX_BYTES: usize = 32;
+
 impl Index {
-    /// Stored bytes of one index value.
-    pub fn stored_len(&self) -> usize {
+    /// Stored bytes of one keyed value (a prefix index stores one per
+    /// length, side by side: [`Index::stored_len`]).
+    pub fn value_len(&self) -> usize {
         usize::from(self.bits).div_ceil(8)
+    }
+
+    /// Stored bytes of the index's value in a row.
+    pub fn stored_len(&self) -> usize {
+        self.value_len() * self.prefix.map_or(1, Lengths::count)
     }
 
     /// The parts its value is computed over, from the canonical values of

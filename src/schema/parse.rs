@@ -13,8 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Column, ColumnType, Encrypted, Index, IndexKind, Kind, Parent, PlainType, Schema, ScopeRule,
-    Table, FORMAT, MAX_CELL_BYTES, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS, NAMED_SCOPES,
+    Column, ColumnType, Encrypted, Index, IndexKind, Kind, Lengths, Parent, PlainType, Schema,
+    ScopeRule, Table, FORMAT, MAX_CELL_BYTES, MAX_FIELD_BYTES, MAX_IDENT, MAX_INDEX_PARTS,
+    NAMED_SCOPES,
 };
 use crate::crypto::padding::Padding;
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 20] = [
+pub const RESERVED_TABLES: [&str; 21] = [
     "vault_meta",
     "users",
     "scopes",
@@ -40,6 +41,7 @@ pub const RESERVED_TABLES: [&str; 20] = [
     "patients_bi_family_born",
     "patients_bi_born_year",
     "patients_bi_family_phonetic",
+    "patients_bi_family_prefix",
     "notes_patient",
     "notes_seq",
     "notes_patient_order",
@@ -129,6 +131,8 @@ struct RawIndex {
     over: Spanned<Vec<Spanned<String>>>,
     kind: Option<Spanned<String>>,
     bits: Spanned<i64>,
+    shortest: Option<Spanned<i64>>,
+    longest: Option<Spanned<i64>>,
     danger_low_cardinality: Option<Spanned<bool>>,
 }
 
@@ -853,6 +857,14 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             ok = false;
         }
     }
+    let prefix = if ok {
+        prefix_lengths(ck, i, kind, table)
+    } else {
+        None
+    };
+    if kind == IndexKind::Prefix && prefix.is_none() {
+        ok = false;
+    }
     let population = table.population(schema);
     let bits = match u16::try_from(*i.bits.get_ref()) {
         Ok(b) if (1..=64).contains(&b) => Some(b),
@@ -887,6 +899,22 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             ok = false;
         }
     }
+    if let (Some(b), Some(l)) = (bits, prefix) {
+        let bytes = usize::from(b).div_ceil(8) * l.count();
+        if bytes > super::MAX_INDEX_BYTES {
+            ck.at(
+                i.bits.span(),
+                format!(
+                    "{} prefix lengths of {} bytes each take {bytes} bytes; an index value \
+                     holds at most {}: fewer lengths or bits",
+                    l.count(),
+                    usize::from(b).div_ceil(8),
+                    super::MAX_INDEX_BYTES
+                ),
+            );
+            ok = false;
+        }
+    }
     let (Some(bits), true) = (bits, ok) else {
         return;
     };
@@ -900,6 +928,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             .danger_low_cardinality
             .as_ref()
             .is_some_and(|d| *d.get_ref()),
+        prefix,
     };
     // An index over one column of few values hands the server that
     // column, value class by value class (LANGUAGE.md §6.1).
@@ -921,6 +950,79 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
         return;
     }
     schema.tables[ti].indexes.push(made);
+}
+
+/// The lengths of a prefix index (`shortest`, default 1, and `longest`,
+/// which it must name): `None`, with the problem reported, if they are
+/// wrong, or if they are given to an index of another kind (reported) or
+/// not (nothing to report). A prefix index covers one name, text or code.
+fn prefix_lengths(
+    ck: &mut Check<'_>,
+    i: &RawIndex,
+    kind: IndexKind,
+    table: &Table,
+) -> Option<Lengths> {
+    if kind != IndexKind::Prefix {
+        for l in [&i.shortest, &i.longest].into_iter().flatten() {
+            ck.at(
+                l.span(),
+                format!("shortest and longest are a prefix index's; this one is {kind}"),
+            );
+        }
+        return None;
+    }
+    let over = i.over.get_ref();
+    let fits = match over.as_slice() {
+        [one] => matches!(
+            table.column(one.get_ref()).map(|c| &c.ty),
+            Some(ColumnType::Encrypted(e))
+                if matches!(e.kind, Kind::Name | Kind::Text | Kind::Code)
+        ),
+        _ => false,
+    };
+    if !fits {
+        ck.at(
+            i.over.span(),
+            "a prefix index covers one encrypted column of kind name, text or code",
+        );
+        return None;
+    }
+    let Some(longest) = &i.longest else {
+        ck.at(
+            i.kind.as_ref().map_or(i.over.span(), |k| k.span()),
+            format!(
+                "a prefix index names the longest prefix it keys: longest = 1..={}",
+                super::MAX_PREFIX
+            ),
+        );
+        return None;
+    };
+    let length = |v: &Spanned<i64>| {
+        u8::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| (1..=super::MAX_PREFIX).contains(n))
+    };
+    let Some(l) = length(longest) else {
+        ck.at(
+            longest.span(),
+            format!("longest must be 1..={}", super::MAX_PREFIX),
+        );
+        return None;
+    };
+    let s = match &i.shortest {
+        None => 1,
+        Some(v) => match length(v).filter(|s| *s <= l) {
+            Some(s) => s,
+            None => {
+                ck.at(v.span(), format!("shortest must be 1..={l} (longest)"));
+                return None;
+            }
+        },
+    };
+    Some(Lengths {
+        shortest: s,
+        longest: l,
+    })
 }
 
 /// Refuses a table whose indexes this file declares if, side by side,
@@ -1321,6 +1423,104 @@ parent = \"a\"
             assert!(line.is_some(), "{msg}");
             assert!(msg.contains(want), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_prefix_index_names_its_lengths_and_fits_one_value() {
+        let prefix = |over: &str, lengths: &str, bits: u16| {
+            format!(
+                "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_p\"\n\
+                 over = [{over}]\nkind = \"prefix\"\n{lengths}bits = {bits}\n\
+                 danger_low_cardinality = true\n"
+            )
+        };
+        let s = Schema::builtin()
+            .extend(&prefix(
+                "\"family_name\"",
+                "shortest = 2\nlongest = 4\n",
+                12,
+            ))
+            .unwrap();
+        let i = s.table("patients").unwrap().index("bi_p").unwrap();
+        assert_eq!(i.kind, IndexKind::Prefix);
+        assert_eq!(
+            i.prefix,
+            Some(Lengths {
+                shortest: 2,
+                longest: 4
+            })
+        );
+        assert_eq!((i.value_len(), i.stored_len()), (2, 6));
+        // shortest defaults to 1.
+        let s = Schema::builtin()
+            .extend(&prefix("\"given_names\"", "longest = 3\n", 12))
+            .unwrap();
+        let i = s.table("patients").unwrap().index("bi_p").unwrap();
+        assert_eq!(i.prefix.map(|l| (l.shortest, l.longest)), Some((1, 3)));
+        // Other kinds have no lengths.
+        let s = Schema::builtin().extend(ALLERGIES).unwrap();
+        let i = s.table("allergies").unwrap().index("bi_substance").unwrap();
+        assert_eq!((i.prefix, i.stored_len()), (None, 2));
+        for (over, lengths, bits, want) in [
+            (
+                "\"born\"",
+                "longest = 3\n",
+                12,
+                "one encrypted column of kind name, text or code",
+            ),
+            (
+                "\"family_name\", \"born\"",
+                "longest = 3\n",
+                12,
+                "one encrypted column of kind name, text or code",
+            ),
+            (
+                "\"family_name\"",
+                "",
+                12,
+                "names the longest prefix it keys",
+            ),
+            (
+                "\"family_name\"",
+                "longest = 0\n",
+                12,
+                "longest must be 1..=16",
+            ),
+            (
+                "\"family_name\"",
+                "longest = 17\n",
+                12,
+                "longest must be 1..=16",
+            ),
+            (
+                "\"family_name\"",
+                "shortest = 4\nlongest = 3\n",
+                12,
+                "shortest must be 1..=3 (longest)",
+            ),
+            // 16 lengths of 3 bytes: 48 bytes (17 bits are too many for
+            // the patients too, said apart).
+            (
+                "\"family_name\"",
+                "longest = 16\n",
+                17,
+                "16 prefix lengths of 3 bytes each take 48 bytes",
+            ),
+        ] {
+            let p = problems(&prefix(over, lengths, bits));
+            assert!(
+                p.iter()
+                    .any(|p| p.line.is_some() && p.message.contains(want)),
+                "{over} {lengths}: {p:?}"
+            );
+        }
+        // Lengths on another kind are refused, not ignored.
+        let equal = format!(
+            "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_p\"\n\
+             over = [\"given_names\"]\nlongest = 3\nbits = 12\n"
+        );
+        let (_, msg) = problem(&equal);
+        assert!(msg.contains("a prefix index's; this one is equal"), "{msg}");
     }
 
     #[test]

@@ -46,8 +46,13 @@ pub struct IndexLeak {
     pub classes: f64,
     /// Expected rows sharing each index value, R / classes.
     pub crowd: f64,
-    /// Index values one row holds in it (1 for every kind today).
+    /// Index values one row holds in it: one, or a prefix index's one per
+    /// length.
     pub values_per_row: u32,
+    /// For a prefix index, what its chain tells apart up to each length:
+    /// (length, classes), shortest first. The server sees each: the first
+    /// reveals the classes of the value's first `shortest` characters.
+    pub prefixes: Vec<(u8, f64)>,
     /// Bits of a row it reveals, `log2(classes)`.
     pub bits_revealed: f64,
 }
@@ -101,6 +106,17 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
     let values: f64 = match idx.kind {
         IndexKind::Year => YEARS,
         IndexKind::YearMonth => YEARS * 12.0,
+        IndexKind::Prefix => idx
+            .over
+            .iter()
+            .map(|c| match table.column(c).map(|c| &c.ty) {
+                Some(ColumnType::Encrypted(e)) => {
+                    let longest = idx.prefix.map_or(1, |l| usize::from(l.longest));
+                    values_of(e.kind, e.max_bytes.min(longest))
+                }
+                _ => f64::INFINITY,
+            })
+            .product(),
         IndexKind::Equal | IndexKind::Phonetic => idx
             .over
             .iter()
@@ -110,7 +126,23 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
             })
             .product(),
     };
+    // A prefix chain's values side by side tell apart up to 2^bits per
+    // length, and never more than the prefixes themselves.
+    let count = idx.prefix.map_or(1, |l| l.count());
+    let by_bits = by_bits.powi(i32::try_from(count).unwrap_or(i32::MAX));
     let classes = by_bits.min(values).max(1.0);
+    let per_char = values.powf(1.0 / f64::from(idx.prefix.map_or(1, |l| l.longest)));
+    let prefixes = idx
+        .prefix
+        .map(|l| {
+            (l.shortest..=l.longest)
+                .map(|k| {
+                    let chain = 2f64.powi(i32::from(idx.bits) * i32::from(k - l.shortest + 1));
+                    (k, chain.min(per_char.powi(i32::from(k))).max(1.0))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let r = population.max(1) as f64;
     IndexLeak {
         index: idx.name.clone(),
@@ -120,7 +152,8 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
         values,
         classes,
         crowd: r / classes,
-        values_per_row: 1,
+        values_per_row: u32::try_from(count).unwrap_or(u32::MAX),
+        prefixes,
         bits_revealed: classes.log2(),
     }
 }
@@ -174,8 +207,20 @@ mod tests {
         let year = leak(patients, "bi_born_year");
         assert_eq!((year.classes, year.bits), (YEARS, 8));
         assert!((year.crowd - 833.3).abs() < 0.1, "{year:?}");
+        // The family name's prefixes of 3, 4 and 5 letters: three values
+        // a row, telling apart at most the 27^3, 27^4, 27^5 prefixes, and
+        // never more than 2^15 per value side by side.
+        let prefix = leak(patients, "bi_family_prefix");
+        assert_eq!(prefix.values_per_row, 3);
+        let want = [(3u8, 19683.0f64), (4, 531441.0), (5, 14348907.0)];
+        assert_eq!(prefix.prefixes.len(), 3);
+        for ((k, got), (wk, w)) in prefix.prefixes.iter().zip(want) {
+            assert_eq!(*k, wk);
+            assert!((got - w).abs() / w < 1e-9, "{k}: {got} != {w}");
+        }
+        assert!((prefix.bits_revealed - 14348907f64.log2()).abs() < 1e-9);
         // Side by side they single a row out.
-        assert_eq!(patients.values_per_row, 6);
+        assert_eq!(patients.values_per_row, 9);
         assert!(patients.row_bits > 70.0, "{patients:?}");
         assert!(patients.singles_out());
         // Notes have no index: nothing to single out by.

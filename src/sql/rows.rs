@@ -161,6 +161,23 @@ pub fn by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
     )
 }
 
+/// The rows whose `column` lies in any of `n` ranges, each
+/// `column BETWEEN ? AND ?` (two parameters, low then high, per range): a
+/// prefix index's search, one range per live epoch. In id order.
+pub fn by_ranges(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+    let c = d.quote(column);
+    let ranges: Vec<String> = (0..n.max(1))
+        .map(|_| format!("({c} BETWEEN ? AND ?)"))
+        .collect();
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {}",
+        list(d, &stored_columns(table)),
+        d.quote(&table.name),
+        ranges.join(" OR "),
+        d.quote("id")
+    )
+}
+
 /// A page of `limit` rows in id order, after `id > ?` when `after`.
 pub fn page(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
     let filter = if after {

@@ -474,11 +474,12 @@ impl Session {
     ///
     /// The store is asked through one blind index: family name and date of
     /// birth together when both are given, else the family name, the
-    /// given names, the date, the sound of the family name
+    /// given names, the date, the first letters of the family name
+    /// ([`PatientQuery::family_prefix`]), its sound
     /// ([`PatientQuery::sounds_like`]) or the year of birth alone; a
     /// criterion the index does not cover is checked on the decrypted
-    /// candidates. A patient written before the year or phonetic index
-    /// existed (format 9, 10) is found by them once an administrator has
+    /// candidates. A patient written before the year, phonetic or prefix
+    /// index existed (format 9, 10, 11) is found by them once an administrator has
     /// filled them
     /// ([`Session::fill_indexes`]); [`Session::unfilled`] counts those
     /// left.
@@ -513,6 +514,12 @@ impl Session {
             .as_deref()
             .map(|v| self.check_name("family_name", "family name", v))
             .transpose()?;
+        let prefix = q
+            .family_prefix
+            .as_deref()
+            .map(|v| self.check_name("family_name", "family name", v))
+            .transpose()?;
+        let prefix_canon = prefix.as_deref().map(canonical::name);
         let sound_code = match &sounds {
             Some(s) => Some(
                 canonical::phonetic(&canonical::name(s)).ok_or(Error::Refused(
@@ -534,6 +541,15 @@ impl Session {
         let table = self.patients().await?;
         let rows = match (&year, criteria.is_empty()) {
             (_, false) => table.find(&criteria).await?,
+            (_, true) if prefix.is_some() => {
+                table
+                    .find_by(
+                        crate::schema::IndexKind::Prefix,
+                        "family_name",
+                        &Value::from(prefix.as_deref().unwrap_or_default()),
+                    )
+                    .await?
+            }
             (_, true) if sounds.is_some() => {
                 table
                     .find_by(
@@ -570,6 +586,9 @@ impl Session {
                 && want(&given, &p.given_names, false)
                 && want(&born, &p.born, true)
                 && year.as_deref().is_none_or(|y| p.born.get(..4) == Some(y))
+                && prefix_canon
+                    .as_deref()
+                    .is_none_or(|w| canonical::name(&p.family_name).starts_with(w))
                 && sound_code.as_ref().is_none_or(|w| {
                     canonical::phonetic(&canonical::name(&p.family_name))
                         .is_some_and(|got| got.as_str() == w.as_str())

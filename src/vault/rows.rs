@@ -320,17 +320,21 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
     })
 }
 
-/// The stored index value of `parts` under `key`, or, for a value with no
-/// part the index's kind keys (`None`: a year-month of a year alone, a
-/// name with no sound; FORMAT.md §4.2), the value of the one empty part,
-/// which no search asks for: keyed like any other (the server cannot tell
-/// that class from the others), where NULL would mean "not filled yet".
-fn keyed_value(key: &IndexKey, parts: Option<&[schema::Part<'_>]>, bits: u16) -> StoreValue {
-    let value = match parts {
-        Some(parts) => index::compute(key, parts, bits),
-        None => index::compute(key, &[""], bits),
-    };
-    StoreValue::Blob(value.as_bytes().to_vec())
+/// What a search asks an index for.
+#[derive(Clone, Copy)]
+enum Probe<'a> {
+    /// Rows holding the value of any of these forms (each the parts of
+    /// one index value).
+    Equal(&'a [Vec<&'a str>]),
+    /// Rows of a prefix index whose value starts with this canonical
+    /// prefix (at least the index's shortest length).
+    Prefix(&'a str),
+}
+
+/// The value index `idx` stores, under `key`, for the canonical values
+/// `canonical` of its columns ([`index::value`]).
+fn keyed_value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> StoreValue {
+    StoreValue::Blob(index::value(key, idx, canonical).as_bytes().to_vec())
 }
 
 /// A cell still under an unknown epoch after the key state was read again
@@ -825,7 +829,7 @@ impl RowTable<'_> {
             let sid = self.index_scope(i)?;
             let (epoch, keys) = self.s.current_keys(sid)?;
             let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
-            vals.push(keyed_value(&key, i.parts(&parts).as_deref(), i.bits));
+            vals.push(keyed_value(&key, i, &parts));
         }
         Ok(vals)
     }
@@ -1408,9 +1412,6 @@ impl RowTable<'_> {
             }
             let older: Vec<&str> = fold1.iter().map(|p| p.as_str()).collect();
             let refs: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
-            // `None`: no part this kind keys (a year-month of a year alone,
-            // a name with no sound), whose value `keyed_value` knows.
-            let keyed = i.parts(&refs);
             let sid = self.index_scope(i)?;
             let got = match stored {
                 Cell::Bytes(b) => b,
@@ -1426,7 +1427,7 @@ impl RowTable<'_> {
             let keys_of_scope = || ks.keys.iter().filter(|((s, _), _)| *s == sid);
             let ok = keys_of_scope().any(|((s, e), k)| {
                 let key = self.index_key(*s, *e, k, (pos, &i.name));
-                matches!(keyed_value(&key, keyed.as_deref(), i.bits),
+                matches!(keyed_value(&key, i, &refs),
                     StoreValue::Blob(v) if v == *got)
             });
             let old = !ok
@@ -1785,7 +1786,7 @@ impl RowTable<'_> {
         if older != forms[0] && !self.s.names_refolded() {
             forms.push(older);
         }
-        let candidates = self.candidates(pos, idx, &forms).await?;
+        let candidates = self.candidates(pos, idx, Probe::Equal(&forms)).await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
@@ -1858,6 +1859,9 @@ impl RowTable<'_> {
                 table: self.name.clone(),
                 columns: format!("{} ({kind})", column.chars().take(64).collect::<String>()),
             })?;
+        if kind == IndexKind::Prefix {
+            return self.find_prefix(pos, idx, column, value).await;
+        }
         let refused = match kind {
             IndexKind::Year => "a year index is searched by a year, YYYY",
             IndexKind::YearMonth => "a year-month index is searched by a year and month, YYYY-MM",
@@ -1885,7 +1889,9 @@ impl RowTable<'_> {
             }
         };
         let want = kind.part(&q).ok_or(Error::Refused(refused))?;
-        let candidates = self.candidates(pos, idx, &[vec![want.as_str()]]).await?;
+        let candidates = self
+            .candidates(pos, idx, Probe::Equal(&[vec![want.as_str()]]))
+            .await?;
         Ok(candidates
             .into_iter()
             .filter(|r| {
@@ -1901,11 +1907,53 @@ impl RowTable<'_> {
             .collect())
     }
 
-    /// The rows whose index `idx` (at `pos`) holds the value of any of
-    /// `forms` (each the parts of one index value) under any live epoch
-    /// of its scope, opened, in id order: candidates, which the caller
-    /// compares with what it looks for.
-    async fn candidates(&self, pos: usize, idx: &Index, forms: &[Vec<&str>]) -> Result<Vec<Row>> {
+    /// [`RowTable::find_by`] of a prefix: the rows whose `column`, through
+    /// prefix index `idx` (at `pos`), starts with the canonical form of
+    /// `value`.
+    async fn find_prefix(
+        &self,
+        pos: usize,
+        idx: &Index,
+        column: &str,
+        value: &Value,
+    ) -> Result<Vec<Row>> {
+        let t = self.t();
+        let c = t
+            .column(column)
+            .ok_or_else(|| self.unknown_column(column))?;
+        let ColumnType::Encrypted(e) = &c.ty else {
+            return Err(Error::Policy(format!(
+                "{}.{column} is not encrypted",
+                t.name
+            )));
+        };
+        // What was typed, as the column takes it (its limits and form).
+        let typed = self.check_encrypted(c, e, value, true)?.canonical;
+        let shortest = idx.prefix.map_or(1, |l| l.shortest);
+        if typed.chars().count() < usize::from(shortest) {
+            return Err(Error::PrefixTooShort {
+                table: t.name.clone(),
+                index: idx.name.clone(),
+                shortest,
+            });
+        }
+        let candidates = self.candidates(pos, idx, Probe::Prefix(&typed)).await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|r| {
+                self.canonical_of(r, column).is_some_and(|got| {
+                    got.as_bytes()
+                        .get(..typed.len())
+                        .is_some_and(|head| crate::crypto::secret::ct_eq(head, typed.as_bytes()))
+                })
+            })
+            .collect())
+    }
+
+    /// The rows whose index `idx` (at `pos`) holds what `probe` asks for
+    /// under any live epoch of its scope, opened, in id order: candidates,
+    /// which the caller compares with what it looks for.
+    async fn candidates(&self, pos: usize, idx: &Index, probe: Probe<'_>) -> Result<Vec<Row>> {
         let t = self.t();
         let sid = self.index_scope(idx)?;
         let d = self.s.store.dialect();
@@ -1916,32 +1964,46 @@ impl RowTable<'_> {
             // and the new one.
             let mut live: Vec<u32> = ks.live(sid).map(|(e, _)| e).collect();
             live.sort_unstable();
-            let mut blobs: Vec<Vec<u8>> = ks
-                .live(sid)
-                .flat_map(|(e, keys)| {
-                    let key = self.index_key(sid, e, keys, (pos, &idx.name));
-                    forms
-                        .iter()
-                        .map(|parts| index::compute(&key, parts, idx.bits).as_bytes().to_vec())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            if blobs.is_empty() {
+            // Equal: the values asked for; a prefix: the two ends of each
+            // range, side by side.
+            let mut blobs: Vec<Vec<u8>> = Vec::new();
+            let mut ranges: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (e, keys) in ks.live(sid) {
+                let key = self.index_key(sid, e, keys, (pos, &idx.name));
+                match probe {
+                    Probe::Equal(forms) => blobs.extend(
+                        forms
+                            .iter()
+                            .map(|parts| index::compute(&key, parts, idx.bits).as_bytes().to_vec()),
+                    ),
+                    Probe::Prefix(typed) => {
+                        ranges.extend(index::prefix_range(&key, idx, typed));
+                    }
+                }
+            }
+            if blobs.is_empty() && ranges.is_empty() {
                 return Err(Error::NoAccess(self.s.scope_name(sid)));
             }
             blobs.sort_unstable();
             blobs.dedup();
-            let values: Vec<StoreValue> = blobs.into_iter().map(StoreValue::Blob).collect();
-            let n = values.len();
+            ranges.sort_unstable();
+            ranges.dedup();
+            let (sql, values) = if ranges.is_empty() {
+                let n = blobs.len();
+                let values: Vec<StoreValue> = blobs.into_iter().map(StoreValue::Blob).collect();
+                (stmt::by_values(d, t, &idx.name, n), values)
+            } else {
+                let n = ranges.len();
+                let values: Vec<StoreValue> = ranges
+                    .into_iter()
+                    .flat_map(|(low, high)| [StoreValue::Blob(low), StoreValue::Blob(high)])
+                    .collect();
+                (stmt::by_ranges(d, t, &idx.name, n), values)
+            };
             // The key state is checked alongside the search (on MySQL, on
             // another connection at the same time): a scope rotated since
             // the keys were loaded is searched again under its new epochs.
-            let (found, probe) = tokio::join!(
-                self.s
-                    .store
-                    .lookup(stmt::by_values(d, t, &idx.name, n), values),
-                self.s.probe()
-            );
+            let (found, probe) = tokio::join!(self.s.store.lookup(sql, values), self.s.probe());
             rows = found?;
             if attempt == 0 && self.s.keys_follow(&probe?).await? {
                 let ks = self.s.ks();
@@ -2530,7 +2592,7 @@ impl RowTable<'_> {
                 // A value with no part this kind keys (a year-month of a
                 // year alone, a name with no sound) gets the value of the
                 // empty part, so that it is no longer counted as unfilled.
-                let value = keyed_value(&key, idx.parts(&refs).as_deref(), idx.bits);
+                let value = keyed_value(&key, idx, &refs);
                 let stored = match cells.get(at) {
                     Some(Cell::Bytes(b)) => Some(b.clone()),
                     _ => None,
@@ -3014,7 +3076,7 @@ impl RowTable<'_> {
             vals.push(match parts {
                 Some(p) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
-                    keyed_value(&key, i.parts(&p).as_deref(), i.bits)
+                    keyed_value(&key, i, &p)
                 }
                 None => StoreValue::Null,
             });

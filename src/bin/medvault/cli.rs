@@ -207,16 +207,20 @@ pub enum RowCmd {
         #[arg(long, value_name = "FILE|-", conflicts_with = "criteria")]
         from: Option<String>,
         /// Rows whose date column falls in a year, through a `year` index.
-        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month", "sounds_like"])]
+        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month", "sounds_like", "prefix"])]
         year: Option<String>,
         /// Rows whose date column falls in a month, through a `year-month`
         /// index.
-        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from", "sounds_like"])]
+        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from", "sounds_like", "prefix"])]
         year_month: Option<String>,
         /// Rows whose name column sounds like the name given, through a
         /// `phonetic` index.
-        #[arg(long, value_name = "COLUMN=NAME", conflicts_with_all = ["criteria", "from"])]
+        #[arg(long, value_name = "COLUMN=NAME", conflicts_with_all = ["criteria", "from", "prefix"])]
         sounds_like: Option<String>,
+        /// Rows whose column begins with the characters given, through a
+        /// `prefix` index (at least its shortest length).
+        #[arg(long, value_name = "COLUMN=START", conflicts_with_all = ["criteria", "from"])]
+        prefix: Option<String>,
     },
     /// A page of rows in id order, or the children of a parent row.
     List {
@@ -433,8 +437,8 @@ pub enum PatientCmd {
         #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "sex"])]
         from: Option<String>,
     },
-    /// Find patients by family name, given names, date or year of birth,
-    /// or a family name as it sounds.
+    /// Find patients by family name, its first letters, given names, date
+    /// or year of birth, or a family name as it sounds.
     Find {
         /// Family name (accents, case, hyphens, apostrophes and spaces do not matter: obrien finds O'Brien).
         #[arg(long)]
@@ -452,10 +456,14 @@ pub enum PatientCmd {
         /// Metaphone, schema/FORMAT.md §4.2).
         #[arg(long, value_name = "NAME")]
         sounds_like: Option<String>,
+        /// The first letters of a family name, at least 3: "dup" finds
+        /// Dupont and Dupond (schema/FORMAT.md §4.4).
+        #[arg(long, value_name = "START")]
+        family_prefix: Option<String>,
         /// Read the query from a JSON file, or from standard input with `-`:
         /// {"family_name": …, "given_names": …, "born": …, "born_year": …,
-        /// "sounds_like": …}, each optional.
-        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year", "sounds_like"])]
+        /// "sounds_like": …, "family_prefix": …}, each optional.
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year", "sounds_like", "family_prefix"])]
         from: Option<String>,
     },
     /// Show one patient.

@@ -42,6 +42,8 @@ struct QueryDoc {
     born_year: Option<String>,
     #[serde(default)]
     sounds_like: Option<String>,
+    #[serde(default)]
+    family_prefix: Option<String>,
 }
 
 /// The most `read_input` reads: far above any field's limit (a note is at
@@ -726,6 +728,7 @@ pub async fn run(cli: Cli) -> R {
                     born,
                     born_year,
                     sounds_like,
+                    family_prefix,
                     from,
                 } => {
                     let q = match from {
@@ -736,10 +739,12 @@ pub async fn run(cli: Cli) -> R {
                             born: born.clone(),
                             born_year: born_year.clone(),
                             sounds_like: sounds_like.clone(),
+                            family_prefix: family_prefix.clone(),
                         },
                     };
                     let by_year = q.born_year.is_some();
                     let by_sound = q.sounds_like.is_some();
+                    let by_prefix = q.family_prefix.is_some();
                     let found = s
                         .find_patients(&PatientQuery {
                             family_name: q.family_name,
@@ -747,6 +752,7 @@ pub async fn run(cli: Cli) -> R {
                             born: q.born,
                             born_year: q.born_year,
                             sounds_like: q.sounds_like,
+                            family_prefix: q.family_prefix,
                         })
                         .await
                         .map_err(|e| match e {
@@ -764,6 +770,7 @@ pub async fn run(cli: Cli) -> R {
                     for (asked, index, what) in [
                         (by_year, "bi_born_year", "year of birth"),
                         (by_sound, "bi_family_phonetic", "family name's sound"),
+                        (by_prefix, "bi_family_prefix", "family name's first letters"),
                     ] {
                         if !asked {
                             continue;
@@ -1272,13 +1279,15 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             year,
             year_month,
             sounds_like,
+            prefix,
         } => {
             use medvault::schema::IndexKind;
             let t = s.table(table).await?;
-            let by_kind = match (year, year_month, sounds_like) {
-                (Some(a), _, _) => Some((IndexKind::Year, a, "--year born=1970")),
-                (_, Some(a), _) => Some((IndexKind::YearMonth, a, "--year-month born=1970-03")),
-                (_, _, Some(a)) => Some((IndexKind::Phonetic, a, "--sounds-like family=dupond")),
+            let by_kind = match (year, year_month, sounds_like, prefix) {
+                (Some(a), ..) => Some((IndexKind::Year, a, "--year born=1970")),
+                (_, Some(a), ..) => Some((IndexKind::YearMonth, a, "--year-month born=1970-03")),
+                (_, _, Some(a), _) => Some((IndexKind::Phonetic, a, "--sounds-like family=dupond")),
+                (.., Some(a)) => Some((IndexKind::Prefix, a, "--prefix family=dup")),
                 _ => None,
             };
             if let Some((kind, a, example)) = by_kind {
@@ -1443,6 +1452,11 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
                                 "crowd": i.crowd,
                                 "values_per_row": i.values_per_row,
                                 "bits_revealed": i.bits_revealed,
+                                "prefixes": i.prefixes.iter().map(|(k, c)| serde_json::json!({
+                                    "length": k,
+                                    "classes": c,
+                                    "rows_per_value": t.population as f64 / c,
+                                })).collect::<Vec<_>>(),
                             })).collect::<Vec<_>>(),
                         })
                     })
@@ -1465,6 +1479,15 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
                         i.crowd,
                         i.bits_revealed
                     );
+                    // A prefix chain: what the server tells apart at each
+                    // length, the first on its own.
+                    for (k, classes) in &i.prefixes {
+                        println!(
+                            "    first {k:>2} character(s): {:>9.0} classes, {:>10.2} rows/value",
+                            classes,
+                            t.population as f64 / classes
+                        );
+                    }
                 }
                 println!(
                     "  a row: {} index value(s) side by side, up to {:.1} bits: {}",
