@@ -186,8 +186,8 @@ pub struct PatientQuery {
     pub sounds_like: Option<String>,
     /// The first letters of a family name, at least 3: patients whose
     /// canonical family name begins with them ("dup" finds Dupont and
-    /// Dupond, "ob" nothing: too short; through the `bi_family_prefix`
-    /// index, `schema/FORMAT.md` §4.4).
+    /// Dupond; "du" is `Error::PrefixTooShort`; through the
+    /// `bi_family_prefix` index, `schema/FORMAT.md` §4.4).
     pub family_prefix: Option<String>,
 }
 

@@ -938,6 +938,43 @@ fn rows_through_the_cli() {
         &["row", "find", "patients", "--sounds-like", "born=1970"],
         "no blind index",
     );
+    // The built-in prefix index: the first letters find Dupont, from the
+    // desk and through the table; fewer than 3 are refused.
+    for args in [
+        &["--json", "patient", "find", "--family-prefix", "dup"][..],
+        &["--json", "patient", "find", "--family-prefix", "DU PON"][..],
+        &[
+            "--json",
+            "row",
+            "find",
+            "patients",
+            "--prefix",
+            "family_name=Dupo",
+        ],
+    ] {
+        let out = c.ok("admin", "pw", args);
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(found.as_array().map(Vec::len), Some(1), "{out}");
+        assert_eq!(found[0]["id"], p);
+    }
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "patient", "find", "--family-prefix", "dupb"],
+    );
+    assert_eq!(out.trim(), "[]");
+    c.fails(
+        "admin",
+        "pw",
+        &["patient", "find", "--family-prefix", "du"],
+        "searched by at least 3 characters",
+    );
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "patients", "--prefix", "born=1970"],
+        "no blind index",
+    );
     c.fails(
         "admin",
         "pw",

@@ -128,7 +128,8 @@ async fn a_coarse_phonetic_index_finds_exactly_the_names_that_sound_alike(f: Fix
 }
 
 /// Drugs whose names are searched by their first characters through a
-/// prefix index of 2 bits a length, lengths 1 to 3: most rows are
+/// prefix index of 2 bits a length, lengths 1 to 3 (the first, of few
+/// values, acknowledged): most rows are
 /// candidates for a short prefix, so the comparison of the decrypted
 /// values is what makes results exact.
 const DRUGS: &str = "format = 2
@@ -148,8 +149,10 @@ table = \"drugs\"
 column = \"bi_substance_start\"
 over = [\"substance\"]
 kind = \"prefix\"
+shortest = 1
 longest = 3
 bits = 2
+danger_low_cardinality = true
 ";
 
 async fn a_coarse_prefix_index_finds_exactly_the_values_that_begin_alike(f: Fixture) {

@@ -933,6 +933,37 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     // An index over one column of few values hands the server that
     // column, value class by value class (LANGUAGE.md §6.1).
     let leak = super::plan::index_leak(table, &made, population);
+    // A prefix index's shortest prefix is an index of its own the server
+    // sees: few classes at 1 character (27 letters, 64 code signs).
+    let values = match (made.prefix, leak.prefixes.first()) {
+        (Some(l), Some(_)) => table
+            .column(&made.over[0])
+            .and_then(|c| match &c.ty {
+                ColumnType::Encrypted(e) => Some(super::plan::values_of(
+                    e.kind,
+                    e.max_bytes.min(usize::from(l.shortest)),
+                )),
+                ColumnType::Plain(_) => None,
+            })
+            .unwrap_or(leak.values),
+        _ => leak.values,
+    };
+    if made.prefix.is_some() && values <= super::plan::LOW_CLASSES && !made.danger_low_cardinality {
+        ck.at(
+            raw.span(),
+            format!(
+                "{}.{} keys the first {} character(s) of {} alone, which hold about {:.0} \
+                 values: the server can name each by how many rows it holds. Raise shortest, \
+                 or acknowledge it with danger_low_cardinality = true",
+                table.name,
+                made.name,
+                made.prefix.map_or(1, |l| l.shortest),
+                made.over[0],
+                values
+            ),
+        );
+        return;
+    }
     if made.over.len() == 1
         && leak.values <= super::plan::LOW_CLASSES
         && !made.danger_low_cardinality
@@ -952,7 +983,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     schema.tables[ti].indexes.push(made);
 }
 
-/// The lengths of a prefix index (`shortest`, default 1, and `longest`,
+/// The lengths of a prefix index (`shortest`, default 2, and `longest`,
 /// which it must name): `None`, with the problem reported, if they are
 /// wrong, or if they are given to an index of another kind (reported) or
 /// not (nothing to report). A prefix index covers one name, text or code.
@@ -1010,7 +1041,9 @@ fn prefix_lengths(
         return None;
     };
     let s = match &i.shortest {
-        None => 1,
+        // Two characters: the fewest a name or a code is not refused at
+        // for few values (27^2, 64^2).
+        None => 2.min(l),
         Some(v) => match length(v).filter(|s| *s <= l) {
             Some(s) => s,
             None => {
@@ -1451,12 +1484,12 @@ parent = \"a\"
             })
         );
         assert_eq!((i.value_len(), i.stored_len()), (2, 6));
-        // shortest defaults to 1.
+        // shortest defaults to 2.
         let s = Schema::builtin()
             .extend(&prefix("\"given_names\"", "longest = 3\n", 12))
             .unwrap();
         let i = s.table("patients").unwrap().index("bi_p").unwrap();
-        assert_eq!(i.prefix.map(|l| (l.shortest, l.longest)), Some((1, 3)));
+        assert_eq!(i.prefix.map(|l| (l.shortest, l.longest)), Some((2, 3)));
         // Other kinds have no lengths.
         let s = Schema::builtin().extend(ALLERGIES).unwrap();
         let i = s.table("allergies").unwrap().index("bi_substance").unwrap();
@@ -1502,7 +1535,7 @@ parent = \"a\"
             // the patients too, said apart).
             (
                 "\"family_name\"",
-                "longest = 16\n",
+                "shortest = 1\nlongest = 16\n",
                 17,
                 "16 prefix lengths of 3 bytes each take 48 bytes",
             ),
@@ -1514,6 +1547,19 @@ parent = \"a\"
                 "{over} {lengths}: {p:?}"
             );
         }
+        // A first prefix of 1 character tells the server its 27 classes:
+        // refused unless acknowledged.
+        let one = prefix("\"family_name\"", "shortest = 1\nlongest = 3\n", 12)
+            .replace("danger_low_cardinality = true\n", "");
+        let (line, msg) = problem(&one);
+        assert!(line.is_some(), "{msg}");
+        assert!(
+            msg.contains("keys the first 1 character(s) of family_name alone, which hold about 27"),
+            "{msg}"
+        );
+        assert!(Schema::builtin()
+            .extend(&format!("{one}danger_low_cardinality = true\n"))
+            .is_ok());
         // Lengths on another kind are refused, not ignored.
         let equal = format!(
             "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_p\"\n\

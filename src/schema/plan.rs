@@ -131,18 +131,18 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
     let count = idx.prefix.map_or(1, |l| l.count());
     let by_bits = by_bits.powi(i32::try_from(count).unwrap_or(i32::MAX));
     let classes = by_bits.min(values).max(1.0);
-    let per_char = values.powf(1.0 / f64::from(idx.prefix.map_or(1, |l| l.longest)));
-    let prefixes = idx
-        .prefix
-        .map(|l| {
-            (l.shortest..=l.longest)
-                .map(|k| {
-                    let chain = 2f64.powi(i32::from(idx.bits) * i32::from(k - l.shortest + 1));
-                    (k, chain.min(per_char.powi(i32::from(k))).max(1.0))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // Each length: the prefixes of k characters (of a column holding at
+    // most `max_bytes`), and 2^bits per length up to k.
+    let prefixes = match (idx.prefix, table.column(&idx.over[0]).map(|c| &c.ty)) {
+        (Some(l), Some(ColumnType::Encrypted(e))) => (l.shortest..=l.longest)
+            .map(|k| {
+                let chain = 2f64.powi(i32::from(idx.bits) * i32::from(k - l.shortest + 1));
+                let held = values_of(e.kind, e.max_bytes.min(usize::from(k)));
+                (k, chain.min(held).max(1.0))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let r = population.max(1) as f64;
     IndexLeak {
         index: idx.name.clone(),
@@ -250,6 +250,21 @@ mod tests {
         assert_eq!(ward.classes, 64.0, "one letter, digit or sign");
         assert!((ward.crowd - 20000.0 / 64.0).abs() < 1e-6);
         assert!(!visits.singles_out());
+        // A prefix index over a code of 2 bytes: its prefixes of 2 to 4
+        // characters are the code's 64^2 values at every length.
+        let codes = "format = 2\n[[table]]\nname = \"codes\"\nplanned_rows = 20000\n\
+                 [[column]]\ntable = \"codes\"\ncolumn = \"icd\"\nscope = \"clinical\"\n\
+                 kind = \"code\"\nmax_bytes = 2\npadding = { block = 16 }\n\
+                 [[index]]\ntable = \"codes\"\ncolumn = \"bi_icd_start\"\nover = [\"icd\"]\n\
+                 kind = \"prefix\"\nlongest = 4\nbits = 12\n";
+        let s = Schema::builtin().extend(codes).unwrap();
+        let p = plan(&s, None);
+        let icd = leak(
+            p.iter().find(|t| t.table == "codes").unwrap(),
+            "bi_icd_start",
+        );
+        assert_eq!(icd.prefixes, [(2, 4096.0), (3, 4096.0), (4, 4096.0)]);
+        assert_eq!((icd.classes, icd.values_per_row), (4096.0, 3));
         // The population given replaces the planned rows.
         let p = plan(&s, Some(1000));
         assert!(p.iter().all(|t| t.population == 1000));

@@ -2003,9 +2003,9 @@ impl RowTable<'_> {
             // The key state is checked alongside the search (on MySQL, on
             // another connection at the same time): a scope rotated since
             // the keys were loaded is searched again under its new epochs.
-            let (found, probe) = tokio::join!(self.s.store.lookup(sql, values), self.s.probe());
+            let (found, state) = tokio::join!(self.s.store.lookup(sql, values), self.s.probe());
             rows = found?;
-            if attempt == 0 && self.s.keys_follow(&probe?).await? {
+            if attempt == 0 && self.s.keys_follow(&state?).await? {
                 let ks = self.s.ks();
                 let mut now: Vec<u32> = ks.live(sid).map(|(e, _)| e).collect();
                 now.sort_unstable();
@@ -2522,7 +2522,7 @@ impl RowTable<'_> {
         let sid = self.index_scope(idx)?;
         let (epoch, keys) = self.s.current_keys(sid)?;
         let key = self.index_key(sid, epoch, &keys, (pos, &idx.name));
-        Ok(index::compute(&key, parts, idx.bits).as_bytes().to_vec())
+        Ok(index::value(&key, idx, parts).as_bytes().to_vec())
     }
 
     /// [`RowTable::fill_index`] (rows with no index value) or, when

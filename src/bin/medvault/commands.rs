@@ -161,6 +161,9 @@ impl CliError {
                     "`medvault schema show` has each table's columns and types".into()
                 }
                 Error::NoIndex { .. } => "search the columns of one blind index (`[[index]]` in the schema)".into(),
+                Error::PrefixTooShort { shortest, .. } => {
+                    format!("type {shortest} characters or more (the index's `shortest`)")
+                }
                 Error::NoSuchRow { .. } => "check the id; `medvault row list <table>` lists rows".into(),
                 Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
                 _ => return None,
@@ -1170,11 +1173,17 @@ fn print_table(t: &medvault::schema::Table) {
             medvault::schema::IndexKind::Equal => String::new(),
             k => format!("{k} "),
         };
+        let bits = match i.prefix {
+            Some(l) => format!(
+                "prefixes of {} to {} characters, {} bits each",
+                l.shortest, l.longest, i.bits
+            ),
+            None => format!("{} bits", i.bits),
+        };
         println!(
-            "  {:<24} {kind}blind index over ({}), {} bits",
+            "  {:<24} {kind}blind index over ({}), {bits}",
             i.name,
-            i.over.join(", "),
-            i.bits
+            i.over.join(", ")
         );
     }
 }

@@ -292,6 +292,34 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         t.elapsed(),
     );
 
+    // The first letters typed at the desk: the prefix index (the server
+    // learns which family names begin alike, at 3 to 5 letters).
+    // As many characters as make 3 letters ("Le G" for Le Gall).
+    let mut typed = String::new();
+    for c in target.family_name.chars() {
+        if medvault::index::canonical::name(&typed).chars().count() >= 3 {
+            break;
+        }
+        typed.push(c);
+    }
+    let t = Instant::now();
+    let beginning = moreau
+        .find_patients(&PatientQuery {
+            family_prefix: Some(typed.clone()),
+            ..Default::default()
+        })
+        .await?;
+    let names: std::collections::BTreeSet<&str> =
+        beginning.iter().map(|p| p.family_name.as_str()).collect();
+    step(
+        &format!(
+            "dr.moreau typed the first letters \"{typed}\": {} patient(s) named {}",
+            beginning.len(),
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+        t.elapsed(),
+    );
+
     let t = Instant::now();
     let mut listed = 0;
     let mut after = None;
