@@ -189,6 +189,11 @@ pub struct PatientQuery {
     /// Dupond; "du" is `Error::PrefixTooShort`; through the
     /// `bi_family_prefix` index, `schema/FORMAT.md` §4.4).
     pub family_prefix: Option<String>,
+    /// One given name, or several: patients among whose given names is
+    /// each word given ("marie" finds Élodie Marie and Marie-Claire;
+    /// through the `bi_given_words` index, `schema/FORMAT.md` §4.5).
+    /// `given_names` asks for the whole field.
+    pub given_name: Option<String>,
 }
 
 /// One page of the patient list.

@@ -822,7 +822,7 @@ async fn a_damaged_row_can_be_deleted_by_a_writer_and_then_rotation_finishes(f: 
 }
 
 /// The columns of a patient that a rotation seals again.
-const PATIENT_SEALED: [&str; 12] = [
+const PATIENT_SEALED: [&str; 13] = [
     "family_name",
     "given_names",
     "born",
@@ -834,6 +834,7 @@ const PATIENT_SEALED: [&str; 12] = [
     "bi_born_year",
     "bi_family_phonetic",
     "bi_family_prefix",
+    "bi_given_words",
     "medvault_auth",
 ];
 

@@ -975,6 +975,30 @@ fn rows_through_the_cli() {
         &["row", "find", "patients", "--prefix", "born=1970"],
         "no blind index",
     );
+    // The built-in tokens index: one given name finds the patient, from
+    // the desk and through the table; another does not.
+    for args in [
+        &["--json", "patient", "find", "--given", "JEAN"][..],
+        &[
+            "--json",
+            "row",
+            "find",
+            "patients",
+            "--word",
+            "given_names=jean",
+        ],
+    ] {
+        let out = c.ok("admin", "pw", args);
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(found.as_array().map(Vec::len), Some(1), "{out}");
+        assert_eq!(found[0]["id"], p);
+    }
+    let out = c.ok(
+        "admin",
+        "pw",
+        &["--json", "patient", "find", "--given", "marie"],
+    );
+    assert_eq!(out.trim(), "[]");
     c.fails(
         "admin",
         "pw",

@@ -201,6 +201,27 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                 assert_eq!(chain.as_bytes(), by_hand.as_slice());
                 return hex::encode(chain.as_bytes());
             }
+            if m.get("index_kind").map(String::as_str) == Some("tokens") {
+                // The words of the value as written, each keyed alone,
+                // sorted and without duplicates, recomputed here from
+                // §4.5 with the HMAC alone.
+                let kind = match kinds.first().map(String::as_str) {
+                    Some("text") => medvault::schema::Kind::Text,
+                    _ => medvault::schema::Kind::Name,
+                };
+                let words = canonical::words(kind, g("values"));
+                assert_eq!(words.replace(' ', " | "), g("keyed"));
+                let bits: u16 = g("bits").parse().unwrap();
+                let mut by_hand: Vec<Vec<u8>> = words
+                    .split(' ')
+                    .map(|w| index::compute(&ik, &[w], bits).as_bytes().to_vec())
+                    .collect();
+                by_hand.sort();
+                by_hand.dedup();
+                let keyed = index::keyed_words(&ik, &words, bits);
+                assert_eq!(keyed.as_bytes(), by_hand.concat().as_slice());
+                return hex::encode(keyed.as_bytes());
+            }
             let refs: Vec<String> = match m.get("index_kind") {
                 None => parts.clone(),
                 Some(k) => {

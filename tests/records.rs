@@ -21,6 +21,7 @@ per_store!(
     the_sound_of_a_family_name_finds_exactly_what_a_full_scan_finds,
     names_are_found_as_people_type_them,
     the_first_letters_of_a_family_name_find_exactly_what_a_full_scan_finds,
+    a_given_name_finds_exactly_what_a_full_scan_finds,
 );
 
 /// Separators and letters with no decomposition fold (FORMAT.md 4.1,
@@ -429,6 +430,148 @@ async fn the_first_letters_of_a_family_name_find_exactly_what_a_full_scan_finds(
     assert_eq!(a.fill_indexes().await.unwrap(), 1);
     assert_eq!(a.unfilled("patients", "bi_family_prefix").await.unwrap(), 0);
     assert!(found(a.find_patients(&starts("dupo")).await.unwrap()));
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+/// Thousands of synthetic patients with one to seven given names
+/// (hyphenated, accented, repeated, none at all): a search by one given
+/// name, or several, returns exactly the patients a full scan (every row
+/// decrypted, its words compared) returns, those with more given names
+/// than the index's 4 slots included; a patient written before format 12
+/// is found once filled.
+async fn a_given_name_finds_exactly_what_a_full_scan_finds(f: Fixture) {
+    use medvault::index::canonical::words;
+    use medvault::schema::Kind;
+    let a = f.admin().await;
+    let mut seed: u64 = 0x9e11;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        usize::try_from(seed >> 33).unwrap() % n
+    };
+    let names = [
+        "Marie",
+        "Élodie",
+        "Jean-Pierre",
+        "Anne-Sophie",
+        "Zoë",
+        "Marie-Claire",
+        "Łucja",
+        "O'Neil",
+        "Joseph",
+        "Thérèse",
+        "Jean",
+        "Pierre",
+        "Иван",
+    ];
+    let all: Vec<NewPatient> = (0..2000)
+        .map(|i| {
+            let n = match next(10) {
+                0 => 0,
+                1 => 5 + next(3),
+                _ => 1 + next(3),
+            };
+            let given: Vec<&str> = (0..n).map(|_| names[next(names.len())]).collect();
+            let given = given.join(if next(2) == 0 { " " } else { "  " });
+            patient(&format!("Fam{}", i % 97), &given, "1970-03-02")
+        })
+        .collect();
+    let ids = a.insert_patients(&all).await.unwrap();
+    let scan = |q: &str| -> Vec<Id> {
+        let want = words(Kind::Name, q);
+        let mut v: Vec<Id> = all
+            .iter()
+            .zip(&ids)
+            .filter(|(p, _)| {
+                let got = words(Kind::Name, &p.given_names);
+                let got: Vec<&str> = got.split(' ').collect();
+                want.split(' ').all(|w| got.contains(&w))
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        v.sort();
+        v
+    };
+    let given = |q: &str| PatientQuery {
+        given_name: Some(q.into()),
+        ..Default::default()
+    };
+    let mut queries: Vec<&str> = names.to_vec();
+    queries.extend([
+        "marie",
+        "MARIE",
+        "pierre",
+        "jean pierre",
+        "Pierre Jean",
+        "claire",
+        "lucja",
+        "oneil",
+        "o neil",
+        "therese",
+        "Sophie Anne",
+        "marie zoe",
+        "zzz",
+        "ivan",
+    ]);
+    let (mut found, mut overflow) = (0, 0);
+    for q in queries {
+        let got = a.find_patients(&given(q)).await.unwrap();
+        let mut got_ids: Vec<Id> = got.iter().map(|p| p.id).collect();
+        got_ids.sort();
+        assert_eq!(got_ids, scan(q), "{q}");
+        found += usize::from(!got.is_empty());
+        overflow += got
+            .iter()
+            .filter(|p| words(Kind::Name, &p.given_names).split(' ').count() > 4)
+            .count();
+    }
+    assert!(found > 15 && overflow > 50, "{found} {overflow}");
+    // "marie" finds Élodie Marie and Marie-Claire, not Mariette.
+    let marie = a.find_patients(&given("marie")).await.unwrap();
+    assert!(marie.iter().any(|p| p.given_names.contains("Marie-Claire")));
+    assert!(marie.iter().all(|p| words(Kind::Name, &p.given_names)
+        .split(' ')
+        .any(|w| w == "marie")));
+    // A patient with a single name has no given name to find, and an empty
+    // search is refused.
+    assert!(matches!(
+        a.find_patients(&given(" - ")).await,
+        Err(Error::EmptyValue(_))
+    ));
+    // More distinct given names than the index holds (16 of 2 bytes):
+    // refused, nothing written.
+    let many: Vec<String> = (0..20).map(|i| format!("N{i}")).collect();
+    let err = a
+        .insert_patient(&patient("Many", &many.join(" "), "1970-03-02"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooManyWords { max: 16, .. }), "{err}");
+    assert!(a
+        .find_patients(&q(Some("Many"), None, None))
+        .await
+        .unwrap()
+        .is_empty());
+    // As written before format 12: not found by a given name until filled.
+    let target = ids[all
+        .iter()
+        .position(|p| p.given_names.contains("Joseph"))
+        .unwrap()];
+    f.made_before_rows_were_signed().await;
+    let n = f
+        .exec(
+            "UPDATE patients SET bi_given_words = NULL, medvault_auth = NULL WHERE id = ?",
+            vec![Val::B(target.as_bytes().to_vec())],
+        )
+        .await;
+    assert_eq!(n, 1);
+    let a = f.admin().await;
+    let has = |v: Vec<medvault::Patient>| v.iter().any(|p| p.id == target);
+    assert!(!has(a.find_patients(&given("joseph")).await.unwrap()));
+    assert_eq!(a.unfilled("patients", "bi_given_words").await.unwrap(), 1);
+    assert_eq!(a.fill_indexes().await.unwrap(), 1);
+    assert!(has(a.find_patients(&given("joseph")).await.unwrap()));
     let v = a.verify_store().await.unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
 }

@@ -24,6 +24,7 @@ per_store!(
     year_and_month_indexes_find_exactly_the_rows_of_a_date,
     a_coarse_phonetic_index_finds_exactly_the_names_that_sound_alike,
     a_coarse_prefix_index_finds_exactly_the_values_that_begin_alike,
+    a_coarse_tokens_index_finds_exactly_the_values_holding_a_word,
 );
 
 /// A table of contacts whose names are searched by sound through an index
@@ -265,6 +266,120 @@ async fn a_coarse_prefix_index_finds_exactly_the_values_that_begin_alike(f: Fixt
     }
     let v = a.verify_store().await.unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
+}
+
+/// Notes of a few words whose words are searched through a tokens index
+/// of 2 bits a word and 2 slots: a quarter of the rows are candidates for
+/// a word in each slot, and every row of more than 2 words is one.
+const REMARKS: &str = "format = 2
+[[table]]
+name = \"remarks\"
+
+[[column]]
+table = \"remarks\"
+column = \"text\"
+scope = \"clinical\"
+kind = \"text\"
+max_bytes = 200
+padding = { block = 16 }
+
+[[index]]
+table = \"remarks\"
+column = \"bi_text_words\"
+over = [\"text\"]
+kind = \"tokens\"
+slots = 2
+bits = 2
+";
+
+async fn a_coarse_tokens_index_finds_exactly_the_values_holding_a_word(f: Fixture) {
+    use medvault::index::canonical::words;
+    use medvault::schema::{IndexKind, Kind};
+    let a = f.admin().await;
+    a.apply_schema(REMARKS).await.unwrap();
+    let t = a.table("remarks").await.unwrap();
+    let texts = [
+        "Allergie pénicilline",
+        "allergie  latex",
+        "Pénicilline",
+        "Asthme léger, allergie aux acariens et au pollen",
+        "Diabète type 2",
+        "Type 1",
+        "",
+        "ибупрофен allergie",
+    ];
+    let rows: Vec<NewRow> = (0..120)
+        .map(|i| NewRow::new().set("text", texts[i % texts.len()]))
+        .collect();
+    let ids = t.insert_many(&rows).await.unwrap();
+    let check = |q: &str, got: Vec<medvault::vault::rows::Row>| {
+        let want_words = words(Kind::Text, q);
+        let mut want: Vec<Id> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let got = words(Kind::Text, texts[i % texts.len()]);
+                let got: Vec<&str> = got.split(' ').collect();
+                want_words.split(' ').all(|w| got.contains(&w))
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        want.sort();
+        let mut got: Vec<Id> = got.iter().map(|r| r.id).collect();
+        got.sort();
+        assert_eq!(got, want, "{q}");
+        got.len()
+    };
+    let mut total = 0;
+    for q in [
+        "allergie",
+        "ALLERGIE latex",
+        "pénicilline",
+        "penicilline",
+        "pollen",
+        "au",
+        "type",
+        "2",
+        "ибупрофен",
+        "absent",
+        "léger, allergie",
+    ] {
+        total += check(
+            q,
+            t.find_by(IndexKind::Tokens, "text", &Value::from(q))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(total > 100, "{total} rows found in all");
+    let err = t
+        .find_by(IndexKind::Tokens, "text", &Value::from("   "))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
+    assert_eq!(t.list(None, 1000).await.unwrap().len(), 120);
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    // A rotation writes every value again under the new epoch; the store
+    // derives the slots again.
+    assert!(a.rotate("clinical").await.unwrap().finished);
+    let t = a.table("remarks").await.unwrap();
+    for q in ["allergie", "pollen", "type"] {
+        check(
+            q,
+            t.find_by(IndexKind::Tokens, "text", &Value::from(q))
+                .await
+                .unwrap(),
+        );
+    }
+    let v = a.verify_store().await.unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    // Dropped with its derived columns: the table takes rows again.
+    let without = REMARKS.split("[[index]]").next().unwrap().to_owned();
+    a.apply_schema(&without).await.unwrap();
+    let t = a.table("remarks").await.unwrap();
+    t.insert(&NewRow::new().set("text", "après")).await.unwrap();
+    assert_eq!(t.list(None, 1000).await.unwrap().len(), 121);
 }
 
 /// The example schema with a `year-month` index on the patients' dates

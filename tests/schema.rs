@@ -53,11 +53,17 @@ async fn sqlite_tables_agree_with_the_policy() {
     }
     for idx in &p.indexes {
         let cols = columns(&c, &idx.table);
-        // The year of birth (V9), the phonetic family name (V10) and the
-        // family name's prefixes (V11) came after rows they had no value
-        // for: NULL until filled. The others came with their rows.
-        let nullable = ["bi_born_year", "bi_family_phonetic", "bi_family_prefix"]
-            .contains(&idx.column.as_str());
+        // The year of birth (V9), the phonetic family name (V10), the
+        // family name's prefixes (V11) and the given names' words (V12)
+        // came after rows they had no value for: NULL until filled. The
+        // others came with their rows.
+        let nullable = [
+            "bi_born_year",
+            "bi_family_phonetic",
+            "bi_family_prefix",
+            "bi_given_words",
+        ]
+        .contains(&idx.column.as_str());
         assert!(
             cols.iter()
                 .any(|(n, ty, nn)| n == &idx.column && ty == "BLOB" && *nn != nullable),
@@ -65,12 +71,23 @@ async fn sqlite_tables_agree_with_the_policy() {
             idx.table,
             idx.column
         );
-        assert!(
-            indexed_first_columns(&c, &idx.table).contains(&idx.column),
-            "{}.{} needs an SQL index for lookups",
-            idx.table,
-            idx.column
-        );
+        // A tokens index is searched through the columns derived of it
+        // (FORMAT.md §4.5), each indexed.
+        let searched: Vec<String> = if idx.column == "bi_given_words" {
+            (1..=4)
+                .map(|k| format!("{}__{k}", idx.column))
+                .chain(Some(format!("{}__more", idx.column)))
+                .collect()
+        } else {
+            vec![idx.column.clone()]
+        };
+        for col in searched {
+            assert!(
+                indexed_first_columns(&c, &idx.table).contains(&col),
+                "{}.{col} needs an SQL index for lookups",
+                idx.table,
+            );
+        }
     }
     // Conversely, no column slips in unencrypted: the migrated tables have
     // exactly the declared columns (sqlite_builtin_tables_are_what_the_schema_declares).
@@ -157,20 +174,27 @@ async fn mysql_tables_agree_with_the_policy() {
             idx.table,
             idx.column
         );
-        let first: Option<i64> = c
-            .query_first(format!(
-                "SELECT 1 FROM information_schema.statistics WHERE table_schema = '{db}'
-                 AND table_name = '{}' AND column_name = '{}' AND seq_in_index = 1",
-                idx.table, idx.column
-            ))
-            .await
-            .unwrap();
-        assert!(
-            first.is_some(),
-            "{}.{} needs an SQL index",
-            idx.table,
-            idx.column
-        );
+        // A tokens index is searched through the columns derived of it
+        // (FORMAT.md §4.5), each indexed.
+        let searched: Vec<String> = if idx.column == "bi_given_words" {
+            (1..=4)
+                .map(|k| format!("{}__{k}", idx.column))
+                .chain(Some(format!("{}__more", idx.column)))
+                .collect()
+        } else {
+            vec![idx.column.clone()]
+        };
+        for col in searched {
+            let first: Option<i64> = c
+                .query_first(format!(
+                    "SELECT 1 FROM information_schema.statistics WHERE table_schema = '{db}'
+                     AND table_name = '{}' AND column_name = '{col}' AND seq_in_index = 1",
+                    idx.table
+                ))
+                .await
+                .unwrap();
+            assert!(first.is_some(), "{}.{col} needs an SQL index", idx.table);
+        }
     }
     c.disconnect().await.unwrap();
 }

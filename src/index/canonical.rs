@@ -120,6 +120,29 @@ fn fold_separators(folded: &str) -> String {
     out
 }
 
+/// The words of a value as a tokens index keys them (FORMAT.md §4.5), one
+/// space between each, in the order written: for a name, the words fold 1
+/// separates (at white space, hyphens, apostrophes, `_`), each in its
+/// canonical form (fold 2: `Jean-Pierre O'Brien` is `jean pierre o brien`,
+/// `Élodie  Marie` is `elodie marie`); for text, the words of its canonical
+/// form (at white space). Words left empty are dropped.
+pub fn words(kind: crate::schema::Kind, input: &str) -> String {
+    use crate::schema::Kind;
+    let words: Vec<String> = match kind {
+        Kind::Name => name_fold1(input)
+            .split(' ')
+            .map(name)
+            .filter(|w| !w.is_empty())
+            .collect(),
+        _ => text(input)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    words.join(" ")
+}
+
 /// Parses a date of birth in strict ISO `YYYY-MM-DD` form and returns it
 /// canonical (the same string). Errors name the input, which is the user's
 /// own typing, never a stored value.
@@ -303,6 +326,22 @@ pub fn partial_date(input: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_split_where_fold_1_puts_a_space_and_fold_each_word() {
+        use crate::schema::Kind;
+        assert_eq!(
+            words(Kind::Name, " Élodie  Marie-Claire "),
+            "elodie marie claire"
+        );
+        assert_eq!(words(Kind::Name, "O'Neil Łucja"), "o neil lucja");
+        assert_eq!(words(Kind::Name, "Jean_Pierre Æsa"), "jean pierre aesa");
+        assert_eq!(words(Kind::Name, " - "), "");
+        assert_eq!(
+            words(Kind::Text, "Allergie  PÉNICILLINE, léger"),
+            "allergie pénicilline, léger"
+        );
+    }
 
     #[test]
     fn accents_case_hyphens_apostrophes_and_spaces_fold() {

@@ -12,7 +12,7 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::crypto::secret::IndexKey;
-use crate::schema::{Index, Lengths};
+use crate::schema::{Index, IndexKind, Lengths};
 
 /// A blind index value. Public: it is stored in clear beside the ciphertext,
 /// and it may appear in a query. Never print it in an error message all the
@@ -67,6 +67,9 @@ pub fn value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> BlindIndex {
     if let (Some(lengths), [one]) = (idx.prefix, canonical) {
         return prefix_chain(key, one, lengths, lengths.longest, idx.bits);
     }
+    if let (IndexKind::Tokens, [one]) = (idx.kind, canonical) {
+        return keyed_words(key, one, idx.bits);
+    }
     match idx.parts(canonical) {
         Some(parts) => compute(key, &parts, idx.bits),
         None => compute(key, &[""], idx.bits),
@@ -93,6 +96,33 @@ pub fn prefix_chain(key: &IndexKey, c: &str, lengths: Lengths, upto: u8, bits: u
         out.extend_from_slice(part.as_bytes());
     }
     BlindIndex(out)
+}
+
+/// The keyed words of `words` (a tokens index's part: words separated by
+/// one space, [`canonical::words`]), each `compute(key, [word], bits)`,
+/// duplicates dropped, in increasing byte order, side by side (FORMAT.md
+/// §4.5); a value of no word holds the keyed empty part, as any value
+/// with no part. The order tells nothing of the words' order.
+pub fn keyed_words(key: &IndexKey, words: &str, bits: u16) -> BlindIndex {
+    let mut keyed: Vec<Vec<u8>> = words
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| compute(key, &[w], bits).0)
+        .collect();
+    if keyed.is_empty() {
+        return compute(key, &[""], bits);
+    }
+    keyed.sort_unstable();
+    keyed.dedup();
+    BlindIndex(keyed.concat())
+}
+
+/// How many distinct words `words` holds (what a tokens index keys of it).
+pub fn word_count(words: &str) -> usize {
+    let mut w: Vec<&str> = words.split(' ').filter(|w| !w.is_empty()).collect();
+    w.sort_unstable();
+    w.dedup();
+    w.len()
 }
 
 /// The stored values a prefix index `idx` holds for rows whose canonical

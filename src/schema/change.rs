@@ -211,10 +211,11 @@ pub fn plan(old: &Schema, new: &Schema) -> Result<Vec<Change>> {
                     if ni.over != oi.over
                         || ni.kind != oi.kind
                         || ni.bits != oi.bits
-                        || ni.prefix != oi.prefix =>
+                        || ni.prefix != oi.prefix
+                        || ni.slots != oi.slots =>
                 {
                     no(format!(
-                    "{}.{}: an index's columns, kind, bits and lengths cannot change (its stored values \
+                    "{}.{}: an index's columns, kind, bits, lengths and slots cannot change (its stored values \
                      would all be wrong); declare a new index and drop this one",
                     ot.name, oi.name
                 ))
@@ -304,7 +305,7 @@ mod tests {
         );
         let rebits = ALLERGIES.replace("bits = 12", "bits = 11");
         let why = refused(&old, &Schema::builtin().extend(&rebits).unwrap());
-        assert!(why.contains("bits and lengths cannot change"), "{why}");
+        assert!(why.contains("lengths and slots cannot change"), "{why}");
         let dated = format!(
             "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_y\"\n\
              over = [\"born\"]\nkind = \"year\"\nbits = 12\ndanger_low_cardinality = true\n"
@@ -313,7 +314,7 @@ mod tests {
         let rekinded = dated.replace("kind = \"year\"", "kind = \"year-month\"");
         let why = refused(&with_year, &Schema::builtin().extend(&rekinded).unwrap());
         assert!(
-            why.contains("kind, bits and lengths cannot change"),
+            why.contains("kind, bits, lengths and slots cannot change"),
             "{why}"
         );
         // A prefix index keeps its lengths: its values are keyed per
@@ -333,7 +334,7 @@ mod tests {
             &Schema::builtin().extend(&relengthed).unwrap(),
         );
         assert!(
-            why.contains("bi_p: an index's columns, kind, bits and lengths"),
+            why.contains("bi_p: an index's columns, kind, bits, lengths"),
             "{why}"
         );
         let orphan = ALLERGIES.replace("parent = \"patients\"", "");

@@ -262,16 +262,23 @@ pub enum IndexKind {
     /// keyed prefix of every length, so one range of the SQL index finds
     /// them (FORMAT.md §4.4).
     Prefix,
+    /// Each word of one name or text column: rows one of whose words is
+    /// the one asked for ("marie" finds "Élodie Marie"). One stored value
+    /// holds the keyed words side by side; the store derives a column and
+    /// an SQL index for each of the first [`Index::slots`] of them
+    /// (FORMAT.md §4.5).
+    Tokens,
 }
 
 impl IndexKind {
     /// Every kind, in the order the language lists them.
-    pub const ALL: [IndexKind; 5] = [
+    pub const ALL: [IndexKind; 6] = [
         IndexKind::Equal,
         IndexKind::Year,
         IndexKind::YearMonth,
         IndexKind::Phonetic,
         IndexKind::Prefix,
+        IndexKind::Tokens,
     ];
 
     /// The name in the schema language.
@@ -282,6 +289,7 @@ impl IndexKind {
             IndexKind::YearMonth => "year-month",
             IndexKind::Phonetic => "phonetic",
             IndexKind::Prefix => "prefix",
+            IndexKind::Tokens => "tokens",
         }
     }
 
@@ -298,10 +306,11 @@ impl IndexKind {
     /// What it keys of the canonical value `c` of a column it covers;
     /// `None` if the value has no such part. A prefix index keys the whole
     /// value's prefixes, one per length ([`crate::index::value`]): its part
-    /// is the whole value.
+    /// is the whole value, as a tokens index's is the words of the value,
+    /// one space between each ([`crate::index::canonical::words`]).
     pub fn part(self, c: &str) -> Option<Part<'_>> {
         match self {
-            IndexKind::Equal | IndexKind::Prefix => Some(Part::Of(c)),
+            IndexKind::Equal | IndexKind::Prefix | IndexKind::Tokens => Some(Part::Of(c)),
             IndexKind::Year => c.get(..4).map(Part::Of),
             IndexKind::YearMonth => c.get(..7).map(Part::Of),
             IndexKind::Phonetic => crate::index::canonical::phonetic(c).map(Part::Made),
@@ -374,7 +383,14 @@ pub struct Index {
     /// The prefix lengths a [`IndexKind::Prefix`] index keys; `None` for
     /// every other kind.
     pub prefix: Option<Lengths>,
+    /// The words of a row a [`IndexKind::Tokens`] index gives an SQL index
+    /// each (1 to [`MAX_SLOTS`]); a row with more words is found through
+    /// its overflow column. `None` for every other kind.
+    pub slots: Option<u8>,
 }
+
+/// The most words of a row a tokens index gives an SQL index each.
+pub const MAX_SLOTS: u8 = 8;
 
 /// The prefix lengths, in characters, a prefix index keys: every length
 /// from `shortest` to `longest`. A search types at least `shortest`
@@ -410,9 +426,34 @@ impl Index {
         usize::from(self.bits).div_ceil(8)
     }
 
-    /// Stored bytes of the index's value in a row.
+    /// Stored bytes of the index's value in a row, at most: a tokens
+    /// index holds as many keyed words as [`MAX_INDEX_BYTES`] takes.
     pub fn stored_len(&self) -> usize {
+        if self.kind == IndexKind::Tokens {
+            return self.max_words() * self.value_len();
+        }
         self.value_len() * self.prefix.map_or(1, Lengths::count)
+    }
+
+    /// The most distinct words a value of a tokens index may hold: as many
+    /// keyed words as [`MAX_INDEX_BYTES`] takes. A value with more is
+    /// refused (`Error::TooManyWords`).
+    pub fn max_words(&self) -> usize {
+        MAX_INDEX_BYTES / self.value_len().max(1)
+    }
+
+    /// The columns the store derives of a tokens index's column: one per
+    /// slot, the keyed word at that place (`<index>__<k>`, k from 1), and
+    /// `<index>__more`, whether the value holds more words than slots.
+    /// Empty for every other kind.
+    pub fn derived_columns(&self) -> Vec<String> {
+        match self.slots {
+            Some(n) => (1..=n)
+                .map(|k| format!("{}__{k}", self.name))
+                .chain(Some(format!("{}__more", self.name)))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The parts its value is computed over, from the canonical values of

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 21] = [
+pub const RESERVED_TABLES: [&str; 26] = [
     "vault_meta",
     "users",
     "scopes",
@@ -42,6 +42,11 @@ pub const RESERVED_TABLES: [&str; 21] = [
     "patients_bi_born_year",
     "patients_bi_family_phonetic",
     "patients_bi_family_prefix",
+    "patients_bi_given_words_1",
+    "patients_bi_given_words_2",
+    "patients_bi_given_words_3",
+    "patients_bi_given_words_4",
+    "patients_bi_given_words_more",
     "notes_patient",
     "notes_seq",
     "notes_patient_order",
@@ -133,6 +138,7 @@ struct RawIndex {
     bits: Spanned<i64>,
     shortest: Option<Spanned<i64>>,
     longest: Option<Spanned<i64>>,
+    slots: Option<Spanned<i64>>,
     danger_low_cardinality: Option<Spanned<bool>>,
 }
 
@@ -865,6 +871,14 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     if kind == IndexKind::Prefix && prefix.is_none() {
         ok = false;
     }
+    let slots = if ok {
+        token_slots(ck, i, kind, table)
+    } else {
+        None
+    };
+    if kind == IndexKind::Tokens && slots.is_none() {
+        ok = false;
+    }
     let population = table.population(schema);
     let bits = match u16::try_from(*i.bits.get_ref()) {
         Ok(b) if (1..=64).contains(&b) => Some(b),
@@ -894,6 +908,21 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
                      of {}: an index value would single out a row. The planner recommends {} \
                      (set the table's planned_rows if it will hold more rows)",
                     plan.coincidences, table.name, best
+                ),
+            );
+            ok = false;
+        }
+    }
+    if let (Some(b), Some(n)) = (bits, slots) {
+        let words = super::MAX_INDEX_BYTES / usize::from(b).div_ceil(8);
+        if usize::from(n) > words {
+            ck.at(
+                i.bits.span(),
+                format!(
+                    "{n} slots of {} bytes each do not fit an index value of {} bytes: fewer \
+                     slots or bits",
+                    usize::from(b).div_ceil(8),
+                    super::MAX_INDEX_BYTES
                 ),
             );
             ok = false;
@@ -929,6 +958,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             .as_ref()
             .is_some_and(|d| *d.get_ref()),
         prefix,
+        slots,
     };
     // An index over one column of few values hands the server that
     // column, value class by value class (LANGUAGE.md §6.1).
@@ -1056,6 +1086,59 @@ fn prefix_lengths(
         shortest: s,
         longest: l,
     })
+}
+
+/// The slots of a tokens index (`slots`, default 4, at most
+/// [`super::MAX_SLOTS`]): `None`, with the problem reported, if they are
+/// wrong or the index covers no one name or text column, or if they are
+/// given to an index of another kind (reported) or not (nothing to
+/// report). Its name is at most 24 characters, so the SQL names of its
+/// derived columns fit MySQL's 64.
+fn token_slots(ck: &mut Check<'_>, i: &RawIndex, kind: IndexKind, table: &Table) -> Option<u8> {
+    if kind != IndexKind::Tokens {
+        if let Some(s) = &i.slots {
+            ck.at(
+                s.span(),
+                format!("slots are a tokens index's; this one is {kind}"),
+            );
+        }
+        return None;
+    }
+    let over = i.over.get_ref();
+    let fits = match over.as_slice() {
+        [one] => matches!(
+            table.column(one.get_ref()).map(|c| &c.ty),
+            Some(ColumnType::Encrypted(e)) if matches!(e.kind, Kind::Name | Kind::Text)
+        ),
+        _ => false,
+    };
+    if !fits {
+        ck.at(
+            i.over.span(),
+            "a tokens index covers one encrypted column of kind name or text",
+        );
+        return None;
+    }
+    if i.column.get_ref().len() > 24 {
+        ck.at(
+            i.column.span(),
+            "a tokens index's name is at most 24 characters (its derived columns add `__more`)",
+        );
+        return None;
+    }
+    match &i.slots {
+        None => Some(4),
+        Some(v) => match u8::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| (1..=super::MAX_SLOTS).contains(n))
+        {
+            Some(n) => Some(n),
+            None => {
+                ck.at(v.span(), format!("slots must be 1..={}", super::MAX_SLOTS));
+                None
+            }
+        },
+    }
 }
 
 /// Refuses a table whose indexes this file declares if, side by side,
@@ -1567,6 +1650,90 @@ parent = \"a\"
         );
         let (_, msg) = problem(&equal);
         assert!(msg.contains("a prefix index's; this one is equal"), "{msg}");
+    }
+
+    #[test]
+    fn a_tokens_index_covers_one_name_or_text_and_names_its_slots() {
+        let tokens = |column: &str, over: &str, slots: &str, bits: u16| {
+            format!(
+                "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"{column}\"\n\
+                 over = [{over}]\nkind = \"tokens\"\n{slots}bits = {bits}\n"
+            )
+        };
+        let s = Schema::builtin()
+            .extend(&tokens("bi_w", "\"family_name\"", "", 15))
+            .unwrap();
+        let i = s.table("patients").unwrap().index("bi_w").unwrap();
+        assert_eq!(
+            (i.kind, i.slots, i.prefix),
+            (IndexKind::Tokens, Some(4), None)
+        );
+        assert_eq!((i.stored_len(), i.max_words()), (32, 16));
+        assert_eq!(
+            i.derived_columns(),
+            ["bi_w__1", "bi_w__2", "bi_w__3", "bi_w__4", "bi_w__more"]
+        );
+        let s = Schema::builtin()
+            .extend(&tokens("bi_w", "\"family_name\"", "slots = 8\n", 15))
+            .unwrap();
+        assert_eq!(
+            s.table("patients").unwrap().index("bi_w").unwrap().slots,
+            Some(8)
+        );
+        for (column, over, slots, bits, want) in [
+            (
+                "bi_w",
+                "\"born\"",
+                "",
+                15,
+                "one encrypted column of kind name or text",
+            ),
+            (
+                "bi_w",
+                "\"family_name\", \"given_names\"",
+                "",
+                15,
+                "one encrypted column of kind name or text",
+            ),
+            (
+                "bi_w",
+                "\"family_name\"",
+                "slots = 0\n",
+                15,
+                "slots must be 1..=8",
+            ),
+            (
+                "bi_w",
+                "\"family_name\"",
+                "slots = 9\n",
+                15,
+                "slots must be 1..=8",
+            ),
+            (
+                "bi_a_very_long_index_name_x",
+                "\"family_name\"",
+                "",
+                15,
+                "at most 24 characters",
+            ),
+        ] {
+            let p = problems(&tokens(column, over, slots, bits));
+            assert!(
+                p.iter()
+                    .any(|p| p.line.is_some() && p.message.contains(want)),
+                "{column} {over} {slots}: {p:?}"
+            );
+        }
+        // Slots on another kind are refused, not ignored.
+        let equal = format!(
+            "{ALLERGIES}\n[[index]]\ntable = \"patients\"\ncolumn = \"bi_p\"\n\
+             over = [\"given_names\"]\nslots = 3\nbits = 12\n"
+        );
+        let (_, msg) = problem(&equal);
+        assert!(
+            msg.contains("slots are a tokens index's; this one is equal"),
+            "{msg}"
+        );
     }
 
     #[test]

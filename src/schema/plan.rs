@@ -46,8 +46,8 @@ pub struct IndexLeak {
     pub classes: f64,
     /// Expected rows sharing each index value, R / classes.
     pub crowd: f64,
-    /// Index values one row holds in it: one, or a prefix index's one per
-    /// length.
+    /// Index values one row holds in it: one, a prefix index's one per
+    /// length, a tokens index's one per word (counted for its slots).
     pub values_per_row: u32,
     /// For a prefix index, what its chain tells apart up to each length:
     /// (length, classes), shortest first. The server sees each: the first
@@ -117,7 +117,7 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
                 _ => f64::INFINITY,
             })
             .product(),
-        IndexKind::Equal | IndexKind::Phonetic => idx
+        IndexKind::Equal | IndexKind::Phonetic | IndexKind::Tokens => idx
             .over
             .iter()
             .map(|c| match table.column(c).map(|c| &c.ty) {
@@ -128,7 +128,13 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
     };
     // A prefix chain's values side by side tell apart up to 2^bits per
     // length, and never more than the prefixes themselves.
-    let count = idx.prefix.map_or(1, |l| l.count());
+    // A tokens index: one value per word, counted for as many words as it
+    // has slots (a row with more reveals more).
+    let count = match (idx.prefix, idx.slots) {
+        (Some(l), _) => l.count(),
+        (None, Some(s)) => usize::from(s),
+        _ => 1,
+    };
     let by_bits = by_bits.powi(i32::try_from(count).unwrap_or(i32::MAX));
     let classes = by_bits.min(values).max(1.0);
     // Each length: the prefixes of k characters (of a column holding at
@@ -219,8 +225,13 @@ mod tests {
             assert!((got - w).abs() / w < 1e-9, "{k}: {got} != {w}");
         }
         assert!((prefix.bits_revealed - 14348907f64.log2()).abs() < 1e-9);
+        // The given names' words: one value a word, counted for its 4
+        // slots.
+        let words = leak(patients, "bi_given_words");
+        assert_eq!((words.values_per_row, words.kind), (4, IndexKind::Tokens));
+        assert_eq!(words.classes, 2f64.powi(60));
         // Side by side they single a row out.
-        assert_eq!(patients.values_per_row, 9);
+        assert_eq!(patients.values_per_row, 13);
         assert!(patients.row_bits > 70.0, "{patients:?}");
         assert!(patients.singles_out());
         // Notes have no index: nothing to single out by.

@@ -169,6 +169,46 @@ fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) 
     }
 }
 
+/// An index's columns and SQL indexes: its own column with an SQL index,
+/// or for a tokens index its own column (no SQL index: nothing searches
+/// it whole) and the columns the store derives of it (FORMAT.md §4.5),
+/// each with an SQL index: slot k holds the k-th keyed word,
+/// `substr(value, 1 + (k - 1) * n, n)` with n the bytes of one, and
+/// `__more` whether the value holds more words than slots.
+fn index_columns(table: &Table, i: &Index, dialect: Dialect) -> (Vec<String>, Vec<String>) {
+    let (def, key) = index_column(table, i, dialect);
+    let Some(slots) = i.slots else {
+        return (vec![def], vec![key]);
+    };
+    let q = |n: &str| dialect.quote(n);
+    let (main, n) = (q(&i.name), i.value_len());
+    let mut defs = vec![def];
+    let mut keys = Vec::new();
+    for (k, col) in i.derived_columns().iter().enumerate() {
+        let c = q(col);
+        let at = 1 + k * n;
+        let def = match (usize::from(slots) == k, dialect) {
+            (false, Dialect::Sqlite) => format!("{c} BLOB AS (substr({main}, {at}, {n})) VIRTUAL"),
+            (false, Dialect::Mysql) => {
+                format!("{c} VARBINARY({n}) AS (SUBSTRING({main}, {at}, {n})) VIRTUAL")
+            }
+            (true, Dialect::Sqlite) => {
+                format!("{c} INTEGER AS (length({main}) > {}) VIRTUAL", k * n)
+            }
+            (true, Dialect::Mysql) => {
+                format!("{c} TINYINT AS (LENGTH({main}) > {}) VIRTUAL", k * n)
+            }
+        };
+        defs.push(def);
+        let key = q(&index_name(&table.name, col));
+        keys.push(match dialect {
+            Dialect::Sqlite => format!("CREATE INDEX {key} ON {} ({c})", q(&table.name)),
+            Dialect::Mysql => format!("KEY {key} ({c})"),
+        });
+    }
+    (defs, keys)
+}
+
 /// The statements that create `table` in `dialect`, in order.
 pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
     let q = |n: &str| dialect.quote(n);
@@ -218,11 +258,11 @@ pub fn create_table(table: &Table, dialect: Dialect) -> Vec<String> {
         keys.extend(c.keys);
     }
     for i in &table.indexes {
-        let (def, key) = index_column(table, i, dialect);
-        cols.push(def);
+        let (defs, made) = index_columns(table, i, dialect);
+        cols.extend(defs);
         match dialect {
-            Dialect::Sqlite => after.push(key),
-            Dialect::Mysql => keys.push(key),
+            Dialect::Sqlite => after.extend(made),
+            Dialect::Mysql => keys.extend(made),
         }
     }
     cols.push(auth_column_def(dialect));
@@ -283,25 +323,51 @@ pub fn add_column(table: &Table, column: &str, dialect: Dialect) -> Option<Vec<S
 /// The statements that add the index `index` of `table`: its column and
 /// its SQL index. `None` if it is not declared.
 pub fn add_index(table: &Table, index: &str, dialect: Dialect) -> Option<Vec<String>> {
-    let (def, key) = index_column(table, table.index(index)?, dialect);
+    let (defs, keys) = index_columns(table, table.index(index)?, dialect);
     let t = dialect.quote(&table.name);
     Some(match dialect {
-        Dialect::Sqlite => vec![format!("ALTER TABLE {t} ADD COLUMN {def}"), key],
-        Dialect::Mysql => vec![format!("ALTER TABLE {t} ADD COLUMN {def}, ADD {key}")],
+        Dialect::Sqlite => defs
+            .iter()
+            .map(|d| format!("ALTER TABLE {t} ADD COLUMN {d}"))
+            .chain(keys)
+            .collect(),
+        // One statement: MySQL's DDL is not transactional.
+        Dialect::Mysql => {
+            let clauses: Vec<String> = defs
+                .iter()
+                .map(|d| format!("ADD COLUMN {d}"))
+                .chain(keys.iter().map(|k| format!("ADD {k}")))
+                .collect();
+            vec![format!("ALTER TABLE {t} {}", clauses.join(", "))]
+        }
     })
 }
 
-/// The statements that drop the index column `index` of `table` and its
-/// SQL index.
-pub fn drop_index(table: &str, index: &str, dialect: Dialect) -> Vec<String> {
+/// The statements that drop the index column of `index` (as the schema
+/// it is dropped from declared it) from `table`, with the columns derived
+/// of it and their SQL indexes.
+pub fn drop_index(table: &str, index: &Index, dialect: Dialect) -> Vec<String> {
     let q = |n: &str| dialect.quote(n);
-    let drop = format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(index));
+    // The derived columns first: they refer to the index column.
+    let mut cols = index.derived_columns();
+    cols.push(index.name.clone());
     match dialect {
-        Dialect::Sqlite => vec![
-            format!("DROP INDEX IF EXISTS {}", q(&index_name(table, index))),
-            drop,
-        ],
-        Dialect::Mysql => vec![drop],
+        Dialect::Sqlite => cols
+            .iter()
+            .map(|c| format!("DROP INDEX IF EXISTS {}", q(&index_name(table, c))))
+            .chain(
+                cols.iter()
+                    .map(|c| format!("ALTER TABLE {} DROP COLUMN {}", q(table), q(c))),
+            )
+            .collect(),
+        // One statement: MySQL's DDL is not transactional.
+        Dialect::Mysql => {
+            let clauses: Vec<String> = cols
+                .iter()
+                .map(|c| format!("DROP COLUMN {}", q(c)))
+                .collect();
+            vec![format!("ALTER TABLE {} {}", q(table), clauses.join(", "))]
+        }
     }
 }
 

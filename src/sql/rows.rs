@@ -178,6 +178,29 @@ pub fn by_ranges(d: Dialect, table: &Table, column: &str, n: usize) -> String {
     )
 }
 
+/// The rows whose tokens index `index` holds any of `n` keyed words in
+/// one of its slots (`<index>__<k> IN (?, ...)`, the `n` values once per
+/// slot), or more words than its slots (`<index>__more = 1`): one SQL
+/// index per term. In id order.
+pub fn by_slots(d: Dialect, table: &Table, index: &Index, n: usize) -> String {
+    let derived = index.derived_columns();
+    let (more, slots) = derived
+        .split_last()
+        .map_or((None, &[][..]), |(m, s)| (Some(m), s));
+    let mut terms: Vec<String> = slots
+        .iter()
+        .map(|c| format!("{} IN ({})", d.quote(c), marks(n.max(1))))
+        .collect();
+    terms.extend(more.map(|m| format!("{} = 1", d.quote(m))));
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {}",
+        list(d, &stored_columns(table)),
+        d.quote(&table.name),
+        terms.join(" OR "),
+        d.quote("id")
+    )
+}
+
 /// A page of `limit` rows in id order, after `id > ?` when `after`.
 pub fn page(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
     let filter = if after {

@@ -520,6 +520,18 @@ impl Session {
             .map(|v| self.check_name("family_name", "family name", v))
             .transpose()?;
         let prefix_canon = prefix.as_deref().map(canonical::name);
+        let given_word = q
+            .given_name
+            .as_deref()
+            .map(|v| self.check_name("given_names", "given name", v))
+            .transpose()?;
+        let want_words: Option<Vec<String>> = given_word.as_deref().map(|g| {
+            canonical::words(crate::schema::Kind::Name, g)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
         let sound_code = match &sounds {
             Some(s) => Some(
                 canonical::phonetic(&canonical::name(s)).ok_or(Error::Refused(
@@ -541,6 +553,15 @@ impl Session {
         let table = self.patients().await?;
         let rows = match (&year, criteria.is_empty()) {
             (_, false) => table.find(&criteria).await?,
+            (_, true) if given_word.is_some() => {
+                table
+                    .find_by(
+                        crate::schema::IndexKind::Tokens,
+                        "given_names",
+                        &Value::from(given_word.as_deref().unwrap_or_default()),
+                    )
+                    .await?
+            }
             (_, true) if prefix.is_some() => {
                 table
                     .find_by(
@@ -589,6 +610,11 @@ impl Session {
                 && prefix_canon
                     .as_deref()
                     .is_none_or(|w| canonical::name(&p.family_name).starts_with(w))
+                && want_words.as_ref().is_none_or(|want| {
+                    let got = canonical::words(crate::schema::Kind::Name, &p.given_names);
+                    let got: Vec<&str> = got.split(' ').collect();
+                    want.iter().all(|w| got.contains(&w.as_str()))
+                })
                 && sound_code.as_ref().is_none_or(|w| {
                     canonical::phonetic(&canonical::name(&p.family_name))
                         .is_some_and(|got| got.as_str() == w.as_str())

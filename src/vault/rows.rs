@@ -329,12 +329,9 @@ enum Probe<'a> {
     /// Rows of a prefix index whose value starts with this canonical
     /// prefix (at least the index's shortest length).
     Prefix(&'a str),
-}
-
-/// The value index `idx` stores, under `key`, for the canonical values
-/// `canonical` of its columns ([`index::value`]).
-fn keyed_value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> StoreValue {
-    StoreValue::Blob(index::value(key, idx, canonical).as_bytes().to_vec())
+    /// Rows of a tokens index one of whose words is this one, and rows
+    /// with more words than its slots.
+    Word(&'a str),
 }
 
 /// A cell still under an unknown epoch after the key state was read again
@@ -550,6 +547,20 @@ type Overrides = Vec<(&'static str, Value)>;
 struct Checked {
     bytes: Zeroizing<Vec<u8>>,
     canonical: Zeroizing<String>,
+    /// Its words, one space between each (`canonical::words`): what a
+    /// tokens index keys; the canonical form for other kinds of value.
+    words: Zeroizing<String>,
+}
+
+impl Checked {
+    /// What an index of `kind` computes its value over: the words for a
+    /// tokens index, the canonical form for any other.
+    fn part(&self, kind: IndexKind) -> &str {
+        match kind {
+            IndexKind::Tokens => &self.words,
+            _ => &self.canonical,
+        }
+    }
 }
 
 impl RowTable<'_> {
@@ -678,9 +689,14 @@ impl RowTable<'_> {
                 max: e.max_bytes,
             });
         }
+        let words = match (e.kind, v) {
+            (Kind::Name | Kind::Text, Value::Text(t)) => canonical::words(e.kind, t),
+            _ => canonical.clone(),
+        };
         Ok(Checked {
             bytes: Zeroizing::new(bytes),
             canonical: Zeroizing::new(canonical),
+            words: Zeroizing::new(words),
         })
     }
 
@@ -770,7 +786,7 @@ impl RowTable<'_> {
             _ => id.to_vec(),
         };
         let numbered = t.numbered_column();
-        let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        let mut canon: BTreeMap<&str, Checked> = BTreeMap::new();
         let null = Value::Null;
         for (k, c) in t
             .columns
@@ -812,7 +828,7 @@ impl RowTable<'_> {
                         (id, &parent, &v1_row),
                         &padded,
                     )));
-                    canon.insert(&c.name, checked.canonical);
+                    canon.insert(&c.name, checked);
                 }
             }
         }
@@ -820,7 +836,7 @@ impl RowTable<'_> {
             let parts: Option<Vec<&str>> = i
                 .over
                 .iter()
-                .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
+                .map(|c| canon.get(c.as_str()).map(|s| s.part(i.kind)))
                 .collect();
             let Some(parts) = parts else {
                 vals.push(StoreValue::Null);
@@ -829,7 +845,7 @@ impl RowTable<'_> {
             let sid = self.index_scope(i)?;
             let (epoch, keys) = self.s.current_keys(sid)?;
             let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
-            vals.push(keyed_value(&key, i, &parts));
+            vals.push(self.keyed_value(&key, i, &parts)?);
         }
         Ok(vals)
     }
@@ -906,6 +922,22 @@ impl RowTable<'_> {
                 .entry((scope, epoch, pos))
                 .or_insert_with(|| Arc::new(kdf::index_key(&keys.raw, &self.name, index))),
         )
+    }
+
+    /// The value index `idx` stores, under `key`, for the canonical values
+    /// (or words, for a tokens index) `canonical` of its columns
+    /// ([`index::value`]); `TooManyWords` for a tokens value of more
+    /// distinct words than it holds.
+    fn keyed_value(&self, key: &IndexKey, idx: &Index, canonical: &[&str]) -> Result<StoreValue> {
+        let v = index::value(key, idx, canonical);
+        if v.as_bytes().len() > idx.stored_len() {
+            return Err(Error::TooManyWords {
+                table: self.name.clone(),
+                index: idx.name.clone(),
+                max: idx.max_words(),
+            });
+        }
+        Ok(StoreValue::Blob(v.as_bytes().to_vec()))
     }
 
     /// The scope of an index: that of the columns it covers.
@@ -1400,7 +1432,8 @@ impl RowTable<'_> {
                 if *v == Value::Null {
                     break;
                 }
-                let canonical = self.check_encrypted(col, e, v, false)?.canonical;
+                let checked = self.check_encrypted(col, e, v, false)?;
+                let canonical = Zeroizing::new(checked.part(i.kind).to_owned());
                 fold1.push(match (e.kind, v) {
                     (Kind::Name, Value::Text(t)) => Zeroizing::new(canonical::name_fold1(t)),
                     _ => canonical.clone(),
@@ -1427,8 +1460,8 @@ impl RowTable<'_> {
             let keys_of_scope = || ks.keys.iter().filter(|((s, _), _)| *s == sid);
             let ok = keys_of_scope().any(|((s, e), k)| {
                 let key = self.index_key(*s, *e, k, (pos, &i.name));
-                matches!(keyed_value(&key, i, &refs),
-                    StoreValue::Blob(v) if v == *got)
+                matches!(self.keyed_value(&key, i, &refs),
+                    Ok(StoreValue::Blob(v)) if v == *got)
             });
             let old = !ok
                 && older.as_ref().is_some_and(|o| {
@@ -1862,6 +1895,9 @@ impl RowTable<'_> {
         if kind == IndexKind::Prefix {
             return self.find_prefix(pos, idx, column, value).await;
         }
+        if kind == IndexKind::Tokens {
+            return self.find_words(pos, idx, column, value).await;
+        }
         let refused = match kind {
             IndexKind::Year => "a year index is searched by a year, YYYY",
             IndexKind::YearMonth => "a year-month index is searched by a year and month, YYYY-MM",
@@ -1950,6 +1986,54 @@ impl RowTable<'_> {
             .collect())
     }
 
+    /// [`RowTable::find_by`] of words: the rows whose `column` holds,
+    /// among its words, every word of `value` (canonical forms), through
+    /// tokens index `idx` (at `pos`).
+    async fn find_words(
+        &self,
+        pos: usize,
+        idx: &Index,
+        column: &str,
+        value: &Value,
+    ) -> Result<Vec<Row>> {
+        let t = self.t();
+        let c = t
+            .column(column)
+            .ok_or_else(|| self.unknown_column(column))?;
+        let ColumnType::Encrypted(e) = &c.ty else {
+            return Err(Error::Policy(format!(
+                "{}.{column} is not encrypted",
+                t.name
+            )));
+        };
+        let typed = self.check_encrypted(c, e, value, true)?.words;
+        let mut want: Vec<&str> = typed.split(' ').filter(|w| !w.is_empty()).collect();
+        want.sort_unstable();
+        want.dedup();
+        // The store is asked for the longest word (the fewest rows, most
+        // likely); the others are compared after decryption.
+        let Some(ask) = want.iter().copied().max_by_key(|w| w.len()) else {
+            return Err(Error::Refused("a tokens index is searched by a word"));
+        };
+        let candidates = self.candidates(pos, idx, Probe::Word(ask)).await?;
+        Ok(candidates
+            .into_iter()
+            .filter(|r| {
+                let (Some(v), ColumnType::Encrypted(e)) = (r.values.get(column), &c.ty) else {
+                    return false;
+                };
+                let Ok(got) = self.check_encrypted(c, e, v, false) else {
+                    return false;
+                };
+                let got: Vec<&str> = got.words.split(' ').collect();
+                want.iter().all(|w| {
+                    got.iter()
+                        .any(|g| crate::crypto::secret::ct_eq(g.as_bytes(), w.as_bytes()))
+                })
+            })
+            .collect())
+    }
+
     /// The rows whose index `idx` (at `pos`) holds what `probe` asks for
     /// under any live epoch of its scope, opened, in id order: candidates,
     /// which the caller compares with what it looks for.
@@ -1979,6 +2063,9 @@ impl RowTable<'_> {
                     Probe::Prefix(typed) => {
                         ranges.extend(index::prefix_range(&key, idx, typed));
                     }
+                    Probe::Word(w) => {
+                        blobs.push(index::compute(&key, &[w], idx.bits).as_bytes().to_vec())
+                    }
                 }
             }
             if blobs.is_empty() && ranges.is_empty() {
@@ -1988,7 +2075,14 @@ impl RowTable<'_> {
             blobs.dedup();
             ranges.sort_unstable();
             ranges.dedup();
-            let (sql, values) = if ranges.is_empty() {
+            let (sql, values) = if let (Probe::Word(_), Some(slots)) = (probe, idx.slots) {
+                // The same values asked of every slot.
+                let n = blobs.len();
+                let values: Vec<StoreValue> = (0..slots)
+                    .flat_map(|_| blobs.iter().cloned().map(StoreValue::Blob))
+                    .collect();
+                (stmt::by_slots(d, t, idx, n), values)
+            } else if ranges.is_empty() {
                 let n = blobs.len();
                 let values: Vec<StoreValue> = blobs.into_iter().map(StoreValue::Blob).collect();
                 (stmt::by_values(d, t, &idx.name, n), values)
@@ -2575,7 +2669,8 @@ impl RowTable<'_> {
                     let ColumnType::Encrypted(e) = &c.ty else {
                         return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
                     };
-                    parts.push(self.check_encrypted(c, e, v, false)?.canonical);
+                    let checked = self.check_encrypted(c, e, v, false)?;
+                    parts.push(Zeroizing::new(checked.part(idx.kind).to_owned()));
                 }
                 // Under the epoch of the row's cells (opened, so its header
                 // is sound), as a rotation would write it.
@@ -2592,7 +2687,7 @@ impl RowTable<'_> {
                 // A value with no part this kind keys (a year-month of a
                 // year alone, a name with no sound) gets the value of the
                 // empty part, so that it is no longer counted as unfilled.
-                let value = keyed_value(&key, idx, &refs);
+                let value = self.keyed_value(&key, idx, &refs)?;
                 let stored = match cells.get(at) {
                     Some(Cell::Bytes(b)) => Some(b.clone()),
                     _ => None,
@@ -3040,7 +3135,7 @@ impl RowTable<'_> {
         };
         let mut set: Vec<&str> = Vec::new();
         let mut vals: Vec<StoreValue> = Vec::new();
-        let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
+        let mut canon: BTreeMap<&str, Checked> = BTreeMap::new();
         for (k, _) in &mine {
             let c = &t.columns[*k];
             let ColumnType::Encrypted(e) = &c.ty else {
@@ -3060,7 +3155,7 @@ impl RowTable<'_> {
             );
             set.push(&c.name);
             vals.push(StoreValue::Blob(sealed));
-            canon.insert(&c.name, checked.canonical);
+            canon.insert(&c.name, checked);
         }
         for (pos, i) in t.indexes.iter().enumerate() {
             // Indexes cover columns of a named scope, which stay.
@@ -3070,13 +3165,13 @@ impl RowTable<'_> {
             let parts: Option<Vec<&str>> = i
                 .over
                 .iter()
-                .map(|c| canon.get(c.as_str()).map(|s| s.as_str()))
+                .map(|c| canon.get(c.as_str()).map(|s| s.part(i.kind)))
                 .collect();
             set.push(&i.name);
             vals.push(match parts {
                 Some(p) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
-                    keyed_value(&key, i, &p)
+                    self.keyed_value(&key, i, &p)?
                 }
                 None => StoreValue::Null,
             });

@@ -203,7 +203,13 @@ pub(crate) fn steps(
             Change::DropIndex { table: t, index } => out.push(SchemaStep {
                 table: t.clone(),
                 done_when: Done::ColumnAbsent(index.clone()),
-                statements: ddl::drop_index(t, index, dialect),
+                statements: ddl::drop_index(
+                    t,
+                    old.table(t).and_then(|x| x.index(index)).ok_or_else(|| {
+                        Error::Policy(format!("{t}.{index} is not in the schema in force"))
+                    })?,
+                    dialect,
+                ),
             }),
             Change::Adjust {
                 table: t,

@@ -207,20 +207,24 @@ pub enum RowCmd {
         #[arg(long, value_name = "FILE|-", conflicts_with = "criteria")]
         from: Option<String>,
         /// Rows whose date column falls in a year, through a `year` index.
-        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month", "sounds_like", "prefix"])]
+        #[arg(long, value_name = "COLUMN=YYYY", conflicts_with_all = ["criteria", "from", "year_month", "sounds_like", "prefix", "word"])]
         year: Option<String>,
         /// Rows whose date column falls in a month, through a `year-month`
         /// index.
-        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from", "sounds_like", "prefix"])]
+        #[arg(long, value_name = "COLUMN=YYYY-MM", conflicts_with_all = ["criteria", "from", "sounds_like", "prefix", "word"])]
         year_month: Option<String>,
         /// Rows whose name column sounds like the name given, through a
         /// `phonetic` index.
-        #[arg(long, value_name = "COLUMN=NAME", conflicts_with_all = ["criteria", "from", "prefix"])]
+        #[arg(long, value_name = "COLUMN=NAME", conflicts_with_all = ["criteria", "from", "prefix", "word"])]
         sounds_like: Option<String>,
         /// Rows whose column begins with the characters given, through a
         /// `prefix` index (at least its shortest length).
-        #[arg(long, value_name = "COLUMN=START", conflicts_with_all = ["criteria", "from"])]
+        #[arg(long, value_name = "COLUMN=START", conflicts_with_all = ["criteria", "from", "word"])]
         prefix: Option<String>,
+        /// Rows whose column holds the word given among its words (each
+        /// word given, for several), through a `tokens` index.
+        #[arg(long, value_name = "COLUMN=WORD", conflicts_with_all = ["criteria", "from"])]
+        word: Option<String>,
     },
     /// A page of rows in id order, or the children of a parent row.
     List {
@@ -443,8 +447,9 @@ pub enum PatientCmd {
         /// Family name (accents, case, hyphens, apostrophes and spaces do not matter: obrien finds O'Brien).
         #[arg(long)]
         family: Option<String>,
-        /// Given names.
-        #[arg(long)]
+        /// One given name (or several, each one of the patient's): "marie"
+        /// finds Élodie Marie and Marie-Claire (schema/FORMAT.md §4.5).
+        #[arg(long, value_name = "NAME")]
         given: Option<String>,
         /// Date of birth, YYYY-MM-DD.
         #[arg(long)]
@@ -461,8 +466,9 @@ pub enum PatientCmd {
         #[arg(long, value_name = "START")]
         family_prefix: Option<String>,
         /// Read the query from a JSON file, or from standard input with `-`:
-        /// {"family_name": …, "given_names": …, "born": …, "born_year": …,
-        /// "sounds_like": …, "family_prefix": …}, each optional.
+        /// {"family_name": …, "given_names": … (the whole field),
+        /// "given_name": …, "born": …, "born_year": …, "sounds_like": …,
+        /// "family_prefix": …}, each optional.
         #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year", "sounds_like", "family_prefix"])]
         from: Option<String>,
     },

@@ -44,6 +44,8 @@ struct QueryDoc {
     sounds_like: Option<String>,
     #[serde(default)]
     family_prefix: Option<String>,
+    #[serde(default)]
+    given_name: Option<String>,
 }
 
 /// The most `read_input` reads: far above any field's limit (a note is at
@@ -738,16 +740,18 @@ pub async fn run(cli: Cli) -> R {
                         Some(src) => read_json::<QueryDoc>(src)?,
                         None => QueryDoc {
                             family_name: family.clone(),
-                            given_names: given.clone(),
+                            given_names: None,
                             born: born.clone(),
                             born_year: born_year.clone(),
                             sounds_like: sounds_like.clone(),
                             family_prefix: family_prefix.clone(),
+                            given_name: given.clone(),
                         },
                     };
                     let by_year = q.born_year.is_some();
                     let by_sound = q.sounds_like.is_some();
                     let by_prefix = q.family_prefix.is_some();
+                    let by_word = q.given_name.is_some();
                     let found = s
                         .find_patients(&PatientQuery {
                             family_name: q.family_name,
@@ -756,6 +760,7 @@ pub async fn run(cli: Cli) -> R {
                             born_year: q.born_year,
                             sounds_like: q.sounds_like,
                             family_prefix: q.family_prefix,
+                            given_name: q.given_name,
                         })
                         .await
                         .map_err(|e| match e {
@@ -774,6 +779,7 @@ pub async fn run(cli: Cli) -> R {
                         (by_year, "bi_born_year", "year of birth"),
                         (by_sound, "bi_family_phonetic", "family name's sound"),
                         (by_prefix, "bi_family_prefix", "family name's first letters"),
+                        (by_word, "bi_given_words", "given names"),
                     ] {
                         if !asked {
                             continue;
@@ -1289,14 +1295,23 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             year_month,
             sounds_like,
             prefix,
+            word,
         } => {
             use medvault::schema::IndexKind;
             let t = s.table(table).await?;
-            let by_kind = match (year, year_month, sounds_like, prefix) {
+            let by_kind = match (
+                year,
+                year_month,
+                sounds_like,
+                prefix.as_ref().or(word.as_ref()),
+            ) {
                 (Some(a), ..) => Some((IndexKind::Year, a, "--year born=1970")),
                 (_, Some(a), ..) => Some((IndexKind::YearMonth, a, "--year-month born=1970-03")),
                 (_, _, Some(a), _) => Some((IndexKind::Phonetic, a, "--sounds-like family=dupond")),
-                (.., Some(a)) => Some((IndexKind::Prefix, a, "--prefix family=dup")),
+                (.., Some(a)) if prefix.is_some() => {
+                    Some((IndexKind::Prefix, a, "--prefix family=dup"))
+                }
+                (.., Some(a)) => Some((IndexKind::Tokens, a, "--word given_names=marie")),
                 _ => None,
             };
             if let Some((kind, a, example)) = by_kind {

@@ -320,6 +320,24 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         t.elapsed(),
     );
 
+    // One of a patient's given names: the tokens index (the server learns
+    // which patients share a given name, not the name).
+    let one_given = last_given_word(&target.given_names);
+    let t = Instant::now();
+    let by_given = moreau
+        .find_patients(&PatientQuery {
+            given_name: Some(one_given.clone()),
+            ..Default::default()
+        })
+        .await?;
+    step(
+        &format!(
+            "dr.moreau asked for the given name \"{one_given}\": {} patient(s) with it among their given names",
+            by_given.len()
+        ),
+        t.elapsed(),
+    );
+
     let t = Instant::now();
     let mut listed = 0;
     let mut after = None;
@@ -515,4 +533,14 @@ pub async fn run(a: &DemoArgs, kdf: KdfParams) -> Result<(), CliError> {
         println!("The demo directory is removed now; pass --dir to keep it.");
     }
     Ok(())
+}
+
+/// The last word of given names as written ("Marie" of "Anaïs Marie"),
+/// or "Marie".
+fn last_given_word(given: &str) -> String {
+    given
+        .split([' ', '-'])
+        .rfind(|w| !w.is_empty())
+        .unwrap_or("Marie")
+        .to_owned()
 }
