@@ -4,11 +4,13 @@
 //! - **prefix**: the patients whose family name begins with the first 3
 //!   letters of a patient's (`PatientQuery::family_prefix`, the
 //!   `bi_family_prefix` index) against `family_name LIKE 'Dup%'` on an
-//!   indexed column (`case_sensitive_like`, so SQLite's index answers it:
-//!   the query plan is checked);
+//!   indexed column (`case_sensitive_like` and the pattern bound bare, so
+//!   SQLite answers it with a range of the index: the plan of the statement
+//!   timed is checked);
 //! - **word**: the patients with one given name among theirs
 //!   (`PatientQuery::given_name`, the `bi_given_words` index) against the
-//!   same prefix `LIKE` (the issue's baseline) and against what a plaintext
+//!   same prefix `LIKE` (the issue's baseline, though it answers another
+//!   question, with fewer rows) and against what a plaintext
 //!   application runs for a word, `given_names = ? OR LIKE '? %' OR LIKE
 //!   '% ?' OR LIKE '% ? %'` (a scan: no SQL index answers it);
 //! - **equal**: the family name and date of birth, for scale.
@@ -40,10 +42,12 @@ fn plain_prefix(db: &PlainSqlite, start: &str) -> usize {
         .conn
         .prepare_cached(
             "SELECT id, family_name, given_names, born, sex FROM patients
-             WHERE family_name LIKE ?1 || '%'",
+             WHERE family_name LIKE ?1",
         )
         .expect("prepare");
-    st.query_map([start], |r| {
+    // The pattern is the parameter itself: SQLite's LIKE optimisation
+    // (a range of the index) needs it bare, not an expression.
+    st.query_map([format!("{start}%")], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
@@ -84,15 +88,21 @@ fn search(c: &mut Criterion) {
         .conn
         .execute_batch("PRAGMA case_sensitive_like = ON;")
         .expect("pragma");
+    // The statement timed, with a pattern bound as it is: a SEARCH of the
+    // family-name index (a range), not a SCAN.
     let plan: String = plain
         .conn
         .query_row(
-            "EXPLAIN QUERY PLAN SELECT id FROM patients WHERE family_name LIKE 'Dup' || '%'",
-            [],
+            "EXPLAIN QUERY PLAN SELECT id, family_name, given_names, born, sex FROM patients
+             WHERE family_name LIKE ?1",
+            ["Dup%"],
             |r| r.get(3),
         )
         .expect("plan");
-    assert!(plan.contains("INDEX"), "LIKE must use the index: {plan}");
+    assert!(
+        plan.contains("SEARCH") && plan.contains("patients_family_name"),
+        "LIKE must search the index: {plan}"
+    );
     let (s, _) = rt.block_on(new_vault(&sqlcipher_url(dir.path())));
     rt.block_on(s.insert_patients_with_notes(&import))
         .expect("insert");
@@ -159,15 +169,18 @@ fn search(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("search one given name x{WORDS} in {n}"));
     slow(&mut g, 15);
     g.throughput(Throughput::Elements(WORDS as u64));
-    g.bench_function("plaintext LIKE 'dup%', indexed", |b| {
-        b.iter(|| {
-            starts
-                .iter()
-                .take(WORDS)
-                .map(|st| plain_prefix(&plain, st))
-                .sum::<usize>()
-        })
-    });
+    g.bench_function(
+        "plaintext LIKE 'Dup%' (prefixes, the issue's baseline)",
+        |b| {
+            b.iter(|| {
+                starts
+                    .iter()
+                    .take(WORDS)
+                    .map(|st| plain_prefix(&plain, st))
+                    .sum::<usize>()
+            })
+        },
+    );
     g.bench_function("plaintext word LIKE (a scan)", |b| {
         b.iter(|| words.iter().map(|w| plain_word(&plain, w)).sum::<usize>())
     });

@@ -447,17 +447,6 @@ pub enum Error {
         /// Characters a search types at least.
         shortest: u8,
     },
-    /// A value holds more distinct words than its tokens index keys
-    /// (LANGUAGE.md §6): nothing is written.
-    #[error("{table}.{index} keys at most {max} distinct words of a value")]
-    TooManyWords {
-        /// Table.
-        table: String,
-        /// The tokens index.
-        index: String,
-        /// Distinct words it keys at most.
-        max: usize,
-    },
     /// A row that does not exist (a parent row, a row to update).
     #[error("no row {id} in {table}")]
     NoSuchRow {

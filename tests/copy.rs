@@ -101,6 +101,23 @@ async fn an_interrupted_copy_resumes_and_loses_nothing() {
     let f = Fixture::sqlite().await;
     clinic(&f, 2500).await;
     let a = f.admin().await;
+    // A declared table with a tokens index: MySQL lists the columns it
+    // generates for it, which the resumed copy must not take for a
+    // different table.
+    a.apply_schema(
+        "format = 2\n[[table]]\nname = \"remarks\"\n\
+         [[column]]\ntable = \"remarks\"\ncolumn = \"text\"\nscope = \"clinical\"\n\
+         kind = \"text\"\nmax_bytes = 200\npadding = { block = 16 }\n\
+         [[index]]\ntable = \"remarks\"\ncolumn = \"bi_words\"\nover = [\"text\"]\n\
+         kind = \"tokens\"\nslots = 2\nbits = 2\n",
+    )
+    .await
+    .unwrap();
+    let remarks = a.table("remarks").await.unwrap();
+    remarks
+        .insert(&medvault::vault::rows::NewRow::new().set("text", "allergie latex"))
+        .await
+        .unwrap();
     let (my_url, _guard) = empty_mysql().await;
     let mut pages = 0;
     let mut stop_after_one_page = |t: &str, _: u64, _: u64| {
@@ -128,6 +145,7 @@ async fn an_interrupted_copy_resumes_and_loses_nothing() {
         .tables
         .iter()
         .any(|(t, n)| t == "patients" && *n == 2501));
+    assert!(report.tables.iter().any(|(t, n)| t == "remarks" && *n == 1));
     c.disconnect().await.unwrap();
 
     // The same into a file, interrupted and resumed.

@@ -218,7 +218,7 @@ fn compute(m: &BTreeMap<String, String>) -> String {
                     .collect();
                 by_hand.sort();
                 by_hand.dedup();
-                let keyed = index::keyed_words(&ik, &words, bits);
+                let keyed = index::keyed_words(&ik, &words, bits, 16);
                 assert_eq!(keyed.as_bytes(), by_hand.concat().as_slice());
                 return hex::encode(keyed.as_bytes());
             }

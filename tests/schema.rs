@@ -77,6 +77,7 @@ async fn sqlite_tables_agree_with_the_policy() {
             (1..=4)
                 .map(|k| format!("{}__{k}", idx.column))
                 .chain(Some(format!("{}__more", idx.column)))
+                .chain(Some(idx.column.clone()))
                 .collect()
         } else {
             vec![idx.column.clone()]
@@ -180,6 +181,7 @@ async fn mysql_tables_agree_with_the_policy() {
             (1..=4)
                 .map(|k| format!("{}__{k}", idx.column))
                 .chain(Some(format!("{}__more", idx.column)))
+                .chain(Some(idx.column.clone()))
                 .collect()
         } else {
             vec![idx.column.clone()]

@@ -68,7 +68,7 @@ pub fn value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> BlindIndex {
         return prefix_chain(key, one, lengths, lengths.longest, idx.bits);
     }
     if let (IndexKind::Tokens, [one]) = (idx.kind, canonical) {
-        return keyed_words(key, one, idx.bits);
+        return keyed_words(key, one, idx.bits, idx.max_words());
     }
     match idx.parts(canonical) {
         Some(parts) => compute(key, &parts, idx.bits),
@@ -100,10 +100,13 @@ pub fn prefix_chain(key: &IndexKey, c: &str, lengths: Lengths, upto: u8, bits: u
 
 /// The keyed words of `words` (a tokens index's part: words separated by
 /// one space, [`canonical::words`]), each `compute(key, [word], bits)`,
-/// duplicates dropped, in increasing byte order, side by side (FORMAT.md
-/// §4.5); a value of no word holds the keyed empty part, as any value
-/// with no part. The order tells nothing of the words' order.
-pub fn keyed_words(key: &IndexKey, words: &str, bits: u16) -> BlindIndex {
+/// duplicates dropped, in increasing byte order, the first `max` of them
+/// side by side (FORMAT.md §4.5); a value of no word holds the keyed empty
+/// part, as any value with no part. The order tells nothing of the words'
+/// order. A value of more than `max` keyed words keeps `max`: more than
+/// the index's slots, so it is a candidate of every search, which compares
+/// all its words after decryption.
+pub fn keyed_words(key: &IndexKey, words: &str, bits: u16, max: usize) -> BlindIndex {
     let mut keyed: Vec<Vec<u8>> = words
         .split(' ')
         .filter(|w| !w.is_empty())
@@ -114,15 +117,8 @@ pub fn keyed_words(key: &IndexKey, words: &str, bits: u16) -> BlindIndex {
     }
     keyed.sort_unstable();
     keyed.dedup();
+    keyed.truncate(max.max(1));
     BlindIndex(keyed.concat())
-}
-
-/// How many distinct words `words` holds (what a tokens index keys of it).
-pub fn word_count(words: &str) -> usize {
-    let mut w: Vec<&str> = words.split(' ').filter(|w| !w.is_empty()).collect();
-    w.sort_unstable();
-    w.dedup();
-    w.len()
 }
 
 /// The stored values a prefix index `idx` holds for rows whose canonical

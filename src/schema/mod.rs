@@ -435,9 +435,10 @@ impl Index {
         self.value_len() * self.prefix.map_or(1, Lengths::count)
     }
 
-    /// The most distinct words a value of a tokens index may hold: as many
-    /// keyed words as [`MAX_INDEX_BYTES`] takes. A value with more is
-    /// refused (`Error::TooManyWords`).
+    /// The most keyed words a value of a tokens index holds: as many as
+    /// [`MAX_INDEX_BYTES`] takes. A value of more keeps the first ones in
+    /// byte order ([`crate::index::keyed_words`]): more than its slots, so
+    /// it is a candidate of every search.
     pub fn max_words(&self) -> usize {
         MAX_INDEX_BYTES / self.value_len().max(1)
     }

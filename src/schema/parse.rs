@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// Names an application cannot give a table: medvault's own tables, and
 /// the SQL indexes its migrations make (SQLite keeps tables and indexes in
 /// one namespace).
-pub const RESERVED_TABLES: [&str; 26] = [
+pub const RESERVED_TABLES: [&str; 27] = [
     "vault_meta",
     "users",
     "scopes",
@@ -42,6 +42,7 @@ pub const RESERVED_TABLES: [&str; 26] = [
     "patients_bi_born_year",
     "patients_bi_family_phonetic",
     "patients_bi_family_prefix",
+    "patients_bi_given_words",
     "patients_bi_given_words_1",
     "patients_bi_given_words_2",
     "patients_bi_given_words_3",

@@ -47,7 +47,8 @@ pub struct IndexLeak {
     /// Expected rows sharing each index value, R / classes.
     pub crowd: f64,
     /// Index values one row holds in it: one, a prefix index's one per
-    /// length, a tokens index's one per word (counted for its slots).
+    /// length, a tokens index's one per word (at most, as many as its
+    /// value holds: 16 at 9 to 16 bits).
     pub values_per_row: u32,
     /// For a prefix index, what its chain tells apart up to each length:
     /// (length, classes), shortest first. The server sees each: the first
@@ -128,14 +129,19 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
     };
     // A prefix chain's values side by side tell apart up to 2^bits per
     // length, and never more than the prefixes themselves.
-    // A tokens index: one value per word, counted for as many words as it
-    // has slots (a row with more reveals more).
-    let count = match (idx.prefix, idx.slots) {
+    // A tokens index: one value per word, up to the most its value holds
+    // (the server reads the whole value, not only the slots), and never
+    // more than the 2^bits distinct keyed words there are; its value is a
+    // set of them, one of at most 2^(2^bits).
+    let count = match (idx.prefix, idx.kind) {
         (Some(l), _) => l.count(),
-        (None, Some(s)) => usize::from(s),
+        (None, IndexKind::Tokens) => idx.max_words().min(1 << idx.bits.min(16)),
         _ => 1,
     };
-    let by_bits = by_bits.powi(i32::try_from(count).unwrap_or(i32::MAX));
+    let mut by_bits = by_bits.powi(i32::try_from(count).unwrap_or(i32::MAX));
+    if idx.kind == IndexKind::Tokens {
+        by_bits = by_bits.min(2f64.powf(2f64.powi(i32::from(idx.bits))));
+    }
     let classes = by_bits.min(values).max(1.0);
     // Each length: the prefixes of k characters (of a column holding at
     // most `max_bytes`), and 2^bits per length up to k.
@@ -225,18 +231,33 @@ mod tests {
             assert!((got - w).abs() / w < 1e-9, "{k}: {got} != {w}");
         }
         assert!((prefix.bits_revealed - 14348907f64.log2()).abs() < 1e-9);
-        // The given names' words: one value a word, counted for its 4
-        // slots.
+        // The given names' words: one value a word, up to the 16 a value
+        // holds.
         let words = leak(patients, "bi_given_words");
-        assert_eq!((words.values_per_row, words.kind), (4, IndexKind::Tokens));
-        assert_eq!(words.classes, 2f64.powi(60));
+        assert_eq!((words.values_per_row, words.kind), (16, IndexKind::Tokens));
+        assert_eq!(words.classes, 2f64.powi(240));
         // Side by side they single a row out.
-        assert_eq!(patients.values_per_row, 13);
+        assert_eq!(patients.values_per_row, 25);
         assert!(patients.row_bits > 70.0, "{patients:?}");
         assert!(patients.singles_out());
         // Notes have no index: nothing to single out by.
         let notes = p.iter().find(|t| t.table == "notes").unwrap();
         assert!(!notes.singles_out() && notes.indexes.is_empty());
+    }
+
+    #[test]
+    fn a_tokens_value_is_a_set_of_at_most_2_to_the_bits_keyed_words() {
+        let remarks = "format = 2\n[[table]]\nname = \"remarks\"\n\
+                 [[column]]\ntable = \"remarks\"\ncolumn = \"text\"\nscope = \"clinical\"\n\
+                 kind = \"text\"\nmax_bytes = 200\npadding = { block = 16 }\n\
+                 [[index]]\ntable = \"remarks\"\ncolumn = \"bi_w\"\nover = [\"text\"]\n\
+                 kind = \"tokens\"\nslots = 2\nbits = 2\n";
+        let s = Schema::builtin().extend(remarks).unwrap();
+        let p = plan(&s, None);
+        let w = leak(p.iter().find(|t| t.table == "remarks").unwrap(), "bi_w");
+        // 4 keyed words there are at 2 bits, so a value is one of 2^4 sets.
+        assert_eq!((w.values_per_row, w.classes), (4, 16.0));
+        assert!((w.bits_revealed - 4.0).abs() < 1e-9);
     }
 
     #[test]

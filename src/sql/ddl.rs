@@ -169,9 +169,9 @@ fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) 
     }
 }
 
-/// An index's columns and SQL indexes: its own column with an SQL index,
-/// or for a tokens index its own column (no SQL index: nothing searches
-/// it whole) and the columns the store derives of it (FORMAT.md §4.5),
+/// An index's columns and SQL indexes: its own column with an SQL index
+/// (for a tokens index, what finds the rows not filled yet), and for a
+/// tokens index the columns the store derives of it (FORMAT.md §4.5),
 /// each with an SQL index: slot k holds the k-th keyed word,
 /// `substr(value, 1 + (k - 1) * n, n)` with n the bytes of one, and
 /// `__more` whether the value holds more words than slots.
@@ -183,7 +183,7 @@ fn index_columns(table: &Table, i: &Index, dialect: Dialect) -> (Vec<String>, Ve
     let q = |n: &str| dialect.quote(n);
     let (main, n) = (q(&i.name), i.value_len());
     let mut defs = vec![def];
-    let mut keys = Vec::new();
+    let mut keys = vec![key];
     for (k, col) in i.derived_columns().iter().enumerate() {
         let c = q(col);
         let at = 1 + k * n;

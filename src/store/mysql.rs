@@ -487,7 +487,9 @@ async fn put_grant<Q: Queryable>(q: &mut Q, g: &GrantRow) -> mysql_async::Result
 
 /// The cells of a row, as the driver returned them: cannot fail on the
 /// value's type, which the checked decoders of [`crate::sql`] judge.
-/// The columns of `table` in the current database, in order.
+/// The columns of `table` in the current database, in order; not the
+/// columns MySQL generates (a tokens index's derived columns, FORMAT.md
+/// §4.5), which SQLite's `pragma_table_info` does not list either.
 async fn catalogue(c: &mut Conn, table: &str) -> Result<Vec<StoredColumn>, TxError> {
     let rows: Vec<mysql_async::Row> = c
         .exec(
@@ -496,6 +498,7 @@ async fn catalogue(c: &mut Conn, table: &str) -> Result<Vec<StoredColumn>, TxErr
                     is_nullable = 'YES'
              FROM information_schema.columns
              WHERE table_schema = DATABASE() AND table_name = ?
+               AND extra NOT LIKE '%GENERATED%'
              ORDER BY ordinal_position",
             (table,),
         )

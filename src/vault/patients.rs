@@ -468,18 +468,22 @@ impl Session {
         Ok(())
     }
 
-    /// Finds patients; every criterion given must match exactly (after
-    /// canonicalisation: accents, case, hyphens, apostrophes and spacing do
-    /// not matter). Sorted by family name, given names, date of birth.
+    /// Finds patients; every criterion given must hold: names equal after
+    /// canonicalisation (accents, case, hyphens, apostrophes and spacing do
+    /// not matter), the family name beginning with a prefix, each word of a
+    /// given name among the given names, the same sound, the same date or
+    /// year. Sorted by family name, given names, date of birth.
     ///
     /// The store is asked through one blind index: family name and date of
     /// birth together when both are given, else the family name, the
-    /// given names, the date, the first letters of the family name
-    /// ([`PatientQuery::family_prefix`]), its sound
+    /// given names, the date, one given name
+    /// ([`PatientQuery::given_name`]), the first letters of the family
+    /// name ([`PatientQuery::family_prefix`]), its sound
     /// ([`PatientQuery::sounds_like`]) or the year of birth alone; a
     /// criterion the index does not cover is checked on the decrypted
-    /// candidates. A patient written before the year, phonetic or prefix
-    /// index existed (format 9, 10, 11) is found by them once an administrator has
+    /// candidates. A patient written before the year, phonetic, prefix or
+    /// given-name index existed (format 9, 10, 11, 12) is found by them
+    /// once an administrator has
     /// filled them
     /// ([`Session::fill_indexes`]); [`Session::unfilled`] counts those
     /// left.

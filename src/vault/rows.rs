@@ -689,9 +689,18 @@ impl RowTable<'_> {
                 max: e.max_bytes,
             });
         }
-        let words = match (e.kind, v) {
-            (Kind::Name | Kind::Text, Value::Text(t)) => canonical::words(e.kind, t),
-            _ => canonical.clone(),
+        // Only a tokens index keys the words: computed for the columns one
+        // covers (a name's words need fold 1; a text's are its canonical
+        // form's).
+        let tokens = self
+            .t()
+            .indexes
+            .iter()
+            .any(|i| i.kind == IndexKind::Tokens && i.over.first() == Some(&c.name));
+        let words = match (tokens, e.kind, v) {
+            (true, Kind::Name, Value::Text(t)) => canonical::words(e.kind, t),
+            (true, _, _) => canonical.clone(),
+            (false, _, _) => String::new(),
         };
         Ok(Checked {
             bytes: Zeroizing::new(bytes),
@@ -845,7 +854,7 @@ impl RowTable<'_> {
             let sid = self.index_scope(i)?;
             let (epoch, keys) = self.s.current_keys(sid)?;
             let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
-            vals.push(self.keyed_value(&key, i, &parts)?);
+            vals.push(self.keyed_value(&key, i, &parts));
         }
         Ok(vals)
     }
@@ -926,18 +935,9 @@ impl RowTable<'_> {
 
     /// The value index `idx` stores, under `key`, for the canonical values
     /// (or words, for a tokens index) `canonical` of its columns
-    /// ([`index::value`]); `TooManyWords` for a tokens value of more
-    /// distinct words than it holds.
-    fn keyed_value(&self, key: &IndexKey, idx: &Index, canonical: &[&str]) -> Result<StoreValue> {
-        let v = index::value(key, idx, canonical);
-        if v.as_bytes().len() > idx.stored_len() {
-            return Err(Error::TooManyWords {
-                table: self.name.clone(),
-                index: idx.name.clone(),
-                max: idx.max_words(),
-            });
-        }
-        Ok(StoreValue::Blob(v.as_bytes().to_vec()))
+    /// ([`index::value`]).
+    fn keyed_value(&self, key: &IndexKey, idx: &Index, canonical: &[&str]) -> StoreValue {
+        StoreValue::Blob(index::value(key, idx, canonical).as_bytes().to_vec())
     }
 
     /// The scope of an index: that of the columns it covers.
@@ -1461,7 +1461,7 @@ impl RowTable<'_> {
             let ok = keys_of_scope().any(|((s, e), k)| {
                 let key = self.index_key(*s, *e, k, (pos, &i.name));
                 matches!(self.keyed_value(&key, i, &refs),
-                    Ok(StoreValue::Blob(v)) if v == *got)
+                    StoreValue::Blob(v) if v == *got)
             });
             let old = !ok
                 && older.as_ref().is_some_and(|o| {
@@ -2687,7 +2687,7 @@ impl RowTable<'_> {
                 // A value with no part this kind keys (a year-month of a
                 // year alone, a name with no sound) gets the value of the
                 // empty part, so that it is no longer counted as unfilled.
-                let value = self.keyed_value(&key, idx, &refs)?;
+                let value = self.keyed_value(&key, idx, &refs);
                 let stored = match cells.get(at) {
                     Some(Cell::Bytes(b)) => Some(b.clone()),
                     _ => None,
@@ -3171,7 +3171,7 @@ impl RowTable<'_> {
             vals.push(match parts {
                 Some(p) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
-                    self.keyed_value(&key, i, &p)?
+                    self.keyed_value(&key, i, &p)
                 }
                 None => StoreValue::Null,
             });

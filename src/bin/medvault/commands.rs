@@ -1493,14 +1493,30 @@ fn schema_cmd(cli: &Cli, cmd: &SchemaCmd) -> R {
                     "  {:<22} {:<10} {:>4} {:>9} {:>12} {:>8}",
                     "index", "kind", "bits", "classes", "rows/value", "reveals"
                 );
+                // Classes past a billion as a power of two (2^240 is 73
+                // digits).
+                let classes = |c: f64| {
+                    if c < 1e9 {
+                        format!("{c:.0}")
+                    } else {
+                        format!("2^{:.1}", c.log2())
+                    }
+                };
+                let crowd = |c: f64| {
+                    if c >= 0.01 {
+                        format!("{c:.2}")
+                    } else {
+                        format!("{c:.1e}")
+                    }
+                };
                 for i in &t.indexes {
                     println!(
-                        "  {:<22} {:<10} {:>4} {:>9.0} {:>12.2} {:>5.1} bits",
+                        "  {:<22} {:<10} {:>4} {:>9} {:>12} {:>5.1} bits",
                         i.index,
                         i.kind.as_str(),
                         i.bits,
-                        i.classes,
-                        i.crowd,
+                        classes(i.classes),
+                        crowd(i.crowd),
                         i.bits_revealed
                     );
                     // A prefix chain: what the server tells apart at each
