@@ -168,7 +168,7 @@ pub struct Patient {
     pub updated_at: i64,
 }
 
-/// A patient search: any combination of the three; all given must match.
+/// A patient search: any combination of the criteria; all given must hold.
 #[derive(Clone, Default)]
 pub struct PatientQuery {
     /// Family name (canonical match: accents, case, hyphens, apostrophes and spaces ignored: "obrien" finds O'Brien).

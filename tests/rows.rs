@@ -296,7 +296,10 @@ async fn a_coarse_tokens_index_finds_exactly_the_values_holding_a_word(f: Fixtur
     use medvault::index::canonical::words;
     use medvault::schema::{IndexKind, Kind};
     let a = f.admin().await;
-    a.apply_schema(REMARKS).await.unwrap();
+    // The table first, its rows, then the index: added to a populated
+    // table (its derived columns too), and computed for every row.
+    let without = REMARKS.split("[[index]]").next().unwrap().to_owned();
+    a.apply_schema(&without).await.unwrap();
     let t = a.table("remarks").await.unwrap();
     let texts = [
         "Allergie pénicilline",
@@ -312,6 +315,9 @@ async fn a_coarse_tokens_index_finds_exactly_the_values_holding_a_word(f: Fixtur
         .map(|i| NewRow::new().set("text", texts[i % texts.len()]))
         .collect();
     let ids = t.insert_many(&rows).await.unwrap();
+    a.apply_schema(REMARKS).await.unwrap();
+    assert_eq!(a.unfilled("remarks", "bi_text_words").await.unwrap(), 0);
+    let t = a.table("remarks").await.unwrap();
     let check = |q: &str, got: Vec<medvault::vault::rows::Row>| {
         let want_words = words(Kind::Text, q);
         let mut want: Vec<Id> = ids
@@ -375,7 +381,6 @@ async fn a_coarse_tokens_index_finds_exactly_the_values_holding_a_word(f: Fixtur
     let v = a.verify_store().await.unwrap();
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     // Dropped with its derived columns: the table takes rows again.
-    let without = REMARKS.split("[[index]]").next().unwrap().to_owned();
     a.apply_schema(&without).await.unwrap();
     let t = a.table("remarks").await.unwrap();
     t.insert(&NewRow::new().set("text", "après")).await.unwrap();

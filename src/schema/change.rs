@@ -337,6 +337,22 @@ mod tests {
             why.contains("bi_p: an index's columns, kind, bits, lengths"),
             "{why}"
         );
+        // A tokens index keeps its slots: the store derives a column each.
+        let worded = format!(
+            "{}\n[[index]]\ntable = \"allergies\"\ncolumn = \"bi_w\"\n\
+             over = [\"substance\"]\nkind = \"tokens\"\nslots = 2\nbits = 2\n",
+            ALLERGIES.replace(
+                "name = \"allergies\"\n",
+                "name = \"allergies\"\ndanger_single_out = true\n"
+            )
+        );
+        let with_words = Schema::builtin().extend(&worded).unwrap();
+        let reslotted = worded.replace("slots = 2", "slots = 3");
+        let why = refused(&with_words, &Schema::builtin().extend(&reslotted).unwrap());
+        assert!(
+            why.contains("bi_w: an index's columns, kind, bits, lengths and slots"),
+            "{why}"
+        );
         let orphan = ALLERGIES.replace("parent = \"patients\"", "");
         let why = refused(&old, &Schema::builtin().extend(&orphan).unwrap());
         assert!(why.contains("parent cannot change"), "{why}");

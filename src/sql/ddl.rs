@@ -149,7 +149,7 @@ fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) 
     // index value is derived data, and a column left behind by a MySQL
     // apply cut short (its drop runs after the signed row) must not block
     // inserts. The built-in ones are as the migrations made them: NOT
-    // NULL, but for those added after the rows they index (V9, V10, V11).
+    // NULL, but for those added after the rows they index (V9, V10, V11, V12).
     let optional = !i.builtin
         || i.kind != crate::schema::IndexKind::Equal
         || i.over

@@ -498,7 +498,8 @@ async fn catalogue(c: &mut Conn, table: &str) -> Result<Vec<StoredColumn>, TxErr
                     is_nullable = 'YES'
              FROM information_schema.columns
              WHERE table_schema = DATABASE() AND table_name = ?
-               AND extra NOT LIKE '%GENERATED%'
+               AND extra NOT LIKE '%VIRTUAL GENERATED%'
+               AND extra NOT LIKE '%STORED GENERATED%'
              ORDER BY ordinal_position",
             (table,),
         )

@@ -1849,12 +1849,21 @@ impl RowTable<'_> {
             .map(|got| got.canonical)
     }
 
-    /// Rows whose date column `column` falls in the year (`kind`
-    /// [`IndexKind::Year`], `value` `"YYYY"`) or the month
-    /// ([`IndexKind::YearMonth`], `"YYYY-MM"`) given, through the index of
-    /// that kind over it: exact results, in id order, under every epoch of
-    /// the scope this user holds. [`IndexKind::Equal`] is [`RowTable::find`]
-    /// on that column alone.
+    /// Rows whose `column` matches `value` the way `kind` searches, through
+    /// the index of that kind over that column alone: exact results (the
+    /// candidates are decrypted and compared), in id order, under every
+    /// epoch of the scope this user holds.
+    /// - [`IndexKind::Year`] / [`IndexKind::YearMonth`]: the date falls in
+    ///   the year `"YYYY"` / month `"YYYY-MM"` given (`Refused` otherwise);
+    /// - [`IndexKind::Phonetic`]: the name sounds like the one given
+    ///   (`Refused` for a name with no sounded letter);
+    /// - [`IndexKind::Prefix`]: the value begins with the one given, of at
+    ///   least the index's shortest length (`PrefixTooShort`);
+    /// - [`IndexKind::Tokens`]: each word given is one of the value's
+    ///   (`Refused` for no word);
+    /// - [`IndexKind::Equal`]: [`RowTable::find`] on that column alone.
+    ///
+    /// No index of that kind over `column` is `NoIndex`.
     ///
     /// ```no_run
     /// # async fn demo(s: &medvault::Session) -> medvault::Result<()> {

@@ -1307,9 +1307,11 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             ) {
                 (Some(a), ..) => Some((IndexKind::Year, a, "--year born=1970")),
                 (_, Some(a), ..) => Some((IndexKind::YearMonth, a, "--year-month born=1970-03")),
-                (_, _, Some(a), _) => Some((IndexKind::Phonetic, a, "--sounds-like family=dupond")),
+                (_, _, Some(a), _) => {
+                    Some((IndexKind::Phonetic, a, "--sounds-like family_name=dupond"))
+                }
                 (.., Some(a)) if prefix.is_some() => {
-                    Some((IndexKind::Prefix, a, "--prefix family=dup"))
+                    Some((IndexKind::Prefix, a, "--prefix family_name=dup"))
                 }
                 (.., Some(a)) => Some((IndexKind::Tokens, a, "--word given_names=marie")),
                 _ => None,
