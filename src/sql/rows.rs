@@ -149,15 +149,23 @@ pub fn by_id(d: Dialect, table: &Table) -> String {
     )
 }
 
-/// Rows whose `column` is one of `n` values, in id order.
-pub fn by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+/// The rows of `table` for which `filter` holds, every stored column, in
+/// id order: what a search asks of an index.
+fn matching(d: Dialect, table: &Table, filter: &str) -> String {
     format!(
-        "SELECT {} FROM {} WHERE {} IN ({}) ORDER BY {}",
+        "SELECT {} FROM {} WHERE {filter} ORDER BY {}",
         list(d, &stored_columns(table)),
         d.quote(&table.name),
-        d.quote(column),
-        marks(n.max(1)),
         d.quote("id")
+    )
+}
+
+/// Rows whose `column` is one of `n` values, in id order.
+pub fn by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+    matching(
+        d,
+        table,
+        &format!("{} IN ({})", d.quote(column), marks(n.max(1))),
     )
 }
 
@@ -169,13 +177,7 @@ pub fn by_ranges(d: Dialect, table: &Table, column: &str, n: usize) -> String {
     let ranges: Vec<String> = (0..n.max(1))
         .map(|_| format!("({c} BETWEEN ? AND ?)"))
         .collect();
-    format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY {}",
-        list(d, &stored_columns(table)),
-        d.quote(&table.name),
-        ranges.join(" OR "),
-        d.quote("id")
-    )
+    matching(d, table, &ranges.join(" OR "))
 }
 
 /// The rows whose tokens index `index` holds any of `n` keyed words in
@@ -192,13 +194,7 @@ pub fn by_slots(d: Dialect, table: &Table, index: &Index, n: usize) -> String {
         .map(|c| format!("{} IN ({})", d.quote(c), marks(n.max(1))))
         .collect();
     terms.extend(more.map(|m| format!("{} = 1", d.quote(m))));
-    format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY {}",
-        list(d, &stored_columns(table)),
-        d.quote(&table.name),
-        terms.join(" OR "),
-        d.quote("id")
-    )
+    matching(d, table, &terms.join(" OR "))
 }
 
 /// A page of `limit` rows in id order, after `id > ?` when `after`.

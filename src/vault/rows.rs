@@ -1952,6 +1952,22 @@ impl RowTable<'_> {
             .collect())
     }
 
+    /// The encrypted column `column` and its policy: `UnknownColumn`, or
+    /// `Policy` for a plain one.
+    fn encrypted_column(&self, column: &str) -> Result<(&Column, &Encrypted)> {
+        let t = self.t();
+        let c = t
+            .column(column)
+            .ok_or_else(|| self.unknown_column(column))?;
+        match &c.ty {
+            ColumnType::Encrypted(e) => Ok((c, e)),
+            ColumnType::Plain(_) => Err(Error::Policy(format!(
+                "{}.{column} is not encrypted",
+                t.name
+            ))),
+        }
+    }
+
     /// [`RowTable::find_by`] of a prefix: the rows whose `column`, through
     /// prefix index `idx` (at `pos`), starts with the canonical form of
     /// `value`.
@@ -1963,15 +1979,7 @@ impl RowTable<'_> {
         value: &Value,
     ) -> Result<Vec<Row>> {
         let t = self.t();
-        let c = t
-            .column(column)
-            .ok_or_else(|| self.unknown_column(column))?;
-        let ColumnType::Encrypted(e) = &c.ty else {
-            return Err(Error::Policy(format!(
-                "{}.{column} is not encrypted",
-                t.name
-            )));
-        };
+        let (c, e) = self.encrypted_column(column)?;
         // What was typed, as the column takes it (its limits and form).
         let typed = self.check_encrypted(c, e, value, true)?.canonical;
         let shortest = idx.prefix.map_or(1, |l| l.shortest);
@@ -2005,16 +2013,7 @@ impl RowTable<'_> {
         column: &str,
         value: &Value,
     ) -> Result<Vec<Row>> {
-        let t = self.t();
-        let c = t
-            .column(column)
-            .ok_or_else(|| self.unknown_column(column))?;
-        let ColumnType::Encrypted(e) = &c.ty else {
-            return Err(Error::Policy(format!(
-                "{}.{column} is not encrypted",
-                t.name
-            )));
-        };
+        let (c, e) = self.encrypted_column(column)?;
         let typed = self.check_encrypted(c, e, value, true)?.words;
         let mut want: Vec<&str> = typed.split(' ').filter(|w| !w.is_empty()).collect();
         want.sort_unstable();
@@ -2028,7 +2027,7 @@ impl RowTable<'_> {
         Ok(candidates
             .into_iter()
             .filter(|r| {
-                let (Some(v), ColumnType::Encrypted(e)) = (r.values.get(column), &c.ty) else {
+                let Some(v) = r.values.get(column) else {
                     return false;
                 };
                 let Ok(got) = self.check_encrypted(c, e, v, false) else {
