@@ -299,7 +299,7 @@ async fn search_answers_during_a_rotation_and_it_resumes(f: Fixture) {
     let a = f.admin().await;
     a.apply_schema(EMR).await.unwrap();
     let n = 60;
-    populate(&a, n).await;
+    let ids = populate(&a, n).await;
     let opts = RotateOptions {
         batch: 10,
         ..Default::default()
@@ -328,6 +328,27 @@ async fn search_answers_during_a_rotation_and_it_resumes(f: Fixture) {
     assert_eq!(dupont_count(&a).await, n / FAMILIES.len());
     let bob = f.user(&a, "bob", &["identity"]).await;
     assert_eq!(dupont_count(&bob).await, n / FAMILIES.len());
+    // So do the first letters (one range per live epoch) and a given name
+    // (each slot asked for the word's value under both): every row, of
+    // either half.
+    for i in 0..n {
+        let by_prefix = bob
+            .find_patients(&PatientQuery {
+                family_prefix: Some(FAMILIES[i % FAMILIES.len()].into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(by_prefix.iter().any(|p| p.id == ids[i]), "{i}");
+        let by_given = bob
+            .find_patients(&PatientQuery {
+                given_name: Some(format!("given{i}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_given.iter().map(|p| p.id).collect::<Vec<_>>(), [ids[i]]);
+    }
     let late = a
         .insert_patient(&patient("Dupont", "Late", "2001-01-01"))
         .await
