@@ -966,34 +966,22 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
     let leak = super::plan::index_leak(table, &made, population);
     // A prefix index's shortest prefix is an index of its own the server
     // sees: few classes at 1 character (27 letters, 64 code signs).
-    let values = match (made.prefix, leak.prefixes.first()) {
-        (Some(l), Some(_)) => table
-            .column(&made.over[0])
-            .and_then(|c| match &c.ty {
-                ColumnType::Encrypted(e) => Some(super::plan::values_of(
-                    e.kind,
-                    e.max_bytes.min(usize::from(l.shortest)),
-                )),
-                ColumnType::Plain(_) => None,
-            })
-            .unwrap_or(leak.values),
-        _ => leak.values,
-    };
-    if made.prefix.is_some() && values <= super::plan::LOW_CLASSES && !made.danger_low_cardinality {
-        ck.at(
-            raw.span(),
-            format!(
-                "{}.{} keys the first {} character(s) of {} alone, which hold about {:.0} \
-                 values: the server can name each by how many rows it holds. Raise shortest, \
-                 or acknowledge it with danger_low_cardinality = true",
-                table.name,
-                made.name,
-                made.prefix.map_or(1, |l| l.shortest),
-                made.over[0],
-                values
-            ),
-        );
-        return;
+    if let (Some(l), Some(ColumnType::Encrypted(e))) =
+        (made.prefix, table.column(&made.over[0]).map(|c| &c.ty))
+    {
+        let values = super::plan::values_of(e.kind, e.max_bytes.min(usize::from(l.shortest)));
+        if values <= super::plan::LOW_CLASSES && !made.danger_low_cardinality {
+            ck.at(
+                raw.span(),
+                format!(
+                    "{}.{} keys the first {} character(s) of {} alone, which hold about {:.0} \
+                     values: the server can name each by how many rows it holds. Raise \
+                     shortest, or acknowledge it with danger_low_cardinality = true",
+                    table.name, made.name, l.shortest, made.over[0], values
+                ),
+            );
+            return;
+        }
     }
     if made.over.len() == 1
         && leak.values <= super::plan::LOW_CLASSES

@@ -334,6 +334,13 @@ enum Probe<'a> {
     Word(&'a str),
 }
 
+/// The value index `idx` stores, under `key`, for the canonical values (or
+/// words, for a tokens index) `canonical` of its columns
+/// ([`index::value`]), as written.
+fn keyed_value(key: &IndexKey, idx: &Index, canonical: &[&str]) -> StoreValue {
+    StoreValue::Blob(index::value(key, idx, canonical).as_bytes().to_vec())
+}
+
 /// A cell still under an unknown epoch after the key state was read again
 /// is not from a rotation: it is forged.
 fn outdated_is_tampered(e: Error) -> Error {
@@ -854,7 +861,7 @@ impl RowTable<'_> {
             let sid = self.index_scope(i)?;
             let (epoch, keys) = self.s.current_keys(sid)?;
             let key = self.index_key(sid, epoch, &keys, (pos, &i.name));
-            vals.push(self.keyed_value(&key, i, &parts));
+            vals.push(keyed_value(&key, i, &parts));
         }
         Ok(vals)
     }
@@ -931,13 +938,6 @@ impl RowTable<'_> {
                 .entry((scope, epoch, pos))
                 .or_insert_with(|| Arc::new(kdf::index_key(&keys.raw, &self.name, index))),
         )
-    }
-
-    /// The value index `idx` stores, under `key`, for the canonical values
-    /// (or words, for a tokens index) `canonical` of its columns
-    /// ([`index::value`]).
-    fn keyed_value(&self, key: &IndexKey, idx: &Index, canonical: &[&str]) -> StoreValue {
-        StoreValue::Blob(index::value(key, idx, canonical).as_bytes().to_vec())
     }
 
     /// The scope of an index: that of the columns it covers.
@@ -1460,8 +1460,7 @@ impl RowTable<'_> {
             let keys_of_scope = || ks.keys.iter().filter(|((s, _), _)| *s == sid);
             let ok = keys_of_scope().any(|((s, e), k)| {
                 let key = self.index_key(*s, *e, k, (pos, &i.name));
-                matches!(self.keyed_value(&key, i, &refs),
-                    StoreValue::Blob(v) if v == *got)
+                index::value(&key, i, &refs).as_bytes() == got.as_slice()
             });
             let old = !ok
                 && older.as_ref().is_some_and(|o| {
@@ -1787,10 +1786,7 @@ impl RowTable<'_> {
         let mut canon: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         let mut fold1: BTreeMap<&str, Zeroizing<String>> = BTreeMap::new();
         for (name, v) in criteria {
-            let c = t.column(name).ok_or_else(|| self.unknown_column(name))?;
-            let ColumnType::Encrypted(e) = &c.ty else {
-                return Err(Error::Policy(format!("{}.{name} is not encrypted", t.name)));
-            };
+            let (c, e) = self.encrypted_column(name)?;
             let checked = self.check_encrypted(c, e, v, true)?;
             if let (Kind::Name, Value::Text(typed)) = (e.kind, v) {
                 fold1.insert(
@@ -2695,7 +2691,7 @@ impl RowTable<'_> {
                 // A value with no part this kind keys (a year-month of a
                 // year alone, a name with no sound) gets the value of the
                 // empty part, so that it is no longer counted as unfilled.
-                let value = self.keyed_value(&key, idx, &refs);
+                let value = keyed_value(&key, idx, &refs);
                 let stored = match cells.get(at) {
                     Some(Cell::Bytes(b)) => Some(b.clone()),
                     _ => None,
@@ -3179,7 +3175,7 @@ impl RowTable<'_> {
             vals.push(match parts {
                 Some(p) => {
                     let key = self.index_key(sid, target, keys, (pos, &i.name));
-                    self.keyed_value(&key, i, &p)
+                    keyed_value(&key, i, &p)
                 }
                 None => StoreValue::Null,
             });
