@@ -64,7 +64,7 @@ pub mod vault;
 pub use error::{Error, Result};
 pub use keys::pgp::KdfParams;
 pub use records::{
-    Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
+    Id, NewNote, NewPatient, Note, NoteList, Patient, PatientOrder, PatientPage, PatientQuery, Sex,
 };
 pub use vault::{
     enrol, request_fingerprint, AccessRequest, AdoptReport, CreateOptions, DisableReport, Enrolled,

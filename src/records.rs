@@ -194,6 +194,27 @@ pub struct PatientQuery {
     /// through the `bi_given_words` index, `schema/FORMAT.md` §4.5).
     /// `given_names` asks for the whole field.
     pub given_name: Option<String>,
+    /// The order of the answer: by name (the default), or most recently
+    /// changed first.
+    pub order: PatientOrder,
+    /// At most this many patients, the first in `order` (at least 1).
+    pub limit: Option<u32>,
+}
+
+/// The order of [`Session::find_patients`](crate::Session::find_patients)'
+/// answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PatientOrder {
+    /// By family name, given names and date of birth (canonical forms:
+    /// case, accents and separators ignored), then id. The names are
+    /// encrypted, so every match is decrypted to be sorted, whatever the
+    /// limit.
+    #[default]
+    Name,
+    /// Most recently changed first (`updated_at`, then id, both plain and
+    /// signed): the store orders the matches and answers a page at a time,
+    /// so with a limit about that many patients are decrypted.
+    Recent,
 }
 
 /// One page of the patient list.

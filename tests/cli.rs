@@ -999,6 +999,118 @@ fn rows_through_the_cli() {
         &["--json", "patient", "find", "--given", "marie"],
     );
     assert_eq!(out.trim(), "[]");
+    // Ordered, limited and paged: three more penicillin allergies, the
+    // latest first two at a time, then the rest after the last shown.
+    for when in ["2021", "2018-02", "2022-11"] {
+        c.ok(
+            "admin",
+            "pw",
+            &[
+                "row",
+                "insert",
+                "allergies",
+                "--parent",
+                p,
+                "substance=penicillin",
+                "reaction=x",
+                &format!("recorded_on={when}"),
+            ],
+        );
+    }
+    let page = |after: Option<&str>| {
+        let mut args = vec![
+            "--json",
+            "row",
+            "find",
+            "allergies",
+            "substance=Penicillin",
+            "--order-by",
+            "recorded_on",
+            "--desc",
+            "--limit",
+            "2",
+        ];
+        if let Some(a) = after {
+            args.extend(["--after", a]);
+        }
+        let out = c.ok("admin", "pw", &args);
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["recorded_on"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = page(None);
+    let when = |v: &[(String, String)]| v.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>();
+    assert_eq!(when(&first), ["2022-11", "2021"]);
+    let second = page(Some(&first[1].0));
+    assert_eq!(when(&second), ["2019-05", "2018-02"]);
+    assert!(page(Some(&second[1].0)).is_empty());
+    c.fails(
+        "admin",
+        "pw",
+        &[
+            "row",
+            "find",
+            "allergies",
+            "substance=x",
+            "--order-by",
+            "nope",
+        ],
+        "nope",
+    );
+    c.fails(
+        "admin",
+        "pw",
+        &["row", "find", "allergies", "substance=x", "--limit", "0"],
+        "at least one row",
+    );
+    // The desk: the most recently changed patient first, one of them.
+    c.ok(
+        "admin",
+        "pw",
+        &[
+            "patient", "add", "--family", "Dupond", "--given", "Luc", "--born", "1980",
+        ],
+    );
+    let out = c.ok(
+        "admin",
+        "pw",
+        &[
+            "--json",
+            "patient",
+            "find",
+            "--family-prefix",
+            "dup",
+            "--recent",
+            "--limit",
+            "1",
+        ],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{out}");
+    let out = c.ok(
+        "admin",
+        "pw",
+        &[
+            "--json",
+            "patient",
+            "find",
+            "--family-prefix",
+            "dup",
+            "--limit",
+            "1",
+        ],
+    );
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(found[0]["family_name"], "Dupond", "{out}");
     c.fails(
         "admin",
         "pw",
@@ -1031,12 +1143,13 @@ fn rows_through_the_cli() {
     c.ok("admin", "pw", &["row", "delete", "allergies", a]);
     c.fails("admin", "pw", &["row", "get", "allergies", a], "no row");
     // A vault made now has every row signed: nothing to adopt, and verify
-    // counts the patient and the allergy left as their author's.
+    // counts the two patients and the four allergies left as their
+    // author's.
     let out = c.ok("admin", "pw", &["adopt"]);
     assert!(out.contains("nothing to adopt"), "{out}");
     let out = c.ok("admin", "pw", &["verify"]);
     assert!(
-        out.contains("2 rows signed by their author, 0 adopted, 0 unsigned, 0 forged"),
+        out.contains("6 rows signed by their author, 0 adopted, 0 unsigned, 0 forged"),
         "{out}"
     );
 }

@@ -22,6 +22,7 @@ per_store!(
     names_are_found_as_people_type_them,
     the_first_letters_of_a_family_name_find_exactly_what_a_full_scan_finds,
     a_given_name_finds_exactly_what_a_full_scan_finds,
+    the_most_recently_changed_patients_come_first_and_a_limit_holds,
 );
 
 /// Separators and letters with no decomposition fold (FORMAT.md 4.1,
@@ -1167,4 +1168,82 @@ async fn a_single_name_and_a_partial_birth_date_fit(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::EmptyValue("given names")), "{err}");
+}
+
+/// `PatientOrder::Recent` answers the patients a search finds most
+/// recently changed first (then by id), as sorting them here does, also
+/// with a criterion the index does not cover (pages of the store's order
+/// until the limit holds every criterion); `PatientOrder::Name` with a
+/// limit is the first of the name order.
+async fn the_most_recently_changed_patients_come_first_and_a_limit_holds(f: Fixture) {
+    use medvault::PatientOrder;
+    let a = f.admin().await;
+    let family = ["Dupont", "Dupond", "Du Pont", "Durand"];
+    let made: Vec<NewPatient> = (0..48)
+        .map(|i| {
+            patient(
+                family[i % 4],
+                ["Marie", "Jean"][i % 2],
+                &format!("{}-01-{:02}", 1969 + i % 3, 1 + i % 28),
+            )
+        })
+        .collect();
+    let ids = a.insert_patients(&made).await.unwrap();
+    // Changed a second later: these come first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let changed = [ids[4], ids[17], ids[29], ids[40]];
+    for id in changed {
+        let mut p = a.get_patient(&id).await.unwrap();
+        p.given_names.push_str(" Claire");
+        a.update_patient(&id, &patient(&p.family_name, &p.given_names, &p.born))
+            .await
+            .unwrap();
+    }
+    let query = |limit: Option<u32>, order: PatientOrder, year: Option<&str>| PatientQuery {
+        family_prefix: Some("dup".into()),
+        born_year: year.map(Into::into),
+        order,
+        limit,
+        ..Default::default()
+    };
+    for year in [None, Some("1970")] {
+        // Every match, sorted here: most recently changed, then by id,
+        // both largest first.
+        let all = a
+            .find_patients(&query(None, PatientOrder::Name, year))
+            .await
+            .unwrap();
+        let mut want: Vec<(i64, Id)> = all.iter().map(|p| (p.updated_at, p.id)).collect();
+        want.sort();
+        want.reverse();
+        let want: Vec<Id> = want.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(want.len(), if year.is_some() { 12 } else { 36 });
+        let first: Vec<Id> = want.iter().take(2).copied().collect();
+        assert!(first.iter().all(|id| changed.contains(id)), "{year:?}");
+        for limit in [None, Some(1), Some(3), Some(5), Some(1000)] {
+            let got: Vec<Id> = a
+                .find_patients(&query(limit, PatientOrder::Recent, year))
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.id)
+                .collect();
+            let n = limit.map_or(want.len(), |l| want.len().min(l as usize));
+            assert_eq!(got, want[..n], "{year:?} {limit:?}");
+            let by_name: Vec<Id> = a
+                .find_patients(&query(limit, PatientOrder::Name, year))
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.id)
+                .collect();
+            let all: Vec<Id> = all.iter().map(|p| p.id).collect();
+            assert_eq!(by_name, all[..n], "{year:?} {limit:?}");
+        }
+    }
+    let err = a
+        .find_patients(&query(Some(0), PatientOrder::Recent, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
 }

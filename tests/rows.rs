@@ -25,6 +25,7 @@ per_store!(
     a_coarse_phonetic_index_finds_exactly_the_names_that_sound_alike,
     a_coarse_prefix_index_finds_exactly_the_values_that_begin_alike,
     a_coarse_tokens_index_finds_exactly_the_values_holding_a_word,
+    searches_come_back_in_the_order_and_number_asked,
 );
 
 /// A table of contacts whose names are searched by sound through an index
@@ -1275,4 +1276,143 @@ async fn a_patient_column_of_another_scope_does_not_block_the_patient_api(f: Fix
     assert_eq!(row.text("billing_ref"), Some("INV-2024-17"));
     assert_eq!(row.text("given_names"), Some("Jean-Marc"));
     assert!(a.verify_store().await.unwrap().problems.is_empty());
+}
+
+/// A search in every order the example schema's prescriptions offer (by
+/// id; by a plain date the store orders, with and without NULLs; by an
+/// encrypted integer and an encrypted text the client orders), each
+/// ascending and descending, limited and paged with `Order::after`: the
+/// same rows, in the same order, as sorting the matches here.
+async fn searches_come_back_in_the_order_and_number_asked(f: Fixture) {
+    use medvault::index::canonical::text;
+    use medvault::vault::rows::Order;
+    use std::cmp::Ordering;
+    let (a, p) = emr_with_patient(&f).await;
+    let t = a.table("prescriptions").await.unwrap();
+    let dosages = ["500 mg", "250 MG", "Éventuellement 1 g", "1 g", "a", "A  b"];
+    // (drug, started, ended, price, dosage) of each row.
+    type Made = (bool, String, Option<String>, Option<i64>, &'static str);
+    let made: Vec<Made> = (0..240i64)
+        .map(|i| {
+            (
+                i % 6 != 5,
+                format!("2024-{:02}-{:02}", 1 + i % 3, 1 + i % 7),
+                (i % 4 != 0).then(|| format!("2025-01-{:02}", 1 + i % 5)),
+                (i % 9 != 0).then_some((i * 37) % 23 - 11),
+                dosages[(i % 6) as usize],
+            )
+        })
+        .collect();
+    let rows: Vec<NewRow> = made
+        .iter()
+        .map(|(amox, started, ended, price, dosage)| {
+            let mut r = NewRow::child_of(p)
+                .set("drug", if *amox { "Amoxicillin" } else { "Paracetamol" })
+                .set("dosage", *dosage)
+                .set("started_on", started.as_str());
+            if let Some(e) = ended {
+                r = r.set("ended_on", e.as_str());
+            }
+            if let Some(c) = price {
+                r = r.set("price_cents", *c);
+            }
+            r
+        })
+        .collect();
+    let ids = t.insert_many(&rows).await.unwrap();
+    let amox = [("drug", Value::from("amoxicillin"))];
+    // The matches in `order` of `column`, sorted here: no value first,
+    // ties by id.
+    let sorted = |column: Option<&str>, descending: bool| -> Vec<Id> {
+        let mut m: Vec<(&Made, Id)> = made
+            .iter()
+            .zip(&ids)
+            .filter(|(m, _)| m.0)
+            .map(|(m, id)| (m, *id))
+            .collect();
+        m.sort_by(|(x, xi), (y, yi)| {
+            let o = match column {
+                Some("started_on") => x.1.cmp(&y.1),
+                Some("ended_on") => x.2.cmp(&y.2),
+                Some("price_cents") => x.3.cmp(&y.3),
+                Some("dosage") => text(x.4).cmp(&text(y.4)),
+                _ => Ordering::Equal,
+            };
+            let o = o.then(xi.cmp(yi));
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        m.into_iter().map(|(_, id)| id).collect()
+    };
+    let got_ids =
+        |rows: Vec<medvault::vault::rows::Row>| rows.iter().map(|r| r.id).collect::<Vec<Id>>();
+    let mut compared = 0;
+    for column in [
+        None,
+        Some("started_on"),
+        Some("ended_on"),
+        Some("price_cents"),
+        Some("dosage"),
+    ] {
+        for descending in [false, true] {
+            let mut order = column.map_or_else(Order::by_id, Order::by);
+            if descending {
+                order = order.descending();
+            }
+            let want = sorted(column, descending);
+            assert_eq!(want.len(), 200);
+            let all = got_ids(t.find_ordered(&amox, &order).await.unwrap());
+            assert_eq!(all, want, "{column:?} {descending}");
+            for limit in [1u32, 7, 150, 1000] {
+                let got = got_ids(
+                    t.find_ordered(&amox, &order.clone().limit(limit))
+                        .await
+                        .unwrap(),
+                );
+                let n = want.len().min(limit as usize);
+                assert_eq!(got, want[..n], "{column:?} {descending} {limit}");
+            }
+            // Page by page, each after the last row of the one before.
+            let mut pages = Vec::new();
+            let mut next = order.clone().limit(23);
+            loop {
+                let page = t.find_ordered(&amox, &next).await.unwrap();
+                let Some(last) = page.last() else { break };
+                next = order.clone().limit(23).after(last);
+                pages.extend(page.iter().map(|r| r.id));
+            }
+            assert_eq!(pages, want, "{column:?} {descending} paged");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 10);
+    // The id order is find's; "id" names it too.
+    assert_eq!(
+        got_ids(t.find(&amox).await.unwrap()),
+        got_ids(t.find_ordered(&amox, &Order::by("id")).await.unwrap())
+    );
+    // A user without the billing scope: the prices are withheld, so they
+    // sort as no value, by id.
+    let doc = f.user(&a, "doc", &["clinical"]).await;
+    let dt = doc.table("prescriptions").await.unwrap();
+    let got = got_ids(
+        dt.find_ordered(&amox, &Order::by("price_cents").descending())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, sorted(None, true));
+    // Bad orders are typed errors, before the store is asked.
+    let err = t
+        .find_ordered(&amox, &Order::by("no_such_column"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownColumn { .. }), "{err}");
+    let err = t
+        .find_ordered(&amox, &Order::by_id().limit(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused(_)), "{err}");
 }

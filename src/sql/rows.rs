@@ -149,42 +149,114 @@ pub fn by_id(d: Dialect, table: &Table) -> String {
     )
 }
 
+/// How a search's statement pages through its candidates: ordered by
+/// `column` (a plain column both stores order alike), then by id, or by id
+/// alone; descending or not; from after a row; at most `limit` rows.
+///
+/// Its parameters follow the search's own: with `after`, the row's value
+/// twice then its id (`c > ? OR (c = ? AND id > ?)`), or its id alone
+/// when ordered by id or when the row's value is NULL. NULL sorts first
+/// ascending and last descending, as both stores sort it.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging<'a> {
+    /// The column ordered by (then the id); `None`: the id alone.
+    pub column: Option<&'a str>,
+    /// Largest first.
+    pub descending: bool,
+    /// After a row: `Some(true)` if its value in `column` is NULL.
+    pub after: Option<bool>,
+    /// The most rows answered.
+    pub limit: u32,
+}
+
 /// The rows of `table` for which `filter` holds, every stored column, in
-/// id order: what a search asks of an index.
-fn matching(d: Dialect, table: &Table, filter: &str) -> String {
+/// id order, or as `paging` orders and limits them: what a search asks of
+/// an index.
+fn matching(d: Dialect, table: &Table, filter: &str, paging: Option<&Paging>) -> String {
+    let id = d.quote("id");
+    let Some(p) = paging else {
+        return format!(
+            "SELECT {} FROM {} WHERE {filter} ORDER BY {id}",
+            list(d, &stored_columns(table)),
+            d.quote(&table.name),
+        );
+    };
+    let (dir, after) = if p.descending {
+        ("DESC", "<")
+    } else {
+        ("ASC", ">")
+    };
+    let (order, start) = match p.column {
+        None => (
+            format!("{id} {dir}"),
+            p.after.map(|_| format!("{id} {after} ?")),
+        ),
+        Some(c) => {
+            let c = d.quote(c);
+            let start = p.after.map(|null| match (null, p.descending) {
+                (true, false) => format!("({c} IS NULL AND {id} > ?) OR {c} IS NOT NULL"),
+                (true, true) => format!("{c} IS NULL AND {id} < ?"),
+                (false, false) => format!("{c} > ? OR ({c} = ? AND {id} > ?)"),
+                (false, true) => format!("{c} < ? OR ({c} = ? AND {id} < ?) OR {c} IS NULL"),
+            });
+            (format!("{c} {dir}, {id} {dir}"), start)
+        }
+    };
+    let start = start.map(|s| format!(" AND ({s})")).unwrap_or_default();
     format!(
-        "SELECT {} FROM {} WHERE {filter} ORDER BY {}",
+        "SELECT {} FROM {} WHERE ({filter}){start} ORDER BY {order} LIMIT {}",
         list(d, &stored_columns(table)),
         d.quote(&table.name),
-        d.quote("id")
+        p.limit
     )
 }
 
-/// Rows whose `column` is one of `n` values, in id order.
-pub fn by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+/// Rows whose `column` is one of `n` values, in id order (or as `paging`
+/// says).
+pub fn by_values(
+    d: Dialect,
+    table: &Table,
+    column: &str,
+    n: usize,
+    paging: Option<&Paging>,
+) -> String {
     matching(
         d,
         table,
         &format!("{} IN ({})", d.quote(column), marks(n.max(1))),
+        paging,
     )
 }
 
 /// The rows whose `column` lies in any of `n` ranges, each
 /// `column BETWEEN ? AND ?` (two parameters, low then high, per range): a
-/// prefix index's search, one range per live epoch. In id order.
-pub fn by_ranges(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+/// prefix index's search, one range per live epoch. In id order (or as
+/// `paging` says).
+pub fn by_ranges(
+    d: Dialect,
+    table: &Table,
+    column: &str,
+    n: usize,
+    paging: Option<&Paging>,
+) -> String {
     let c = d.quote(column);
     let ranges: Vec<String> = (0..n.max(1))
         .map(|_| format!("({c} BETWEEN ? AND ?)"))
         .collect();
-    matching(d, table, &ranges.join(" OR "))
+    matching(d, table, &ranges.join(" OR "), paging)
 }
 
 /// The rows whose tokens index `index` holds any of `n` keyed words in
 /// one of its slots (`<index>__<k> IN (?, ...)`, the `n` values once per
 /// slot), or more words than its slots (`<index>__more = 1`): one SQL
-/// index per term. In id order.
-pub fn by_slots(d: Dialect, table: &Table, index: &Index, n: usize) -> String {
+/// index per term. In id order (or as `paging` says).
+pub fn by_slots(
+    d: Dialect,
+    table: &Table,
+    index: &Index,
+    n: usize,
+    paging: Option<&Paging>,
+) -> String {
     let derived = index.derived_columns();
     let (more, slots) = derived
         .split_last()
@@ -194,7 +266,7 @@ pub fn by_slots(d: Dialect, table: &Table, index: &Index, n: usize) -> String {
         .map(|c| format!("{} IN ({})", d.quote(c), marks(n.max(1))))
         .collect();
     terms.extend(more.map(|m| format!("{} = 1", d.quote(m))));
-    matching(d, table, &terms.join(" OR "))
+    matching(d, table, &terms.join(" OR "), paging)
 }
 
 /// A page of `limit` rows in id order, after `id > ?` when `after`.

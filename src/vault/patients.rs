@@ -13,14 +13,14 @@
 use std::sync::Arc;
 
 use super::authorship::{KIND_WRITE, MAX_LEAVES};
-use super::rows::{NewRow, PendingBatch, Row, RowTable, Value, STREAM_CHUNK};
+use super::rows::{NewRow, Order, PendingBatch, Row, RowTable, Value, STREAM_CHUNK};
 use super::{Session, SCOPE_CLINICAL};
 use crate::crypto::envelope::{self, Cell, Header};
 use crate::error::{Error, Result};
 use crate::index::canonical;
 use crate::policy::ColumnPolicy;
 use crate::records::{
-    Id, NewNote, NewPatient, Note, NoteList, Patient, PatientPage, PatientQuery, Sex,
+    Id, NewNote, NewPatient, Note, NoteList, Patient, PatientOrder, PatientPage, PatientQuery, Sex,
 };
 
 const PATIENTS: &str = "patients";
@@ -472,7 +472,9 @@ impl Session {
     /// canonicalisation (accents, case, hyphens, apostrophes and spacing do
     /// not matter), the family name beginning with a prefix, each word of a
     /// given name among the given names, the same sound, the same date or
-    /// year. Sorted by family name, given names, date of birth.
+    /// year. Sorted by family name, given names, date of birth, or most
+    /// recently changed first ([`PatientQuery::order`]); at most
+    /// [`PatientQuery::limit`] of them (0 is `Refused`).
     ///
     /// The store is asked through one blind index: family name and date of
     /// birth together when both are given, else the family name, the
@@ -488,6 +490,9 @@ impl Session {
     /// ([`Session::fill_indexes`]); [`Session::unfilled`] counts those
     /// left.
     pub async fn find_patients(&self, q: &PatientQuery) -> Result<Vec<Patient>> {
+        if q.limit == Some(0) {
+            return Err(Error::Refused("a search's limit is at least one patient"));
+        }
         let family = q
             .family_name
             .as_deref()
@@ -554,46 +559,41 @@ impl Session {
             (None, None, Some(b)) => vec![("born", Value::from(b.as_str()))],
             (None, None, None) => Vec::new(),
         };
-        let table = self.patients().await?;
-        let rows = match (&year, criteria.is_empty()) {
-            (_, false) => table.find(&criteria).await?,
+        use crate::schema::IndexKind;
+        let by = match (&year, criteria.is_empty()) {
+            (_, false) => None,
             (_, true) if given_word.is_some() => {
-                table
-                    .find_by(
-                        crate::schema::IndexKind::Tokens,
-                        "given_names",
-                        &Value::from(given_word.as_deref().unwrap_or_default()),
-                    )
-                    .await?
+                Some((IndexKind::Tokens, "given_names", given_word.as_deref()))
             }
             (_, true) if prefix.is_some() => {
-                table
-                    .find_by(
-                        crate::schema::IndexKind::Prefix,
-                        "family_name",
-                        &Value::from(prefix.as_deref().unwrap_or_default()),
-                    )
-                    .await?
+                Some((IndexKind::Prefix, "family_name", prefix.as_deref()))
             }
             (_, true) if sounds.is_some() => {
-                table
-                    .find_by(
-                        crate::schema::IndexKind::Phonetic,
-                        "family_name",
-                        &Value::from(sounds.as_deref().unwrap_or_default()),
-                    )
-                    .await?
+                Some((IndexKind::Phonetic, "family_name", sounds.as_deref()))
             }
-            (Some(y), true) => {
-                table
-                    .find_by(
-                        crate::schema::IndexKind::Year,
-                        "born",
-                        &Value::from(y.as_str()),
-                    )
-                    .await?
-            }
+            (Some(y), true) => Some((IndexKind::Year, "born", Some(y.as_str()))),
             (None, true) => return Err(Error::EmptyQuery),
+        };
+        let table = self.patients().await?;
+        // The index's matches in `order`: a criterion it does not cover is
+        // checked below.
+        let fetch = |order: Order| {
+            let (table, criteria) = (&table, &criteria);
+            async move {
+                match by {
+                    None => table.find_ordered(criteria, &order).await,
+                    Some((kind, column, v)) => {
+                        table
+                            .find_by_ordered(
+                                kind,
+                                column,
+                                &Value::from(v.unwrap_or_default()),
+                                &order,
+                            )
+                            .await
+                    }
+                }
+            }
         };
         let want = |w: &Option<String>, got: &str, date: bool| {
             w.as_deref().is_none_or(|w| {
@@ -604,10 +604,8 @@ impl Session {
                 }
             })
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let p = self.patient_of(r)?;
-            if want(&family, &p.family_name, false)
+        let holds = |p: &Patient| {
+            want(&family, &p.family_name, false)
                 && want(&given, &p.given_names, false)
                 && want(&born, &p.born, true)
                 && year.as_deref().is_none_or(|y| p.born.get(..4) == Some(y))
@@ -623,7 +621,35 @@ impl Session {
                     canonical::phonetic(&canonical::name(&p.family_name))
                         .is_some_and(|got| got.as_str() == w.as_str())
                 })
-            {
+        };
+        let limit = q.limit.map_or(usize::MAX, |n| n as usize);
+        let mut out = Vec::new();
+        if q.order == PatientOrder::Recent {
+            // The store orders the matches by `updated_at`; pages of them
+            // until `limit` hold every criterion.
+            let page = q.limit.map_or(MAX_PAGE, |n| n.min(MAX_PAGE));
+            let order = Order::by("updated_at").descending().limit(page);
+            let mut next = order.clone();
+            loop {
+                let rows = fetch(next).await?;
+                let full = rows.len() == page as usize;
+                let after = rows.last().map(|r| order.clone().after(r));
+                for r in rows {
+                    let p = self.patient_of(r)?;
+                    if out.len() < limit && holds(&p) {
+                        out.push(p);
+                    }
+                }
+                match after {
+                    Some(a) if full && out.len() < limit => next = a,
+                    _ => break,
+                }
+            }
+            return Ok(out);
+        }
+        for r in fetch(Order::by_id()).await? {
+            let p = self.patient_of(r)?;
+            if holds(&p) {
                 out.push(p);
             }
         }
@@ -635,6 +661,7 @@ impl Session {
                 p.id,
             )
         });
+        out.truncate(q.limit.map_or(usize::MAX, |n| n as usize));
         Ok(out)
     }
 

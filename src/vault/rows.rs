@@ -31,11 +31,13 @@ use std::fmt;
 use std::sync::Arc;
 
 mod auth;
+mod order;
 
 pub(crate) use auth::read_again;
 pub(crate) use auth::replaced_keys;
 pub use auth::Authorship;
 pub(crate) use auth::PendingBatch;
+pub use order::Order;
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -1751,19 +1753,31 @@ impl RowTable<'_> {
     /// that covers exactly those columns (in any order): exact results, in
     /// id order, under every epoch of the scope this user holds.
     pub async fn find(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
+        self.find_ordered(criteria, &Order::by_id()).await
+    }
+
+    /// [`RowTable::find`], in `order`: ordered by a column, descending,
+    /// limited, after a row ([`Order`], which says what each order costs).
+    pub async fn find_ordered(
+        &self,
+        criteria: &[(&str, Value)],
+        order: &Order,
+    ) -> Result<Vec<Row>> {
         // A row an older schema does not read is `SchemaChanged`, after
         // the retry too.
-        let r = match self.find_once(criteria).await {
+        let r = match self.find_once(criteria, order).await {
             Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
-                self.find_once(criteria).await.map_err(outdated_is_tampered)
+                self.find_once(criteria, order)
+                    .await
+                    .map_err(outdated_is_tampered)
             }
             r => r,
         };
         self.changed_schema(r).await
     }
 
-    async fn find_once(&self, criteria: &[(&str, Value)]) -> Result<Vec<Row>> {
+    async fn find_once(&self, criteria: &[(&str, Value)], order: &Order) -> Result<Vec<Row>> {
         let t = self.t();
         let mut want: Vec<&str> = criteria.iter().map(|(c, _)| *c).collect();
         want.sort_unstable();
@@ -1815,19 +1829,16 @@ impl RowTable<'_> {
         if older != forms[0] && !self.s.names_refolded() {
             forms.push(older);
         }
-        let candidates = self.candidates(pos, idx, Probe::Equal(&forms)).await?;
-        Ok(candidates
-            .into_iter()
-            .filter(|r| {
-                criteria.iter().all(|(name, _)| {
-                    self.canonical_of(r, name).is_some_and(|got| {
-                        canon.get(*name).is_some_and(|w| {
-                            crate::crypto::secret::ct_eq(w.as_bytes(), got.as_bytes())
-                        })
-                    })
+        self.matches(pos, idx, Probe::Equal(&forms), order, |r| {
+            criteria.iter().all(|(name, _)| {
+                self.canonical_of(r, name).is_some_and(|got| {
+                    canon
+                        .get(*name)
+                        .is_some_and(|w| crate::crypto::secret::ct_eq(w.as_bytes(), got.as_bytes()))
                 })
             })
-            .collect())
+        })
+        .await
     }
 
     /// The canonical value of encrypted column `name` in opened row `r`,
@@ -1871,13 +1882,26 @@ impl RowTable<'_> {
     /// # Ok(()) }
     /// ```
     pub async fn find_by(&self, kind: IndexKind, column: &str, value: &Value) -> Result<Vec<Row>> {
+        self.find_by_ordered(kind, column, value, &Order::by_id())
+            .await
+    }
+
+    /// [`RowTable::find_by`], in `order`: ordered by a column, descending,
+    /// limited, after a row ([`Order`], which says what each order costs).
+    pub async fn find_by_ordered(
+        &self,
+        kind: IndexKind,
+        column: &str,
+        value: &Value,
+        order: &Order,
+    ) -> Result<Vec<Row>> {
         if kind == IndexKind::Equal {
-            return self.find(&[(column, value.clone())]).await;
+            return self.find_ordered(&[(column, value.clone())], order).await;
         }
-        let r = match self.find_by_once(kind, column, value).await {
+        let r = match self.find_by_once(kind, column, value, order).await {
             Err(e) if auth::read_again(&e) => {
                 self.s.refresh_keys().await?;
-                self.find_by_once(kind, column, value)
+                self.find_by_once(kind, column, value, order)
                     .await
                     .map_err(outdated_is_tampered)
             }
@@ -1886,7 +1910,13 @@ impl RowTable<'_> {
         self.changed_schema(r).await
     }
 
-    async fn find_by_once(&self, kind: IndexKind, column: &str, value: &Value) -> Result<Vec<Row>> {
+    async fn find_by_once(
+        &self,
+        kind: IndexKind,
+        column: &str,
+        value: &Value,
+        order: &Order,
+    ) -> Result<Vec<Row>> {
         let t = self.t();
         let (pos, idx) = t
             .indexes
@@ -1898,10 +1928,10 @@ impl RowTable<'_> {
                 columns: format!("{} ({kind})", column.chars().take(64).collect::<String>()),
             })?;
         if kind == IndexKind::Prefix {
-            return self.find_prefix(pos, idx, column, value).await;
+            return self.find_prefix(pos, idx, column, value, order).await;
         }
         if kind == IndexKind::Tokens {
-            return self.find_words(pos, idx, column, value).await;
+            return self.find_words(pos, idx, column, value, order).await;
         }
         let refused = match kind {
             IndexKind::Year => "a year index is searched by a year, YYYY",
@@ -1930,22 +1960,14 @@ impl RowTable<'_> {
             }
         };
         let want = kind.part(&q).ok_or(Error::Refused(refused))?;
-        let candidates = self
-            .candidates(pos, idx, Probe::Equal(&[vec![want.as_str()]]))
-            .await?;
-        Ok(candidates
-            .into_iter()
-            .filter(|r| {
-                self.canonical_of(r, column).is_some_and(|got| {
-                    kind.part(&got).is_some_and(|p| {
-                        crate::crypto::secret::ct_eq(
-                            p.as_str().as_bytes(),
-                            want.as_str().as_bytes(),
-                        )
-                    })
+        self.matches(pos, idx, Probe::Equal(&[vec![want.as_str()]]), order, |r| {
+            self.canonical_of(r, column).is_some_and(|got| {
+                kind.part(&got).is_some_and(|p| {
+                    crate::crypto::secret::ct_eq(p.as_str().as_bytes(), want.as_str().as_bytes())
                 })
             })
-            .collect())
+        })
+        .await
     }
 
     /// The encrypted column `column` and its policy: `UnknownColumn`, or
@@ -1973,6 +1995,7 @@ impl RowTable<'_> {
         idx: &Index,
         column: &str,
         value: &Value,
+        order: &Order,
     ) -> Result<Vec<Row>> {
         let t = self.t();
         let (c, e) = self.encrypted_column(column)?;
@@ -1986,17 +2009,14 @@ impl RowTable<'_> {
                 shortest,
             });
         }
-        let candidates = self.candidates(pos, idx, Probe::Prefix(&typed)).await?;
-        Ok(candidates
-            .into_iter()
-            .filter(|r| {
-                self.canonical_of(r, column).is_some_and(|got| {
-                    got.as_bytes()
-                        .get(..typed.len())
-                        .is_some_and(|head| crate::crypto::secret::ct_eq(head, typed.as_bytes()))
-                })
+        self.matches(pos, idx, Probe::Prefix(&typed), order, |r| {
+            self.canonical_of(r, column).is_some_and(|got| {
+                got.as_bytes()
+                    .get(..typed.len())
+                    .is_some_and(|head| crate::crypto::secret::ct_eq(head, typed.as_bytes()))
             })
-            .collect())
+        })
+        .await
     }
 
     /// [`RowTable::find_by`] of words: the rows whose `column` holds,
@@ -2008,6 +2028,7 @@ impl RowTable<'_> {
         idx: &Index,
         column: &str,
         value: &Value,
+        order: &Order,
     ) -> Result<Vec<Row>> {
         let (c, e) = self.encrypted_column(column)?;
         let typed = self.check_encrypted(c, e, value, true)?.words;
@@ -2019,29 +2040,34 @@ impl RowTable<'_> {
         let Some(ask) = want.iter().copied().max_by_key(|w| w.len()) else {
             return Err(Error::Refused("a tokens index is searched by a word"));
         };
-        let candidates = self.candidates(pos, idx, Probe::Word(ask)).await?;
-        Ok(candidates
-            .into_iter()
-            .filter(|r| {
-                let Some(v) = r.values.get(column) else {
-                    return false;
-                };
-                let Ok(got) = self.check_encrypted(c, e, v, false) else {
-                    return false;
-                };
-                let got: Vec<&str> = got.words.split(' ').collect();
-                want.iter().all(|w| {
-                    got.iter()
-                        .any(|g| crate::crypto::secret::ct_eq(g.as_bytes(), w.as_bytes()))
-                })
+        self.matches(pos, idx, Probe::Word(ask), order, |r| {
+            let Some(v) = r.values.get(column) else {
+                return false;
+            };
+            let Ok(got) = self.check_encrypted(c, e, v, false) else {
+                return false;
+            };
+            let got: Vec<&str> = got.words.split(' ').collect();
+            want.iter().all(|w| {
+                got.iter()
+                    .any(|g| crate::crypto::secret::ct_eq(g.as_bytes(), w.as_bytes()))
             })
-            .collect())
+        })
+        .await
     }
 
     /// The rows whose index `idx` (at `pos`) holds what `probe` asks for
     /// under any live epoch of its scope, opened, in id order: candidates,
-    /// which the caller compares with what it looks for.
-    async fn candidates(&self, pos: usize, idx: &Index, probe: Probe<'_>) -> Result<Vec<Row>> {
+    /// which the caller compares with what it looks for. With `paging`
+    /// (and its parameters), a page of them in its order, which the caller
+    /// checks.
+    async fn candidates(
+        &self,
+        pos: usize,
+        idx: &Index,
+        probe: Probe<'_>,
+        paging: Option<(&stmt::Paging<'_>, Vec<StoreValue>)>,
+    ) -> Result<Vec<Row>> {
         let t = self.t();
         let sid = self.index_scope(idx)?;
         let d = self.s.store.dialect();
@@ -2079,25 +2105,27 @@ impl RowTable<'_> {
             blobs.dedup();
             ranges.sort_unstable();
             ranges.dedup();
-            let (sql, values) = if let (Probe::Word(_), Some(slots)) = (probe, idx.slots) {
+            let page = paging.as_ref().map(|(p, _)| *p);
+            let (sql, mut values) = if let (Probe::Word(_), Some(slots)) = (probe, idx.slots) {
                 // The same values asked of every slot.
                 let n = blobs.len();
                 let values: Vec<StoreValue> = (0..slots)
                     .flat_map(|_| blobs.iter().cloned().map(StoreValue::Blob))
                     .collect();
-                (stmt::by_slots(d, t, idx, n), values)
+                (stmt::by_slots(d, t, idx, n, page), values)
             } else if ranges.is_empty() {
                 let n = blobs.len();
                 let values: Vec<StoreValue> = blobs.into_iter().map(StoreValue::Blob).collect();
-                (stmt::by_values(d, t, &idx.name, n), values)
+                (stmt::by_values(d, t, &idx.name, n, page), values)
             } else {
                 let n = ranges.len();
                 let values: Vec<StoreValue> = ranges
                     .into_iter()
                     .flat_map(|(low, high)| [StoreValue::Blob(low), StoreValue::Blob(high)])
                     .collect();
-                (stmt::by_ranges(d, t, &idx.name, n), values)
+                (stmt::by_ranges(d, t, &idx.name, n, page), values)
             };
+            values.extend(paging.iter().flat_map(|(_, p)| p.iter().cloned()));
             // The key state is checked alongside the search (on MySQL, on
             // another connection at the same time): a scope rotated since
             // the keys were loaded is searched again under its new epochs.
@@ -2114,6 +2142,11 @@ impl RowTable<'_> {
             break;
         }
         self.prepare(&rows).await?;
+        if paging.is_some() {
+            return par_map(rows, |cells| self.open(cells))
+                .into_iter()
+                .collect();
+        }
         self.open_page(rows, None, "each row once, in id order")
     }
 
@@ -2276,7 +2309,7 @@ impl RowTable<'_> {
             .s
             .store
             .select(
-                stmt::by_values(d, t, &p.column, 1),
+                stmt::by_values(d, t, &p.column, 1, None),
                 vec![StoreValue::Blob(parent.as_bytes().to_vec())],
             )
             .await?;

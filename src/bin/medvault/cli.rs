@@ -225,6 +225,22 @@ pub enum RowCmd {
         /// word given, for several), through a `tokens` index.
         #[arg(long, value_name = "COLUMN=WORD", conflicts_with_all = ["criteria", "from"])]
         word: Option<String>,
+        /// Order the rows by this column (then by id); by id if not given.
+        /// A plain integer, timestamp, date or boolean column is ordered
+        /// by the store, page by page; any other after decrypting every
+        /// match.
+        #[arg(long, value_name = "COLUMN")]
+        order_by: Option<String>,
+        /// Largest first.
+        #[arg(long)]
+        desc: bool,
+        /// At most N rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// The rows that come after this one in the order asked (the last
+        /// id of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
     },
     /// A page of rows in id order, or the children of a parent row.
     List {
@@ -471,6 +487,14 @@ pub enum PatientCmd {
         /// "family_prefix": …}, each optional.
         #[arg(long, value_name = "FILE|-", conflicts_with_all = ["family", "given", "born", "born_year", "sounds_like", "family_prefix"])]
         from: Option<String>,
+        /// At most N patients, the first by family name, given names and
+        /// date of birth (or the most recently changed, with --recent).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Most recently changed first: with --limit, only about that many
+        /// patients are decrypted (by name, every match is).
+        #[arg(long)]
+        recent: bool,
     },
     /// Show one patient.
     Show {

@@ -48,6 +48,17 @@ struct QueryDoc {
     given_name: Option<String>,
 }
 
+/// A search's `--limit`: at least one.
+fn check_limit(limit: Option<u32>) -> Result<(), CliError> {
+    if limit == Some(0) {
+        return Err(CliError::msg(
+            "a search's limit is at least one row",
+            "give --limit 1 or more, or leave it out for every match",
+        ));
+    }
+    Ok(())
+}
+
 /// The most `read_input` reads: far above any field's limit (a note is at
 /// most 64 KiB), far below what would exhaust memory.
 const INPUT_LIMIT: u64 = 16 << 20;
@@ -735,7 +746,10 @@ pub async fn run(cli: Cli) -> R {
                     sounds_like,
                     family_prefix,
                     from,
+                    limit,
+                    recent,
                 } => {
+                    check_limit(*limit)?;
                     let q = match from {
                         Some(src) => read_json::<QueryDoc>(src)?,
                         None => QueryDoc {
@@ -761,6 +775,12 @@ pub async fn run(cli: Cli) -> R {
                             sounds_like: q.sounds_like,
                             family_prefix: q.family_prefix,
                             given_name: q.given_name,
+                            order: if *recent {
+                                medvault::PatientOrder::Recent
+                            } else {
+                                medvault::PatientOrder::Name
+                            },
+                            limit: *limit,
                         })
                         .await
                         .map_err(|e| match e {
@@ -1296,9 +1316,31 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             sounds_like,
             prefix,
             word,
+            order_by,
+            desc,
+            limit,
+            after,
         } => {
             use medvault::schema::IndexKind;
+            use medvault::vault::rows::Order;
+            check_limit(*limit)?;
             let t = s.table(table).await?;
+            let mut order = order_by.as_deref().map_or_else(Order::by_id, Order::by);
+            if *desc {
+                order = order.descending();
+            }
+            if let Some(n) = limit {
+                order = order.limit(*n);
+            }
+            if let Some(id) = after {
+                let row = t.get(id.parse()?).await?.ok_or_else(|| {
+                    CliError::msg(
+                        "no row of this table has the id given to --after",
+                        "give the last id of the previous page",
+                    )
+                })?;
+                order = order.after(&row);
+            }
             let by_kind = match (
                 year,
                 year_month,
@@ -1324,7 +1366,12 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
                     )
                 })?;
                 let found = t
-                    .find_by(kind, column.trim(), &Value::Text(value.trim().to_owned()))
+                    .find_by_ordered(
+                        kind,
+                        column.trim(),
+                        &Value::Text(value.trim().to_owned()),
+                        &order,
+                    )
                     .await
                     .map_err(|e| match e {
                         Error::Refused(why) => CliError::msg(why, format!("for example {example}")),
@@ -1344,7 +1391,7 @@ async fn row_cmd(cli: &Cli, s: &Session, cmd: &RowCmd) -> R {
             }
             let q: Vec<(&str, Value)> =
                 given.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            let found = t.find(&q).await?;
+            let found = t.find_ordered(&q, &order).await?;
             print_rows(cli, &found)
         }
         RowCmd::List {

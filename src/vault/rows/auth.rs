@@ -955,7 +955,7 @@ impl RowTable<'_> {
                 .s
                 .store
                 .select(
-                    stmt::by_values(d, t, "id", ids.len()),
+                    stmt::by_values(d, t, "id", ids.len(), None),
                     ids.iter().map(|i| StoreValue::Blob(i.to_vec())).collect(),
                 )
                 .await?;
