@@ -13,6 +13,11 @@
 //!   question, with fewer rows) and against what a plaintext
 //!   application runs for a word, `given_names = ? OR LIKE '? %' OR LIKE
 //!   '% ?' OR LIKE '% ? %'` (a scan: no SQL index answers it);
+//! - **first 20**: the 20 most recently changed patients whose family name
+//!   begins with the 3 letters (`PatientOrder::Recent`, ordered by the
+//!   store, a page decrypted) and the first 20 by name (every match
+//!   decrypted, then sorted), against `LIKE 'Dup%' ORDER BY updated_at
+//!   DESC LIMIT 20`;
 //! - **equal**: the family name and date of birth, for scale.
 //!
 //! 20,000 synthetic patients (`MEDVAULT_BENCH_PATIENTS`). Each run checks
@@ -26,9 +31,11 @@ use std::hint::black_box;
 
 use common::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use medvault::PatientQuery;
+use medvault::{PatientOrder, PatientQuery};
 
 const PREFIXES: usize = 200;
+/// The first rows a desk shows.
+const FIRST: u32 = 20;
 const WORDS: usize = 20;
 
 fn patients() -> usize {
@@ -54,6 +61,27 @@ fn plain_prefix(db: &PlainSqlite, start: &str) -> usize {
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
             r.get::<_, String>(4)?,
+        ))
+    })
+    .expect("query")
+    .count()
+}
+
+/// The 20 most recently changed plaintext rows whose family name begins
+/// with `start`.
+fn plain_first(db: &PlainSqlite, start: &str) -> usize {
+    let mut st = db
+        .conn
+        .prepare_cached(
+            "SELECT id, family_name, given_names, born, sex FROM patients
+             WHERE family_name LIKE ?1 ORDER BY updated_at DESC, id DESC LIMIT 20",
+        )
+        .expect("prepare");
+    st.query_map([format!("{start}%")], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
         ))
     })
     .expect("query")
@@ -211,6 +239,71 @@ fn search(c: &mut Criterion) {
             })
         })
     });
+    g.finish();
+
+    // The first 20 of a prefix search: the most recently changed (the
+    // store orders them by the plain `updated_at` and answers a page), or
+    // the first by name (every match decrypted, then sorted).
+    let first = |st: &str, order: PatientOrder| PatientQuery {
+        family_prefix: Some(st.to_owned()),
+        order,
+        limit: Some(FIRST),
+        ..Default::default()
+    };
+    for st in starts.iter().take(20) {
+        let all = rt
+            .block_on(s.find_patients(&PatientQuery {
+                family_prefix: Some(st.clone()),
+                ..Default::default()
+            }))
+            .expect("find")
+            .len();
+        let want = all.min(FIRST as usize);
+        for order in [PatientOrder::Recent, PatientOrder::Name] {
+            let got = rt
+                .block_on(s.find_patients(&first(st, order)))
+                .expect("find");
+            assert_eq!(got.len(), want, "{st}");
+        }
+        assert!(plain_first(&plain, st) <= want, "{st}");
+    }
+    let mut g = c.benchmark_group(format!("search prefix, first {FIRST} x{PREFIXES} in {n}"));
+    slow(&mut g, 15);
+    g.throughput(Throughput::Elements(PREFIXES as u64));
+    g.bench_function(
+        "plaintext LIKE 'dup%' ORDER BY updated_at DESC LIMIT 20",
+        |b| {
+            b.iter(|| {
+                starts
+                    .iter()
+                    .map(|st| plain_first(&plain, st))
+                    .sum::<usize>()
+            })
+        },
+    );
+    for (name, order) in [
+        (
+            "medvault family_prefix, most recent (store-ordered)",
+            PatientOrder::Recent,
+        ),
+        (
+            "medvault family_prefix, first by name (all decrypted)",
+            PatientOrder::Name,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut found = 0;
+                    for st in &starts {
+                        let q = first(st, order);
+                        found += s.find_patients(black_box(&q)).await.expect("find").len();
+                    }
+                    found
+                })
+            })
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group(format!("search family+born x{PREFIXES} in {n}"));

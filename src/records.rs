@@ -212,8 +212,10 @@ pub enum PatientOrder {
     #[default]
     Name,
     /// Most recently changed first (`updated_at`, then id, both plain and
-    /// signed): the store orders the matches and answers a page at a time,
-    /// so with a limit about that many patients are decrypted.
+    /// signed): with a limit, the store orders the candidates and answers a
+    /// page at a time, so about that many patients are decrypted when the
+    /// index covers the whole query (more pages when a criterion it does
+    /// not cover drops some; [`Order`](crate::vault::rows::Order)).
     Recent,
 }
 

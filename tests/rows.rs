@@ -1404,6 +1404,46 @@ async fn searches_come_back_in_the_order_and_number_asked(f: Fixture) {
             .unwrap(),
     );
     assert_eq!(got, sorted(None, true));
+    // A partial date orders as its text, on both stores: a year before
+    // its months, a month before its days.
+    let al = a.table("allergies").await.unwrap();
+    let when = [
+        "2019-05",
+        "2019",
+        "2020",
+        "2019-05-02",
+        "2018-12-31",
+        "2019-12",
+    ];
+    let rows: Vec<NewRow> = (0..24)
+        .map(|i| {
+            NewRow::child_of(p)
+                .set("substance", "Latex")
+                .set("reaction", "Rash")
+                .set("recorded_on", when[i % when.len()])
+        })
+        .collect();
+    let made = al.insert_many(&rows).await.unwrap();
+    let mut want: Vec<(&str, Id)> = made
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (when[i % when.len()], *id))
+        .collect();
+    want.sort();
+    let latex = [("substance", Value::from("latex"))];
+    let mut got: Vec<(String, Id)> = Vec::new();
+    let mut next = Order::by("recorded_on").limit(5);
+    loop {
+        let page = al.find_ordered(&latex, &next).await.unwrap();
+        let Some(last) = page.last() else { break };
+        next = Order::by("recorded_on").limit(5).after(last);
+        got.extend(
+            page.iter()
+                .map(|r| (r.text("recorded_on").unwrap().to_owned(), r.id)),
+        );
+    }
+    let got: Vec<(&str, Id)> = got.iter().map(|(w, id)| (w.as_str(), *id)).collect();
+    assert_eq!(got, want);
     // Bad orders are typed errors, before the store is asked.
     let err = t
         .find_ordered(&amox, &Order::by("no_such_column"))

@@ -595,61 +595,59 @@ impl Session {
                 }
             }
         };
-        let want = |w: &Option<String>, got: &str, date: bool| {
-            w.as_deref().is_none_or(|w| {
-                if date {
-                    w == got
-                } else {
-                    canonical::name(w) == canonical::name(got)
-                }
-            })
-        };
-        let holds = |p: &Patient| {
-            want(&family, &p.family_name, false)
-                && want(&given, &p.given_names, false)
-                && want(&born, &p.born, true)
-                && year.as_deref().is_none_or(|y| p.born.get(..4) == Some(y))
+        // Every criterion, over a row's decrypted family name, given names
+        // and date of birth: the ones the index does not cover are checked
+        // here (moved into the check, which the row search may keep).
+        let (family, given, born, year) =
+            (family.clone(), given.clone(), born.clone(), year.clone());
+        let holds = move |family_name: &str, given_names: &str, born_on: &str| {
+            let name_is = |w: &Option<String>, got: &str| {
+                w.as_deref()
+                    .is_none_or(|w| canonical::name(w) == canonical::name(got))
+            };
+            name_is(&family, family_name)
+                && name_is(&given, given_names)
+                && born.as_deref().is_none_or(|w| w == born_on)
+                && year.as_deref().is_none_or(|y| born_on.get(..4) == Some(y))
                 && prefix_canon
                     .as_deref()
-                    .is_none_or(|w| canonical::name(&p.family_name).starts_with(w))
+                    .is_none_or(|w| canonical::name(family_name).starts_with(w))
                 && want_words.as_ref().is_none_or(|want| {
-                    let got = canonical::words(crate::schema::Kind::Name, &p.given_names);
+                    let got = canonical::words(crate::schema::Kind::Name, given_names);
                     let got: Vec<&str> = got.split(' ').collect();
                     want.iter().all(|w| got.contains(&w.as_str()))
                 })
                 && sound_code.as_ref().is_none_or(|w| {
-                    canonical::phonetic(&canonical::name(&p.family_name))
+                    canonical::phonetic(&canonical::name(family_name))
                         .is_some_and(|got| got.as_str() == w.as_str())
                 })
         };
-        let limit = q.limit.map_or(usize::MAX, |n| n as usize);
-        let mut out = Vec::new();
         if q.order == PatientOrder::Recent {
-            // The store orders the matches by `updated_at`; pages of them
-            // until `limit` hold every criterion.
-            let page = q.limit.map_or(MAX_PAGE, |n| n.min(MAX_PAGE));
-            let order = Order::by("updated_at").descending().limit(page);
-            let mut next = order.clone();
-            loop {
-                let rows = fetch(next).await?;
-                let full = rows.len() == page as usize;
-                let after = rows.last().map(|r| order.clone().after(r));
-                for r in rows {
-                    let p = self.patient_of(r)?;
-                    if out.len() < limit && holds(&p) {
-                        out.push(p);
-                    }
-                }
-                match after {
-                    Some(a) if full && out.len() < limit => next = a,
-                    _ => break,
-                }
+            // The store orders the candidates by `updated_at` and answers
+            // pages of them; the row search keeps those that hold every
+            // criterion, until the limit.
+            let mut order = Order::by("updated_at")
+                .descending()
+                .keeping(move |r: &Row| {
+                    holds(
+                        r.text("family_name").unwrap_or_default(),
+                        r.text("given_names").unwrap_or_default(),
+                        r.text("born").unwrap_or_default(),
+                    )
+                });
+            if let Some(n) = q.limit {
+                order = order.limit(n);
             }
-            return Ok(out);
+            return fetch(order)
+                .await?
+                .into_iter()
+                .map(|r| self.patient_of(r))
+                .collect();
         }
+        let mut out = Vec::new();
         for r in fetch(Order::by_id()).await? {
             let p = self.patient_of(r)?;
-            if holds(&p) {
+            if holds(&p.family_name, &p.given_names, &p.born) {
                 out.push(p);
             }
         }

@@ -237,8 +237,8 @@ pub enum RowCmd {
         /// At most N rows.
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
-        /// The rows that come after this one in the order asked (the last
-        /// id of the previous page).
+        /// The rows that come after this one, as it is now, in the order
+        /// asked (the last id of the previous page).
         #[arg(long, value_name = "ID")]
         after: Option<String>,
     },
