@@ -158,6 +158,17 @@ pub enum Error {
     /// The message names neither the key nor the value.
     #[error("a row with the same key exists in {0}")]
     Duplicate(String),
+    /// A write would give two rows of `table` the same values of its
+    /// unique index `index` (under any live key epoch), or the store's
+    /// unique constraint refused one. Names no value; nothing is written.
+    #[error("another row of {table} holds the same value of its unique index {index}")]
+    NotUnique {
+        /// The table.
+        table: String,
+        /// The unique index (several, `a or b`, when the store's
+        /// constraint refused the write without saying which).
+        index: String,
+    },
     /// A stored value is not of the type its column must hold (a column
     /// altered to another type, a NULL, bytes that are not UTF-8, an
     /// integer out of range): the database was changed outside medvault.

@@ -26,6 +26,7 @@ per_store!(
     a_coarse_prefix_index_finds_exactly_the_values_that_begin_alike,
     a_coarse_tokens_index_finds_exactly_the_values_holding_a_word,
     searches_come_back_in_the_order_and_number_asked,
+    a_unique_index_refuses_a_second_row_with_the_same_value,
 );
 
 /// A table of contacts whose names are searched by sound through an index
@@ -1455,4 +1456,117 @@ async fn searches_come_back_in_the_order_and_number_asked(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
+}
+
+/// Members and their card numbers, unique: a keyed 256-bit tag under a
+/// unique constraint.
+const MEMBERS: &str = "format = 2
+[[table]]
+name = \"members\"
+
+[[column]]
+table = \"members\"
+column = \"card\"
+scope = \"identity\"
+kind = \"code\"
+max_bytes = 32
+optional = true
+
+[[column]]
+table = \"members\"
+column = \"note\"
+plain = \"text\"
+optional = true
+
+[[index]]
+table = \"members\"
+column = \"uq_card\"
+over = [\"card\"]
+kind = \"unique\"
+";
+
+/// A unique index: a second row with the same card (as typed otherwise),
+/// two alike in one insert, an update onto another row's card, and a
+/// duplicate during a rotation (the stored row under the older epoch, the
+/// new one under the newer) are `NotUnique` and write nothing; rows with
+/// no card, a row updated with its own card, and a card freed by a
+/// delete are taken; the card finds its row.
+async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
+    use medvault::schema::IndexKind;
+    use medvault::RotateOptions;
+    use std::collections::BTreeMap;
+    use std::ops::ControlFlow;
+    let a = f.admin().await;
+    a.apply_schema(MEMBERS).await.unwrap();
+    let t = a.table("members").await.unwrap();
+    let card = |c: &str| NewRow::new().set("card", c);
+    let count = || async {
+        a.table("members")
+            .await
+            .unwrap()
+            .list(None, 1000)
+            .await
+            .unwrap()
+            .len()
+    };
+    let refused = |r: medvault::Result<Vec<Id>>| match r {
+        Err(Error::NotUnique { table, index }) => {
+            assert_eq!((table.as_str(), index.as_str()), ("members", "uq_card"));
+        }
+        other => panic!("expected NotUnique, got {other:?}"),
+    };
+    let first = t.insert(&card("AB-123")).await.unwrap();
+    let second = t.insert(&card("CD 9")).await.unwrap();
+    refused(t.insert(&card("ab 123")).await.map(|id| vec![id]));
+    refused(t.insert_many(&[card("X1"), card("x-1")]).await);
+    assert_eq!(count().await, 2, "nothing written");
+    // No card: NULL, as many as wanted.
+    t.insert_many(&[NewRow::new(), NewRow::new().set("note", "walk-in")])
+        .await
+        .unwrap();
+    assert_eq!(count().await, 4);
+    // Onto another row's card: refused, the row as it was.
+    let to = |c: &str| BTreeMap::from([("card".to_owned(), Value::from(c))]);
+    refused(t.update(second, &to("AB123")).await.map(|_| vec![second]));
+    let got = t.get(second).await.unwrap().unwrap();
+    assert_eq!(got.text("card"), Some("CD 9"));
+    // Its own card again, with a note: taken.
+    let mut own = to("ab-123");
+    own.insert("note".into(), Value::from("renewed"));
+    assert!(t.update(first, &own).await.unwrap());
+    for how in [IndexKind::Unique, IndexKind::Equal] {
+        let found = t.find_by(how, "card", &Value::from("AB123")).await.unwrap();
+        assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [first]);
+    }
+    // A rotation stopped after its first batch (a patient): the members
+    // are still under the older epoch, a new row goes under the newer.
+    for i in 0..2 {
+        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
+            .await
+            .unwrap();
+    }
+    let opts = RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let report = a
+        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!report.finished);
+    let t = a.table("members").await.unwrap();
+    refused(t.insert(&card("AB 123")).await.map(|id| vec![id]));
+    refused(t.update(second, &to("AB-123")).await.map(|_| vec![second]));
+    let fresh = t.insert(&card("EF-1")).await.unwrap();
+    assert_eq!(count().await, 5);
+    let report = a.rotate("identity").await.unwrap();
+    assert!(report.finished);
+    let t = a.table("members").await.unwrap();
+    refused(t.insert(&card("EF1")).await.map(|id| vec![id]));
+    let found = t.find(&[("card", Value::from("ef 1"))]).await.unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [fresh]);
+    // Deleted, its card is free.
+    assert!(t.delete(first).await.unwrap());
+    t.insert(&card("AB-123")).await.unwrap();
+    assert_eq!(count().await, 5);
 }

@@ -268,18 +268,28 @@ pub enum IndexKind {
     /// an SQL index for each of the first [`Index::slots`] of them
     /// (FORMAT.md §4.5).
     Tokens,
+    /// The canonical values themselves, keyed to the whole 256-bit tag
+    /// (no truncation), under a unique constraint on both stores: no two
+    /// rows hold the same values (an insurance number). A write that would
+    /// is `Error::NotUnique`, under every live epoch of the scope
+    /// (FORMAT.md §4.6).
+    Unique,
 }
 
 impl IndexKind {
     /// Every kind, in the order the language lists them.
-    pub const ALL: [IndexKind; 6] = [
+    pub const ALL: [IndexKind; 7] = [
         IndexKind::Equal,
         IndexKind::Year,
         IndexKind::YearMonth,
         IndexKind::Phonetic,
         IndexKind::Prefix,
         IndexKind::Tokens,
+        IndexKind::Unique,
     ];
+
+    /// The bits of a unique index's tag: all of HMAC-SHA256's.
+    pub const UNIQUE_BITS: u16 = 256;
 
     /// The name in the schema language.
     pub fn as_str(self) -> &'static str {
@@ -290,6 +300,7 @@ impl IndexKind {
             IndexKind::Phonetic => "phonetic",
             IndexKind::Prefix => "prefix",
             IndexKind::Tokens => "tokens",
+            IndexKind::Unique => "unique",
         }
     }
 
@@ -310,7 +321,9 @@ impl IndexKind {
     /// one space between each ([`crate::index::canonical::words`]).
     pub fn part(self, c: &str) -> Option<Part<'_>> {
         match self {
-            IndexKind::Equal | IndexKind::Prefix | IndexKind::Tokens => Some(Part::Of(c)),
+            IndexKind::Equal | IndexKind::Prefix | IndexKind::Tokens | IndexKind::Unique => {
+                Some(Part::Of(c))
+            }
             IndexKind::Year => c.get(..4).map(Part::Of),
             IndexKind::YearMonth => c.get(..7).map(Part::Of),
             IndexKind::Phonetic => crate::index::canonical::phonetic(c).map(Part::Made),

@@ -136,7 +136,7 @@ struct RawIndex {
     column: Spanned<String>,
     over: Spanned<Vec<Spanned<String>>>,
     kind: Option<Spanned<String>>,
-    bits: Spanned<i64>,
+    bits: Option<Spanned<i64>>,
     shortest: Option<Spanned<i64>>,
     longest: Option<Spanned<i64>>,
     slots: Option<Spanned<i64>>,
@@ -881,19 +881,43 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
         ok = false;
     }
     let population = table.population(schema);
-    let bits = match u16::try_from(*i.bits.get_ref()) {
-        Ok(b) if (1..=64).contains(&b) => Some(b),
-        _ => {
-            ck.at(i.bits.span(), "bits must be 1..=64");
+    let bits_span = i.bits.as_ref().map_or(raw.span(), |b| b.span());
+    let unique = kind == IndexKind::Unique;
+    let bits = match (&i.bits, unique) {
+        (None, true) => Some(IndexKind::UNIQUE_BITS),
+        (Some(b), true) => {
+            ck.at(
+                b.span(),
+                "a unique index keeps the whole 256-bit tag: leave bits out",
+            );
             None
         }
+        (None, false) => {
+            ck.at(
+                raw.span(),
+                format!(
+                    "an index names its bits; the planner recommends {} for the {population} \
+                     planned rows of {}",
+                    crate::index::recommend_bits(population),
+                    table.name
+                ),
+            );
+            None
+        }
+        (Some(b), false) => match u16::try_from(*b.get_ref()) {
+            Ok(b) if (1..=64).contains(&b) => Some(b),
+            _ => {
+                ck.at(b.span(), "bits must be 1..=64");
+                None
+            }
+        },
     };
-    if let Some(b) = bits {
+    if let (Some(b), false) = (bits, unique) {
         let plan = crate::index::plan(population, b);
         let best = crate::index::recommend_bits(population);
         if plan.coincidences < 2.0 && crate::index::plan(population, best).coincidences < 2.0 {
             ck.at(
-                i.bits.span(),
+                bits_span.clone(),
                 format!(
                     "no blind index is safe for {population} planned rows of {}: every index \
                      value would single out a row (set planned_rows to the rows it will hold)",
@@ -903,7 +927,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
             ok = false;
         } else if plan.coincidences < 2.0 {
             ck.at(
-                i.bits.span(),
+                bits_span.clone(),
                 format!(
                     "{b} bits leave {:.2} rows per index value for the {population} planned rows \
                      of {}: an index value would single out a row. The planner recommends {} \
@@ -918,7 +942,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
         let words = super::MAX_INDEX_BYTES / usize::from(b).div_ceil(8);
         if usize::from(n) > words {
             ck.at(
-                i.bits.span(),
+                bits_span.clone(),
                 format!(
                     "{n} slots of {} bytes each do not fit an index value of {} bytes: fewer \
                      slots or bits",
@@ -933,7 +957,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
         let bytes = usize::from(b).div_ceil(8) * l.count();
         if bytes > super::MAX_INDEX_BYTES {
             ck.at(
-                i.bits.span(),
+                bits_span.clone(),
                 format!(
                     "{} prefix lengths of {} bytes each take {bytes} bytes; an index value \
                      holds at most {}: fewer lengths or bits",
@@ -984,6 +1008,7 @@ fn index(ck: &mut Check<'_>, schema: &mut Schema, raw: &Spanned<RawIndex>, built
         }
     }
     if made.over.len() == 1
+        && !unique
         && leak.values <= super::plan::LOW_CLASSES
         && !made.danger_low_cardinality
     {
@@ -1469,6 +1494,37 @@ parent = \"a\"
 
     fn texts(parts: Option<Vec<crate::schema::Part<'_>>>) -> Option<Vec<String>> {
         parts.map(|v| v.iter().map(|p| p.as_str().to_owned()).collect())
+    }
+
+    /// A unique index keeps the whole tag: no bits given (256), none
+    /// accepted; any other kind names its bits. The planner counts it as
+    /// revealing nothing a row's id does not: no danger flag needed.
+    #[test]
+    fn a_unique_index_keeps_the_whole_tag() {
+        let unique = |bits: &str| {
+            format!(
+                "format = 2\n[[table]]\nname = \"members\"\n[[column]]\ntable = \"members\"\n\
+                 column = \"card\"\nscope = \"identity\"\nkind = \"code\"\nmax_bytes = 32\n\
+                 [[index]]\ntable = \"members\"\ncolumn = \"uq_card\"\nover = [\"card\"]\n\
+                 kind = \"unique\"\n{bits}"
+            )
+        };
+        let s = Schema::builtin().extend(&unique("")).unwrap();
+        let t = s.table("members").unwrap();
+        let i = t.index("uq_card").unwrap();
+        assert_eq!((i.kind, i.bits), (IndexKind::Unique, 256));
+        let leak = super::super::plan::index_leak(t, i, 100_000);
+        assert_eq!(leak.bits_revealed, 0.0);
+        assert_eq!(leak.crowd, 1.0);
+        let (line, msg) = problem(&unique("bits = 15\n"));
+        assert_eq!(line, Some(15), "the bits line");
+        assert!(msg.contains("leave bits out"), "{msg}");
+        let (line, msg) = problem(&unique("").replace("kind = \"unique\"\n", ""));
+        assert_eq!(line, Some(10), "the [[index]] line");
+        assert!(
+            msg.contains("names its bits") && msg.contains("recommends 15"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
                 _ => f64::INFINITY,
             })
             .product(),
-        IndexKind::Equal | IndexKind::Phonetic | IndexKind::Tokens => idx
+        IndexKind::Equal | IndexKind::Phonetic | IndexKind::Tokens | IndexKind::Unique => idx
             .over
             .iter()
             .map(|c| match table.column(c).map(|c| &c.ty) {
@@ -142,7 +142,15 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
     if idx.kind == IndexKind::Tokens {
         by_bits = by_bits.min(2f64.powf(2f64.powi(i32::from(idx.bits))));
     }
-    let classes = by_bits.min(values).max(1.0);
+    let r = population.max(1) as f64;
+    // A unique index: each row its own value, which tells no rows apart
+    // that their ids do not (a keyed tag, no two alike).
+    let unique = idx.kind == IndexKind::Unique;
+    let classes = if unique {
+        r
+    } else {
+        by_bits.min(values).max(1.0)
+    };
     // Each length: the prefixes of k characters (of a column holding at
     // most `max_bytes`), and 2^bits per length up to k.
     let prefixes = match (idx.prefix, table.column(&idx.over[0]).map(|c| &c.ty)) {
@@ -155,7 +163,6 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
             .collect(),
         _ => Vec::new(),
     };
-    let r = population.max(1) as f64;
     IndexLeak {
         index: idx.name.clone(),
         over: idx.over.clone(),
@@ -166,7 +173,7 @@ pub fn index_leak(table: &Table, idx: &Index, population: u64) -> IndexLeak {
         crowd: r / classes,
         values_per_row: u32::try_from(count).unwrap_or(u32::MAX),
         prefixes,
-        bits_revealed: classes.log2(),
+        bits_revealed: if unique { 0.0 } else { classes.log2() },
     }
 }
 

@@ -157,14 +157,21 @@ fn index_column(table: &Table, i: &Index, dialect: Dialect) -> (String, String) 
             .any(|c| table.column(c).is_some_and(|c| c.optional));
     let nn = null(optional);
     let key = q(&index_name(&table.name, &i.name));
+    // A unique index's tag is under a unique constraint (NULLs, rows not
+    // indexed yet, apart).
+    let unique = if i.kind == crate::schema::IndexKind::Unique {
+        "UNIQUE "
+    } else {
+        ""
+    };
     match dialect {
         Dialect::Sqlite => (
             format!("{n} BLOB {nn}"),
-            format!("CREATE INDEX {key} ON {} ({n})", q(&table.name)),
+            format!("CREATE {unique}INDEX {key} ON {} ({n})", q(&table.name)),
         ),
         Dialect::Mysql => (
             format!("{n} VARBINARY(32) {nn}"),
-            format!("KEY {key} ({n})"),
+            format!("{unique}KEY {key} ({n})"),
         ),
     }
 }

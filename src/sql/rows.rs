@@ -269,6 +269,18 @@ pub fn by_slots(
     matching(d, table, &terms.join(" OR "), paging)
 }
 
+/// The id and `column` of the rows whose `column` is one of `n` values:
+/// which rows already hold a unique index's tags.
+pub fn ids_by_values(d: Dialect, table: &Table, column: &str, n: usize) -> String {
+    let c = d.quote(column);
+    format!(
+        "SELECT {}, {c} FROM {} WHERE {c} IN ({})",
+        d.quote("id"),
+        d.quote(&table.name),
+        marks(n.max(1))
+    )
+}
+
 /// A page of `limit` rows in id order, after `id > ?` when `after`.
 pub fn page(d: Dialect, table: &Table, after: bool, limit: u32) -> String {
     let filter = if after {

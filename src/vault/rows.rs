@@ -1261,6 +1261,8 @@ impl RowTable<'_> {
         self.check_current().await?;
         let guard = self.guard().await?;
         self.check_parents(rows).await?;
+        let mine: Vec<(&NewRow, Option<Id>)> = rows.iter().map(|r| (r, None)).collect();
+        self.check_unique(&mine).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
         // One signature per chunk (FORMAT.md §5.8), made while the store
@@ -1276,8 +1278,99 @@ impl RowTable<'_> {
                 let signed = self.s.sign_pending(batch, &mut signer)?;
                 Ok(auth::with_batch(statements, signed))
             })
-            .await?;
+            .await
+            .map_err(|e| self.not_unique(e))?;
         Ok(ids)
+    }
+
+    /// Refuses, with [`Error::NotUnique`], `rows` (each with its own id
+    /// when it is an update) that would give two rows the same values of
+    /// a unique index: two of them alike, or one alike a stored row under
+    /// any live epoch of the index's scope. The store's unique constraint
+    /// sees only the tags of one epoch; during a rotation, rows under the
+    /// older epoch hold other tags for the same values.
+    async fn check_unique(&self, rows: &[(&NewRow, Option<Id>)]) -> Result<()> {
+        let t = self.t();
+        for (pos, idx) in t.indexes.iter().enumerate() {
+            if idx.kind != IndexKind::Unique {
+                continue;
+            }
+            let not_unique = || Error::NotUnique {
+                table: t.name.clone(),
+                index: idx.name.clone(),
+            };
+            let sid = self.index_scope(idx)?;
+            // Each tag asked for, and whose it is.
+            let mut asked: std::collections::HashMap<Vec<u8>, Option<Id>> =
+                std::collections::HashMap::new();
+            for (row, own) in rows {
+                let mut canon = Vec::with_capacity(idx.over.len());
+                for name in &idx.over {
+                    match (row.values.get(name), self.encrypted_column(name)) {
+                        (None | Some(Value::Null), _) => break,
+                        (Some(v), Ok((c, e))) => canon.push(self.check_encrypted(c, e, v, true)?),
+                        (Some(_), Err(e)) => return Err(e),
+                    }
+                }
+                if canon.len() < idx.over.len() {
+                    continue;
+                }
+                let parts: Vec<&str> = canon.iter().map(|c| c.part(idx.kind)).collect();
+                let ks = self.s.ks();
+                for (e, keys) in ks.live(sid) {
+                    let key = self.index_key(sid, e, keys, (pos, &idx.name));
+                    let tag = index::compute(&key, &parts, idx.bits).as_bytes().to_vec();
+                    if asked.insert(tag, *own).is_some() {
+                        return Err(not_unique());
+                    }
+                }
+            }
+            let tags: Vec<&Vec<u8>> = asked.keys().collect();
+            let d = self.s.store.dialect();
+            for chunk in tags.chunks(STREAM_CHUNK) {
+                let sql = stmt::ids_by_values(d, t, &idx.name, chunk.len());
+                let params = chunk
+                    .iter()
+                    .map(|t| StoreValue::Blob((*t).clone()))
+                    .collect();
+                for r in self.s.store.select(sql, params).await? {
+                    let (Some(Cell::Bytes(id)), Some(Cell::Bytes(tag))) = (r.first(), r.get(1))
+                    else {
+                        return Err(self.bad_order("an id and a tag"));
+                    };
+                    let id: RowId = id
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| self.bad_order("an id of 16 bytes"))?;
+                    let id = Id(id);
+                    // A stored row holding a tag asked for, other than
+                    // the row being updated.
+                    if asked.get(tag).is_some_and(|own| *own != Some(id)) {
+                        return Err(not_unique());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store's refusal of a duplicate key, on a table with unique
+    /// indexes: [`Error::NotUnique`] (the store does not say which).
+    fn not_unique(&self, e: Error) -> Error {
+        let t = self.t();
+        let unique: Vec<&str> = t
+            .indexes
+            .iter()
+            .filter(|i| i.kind == IndexKind::Unique)
+            .map(|i| i.name.as_str())
+            .collect();
+        match e {
+            Error::Duplicate(_) if !unique.is_empty() => Error::NotUnique {
+                table: t.name.clone(),
+                index: unique.join(" or "),
+            },
+            e => e,
+        }
     }
 
     /// Inserts a row given as the application's own type, through serde:
@@ -1788,7 +1881,7 @@ impl RowTable<'_> {
             .find(|(_, i)| {
                 let mut over: Vec<&str> = i.over.iter().map(String::as_str).collect();
                 over.sort_unstable();
-                i.kind == IndexKind::Equal && over == want
+                matches!(i.kind, IndexKind::Equal | IndexKind::Unique) && over == want
             })
             .ok_or_else(|| Error::NoIndex {
                 table: self.name.clone(),
@@ -1895,7 +1988,7 @@ impl RowTable<'_> {
         value: &Value,
         order: &Order,
     ) -> Result<Vec<Row>> {
-        if kind == IndexKind::Equal {
+        if matches!(kind, IndexKind::Equal | IndexKind::Unique) {
             return self.find_ordered(&[(column, value.clone())], order).await;
         }
         let r = match self.find_by_once(kind, column, value, order).await {
@@ -2507,6 +2600,7 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
+        self.check_unique(&[(&next, Some(id))]).await?;
         let overrides = if t.builtin {
             self.builtin_rules(&next.values, changes.keys(), false)?
         } else {
@@ -2600,7 +2694,12 @@ impl RowTable<'_> {
         let d = self.s.store.dialect();
         let mut statements = vec![(stmt::reseal(d, t, &set, &cas), params)];
         statements.extend(signed);
-        let n = self.s.store.write_guarded(&guard, statements).await?;
+        let n = self
+            .s
+            .store
+            .write_guarded(&guard, statements)
+            .await
+            .map_err(|e| self.not_unique(e))?;
         Ok((n.first().copied().unwrap_or(0) > 0).then_some(true))
     }
 
@@ -2613,7 +2712,9 @@ impl RowTable<'_> {
     /// a rotation that sealed the row again meanwhile wins. Run again, it
     /// goes on where it stopped: a filled row is no longer selected.
     pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
-        self.reindex(index, false).await
+        self.reindex(index, false)
+            .await
+            .map_err(|e| self.not_unique(e))
     }
 
     /// Indexes again the rows whose `equal` index `index` over a name
@@ -2636,7 +2737,9 @@ impl RowTable<'_> {
         if idx.kind != IndexKind::Equal || !over_a_name {
             return Ok(0);
         }
-        self.reindex(index, true).await
+        self.reindex(index, true)
+            .await
+            .map_err(|e| self.not_unique(e))
     }
 
     /// The value index `index` holds for `parts` under its scope's current

@@ -177,6 +177,10 @@ impl CliError {
                 Error::PrefixTooShort { shortest, .. } => {
                     format!("type {shortest} characters or more (the index's `shortest`)")
                 }
+                Error::NotUnique { table, .. } => format!(
+                    "another row has this value; find it with `medvault row find {table} COLUMN=VALUE` \
+                     and update that row instead"
+                ),
                 Error::NoSuchRow { .. } => "check the id; `medvault row list <table>` lists rows".into(),
                 Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
                 _ => return None,
