@@ -1569,4 +1569,28 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
     assert!(t.delete(first).await.unwrap());
     t.insert(&card("AB-123")).await.unwrap();
     assert_eq!(count().await, 5);
+    // An application's unique index over the patients' own columns: the
+    // typed patient API is refused too, one patient or two alike at once.
+    let with_patients = format!(
+        "{MEMBERS}\n[[index]]\ntable = \"patients\"\ncolumn = \"uq_patient\"\n\
+         over = [\"family_name\", \"given_names\", \"born\"]\nkind = \"unique\"\n"
+    );
+    a.apply_schema(&with_patients).await.unwrap();
+    let before = f.patient_count().await;
+    let err = a
+        .insert_patient(&patient("DUPONT", "jean 0", "1970-03-02"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotUnique { table, index } if table == "patients" && index == "uq_patient"),
+        "{err}"
+    );
+    let twice = [
+        patient("Martin", "Anne", "1980-01-01"),
+        patient("Martin", "Anne", "1980-01-01"),
+    ];
+    let err = a.insert_patients(&twice).await.unwrap_err();
+    assert!(matches!(err, Error::NotUnique { .. }), "{err}");
+    assert_eq!(f.patient_count().await, before, "nothing written");
+    a.insert_patients(&twice[..1]).await.unwrap();
 }

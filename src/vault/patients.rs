@@ -378,8 +378,12 @@ impl Session {
             let (pt, nt) = (self.patients().await?, self.notes().await?);
             pt.check_current().await?;
             let guard = pt.guard().await?;
+            // An application's unique index over the patients' columns.
+            let mine: Vec<(&NewRow, Option<Id>)> = patients.iter().map(|r| (r, None)).collect();
+            pt.check_unique(&mine, None).await?;
             self.write_batch(&guard, (&pt, &nt), &ids, &patients, &notes)
                 .await
+                .map_err(|e| pt.not_unique(e, None))
         })
         .await?;
         Ok(ids)

@@ -1262,7 +1262,7 @@ impl RowTable<'_> {
         let guard = self.guard().await?;
         self.check_parents(rows).await?;
         let mine: Vec<(&NewRow, Option<Id>)> = rows.iter().map(|r| (r, None)).collect();
-        self.check_unique(&mine).await?;
+        self.check_unique(&mine, None).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
         // One signature per chunk (FORMAT.md §5.8), made while the store
@@ -1279,7 +1279,7 @@ impl RowTable<'_> {
                 Ok(auth::with_batch(statements, signed))
             })
             .await
-            .map_err(|e| self.not_unique(e))?;
+            .map_err(|e| self.not_unique(e, None))?;
         Ok(ids)
     }
 
@@ -1288,11 +1288,18 @@ impl RowTable<'_> {
     /// a unique index: two of them alike, or one alike a stored row under
     /// any live epoch of the index's scope. The store's unique constraint
     /// sees only the tags of one epoch; during a rotation, rows under the
-    /// older epoch hold other tags for the same values.
-    async fn check_unique(&self, rows: &[(&NewRow, Option<Id>)]) -> Result<()> {
+    /// older epoch hold other tags for the same values. With `changed`
+    /// (an update), only the unique indexes over a changed column.
+    pub(crate) async fn check_unique(
+        &self,
+        rows: &[(&NewRow, Option<Id>)],
+        changed: Option<&BTreeMap<String, Value>>,
+    ) -> Result<()> {
         let t = self.t();
         for (pos, idx) in t.indexes.iter().enumerate() {
-            if idx.kind != IndexKind::Unique {
+            if idx.kind != IndexKind::Unique
+                || changed.is_some_and(|c| !idx.over.iter().any(|o| c.contains_key(o)))
+            {
                 continue;
             }
             let not_unique = || Error::NotUnique {
@@ -1308,7 +1315,9 @@ impl RowTable<'_> {
                 for name in &idx.over {
                     match (row.values.get(name), self.encrypted_column(name)) {
                         (None | Some(Value::Null), _) => break,
-                        (Some(v), Ok((c, e))) => canon.push(self.check_encrypted(c, e, v, true)?),
+                        // Sizes are the write's to check (an unchanged value
+                        // may predate a lower limit).
+                        (Some(v), Ok((c, e))) => canon.push(self.check_encrypted(c, e, v, false)?),
                         (Some(_), Err(e)) => return Err(e),
                     }
                 }
@@ -1355,13 +1364,14 @@ impl RowTable<'_> {
     }
 
     /// The store's refusal of a duplicate key, on a table with unique
-    /// indexes: [`Error::NotUnique`] (the store does not say which).
-    fn not_unique(&self, e: Error) -> Error {
+    /// indexes: [`Error::NotUnique`], naming `index` when the write is
+    /// known to touch that one alone (the store does not say which).
+    pub(crate) fn not_unique(&self, e: Error, index: Option<&str>) -> Error {
         let t = self.t();
         let unique: Vec<&str> = t
             .indexes
             .iter()
-            .filter(|i| i.kind == IndexKind::Unique)
+            .filter(|i| i.kind == IndexKind::Unique && index.is_none_or(|n| n == i.name))
             .map(|i| i.name.as_str())
             .collect();
         match e {
@@ -2600,7 +2610,8 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
-        self.check_unique(&[(&next, Some(id))]).await?;
+        self.check_unique(&[(&next, Some(id))], Some(changes))
+            .await?;
         let overrides = if t.builtin {
             self.builtin_rules(&next.values, changes.keys(), false)?
         } else {
@@ -2699,7 +2710,7 @@ impl RowTable<'_> {
             .store
             .write_guarded(&guard, statements)
             .await
-            .map_err(|e| self.not_unique(e))?;
+            .map_err(|e| self.not_unique(e, None))?;
         Ok((n.first().copied().unwrap_or(0) > 0).then_some(true))
     }
 
@@ -2714,7 +2725,7 @@ impl RowTable<'_> {
     pub(crate) async fn fill_index(&self, index: &str) -> Result<u64> {
         self.reindex(index, false)
             .await
-            .map_err(|e| self.not_unique(e))
+            .map_err(|e| self.not_unique(e, Some(index)))
     }
 
     /// Indexes again the rows whose `equal` index `index` over a name
@@ -2737,9 +2748,7 @@ impl RowTable<'_> {
         if idx.kind != IndexKind::Equal || !over_a_name {
             return Ok(0);
         }
-        self.reindex(index, true)
-            .await
-            .map_err(|e| self.not_unique(e))
+        self.reindex(index, true).await
     }
 
     /// The value index `index` holds for `parts` under its scope's current
