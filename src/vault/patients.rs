@@ -578,33 +578,18 @@ impl Session {
             (Some(y), true) => Some((IndexKind::Year, "born", Some(y.as_str()))),
             (None, true) => return Err(Error::EmptyQuery),
         };
-        let table = self.patients().await?;
-        // The index's matches in `order`: a criterion it does not cover is
-        // checked below.
-        let fetch = |order: Order| {
-            let (table, criteria) = (&table, &criteria);
-            async move {
-                match by {
-                    None => table.find_ordered(criteria, &order).await,
-                    Some((kind, column, v)) => {
-                        table
-                            .find_by_ordered(
-                                kind,
-                                column,
-                                &Value::from(v.unwrap_or_default()),
-                                &order,
-                            )
-                            .await
-                    }
-                }
-            }
-        };
         // Every criterion, over a row's decrypted family name, given names
-        // and date of birth: the ones the index does not cover are checked
-        // here (moved into the check, which the row search may keep).
+        // and date of birth: the index's, and the ones it does not cover,
+        // checked on each candidate by the row search (before a limit).
         let (family, given, born, year) =
             (family.clone(), given.clone(), born.clone(), year.clone());
-        let holds = move |family_name: &str, given_names: &str, born_on: &str| {
+        let holds = move |r: &Row| {
+            let (Some(family_name), Some(given_names), Some(born_on)) =
+                (r.text("family_name"), r.text("given_names"), r.text("born"))
+            else {
+                // Kept: reading it as a patient says what is wrong.
+                return true;
+            };
             let name_is = |w: &Option<String>, got: &str| {
                 w.as_deref()
                     .is_none_or(|w| canonical::name(w) == canonical::name(got))
@@ -626,44 +611,39 @@ impl Session {
                         .is_some_and(|got| got.as_str() == w.as_str())
                 })
         };
-        if q.order == PatientOrder::Recent {
-            // The store orders the candidates by `updated_at` and answers
-            // pages of them; the row search keeps those that hold every
-            // criterion, until the limit.
-            let mut order = Order::by("updated_at")
-                .descending()
-                .keeping(move |r: &Row| {
-                    holds(
-                        r.text("family_name").unwrap_or_default(),
-                        r.text("given_names").unwrap_or_default(),
-                        r.text("born").unwrap_or_default(),
-                    )
-                });
-            if let Some(n) = q.limit {
-                order = order.limit(n);
-            }
-            return fetch(order)
-                .await?
-                .into_iter()
-                .map(|r| self.patient_of(r))
-                .collect();
+        // Most recently changed first: the store orders the candidates by
+        // `updated_at` and answers pages of them until the limit. By name:
+        // every match, sorted here.
+        let order = match (q.order, q.limit) {
+            (PatientOrder::Recent, Some(n)) => Order::by("updated_at").descending().limit(n),
+            (PatientOrder::Recent, None) => Order::by("updated_at").descending(),
+            (PatientOrder::Name, _) => Order::by_id(),
         }
-        let mut out = Vec::new();
-        for r in fetch(Order::by_id()).await? {
-            let p = self.patient_of(r)?;
-            if holds(&p.family_name, &p.given_names, &p.born) {
-                out.push(p);
+        .keeping(holds);
+        let table = self.patients().await?;
+        let rows = match by {
+            None => table.find_ordered(&criteria, &order).await?,
+            Some((kind, column, v)) => {
+                table
+                    .find_by_ordered(kind, column, &Value::from(v.unwrap_or_default()), &order)
+                    .await?
             }
+        };
+        let mut out = rows
+            .into_iter()
+            .map(|r| self.patient_of(r))
+            .collect::<Result<Vec<_>>>()?;
+        if q.order == PatientOrder::Name {
+            out.sort_by_cached_key(|p| {
+                (
+                    canonical::name(&p.family_name),
+                    canonical::name(&p.given_names),
+                    p.born.clone(),
+                    p.id,
+                )
+            });
+            out.truncate(q.limit.map_or(usize::MAX, |n| n as usize));
         }
-        out.sort_by_cached_key(|p| {
-            (
-                canonical::name(&p.family_name),
-                canonical::name(&p.given_names),
-                p.born.clone(),
-                p.id,
-            )
-        });
-        out.truncate(q.limit.map_or(usize::MAX, |n| n as usize));
         Ok(out)
     }
 

@@ -1310,6 +1310,7 @@ impl RowTable<'_> {
             // Each tag asked for, and whose it is.
             let mut asked: std::collections::HashMap<Vec<u8>, Option<Id>> =
                 std::collections::HashMap::new();
+            let ks = self.s.ks();
             for (row, own) in rows {
                 let mut canon = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
@@ -1325,7 +1326,6 @@ impl RowTable<'_> {
                     continue;
                 }
                 let parts: Vec<&str> = canon.iter().map(|c| c.part(idx.kind)).collect();
-                let ks = self.s.ks();
                 for (e, keys) in ks.live(sid) {
                     let key = self.index_key(sid, e, keys, (pos, &idx.name));
                     let tag = index::compute(&key, &parts, idx.bits).as_bytes().to_vec();

@@ -297,12 +297,14 @@ impl<'s> RowTable<'s> {
                 o
             }
         };
-        let column = match (sort, order.limit) {
-            (Sort::Id, Some(_)) => Some(None),
-            (Sort::Store(c), Some(_)) => Some(Some(c.name.as_str())),
+        // Paged by the store: the column it orders by (none: the id), and
+        // the limit.
+        let paged = match (sort, order.limit) {
+            (Sort::Id, Some(n)) => Some((None, n)),
+            (Sort::Store(c), Some(n)) => Some((Some(c.name.as_str()), n)),
             _ => None,
         };
-        let (Some(column), Some(limit)) = (column, order.limit) else {
+        let Some((column, limit)) = paged else {
             // Every candidate, in one statement, sorted here.
             let rows = self.candidates(pos, idx, probe, None).await?;
             let mut placed: Vec<((Key, Id), Row)> = rows
