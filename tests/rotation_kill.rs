@@ -91,13 +91,16 @@ async fn a_rotation_killed_at_many_points_finishes_whole(f: Fixture) {
     drop(a);
 
     let (mut kills, mut split, mut finished) = (0, 0, None);
+    // The first 30 runs are killed after `delay` and a little more; then one
+    // is left to finish. A login takes some of each run, and how much depends
+    // on the machine, so a kill that finds no row moved since the one before
+    // makes the next run live a quarter longer: the kills land among the
+    // rows on a fast machine and on a loaded one alike.
+    let (mut delay, mut moved) = (60u64, 0usize);
     for round in 0..60u64 {
         let mut child = rotate_cmd(&f).spawn().unwrap();
-        // The first 30 runs are killed after 60 to 130 ms (a login takes
-        // some of it, so each gets a little further); then one is left to
-        // finish.
         if round < 30 {
-            tokio::time::sleep(Duration::from_millis(60 + (round * 37) % 71)).await;
+            tokio::time::sleep(Duration::from_millis(delay + (round * 37) % 31)).await;
         } else {
             while child.try_wait().unwrap().is_none() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -111,6 +114,11 @@ async fn a_rotation_killed_at_many_points_finishes_whole(f: Fixture) {
             if epochs.len() > 1 {
                 split += 1; // killed with rows under both epochs
             }
+            let now = epochs.get(&2).copied().unwrap_or(0);
+            if now == moved {
+                delay += delay / 4;
+            }
+            moved = now;
             if retired(&f).await > 0 {
                 // Killed after its last step: done, nothing to resume.
                 finished = Some(r#"{"epoch": 2, "finished": true}"#.to_string());
