@@ -169,6 +169,24 @@ pub enum Error {
         /// constraint refused the write without saying which).
         index: String,
     },
+    /// A unique index cannot be checked by this user: rows of its scope
+    /// may be under a live key epoch they do not hold (a rotation not
+    /// finished, begun before they were granted the scope), whose values
+    /// they cannot look for. Nothing is written; the write succeeds once
+    /// the rotation has finished, or written by a user holding every
+    /// live epoch of the scope.
+    #[error(
+        "the unique index {index} of {table} cannot be checked: rows of scope {scope:?} may be \
+         under a key epoch this user does not hold (a rotation not finished)"
+    )]
+    UniqueUnchecked {
+        /// The table.
+        table: String,
+        /// The unique index.
+        index: String,
+        /// Its scope.
+        scope: String,
+    },
     /// A stored value is not of the type its column must hold (a column
     /// altered to another type, a NULL, bytes that are not UTF-8, an
     /// integer out of range): the database was changed outside medvault.

@@ -27,6 +27,7 @@ per_store!(
     a_coarse_tokens_index_finds_exactly_the_values_holding_a_word,
     searches_come_back_in_the_order_and_number_asked,
     a_unique_index_refuses_a_second_row_with_the_same_value,
+    a_unique_index_is_checked_only_where_every_value_is_seen,
 );
 
 /// A table of contacts whose names are searched by sound through an index
@@ -1593,4 +1594,118 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
     assert!(matches!(err, Error::NotUnique { .. }), "{err}");
     assert_eq!(f.patient_count().await, before, "nothing written");
     a.insert_patients(&twice[..1]).await.unwrap();
+}
+
+/// A unique check is made only where it sees every stored value: a new
+/// unique index filled over rows under both epochs of a half-done
+/// rotation finds the duplicate there (the store's constraint sees one
+/// epoch's tags at a time); while rows are not filled, writes are
+/// `IndexNotFilled`; a writer missing a live epoch of the scope is
+/// `UniqueUnchecked`. Each writes nothing, and each clears once the
+/// cause is gone.
+async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
+    use medvault::RotateOptions;
+    use std::ops::ControlFlow;
+    let a = f.admin().await;
+    let without_index = MEMBERS.split("[[index]]").next().unwrap();
+    a.apply_schema(without_index).await.unwrap();
+    let card = |c: &str| NewRow::new().set("card", c);
+    let count = || async {
+        a.table("members")
+            .await
+            .unwrap()
+            .list(None, 1000)
+            .await
+            .unwrap()
+            .len()
+    };
+    let t = a.table("members").await.unwrap();
+    let older = t.insert(&card("Q-1")).await.unwrap();
+    t.insert(&card("R-2")).await.unwrap();
+    // A rotation stopped after its first batch (a patient): the members
+    // stay under the older epoch; a row written now goes under the newer.
+    for i in 0..2 {
+        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
+            .await
+            .unwrap();
+    }
+    let opts = RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let report = a
+        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!report.finished);
+    let t = a.table("members").await.unwrap();
+    let newer = t.insert(&card("q 1")).await.unwrap();
+    assert_eq!(f.epochs_of("members", "card").await.len(), 2);
+    // The unique index added now: the two rows hold other tags, which the
+    // store's constraint would take; the fill looks under both epochs.
+    let err = a.apply_schema(MEMBERS).await.unwrap_err();
+    match &err {
+        Error::IndexNotFilled { index, cause, .. } => {
+            assert_eq!(index, "members.uq_card");
+            assert!(cause.contains("unique index uq_card"), "{cause}");
+        }
+        other => panic!("expected IndexNotFilled, got {other:?}"),
+    }
+    assert!(a.unfilled("members", "uq_card").await.unwrap() > 0);
+    // Not filled: a write with a card cannot be checked, so it is refused;
+    // one without a card is taken.
+    let t = a.table("members").await.unwrap();
+    let err = t.insert(&card("S-3")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexNotFilled { index, .. } if index == "members.uq_card"),
+        "{err}"
+    );
+    t.insert(&NewRow::new().set("note", "walk-in"))
+        .await
+        .unwrap();
+    assert_eq!(count().await, 4);
+    // The duplicate removed, the same file applied again fills the rest;
+    // then the check holds and writes are taken.
+    assert!(t.delete(newer).await.unwrap());
+    a.apply_schema(MEMBERS).await.unwrap();
+    assert_eq!(a.unfilled("members", "uq_card").await.unwrap(), 0);
+    let t = a.table("members").await.unwrap();
+    assert!(matches!(
+        t.insert(&card("Q1")).await,
+        Err(Error::NotUnique { .. })
+    ));
+    t.insert(&card("S-3")).await.unwrap();
+    assert_eq!(count().await, 4);
+    // A clerk holding only the newer epoch (the store withholds their
+    // grant of the older one) cannot look under it: refused, nothing
+    // written, whatever the card.
+    let _ = f.user(&a, "clerk", &["identity"]).await;
+    f.exec(
+        "DELETE FROM grants WHERE grantee = 'clerk' AND scope_id = 1 AND epoch = 1",
+        vec![],
+    )
+    .await;
+    let clerk = f.login("clerk", "clerk pw").await.unwrap();
+    let ct = clerk.table("members").await.unwrap();
+    for c in ["Q 1", "T-4"] {
+        let err = ct.insert(&card(c)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::UniqueUnchecked { table, index, scope }
+                if table == "members" && index == "uq_card" && scope == "identity"),
+            "{err}"
+        );
+    }
+    assert_eq!(count().await, 4, "nothing written");
+    // The rotation finished, the older epoch retired: the clerk's check
+    // sees every row.
+    assert!(a.rotate("identity").await.unwrap().finished);
+    let ct = clerk.table("members").await.unwrap();
+    assert!(matches!(
+        ct.insert(&card("q-1")).await,
+        Err(Error::NotUnique { .. })
+    ));
+    ct.insert(&card("T-4")).await.unwrap();
+    assert_eq!(count().await, 5);
+    let found = ct.find(&[("card", Value::from("Q1"))]).await.unwrap();
+    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [older]);
 }

@@ -379,8 +379,8 @@ impl Session {
             pt.check_current().await?;
             let guard = pt.guard().await?;
             // An application's unique index over the patients' columns.
-            let mine: Vec<(&NewRow, Option<Id>)> = patients.iter().map(|r| (r, None)).collect();
-            pt.check_unique(&mine, None).await?;
+            let mine: Vec<_> = patients.iter().map(|r| (&r.values, None)).collect();
+            pt.check_unique(&mine, super::rows::Unique::Write).await?;
             self.write_batch(&guard, (&pt, &nt), &ids, &patients, &notes)
                 .await
                 .map_err(|e| pt.not_unique(e, None))

@@ -322,6 +322,18 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
     })
 }
 
+/// Which unique indexes [`RowTable::check_unique`] checks.
+#[derive(Clone, Copy)]
+pub(crate) enum Unique<'a> {
+    /// Every one (new rows).
+    Write,
+    /// Those over a column of these changes (an update).
+    Update(&'a BTreeMap<String, Value>),
+    /// This one, for rows it is being filled for (rows not filled yet are
+    /// expected; each page is checked against the rows filled before it).
+    Fill(&'a str),
+}
+
 /// What a search asks an index for.
 #[derive(Clone, Copy)]
 enum Probe<'a> {
@@ -1088,7 +1100,11 @@ impl RowTable<'_> {
         Ok(())
     }
 
-    /// Inserts one row; returns its new id.
+    /// Inserts one row; returns its new id. On a table with a `unique`
+    /// index, a value another row holds is [`Error::NotUnique`]; a check
+    /// this user cannot make whole is [`Error::UniqueUnchecked`] (a live
+    /// epoch of the scope not held) or [`Error::IndexNotFilled`] (rows not
+    /// indexed yet). Nothing is written then.
     pub async fn insert(&self, row: &NewRow) -> Result<Id> {
         let ids = self.insert_many(std::slice::from_ref(row)).await?;
         ids.into_iter()
@@ -1261,8 +1277,8 @@ impl RowTable<'_> {
         self.check_current().await?;
         let guard = self.guard().await?;
         self.check_parents(rows).await?;
-        let mine: Vec<(&NewRow, Option<Id>)> = rows.iter().map(|r| (r, None)).collect();
-        self.check_unique(&mine, None).await?;
+        let mine: Vec<_> = rows.iter().map(|r| (&r.values, None)).collect();
+        self.check_unique(&mine, Unique::Write).await?;
         let ids: Vec<Id> = rows.iter().map(|_| Id::random()).collect();
         let chunks = rows.len().div_ceil(STREAM_CHUNK);
         // One signature per chunk (FORMAT.md §5.8), made while the store
@@ -1284,22 +1300,29 @@ impl RowTable<'_> {
     }
 
     /// Refuses, with [`Error::NotUnique`], `rows` (each with its own id
-    /// when it is an update) that would give two rows the same values of
-    /// a unique index: two of them alike, or one alike a stored row under
-    /// any live epoch of the index's scope. The store's unique constraint
-    /// sees only the tags of one epoch; during a rotation, rows under the
-    /// older epoch hold other tags for the same values. With `changed`
-    /// (an update), only the unique indexes over a changed column.
+    /// when it is already stored) that would give two rows the same values
+    /// of a unique index: two of them alike, or one alike a stored row
+    /// under any live epoch of the index's scope. The store's unique
+    /// constraint sees only the tags of one epoch; during a rotation, rows
+    /// under the older epoch hold other tags for the same values.
+    ///
+    /// The lookup is complete only if it sees every stored value: a live
+    /// epoch of the scope this user does not hold is
+    /// [`Error::UniqueUnchecked`], and (except for the fill itself) rows
+    /// whose index is not filled yet are [`Error::IndexNotFilled`].
     pub(crate) async fn check_unique(
         &self,
-        rows: &[(&NewRow, Option<Id>)],
-        changed: Option<&BTreeMap<String, Value>>,
+        rows: &[(&BTreeMap<String, Value>, Option<Id>)],
+        which: Unique<'_>,
     ) -> Result<()> {
         let t = self.t();
         for (pos, idx) in t.indexes.iter().enumerate() {
-            if idx.kind != IndexKind::Unique
-                || changed.is_some_and(|c| !idx.over.iter().any(|o| c.contains_key(o)))
-            {
+            let asked_for = match which {
+                Unique::Write => true,
+                Unique::Update(changed) => idx.over.iter().any(|o| changed.contains_key(o)),
+                Unique::Fill(name) => idx.name == name,
+            };
+            if idx.kind != IndexKind::Unique || !asked_for {
                 continue;
             }
             let not_unique = || Error::NotUnique {
@@ -1311,10 +1334,10 @@ impl RowTable<'_> {
             let mut asked: std::collections::HashMap<Vec<u8>, Option<Id>> =
                 std::collections::HashMap::new();
             let ks = self.s.ks();
-            for (row, own) in rows {
+            for (values, own) in rows {
                 let mut canon = Vec::with_capacity(idx.over.len());
                 for name in &idx.over {
-                    match (row.values.get(name), self.encrypted_column(name)) {
+                    match (values.get(name), self.encrypted_column(name)) {
                         (None | Some(Value::Null), _) => break,
                         // Sizes are the write's to check (an unchanged value
                         // may predate a lower limit).
@@ -1333,6 +1356,31 @@ impl RowTable<'_> {
                         return Err(not_unique());
                     }
                 }
+            }
+            if asked.is_empty() {
+                continue;
+            }
+            // The lookup must see every stored value.
+            {
+                let unheld = ks.known_epochs.iter().any(|&(s, e)| {
+                    s == sid && !ks.retired.contains(&(s, e)) && !ks.keys.contains_key(&(s, e))
+                });
+                if unheld {
+                    return Err(Error::UniqueUnchecked {
+                        table: t.name.clone(),
+                        index: idx.name.clone(),
+                        scope: self.s.scope_name(sid),
+                    });
+                }
+            }
+            if !matches!(which, Unique::Fill(_)) && self.unfilled(&idx.name).await? > 0 {
+                return Err(Error::IndexNotFilled {
+                    version: self.version,
+                    index: format!("{}.{}", t.name, idx.name),
+                    cause: "a unique index is checked against every row only once each \
+                            holds its value"
+                        .into(),
+                });
             }
             let tags: Vec<&Vec<u8>> = asked.keys().collect();
             let d = self.s.store.dialect();
@@ -2439,7 +2487,9 @@ impl RowTable<'_> {
     /// §5.8), so they must hold the write right under every scope of its
     /// sealed cells, changed or not (`ReadOnly` or `NoAccess` otherwise).
     /// It is written only if the row is still the version read; two
-    /// concurrent updates both apply, one after the other.
+    /// concurrent updates both apply, one after the other. A unique
+    /// index over a changed column is checked as [`RowTable::insert`]
+    /// checks it.
     pub async fn update(&self, id: Id, changes: &BTreeMap<String, Value>) -> Result<bool> {
         let t = self.t();
         for k in changes.keys() {
@@ -2610,7 +2660,7 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
-        self.check_unique(&[(&next, Some(id))], Some(changes))
+        self.check_unique(&[(&next.values, Some(id))], Unique::Update(changes))
             .await?;
         let overrides = if t.builtin {
             self.builtin_rules(&next.values, changes.keys(), false)?
@@ -2789,7 +2839,9 @@ impl RowTable<'_> {
             .position(|c| c.name == idx.over[0])
             .ok_or_else(|| self.unknown_column(&idx.over[0]))?;
         let d = self.s.store.dialect();
+        let unique = (idx.kind == IndexKind::Unique && !refold).then_some(index);
         self.reseal_pages(
+            unique,
             |after, page| match refold {
                 false => stmt::unindexed(d, t, idx, after, page),
                 true => stmt::indexed_over_values(d, t, idx, after, page),
@@ -2900,9 +2952,12 @@ impl RowTable<'_> {
     /// opened row's statement (its authentication checked first), or none
     /// for a row with nothing to write. Returns
     /// how many rows were written; a row changed meanwhile is not, and a
-    /// row the statement no longer selects is not read again.
+    /// row the statement no longer selects is not read again. With
+    /// `unique` (a unique index being filled), each page's values are
+    /// looked for first ([`RowTable::check_unique`]).
     async fn reseal_pages(
         &self,
+        unique: Option<&str>,
         select: impl Fn(bool, u32) -> String,
         mut seal: impl FnMut(&Row, &[Cell], &mut PendingBatch) -> Result<Option<Statement>>,
     ) -> Result<u64> {
@@ -2931,6 +2986,12 @@ impl RowTable<'_> {
                 return Ok(done);
             };
             after = Some(last.id);
+            if let Some(name) = unique {
+                // A fill of a unique index: the page's values, against the
+                // rows filled before it under every live epoch.
+                let mine: Vec<_> = opened.iter().map(|r| (&r.values, Some(r.id))).collect();
+                self.check_unique(&mine, Unique::Fill(name)).await?;
+            }
             let mut batch = PendingBatch::new(authorship::KIND_RESEAL);
             let mut statements = Vec::with_capacity(raw.len() + 1);
             for (r, cells) in opened.iter().zip(&raw) {
@@ -2973,6 +3034,7 @@ impl RowTable<'_> {
             .ok_or_else(|| self.unknown_column(index))?;
         let d = self.s.store.dialect();
         self.reseal_pages(
+            None,
             |after, page| stmt::indexed(d, t, idx, after, page),
             |_, cells, batch| {
                 let old = match cells.get(at) {

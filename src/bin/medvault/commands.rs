@@ -181,6 +181,10 @@ impl CliError {
                     "another row has this value; find it with `medvault row find {table} COLUMN=VALUE` \
                      and update that row instead"
                 ),
+                Error::UniqueUnchecked { scope, .. } => format!(
+                    "a rotation of {scope} is not finished; `medvault rotate {scope}` (an administrator) \
+                     finishes it, then write again"
+                ),
                 Error::NoSuchRow { .. } => "check the id; `medvault row list <table>` lists rows".into(),
                 Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
                 _ => return None,
