@@ -17,6 +17,7 @@ async fn the_example_emr_runs(f: Fixture) {
     assert_eq!(s.allergies, ["Latex", "Penicillin"]);
     assert_eq!(s.by_drug, 1);
     assert_eq!(s.by_insurance, ["Dupont"]);
+    assert!(s.duplicate_refused);
     assert_eq!(s.reason.as_deref(), Some("Allergy follow-up"));
     assert_eq!(s.withheld_for_clerk, ["drug", "dosage"]);
 }

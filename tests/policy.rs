@@ -299,7 +299,7 @@ async fn copy_moves_application_tables_and_verify_reads_them(f: Fixture) {
     let before = a.verify_store().await.unwrap();
     assert_eq!(before.problems.len(), 2, "{:?}", before.problems);
     f.exec(
-        "UPDATE patients SET bi_insurance_number = NULL WHERE id = ?",
+        "UPDATE patients SET uq_insurance_number = NULL WHERE id = ?",
         vec![Val::B(p.as_bytes().to_vec())],
     )
     .await;

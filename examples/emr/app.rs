@@ -22,6 +22,9 @@ pub struct Summary {
     pub reason: Option<String>,
     /// The family name of the patient found by insurance number.
     pub by_insurance: Vec<String>,
+    /// Whether a second patient given the same insurance number (typed
+    /// otherwise) was refused as not unique.
+    pub duplicate_refused: bool,
 }
 
 /// Runs the clinic's day on a vault whose administrator is `admin`: applies
@@ -57,6 +60,26 @@ pub async fn run(admin: &Session, doctor: &Session, clerk: &Session) -> Result<S
         .iter()
         .filter_map(|r| r.text("family_name").map(str::to_owned))
         .collect();
+    // The index is `unique`: the same number on another patient is refused,
+    // and that patient keeps none.
+    let martin = admin
+        .insert_patient(&NewPatient {
+            family_name: "Martin".into(),
+            given_names: "Paul".into(),
+            born: "1985-11-20".into(),
+            sex: Sex::M,
+        })
+        .await?;
+    let mut same = std::collections::BTreeMap::new();
+    same.insert(
+        "insurance_number".to_string(),
+        Value::from("270037512-3456"),
+    );
+    let duplicate_refused = match patients.update(martin, &same).await {
+        Err(medvault::Error::NotUnique { .. }) => true,
+        Err(e) => return Err(e),
+        Ok(_) => false,
+    };
 
     let allergies = doctor.table("allergies").await?;
     allergies
@@ -106,6 +129,7 @@ pub async fn run(admin: &Session, doctor: &Session, clerk: &Session) -> Result<S
             .collect(),
         by_drug: rx.len(),
         by_insurance,
+        duplicate_refused,
         reason: appointments
             .get(visit)
             .await?

@@ -55,6 +55,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("allergies of Hélène Dupont: {}", s.allergies.join(", "));
     println!("prescriptions found by drug: {}", s.by_drug);
     println!("found by insurance number: {}", s.by_insurance.join(", "));
+    println!(
+        "the same number on a second patient refused as not unique: {}",
+        s.duplicate_refused
+    );
     println!("appointment reason (doctor): {:?}", s.reason);
     println!(
         "what the billing clerk cannot read of a prescription: {}",
