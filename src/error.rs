@@ -171,10 +171,10 @@ pub enum Error {
     },
     /// A unique index cannot be checked by this user: rows of its scope
     /// may be under a live key epoch they do not hold (a rotation not
-    /// finished, begun before they were granted the scope), whose values
-    /// they cannot look for. Nothing is written; the write succeeds once
-    /// the rotation has finished, or written by a user holding every
-    /// live epoch of the scope.
+    /// finished, and a grant of its older epoch the store withholds or
+    /// the granting administrator lacked), whose values they cannot look
+    /// for. Nothing is written; the write succeeds once the rotation has
+    /// finished, or written by a user holding every live epoch.
     #[error(
         "the unique index {index} of {table} cannot be checked: rows of scope {scope:?} may be \
          under a key epoch this user does not hold (a rotation not finished)"
@@ -413,7 +413,9 @@ pub enum Error {
         version: u64,
     },
     /// A schema change was stored, but a blind index it added over
-    /// existing columns was not computed for every row.
+    /// existing columns was not computed for every row. Also the answer
+    /// to a write checked against a `unique` index that is not filled
+    /// yet (the check would not see every row): nothing is written.
     #[error(
         "schema version {version} is in force, but {index} is not computed for every row yet \
          ({cause}); apply the same file again, as an administrator holding its scope's key, \

@@ -28,6 +28,7 @@ per_store!(
     searches_come_back_in_the_order_and_number_asked,
     a_unique_index_refuses_a_second_row_with_the_same_value,
     a_unique_index_is_checked_only_where_every_value_is_seen,
+    a_unique_fill_finds_a_duplicate_filled_pages_before,
 );
 
 /// A table of contacts whose names are searched by sound through an index
@@ -1664,6 +1665,15 @@ async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(count().await, 4);
+    // Nor may an update of another column give an unfilled row its tag
+    // unchecked (an update computes every index of the row).
+    let note = std::collections::BTreeMap::from([("note".to_owned(), Value::from("moved"))]);
+    let err = t.update(newer, &note).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexNotFilled { index, .. } if index == "members.uq_card"),
+        "{err}"
+    );
+    assert_eq!(a.unfilled("members", "uq_card").await.unwrap(), 3);
     // The duplicate removed, the same file applied again fills the rest;
     // then the check holds and writes are taken.
     assert!(t.delete(newer).await.unwrap());
@@ -1708,4 +1718,72 @@ async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
     assert_eq!(count().await, 5);
     let found = ct.find(&[("card", Value::from("Q1"))]).await.unwrap();
     assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), [older]);
+}
+
+/// A unique index filled over more rows than a page, during a rotation:
+/// a row of a later page under the older epoch whose value a row of the
+/// first page holds under the newer one is found by looking the stored
+/// tags up under every live epoch (two pages never meet in memory).
+async fn a_unique_fill_finds_a_duplicate_filled_pages_before(f: Fixture) {
+    use medvault::RotateOptions;
+    use std::ops::ControlFlow;
+    const ROWS: usize = 520; // the fill reads pages of 500
+    let a = f.admin().await;
+    a.apply_schema(MEMBERS.split("[[index]]").next().unwrap())
+        .await
+        .unwrap();
+    let t = a.table("members").await.unwrap();
+    let rows: Vec<NewRow> = (0..ROWS)
+        .map(|i| NewRow::new().set("card", format!("C-{i}").as_str()))
+        .collect();
+    let older = t.insert_many(&rows).await.unwrap();
+    // The older row with the largest id is in the last page.
+    let (last, at) = older
+        .iter()
+        .zip(0..)
+        .max_by_key(|(id, _)| id.as_bytes().to_vec())
+        .map(|(id, i)| (*id, i))
+        .unwrap();
+    for i in 0..2 {
+        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
+            .await
+            .unwrap();
+    }
+    let opts = RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let report = a
+        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!report.finished);
+    // Its card again, under the newer epoch, on a row of the first page
+    // (ids are random: written again until it is).
+    let t = a.table("members").await.unwrap();
+    let same = NewRow::new().set("card", format!("c {at}").as_str());
+    loop {
+        let newer = t.insert(&same).await.unwrap();
+        let mut ids: Vec<Vec<u8>> = older.iter().map(|i| i.as_bytes().to_vec()).collect();
+        ids.push(newer.as_bytes().to_vec());
+        ids.sort();
+        if ids.iter().position(|i| i == newer.as_bytes()).unwrap() < 500 {
+            break;
+        }
+        assert!(t.delete(newer).await.unwrap());
+    }
+    assert_eq!(f.epochs_of("members", "card").await.len(), 2);
+    let err = a.apply_schema(MEMBERS).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::IndexNotFilled { index, cause, .. }
+            if index == "members.uq_card" && cause.contains("unique index uq_card")),
+        "{err}"
+    );
+    // The first page was filled, the second stopped at the duplicate.
+    let unfilled = a.unfilled("members", "uq_card").await.unwrap();
+    assert!((1..=21).contains(&unfilled), "{unfilled}");
+    let t = a.table("members").await.unwrap();
+    assert!(t.delete(last).await.unwrap());
+    a.apply_schema(MEMBERS).await.unwrap();
+    assert_eq!(a.unfilled("members", "uq_card").await.unwrap(), 0);
 }

@@ -899,6 +899,12 @@ pub struct Session {
     /// Whether every name index holds fold 2 (`vault_meta` `names_fold`,
     /// FORMAT.md §4.1): searches then no longer ask for fold 1 too.
     names_refolded: std::sync::atomic::AtomicBool,
+    /// Unique indexes this session found filled for every row, by schema
+    /// version and `table.index`: a row is left unfilled only by an index
+    /// a newer schema adds (every write computes every index of its
+    /// version), so a unique check counts the unfilled rows once per
+    /// session and version, not once per write.
+    unique_filled: std::sync::Mutex<std::collections::HashSet<(u64, String)>>,
     kdf: KdfParams,
     /// What this session knows and holds of scopes and their keys. Read as
     /// a snapshot ([`Session::ks`]); replaced whole when it changes (a
@@ -1464,6 +1470,7 @@ impl Session {
             },
             changed_at_login: std::sync::atomic::AtomicBool::new(false),
             names_refolded: std::sync::atomic::AtomicBool::new(names_refolded),
+            unique_filled: std::sync::Mutex::new(std::collections::HashSet::new()),
             state: std::sync::RwLock::new(Arc::new(state)),
             store,
             vault_id,

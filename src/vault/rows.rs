@@ -327,8 +327,9 @@ fn par_map<T: Send, U: Send>(mut items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Ve
 pub(crate) enum Unique<'a> {
     /// Every one (new rows).
     Write,
-    /// Those over a column of these changes (an update).
-    Update(&'a BTreeMap<String, Value>),
+    /// Those over a column of these changes, and those the row holds no
+    /// value of yet (an update computes every index of the row).
+    Update(&'a BTreeMap<String, Value>, &'a [&'a str]),
     /// This one, for rows it is being filled for (rows not filled yet are
     /// expected; each page is checked against the rows filled before it).
     Fill(&'a str),
@@ -1319,7 +1320,10 @@ impl RowTable<'_> {
         for (pos, idx) in t.indexes.iter().enumerate() {
             let asked_for = match which {
                 Unique::Write => true,
-                Unique::Update(changed) => idx.over.iter().any(|o| changed.contains_key(o)),
+                Unique::Update(changed, unfilled) => {
+                    idx.over.iter().any(|o| changed.contains_key(o))
+                        || unfilled.contains(&idx.name.as_str())
+                }
                 Unique::Fill(name) => idx.name == name,
             };
             if idx.kind != IndexKind::Unique || !asked_for {
@@ -1373,14 +1377,29 @@ impl RowTable<'_> {
                     });
                 }
             }
-            if !matches!(which, Unique::Fill(_)) && self.unfilled(&idx.name).await? > 0 {
-                return Err(Error::IndexNotFilled {
-                    version: self.version,
-                    index: format!("{}.{}", t.name, idx.name),
-                    cause: "a unique index is checked against every row only once each \
-                            holds its value"
-                        .into(),
-                });
+            let key = (self.version, format!("{}.{}", t.name, idx.name));
+            let known_filled = || {
+                self.s
+                    .unique_filled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&key)
+            };
+            if !matches!(which, Unique::Fill(_)) && !known_filled() {
+                if self.unfilled(&idx.name).await? > 0 {
+                    return Err(Error::IndexNotFilled {
+                        version: self.version,
+                        index: key.1,
+                        cause: "a unique index is checked against every row only once each \
+                                holds its value"
+                            .into(),
+                    });
+                }
+                self.s
+                    .unique_filled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
             }
             let tags: Vec<&Vec<u8>> = asked.keys().collect();
             let d = self.s.store.dialect();
@@ -2660,8 +2679,23 @@ impl RowTable<'_> {
         for (k, v) in changes {
             next.values.insert(k.clone(), v.clone());
         }
-        self.check_unique(&[(&next.values, Some(id))], Unique::Update(changes))
-            .await?;
+        // A unique index the row holds no value of (not filled yet) gets
+        // one now, so it is checked like a changed one.
+        let unfilled: Vec<&str> = t
+            .indexes
+            .iter()
+            .filter(|i| i.kind == IndexKind::Unique)
+            .filter(|i| {
+                let at = self.stored_names.iter().position(|n| *n == i.name);
+                !matches!(at.and_then(|at| raw.get(at)), Some(Cell::Bytes(_)))
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        self.check_unique(
+            &[(&next.values, Some(id))],
+            Unique::Update(changes, &unfilled),
+        )
+        .await?;
         let overrides = if t.builtin {
             self.builtin_rules(&next.values, changes.keys(), false)?
         } else {

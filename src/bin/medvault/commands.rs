@@ -183,7 +183,8 @@ impl CliError {
                 ),
                 Error::UniqueUnchecked { scope, .. } => format!(
                     "a rotation of {scope} is not finished; `medvault rotate {scope}` (an administrator) \
-                     finishes it, then write again"
+                     finishes it, then write again (a rotation stopped by two rows with the same value \
+                     goes on once one of them is changed or deleted)"
                 ),
                 Error::NoSuchRow { .. } => "check the id; `medvault row list <table>` lists rows".into(),
                 Error::SchemaMismatch(_) => "the database's tables were changed outside medvault; restore it from a backup made with `medvault copy`".into(),
