@@ -395,6 +395,45 @@ impl Fixture {
         }
     }
 
+    /// How the store would run `sql`, one line per step: SQLite's
+    /// `EXPLAIN QUERY PLAN` details (`SEARCH t USING INDEX i (c=?)`,
+    /// `SCAN t`), or MySQL's `EXPLAIN` rows as `table type=T key=K`.
+    pub async fn plan(&self, sql: &str, params: Vec<Val>) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        match &self.mysql {
+            None => {
+                let p: Vec<Box<dyn rusqlite::ToSql>> = params.into_iter().map(to_sql).collect();
+                let refs: Vec<&dyn rusqlite::ToSql> = p.iter().map(|b| b.as_ref()).collect();
+                let c = raw(self);
+                let mut st = c.prepare(&explain).unwrap();
+                st.query_map(refs.as_slice(), |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect()
+            }
+            Some(db) => {
+                let mut c = mysql_async::Conn::from_url(with_db(&db.base, &db.name).as_str())
+                    .await
+                    .unwrap();
+                let rows: Vec<mysql_async::Row> = c
+                    .exec(format!("EXPLAIN {sql}"), to_my(params))
+                    .await
+                    .unwrap();
+                c.disconnect().await.unwrap();
+                rows.iter()
+                    .map(|r| {
+                        let get = |k: &str| {
+                            r.get::<Option<String>, _>(k)
+                                .flatten()
+                                .unwrap_or_else(|| "NULL".into())
+                        };
+                        format!("{} type={} key={}", get("table"), get("type"), get("key"))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// How many envelopes of `table.column` are under each key epoch.
     pub async fn epochs_of(
         &self,
