@@ -32,16 +32,25 @@ fn store(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("sqlcipher insert {n}"));
     slow(&mut g, 30);
     g.throughput(Throughput::Elements(n as u64));
-    for (name, key) in [
-        ("plaintext, unkeyed SQLite", None),
-        ("plaintext, keyed SQLCipher", Some(&DB_KEY)),
+    for (name, key, desk) in [
+        ("plaintext, unkeyed SQLite", None, false),
+        ("plaintext, keyed SQLCipher", Some(&DB_KEY), false),
+        (
+            "plaintext, keyed SQLCipher, the desk's searches indexed",
+            Some(&DB_KEY),
+            true,
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().expect("tempdir");
-                    let mut db = PlainSqlite::create(&dir.path().join("plain.db"), key);
+                    let path = dir.path().join("plain.db");
+                    let mut db = match desk {
+                        false => PlainSqlite::create(&path, key),
+                        true => PlainSqlite::with_desk_indexes(&path, key),
+                    };
                     let t = Instant::now();
                     db.insert(&people);
                     total += t.elapsed();

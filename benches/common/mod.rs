@@ -294,9 +294,28 @@ PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -65536;
 ";
 
+/// What a plaintext program adds to index the searches of the desk that
+/// medvault's later built-in indexes serve (year of birth, a single given
+/// name, most recently changed; a family-name prefix is served by
+/// `patients_family_name`): an expression index, an index, and a table of
+/// given-name words filled at insert. Medvault's phonetic index has no
+/// plaintext counterpart here.
+pub const PLAIN_DESK_INDEXES: &str = "
+CREATE INDEX patients_born_year ON patients (substr(born, 1, 4));
+CREATE INDEX patients_updated ON patients (updated_at);
+CREATE TABLE patient_words (
+    word       TEXT NOT NULL,
+    patient_id INTEGER NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+    PRIMARY KEY (word, patient_id)
+) WITHOUT ROWID;
+";
+
 /// A plaintext SQLite database, unkeyed or keyed with a raw SQLCipher key.
 pub struct PlainSqlite {
     pub conn: rusqlite::Connection,
+    /// Whether [`PLAIN_DESK_INDEXES`] was added (the insert then fills
+    /// the words).
+    pub desk: bool,
 }
 
 impl PlainSqlite {
@@ -308,7 +327,15 @@ impl PlainSqlite {
         }
         conn.execute_batch(SQLITE_PRAGMAS).expect("pragmas");
         conn.execute_batch(PLAIN_SQLITE_SCHEMA).expect("schema");
-        PlainSqlite { conn }
+        PlainSqlite { conn, desk: false }
+    }
+
+    /// [`PlainSqlite::create`] with [`PLAIN_DESK_INDEXES`].
+    pub fn with_desk_indexes(path: &Path, key: Option<&[u8; 32]>) -> PlainSqlite {
+        let mut db = PlainSqlite::create(path, key);
+        db.conn.execute_batch(PLAIN_DESK_INDEXES).expect("desk");
+        db.desk = true;
+        db
     }
 
     /// All patients and their notes in one transaction, one prepared
@@ -340,6 +367,19 @@ impl PlainSqlite {
                     1_700_000_000i64
                 ])
                 .expect("insert patient");
+            }
+            if self.desk {
+                let mut w = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO patient_words (word, patient_id) VALUES (?1, ?2)",
+                    )
+                    .expect("prepare");
+                for (i, x) in people.iter().enumerate() {
+                    for word in x.given.split_whitespace() {
+                        w.execute(rusqlite::params![word.to_lowercase(), i as i64 + 1])
+                            .expect("insert word");
+                    }
+                }
             }
             for (i, x) in people.iter().enumerate() {
                 n.execute(rusqlite::params![
