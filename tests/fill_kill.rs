@@ -1,6 +1,7 @@
-//! A unique index added to a populated table, its fill killed with SIGKILL
-//! at many points (`medvault schema apply` in a child process) and applied
-//! again until it finishes: after every kill each row is there once and
+//! A unique index added to a populated table, its fill (`medvault schema
+//! apply` in a child process) killed with SIGKILL each time a page's commit
+//! is seen, wherever the next page has got to, and applied again until it
+//! finishes: after every kill each row is there once and
 //! readable, the rows filled so far are found and the others not yet (a
 //! search answers from the rows done), no fill goes backwards; at the end
 //! every row is found through the index and `verify` finds nothing wrong.
@@ -12,10 +13,11 @@ use std::time::Duration;
 
 use common::*;
 use medvault::vault::rows::{NewRow, Value};
+use medvault::Id;
 
 per_store!(a_fill_killed_at_many_points_finishes_whole);
 
-const N: usize = 6000;
+const N: usize = 10_000;
 
 const WITHOUT_INDEX: &str = "format = 2
 [[table]]
@@ -53,10 +55,36 @@ fn apply_cmd(f: &Fixture, file: &std::path::Path) -> Command {
     c
 }
 
+/// Whether the index's column is there yet (an apply adds it first).
+async fn has_index_column(f: &Fixture) -> bool {
+    let sql = match f.is_mysql() {
+        true => {
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+             AND table_name = 'members' AND column_name = 'uq_card'"
+        }
+        false => "SELECT COUNT(*) FROM pragma_table_info('members') WHERE name = 'uq_card'",
+    };
+    f.int(sql, vec![]).await > 0
+}
+
+/// The rows whose unique index holds a value, read raw (0 before the
+/// index column exists).
+async fn filled(f: &Fixture, indexed: bool) -> usize {
+    if !indexed {
+        return 0;
+    }
+    f.int(
+        "SELECT COUNT(*) FROM members WHERE uq_card IS NOT NULL",
+        vec![],
+    )
+    .await as usize
+}
+
 /// What must hold after any kill: every row there once and readable; the
-/// rows still unfilled, counted; a sample of cards found exactly when their
-/// row is filled. Returns the unfilled count (`N` before the index exists).
-async fn check_whole(f: &Fixture) -> usize {
+/// unfilled count agreeing with the rows read raw; a sample of cards found
+/// exactly when their row is filled (a search answers from the rows done).
+/// Returns the rows filled.
+async fn check_whole(f: &Fixture, ids: &[Id]) -> usize {
     let a = f.admin().await;
     let t = a.table("members").await.unwrap();
     let mut seen = 0;
@@ -75,31 +103,31 @@ async fn check_whole(f: &Fixture) -> usize {
         .table("members")
         .and_then(|t| t.index("uq_card"))
         .is_some();
+    let done = filled(f, indexed).await;
     if !indexed {
-        return N;
+        return done;
     }
     let unfilled = a.unfilled("members", "uq_card").await.unwrap() as usize;
-    // Filled rows are found, unfilled ones not yet: a sample across the
-    // table, its fill state read raw.
-    for i in (0..N).step_by(397) {
+    assert_eq!(done + unfilled, N);
+    for i in (0..N).step_by(661) {
         let card = format!("C-{i}");
         let found = t
             .find(&[("card", Value::from(card.as_str()))])
             .await
             .unwrap();
-        assert!(found.len() <= 1, "{card}");
-        if let Some(r) = found.first() {
-            assert_eq!(r.text("card"), Some(card.as_str()));
+        let holds = f
+            .int(
+                "SELECT COUNT(*) FROM members WHERE id = ? AND uq_card IS NOT NULL",
+                vec![Val::B(ids[i].as_bytes().to_vec())],
+            )
+            .await;
+        let found: Vec<Id> = found.iter().map(|r| r.id).collect();
+        match holds {
+            1 => assert_eq!(found, [ids[i]], "{card}, filled"),
+            _ => assert!(found.is_empty(), "{card}, not filled yet"),
         }
     }
-    let filled = f
-        .int(
-            "SELECT COUNT(*) FROM members WHERE uq_card IS NOT NULL",
-            vec![],
-        )
-        .await as usize;
-    assert_eq!(filled + unfilled, N);
-    unfilled
+    done
 }
 
 async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
@@ -108,7 +136,8 @@ async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
     let rows: Vec<NewRow> = (0..N)
         .map(|i| NewRow::new().set("card", format!("C-{i}").as_str()))
         .collect();
-    a.table("members")
+    let ids = a
+        .table("members")
         .await
         .unwrap()
         .insert_many(&rows)
@@ -119,34 +148,36 @@ async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
     let file = dir.path().join("schema.toml");
     std::fs::write(&file, with_index()).unwrap();
 
-    // Each run is killed after `delay` and a little more, the delay growing
-    // by a quarter whenever a kill finds nothing filled since the last (a
-    // login takes some of each run, more on a loaded machine); after 30
-    // runs one is left to finish.
+    // The first 30 runs are each killed as soon as the rows filled (read
+    // raw) grow, so each kill lands after a page's commit and while the
+    // next is under way, whatever the machine's speed; then one is left to
+    // finish.
     let (mut kills, mut between, mut finished) = (0, 0, false);
-    let (mut delay, mut left) = (60u64, N);
+    let mut done = 0;
     for round in 0..60u64 {
         let mut child = apply_cmd(&f, &file).spawn().unwrap();
-        if round < 30 {
-            tokio::time::sleep(Duration::from_millis(delay + (round * 37) % 31)).await;
-        } else {
-            while child.try_wait().unwrap().is_none() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut exited = false;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
             }
+            let indexed = has_index_column(&f).await;
+            if round < 30 && filled(&f, indexed).await > done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if child.try_wait().unwrap().is_none() {
+        if !exited {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             kills += 1;
-            let now = check_whole(&f).await;
-            assert!(now <= left, "a fill went backwards: {left} then {now}");
+            let now = check_whole(&f, &ids).await;
+            assert!(now >= done, "a fill went backwards: {done} then {now}");
             if 0 < now && now < N {
                 between += 1; // killed with some rows filled, some not
             }
-            if now == left {
-                delay += delay / 4;
-            }
-            left = now;
+            done = now;
             continue;
         }
         let out = child.wait_with_output().unwrap();
@@ -160,8 +191,8 @@ async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
     }
     assert!(finished, "a run finished");
     assert!(kills >= 5, "only {kills} runs were killed");
-    assert!(between >= 3, "only {between} kills landed among the rows");
-    assert_eq!(check_whole(&f).await, 0);
+    assert!(between >= 5, "only {between} kills landed among the rows");
+    assert_eq!(check_whole(&f, &ids).await, N);
     let a = f.admin().await;
     let t = a.table("members").await.unwrap();
     for i in (0..N).step_by(97) {

@@ -27,25 +27,26 @@ const FAMILIES: [&str; 8] = [
     "O'Brien",
 ];
 
-/// Whether `plan` reads `table` through an index at every step: on SQLite
-/// no `SCAN table` (a whole-table or whole-index walk), and a `SEARCH`;
-/// on MySQL no access of type `ALL` (the table) or `index` (a whole
-/// index), and a key named.
-fn through_an_index(plan: &[String], table: &str, mysql: bool) -> bool {
+/// Whether `plan` reads `table` through the SQL index named `index` (or one
+/// whose name holds it) at every step: on SQLite a `SEARCH` using it and
+/// no `SCAN` (a whole-table or whole-index walk); on MySQL no access of
+/// type `ALL` (the table) or `index` (a whole index), and that key. A walk
+/// of the primary key in id order is a search too, but not through the
+/// index asked for.
+fn through(plan: &[String], table: &str, index: &str, mysql: bool) -> bool {
     let steps: Vec<&String> = plan
         .iter()
-        .filter(|l| {
-            l.split_whitespace()
-                .any(|w| w == table || w.starts_with(&format!("{table} ")))
-        })
+        .filter(|l| l.split_whitespace().any(|w| w == table))
         .collect();
-    if steps.is_empty() {
-        return false;
-    }
-    steps.iter().all(|l| match mysql {
-        false => !l.starts_with("SCAN") && l.contains("USING") && l.contains("INDEX"),
-        true => !l.contains("type=ALL") && !l.contains("type=index ") && !l.contains("key=NULL"),
-    })
+    !steps.is_empty()
+        && steps.iter().all(|l| match mysql {
+            false => l.starts_with("SEARCH") && l.contains("INDEX") && l.contains(index),
+            true => {
+                !l.contains("type=ALL")
+                    && !l.contains("type=index ")
+                    && l.split_once("key=").is_some_and(|(_, k)| k.contains(index))
+            }
+        })
 }
 
 async fn every_search_is_answered_through_an_index(f: Fixture) {
@@ -81,9 +82,11 @@ async fn every_search_is_answered_through_an_index(f: Fixture) {
         .insert_many(&rx)
         .await
         .unwrap();
-    // InnoDB updates its statistics in the background after a bulk
-    // insert; until then a table of 600 rows can look empty, and a walk of
-    // the primary key in id order cheap. A clinic's tables have theirs.
+    // InnoDB recalculates a table's index statistics in the background
+    // once more than a tenth of it changed; read right after a bulk insert,
+    // the plans were seen walking the primary key in id order instead of
+    // the blind index (BENCHMARKS.md has no figure for that state yet).
+    // The plans here are those of a table whose statistics are current.
     if f.is_mysql() {
         f.exec_script(&["ANALYZE TABLE patients, prescriptions"])
             .await;
@@ -120,16 +123,20 @@ async fn every_search_is_answered_through_an_index(f: Fixture) {
         after: Some(false),
         limit: 29,
     };
-    let cases: Vec<(&str, &str, String, Vec<Val>)> = vec![
+    // What each search asks, the table and the SQL index it must go
+    // through, its statement and parameters.
+    let cases: Vec<(&str, &str, &str, String, Vec<Val>)> = vec![
         (
             "equal, two epochs",
             "patients",
+            "bi_family_name",
             stmt::by_values(d, patients, "bi_family_name", 2, None),
             vec![tag(1, 2), tag(2, 2)],
         ),
         (
             "equal, the most recent first, the next page",
             "patients",
+            "bi_family_name",
             stmt::by_values(d, patients, "bi_family_name", 2, Some(&recent)),
             vec![
                 tag(1, 2),
@@ -142,24 +149,28 @@ async fn every_search_is_answered_through_an_index(f: Fixture) {
         (
             "prefix, two epochs",
             "patients",
+            "bi_family_prefix",
             stmt::by_ranges(d, patients, "bi_family_prefix", 2, None),
             vec![tag(1, 4), tag(2, 4), tag(3, 4), tag(4, 4)],
         ),
         (
             "prefix, by id, the next page",
             "patients",
+            "bi_family_prefix",
             stmt::by_ranges(d, patients, "bi_family_prefix", 1, Some(&by_id)),
             vec![tag(1, 4), tag(2, 4), id()],
         ),
         (
             "a word among the given names",
             "patients",
+            "bi_given_words",
             stmt::by_slots(d, patients, words, 1, None),
             (0..slots).map(|_| tag(5, 2)).collect(),
         ),
         (
             "a word, the most recent first",
             "patients",
+            "bi_given_words",
             stmt::by_slots(d, patients, words, 1, Some(&recent)),
             (0..slots)
                 .map(|_| tag(5, 2))
@@ -169,12 +180,14 @@ async fn every_search_is_answered_through_an_index(f: Fixture) {
         (
             "a unique check",
             "patients",
+            "uq_insurance_number",
             stmt::ids_by_values(d, patients, "uq_insurance_number", 2),
             vec![tag(6, 32), tag(7, 32)],
         ),
         (
             "by drug, by start date, the next page",
             "prescriptions",
+            "bi_drug",
             stmt::by_values(d, prescriptions, "bi_drug", 1, Some(&by_start)),
             vec![
                 tag(8, 3),
@@ -186,21 +199,29 @@ async fn every_search_is_answered_through_an_index(f: Fixture) {
         (
             "a patient's prescriptions",
             "prescriptions",
+            "parent_id",
             stmt::by_values(d, prescriptions, "parent_id", 1, None),
             vec![id()],
         ),
     ];
-    for (what, table, sql, params) in cases {
+    for (what, table, index, sql, params) in cases {
         let plan = f.plan(&sql, params).await;
         assert!(
-            through_an_index(&plan, table, mysql),
+            through(&plan, table, index, mysql),
             "{what}: {plan:#?}\n{sql}"
         );
     }
-    // The control: a statement the stores can only answer by reading every
-    // row is seen as such.
-    let scan = f
-        .plan("SELECT id FROM patients WHERE length(born) > 0", vec![])
-        .await;
-    assert!(!through_an_index(&scan, "patients", mysql), "{scan:#?}");
+    // The controls: a statement the stores can only answer by reading every
+    // row, and a walk of the primary key in id order from a page's start,
+    // are seen as such.
+    for (control, params) in [
+        ("SELECT id FROM patients WHERE length(born) > 0", vec![]),
+        (
+            "SELECT id FROM patients WHERE id > ? ORDER BY id LIMIT 29",
+            vec![id()],
+        ),
+    ] {
+        let plan = f.plan(control, params).await;
+        assert!(!through(&plan, "patients", "bi_", mysql), "{plan:#?}");
+    }
 }

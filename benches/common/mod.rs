@@ -294,12 +294,12 @@ PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -65536;
 ";
 
-/// What a plaintext program adds to index the searches of the desk that
-/// medvault's later built-in indexes serve (year of birth, a single given
-/// name, most recently changed; a family-name prefix is served by
-/// `patients_family_name`): an expression index, an index, and a table of
-/// given-name words filled at insert. Medvault's phonetic index has no
-/// plaintext counterpart here.
+/// What a plaintext program might add to index the desk's searches that
+/// medvault's later built-in indexes serve: an expression index on the
+/// year of birth and a table of given-name words filled at insert (a
+/// family-name prefix is served by `patients_family_name`), and an index
+/// on `updated_at` for "most recent", which medvault orders without an
+/// index of its own. Nothing for the sound, and no folded name column.
 pub const PLAIN_DESK_INDEXES: &str = "
 CREATE INDEX patients_born_year ON patients (substr(born, 1, 4));
 CREATE INDEX patients_updated ON patients (updated_at);
