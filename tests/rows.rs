@@ -1495,9 +1495,7 @@ kind = \"unique\"
 /// delete are taken; the card finds its row.
 async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
     use medvault::schema::IndexKind;
-    use medvault::RotateOptions;
     use std::collections::BTreeMap;
-    use std::ops::ControlFlow;
     let a = f.admin().await;
     a.apply_schema(MEMBERS).await.unwrap();
     let t = a.table("members").await.unwrap();
@@ -1542,20 +1540,7 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
     }
     // A rotation stopped after its first batch (a patient): the members
     // are still under the older epoch, a new row goes under the newer.
-    for i in 0..2 {
-        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
-            .await
-            .unwrap();
-    }
-    let opts = RotateOptions {
-        batch: 1,
-        ..Default::default()
-    };
-    let report = a
-        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
-        .await
-        .unwrap();
-    assert!(!report.finished);
+    rotation_stopped_part_way(&a).await;
     let t = a.table("members").await.unwrap();
     refused(t.insert(&card("AB 123")).await.map(|id| vec![id]));
     refused(t.update(second, &to("AB-123")).await.map(|_| vec![second]));
@@ -1605,8 +1590,6 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
 /// `UniqueUnchecked`. Each writes nothing, and each clears once the
 /// cause is gone.
 async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
-    use medvault::RotateOptions;
-    use std::ops::ControlFlow;
     let a = f.admin().await;
     let without_index = MEMBERS.split("[[index]]").next().unwrap();
     a.apply_schema(without_index).await.unwrap();
@@ -1625,20 +1608,7 @@ async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
     t.insert(&card("R-2")).await.unwrap();
     // A rotation stopped after its first batch (a patient): the members
     // stay under the older epoch; a row written now goes under the newer.
-    for i in 0..2 {
-        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
-            .await
-            .unwrap();
-    }
-    let opts = RotateOptions {
-        batch: 1,
-        ..Default::default()
-    };
-    let report = a
-        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
-        .await
-        .unwrap();
-    assert!(!report.finished);
+    rotation_stopped_part_way(&a).await;
     let t = a.table("members").await.unwrap();
     let newer = t.insert(&card("q 1")).await.unwrap();
     assert_eq!(f.epochs_of("members", "card").await.len(), 2);
@@ -1725,8 +1695,6 @@ async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
 /// first page holds under the newer one is found by looking the stored
 /// tags up under every live epoch (two pages never meet in memory).
 async fn a_unique_fill_finds_a_duplicate_filled_pages_before(f: Fixture) {
-    use medvault::RotateOptions;
-    use std::ops::ControlFlow;
     const ROWS: usize = 520; // the fill reads pages of 500
     let a = f.admin().await;
     a.apply_schema(MEMBERS.split("[[index]]").next().unwrap())
@@ -1744,20 +1712,7 @@ async fn a_unique_fill_finds_a_duplicate_filled_pages_before(f: Fixture) {
         .max_by_key(|(id, _)| id.as_bytes().to_vec())
         .map(|(id, i)| (*id, i))
         .unwrap();
-    for i in 0..2 {
-        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
-            .await
-            .unwrap();
-    }
-    let opts = RotateOptions {
-        batch: 1,
-        ..Default::default()
-    };
-    let report = a
-        .rotate_with("identity", &opts, &mut |_| ControlFlow::Break(()))
-        .await
-        .unwrap();
-    assert!(!report.finished);
+    rotation_stopped_part_way(&a).await;
     // Its card again, under the newer epoch, on a row of the first page
     // (ids are random: written again until it is).
     let t = a.table("members").await.unwrap();

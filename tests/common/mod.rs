@@ -591,6 +591,27 @@ pub fn patient_count(f: &Fixture) -> i64 {
 /// The example clinic schema (`examples/emr/schema.toml`).
 pub const EMR: &str = include_str!("../../examples/emr/schema.toml");
 
+/// A rotation of `identity` stopped after its first batch, of one row (two
+/// patients are added first, so one stays behind): the newer epoch exists
+/// and the older is still live; what the tables of the scope held stays
+/// under the older.
+pub async fn rotation_stopped_part_way(a: &Session) {
+    for i in 0..2 {
+        a.insert_patient(&patient("Dupont", &format!("Jean {i}"), "1970-03-02"))
+            .await
+            .unwrap();
+    }
+    let opts = medvault::RotateOptions {
+        batch: 1,
+        ..Default::default()
+    };
+    let report = a
+        .rotate_with("identity", &opts, &mut |_| std::ops::ControlFlow::Break(()))
+        .await
+        .unwrap();
+    assert!(!report.finished);
+}
+
 /// The example schema applied, and one patient, by the administrator.
 pub async fn emr_with_patient(f: &Fixture) -> (Session, medvault::Id) {
     let a = f.admin().await;
