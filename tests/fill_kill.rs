@@ -19,26 +19,6 @@ per_store!(a_fill_killed_at_many_points_finishes_whole);
 
 const N: usize = 10_000;
 
-const WITHOUT_INDEX: &str = "format = 2
-[[table]]
-name = \"members\"
-
-[[column]]
-table = \"members\"
-column = \"card\"
-scope = \"identity\"
-kind = \"code\"
-max_bytes = 32
-optional = true
-";
-
-fn with_index() -> String {
-    format!(
-        "{WITHOUT_INDEX}\n[[index]]\ntable = \"members\"\ncolumn = \"uq_card\"\n\
-         over = [\"card\"]\nkind = \"unique\"\n"
-    )
-}
-
 fn apply_cmd(f: &Fixture, file: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medvault"));
     c.env_clear()
@@ -132,7 +112,7 @@ async fn check_whole(f: &Fixture, ids: &[Id]) -> usize {
 
 async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
     let a = f.admin().await;
-    a.apply_schema(WITHOUT_INDEX).await.unwrap();
+    a.apply_schema(members_unindexed()).await.unwrap();
     let rows: Vec<NewRow> = (0..N)
         .map(|i| NewRow::new().set("card", format!("C-{i}").as_str()))
         .collect();
@@ -146,7 +126,7 @@ async fn a_fill_killed_at_many_points_finishes_whole(f: Fixture) {
     drop(a);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("schema.toml");
-    std::fs::write(&file, with_index()).unwrap();
+    std::fs::write(&file, MEMBERS).unwrap();
 
     // The first 30 runs are each killed as soon as the rows filled (read
     // raw) grow, so each kill lands after a page's commit and while the

@@ -1460,33 +1460,6 @@ async fn searches_come_back_in_the_order_and_number_asked(f: Fixture) {
     assert!(matches!(err, Error::Refused(_)), "{err}");
 }
 
-/// Members and their card numbers, unique: a keyed 256-bit tag under a
-/// unique constraint.
-const MEMBERS: &str = "format = 2
-[[table]]
-name = \"members\"
-
-[[column]]
-table = \"members\"
-column = \"card\"
-scope = \"identity\"
-kind = \"code\"
-max_bytes = 32
-optional = true
-
-[[column]]
-table = \"members\"
-column = \"note\"
-plain = \"text\"
-optional = true
-
-[[index]]
-table = \"members\"
-column = \"uq_card\"
-over = [\"card\"]
-kind = \"unique\"
-";
-
 /// A unique index: a second row with the same card (as typed otherwise),
 /// two alike in one insert, an update onto another row's card, and a
 /// duplicate during a rotation (the stored row under the older epoch, the
@@ -1500,15 +1473,7 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
     a.apply_schema(MEMBERS).await.unwrap();
     let t = a.table("members").await.unwrap();
     let card = |c: &str| NewRow::new().set("card", c);
-    let count = || async {
-        a.table("members")
-            .await
-            .unwrap()
-            .list(None, 1000)
-            .await
-            .unwrap()
-            .len()
-    };
+    let count = || members_count(&a);
     let refused = |r: medvault::Result<Vec<Id>>| match r {
         Err(Error::NotUnique { table, index }) => {
             assert_eq!((table.as_str(), index.as_str()), ("members", "uq_card"));
@@ -1591,18 +1556,10 @@ async fn a_unique_index_refuses_a_second_row_with_the_same_value(f: Fixture) {
 /// cause is gone.
 async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
     let a = f.admin().await;
-    let without_index = MEMBERS.split("[[index]]").next().unwrap();
+    let without_index = members_unindexed();
     a.apply_schema(without_index).await.unwrap();
     let card = |c: &str| NewRow::new().set("card", c);
-    let count = || async {
-        a.table("members")
-            .await
-            .unwrap()
-            .list(None, 1000)
-            .await
-            .unwrap()
-            .len()
-    };
+    let count = || members_count(&a);
     let t = a.table("members").await.unwrap();
     let older = t.insert(&card("Q-1")).await.unwrap();
     t.insert(&card("R-2")).await.unwrap();
@@ -1697,9 +1654,7 @@ async fn a_unique_index_is_checked_only_where_every_value_is_seen(f: Fixture) {
 async fn a_unique_fill_finds_a_duplicate_filled_pages_before(f: Fixture) {
     const ROWS: usize = 520; // the fill reads pages of 500
     let a = f.admin().await;
-    a.apply_schema(MEMBERS.split("[[index]]").next().unwrap())
-        .await
-        .unwrap();
+    a.apply_schema(members_unindexed()).await.unwrap();
     let t = a.table("members").await.unwrap();
     let rows: Vec<NewRow> = (0..ROWS)
         .map(|i| NewRow::new().set("card", format!("C-{i}").as_str()))
@@ -1741,4 +1696,15 @@ async fn a_unique_fill_finds_a_duplicate_filled_pages_before(f: Fixture) {
     assert!(t.delete(last).await.unwrap());
     a.apply_schema(MEMBERS).await.unwrap();
     assert_eq!(a.unfilled("members", "uq_card").await.unwrap(), 0);
+}
+
+/// How many members rows the administrator lists.
+async fn members_count(a: &medvault::Session) -> usize {
+    a.table("members")
+        .await
+        .unwrap()
+        .list(None, 1000)
+        .await
+        .unwrap()
+        .len()
 }

@@ -630,3 +630,36 @@ pub fn allergy(p: medvault::Id, substance: &str) -> medvault::vault::rows::NewRo
         .set("reaction", "Rash")
         .set("recorded_on", "2020")
 }
+
+/// A members table with an encrypted card number (a `code` of scope
+/// `identity`), a plain note, and a unique index over the card.
+pub const MEMBERS: &str = "format = 2
+[[table]]
+name = \"members\"
+
+[[column]]
+table = \"members\"
+column = \"card\"
+scope = \"identity\"
+kind = \"code\"
+max_bytes = 32
+optional = true
+
+[[column]]
+table = \"members\"
+column = \"note\"
+plain = \"text\"
+optional = true
+
+[[index]]
+table = \"members\"
+column = \"uq_card\"
+over = [\"card\"]
+kind = \"unique\"
+";
+
+/// [`MEMBERS`] without its index: the table as it was before the unique
+/// index was added.
+pub fn members_unindexed() -> &'static str {
+    MEMBERS.split("[[index]]").next().unwrap()
+}
